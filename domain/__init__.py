@@ -1,0 +1,44 @@
+"""Command Center's domain: models, pure operations, permissions and errors.
+
+Imports only the standard library and pydantic; no I/O happens here.
+"""
+
+from .errors import Conflict, DomainError, InvalidState, NotFound, PermissionDenied, ValidationError
+from .ids import new_id
+from .models import (
+    Actor,
+    EventKind,
+    Incident,
+    IncidentStatus,
+    Playbook,
+    Stage,
+    Step,
+    StepRef,
+    StepState,
+    StepTarget,
+    TimelineEvent,
+)
+from .refs import parse_stage_number, parse_step_ref
+
+__all__ = [
+    "Actor",
+    "Conflict",
+    "DomainError",
+    "EventKind",
+    "Incident",
+    "IncidentStatus",
+    "InvalidState",
+    "NotFound",
+    "PermissionDenied",
+    "Playbook",
+    "Stage",
+    "Step",
+    "StepRef",
+    "StepState",
+    "StepTarget",
+    "TimelineEvent",
+    "ValidationError",
+    "new_id",
+    "parse_stage_number",
+    "parse_step_ref",
+]

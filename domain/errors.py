@@ -1,0 +1,37 @@
+"""Domain errors: every message says what was wrong and, where possible, what to do."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base class of every error the domain raises on purpose.
+
+    ``message`` is written for the person who caused it and can be shown as is.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ValidationError(DomainError):
+    """Input breaks a rule (a length limit, a bad step reference, ...)."""
+
+
+class NotFound(DomainError):
+    """The thing does not exist, or the caller may not know that it exists."""
+
+
+class PermissionDenied(DomainError):
+    """The caller can see the thing but may not do this to it."""
+
+
+class Conflict(DomainError):
+    """Someone else changed the thing first (row version mismatch, unique clash)."""
+
+
+class InvalidState(DomainError):
+    """The action does not fit the current state (e.g. editing an ended incident)."""

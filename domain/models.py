@@ -1,0 +1,226 @@
+"""The domain's value objects: playbooks, stages, steps, incidents and timeline events.
+
+Models are frozen pydantic models; operations return changed copies
+(``model_copy(update=...)``) and never mutate. Timestamps are integer
+milliseconds since the epoch. Stage and step indexes are 0-based inside the
+code; people see them 1-based (``StepRef.label``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import NotFound
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StepState(StrEnum):
+    """Whether a step is still to do or done."""
+
+    OPEN = "open"
+    DONE = "done"
+
+
+class IncidentStatus(StrEnum):
+    """Lifecycle of an incident."""
+
+    ONGOING = "ongoing"
+    ENDED = "ended"
+
+
+class Step(_Frozen):
+    """One checklist item. In a playbook, ``assignee_id`` is the default assignee."""
+
+    id: str
+    title: str
+    description: str = ""
+    command: str = ""
+    assignee_id: str | None = None
+    state: StepState = StepState.OPEN
+    state_changed_by: str | None = None
+    state_changed_at: int | None = None
+
+    @property
+    def done(self) -> bool:
+        """True when the step is checked."""
+        return self.state is StepState.DONE
+
+
+class Stage(_Frozen):
+    """An ordered checklist of steps with a title."""
+
+    id: str
+    title: str
+    steps: tuple[Step, ...] = ()
+
+    @property
+    def done_count(self) -> int:
+        """How many steps of this stage are done."""
+        return sum(1 for step in self.steps if step.done)
+
+
+class Playbook(_Frozen):
+    """A team's reusable response plan; only its members (and system admins) may use it."""
+
+    id: str
+    team_id: str
+    title: str
+    description: str = ""
+    create_public_channel: bool = True
+    member_ids: tuple[str, ...] = ()
+    stages: tuple[Stage, ...] = ()
+    created_by: str
+    created_at: int
+    updated_at: int
+    version: int = 1
+
+    @property
+    def step_count(self) -> int:
+        """Total number of steps over all stages."""
+        return sum(len(stage.steps) for stage in self.stages)
+
+
+class StepRef(NamedTuple):
+    """A step's position: 0-based ``stage`` and ``index`` within the stage."""
+
+    stage: int
+    index: int
+
+    @property
+    def label(self) -> str:
+        """The 1-based ``S.N`` form people type."""
+        return f"{self.stage + 1}.{self.index + 1}"
+
+    def __str__(self) -> str:
+        return self.label
+
+
+#: A step is addressed by position (typed by people) or by id (buttons; stable under moves).
+StepTarget = StepRef | str
+
+
+class Incident(_Frozen):
+    """An incident: its own copy of the playbook's stages plus who/when/where."""
+
+    id: str
+    team_id: str
+    channel_id: str
+    name: str
+    description: str = ""
+    commander_id: str
+    creator_id: str
+    playbook_id: str | None = None
+    playbook_title: str = ""
+    stages: tuple[Stage, ...] = Field(min_length=1)
+    active_stage: int = 0
+    status: IncidentStatus = IncidentStatus.ONGOING
+    created_at: int
+    ended_at: int | None = None
+    source_post_id: str | None = None
+    card_post_id: str | None = None
+    public: bool = True
+    version: int = 1
+
+    @property
+    def is_ongoing(self) -> bool:
+        """True until the incident is ended."""
+        return self.status is IncidentStatus.ONGOING
+
+    @property
+    def current_stage(self) -> Stage:
+        """The active stage."""
+        return self.stages[self.active_stage]
+
+    @property
+    def steps_total(self) -> int:
+        """Number of steps over all stages."""
+        return sum(len(stage.steps) for stage in self.stages)
+
+    @property
+    def steps_done(self) -> int:
+        """Number of done steps over all stages."""
+        return sum(stage.done_count for stage in self.stages)
+
+    def duration_ms(self, now: int) -> int:
+        """Time from start to end (or to ``now`` while ongoing), never negative."""
+        end = self.ended_at if self.ended_at is not None else now
+        return max(0, end - self.created_at)
+
+    def stage_label(self, stage: int) -> str:
+        """``stage 2 "Investigation"`` for messages."""
+        return f'stage {stage + 1} "{self.stages[stage].title}"'
+
+    def locate(self, target: StepTarget) -> StepRef:
+        """Resolve a position or step id to an existing step's position, or raise NotFound."""
+        if isinstance(target, str):
+            for s, stage in enumerate(self.stages):
+                for i, step in enumerate(stage.steps):
+                    if step.id == target:
+                        return StepRef(s, i)
+            raise NotFound(
+                "That step is no longer in this incident's checklist; it may have been removed."
+                " Type /incident info to see the current steps."
+            )
+        ref = StepRef(*target)
+        if not 0 <= ref.stage < len(self.stages):
+            count = len(self.stages)
+            raise NotFound(
+                f"Step {ref.label} does not exist: this incident has {count} stage{'s' if count != 1 else ''}."
+            )
+        steps = self.stages[ref.stage].steps
+        if not 0 <= ref.index < len(steps):
+            count = len(steps)
+            raise NotFound(
+                f"Step {ref.label} does not exist: {self.stage_label(ref.stage)} has"
+                f" {count} step{'s' if count != 1 else ''}."
+            )
+        return ref
+
+    def step(self, target: StepTarget) -> Step:
+        """The step at ``target`` (position or id); NotFound if there is none."""
+        ref = self.locate(target)
+        return self.stages[ref.stage].steps[ref.index]
+
+
+class EventKind(StrEnum):
+    """What a timeline event records."""
+
+    CREATED = "created"
+    COMMANDER_CHANGED = "commander_changed"
+    STAGE_CHANGED = "stage_changed"
+    STEP_CHECKED = "step_checked"
+    STEP_UNCHECKED = "step_unchecked"
+    STEP_ASSIGNED = "step_assigned"
+    STEP_RUN = "step_run"
+    STEP_ADDED = "step_added"
+    STEP_REMOVED = "step_removed"
+    STEP_RENAMED = "step_renamed"
+    STEP_MOVED = "step_moved"
+    ENDED = "ended"
+    RESTARTED = "restarted"
+    STATUS_UPDATE = "status_update"
+    POST_PINNED = "post_pinned"
+
+
+class TimelineEvent(_Frozen):
+    """One entry of an incident's timeline. ``details`` holds ids and small values only."""
+
+    id: str
+    incident_id: str
+    at: int
+    kind: EventKind
+    actor_id: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Actor(NamedTuple):
+    """Who is acting, as Mattermost says (never as a client claims)."""
+
+    user_id: str
+    is_system_admin: bool = False

@@ -1,0 +1,66 @@
+"""Who may see and change what (SPEC section 6), as pure functions.
+
+Facts that only Mattermost knows (team membership, channel membership, system
+admin role) are passed in by the caller; identity always comes from the
+request Mattermost made, never from client-supplied text.
+
+``can_*`` answer a question; ``require_*`` raise the error a user should see.
+Things a user may not see are reported as NotFound so their existence does not
+leak; things they can see but may not change give PermissionDenied.
+"""
+
+from __future__ import annotations
+
+from .errors import NotFound, PermissionDenied
+from .models import Actor, Incident, Playbook
+
+PLAYBOOK_NOT_FOUND = "Playbook not found. Type /incident playbook list to see the playbooks you can use."
+INCIDENT_NOT_FOUND = "Incident not found. Type /incident list to see the incidents you can view."
+
+
+def can_view_incident(actor: Actor, incident: Incident, *, is_team_member: bool, is_channel_member: bool) -> bool:
+    """System admins see every incident; team members see public ones; channel members see private ones."""
+    if actor.is_system_admin:
+        return True
+    if is_channel_member:
+        return True
+    return is_team_member and incident.public
+
+
+def can_modify_incident(actor: Actor, incident: Incident, *, is_channel_member: bool) -> bool:
+    """Only members of the incident channel may change it (system admins too must join the channel)."""
+    return is_channel_member
+
+
+def require_view_incident(actor: Actor, incident: Incident, *, is_team_member: bool, is_channel_member: bool) -> None:
+    """Raise NotFound unless the actor may see the incident."""
+    if not can_view_incident(actor, incident, is_team_member=is_team_member, is_channel_member=is_channel_member):
+        raise NotFound(INCIDENT_NOT_FOUND)
+
+
+def require_modify_incident(actor: Actor, incident: Incident, *, is_team_member: bool, is_channel_member: bool) -> None:
+    """Raise NotFound if the incident is hidden from the actor, PermissionDenied if it is only visible."""
+    require_view_incident(actor, incident, is_team_member=is_team_member, is_channel_member=is_channel_member)
+    if not can_modify_incident(actor, incident, is_channel_member=is_channel_member):
+        raise PermissionDenied(
+            f'Only members of the incident channel can change "{incident.name}". Join the channel first.'
+        )
+
+
+def can_use_playbook(actor: Actor, playbook: Playbook, *, is_team_member: bool) -> bool:
+    """Playbook members of the playbook's team, and system admins, may see, edit, export,
+    delete and start incidents with a playbook."""
+    if actor.is_system_admin:
+        return True
+    return is_team_member and actor.user_id in playbook.member_ids
+
+
+def require_use_playbook(actor: Actor, playbook: Playbook, *, is_team_member: bool) -> None:
+    """Raise NotFound (never "forbidden") for non-members, as the spec asks."""
+    if not can_use_playbook(actor, playbook, is_team_member=is_team_member):
+        raise NotFound(PLAYBOOK_NOT_FOUND)
+
+
+def can_see_team(actor: Actor, *, is_team_member: bool) -> bool:
+    """Team-scoped data (playbook and incident lists) is for team members and system admins."""
+    return actor.is_system_admin or is_team_member

@@ -1,0 +1,179 @@
+"""Creating, editing and validating playbooks.
+
+Editors (dialogs, YAML import) describe stages with :class:`StageDraft` /
+:class:`StepDraft` (no ids); these functions validate every limit and give the
+result fresh ids. A playbook's ``version`` is left alone: the store bumps it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+from . import limits, validation
+from .errors import DomainError, InvalidState, ValidationError
+from .ids import new_id
+from .models import Playbook, Stage, Step
+
+
+class StepDraft(BaseModel):
+    """A step as an editor describes it; ``assignee_id`` is the default assignee."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    title: str
+    description: str = ""
+    command: str = ""
+    assignee_id: str | None = None
+
+
+class StageDraft(BaseModel):
+    """A stage as an editor describes it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    title: str
+    steps: tuple[StepDraft, ...] = ()
+
+
+DEFAULT_STAGE_TITLE = "Default Stage"
+
+
+def _located(where: str, error: DomainError) -> ValidationError:
+    return ValidationError(f"{where}: {error.message}")
+
+
+def build_stages(drafts: Sequence[StageDraft | Stage]) -> tuple[Stage, ...]:
+    """Validate stage drafts (or existing stages) and return stages with fresh ids.
+
+    Errors name the stage and step they are about ("Stage 2, step 3: ...").
+    """
+    if len(drafts) < limits.STAGES_MIN:
+        raise ValidationError("A playbook needs at least one stage.")
+    if len(drafts) > limits.STAGES_MAX:
+        raise ValidationError(
+            f"A playbook may have at most {limits.STAGES_MAX} stages; this one has {len(drafts)}."
+        )
+    stages = []
+    for s, draft in enumerate(drafts, start=1):
+        try:
+            title = validation.stage_title(draft.title)
+        except ValidationError as exc:
+            raise _located(f"Stage {s}", exc) from None
+        if len(draft.steps) > limits.STEPS_PER_STAGE_MAX:
+            raise ValidationError(
+                f'Stage {s} "{title}" has {len(draft.steps)} steps; the maximum is'
+                f" {limits.STEPS_PER_STAGE_MAX}."
+            )
+        steps = []
+        for n, step in enumerate(draft.steps, start=1):
+            try:
+                steps.append(
+                    Step(
+                        id=new_id(),
+                        title=validation.step_title(step.title),
+                        description=validation.step_description(step.description),
+                        command=validation.step_command(step.command),
+                        assignee_id=step.assignee_id,
+                    )
+                )
+            except ValidationError as exc:
+                raise _located(f"Stage {s}, step {n}", exc) from None
+        stages.append(Stage(id=new_id(), title=title, steps=tuple(steps)))
+    return tuple(stages)
+
+
+def _members(member_ids: Iterable[str]) -> tuple[str, ...]:
+    unique = tuple(dict.fromkeys(m for m in member_ids if m))
+    if len(unique) > limits.PLAYBOOK_MEMBERS_MAX:
+        raise ValidationError(
+            f"A playbook may have at most {limits.PLAYBOOK_MEMBERS_MAX} members; this one has {len(unique)}."
+        )
+    return unique
+
+
+def new_playbook(
+    *,
+    team_id: str,
+    title: str,
+    created_by: str,
+    now: int,
+    description: str = "",
+    create_public_channel: bool = True,
+    stages: Sequence[StageDraft | Stage] | None = None,
+    member_ids: Iterable[str] = (),
+) -> Playbook:
+    """A new, validated playbook; the creator is always its first member.
+
+    Without ``stages`` it gets one empty stage, like a blank playbook.
+    """
+    drafts = stages if stages else [StageDraft(title=DEFAULT_STAGE_TITLE)]
+    return Playbook(
+        id=new_id(),
+        team_id=team_id,
+        title=validation.playbook_title(title),
+        description=validation.playbook_description(description),
+        create_public_channel=create_public_channel,
+        member_ids=_members([created_by, *member_ids]),
+        stages=build_stages(drafts),
+        created_by=created_by,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def edit_playbook(
+    playbook: Playbook,
+    *,
+    now: int,
+    title: str | None = None,
+    description: str | None = None,
+    create_public_channel: bool | None = None,
+    stages: Sequence[StageDraft | Stage] | None = None,
+) -> Playbook:
+    """A validated copy of ``playbook`` with the given fields replaced.
+
+    Replaced stages get fresh ids. Running incidents are unaffected: they hold
+    their own copy.
+    """
+    update: dict = {"updated_at": now}
+    if title is not None:
+        update["title"] = validation.playbook_title(title)
+    if description is not None:
+        update["description"] = validation.playbook_description(description)
+    if create_public_channel is not None:
+        update["create_public_channel"] = create_public_channel
+    if stages is not None:
+        update["stages"] = build_stages(stages)
+    return playbook.model_copy(update=update)
+
+
+def add_members(playbook: Playbook, user_ids: Iterable[str], now: int) -> Playbook:
+    """Share the playbook with more team members (already-members are ignored)."""
+    members = _members([*playbook.member_ids, *user_ids])
+    if members == playbook.member_ids:
+        return playbook
+    return playbook.model_copy(update={"member_ids": members, "updated_at": now})
+
+
+def remove_members(playbook: Playbook, user_ids: Iterable[str], now: int) -> Playbook:
+    """Stop sharing the playbook with some users; the last member cannot be removed."""
+    gone = set(user_ids)
+    members = tuple(m for m in playbook.member_ids if m not in gone)
+    if not members:
+        raise InvalidState(
+            "A playbook needs at least one member: add someone else before removing the last member."
+        )
+    if members == playbook.member_ids:
+        return playbook
+    return playbook.model_copy(update={"member_ids": members, "updated_at": now})
+
+
+def validate_playbook(playbook: Playbook) -> Playbook:
+    """Check every limit of an existing playbook (for example one read from a file)."""
+    validation.playbook_title(playbook.title)
+    validation.playbook_description(playbook.description)
+    _members(playbook.member_ids)
+    build_stages(playbook.stages)
+    return playbook
