@@ -1,0 +1,200 @@
+"""Command Center's composition root: settings → store → Mattermost client → plugins → run.
+
+``python bot.py`` starts the bot with settings from the environment.  Tests, the demo and the
+benchmarks use :class:`CommandCenter` directly, so they run exactly what production runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from typing import Any
+
+from mmpy_bot import Bot
+from mmpy_bot import Settings as MmpySettings
+
+from gateway.client import MattermostClient
+from gateway.commands import register_commands
+from gateway.errors import MattermostError
+from gateway.events import EventStream
+from gateway.inbound import CommandTokens, InboundServer
+from gateway.routing import Router
+from gateway.signing import Signer
+from plugins.base import BotContext, FeaturePlugin
+from plugins.direct import DirectMessagePlugin
+from plugins.help import HelpPlugin
+from settings import Settings, SettingsError, load_settings
+from storage import open_store
+
+log = logging.getLogger("command_center")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class StartupError(Exception):
+    """The bot cannot start; the message says why and what to do."""
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr, force=True)
+    # The autodriver logs every HTTP error it sees at ERROR; ours are mapped and logged once.
+    logging.getLogger("mattermostautodriver").setLevel(logging.CRITICAL)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _mmpy_settings(settings: Settings) -> MmpySettings:
+    """mmpy_bot settings for our connection; mmpy_bot lets environment variables override its
+    constructor arguments, so the values are set again afterwards."""
+    scheme, _, rest = settings.mattermost_url.partition("://")
+    host_port, _, basepath = rest.partition("/")
+    host, _, port = host_port.partition(":")
+    values: dict[str, Any] = {
+        "MATTERMOST_URL": f"{scheme}://{host}",
+        "MATTERMOST_PORT": int(port) if port else (443 if scheme == "https" else 80),
+        "MATTERMOST_API_PATH": ("/" + basepath.rstrip("/")) if basepath else "",
+        "BOT_TOKEN": settings.bot_token,
+        "SSL_VERIFY": True,
+        "WEBHOOK_HOST_ENABLED": False,  # our own aiohttp server handles callbacks (gateway/inbound.py)
+    }
+    mmpy = MmpySettings(**values)
+    for key, value in values.items():
+        setattr(mmpy, key, value)
+    mmpy.SCHEME, mmpy.MATTERMOST_URL = scheme, host
+    return mmpy
+
+
+class CommandCenter:
+    """The running bot: owns the store, the HTTP server, the WebSocket and the plugins."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.tokens = CommandTokens()
+        self.router = Router()
+        self.client: MattermostClient | None = None
+        self.store: Any = None
+        self.inbound: InboundServer | None = None
+        self.events: EventStream | None = None
+        self.mmpy: Bot | None = None
+        self.ctx: BotContext | None = None
+        self.callback_base_url = ""
+        self._ws_task: asyncio.Task | None = None
+
+    def build_plugins(self, ctx: BotContext) -> list[FeaturePlugin]:
+        """Every feature, in one list; each registers its own commands, buttons and dialogs."""
+        return [HelpPlugin(ctx), DirectMessagePlugin(ctx, self.router)]
+
+    async def start(self) -> None:
+        """Start everything; raises StartupError with a readable reason when that is impossible."""
+        settings = self.settings
+        try:
+            signer = Signer(settings.resolve_signing_secret())
+        except SettingsError as error:
+            raise StartupError(str(error)) from None
+        try:
+            self.store = await open_store(settings.effective_database_url)
+        except Exception as error:
+            raise StartupError(f"Cannot open the database ({settings.effective_database_url}): {error}. "
+                               "Check CC_DATABASE_URL / CC_DATA_DIR.") from None
+        self.client = MattermostClient(settings.mattermost_url, settings.bot_token, timeout=settings.request_timeout)
+        try:
+            me = await self.client.login()
+        except MattermostError as error:
+            await self._close_partial()
+            if error.status == 401:
+                raise StartupError("Mattermost refused CC_BOT_TOKEN (401): create a bot account token and "
+                                   "set CC_BOT_TOKEN to it.") from None
+            raise StartupError(f"Cannot reach Mattermost at CC_MATTERMOST_URL={settings.mattermost_url}: "
+                               f"{error.message}") from None
+        log.info("signed in to Mattermost %s as @%s", self.client.server_version or "?", me.get("username"))
+
+        self.ctx = BotContext(settings=settings, client=self.client, signer=signer, store=self.store)
+        plugins = self.build_plugins(self.ctx)
+        for plugin in plugins:
+            self.router.include(plugin)
+
+        self.inbound = InboundServer(self.router, signer, self.tokens, self.health)
+        try:
+            port = await self.inbound.start(settings.listen_host, settings.listen_port)
+        except OSError as error:
+            await self._close_partial()
+            raise StartupError(f"Cannot listen on CC_LISTEN_HOST={settings.listen_host} "
+                               f"CC_LISTEN_PORT={settings.listen_port}: {error.strerror}") from None
+        self.callback_base_url = self.ctx.callback_base_url = settings.callback_base_url(port)
+        log.info("listening on %s:%d; Mattermost calls back at %s", settings.listen_host, port, self.callback_base_url)
+
+        await register_commands(self.client, settings.command_trigger, self.callback_base_url, self.tokens)
+
+        # mmpy_bot owns the WebSocket and message routing. Its constructor signs in with a
+        # blocking HTTP call, so it is built off the event loop.
+        self.mmpy = await asyncio.to_thread(Bot, settings=_mmpy_settings(settings), plugins=plugins,
+                                            enable_logging=False)
+        self.events = EventStream(self.mmpy.driver, self.mmpy.settings, self.mmpy.plugin_manager)
+        self.mmpy.plugin_manager.start()
+        self._ws_task = asyncio.create_task(self.events.run(), name="websocket")
+
+    async def wait_connected(self, timeout: float = 10.0) -> None:
+        assert self.events is not None
+        await asyncio.wait_for(self.events.connected.wait(), timeout)
+
+    async def health(self) -> tuple[bool, dict[str, Any]]:
+        connected = bool(self.events and self.events.connected.is_set())
+        commands = len(self.tokens.teams())
+        return connected, {"websocket": "connected" if connected else "disconnected",
+                           "command_teams": commands}
+
+    async def _close_partial(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+        if self.store is not None:
+            await self.store.close()
+
+    async def stop(self) -> None:
+        """Stop taking requests, close the WebSocket, then close the store last."""
+        if self.inbound is not None:
+            await self.inbound.stop()
+        if self._ws_task is not None:
+            self._ws_task.cancel()
+            try:
+                await self._ws_task
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self.mmpy is not None:
+            self.mmpy.plugin_manager.stop()
+            self.mmpy.driver.client.client.close()
+        await self._close_partial()
+
+
+async def run(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM."""
+    app = CommandCenter(settings)
+    await app.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await app.stop()
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"command-center: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        asyncio.run(run(settings))
+    except StartupError as error:
+        log.error("%s", error)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""The one outbound Mattermost client: mattermostautodriver's AsyncDriver with timeouts and retries."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+from mattermostautodriver import AsyncDriver
+from mattermostautodriver.client import AsyncClient
+
+from gateway.errors import MattermostError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_IDEMPOTENT_METHODS = {"GET", "PUT", "DELETE", "HEAD"}
+
+
+class _ErrorMappingClient(AsyncClient):
+    """AsyncClient whose failures carry Mattermost's status, error id and retry hints."""
+
+    async def make_request(self, method, endpoint, options=None, params=None, data=None, files=None, basepath=None):
+        request, url, request_params = self._build_request(method, options, params, data, files, basepath)
+        try:
+            response = await request(url + endpoint, **request_params)
+        except httpx.TransportError as exc:  # connection refused, reset, timeout ...
+            raise MattermostError(0, "unreachable", f"{type(exc).__name__}: {exc}",
+                                  method=method.upper(), path=endpoint) from exc
+        if response.status_code >= 400:
+            raise _error_from_response(response, method.upper(), endpoint)
+        return response
+
+    async def get(self, endpoint, options=None, params=None):
+        response = await self.make_request("get", endpoint, options=options, params=params)
+        return _json_or_raw(response)
+
+
+def _json_or_raw(response: httpx.Response) -> Any:
+    content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+    if content_type == "application/json":
+        return response.json()
+    return response
+
+
+def _error_from_response(response: httpx.Response, method: str, path: str) -> MattermostError:
+    error_id, message = "unknown", response.reason_phrase or "error"
+    try:
+        body = response.json()
+        if isinstance(body, dict):
+            error_id = str(body.get("id") or error_id)
+            message = str(body.get("message") or message)
+    except ValueError:
+        pass
+    return MattermostError(response.status_code, error_id, message, retry_after=_retry_after(response),
+                           method=method, path=path)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait before retrying, from Retry-After or Mattermost's X-Ratelimit-Reset."""
+    for header in ("Retry-After", "X-Ratelimit-Reset"):
+        value = response.headers.get(header)
+        if value:
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                continue
+    return None
+
+
+class MattermostClient:
+    """All REST calls to Mattermost go through here.
+
+    Every call has a timeout; calls that failed without effect (429, or 5xx/connection errors on
+    idempotent methods) are retried with exponential backoff and jitter.
+    """
+
+    def __init__(self, url: str, token: str, *, timeout: float = 10.0, max_attempts: int = 4,
+                 backoff_base: float = 0.2, backoff_cap: float = 5.0) -> None:
+        scheme, _, rest = url.partition("://")
+        host_port, _, basepath = rest.partition("/")
+        host, _, port = host_port.partition(":")
+        self.base_url = url.rstrip("/")
+        self.driver = AsyncDriver(
+            {
+                "scheme": scheme,
+                "url": host,
+                "port": int(port) if port else (443 if scheme == "https" else 80),
+                "basepath": ("/" + basepath.rstrip("/")) if basepath else "",
+                "token": token,
+                "request_timeout": timeout,
+                "timeout": timeout,
+            },
+            client_cls=_ErrorMappingClient,
+        )
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.user_id = ""
+        self.username = ""
+        self.server_version = ""
+
+    # Life cycle ----------------------------------------------------------------------------
+
+    async def login(self) -> dict:
+        """Identify the bot (GET /users/me) and read the server version from X-Version-Id."""
+        response = await self.call("GET", lambda: self.driver.client.make_request("get", "/api/v4/users/me"))
+        me = response.json()
+        self.driver.client.userid = self.user_id = me["id"]
+        self.driver.client.username = self.username = me["username"]
+        self.driver.client.token = self.driver.options["token"]
+        self.server_version = _server_version(response.headers.get("X-Version-Id", ""))
+        return me
+
+    async def close(self) -> None:
+        await self.driver.client.client.aclose()
+
+    # The retry loop ------------------------------------------------------------------------
+
+    async def call(self, method: str, operation: Callable[[], Awaitable[T]], *, idempotent: bool | None = None) -> T:
+        """Run one REST operation with retries; ``idempotent`` defaults from the HTTP method."""
+        safe_to_repeat = method.upper() in _IDEMPOTENT_METHODS if idempotent is None else idempotent
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.perf_counter()
+            try:
+                return await operation()
+            except MattermostError as error:
+                # A 429 was rejected before any effect, so even a POST may be repeated.
+                may_retry = error.status == 429 or (error.retryable and safe_to_repeat)
+                if not may_retry or attempt >= self.max_attempts:
+                    raise
+                delay = error.retry_after if error.retry_after is not None else self._backoff(attempt)
+                log.warning("mattermost %s %s failed (%s %s) after %.0f ms; retry %d in %.2f s",
+                            error.method or method, error.path, error.status, error.error_id,
+                            (time.perf_counter() - started) * 1000, attempt, delay)
+                await asyncio.sleep(min(delay, self.backoff_cap))
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.backoff_cap, self.backoff_base * (2 ** (attempt - 1)))
+        return random.uniform(ceiling / 2, ceiling)
+
+    # Endpoints the bot uses ----------------------------------------------------------------
+    # Thin wrappers so the rest of the code never builds paths or JSON for Mattermost itself.
+
+    async def my_teams(self) -> list[dict]:
+        return await self.call("GET", lambda: self.driver.teams.get_teams_for_user("me"))
+
+    async def get_user(self, user_id: str) -> dict:
+        return await self.call("GET", lambda: self.driver.users.get_user(user_id))
+
+    async def get_user_by_username(self, username: str) -> dict:
+        return await self.call("GET", lambda: self.driver.users.get_user_by_username(username))
+
+    async def get_channel(self, channel_id: str) -> dict:
+        return await self.call("GET", lambda: self.driver.channels.get_channel(channel_id))
+
+    async def list_commands(self, team_id: str) -> list[dict]:
+        return await self.call("GET", lambda: self.driver.commands.list_commands(
+            params={"team_id": team_id, "custom_only": "true"}))
+
+    async def create_command(self, command: dict) -> dict:
+        return await self.call("POST", lambda: self.driver.commands.create_command(command))
+
+    async def update_command(self, command_id: str, command: dict) -> dict:
+        return await self.call("PUT", lambda: self.driver.commands.update_command(command_id, command))
+
+    async def create_post(self, channel_id: str, message: str, *, props: dict | None = None,
+                          root_id: str = "", file_ids: list[str] | None = None) -> dict:
+        body: dict[str, Any] = {"channel_id": channel_id, "message": message}
+        if props:
+            body["props"] = props
+        if root_id:
+            body["root_id"] = root_id
+        if file_ids:
+            body["file_ids"] = file_ids
+        return await self.call("POST", lambda: self.driver.posts.create_post(body))
+
+    async def patch_post(self, post_id: str, patch: dict) -> dict:
+        return await self.call("PUT", lambda: self.driver.posts.patch_post(post_id, patch))
+
+    async def direct_channel_with(self, user_id: str) -> dict:
+        # Creating a DM that exists returns the existing one, so repeating is harmless.
+        return await self.call("POST", lambda: self.driver.channels.create_direct_channel([self.user_id, user_id]),
+                               idempotent=True)
+
+    async def open_dialog(self, trigger_id: str, url: str, dialog: dict) -> None:
+        # Trigger ids expire within seconds: never wait long for a retry here.
+        await self.call("POST", lambda: self.driver.integration_actions.open_interactive_dialog(
+            {"trigger_id": trigger_id, "url": url, "dialog": dialog}), idempotent=False)
+
+
+def _server_version(version_header: str) -> str:
+    """'9.11.0.9.11.0.abc.false' style X-Version-Id -> '9.11.0'."""
+    parts = version_header.split(".")
+    return ".".join(parts[:3]) if len(parts) >= 3 else version_header

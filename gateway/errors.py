@@ -1,0 +1,62 @@
+"""Errors from Mattermost and the one place that turns any error into words for users."""
+
+from __future__ import annotations
+
+import logging
+
+from domain.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+
+class MattermostError(Exception):
+    """Mattermost answered with an error object (or could not be reached at all).
+
+    ``status`` is the HTTP status (0 when the server could not be reached), ``error_id`` the
+    stable Mattermost error id such as ``api.context.permissions.app_error``.
+    """
+
+    def __init__(self, status: int, error_id: str, message: str, *, retry_after: float | None = None,
+                 method: str = "", path: str = "") -> None:
+        super().__init__(f"{method} {path} -> {status} {error_id}: {message}".strip())
+        self.status = status
+        self.error_id = error_id
+        self.message = message
+        self.retry_after = retry_after
+        self.method = method
+        self.path = path
+
+    @property
+    def unreachable(self) -> bool:
+        return self.status == 0
+
+    @property
+    def retryable(self) -> bool:
+        return self.status == 0 or self.status == 429 or self.status >= 500
+
+
+_MESSAGES_BY_STATUS = {
+    401: "Command Center's access token was refused by Mattermost. Ask an administrator to check CC_BOT_TOKEN.",
+    403: "Mattermost did not allow Command Center to do that. Ask an administrator to check the bot's "
+         "permissions (it needs to be a member of the team and the channel).",
+    404: "Mattermost could not find what was asked for; it may have been deleted.",
+    413: "That is too large for Mattermost.",
+    429: "Mattermost is rate-limiting Command Center right now. Please try again in a minute.",
+    501: "That feature is switched off on this Mattermost server. Ask an administrator to enable it.",
+}
+
+
+def user_message(error: BaseException) -> str:
+    """The one mapping from any error to a message a user understands (never a traceback)."""
+    if isinstance(error, DomainError):
+        return str(error)
+    if isinstance(error, MattermostError):
+        if error.unreachable:
+            return "Command Center could not reach Mattermost. Please try again in a moment."
+        if error.status >= 500:
+            return "Mattermost had an internal error. Nothing was changed; please try again in a moment."
+        if error.status in _MESSAGES_BY_STATUS:
+            return _MESSAGES_BY_STATUS[error.status]
+        return f"Mattermost refused the request: {error.message}"
+    log.error("unexpected error shown to a user as a generic message", exc_info=error)
+    return "Something went wrong inside Command Center. Nothing was changed; the error has been logged for the operator."

@@ -1,0 +1,284 @@
+"""The bot's own HTTP server: slash commands, button clicks and dialog submissions from Mattermost.
+
+Runs on the bot's event loop (no threads, no queues, nothing polls).  Every request is
+authenticated before anything else happens — the command token for slash commands, the bot's
+signature for clicks and dialogs, Mattermost's trigger id against replays — and anything that
+fails gets 401 and changes nothing.  One log line per request says what, who, how long, outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from gateway.errors import user_message
+from gateway.ids import Route
+from gateway.models import ActionCallback, ActionReply, CommandReply, DialogReply, DialogSubmission, SlashCommand
+from gateway.routing import Router
+from gateway.signing import OnceCache, SignatureError, Signer, TriggerGuard
+
+log = logging.getLogger("command_center.http")
+
+MAX_BODY_BYTES = 1024 * 1024
+# Mattermost gives up on an integration after 30 s; answer well before that.
+ANSWER_WITHIN_S = 20.0
+_LIST_FIELDS = ("user_mentions", "user_mentions_ids", "channel_mentions", "channel_mentions_ids")
+
+
+class CommandTokens:
+    """The slash command token Mattermost issued for each team the command is registered on."""
+
+    def __init__(self) -> None:
+        self._by_team: dict[str, str] = {}
+
+    def set(self, team_id: str, token: str) -> None:
+        self._by_team[team_id] = token
+
+    def teams(self) -> list[str]:
+        return list(self._by_team)
+
+    def matches(self, team_id: str, token: str) -> bool:
+        expected = self._by_team.get(team_id)
+        # Compare against something even for unknown teams so timing says nothing.
+        return hmac.compare_digest((expected or "\x00" * 26).encode(), token.encode()) and expected is not None
+
+
+def _json(body: dict[str, Any], status: int = 200) -> web.Response:
+    return web.Response(body=json.dumps(body).encode(), status=status, content_type="application/json")
+
+
+def _reject(request: web.Request, status: int, reason: str) -> web.Response:
+    request["outcome"] = f"rejected: {reason}"
+    return _json({"error": reason}, status)
+
+
+class InboundServer:
+    """aiohttp application that authenticates Mattermost's callbacks and dispatches them."""
+
+    def __init__(self, router: Router, signer: Signer, tokens: CommandTokens,
+                 health: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]],
+                 *, trigger_guard: TriggerGuard | None = None, answer_within_s: float = ANSWER_WITHIN_S) -> None:
+        self.router = router
+        self.signer = signer
+        self.tokens = tokens
+        self.health = health
+        self.triggers = trigger_guard or TriggerGuard()
+        self.used_dialog_nonces = OnceCache(ttl_s=2 * 3600)
+        self._dialogs_in_flight: set[str] = set()
+        self.answer_within_s = answer_within_s
+        self.app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._log_and_guard])
+        self.app.router.add_route("POST", Route.COMMAND.value, self.handle_command)
+        self.app.router.add_route("GET", Route.COMMAND.value, self.handle_command)
+        self.app.router.add_post(Route.ACTION.value, self.handle_action)
+        self.app.router.add_post(Route.DIALOG.value, self.handle_dialog)
+        self.app.router.add_get(Route.HEALTH.value, self.handle_health)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self, host: str, port: int) -> int:
+        """Bind and serve; returns the port really bound (useful with port 0)."""
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        await site.start()
+        server = site._server  # aiohttp exposes no public accessor for the bound socket
+        self.port = server.sockets[0].getsockname()[1] if server and server.sockets else port
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # Middleware: one line per request; no traceback ever reaches the caller ------------------
+
+    @web.middleware
+    async def _log_and_guard(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+        started = time.perf_counter()
+        request["what"] = request.path
+        request["who"] = "-"
+        request["outcome"] = "ok"
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            request["outcome"] = f"rejected: {exc.reason}"
+            response = _json({"error": exc.reason}, exc.status)
+        except Exception:  # a bug: log it, answer plainly
+            log.exception("unhandled error for %s %s", request.method, request.path)
+            request["outcome"] = "error"
+            response = _json({"error": "internal error"}, 500)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        if request.path != Route.HEALTH.value or response.status != 200:
+            log.info("%s user=%s status=%d %.1fms %s", request["what"], request["who"], response.status,
+                     elapsed_ms, request["outcome"])
+        return response
+
+    async def _read_json(self, request: web.Request) -> dict[str, Any] | None:
+        try:
+            body = await request.json(loads=json.loads)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return body if isinstance(body, dict) else None
+
+    async def _answer(self, request: web.Request, work: Awaitable[Any], on_error: Callable[[str], Any],
+                      on_slow: Callable[[], Any]) -> Any:
+        """Run a handler; map its failure to a user message; never keep Mattermost waiting too long.
+
+        A handler still running at the deadline is not cancelled (it may be committing): it
+        finishes in the background and the user is told the result will appear in the channel.
+        """
+        task = asyncio.ensure_future(work)
+        done, _ = await asyncio.wait({task}, timeout=self.answer_within_s)
+        if not done:
+            request["outcome"] = "slow: answered before the handler finished"
+            task.add_done_callback(_log_background_failure)
+            return on_slow()
+        try:
+            return task.result()
+        except Exception as error:  # domain refusals and Mattermost failures become words
+            request["outcome"] = f"refused: {type(error).__name__}: {error}"[:300]
+            return on_error(user_message(error))
+
+    # Slash commands ----------------------------------------------------------------------
+
+    async def handle_command(self, request: web.Request) -> web.Response:
+        request["what"] = "slash"
+        try:
+            fields = await request.post() if request.method == "POST" else request.query
+            form: dict[str, Any] = {key: fields.get(key) for key in fields.keys()
+                                    if key not in _LIST_FIELDS and key in SlashCommand.model_fields and key != "via_dm"}
+            for key in _LIST_FIELDS:
+                if key in fields:
+                    form[key] = tuple(str(value) for value in fields.getall(key))
+        except (ValueError, UnicodeDecodeError):
+            return _reject(request, 400, "the command request body is not valid form data")
+        token = str(form.get("token") or "")
+        header = request.headers.get("Authorization", "")
+        if header[:6].lower() == "token ":
+            token = token or header[6:].strip()
+            if not hmac.compare_digest(header[6:].strip().encode(), token.encode()):
+                return _reject(request, 401, "command token mismatch")
+        if not token or not self.tokens.matches(str(form.get("team_id") or ""), token):
+            return _reject(request, 401, "invalid command token")
+        try:
+            command = SlashCommand.model_validate(form)
+        except ValidationError:
+            return _reject(request, 400, "the command request is missing required fields")
+        request["who"] = f"{command.user_name or '?'}({command.user_id})"
+        request["what"] = f"slash {command.command or '/'} {command.subcommand or '(none)'}"
+        try:
+            self.triggers.check(command.trigger_id, command.user_id)
+        except SignatureError as exc:
+            return _reject(request, 401, str(exc))
+        handler = self.router.command_handler(command.subcommand)
+        reply = await self._answer(
+            request, handler(command),
+            on_error=lambda message: CommandReply(text=message),
+            on_slow=lambda: CommandReply(text="This is taking longer than usual; the result will appear in the channel."),
+        )
+        return _json(reply.to_json())
+
+    # Button clicks ----------------------------------------------------------------------
+
+    async def handle_action(self, request: web.Request) -> web.Response:
+        request["what"] = "action"
+        body = await self._read_json(request)
+        if body is None:
+            return _reject(request, 400, "the action request body is not a JSON object")
+        user_id, channel_id = body.get("user_id"), body.get("channel_id")
+        if not isinstance(user_id, str) or not isinstance(channel_id, str) or not user_id or not channel_id:
+            return _reject(request, 400, "user_id and channel_id are required")
+        try:
+            action, args = self.signer.open_action_context(body.get("context"), channel_id)
+            self.triggers.check(body.get("trigger_id"), user_id)
+        except SignatureError as exc:
+            return _reject(request, 401, str(exc))
+        context = body.get("context") or {}
+        try:
+            callback = ActionCallback.model_validate({
+                **{k: v for k, v in body.items() if k != "context"},
+                "action": action, "args": args,
+                "selected_option": context.get("selected_option") if isinstance(context, dict) else None,
+            })
+        except ValidationError:
+            return _reject(request, 400, "the action request has invalid fields")
+        request["who"] = f"{callback.user_name or '?'}({callback.user_id})"
+        request["what"] = f"action {action}"
+        handler = self.router.actions.get(action)
+        if handler is None:
+            request["outcome"] = "unknown action"
+            return _json(ActionReply(ephemeral_text="This button is no longer supported. "
+                                     "Type /incident help to see what you can do.").to_json())
+        reply = await self._answer(
+            request, handler(callback),
+            on_error=lambda message: ActionReply(ephemeral_text=message),
+            on_slow=lambda: ActionReply(ephemeral_text="This is taking longer than usual; the card will update when it is done."),
+        )
+        return _json(reply.to_json())
+
+    # Dialog submissions -------------------------------------------------------------------
+
+    async def handle_dialog(self, request: web.Request) -> web.Response:
+        request["what"] = "dialog"
+        body = await self._read_json(request)
+        if body is None:
+            return _reject(request, 400, "the dialog request body is not a JSON object")
+        if body.get("type") != "dialog_submission":
+            return _reject(request, 400, "not a dialog submission")
+        callback_id, user_id = body.get("callback_id"), body.get("user_id")
+        channel_id = body.get("channel_id") or ""
+        if not isinstance(callback_id, str) or callback_id not in self.router.dialogs:
+            return _reject(request, 401, "unknown dialog")
+        if not isinstance(user_id, str) or not user_id or not isinstance(channel_id, str):
+            return _reject(request, 400, "user_id is required")
+        try:
+            state = self.signer.open_dialog_state(body.get("state"), callback_id, user_id, channel_id)
+        except SignatureError as exc:
+            return _reject(request, 401, str(exc))
+        if state.nonce in self.used_dialog_nonces or state.nonce in self._dialogs_in_flight:
+            return _reject(request, 401, "dialog already submitted")
+        cancelled = body.get("cancelled") is True
+        submission = body.get("submission")
+        if not cancelled and not isinstance(submission, dict):
+            return _reject(request, 400, "submission must be an object")
+        try:
+            form = DialogSubmission.model_validate({
+                "callback_id": callback_id, "user_id": user_id, "channel_id": channel_id,
+                "team_id": body.get("team_id") or "", "submission": submission or {},
+                "cancelled": cancelled, "args": state.args,
+            })
+        except ValidationError:
+            return _reject(request, 400, "the dialog submission has invalid fields")
+        request["who"] = user_id
+        request["what"] = f"dialog {callback_id}{' (cancelled)' if cancelled else ''}"
+        self._dialogs_in_flight.add(state.nonce)
+        try:
+            reply = await self._answer(
+                request, self.router.dialogs[callback_id](form),
+                on_error=lambda message: DialogReply(error=message),
+                on_slow=lambda: DialogReply(),
+            )
+            if reply.closes:
+                self.used_dialog_nonces.add(state.nonce)
+        finally:
+            self._dialogs_in_flight.discard(state.nonce)
+        return _json(reply.to_json())
+
+    # Health ------------------------------------------------------------------------------
+
+    async def handle_health(self, request: web.Request) -> web.Response:
+        healthy, details = await self.health()
+        return _json({"status": "ok" if healthy else "unhealthy", **details}, 200 if healthy else 503)
+
+
+def _log_background_failure(task: asyncio.Future) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("a slow handler failed after its request was answered", exc_info=task.exception())

@@ -1,0 +1,137 @@
+"""Typed shapes of what Mattermost sends the bot and what the bot answers.
+
+Raw dicts stop here: handlers receive these models, never request bodies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Inbound(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, str_max_length=20_000)
+
+
+class SlashCommand(_Inbound):
+    """The form Mattermost POSTs when a user types the bot's slash command (protocol.md §1.2)."""
+
+    token: str
+    team_id: str = ""
+    team_domain: str = ""
+    channel_id: str = Field(min_length=1)
+    channel_name: str = ""
+    user_id: str = Field(min_length=1)
+    user_name: str = ""
+    command: str = ""
+    text: str = ""
+    trigger_id: str = ""
+    response_url: str = ""
+    root_id: str = ""
+    user_mentions: tuple[str, ...] = ()
+    user_mentions_ids: tuple[str, ...] = ()
+    channel_mentions: tuple[str, ...] = ()
+    channel_mentions_ids: tuple[str, ...] = ()
+    via_dm: bool = False  # typed as a direct message to the bot rather than as a slash command
+
+    @property
+    def words(self) -> list[str]:
+        return self.text.split()
+
+    @property
+    def subcommand(self) -> str:
+        words = self.words
+        return words[0].lower() if words else ""
+
+    @property
+    def arguments(self) -> str:
+        """Everything after the subcommand, with surrounding whitespace removed."""
+        text = self.text.strip()
+        parts = text.split(None, 1)
+        return parts[1].strip() if len(parts) == 2 else ""
+
+
+class ActionCallback(_Inbound):
+    """A verified button click or menu selection (protocol.md §2.2); ``action``/``args`` come from
+    the signed context."""
+
+    user_id: str = Field(min_length=1)
+    user_name: str = ""
+    channel_id: str = Field(min_length=1)
+    channel_name: str = ""
+    team_id: str = ""
+    team_domain: str = ""
+    post_id: str = ""
+    trigger_id: str = ""
+    type: str = ""
+    action: str
+    args: dict[str, Any] = {}
+    selected_option: str | None = None
+
+
+class DialogSubmission(_Inbound):
+    """A verified dialog submission or cancellation (protocol.md §3.4)."""
+
+    callback_id: str
+    user_id: str = Field(min_length=1)
+    channel_id: str = ""
+    team_id: str = ""
+    submission: dict[str, Any] = {}
+    cancelled: bool = False
+    args: dict[str, Any] = {}
+
+
+@dataclass
+class CommandReply:
+    """What the slash command answers: ephemeral text and/or navigation."""
+
+    text: str = ""
+    goto_location: str = ""
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    response_type: Literal["ephemeral", "in_channel"] = "ephemeral"
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"response_type": self.response_type, "text": self.text}
+        if self.goto_location:
+            body["goto_location"] = self.goto_location
+        if self.attachments:
+            body["props"] = {"attachments": self.attachments}
+        return body
+
+
+@dataclass
+class ActionReply:
+    """What a button click answers: an optional replacement of the clicked post and ephemeral text."""
+
+    ephemeral_text: str = ""
+    update: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if self.update is not None:
+            body["update"] = self.update
+        if self.ephemeral_text:
+            body["ephemeral_text"] = self.ephemeral_text
+        return body
+
+
+@dataclass
+class DialogReply:
+    """Empty closes the dialog; ``errors`` (per field) or ``error`` keep it open."""
+
+    errors: dict[str, str] = field(default_factory=dict)
+    error: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if self.errors:
+            body["errors"] = self.errors
+        if self.error:
+            body["error"] = self.error
+        return body
+
+    @property
+    def closes(self) -> bool:
+        return not self.errors and not self.error

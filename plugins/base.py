@@ -1,0 +1,41 @@
+"""What every feature plugin gets: the shared services, and mmpy_bot's Plugin base."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mmpy_bot import Plugin
+
+from gateway.client import MattermostClient
+from gateway.ids import Route
+from gateway.signing import Signer
+from settings import Settings
+
+
+@dataclass
+class BotContext:
+    """Services shared by the plugins, built once by the composition root (bot.py)."""
+
+    settings: Settings
+    client: MattermostClient
+    signer: Signer
+    store: Any = None
+    callback_base_url: str = ""
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def action_url(self) -> str:
+        return self.callback_base_url + Route.ACTION.value
+
+    @property
+    def dialog_url(self) -> str:
+        return self.callback_base_url + Route.DIALOG.value
+
+
+class FeaturePlugin(Plugin):
+    """An mmpy_bot plugin that also handles slash commands, buttons and dialogs via the router."""
+
+    def __init__(self, ctx: BotContext) -> None:
+        super().__init__()
+        self.ctx = ctx

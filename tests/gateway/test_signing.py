@@ -1,0 +1,69 @@
+"""Signed button contexts and dialog state; the trigger-id replay guard."""
+
+import base64
+import time
+
+import pytest
+
+from gateway.signing import OnceCache, SignatureError, Signer, TriggerGuard
+
+
+def trigger(user_id: str, client_id: str = "c" * 26, at_ms: int | None = None) -> str:
+    at_ms = int(time.time() * 1000) if at_ms is None else at_ms
+    return base64.b64encode(f"{client_id}:{user_id}:{at_ms}:c2ln".encode()).decode()
+
+
+def test_action_context_round_trip_and_tamper():
+    signer = Signer("s" * 40)
+    context = signer.action_context("check", "chan1", {"step": "1.2"})
+    assert signer.open_action_context(dict(context), "chan1") == ("check", {"step": "1.2"})
+    with pytest.raises(SignatureError, match="outside its channel"):
+        signer.open_action_context(dict(context), "chan2")
+    for tampered in ({**context, "a": "end"}, {**context, "v": {"step": "9.9"}}, {**context, "s": "x"},
+                     {k: v for k, v in context.items() if k != "s"}):
+        with pytest.raises(SignatureError):
+            signer.open_action_context(tampered, "chan1")
+    with pytest.raises(SignatureError):
+        Signer("t" * 40).open_action_context(dict(context), "chan1")
+
+
+def test_dialog_state_binding_and_expiry():
+    signer = Signer("s" * 40)
+    state = signer.dialog_state("start", "u1", "c1", {"post": "p"}, lifetime_s=60, now_ms=1_000_000)
+    opened = signer.open_dialog_state(state, "start", "u1", "c1", now_ms=1_000_001)
+    assert opened.args == {"post": "p"} and opened.nonce
+    for args, message in ((("end", "u1", "c1"), "another dialog"), (("start", "u2", "c1"), "another user"),
+                          (("start", "u1", "c2"), "another channel")):
+        with pytest.raises(SignatureError, match=message):
+            signer.open_dialog_state(state, *args, now_ms=1_000_001)
+    with pytest.raises(SignatureError, match="expired"):
+        signer.open_dialog_state(state, "start", "u1", "c1", now_ms=1_000_000 + 61_000)
+    encoded, sig = state.split(".")
+    with pytest.raises(SignatureError):
+        signer.open_dialog_state(encoded[:-2] + "AA." + sig, "start", "u1", "c1", now_ms=1_000_001)
+    for junk in (None, "", "nodot", "a.b.c", 5):
+        with pytest.raises(SignatureError):
+            signer.open_dialog_state(junk, "start", "u1", "c1")
+
+
+def test_trigger_guard_rejects_replay_stale_and_other_user():
+    guard = TriggerGuard(max_age_s=60)
+    good = trigger("u1", "a" * 26)
+    guard.check(good, "u1")
+    with pytest.raises(SignatureError, match="already used"):
+        guard.check(good, "u1")
+    with pytest.raises(SignatureError, match="another user"):
+        guard.check(trigger("u1", "b" * 26), "u2")
+    with pytest.raises(SignatureError, match="stale"):
+        guard.check(trigger("u1", "d" * 26, at_ms=int(time.time() * 1000) - 120_000), "u1")
+    for junk in ("", None, "!!!", base64.b64encode(b"only:two").decode()):
+        with pytest.raises(SignatureError):
+            guard.check(junk, "u1")
+
+
+def test_once_cache_forgets_after_ttl_and_caps_size():
+    cache = OnceCache(ttl_s=0.0)
+    assert cache.add("a") and cache.add("a")  # ttl 0: nothing is remembered
+    capped = OnceCache(ttl_s=3600, max_items=2)
+    assert capped.add("a") and capped.add("b") and capped.add("c")
+    assert "a" not in capped and "c" in capped
