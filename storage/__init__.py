@@ -1,0 +1,67 @@
+"""Persistence behind one async interface; pick a backend with a database URL.
+
+``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` (SQLAlchemy's
+convention: the path is everything after ``sqlite:///``) or ``sqlite:///:memory:``.
+Options go in the query string: ``?synchronous=normal``.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from .base import IncidentOperation, IncidentSort, Page, StorageError, Store
+
+__all__ = [
+    "IncidentOperation",
+    "IncidentSort",
+    "Page",
+    "StorageError",
+    "Store",
+    "UnsupportedDatabaseURL",
+    "create_store",
+    "open_store",
+]
+
+SUPPORTED_SCHEMES = ("sqlite",)
+
+
+class UnsupportedDatabaseURL(StorageError, ValueError):
+    """The database URL names a backend this build does not have, or is malformed."""
+
+
+def create_store(url: str) -> Store:
+    """A not-yet-opened store for ``url``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise UnsupportedDatabaseURL(
+            f"{url!r} is not a database URL; use for example sqlite:///data/command-center.db"
+        )
+    scheme = scheme.lower()
+    if scheme != "sqlite":
+        raise UnsupportedDatabaseURL(
+            f"database URL scheme {scheme!r} is not supported (supported: {', '.join(SUPPORTED_SCHEMES)});"
+            " use for example sqlite:///data/command-center.db"
+        )
+    parts = urlsplit(url)
+    if parts.netloc:
+        raise UnsupportedDatabaseURL(
+            f"SQLite URLs have no host: write sqlite:///{parts.netloc}{parts.path} (three slashes)"
+        )
+    path = unquote(parts.path[1:]) if parts.path.startswith("/") else unquote(parts.path)
+    if not path:
+        raise UnsupportedDatabaseURL("the SQLite URL has no file path; use sqlite:///data/command-center.db")
+    options = dict(parse_qsl(parts.query))
+    unknown = set(options) - {"synchronous"}
+    if unknown:
+        raise UnsupportedDatabaseURL(f"unknown SQLite URL option(s): {', '.join(sorted(unknown))}")
+
+    from .sqlite import SqliteStore  # imported here so other backends need not load aiosqlite
+
+    return SqliteStore(path, synchronous=options.get("synchronous", "full"))
+
+
+async def open_store(url: str) -> Store:
+    """Create the store for ``url``, connect and apply pending migrations."""
+    store = create_store(url)
+    await store.open()
+    return store

@@ -1,0 +1,232 @@
+"""The one storage interface every backend implements.
+
+Services use a :class:`Store` like this::
+
+    incident, events = await store.mutate_incident(incident_id, lambda i: check_step(i, ref, user, now))
+
+or group several calls atomically::
+
+    async with store.transaction():
+        await store.create_incident(incident, events)
+        await store.set_setting(...)
+
+Calls made inside ``transaction()`` (by the same task) join it; calls made
+outside run in a transaction of their own. Nothing returns before it is committed.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
+from enum import StrEnum
+from typing import NamedTuple
+
+from domain import limits
+from domain.errors import Conflict, NotFound, ValidationError
+from domain.models import Incident, IncidentStatus, Playbook, TimelineEvent
+
+#: A pure operation as given to :meth:`Store.mutate_incident`.
+IncidentOperation = Callable[[Incident], tuple[Incident, list[TimelineEvent]]]
+
+
+class StorageError(Exception):
+    """The storage itself failed or is misconfigured (not a user mistake)."""
+
+
+class IncidentSort(StrEnum):
+    """Orders the incident list can be sorted in."""
+
+    CREATED_DESC = "created_at desc"
+    CREATED_ASC = "created_at asc"
+    NAME_ASC = "name asc"
+    NAME_DESC = "name desc"
+    ENDED_DESC = "ended_at desc"
+
+
+class Page(NamedTuple):
+    """One page of a list and the total number of matching items."""
+
+    items: list[Incident]
+    total: int
+
+
+class Store(abc.ABC):
+    """Async persistence for playbooks, incidents, timelines and settings."""
+
+    # -- lifecycle -----------------------------------------------------------------
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and bring the schema up to date (numbered migrations)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close every connection; the store can be opened again."""
+
+    async def __aenter__(self) -> Store:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @abc.abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        """A write transaction; store calls inside it (same task) are committed together or not at all."""
+
+    @abc.abstractmethod
+    async def schema_version(self) -> int:
+        """The schema version the database is at."""
+
+    # -- playbooks ---------------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_playbook(self, playbook: Playbook) -> Playbook:
+        """Insert a new playbook (Conflict if its id exists)."""
+
+    @abc.abstractmethod
+    async def get_playbook(self, playbook_id: str) -> Playbook | None:
+        """The playbook with this id, or None."""
+
+    @abc.abstractmethod
+    async def update_playbook(self, playbook: Playbook, *, expected_version: int | None = None) -> Playbook:
+        """Save ``playbook`` if the stored version is ``expected_version`` (default ``playbook.version``).
+
+        Returns the playbook with its new version; Conflict if someone saved first,
+        NotFound if it was deleted.
+        """
+
+    @abc.abstractmethod
+    async def delete_playbook(self, playbook_id: str, *, expected_version: int | None = None) -> bool:
+        """Delete a playbook (its incidents stay); False if it did not exist."""
+
+    @abc.abstractmethod
+    async def playbooks_for_user(self, team_id: str, user_id: str, *, is_admin: bool = False) -> list[Playbook]:
+        """Playbooks of ``team_id`` the user is a member of (all of them for admins), by title."""
+
+    # -- incidents -------------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_incident(self, incident: Incident, events: Sequence[TimelineEvent] = ()) -> Incident:
+        """Insert a new incident and its first timeline events (Conflict if the channel has one)."""
+
+    @abc.abstractmethod
+    async def get_incident(self, incident_id: str) -> Incident | None:
+        """The incident with this id, or None."""
+
+    @abc.abstractmethod
+    async def incident_by_channel(self, channel_id: str) -> Incident | None:
+        """The incident whose channel this is, or None."""
+
+    @abc.abstractmethod
+    async def update_incident(
+        self,
+        incident: Incident,
+        events: Sequence[TimelineEvent] = (),
+        *,
+        expected_version: int | None = None,
+    ) -> Incident:
+        """Save ``incident`` and append ``events`` atomically, if the stored version is still
+        ``expected_version`` (default ``incident.version``).
+
+        Returns the incident with its new version. Raises Conflict if another
+        writer saved first and NotFound if the incident no longer exists.
+        """
+
+    @abc.abstractmethod
+    async def delete_incident(self, incident_id: str) -> bool:
+        """Delete an incident and its timeline (used to clean up a half-made start)."""
+
+    @abc.abstractmethod
+    async def list_incidents(
+        self,
+        team_id: str,
+        *,
+        viewer_channel_ids: Collection[str] = (),
+        is_admin: bool = False,
+        status: IncidentStatus | None = None,
+        commander_id: str | None = None,
+        playbook_id: str | None = None,
+        search: str | None = None,
+        sort: IncidentSort = IncidentSort.CREATED_DESC,
+        page: int = 0,
+        per_page: int = 15,
+    ) -> Page:
+        """One page of the incidents of a team a viewer may see, with the total count.
+
+        Visible: public incidents, plus private ones whose channel id is in
+        ``viewer_channel_ids``; everything when ``is_admin``. ``search`` matches
+        a substring of the name, ignoring case. ``page`` counts from 0.
+        """
+
+    @abc.abstractmethod
+    async def timeline(self, incident_id: str) -> list[TimelineEvent]:
+        """The incident's events in the order they were recorded."""
+
+    @abc.abstractmethod
+    async def append_events(self, events: Sequence[TimelineEvent]) -> None:
+        """Append events that do not change the incident itself (e.g. a status update)."""
+
+    # -- settings ------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def get_setting(self, key: str) -> str | None:
+        """A stored setting, or None."""
+
+    @abc.abstractmethod
+    async def set_setting(self, key: str, value: str) -> None:
+        """Store (or replace) a setting."""
+
+    @abc.abstractmethod
+    async def setting_or_default(self, key: str, default: str) -> str:
+        """The stored value of ``key``; if there is none, store ``default`` and return it (atomic)."""
+
+    # -- shared behaviour --------------------------------------------------------------
+    async def mutate_incident(
+        self, incident_id: str, operation: IncidentOperation, *, retries: int = 5
+    ) -> tuple[Incident, list[TimelineEvent]]:
+        """Load the incident, apply a pure ``operation``, save it with a version check.
+
+        On Conflict (another writer won) the whole load-apply-save is retried up
+        to ``retries`` times, so concurrent edits never overwrite each other.
+        Domain errors raised by ``operation`` propagate and nothing is written.
+        A no-op (same incident, no events) writes nothing.
+        """
+        attempt = 0
+        while True:
+            try:
+                async with self.transaction():
+                    current = await self.get_incident(incident_id)
+                    if current is None:
+                        raise NotFound("This incident no longer exists.")
+                    updated, events = operation(current)
+                    if not events and updated == current:
+                        return current, []
+                    saved = await self.update_incident(updated, events, expected_version=current.version)
+                    return saved, list(events)
+            except Conflict:
+                attempt += 1
+                if attempt > retries:
+                    raise
+
+
+def check_paging(page: int, per_page: int) -> None:
+    """Reject nonsensical paging arguments with a clear message."""
+    if page < 0:
+        raise ValidationError("Page numbers start at 1.")
+    if not 1 <= per_page <= limits.LIST_PER_PAGE_MAX:
+        raise ValidationError(f"A page holds 1 to {limits.LIST_PER_PAGE_MAX} incidents.")
+
+
+def like_pattern(search: str) -> str:
+    """A LIKE pattern matching ``search`` as a literal substring (escape character ``\\``)."""
+    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+__all__ = [
+    "IncidentOperation",
+    "IncidentSort",
+    "Page",
+    "StorageError",
+    "Store",
+    "check_paging",
+    "like_pattern",
+]

@@ -1,0 +1,599 @@
+"""The SQLite backend (aiosqlite): WAL, foreign keys, one writer, BEGIN IMMEDIATE.
+
+Durability: ``synchronous=FULL`` by default, so a committed transaction is on
+disk before the caller is answered, even across a power cut. ``NORMAL`` (opt-in
+with ``?synchronous=normal``) survives a killed process but may lose the last
+commits on power loss, which breaks "nothing acknowledged is ever lost".
+
+Concurrency: all writes go through one connection guarded by an asyncio lock and
+start with ``BEGIN IMMEDIATE``, so writers queue instead of failing half-way;
+another process writing the same file waits on SQLite's busy timeout. Reads
+outside a transaction use a small pool of reader connections, which WAL lets
+run alongside the writer. Row versions on incidents and playbooks catch lost
+updates from writers that loaded outside the transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosqlite
+from pydantic import TypeAdapter
+
+from domain.errors import Conflict, NotFound
+from domain.models import Incident, IncidentStatus, Playbook, Stage, TimelineEvent
+
+from . import migrations
+from .base import IncidentSort, Page, StorageError, Store, check_paging, like_pattern
+
+_STAGES = TypeAdapter(tuple[Stage, ...])
+
+_INCIDENT_COLUMNS = (
+    "id, team_id, channel_id, name, description, commander_id, creator_id, playbook_id,"
+    " playbook_title, stages, active_stage, status, created_at, ended_at, source_post_id,"
+    " card_post_id, public, version"
+)
+
+_PLAYBOOK_SELECT = (
+    "SELECT p.id, p.team_id, p.title, p.description, p.create_public_channel, p.stages,"
+    " p.created_by, p.created_at, p.updated_at, p.version,"
+    " (SELECT json_group_array(user_id) FROM"
+    "   (SELECT user_id FROM playbook_members m WHERE m.playbook_id = p.id ORDER BY position)) AS member_ids"
+    " FROM playbooks p"
+)
+
+_SORTS = {
+    IncidentSort.CREATED_DESC: "created_at DESC, id DESC",
+    IncidentSort.CREATED_ASC: "created_at ASC, id ASC",
+    IncidentSort.NAME_ASC: "name COLLATE NOCASE ASC, id ASC",
+    IncidentSort.NAME_DESC: "name COLLATE NOCASE DESC, id DESC",
+    IncidentSort.ENDED_DESC: "ended_at IS NULL, ended_at DESC, created_at DESC, id DESC",
+}
+
+_SYNCHRONOUS = {"full", "normal", "extra"}
+
+
+@dataclass
+class _Tx:
+    """The write transaction a task is running (see ``SqliteStore.transaction``)."""
+
+    conn: aiosqlite.Connection
+    task: asyncio.Task | None
+    active: bool = True
+
+
+def _incident_from_row(row: sqlite3.Row) -> Incident:
+    return Incident(
+        id=row["id"],
+        team_id=row["team_id"],
+        channel_id=row["channel_id"],
+        name=row["name"],
+        description=row["description"],
+        commander_id=row["commander_id"],
+        creator_id=row["creator_id"],
+        playbook_id=row["playbook_id"],
+        playbook_title=row["playbook_title"],
+        stages=_STAGES.validate_json(row["stages"]),
+        active_stage=row["active_stage"],
+        status=IncidentStatus(row["status"]),
+        created_at=row["created_at"],
+        ended_at=row["ended_at"],
+        source_post_id=row["source_post_id"],
+        card_post_id=row["card_post_id"],
+        public=bool(row["public"]),
+        version=row["version"],
+    )
+
+
+def _playbook_from_row(row: sqlite3.Row) -> Playbook:
+    return Playbook(
+        id=row["id"],
+        team_id=row["team_id"],
+        title=row["title"],
+        description=row["description"],
+        create_public_channel=bool(row["create_public_channel"]),
+        member_ids=tuple(json.loads(row["member_ids"])),
+        stages=_STAGES.validate_json(row["stages"]),
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        version=row["version"],
+    )
+
+
+def _event_from_row(row: sqlite3.Row) -> TimelineEvent:
+    return TimelineEvent(
+        id=row["id"],
+        incident_id=row["incident_id"],
+        at=row["at"],
+        kind=row["kind"],
+        actor_id=row["actor_id"],
+        details=json.loads(row["details"]),
+    )
+
+
+def _stages_json(stages: Sequence[Stage]) -> bytes:
+    return _STAGES.dump_json(tuple(stages))
+
+
+def _event_params(events: Sequence[TimelineEvent]) -> list[tuple]:
+    return [
+        (e.id, e.incident_id, e.at, e.kind.value, e.actor_id, json.dumps(e.details, separators=(",", ":")))
+        for e in events
+    ]
+
+
+def _is_unique_violation(exc: sqlite3.IntegrityError) -> bool:
+    return "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc)
+
+
+class SqliteStore(Store):
+    """:class:`Store` on one SQLite file (or ``:memory:``)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "full",
+        readers: int = 2,
+        busy_timeout_ms: int = 10_000,
+    ) -> None:
+        if synchronous.lower() not in _SYNCHRONOUS:
+            raise StorageError(f"synchronous must be one of {sorted(_SYNCHRONOUS)}, not {synchronous!r}")
+        self.path = str(path)
+        self._memory = self.path == ":memory:" or self.path.startswith("file::memory:")
+        self._synchronous = synchronous.upper()
+        self._reader_count = 0 if self._memory else max(1, readers)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._writer: aiosqlite.Connection | None = None
+        self._readers: list[aiosqlite.Connection] = []
+        self._pool: asyncio.Queue[aiosqlite.Connection] | None = None
+        self._write_lock = asyncio.Lock()
+        self._tx_var: ContextVar[_Tx | None] = ContextVar(f"sqlite_tx_{id(self)}", default=None)
+
+    # -- connections --------------------------------------------------------------------
+    async def _connect(self, *, writer: bool) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None, timeout=self._busy_timeout_ms / 1000)
+        conn.row_factory = sqlite3.Row
+        try:
+            await conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            await conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            if writer and not self._memory:
+                cursor = await conn.execute("PRAGMA journal_mode = WAL")
+                mode = (await cursor.fetchone())[0]
+                if mode.lower() != "wal":
+                    raise StorageError(f"could not switch {self.path} to WAL mode (got {mode!r})")
+            if not writer:
+                await conn.execute("PRAGMA query_only = ON")
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    async def open(self, *, schema_version: int | None = None) -> None:
+        """Connect, migrate to the latest schema (or ``schema_version``, for tests), open readers."""
+        if self._writer is not None:
+            return
+        if not self._memory:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._connect(writer=True)
+        try:
+            await self._migrate(schema_version)
+            self._readers = [await self._connect(writer=False) for _ in range(self._reader_count)]
+        except BaseException:
+            await self.close()
+            raise
+        self._pool = asyncio.Queue()
+        for reader in self._readers:
+            self._pool.put_nowait(reader)
+
+    async def close(self) -> None:
+        """Close the readers and the writer (checkpointing the WAL)."""
+        readers, self._readers, self._pool = self._readers, [], None
+        for reader in readers:
+            await reader.close()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await writer.close()
+
+    def _require_open(self) -> aiosqlite.Connection:
+        if self._writer is None:
+            raise StorageError("the store is not open; call await store.open() first")
+        return self._writer
+
+    # -- transactions --------------------------------------------------------------------
+    def _current_tx(self) -> _Tx | None:
+        tx = self._tx_var.get()
+        # A task started inside a transaction inherits the context; it must not use it.
+        if tx is not None and tx.active and tx.task is asyncio.current_task():
+            return tx
+        return None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """``BEGIN IMMEDIATE`` on the single writer; nested calls join the outer transaction."""
+        if self._current_tx() is not None:
+            yield
+            return
+        writer = self._require_open()
+        async with self._write_lock:
+            if writer.in_transaction:  # left over by a cancelled task; never commit it
+                await writer.execute("ROLLBACK")
+            await writer.execute("BEGIN IMMEDIATE")
+            tx = _Tx(writer, asyncio.current_task())
+            token = self._tx_var.set(tx)
+            try:
+                yield
+            except BaseException:
+                tx.active = False
+                await writer.execute("ROLLBACK")
+                raise
+            else:
+                tx.active = False
+                try:
+                    await writer.execute("COMMIT")
+                except BaseException:
+                    if writer.in_transaction:
+                        await writer.execute("ROLLBACK")
+                    raise
+            finally:
+                tx.active = False
+                self._tx_var.reset(token)
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self.transaction():
+            tx = self._current_tx()
+            assert tx is not None
+            yield tx.conn
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[aiosqlite.Connection]:
+        tx = self._current_tx()
+        if tx is not None:
+            yield tx.conn  # read our own uncommitted writes
+            return
+        writer = self._require_open()
+        if self._pool is None:
+            async with self._write_lock:
+                yield writer
+            return
+        conn = await self._pool.get()
+        try:
+            yield conn
+        finally:
+            self._pool.put_nowait(conn)
+
+    async def _fetchone(self, sql: str, params: Sequence = ()) -> sqlite3.Row | None:
+        async with self._reading() as conn:
+            async with conn.execute(sql, params) as cursor:
+                return await cursor.fetchone()
+
+    async def _fetchall(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
+        async with self._reading() as conn:
+            async with conn.execute(sql, params) as cursor:
+                return list(await cursor.fetchall())
+
+    # -- migrations ------------------------------------------------------------------------
+    async def _migrate(self, target: int | None) -> None:
+        writer = self._require_open()
+        pending = migrations.load("sqlite")
+        latest = len(pending)
+        target = latest if target is None else target
+        async with self._write_lock:
+            await writer.execute("BEGIN IMMEDIATE")
+            try:
+                await writer.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+                )
+                async with writer.execute("SELECT coalesce(max(version), 0) FROM schema_migrations") as cur:
+                    current = (await cur.fetchone())[0]
+                if current > latest:
+                    raise StorageError(
+                        f"the database {self.path} has schema version {current}, newer than this"
+                        f" version of Command Center knows ({latest}); upgrade Command Center"
+                    )
+                for migration in pending[current:target]:
+                    for statement in migration.statements:
+                        await writer.execute(statement)
+                    await writer.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                        (migration.version, migration.name, int(time.time() * 1000)),
+                    )
+                await writer.execute("COMMIT")
+            except BaseException:
+                await writer.execute("ROLLBACK")
+                raise
+
+    async def schema_version(self) -> int:
+        row = await self._fetchone("SELECT coalesce(max(version), 0) FROM schema_migrations")
+        return row[0]
+
+    # -- playbooks ---------------------------------------------------------------------------
+    async def _write_members(self, conn: aiosqlite.Connection, playbook: Playbook) -> None:
+        await conn.execute("DELETE FROM playbook_members WHERE playbook_id = ?", (playbook.id,))
+        await conn.executemany(
+            "INSERT INTO playbook_members (playbook_id, user_id, position) VALUES (?, ?, ?)",
+            [(playbook.id, user_id, pos) for pos, user_id in enumerate(dict.fromkeys(playbook.member_ids))],
+        )
+
+    async def create_playbook(self, playbook: Playbook) -> Playbook:
+        async with self._writing() as conn:
+            try:
+                await conn.execute(
+                    "INSERT INTO playbooks (id, team_id, title, description, create_public_channel, stages,"
+                    " created_by, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        playbook.id,
+                        playbook.team_id,
+                        playbook.title,
+                        playbook.description,
+                        int(playbook.create_public_channel),
+                        _stages_json(playbook.stages),
+                        playbook.created_by,
+                        playbook.created_at,
+                        playbook.updated_at,
+                        playbook.version,
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                if _is_unique_violation(exc):
+                    raise Conflict("A playbook with this id already exists.") from exc
+                raise
+            await self._write_members(conn, playbook)
+        return playbook
+
+    async def get_playbook(self, playbook_id: str) -> Playbook | None:
+        row = await self._fetchone(f"{_PLAYBOOK_SELECT} WHERE p.id = ?", (playbook_id,))
+        return _playbook_from_row(row) if row else None
+
+    async def update_playbook(self, playbook: Playbook, *, expected_version: int | None = None) -> Playbook:
+        expected = playbook.version if expected_version is None else expected_version
+        async with self._writing() as conn:
+            cursor = await conn.execute(
+                "UPDATE playbooks SET title = ?, description = ?, create_public_channel = ?, stages = ?,"
+                " updated_at = ?, version = ? WHERE id = ? AND version = ?",
+                (
+                    playbook.title,
+                    playbook.description,
+                    int(playbook.create_public_channel),
+                    _stages_json(playbook.stages),
+                    playbook.updated_at,
+                    expected + 1,
+                    playbook.id,
+                    expected,
+                ),
+            )
+            if cursor.rowcount != 1:
+                await self._explain_missed_update(conn, "playbooks", playbook.id, "playbook")
+            await self._write_members(conn, playbook)
+        return playbook.model_copy(update={"version": expected + 1})
+
+    async def _explain_missed_update(self, conn: aiosqlite.Connection, table: str, row_id: str, noun: str) -> None:
+        async with conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (row_id,)) as cursor:
+            exists = await cursor.fetchone() is not None
+        if exists:
+            raise Conflict(f"Someone else changed this {noun} at the same time. Look at it again and retry.")
+        raise NotFound(f"This {noun} no longer exists.")
+
+    async def delete_playbook(self, playbook_id: str, *, expected_version: int | None = None) -> bool:
+        async with self._writing() as conn:
+            if expected_version is None:
+                cursor = await conn.execute("DELETE FROM playbooks WHERE id = ?", (playbook_id,))
+                return cursor.rowcount == 1
+            cursor = await conn.execute(
+                "DELETE FROM playbooks WHERE id = ? AND version = ?", (playbook_id, expected_version)
+            )
+            if cursor.rowcount == 1:
+                return True
+            async with conn.execute("SELECT 1 FROM playbooks WHERE id = ?", (playbook_id,)) as check:
+                if await check.fetchone() is not None:
+                    raise Conflict("Someone else changed this playbook at the same time. Look at it again and retry.")
+            return False
+
+    async def playbooks_for_user(self, team_id: str, user_id: str, *, is_admin: bool = False) -> list[Playbook]:
+        order = " ORDER BY p.title COLLATE NOCASE, p.id"
+        if is_admin:
+            rows = await self._fetchall(f"{_PLAYBOOK_SELECT} WHERE p.team_id = ?{order}", (team_id,))
+        else:
+            rows = await self._fetchall(
+                f"{_PLAYBOOK_SELECT} WHERE p.team_id = ? AND p.id IN"
+                f" (SELECT playbook_id FROM playbook_members WHERE user_id = ?){order}",
+                (team_id, user_id),
+            )
+        return [_playbook_from_row(row) for row in rows]
+
+    # -- incidents -----------------------------------------------------------------------------
+    async def create_incident(self, incident: Incident, events: Sequence[TimelineEvent] = ()) -> Incident:
+        async with self._writing() as conn:
+            try:
+                await conn.execute(
+                    f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) VALUES"
+                    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        incident.id,
+                        incident.team_id,
+                        incident.channel_id,
+                        incident.name,
+                        incident.description,
+                        incident.commander_id,
+                        incident.creator_id,
+                        incident.playbook_id,
+                        incident.playbook_title,
+                        _stages_json(incident.stages),
+                        incident.active_stage,
+                        incident.status.value,
+                        incident.created_at,
+                        incident.ended_at,
+                        incident.source_post_id,
+                        incident.card_post_id,
+                        int(incident.public),
+                        incident.version,
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                if _is_unique_violation(exc):
+                    raise Conflict("This channel already has an incident.") from exc
+                raise
+            await self._insert_events(conn, events)
+        return incident
+
+    async def _insert_events(self, conn: aiosqlite.Connection, events: Sequence[TimelineEvent]) -> None:
+        if events:
+            await conn.executemany(
+                "INSERT INTO timeline_events (id, incident_id, at, kind, actor_id, details) VALUES (?, ?, ?, ?, ?, ?)",
+                _event_params(events),
+            )
+
+    async def get_incident(self, incident_id: str) -> Incident | None:
+        row = await self._fetchone(f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,))
+        return _incident_from_row(row) if row else None
+
+    async def incident_by_channel(self, channel_id: str) -> Incident | None:
+        row = await self._fetchone(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE channel_id = ?", (channel_id,)
+        )
+        return _incident_from_row(row) if row else None
+
+    async def update_incident(
+        self,
+        incident: Incident,
+        events: Sequence[TimelineEvent] = (),
+        *,
+        expected_version: int | None = None,
+    ) -> Incident:
+        expected = incident.version if expected_version is None else expected_version
+        async with self._writing() as conn:
+            cursor = await conn.execute(
+                "UPDATE incidents SET name = ?, description = ?, commander_id = ?, playbook_id = ?,"
+                " playbook_title = ?, stages = ?, active_stage = ?, status = ?, ended_at = ?,"
+                " source_post_id = ?, card_post_id = ?, public = ?, version = ?"
+                " WHERE id = ? AND version = ?",
+                (
+                    incident.name,
+                    incident.description,
+                    incident.commander_id,
+                    incident.playbook_id,
+                    incident.playbook_title,
+                    _stages_json(incident.stages),
+                    incident.active_stage,
+                    incident.status.value,
+                    incident.ended_at,
+                    incident.source_post_id,
+                    incident.card_post_id,
+                    int(incident.public),
+                    expected + 1,
+                    incident.id,
+                    expected,
+                ),
+            )
+            if cursor.rowcount != 1:
+                await self._explain_missed_update(conn, "incidents", incident.id, "incident")
+            await self._insert_events(conn, events)
+        return incident.model_copy(update={"version": expected + 1})
+
+    async def delete_incident(self, incident_id: str) -> bool:
+        async with self._writing() as conn:
+            cursor = await conn.execute("DELETE FROM incidents WHERE id = ?", (incident_id,))
+            return cursor.rowcount == 1
+
+    async def list_incidents(
+        self,
+        team_id: str,
+        *,
+        viewer_channel_ids: Collection[str] = (),
+        is_admin: bool = False,
+        status: IncidentStatus | None = None,
+        commander_id: str | None = None,
+        playbook_id: str | None = None,
+        search: str | None = None,
+        sort: IncidentSort = IncidentSort.CREATED_DESC,
+        page: int = 0,
+        per_page: int = 15,
+    ) -> Page:
+        check_paging(page, per_page)
+        where = ["team_id = ?"]
+        params: list = [team_id]
+        if not is_admin:
+            # The viewer's channels arrive as one JSON array parameter: one statement,
+            # however many channels, and SQLite builds a lookup table from it once.
+            where.append("(public = 1 OR channel_id IN (SELECT value FROM json_each(?)))")
+            params.append(json.dumps(list(viewer_channel_ids)))
+        if status is not None:
+            where.append("status = ?")
+            params.append(IncidentStatus(status).value)
+        if commander_id is not None:
+            where.append("commander_id = ?")
+            params.append(commander_id)
+        if playbook_id is not None:
+            where.append("playbook_id = ?")
+            params.append(playbook_id)
+        if search:
+            where.append("name LIKE ? ESCAPE '\\'")
+            params.append(like_pattern(search.strip()))
+        condition = " AND ".join(where)
+        order = _SORTS[IncidentSort(sort)]
+        async with self._reading() as conn:
+            async with conn.execute(f"SELECT count(*) FROM incidents WHERE {condition}", params) as cursor:
+                total = (await cursor.fetchone())[0]
+            async with conn.execute(
+                f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE {condition} ORDER BY {order} LIMIT ? OFFSET ?",
+                [*params, per_page, page * per_page],
+            ) as cursor:
+                rows = await cursor.fetchall()
+        return Page([_incident_from_row(row) for row in rows], total)
+
+    async def timeline(self, incident_id: str) -> list[TimelineEvent]:
+        rows = await self._fetchall(
+            "SELECT id, incident_id, at, kind, actor_id, details FROM timeline_events"
+            " WHERE incident_id = ? ORDER BY seq",
+            (incident_id,),
+        )
+        return [_event_from_row(row) for row in rows]
+
+    async def append_events(self, events: Sequence[TimelineEvent]) -> None:
+        async with self._writing() as conn:
+            try:
+                await self._insert_events(conn, events)
+            except sqlite3.IntegrityError as exc:
+                if "FOREIGN KEY" in str(exc):
+                    raise NotFound("This incident no longer exists.") from exc
+                raise
+
+    # -- settings -------------------------------------------------------------------------------
+    async def get_setting(self, key: str) -> str | None:
+        row = await self._fetchone("SELECT value FROM settings WHERE key = ?", (key,))
+        return row[0] if row else None
+
+    async def set_setting(self, key: str, value: str) -> None:
+        async with self._writing() as conn:
+            await conn.execute(
+                "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (key, value, int(time.time() * 1000)),
+            )
+
+    async def setting_or_default(self, key: str, default: str) -> str:
+        async with self._writing() as conn:
+            await conn.execute(
+                "INSERT OR IGNORE INTO settings (key, value, updated_at) VALUES (?, ?, ?)",
+                (key, default, int(time.time() * 1000)),
+            )
+            async with conn.execute("SELECT value FROM settings WHERE key = ?", (key,)) as cursor:
+                return (await cursor.fetchone())[0]
+
+    # -- maintenance ------------------------------------------------------------------------------
+    async def integrity_check(self) -> list[str]:
+        """SQLite's ``PRAGMA integrity_check`` result lines (``["ok"]`` when healthy)."""
+        rows = await self._fetchall("PRAGMA integrity_check")
+        return [row[0] for row in rows]
