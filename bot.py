@@ -89,6 +89,10 @@ class CommandCenter:
         """Start everything; raises StartupError with a readable reason when that is impossible."""
         settings = self.settings
         try:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StartupError(f"CC_DATA_DIR={settings.data_dir} cannot be created: {error.strerror}") from None
+        try:
             signer = Signer(settings.resolve_signing_secret())
         except SettingsError as error:
             raise StartupError(str(error)) from None
@@ -124,7 +128,12 @@ class CommandCenter:
         self.callback_base_url = self.ctx.callback_base_url = settings.callback_base_url(port)
         log.info("listening on %s:%d; Mattermost calls back at %s", settings.listen_host, port, self.callback_base_url)
 
-        await register_commands(self.client, settings.command_trigger, self.callback_base_url, self.tokens)
+        try:
+            await register_commands(self.client, settings.command_trigger, self.callback_base_url, self.tokens)
+        except MattermostError as error:
+            await self._close_partial()
+            raise StartupError(f"Cannot list the bot's teams to register /{settings.command_trigger}: "
+                               f"{error.message}") from None
 
         # mmpy_bot owns the WebSocket and message routing. Its constructor signs in with a
         # blocking HTTP call, so it is built off the event loop.
@@ -145,6 +154,8 @@ class CommandCenter:
                            "command_teams": commands}
 
     async def _close_partial(self) -> None:
+        if self.inbound is not None:
+            await self.inbound.stop()
         if self.client is not None:
             await self.client.close()
         if self.store is not None:

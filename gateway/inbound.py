@@ -30,6 +30,10 @@ log = logging.getLogger("command_center.http")
 MAX_BODY_BYTES = 1024 * 1024
 # Mattermost gives up on an integration after 30 s; answer well before that.
 ANSWER_WITHIN_S = 20.0
+# Per-request notes for the log line.
+WHAT = web.RequestKey("what", str)
+WHO = web.RequestKey("who", str)
+OUTCOME = web.RequestKey("outcome", str)
 _LIST_FIELDS = ("user_mentions", "user_mentions_ids", "channel_mentions", "channel_mentions_ids")
 
 
@@ -56,7 +60,7 @@ def _json(body: dict[str, Any], status: int = 200) -> web.Response:
 
 
 def _reject(request: web.Request, status: int, reason: str) -> web.Response:
-    request["outcome"] = f"rejected: {reason}"
+    request[OUTCOME] = f"rejected: {reason}"
     return _json({"error": reason}, status)
 
 
@@ -103,22 +107,22 @@ class InboundServer:
     @web.middleware
     async def _log_and_guard(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
         started = time.perf_counter()
-        request["what"] = request.path
-        request["who"] = "-"
-        request["outcome"] = "ok"
+        request[WHAT] = request.path
+        request[WHO] = "-"
+        request[OUTCOME] = "ok"
         try:
             response = await handler(request)
         except web.HTTPException as exc:
-            request["outcome"] = f"rejected: {exc.reason}"
+            request[OUTCOME] = f"rejected: {exc.reason}"
             response = _json({"error": exc.reason}, exc.status)
         except Exception:  # a bug: log it, answer plainly
             log.exception("unhandled error for %s %s", request.method, request.path)
-            request["outcome"] = "error"
+            request[OUTCOME] = "error"
             response = _json({"error": "internal error"}, 500)
         elapsed_ms = (time.perf_counter() - started) * 1000
         if request.path != Route.HEALTH.value or response.status != 200:
-            log.info("%s user=%s status=%d %.1fms %s", request["what"], request["who"], response.status,
-                     elapsed_ms, request["outcome"])
+            log.info("%s user=%s status=%d %.1fms %s", request[WHAT], request[WHO], response.status,
+                     elapsed_ms, request[OUTCOME])
         return response
 
     async def _read_json(self, request: web.Request) -> dict[str, Any] | None:
@@ -138,19 +142,19 @@ class InboundServer:
         task = asyncio.ensure_future(work)
         done, _ = await asyncio.wait({task}, timeout=self.answer_within_s)
         if not done:
-            request["outcome"] = "slow: answered before the handler finished"
+            request[OUTCOME] = "slow: answered before the handler finished"
             task.add_done_callback(_log_background_failure)
             return on_slow()
         try:
             return task.result()
         except Exception as error:  # domain refusals and Mattermost failures become words
-            request["outcome"] = f"refused: {type(error).__name__}: {error}"[:300]
+            request[OUTCOME] = f"refused: {type(error).__name__}: {error}"[:300]
             return on_error(user_message(error))
 
     # Slash commands ----------------------------------------------------------------------
 
     async def handle_command(self, request: web.Request) -> web.Response:
-        request["what"] = "slash"
+        request[WHAT] = "slash"
         try:
             fields = await request.post() if request.method == "POST" else request.query
             form: dict[str, Any] = {key: fields.get(key) for key in fields.keys()
@@ -172,8 +176,8 @@ class InboundServer:
             command = SlashCommand.model_validate(form)
         except ValidationError:
             return _reject(request, 400, "the command request is missing required fields")
-        request["who"] = f"{command.user_name or '?'}({command.user_id})"
-        request["what"] = f"slash {command.command or '/'} {command.subcommand or '(none)'}"
+        request[WHO] = f"{command.user_name or '?'}({command.user_id})"
+        request[WHAT] = f"slash {command.command or '/'} {command.subcommand or '(none)'}"
         try:
             self.triggers.check(command.trigger_id, command.user_id)
         except SignatureError as exc:
@@ -189,7 +193,7 @@ class InboundServer:
     # Button clicks ----------------------------------------------------------------------
 
     async def handle_action(self, request: web.Request) -> web.Response:
-        request["what"] = "action"
+        request[WHAT] = "action"
         body = await self._read_json(request)
         if body is None:
             return _reject(request, 400, "the action request body is not a JSON object")
@@ -210,11 +214,11 @@ class InboundServer:
             })
         except ValidationError:
             return _reject(request, 400, "the action request has invalid fields")
-        request["who"] = f"{callback.user_name or '?'}({callback.user_id})"
-        request["what"] = f"action {action}"
+        request[WHO] = f"{callback.user_name or '?'}({callback.user_id})"
+        request[WHAT] = f"action {action}"
         handler = self.router.actions.get(action)
         if handler is None:
-            request["outcome"] = "unknown action"
+            request[OUTCOME] = "unknown action"
             return _json(ActionReply(ephemeral_text="This button is no longer supported. "
                                      "Type /incident help to see what you can do.").to_json())
         reply = await self._answer(
@@ -227,7 +231,7 @@ class InboundServer:
     # Dialog submissions -------------------------------------------------------------------
 
     async def handle_dialog(self, request: web.Request) -> web.Response:
-        request["what"] = "dialog"
+        request[WHAT] = "dialog"
         body = await self._read_json(request)
         if body is None:
             return _reject(request, 400, "the dialog request body is not a JSON object")
@@ -257,8 +261,8 @@ class InboundServer:
             })
         except ValidationError:
             return _reject(request, 400, "the dialog submission has invalid fields")
-        request["who"] = user_id
-        request["what"] = f"dialog {callback_id}{' (cancelled)' if cancelled else ''}"
+        request[WHO] = user_id
+        request[WHAT] = f"dialog {callback_id}{' (cancelled)' if cancelled else ''}"
         self._dialogs_in_flight.add(state.nonce)
         try:
             reply = await self._answer(

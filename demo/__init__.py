@@ -1,0 +1,1 @@
+"""A scripted session against the embedded sandbox, printed as a chat transcript (`python -m demo`)."""
