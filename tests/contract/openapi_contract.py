@@ -412,7 +412,7 @@ def _command_webhook(spec: Spec) -> None:
                 "required": True,
                 "content": {
                     "application/json": {"schema": _ref("CommandResponse")},
-                    "*/*": {"schema": STR},
+                    "*/*": {"schema": _s("string", format="binary")},
                 },
             },
             "responses": {
@@ -741,8 +741,21 @@ STRICT_SCHEMAS: dict[str, tuple[str, ...]] = {
 REQUIRED_ONLY: dict[str, tuple[str, ...]] = {"User": ("id", "username", "roles")}
 
 
+def _loosen_request_bodies(spec: Spec, names: set[str]) -> None:
+    # Strictness describes what the server sends; clients may omit server-set fields (Reaction's
+    # create_at, Command's id...), so request bodies get a private copy of the lenient schema.
+    schemas = _schemas(spec)
+    for op in _operations(spec):
+        for media in op.get("requestBody", {}).get("content", {}).values():
+            ref = media.get("schema", {}).get("$ref", "")
+            name = ref.rsplit("/", 1)[-1]
+            if name in names:
+                media["schema"] = copy.deepcopy(schemas[name])
+
+
 def _apply_strictness(spec: Spec) -> None:
     schemas = _schemas(spec)
+    _loosen_request_bodies(spec, set(STRICT_SCHEMAS) | set(REQUIRED_ONLY))
     for name, required in STRICT_SCHEMAS.items():
         schema = schemas[name]
         schema["additionalProperties"] = False
@@ -816,6 +829,13 @@ def _as_query(raw: Any, url: str) -> ImmutableMultiDict:
     return ImmutableMultiDict(pairs)
 
 
+def _content_type(headers: Headers) -> str:
+    # The media type is case-insensitive but parameters are not (a multipart boundary must match).
+    raw = headers.get("Content-Type") or ""
+    media, sep, params = raw.partition(";")
+    return media.strip().lower() + (sep + params if sep else "")
+
+
 def _cookies(headers: Headers) -> ImmutableMultiDict:
     jar: SimpleCookie = SimpleCookie()
     for value in headers.getlist("Cookie"):
@@ -864,7 +884,7 @@ def to_openapi_request(exchange: Any, host_url: str) -> ExchangeRequest:
         path=_path_of(exchange),
         method=str(exchange.method).lower(),
         parameters=params,
-        content_type=(headers.get("Content-Type") or "").lower(),
+        content_type=_content_type(headers),
         body=exchange.body if exchange.body else None,
     )
 
@@ -874,7 +894,7 @@ def to_openapi_response(exchange: Any) -> ExchangeResponse:
     headers = _as_headers(getattr(exchange, "response_headers", None))
     return ExchangeResponse(
         status_code=int(exchange.status),
-        content_type=(headers.get("Content-Type") or "").lower(),
+        content_type=_content_type(headers),
         headers=headers,
         data=exchange.response_body if exchange.response_body else None,
     )

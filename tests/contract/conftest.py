@@ -1,0 +1,11 @@
+"""Fixtures of the contract harness."""
+
+import pytest
+
+from tests.contract.openapi_contract import ContractChecker, default_checker
+
+
+@pytest.fixture(scope="session")
+def openapi_contract() -> ContractChecker:
+    """The process-wide checker: spec loaded once, all errata, strictness and wire rules."""
+    return default_checker()
