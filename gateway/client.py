@@ -160,6 +160,55 @@ class MattermostClient:
     async def get_channel(self, channel_id: str) -> dict:
         return await self.call("GET", lambda: self.driver.channels.get_channel(channel_id))
 
+    async def get_channel_member(self, channel_id: str, user_id: str) -> dict:
+        return await self.call("GET", lambda: self.driver.channels.get_channel_member(channel_id, user_id))
+
+    async def get_team_member(self, team_id: str, user_id: str) -> dict:
+        return await self.call("GET", lambda: self.driver.teams.get_team_member(team_id, user_id))
+
+    async def channel_members(self, channel_id: str, *, page: int = 0, per_page: int = 200) -> list[dict]:
+        return await self.call("GET", lambda: self.driver.channels.get_channel_members(
+            channel_id, params={"page": page, "per_page": per_page}))
+
+    async def users_by_ids(self, user_ids: list[str]) -> list[dict]:
+        if not user_ids:
+            return []
+        return await self.call("POST", lambda: self.driver.users.get_users_by_ids(user_ids), idempotent=True)
+
+    async def channel_by_name(self, team_id: str, name: str) -> dict:
+        return await self.call("GET", lambda: self.driver.channels.get_channel_by_name(team_id, name))
+
+    async def create_channel(self, team_id: str, name: str, display_name: str, *, private: bool,
+                             purpose: str = "") -> dict:
+        body = {"team_id": team_id, "name": name, "display_name": display_name,
+                "type": "P" if private else "O", "purpose": purpose}
+        return await self.call("POST", lambda: self.driver.channels.create_channel(body))
+
+    async def add_channel_member(self, channel_id: str, user_id: str) -> dict:
+        # Adding an existing member is a no-op in Mattermost, so this may be repeated.
+        return await self.call("POST", lambda: self.driver.channels.add_channel_member(
+            channel_id, {"user_id": user_id}), idempotent=True)
+
+    async def get_post(self, post_id: str) -> dict:
+        return await self.call("GET", lambda: self.driver.posts.get_post(post_id))
+
+    async def pin_post(self, post_id: str) -> None:
+        await self.call("POST", lambda: self.driver.posts.pin_post(post_id), idempotent=True)
+
+    async def create_ephemeral_post(self, user_id: str, channel_id: str, message: str,
+                                    props: dict | None = None) -> dict:
+        post: dict[str, Any] = {"channel_id": channel_id, "message": message}
+        if props:
+            post["props"] = props
+        return await self.call("POST", lambda: self.driver.posts.create_post_ephemeral(
+            {"user_id": user_id, "post": post}))
+
+    async def execute_command(self, channel_id: str, command: str, team_id: str = "") -> dict:
+        body = {"channel_id": channel_id, "command": command}
+        if team_id:
+            body["team_id"] = team_id
+        return await self.call("POST", lambda: self.driver.commands.execute_command(body))
+
     async def list_commands(self, team_id: str) -> list[dict]:
         return await self.call("GET", lambda: self.driver.commands.list_commands(
             params={"team_id": team_id, "custom_only": "true"}))

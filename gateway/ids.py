@@ -16,9 +16,40 @@ class Action(StrEnum):
     """Button and menu actions on the bot's posts (alphanumeric: Mattermost's action-id rule)."""
 
     SHOW_HELP = "showhelp"
+    # Incident card
+    CHECK = "check"
+    UNCHECK = "uncheck"
+    RUN = "run"
+    ASSIGN = "assign"
+    PREV_STAGE = "prevstage"
+    NEXT_STAGE = "nextstage"
+    COMMANDER = "commander"
+    END = "end"
+    RESTART = "restart"
+    # Starting
+    START = "start"
+    START_FROM_POST = "startfrompost"
+    # Playbooks
+    PLAYBOOK_EDIT = "playbookedit"
+    PLAYBOOK_DELETE = "playbookdelete"
+    PLAYBOOK_EXPORT = "playbookexport"
+    # Incident list paging
+    LIST_PAGE = "listpage"
 
 
 class Dialog(StrEnum):
     """Dialog callback ids."""
 
     NONE = "none"
+    # Incidents
+    START = "start"
+    END = "end"
+    RESTART = "restart"
+    COMMANDER = "commander"
+    ASSIGN = "assign"
+    # Playbooks
+    PLAYBOOK_CREATE = "playbookcreate"
+    PLAYBOOK_EDIT = "playbookedit"
+    PLAYBOOK_STEP = "playbookstep"
+    PLAYBOOK_DELETE = "playbookdelete"
+    PLAYBOOK_IMPORT = "playbookimport"
