@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, urlsplit
 import yaml
 from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
+from openapi_core.templating.paths.finders import APICallPathFinder
 from openapi_core.templating.paths.exceptions import (
     OperationNotFound,
     PathNotFound,
@@ -92,10 +93,13 @@ def _op(spec: Spec, method: str, path: str) -> dict:
     return spec["paths"][path][method]
 
 
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
+
+
 def _operations(spec: Spec) -> Iterable[dict]:
     for item in spec["paths"].values():
         for method, op in item.items():
-            if method in {"get", "put", "post", "delete", "patch", "head", "options", "trace"}:
+            if method in _HTTP_METHODS:
                 yield op
 
 
@@ -795,9 +799,80 @@ def build_openapi(
     The document check (openapi-spec-validator, ~1 s) is off by default; the test suite runs it
     once on the fully patched document instead.
     """
-    spec = patched_spec(errata, strict=strict, base_url=base_url)
-    config = Config() if check_document else Config(spec_validator_cls=None)
+    return openapi_from_spec(patched_spec(errata, strict=strict, base_url=base_url), check_document=check_document)
+
+
+def openapi_from_spec(spec: Spec, *, check_document: bool = False) -> OpenAPI:
+    """Wrap an already patched document (with the memoising path finder)."""
+    config = Config(path_finder_cls=_MemoPathFinder)
+    if not check_document:
+        config.spec_validator_cls = None
     return OpenAPI.from_dict(spec, config=config)
+
+
+class _MemoPathFinder(APICallPathFinder):
+    """openapi-core's finder scans all ~340 path templates per call; remember each answer.
+
+    The checker passes the resolved template as ``path_pattern``, so the lookup key is
+    (method, template URL): a bounded set, one entry per operation used.
+    """
+
+    def __init__(self, spec: Any, base_url: str | None = None):
+        super().__init__(spec, base_url=base_url)
+        self._memo: dict[tuple[str, str], Any] = {}
+
+    def find(self, method: str, name: str) -> Any:
+        key = (method, name)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._memo[key] = super().find(method, name)
+        return found
+
+
+@dataclass(frozen=True)
+class Route:
+    """A request path resolved to its OpenAPI path template."""
+
+    template: str
+    variables: dict[str, str]
+
+
+class RouteIndex:
+    """Resolves concrete request paths to path templates with openapi-core's precedence.
+
+    A literal template beats templated ones, fewer variables beat more, and the first candidate
+    that has the method wins (so ``POST /users/ids`` is not ``/users/{user_id}``).
+    """
+
+    def __init__(self, paths: Mapping[str, Mapping[str, Any]]):
+        self._by_length: dict[int, list[tuple[str, list[str], int, frozenset[str]]]] = {}
+        for template, item in paths.items():
+            segments = template.split("/")
+            n_vars = sum(1 for seg in segments if seg.startswith("{"))
+            methods = frozenset(m for m in item if m in _HTTP_METHODS)
+            self._by_length.setdefault(len(segments), []).append((template, segments, n_vars, methods))
+        for candidates in self._by_length.values():
+            candidates.sort(key=lambda c: c[2])  # stable: keeps document order among equals
+        self.resolve = functools.lru_cache(maxsize=8192)(self._resolve)
+
+    def _resolve(self, method: str, path: str) -> Route | str:
+        """The Route, or "path" / "method" naming what is missing from the contract."""
+        segments = path.split("/")
+        path_known = False
+        for template, t_segments, _, methods in self._by_length.get(len(segments), ()):
+            variables = {}
+            for t_seg, seg in zip(t_segments, segments):
+                if t_seg.startswith("{"):
+                    if not seg:
+                        break
+                    variables[t_seg[1:-1]] = seg
+                elif t_seg != seg:
+                    break
+            else:
+                path_known = True
+                if method in methods:
+                    return Route(template, variables)
+        return "method" if path_known else "path"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -853,6 +928,8 @@ class ExchangeRequest:
     parameters: RequestParameters
     content_type: str
     body: bytes | None
+    # Set once the route is resolved; openapi-core then matches the template, not the concrete path.
+    path_pattern: str | None = None
 
 
 @dataclass
@@ -1003,7 +1080,9 @@ class ContractChecker:
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
-        self.openapi = build_openapi(self.base_url, self.errata, strict=self.strict)
+        spec = patched_spec(self.errata, strict=self.strict, base_url=self.base_url)
+        self.openapi = openapi_from_spec(spec)
+        self.routes = RouteIndex(spec["paths"])
         self._out_of_scope = [re.compile(e.out_of_scope) for e in self.errata if e.out_of_scope]
 
     def in_scope(self, exchange: Any) -> bool:
@@ -1020,6 +1099,12 @@ class ContractChecker:
         if not self.in_scope(exchange):
             return []
         request = to_openapi_request(exchange, self.base_url)
+        route = self.routes.resolve(request.method, request.path)
+        if not isinstance(route, Route):
+            what = "method not documented for this path" if route == "method" else "path not in the contract"
+            return [f"unknown route: {request.method.upper()} {request.path} ({what})"]
+        request.path_pattern = route.template
+        request.parameters.path = route.variables
         response = to_openapi_response(exchange)
         problems: list[str] = []
         if response.status_code < 400:

@@ -377,3 +377,45 @@ def test_validation_is_fast_after_warm_up(openapi_contract: ContractChecker) -> 
         openapi_contract.check(exchanges)
     per_exchange = (time.perf_counter() - start) / (5 * len(exchanges))
     assert per_exchange < 0.02, f"{per_exchange * 1000:.1f} ms per exchange"
+
+
+# --- route resolution agrees with openapi-core's own finder ---------------------------------
+
+ROUTE_SAMPLES = [
+    ("post", "/api/v4/users/ids"),
+    ("post", "/api/v4/users/usernames"),
+    ("get", "/api/v4/users/me"),
+    ("get", "/api/v4/users/me/teams"),
+    ("get", f"/api/v4/users/{UID}/teams/{TID}/channels"),
+    ("get", "/api/v4/teams/name/acme"),
+    ("get", f"/api/v4/teams/{TID}/channels/name/town-square"),
+    ("get", "/api/v4/teams/name/acme/channels/name/town-square"),
+    ("post", "/api/v4/posts/ids"),
+    ("get", f"/api/v4/posts/{PID}"),
+    ("post", f"/api/v4/posts/{PID}/actions/ack"),
+    ("post", "/api/v4/channels/direct"),
+    ("post", f"/api/v4/channels/{CID}/members"),
+    ("post", f"/api/v4/channels/{CID}/members/ids"),
+    ("get", f"/api/v4/channels/{CID}/members/{UID}"),
+    ("post", "/api/v4/commands/execute"),
+    ("get", f"/api/v4/commands/{ex.COMMAND_ID}"),
+    ("post", "/api/v4/actions/dialogs/open"),
+    ("delete", f"/api/v4/users/{UID}/posts/{PID}/reactions/thumbsup"),
+]
+
+
+@pytest.mark.parametrize("method,path", ROUTE_SAMPLES)
+def test_route_index_matches_openapi_core(openapi_contract: ContractChecker, method: str, path: str) -> None:
+    from openapi_core.templating.paths.finders import APICallPathFinder
+
+    finder = APICallPathFinder(openapi_contract.openapi.spec, base_url=openapi_contract.base_url)
+    expected = finder.find(method, openapi_contract.base_url + path)
+    route = openapi_contract.routes.resolve(method, path)
+    assert route.template == expected.path_result.pattern
+    assert route.variables == expected.path_result.variables
+
+
+def test_route_index_tells_missing_path_from_missing_method(openapi_contract: ContractChecker) -> None:
+    assert openapi_contract.routes.resolve("get", "/api/v4/incidents") == "path"
+    assert openapi_contract.routes.resolve("patch", f"/api/v4/posts/{PID}") == "method"
+    assert openapi_contract.routes.resolve("get", "/api/v4/users/") == "path"
