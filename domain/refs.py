@@ -7,8 +7,8 @@ import re
 from .errors import ValidationError
 from .models import StepRef
 
-_STEP_REF = re.compile(r"^(?:(\d{1,4})\.)?(\d{1,4})$")
-_STAGE = re.compile(r"^\d{1,4}$")
+_STEP_REF = re.compile(r"^(?:([0-9]{1,4})\.)?([0-9]{1,4})$")
+_STAGE = re.compile(r"^[0-9]{1,4}$")
 
 _STEP_HELP = (
     "Use S.N (stage and step, both from 1, e.g. 2.3) or N for step N of the active stage."

@@ -25,6 +25,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
+import logging
+
 import aiosqlite
 from pydantic import TypeAdapter
 
@@ -59,6 +61,13 @@ _SORTS = {
 }
 
 _SYNCHRONOUS = {"full", "normal", "extra"}
+
+#: Commits between two background WAL checkpoints.
+CHECKPOINT_EVERY = 250
+#: Bytes the WAL file is truncated to after a checkpoint lets it restart.
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -121,7 +130,7 @@ def _event_from_row(row: sqlite3.Row) -> TimelineEvent:
 
 
 def _stages_json(stages: Sequence[Stage]) -> bytes:
-    return _STAGES.dump_json(tuple(stages))
+    return _STAGES.dump_json(tuple(stages), exclude_defaults=True)
 
 
 def _event_params(events: Sequence[TimelineEvent]) -> list[tuple]:
@@ -157,6 +166,10 @@ class SqliteStore(Store):
         self._readers: list[aiosqlite.Connection] = []
         self._pool: asyncio.Queue[aiosqlite.Connection] | None = None
         self._write_lock = asyncio.Lock()
+        self._checkpointer: aiosqlite.Connection | None = None
+        self._checkpoint_task: asyncio.Task | None = None
+        self._checkpoint_wanted = asyncio.Event()
+        self._commits_since_checkpoint = 0
         self._tx_var: ContextVar[_Tx | None] = ContextVar(f"sqlite_tx_{id(self)}", default=None)
 
     # -- connections --------------------------------------------------------------------
@@ -172,6 +185,8 @@ class SqliteStore(Store):
                 mode = (await cursor.fetchone())[0]
                 if mode.lower() != "wal":
                     raise StorageError(f"could not switch {self.path} to WAL mode (got {mode!r})")
+                await conn.execute("PRAGMA wal_autocheckpoint = 0")
+                await conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
             if not writer:
                 await conn.execute("PRAGMA query_only = ON")
         except BaseException:
@@ -189,6 +204,10 @@ class SqliteStore(Store):
         try:
             await self._migrate(schema_version)
             self._readers = [await self._connect(writer=False) for _ in range(self._reader_count)]
+            if not self._memory:
+                self._checkpointer = await aiosqlite.connect(self.path, isolation_level=None)
+                await self._checkpointer.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+                self._checkpoint_task = asyncio.create_task(self._checkpoint_loop(), name="sqlite-checkpoint")
         except BaseException:
             await self.close()
             raise
@@ -198,6 +217,16 @@ class SqliteStore(Store):
 
     async def close(self) -> None:
         """Close the readers and the writer (checkpointing the WAL)."""
+        task, self._checkpoint_task = self._checkpoint_task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            await checkpointer.close()
         readers, self._readers, self._pool = self._readers, [], None
         for reader in readers:
             await reader.close()
@@ -245,9 +274,24 @@ class SqliteStore(Store):
                     if writer.in_transaction:
                         await writer.execute("ROLLBACK")
                     raise
+                self._commits_since_checkpoint += 1
+                if self._commits_since_checkpoint >= CHECKPOINT_EVERY:
+                    self._commits_since_checkpoint = 0
+                    self._checkpoint_wanted.set()
             finally:
                 tx.active = False
                 self._tx_var.reset(token)
+
+    async def _checkpoint_loop(self) -> None:
+        assert self._checkpointer is not None
+        while True:
+            await self._checkpoint_wanted.wait()
+            self._checkpoint_wanted.clear()
+            try:
+                await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:
+                # A failed checkpoint loses nothing (the WAL still holds every commit); try next time.
+                log.warning("WAL checkpoint of %s failed", self.path, exc_info=True)
 
     @asynccontextmanager
     async def _writing(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -274,14 +318,13 @@ class SqliteStore(Store):
             self._pool.put_nowait(conn)
 
     async def _fetchone(self, sql: str, params: Sequence = ()) -> sqlite3.Row | None:
-        async with self._reading() as conn:
-            async with conn.execute(sql, params) as cursor:
-                return await cursor.fetchone()
+        rows = await self._fetchall(sql, params)
+        return rows[0] if rows else None
 
     async def _fetchall(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
+        # execute_fetchall is one round trip to aiosqlite's thread instead of three.
         async with self._reading() as conn:
-            async with conn.execute(sql, params) as cursor:
-                return list(await cursor.fetchall())
+            return list(await conn.execute_fetchall(sql, params))
 
     # -- migrations ------------------------------------------------------------------------
     async def _migrate(self, target: int | None) -> None:
