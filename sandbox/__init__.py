@@ -1,0 +1,11 @@
+"""A Mattermost-compatible server (REST v4, WebSocket, integration callbacks) for tests,
+demos and benchmarks. See sandbox/README.md."""
+
+from .app import Callback, Exchange, Sandbox, SandboxConfig
+from .seed import Seed, SeedError, load_seed
+from .simulate import ActionResult, CommandResult, DialogResult, SandboxHTTPError, SimUser
+
+__all__ = [
+    "ActionResult", "Callback", "CommandResult", "DialogResult", "Exchange", "Sandbox",
+    "SandboxConfig", "SandboxHTTPError", "Seed", "SeedError", "SimUser", "load_seed",
+]

@@ -1,0 +1,310 @@
+"""The Sandbox: one aiohttp server (REST v4, WebSocket, hooks, /_sandbox) over a World."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import inspect
+import logging
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Union
+
+import aiohttp
+from aiohttp import web
+
+from . import errors
+from .errors import AppError
+from .httputil import json_response
+from .ids import new_id
+from .seed import Seed, load_seed
+from .state import World
+
+log = logging.getLogger("sandbox")
+
+SB_KEY: web.AppKey["Sandbox"] = web.AppKey("sandbox", object)  # type: ignore[arg-type]
+
+# Routes under /api/v4 that need no session (Mattermost registers them as plain API handlers).
+PUBLIC_API = {"/api/v4/system/ping", "/api/v4/actions/dialogs/open", "/api/v4/websocket"}
+
+
+@dataclass
+class SandboxConfig:
+    """Tunables of the fake server; defaults match a stock Mattermost server."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    site_url: str | None = None
+    integration_timeout: float = 30.0
+    trigger_id_lifetime: float = 30.0
+    max_body_bytes: int = 100 * 1024 * 1024
+    record: bool = False
+    server_version: str = "9.11.0"
+    ws_auth_timeout: float = 5.0
+    ws_ping_interval: float = 60.0
+    command_hook_lifetime: float = 30 * 60.0
+    command_hook_max_uses: int = 5
+
+
+@dataclass
+class Exchange:
+    """One REST request/response pair that crossed the sandbox (for contract checks)."""
+
+    method: str
+    url: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    status: int
+    response_headers: dict[str, str]
+    response_body: bytes
+
+
+@dataclass
+class Callback:
+    """One outbound request the sandbox made to an integration, and what came back."""
+
+    kind: str                      # "command" | "action" | "dialog"
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    status: int | None = None      # None when the integration never answered
+    response_headers: dict[str, str] = field(default_factory=dict)
+    response_body: bytes = b""
+    error: str | None = None       # timeout / connection error text
+
+    def json(self) -> Any:
+        """The request body decoded as JSON (action and dialog callbacks)."""
+        import json
+        return json.loads(self.body)
+
+    def form(self) -> dict[str, list[str]]:
+        """The request fields of a slash command (form body or GET query)."""
+        from urllib.parse import parse_qs, urlsplit
+        raw = self.body.decode() if self.body else urlsplit(self.url).query
+        return parse_qs(raw, keep_blank_values=True)
+
+
+class Sandbox:
+    """A Mattermost-compatible server for tests, demos and benchmarks.
+
+    Use as ``async with Sandbox(seed, config=cfg) as sb:``; see sandbox/README.md.
+    """
+
+    def __init__(self, seed: Union[str, Path, dict, Seed, None] = None, *,
+                 config: SandboxConfig | None = None) -> None:
+        self.config = config or SandboxConfig()
+        self.seed = load_seed(seed)
+        self.world = World(self.seed, self.config.server_version)
+        self.recording: list[Exchange] = []
+        self.callbacks: list[Callback] = []
+        self.signing_key = secrets.token_bytes(32)
+        self.version_id = (f"{self.config.server_version}.{self.config.server_version}."
+                           f"{hashlib.md5(self.config.server_version.encode()).hexdigest()}.false")
+        self.host = self.config.host
+        self.port = self.config.port
+        self.url = ""
+        self.site_url = ""
+        self._runner: web.AppRunner | None = None
+        self.http: aiohttp.ClientSession | None = None
+        self._sim_users: dict[str, Any] = {}
+        self.ws_connections: set[Any] = set()
+        self.app = self._build_app()
+
+    # ------------------------------------------------------------------ lifecycle
+    def _build_app(self) -> web.Application:
+        from . import integrations, rest_channels, rest_core, rest_posts, simulate, websocket
+        app = web.Application(middlewares=[self._middleware],
+                              client_max_size=self.config.max_body_bytes)
+        app[SB_KEY] = self
+        for module in (rest_core, rest_channels, rest_posts, integrations, websocket, simulate):
+            module.setup(app)
+        return app
+
+    async def start(self) -> "Sandbox":
+        """Bind the port and start serving."""
+        self.http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.config.integration_timeout),
+            headers={"User-Agent": "Mattermost-Bot/1.1"})
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        await site.start()
+        sock = site._server.sockets[0]  # type: ignore[union-attr]
+        self.port = sock.getsockname()[1]
+        self.url = f"http://{self.host}:{self.port}"
+        self.site_url = (self.config.site_url or self.url).rstrip("/")
+        return self
+
+    async def close(self) -> None:
+        """Close every WebSocket, stop serving and release the port."""
+        for conn in list(self.ws_connections):
+            await conn.close()
+        for sim in self._sim_users.values():
+            await sim.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.http is not None:
+            await self.http.close()
+            self.http = None
+
+    async def __aenter__(self) -> "Sandbox":
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ middleware
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Callable) -> web.StreamResponse:
+        rid = new_id()
+        request["request_id"] = rid
+        path = request.path
+        body = b""
+        try:
+            if request.content_length and request.content_length > self.config.max_body_bytes:
+                raise errors.too_large()
+            http_exc = request.match_info.http_exception
+            if http_exc is not None:
+                raise errors.not_found_route()
+            if self.config.record and not path.startswith("/_sandbox") and path != "/api/v4/websocket":
+                body = await request.read()
+            if path.startswith("/api/v4/") and path.rstrip("/") not in PUBLIC_API:
+                request["user"] = self._authenticate(request)
+            elif path.startswith("/api/v4/"):
+                request["user"] = self._authenticate(request, required=False)
+            resp = await handler(request)
+        except AppError as exc:
+            resp = self._error_response(exc, rid)
+        except web.HTTPRequestEntityTooLarge:
+            resp = self._error_response(errors.too_large(), rid)
+        except web.HTTPException as exc:  # only raised by aiohttp internals
+            resp = self._error_response(AppError(exc.status, "api.context.unexpected.app_error",
+                                                 exc.reason or "Unexpected error."), rid)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the catch-all: never a traceback to the client
+            log.exception("unhandled error on %s %s", request.method, path)
+            resp = self._error_response(errors.internal(repr(exc)), rid)
+        if isinstance(resp, web.WebSocketResponse) or resp.prepared:
+            return resp
+        resp.headers["X-Request-Id"] = rid
+        resp.headers["X-Version-Id"] = self.version_id
+        if request.method == "GET" and path.startswith("/api/"):
+            resp.headers["Expires"] = "0"
+        if self.config.record and not path.startswith("/_sandbox") and path != "/api/v4/websocket":
+            resp_body = resp.body if isinstance(resp, web.Response) and isinstance(resp.body, bytes) else b""
+            headers = dict(resp.headers)
+            if isinstance(resp, web.Response) and resp.content_type and "Content-Type" not in headers:
+                headers["Content-Type"] = resp.content_type
+            self.recording.append(Exchange(
+                method=request.method, url=str(request.url), path=path, query=dict(request.query),
+                headers=dict(request.headers), body=body, status=resp.status,
+                response_headers=headers, response_body=resp_body))
+        return resp
+
+    @staticmethod
+    def _error_response(exc: AppError, rid: str) -> web.Response:
+        return json_response(exc.to_dict(rid), status=exc.status)
+
+    def _authenticate(self, request: web.Request, required: bool = True) -> dict | None:
+        token = self.token_from_request(request)
+        user = self.world.user_of_token(token) if token else None
+        if user is None and required:
+            raise errors.session_expired()
+        return user
+
+    @staticmethod
+    def token_from_request(request: web.Request) -> str:
+        """The token of a request: Authorization Bearer/Token, MMAUTHTOKEN cookie, access_token."""
+        auth = request.headers.get("Authorization", "")
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() in ("bearer", "token") and value.strip():
+            return value.strip()
+        return request.cookies.get("MMAUTHTOKEN") or request.query.get("access_token", "")
+
+    # ------------------------------------------------------------------ Python API
+    def team(self, name: str) -> dict | None:
+        """The Team (as served) with that name, or None."""
+        tid = self.world.team_by_name.get(name)
+        return copy.deepcopy(self.world.teams[tid]) if tid else None
+
+    def user_id(self, username: str) -> str:
+        """The id of a user or bot by username (KeyError if unknown)."""
+        return self.world.user_by_name[username]
+
+    def token_of(self, username: str) -> str:
+        """The first access token of a user or bot."""
+        uid = self.user_id(username)
+        return next(tok for tok, owner in self.world.tokens.items() if owner == uid)
+
+    def user(self, username: str) -> Any:
+        """The SimUser acting as ``username`` (one per user, created on first use)."""
+        from .simulate import SimUser
+        if username not in self._sim_users:
+            self._sim_users[username] = SimUser(self, username)
+        return self._sim_users[username]
+
+    def channel(self, team: str, name: str) -> dict | None:
+        """A team's channel by name (as served), or None."""
+        tid = self.world.team_by_name.get(team, team if team in self.world.teams else "")
+        cid = self.world.channel_by_name.get((tid, name))
+        return copy.deepcopy(self.world.channels[cid]) if cid else None
+
+    def channel_by_id(self, channel_id: str) -> dict | None:
+        ch = self.world.channels.get(channel_id)
+        return copy.deepcopy(ch) if ch else None
+
+    def channel_members(self, channel_id: str) -> set[str]:
+        return set(self.world.channel_members.get(channel_id, {}))
+
+    def posts(self, channel_id: str, include_deleted: bool = False) -> list[dict]:
+        """The channel's posts, oldest first, as served to clients."""
+        return [copy.deepcopy(self.world.posts[pid])
+                for pid in self.world.channel_post_ids(channel_id, include_deleted=include_deleted)]
+
+    def pinned(self, channel_id: str) -> list[dict]:
+        return [p for p in self.posts(channel_id) if p["is_pinned"]]
+
+    def commands(self, team_id: str) -> list[dict]:
+        """Registered (not deleted) commands of a team, with their tokens."""
+        return [copy.deepcopy(c) for c in self.world.commands.values()
+                if c["team_id"] == team_id and not c["delete_at"]]
+
+    def clear_recording(self) -> None:
+        self.recording.clear()
+
+    async def wait_for(self, fn: Callable[[], Any], timeout: float = 5.0) -> Any:
+        """Re-evaluate ``fn`` after every state change until truthy; return its value."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            fut = self.world.changed_future()
+            value = fn()
+            if inspect.isawaitable(value):
+                value = await value
+            if value:
+                fut.cancel()
+                return value
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                fut.cancel()
+                raise TimeoutError(f"timed out after {timeout}s waiting for {_describe(fn)}")
+            try:
+                await asyncio.wait_for(fut, remaining)
+            except asyncio.TimeoutError:
+                pass
+
+
+def _describe(fn: Callable) -> str:
+    try:
+        src = inspect.getsource(fn).strip()
+        return src if len(src) < 300 else src[:300] + "..."
+    except (OSError, TypeError):
+        return getattr(fn, "__qualname__", repr(fn))

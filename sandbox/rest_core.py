@@ -1,0 +1,285 @@
+"""REST v4: system, users, teams, bots and files."""
+
+from __future__ import annotations
+
+import mimetypes
+
+from aiohttp import web
+
+from . import errors
+from .app import SB_KEY
+from .errors import AppError
+from .httputil import caller, flag, json_response, paging, path_id, read_json, user_path_id
+from .ids import is_valid_id, new_id, now_ms
+
+ID = "{%s:[A-Za-z0-9]+}"
+
+
+def _uid_param(name: str = "user_id") -> str:
+    return ID % name
+
+
+async def ping(request: web.Request) -> web.Response:
+    sb = request.app[SB_KEY]
+    body = {"ActiveSearchBackend": "database", "AndroidLatestVersion": "", "AndroidMinVersion": "",
+            "IosLatestVersion": "", "IosMinVersion": "", "status": "OK"}
+    if flag(request, "get_server_status"):
+        body.update({"database_status": "OK", "filestore_status": "OK"})
+    del sb
+    return json_response(body)
+
+
+# ---------------------------------------------------------------------- users
+async def get_user(request: web.Request) -> web.Response:
+    world = request.app[SB_KEY].world
+    return json_response(world.get_user(user_path_id(request)))
+
+
+async def get_user_by_username(request: web.Request) -> web.Response:
+    world = request.app[SB_KEY].world
+    uid = world.user_by_name.get(request.match_info["username"].lower())
+    if not uid:
+        raise errors.user_missing()
+    return json_response(world.users[uid])
+
+
+async def get_users_by_ids(request: web.Request) -> web.Response:
+    world = request.app[SB_KEY].world
+    ids = await read_json(request, "user_ids", expect=list)
+    if not ids or not all(isinstance(i, str) for i in ids):
+        raise errors.invalid_body_param("user_ids")
+    since = int(request.query.get("since", "0") or 0)
+    users = [world.users[i] for i in dict.fromkeys(ids)
+             if i in world.users and world.users[i]["update_at"] > since]
+    return json_response(users)
+
+
+async def get_users_by_usernames(request: web.Request) -> web.Response:
+    world = request.app[SB_KEY].world
+    names = await read_json(request, "usernames", expect=list)
+    if not names or not all(isinstance(n, str) for n in names):
+        raise errors.invalid_body_param("usernames")
+    users = [world.users[world.user_by_name[n]] for n in dict.fromkeys(names) if n in world.user_by_name]
+    return json_response(users)
+
+
+async def get_users(request: web.Request) -> web.Response:
+    world = request.app[SB_KEY].world
+    me = caller(request)
+    page, per_page = paging(request, default=60, maximum=200)
+    candidates = list(world.users.values())
+    in_team = request.query.get("in_team")
+    in_channel = request.query.get("in_channel")
+    not_in_channel = request.query.get("not_in_channel")
+    if in_team:
+        if not is_valid_id(in_team):
+            raise errors.invalid_url_param("in_team")
+        if not (world.is_team_member(in_team, me["id"]) or world.is_admin(me["id"])):
+            raise errors.permissions("view_team")
+        members = world.team_members.get(in_team, {})
+        candidates = [u for u in candidates if u["id"] in members]
+    for param in (in_channel, not_in_channel):
+        if param is None:
+            continue
+        if not is_valid_id(param):
+            raise errors.invalid_url_param("in_channel" if param is in_channel else "not_in_channel")
+        ch = world.channels.get(param)
+        if ch is None or not world.can_read_channel(me["id"], ch):
+            raise errors.permissions("read_channel")
+        members = world.channel_members[param]
+        keep = param is in_channel
+        candidates = [u for u in candidates if (u["id"] in members) == keep]
+    candidates.sort(key=lambda u: u["username"])
+    return json_response(candidates[page * per_page:(page + 1) * per_page])
+
+
+async def get_teams_for_user(request: web.Request) -> web.Response:
+    world = request.app[SB_KEY].world
+    me = caller(request)
+    uid = user_path_id(request)
+    if uid != me["id"] and not world.is_admin(me["id"]):
+        raise errors.permissions("manage_system")
+    teams = [t for tid, t in world.teams.items() if uid in world.team_members[tid]]
+    return json_response(teams)
+
+
+async def get_team_members_for_user(request: web.Request) -> web.Response:
+    world = request.app[SB_KEY].world
+    me = caller(request)
+    uid = user_path_id(request)
+    if uid != me["id"] and not world.is_admin(me["id"]):
+        raise errors.permissions("manage_system")
+    return json_response([m[uid] for m in world.team_members.values() if uid in m])
+
+
+# ---------------------------------------------------------------------- teams
+def _visible_team(request: web.Request, team: dict) -> dict:
+    world = request.app[SB_KEY].world
+    me = caller(request)
+    if not (world.is_team_member(team["id"], me["id"]) or world.is_admin(me["id"])
+            or (team["type"] == "O" and team["allow_open_invite"])):
+        raise errors.permissions("view_team")
+    return team
+
+
+async def get_team(request: web.Request) -> web.Response:
+    world = request.app[SB_KEY].world
+    team = world.teams.get(path_id(request, "team_id"))
+    if team is None:
+        raise errors.team_missing()
+    return json_response(_visible_team(request, team))
+
+
+async def get_team_by_name(request: web.Request) -> web.Response:
+    world = request.app[SB_KEY].world
+    tid = world.team_by_name.get(request.match_info["name"])
+    if tid is None:
+        raise AppError(404, "app.team.get_by_name.missing.app_error",
+                       "Unable to find the existing team.")
+    return json_response(_visible_team(request, world.teams[tid]))
+
+
+def _team_for_members(request: web.Request) -> str:
+    world = request.app[SB_KEY].world
+    me = caller(request)
+    tid = path_id(request, "team_id")
+    if tid not in world.teams:
+        if world.is_admin(me["id"]):
+            raise errors.team_missing()
+        raise errors.permissions("view_team")
+    if not (world.is_team_member(tid, me["id"]) or world.is_admin(me["id"])):
+        raise errors.permissions("view_team")
+    return tid
+
+
+async def get_team_members(request: web.Request) -> web.Response:
+    world = request.app[SB_KEY].world
+    tid = _team_for_members(request)
+    page, per_page = paging(request)
+    members = list(world.team_members[tid].values())
+    return json_response(members[page * per_page:(page + 1) * per_page])
+
+
+async def get_team_member(request: web.Request) -> web.Response:
+    world = request.app[SB_KEY].world
+    tid = _team_for_members(request)
+    uid = user_path_id(request)
+    member = world.team_members[tid].get(uid)
+    if member is None:
+        raise AppError(404, "app.team.get_member.missing.app_error",
+                       "No team member found for that user ID and team ID.")
+    return json_response(member)
+
+
+# ---------------------------------------------------------------------- bots
+async def get_bot(request: web.Request) -> web.Response:
+    world = request.app[SB_KEY].world
+    me = caller(request)
+    bid = path_id(request, "bot_user_id")
+    bot = world.bots.get(bid)
+    if bot is None:
+        raise AppError(404, "store.sql_bot.get.missing.app_error", "Bot does not exist.")
+    if not (world.is_admin(me["id"]) or me["id"] in (bid, bot["owner_id"])):
+        raise errors.permissions("read_others_bots")
+    return json_response(bot)
+
+
+# ---------------------------------------------------------------------- files
+async def upload_file(request: web.Request) -> web.Response:
+    sb = request.app[SB_KEY]
+    world = sb.world
+    me = caller(request)
+    channel_id = request.query.get("channel_id", "")
+    parts: list[tuple[str, bytes]] = []
+    client_ids: list[str] = []
+    if request.content_type.startswith("multipart/"):
+        reader = await request.multipart()
+        total = 0
+        async for part in reader:
+            if part.name == "channel_id":
+                channel_id = (await part.text()).strip()
+            elif part.name == "client_ids":
+                client_ids.append((await part.text()).strip())
+            elif part.name == "files":
+                data = await part.read()
+                total += len(data)
+                if total > sb.config.max_body_bytes:
+                    raise AppError(413, "api.file.upload_file.too_large_detailed.app_error",
+                                   "Unable to upload file. File is too large.")
+                parts.append((part.filename or "file", bytes(data)))
+    else:
+        filename = request.query.get("filename", "")
+        if not filename:
+            raise errors.invalid_param("filename")
+        parts.append((filename, await request.read()))
+    if not is_valid_id(channel_id):
+        raise errors.invalid_param("channel_id")
+    if not parts:
+        raise AppError(400, "api.file.upload_file.incorrect_number_of_files.app_error",
+                       "Unable to upload files. Incorrect number of files specified.")
+    ch = world.channels.get(channel_id)
+    if ch is None or not (world.is_member(channel_id, me["id"]) or world.is_admin(me["id"])):
+        raise errors.permissions("upload_file")
+    infos = []
+    t = now_ms()
+    for name, data in parts:
+        fid = new_id()
+        ext = name.rsplit(".", 1)[1].lower() if "." in name else ""
+        info = {
+            "id": fid, "user_id": me["id"], "channel_id": channel_id, "create_at": t,
+            "update_at": t, "delete_at": 0, "name": name, "extension": ext, "size": len(data),
+            "mime_type": mimetypes.guess_type(name)[0] or "application/octet-stream",
+            "width": 0, "height": 0, "has_preview_image": False, "mini_preview": None,
+            "remote_id": "", "archived": False,
+        }
+        world.files[fid] = (info, data)
+        infos.append(info)
+    world.touch()
+    return json_response({"file_infos": infos, "client_ids": client_ids}, status=201)
+
+
+def _readable_file(request: web.Request) -> tuple[dict, bytes]:
+    world = request.app[SB_KEY].world
+    me = caller(request)
+    rec = world.files.get(path_id(request, "file_id"))
+    if rec is None or rec[0]["delete_at"]:
+        raise AppError(404, "app.file_info.get.app_error", "Unable to get the file info.")
+    info = rec[0]
+    ch = world.channels.get(info["channel_id"])
+    if info["user_id"] != me["id"] and not (info.get("post_id") and ch and world.can_read_channel(me["id"], ch)):
+        raise errors.permissions("read_channel")
+    return rec
+
+
+async def get_file(request: web.Request) -> web.Response:
+    info, data = _readable_file(request)
+    resp = web.Response(body=data, content_type=info["mime_type"])
+    resp.headers["Content-Disposition"] = f'attachment;filename="{info["name"]}"'
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    return resp
+
+
+async def get_file_info(request: web.Request) -> web.Response:
+    info, _ = _readable_file(request)
+    return json_response(info)
+
+
+def setup(app: web.Application) -> None:
+    uid = _uid_param()
+    r = app.router
+    r.add_get("/api/v4/system/ping", ping)
+    r.add_get("/api/v4/users", get_users)
+    r.add_post("/api/v4/users/ids", get_users_by_ids)
+    r.add_post("/api/v4/users/usernames", get_users_by_usernames)
+    r.add_get("/api/v4/users/username/{username}", get_user_by_username)
+    r.add_get(f"/api/v4/users/{uid}", get_user)
+    r.add_get(f"/api/v4/users/{uid}/teams", get_teams_for_user)
+    r.add_get(f"/api/v4/users/{uid}/teams/members", get_team_members_for_user)
+    r.add_get("/api/v4/teams/name/{name}", get_team_by_name)
+    r.add_get(f"/api/v4/teams/{ID % 'team_id'}", get_team)
+    r.add_get(f"/api/v4/teams/{ID % 'team_id'}/members", get_team_members)
+    r.add_get(f"/api/v4/teams/{ID % 'team_id'}/members/{uid}", get_team_member)
+    r.add_get(f"/api/v4/bots/{ID % 'bot_user_id'}", get_bot)
+    r.add_post("/api/v4/files", upload_file)
+    r.add_get(f"/api/v4/files/{ID % 'file_id'}", get_file)
+    r.add_get(f"/api/v4/files/{ID % 'file_id'}/info", get_file_info)

@@ -1,0 +1,265 @@
+"""REST v4: posts (incl. ephemeral, pins, threads) and reactions."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from . import errors
+from .app import SB_KEY
+from .errors import AppError
+from .httputil import caller, flag, json_response, path_id, read_json, status_ok, user_path_id
+from .ids import is_valid_id
+from .posts_view import thread_post_list
+
+ID = "{%s:[A-Za-z0-9]+}"
+PID = ID % "post_id"
+EMOJI_RE = re.compile(r"^[a-zA-Z0-9\-+_]{1,64}$")
+
+
+def _str_list(value: object, name: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise errors.invalid_body_param(name)
+    return value
+
+
+def readable_post(request: web.Request, *, include_deleted: bool = False) -> dict:
+    """The post if it exists and the caller may read its channel (404 / 403 otherwise)."""
+    world = request.app[SB_KEY].world
+    me = caller(request)
+    post = world.get_post(path_id(request, "post_id"), include_deleted=include_deleted)
+    if not world.can_read_channel(me["id"], world.channels[post["channel_id"]]):
+        raise errors.permissions("read_channel")
+    return post
+
+
+def _may_edit(world, me: dict, post: dict, permission: str) -> None:
+    ch = world.channels[post["channel_id"]]
+    if world.is_admin(me["id"]):
+        return
+    if post["user_id"] == me["id"]:
+        if world.is_member(ch["id"], me["id"]):
+            return
+        raise errors.permissions(permission)
+    if ch["team_id"] and world.is_team_admin(ch["team_id"], me["id"]) and world.can_read_channel(me["id"], ch):
+        return
+    raise errors.permissions(permission.replace("_post", "_others_posts"))
+
+
+async def create_post(request: web.Request) -> web.Response:
+    world = request.app[SB_KEY].world
+    me = caller(request)
+    body = await read_json(request, "post")
+    channel_id = body.get("channel_id")
+    if not is_valid_id(channel_id):
+        raise errors.invalid_body_param("channel_id")
+    message = body.get("message", "")
+    if not isinstance(message, str):
+        raise errors.invalid_body_param("post")
+    ptype = body.get("type", "") or ""
+    if not isinstance(ptype, str) or ptype.startswith("system_"):
+        raise AppError(400, "api.context.invalid_param.app_error", "Invalid type parameter.")
+    ch = world.channels.get(channel_id)
+    if ch is None or not world.can_post(me["id"], ch):
+        raise errors.permissions("create_post")
+    file_ids = _str_list(body.get("file_ids"), "file_ids")
+    props = body.get("props") if isinstance(body.get("props"), dict) else {}
+    root_id = body.get("root_id", "") or ""
+    if root_id and not is_valid_id(root_id):
+        raise errors.invalid_body_param("root_id")
+    post = world.create_post(user_id=me["id"], channel_id=channel_id, message=message,
+                             root_id=root_id, props=props, file_ids=file_ids, type=ptype,
+                             pending_post_id=str(body.get("pending_post_id", "") or ""))
+    return json_response(post, status=201)
+
+
+async def create_ephemeral(request: web.Request) -> web.Response:
+    world = request.app[SB_KEY].world
+    me = caller(request)
+    body = await read_json(request, "ephemeral_post")
+    if not world.is_admin(me["id"]):
+        raise errors.permissions("create_post_ephemeral")
+    target = body.get("user_id", "")
+    post = body.get("post")
+    if not is_valid_id(target):
+        raise errors.invalid_body_param("user_id")
+    if not isinstance(post, dict) or not is_valid_id(post.get("channel_id")):
+        raise errors.invalid_body_param("channel_id")
+    if post["channel_id"] not in world.channels:
+        raise errors.permissions("create_post")
+    sent = world.send_ephemeral(target_user_id=target, channel_id=post["channel_id"],
+                                message=str(post.get("message", "")), author_id=me["id"],
+                                root_id=str(post.get("root_id", "") or ""), props=post.get("props"))
+    return json_response(sent, status=201)
+
+
+async def get_post(request: web.Request) -> web.Response:
+    world = request.app[SB_KEY].world
+    include_deleted = flag(request, "include_deleted")
+    if include_deleted and not world.is_admin(caller(request)["id"]):
+        raise errors.permissions("manage_system")
+    return json_response(readable_post(request, include_deleted=include_deleted))
+
+
+async def update_post(request: web.Request) -> web.Response:
+    world = request.app[SB_KEY].world
+    me = caller(request)
+    post = world.get_post(path_id(request, "post_id"))
+    body = await read_json(request, "post")
+    if body.get("id") != post["id"]:
+        raise errors.invalid_body_param("id")
+    _may_edit(world, me, post, "edit_post")
+    message = body.get("message", "")
+    if not isinstance(message, str):
+        raise errors.invalid_body_param("post")
+    props = body.get("props") if isinstance(body.get("props"), dict) else {}
+    file_ids = _str_list(body.get("file_ids"), "file_ids") if "file_ids" in body else None
+    kwargs = {}
+    if "is_pinned" in body:
+        kwargs["is_pinned"] = bool(body["is_pinned"])
+    updated = world.edit_post(post, message=message, props=props, file_ids=file_ids,
+                              edited=message != post["message"], **kwargs)
+    return json_response(updated)
+
+
+async def patch_post(request: web.Request) -> web.Response:
+    world = request.app[SB_KEY].world
+    me = caller(request)
+    post = world.get_post(path_id(request, "post_id"))
+    body = await read_json(request, "post")
+    _may_edit(world, me, post, "edit_post")
+    message = body.get("message")
+    if message is not None and not isinstance(message, str):
+        raise errors.invalid_body_param("post")
+    props = body.get("props")
+    if props is not None and not isinstance(props, dict):
+        raise errors.invalid_body_param("post")
+    file_ids = _str_list(body.get("file_ids"), "file_ids") if "file_ids" in body else None
+    updated = world.edit_post(post, message=message, props=props, file_ids=file_ids,
+                              is_pinned=body.get("is_pinned"), has_reactions=body.get("has_reactions"),
+                              edited=message is not None and message != post["message"])
+    return json_response(updated)
+
+
+async def delete_post(request: web.Request) -> web.Response:
+    world = request.app[SB_KEY].world
+    me = caller(request)
+    post = world.get_post(path_id(request, "post_id"))
+    _may_edit(world, me, post, "delete_post")
+    world.delete_post(post, me["id"])
+    return status_ok()
+
+
+async def get_thread(request: web.Request) -> web.Response:
+    world = request.app[SB_KEY].world
+    post = readable_post(request)
+    return json_response(thread_post_list(world, post["root_id"] or post["id"]))
+
+
+async def _set_pinned(request: web.Request, pinned: bool) -> web.Response:
+    world = request.app[SB_KEY].world
+    me = caller(request)
+    post = world.get_post(path_id(request, "post_id"))
+    ch = world.channels[post["channel_id"]]
+    if not (world.is_member(ch["id"], me["id"]) or world.is_admin(me["id"])):
+        raise errors.permissions("read_channel")
+    if post["is_pinned"] != pinned:
+        world.edit_post(post, is_pinned=pinned, edited=False)
+    return status_ok()
+
+
+async def pin(request: web.Request) -> web.Response:
+    return await _set_pinned(request, True)
+
+
+async def unpin(request: web.Request) -> web.Response:
+    return await _set_pinned(request, False)
+
+
+async def post_files_info(request: web.Request) -> web.Response:
+    world = request.app[SB_KEY].world
+    post = readable_post(request)
+    return json_response([world.files[f][0] for f in post.get("file_ids", []) if f in world.files])
+
+
+async def posts_by_ids(request: web.Request) -> web.Response:
+    world = request.app[SB_KEY].world
+    me = caller(request)
+    ids = await read_json(request, "post_ids", expect=list)
+    if not ids or not all(is_valid_id(i) for i in ids):
+        raise errors.invalid_body_param("post_ids")
+    result = []
+    for pid in dict.fromkeys(ids):
+        post = world.posts.get(pid)
+        if post and not post["delete_at"]:
+            if not world.can_read_channel(me["id"], world.channels[post["channel_id"]]):
+                raise errors.permissions("read_channel")
+            result.append(post)
+    return json_response(result)
+
+
+# ---------------------------------------------------------------------- reactions
+async def save_reaction(request: web.Request) -> web.Response:
+    world = request.app[SB_KEY].world
+    me = caller(request)
+    body = await read_json(request, "reaction")
+    if not is_valid_id(body.get("user_id")):
+        raise errors.invalid_body_param("user_id")
+    if not is_valid_id(body.get("post_id")):
+        raise errors.invalid_body_param("post_id")
+    emoji = body.get("emoji_name")
+    if not isinstance(emoji, str) or not EMOJI_RE.match(emoji):
+        raise errors.invalid_body_param("emoji_name")
+    if body["user_id"] != me["id"]:
+        raise errors.permissions("add_reaction")
+    post = world.posts.get(body["post_id"])
+    ch = world.channels.get(post["channel_id"]) if post else None
+    if post is None or not (world.is_member(ch["id"], me["id"]) or world.is_admin(me["id"])):
+        raise errors.permissions("add_reaction")
+    if post["delete_at"]:
+        raise AppError(400, "app.reaction.save.save.app_error", "Unable to save reaction.")
+    return json_response(world.add_reaction(post, me["id"], emoji), status=201)
+
+
+async def delete_reaction(request: web.Request) -> web.Response:
+    world = request.app[SB_KEY].world
+    me = caller(request)
+    uid = user_path_id(request)
+    post = world.posts.get(path_id(request, "post_id"))
+    emoji = request.match_info["emoji_name"]
+    if not EMOJI_RE.match(emoji):
+        raise errors.invalid_url_param("emoji_name")
+    if uid != me["id"] and not world.is_admin(me["id"]):
+        raise errors.permissions("remove_others_reactions")
+    ch = world.channels.get(post["channel_id"]) if post else None
+    if post is None or not (world.is_member(ch["id"], me["id"]) or world.is_admin(me["id"])):
+        raise errors.permissions("remove_reaction")
+    world.remove_reaction(post, uid, emoji)
+    return status_ok()
+
+
+async def list_reactions(request: web.Request) -> web.Response:
+    world = request.app[SB_KEY].world
+    post = readable_post(request)
+    return json_response(world.reactions.get(post["id"], []))
+
+
+def setup(app: web.Application) -> None:
+    r = app.router
+    r.add_post("/api/v4/posts", create_post)
+    r.add_post("/api/v4/posts/ephemeral", create_ephemeral)
+    r.add_post("/api/v4/posts/ids", posts_by_ids)
+    r.add_get(f"/api/v4/posts/{PID}", get_post)
+    r.add_put(f"/api/v4/posts/{PID}", update_post)
+    r.add_delete(f"/api/v4/posts/{PID}", delete_post)
+    r.add_put(f"/api/v4/posts/{PID}/patch", patch_post)
+    r.add_get(f"/api/v4/posts/{PID}/thread", get_thread)
+    r.add_post(f"/api/v4/posts/{PID}/pin", pin)
+    r.add_post(f"/api/v4/posts/{PID}/unpin", unpin)
+    r.add_get(f"/api/v4/posts/{PID}/files/info", post_files_info)
+    r.add_get(f"/api/v4/posts/{PID}/reactions", list_reactions)
+    r.add_post("/api/v4/reactions", save_reaction)
+    r.add_delete(f"/api/v4/users/{ID % 'user_id'}/posts/{PID}/reactions/{{emoji_name}}", delete_reaction)
