@@ -428,6 +428,42 @@ def _command_webhook(spec: Spec) -> None:
     }
 
 
+def _incoming_webhook(spec: Spec) -> None:
+    message = _obj(
+        {
+            "text": STR,
+            "username": STR,
+            "icon_url": STR,
+            "icon_emoji": STR,
+            "channel": STR,
+            "type": STR,
+            "props": _s("object", nullable=True),
+            "attachments": _s("array", nullable=True, items=_ref("SlackAttachment")),
+            "priority": _s("object", nullable=True),
+        }
+    )
+    spec["paths"]["/hooks/{hook_id}"] = {
+        "post": {
+            "operationId": "ExecuteIncomingWebhook",
+            "summary": "Incoming webhook (Mattermost web/webhook.go), described by the harness",
+            "security": [],
+            "parameters": [{"name": "hook_id", "in": "path", "required": True, "schema": STR}],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": message},
+                    "application/x-www-form-urlencoded": {
+                        "schema": _obj({"payload": STR}, required=["payload"])
+                    },
+                },
+            },
+            "responses": {
+                "200": {"description": "Posted", "content": {"text/plain": {"schema": _s("string", enum=["ok"])}}},
+            },
+        }
+    }
+
+
 ERRATA: list[Erratum] = [
     Erratum(
         "duplicate-operation-id",
@@ -656,6 +692,16 @@ ERRATA: list[Erratum] = [
         "(protocol.md §1.5)",
         "describe the route in the patched spec so it is validated like the others",
         _command_webhook,
+    ),
+    Erratum(
+        "incoming-webhook-undocumented",
+        "POST /hooks/{hook_id}",
+        "absent (not under /api/v4)",
+        "no auth; JSON body {text, username, icon_url, channel, props, attachments, ...} or form field "
+        "payload=<that JSON>; 200 text/plain 'ok'; AppError on failure (Mattermost server web/webhook.go; "
+        "protocol.md does not cover it)",
+        "describe the route in the patched spec",
+        _incoming_webhook,
     ),
     Erratum(
         "error-statuses-undocumented",

@@ -104,6 +104,10 @@ PROOFS = {
         body={"response_type": "in_channel", "text": "Status: mitigated"},
         response=b"ok", response_headers={"Content-Type": "text/plain"},
     ),
+    "incoming-webhook-undocumented": lambda: ex.exchange(
+        "POST", f"/hooks/{ex.HOOK_ID}", auth=False, body={"text": "CPU at 95% on db-1", "channel": "town-square"},
+        response=b"ok", response_headers={"Content-Type": "text/plain"},
+    ),
     "websocket-undocumented": lambda: ex.exchange("GET", "/api/v4/websocket", status=101, response=b""),
     "sandbox-control-routes": lambda: ex.exchange("GET", "/_sandbox/state", response={"posts": []}),
 }

@@ -153,6 +153,15 @@ VALID = {
         "POST", "/api/v4/posts", status=413, body=b"x" * 10, headers={"Content-Type": "application/json"},
         response=ex.app_error(413, "api.context.request_body_too_large.app_error"),
     ),
+    "incoming webhook as form": ex.exchange(
+        "POST",
+        f"/hooks/{ex.HOOK_ID}",
+        auth=False,
+        body=b"payload=%7B%22text%22%3A%22disk+full%22%7D",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        response=b"ok",
+        response_headers={"Content-Type": "text/plain"},
+    ),
     "delayed command response": ex.exchange(
         "POST",
         f"/hooks/commands/{ex.HOOK_ID}",
