@@ -25,6 +25,9 @@ from gateway.signing import Signer
 from plugins.base import BotContext, FeaturePlugin
 from plugins.direct import DirectMessagePlugin
 from plugins.help import HelpPlugin
+from plugins.incidents import IncidentPlugin
+from gateway.directory import Directory
+from services.incidents import IncidentService
 from settings import Settings, SettingsError, load_settings
 from storage import open_store
 
@@ -83,7 +86,9 @@ class CommandCenter:
 
     def build_plugins(self, ctx: BotContext) -> list[FeaturePlugin]:
         """Every feature, in one list; each registers its own commands, buttons and dialogs."""
-        return [HelpPlugin(ctx), DirectMessagePlugin(ctx, self.router)]
+        directory = Directory(ctx.client)
+        incidents = IncidentService(ctx, directory)
+        return [HelpPlugin(ctx), DirectMessagePlugin(ctx, self.router), IncidentPlugin(ctx, incidents)]
 
     async def start(self) -> None:
         """Start everything; raises StartupError with a readable reason when that is impossible."""
@@ -140,6 +145,9 @@ class CommandCenter:
         self.mmpy = await asyncio.to_thread(Bot, settings=_mmpy_settings(settings), plugins=plugins,
                                             enable_logging=False)
         self.events = EventStream(self.mmpy.driver, self.mmpy.settings, self.mmpy.plugin_manager)
+        for plugin in plugins:
+            for event, callback in getattr(plugin, "event_handlers", dict)().items():
+                self.events.on(event, callback)
         self.mmpy.plugin_manager.start()
         self._ws_task = asyncio.create_task(self.events.run(), name="websocket")
 

@@ -33,11 +33,11 @@ class DirectMessagePlugin(FeaturePlugin):
         )
         try:
             reply = await self.router.command_handler(command.subcommand)(command)
-            text = reply.text
+            text, props = reply.text, ({"attachments": reply.attachments} if reply.attachments else None)
         except Exception as error:  # refusals and failures become words, never silence
-            text = user_message(error)
-        if text:
+            text, props = user_message(error), None
+        if text or props:
             try:
-                await self.ctx.client.create_post(message.channel_id, text)
+                await self.ctx.client.create_post(message.channel_id, text, props=props)
             except Exception:
                 log.exception("could not answer a direct message from %s", message.user_id)

@@ -1,0 +1,154 @@
+"""The incident card: one pinned bot post per incident, rebuilt from the incident after every change.
+
+Layout (message attachments, the legacy interactive-message format every Mattermost client shows):
+a header with commander, status, times and stage plus the incident-wide buttons; one attachment per
+step of the active stage with its own buttons; one line per other stage with "done/total".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from domain import Incident, Step
+from gateway.ids import Action
+from gateway.messages import format_duration, neutralize
+from gateway.signing import Signer
+
+COLOR_ONGOING = "#d24b4e"
+COLOR_ENDED = "#3db887"
+COLOR_STEP_OPEN = "#a6a6a6"
+COLOR_STEP_DONE = "#3db887"
+
+
+def format_time(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@dataclass
+class CardContext:
+    """What rendering needs besides the incident: names for ids, where buttons call back, the time."""
+
+    usernames: dict[str, str]
+    signer: Signer
+    action_url: str
+    now_ms: int
+
+    def who(self, user_id: str | None) -> str:
+        if not user_id:
+            return "nobody"
+        name = self.usernames.get(user_id)
+        return f"@{name}" if name else "a former member"
+
+    def button(self, action_id: str, label: str, action: Action, channel_id: str, style: str = "default",
+               **args: Any) -> dict[str, Any]:
+        return {
+            "id": action_id,
+            "name": label,
+            "type": "button",
+            "style": style,
+            "integration": {"url": self.action_url,
+                            "context": self.signer.action_context(action, channel_id, args)},
+        }
+
+
+def card_user_ids(incident: Incident) -> set[str]:
+    """The users whose names the card shows."""
+    ids = {incident.commander_id}
+    for stage in incident.stages:
+        for step in stage.steps:
+            ids.update(x for x in (step.assignee_id, step.state_changed_by) if x)
+    return ids
+
+
+def step_line(incident: Incident, stage_index: int, step_index: int, step: Step, ctx: CardContext) -> str:
+    box = "✅" if step.done else "⬜"
+    parts = [f"{box} **{stage_index + 1}.{step_index + 1}** {neutralize(step.title)}"]
+    if step.assignee_id:
+        parts.append(f"· assigned to {ctx.who(step.assignee_id)}")
+    if step.done and step.state_changed_by:
+        parts.append(f"· done by {ctx.who(step.state_changed_by)}")
+    if step.command:
+        parts.append(f"· `{step.command.replace('`', '')}`")
+    return " ".join(parts)
+
+
+def incident_card(incident: Incident, ctx: CardContext) -> dict[str, Any]:
+    """The card post's ``message`` and ``props`` for ``incident``."""
+    channel = incident.channel_id
+    ongoing = incident.is_ongoing
+    stage = incident.current_stage
+    stage_count = len(incident.stages)
+    status = "Ongoing" if ongoing else "Ended"
+    times = f"Started {format_time(incident.created_at)}"
+    if incident.ended_at is not None:
+        times += f" · ended {format_time(incident.ended_at)}"
+    header_fields = [
+        {"title": "Commander", "value": ctx.who(incident.commander_id), "short": True},
+        {"title": "Status", "value": status, "short": True},
+        {"title": "Duration", "value": format_duration(incident.duration_ms(ctx.now_ms)), "short": True},
+        {"title": "Stage", "value": f"({incident.active_stage + 1}/{stage_count}) {neutralize(stage.title)}",
+         "short": True},
+    ]
+    if incident.playbook_title:
+        header_fields.append({"title": "Playbook", "value": neutralize(incident.playbook_title), "short": True})
+    header_actions = []
+    if ongoing:
+        if incident.active_stage > 0:
+            header_actions.append(ctx.button("prevstage", "◀ Previous stage", Action.PREV_STAGE, channel,
+                                             i=incident.id))
+        if incident.active_stage < stage_count - 1:
+            header_actions.append(ctx.button("nextstage", "Next stage ▶", Action.NEXT_STAGE, channel, "primary",
+                                             i=incident.id))
+        header_actions.append(ctx.button("commander", "Change commander", Action.COMMANDER, channel, i=incident.id))
+        header_actions.append(ctx.button("end", "End incident", Action.END, channel, "danger", i=incident.id))
+    else:
+        header_actions.append(ctx.button("restart", "Restart incident", Action.RESTART, channel, i=incident.id))
+
+    attachments: list[dict[str, Any]] = [{
+        "fallback": f"Incident {incident.name}: {status}",
+        "color": COLOR_ONGOING if ongoing else COLOR_ENDED,
+        # Titles are shown as plain text (no markdown, no mentions); keep them on one line.
+        "title": ("🚨 " if ongoing else "✅ ") + " ".join(incident.name.split()),
+        "text": times + (f"\n{neutralize(incident.description)}" if incident.description else ""),
+        "fields": header_fields,
+        "actions": header_actions,
+    }]
+
+    done = stage.done_count
+    attachments.append({
+        "fallback": f"Stage {incident.active_stage + 1}: {stage.title}",
+        "color": COLOR_ONGOING if ongoing else COLOR_ENDED,
+        "text": f"#### Stage {incident.active_stage + 1}/{stage_count}: {neutralize(stage.title)} "
+                f"({done}/{len(stage.steps)} done)" + ("" if stage.steps else "\nNo steps in this stage yet."),
+    })
+    for index, step in enumerate(stage.steps):
+        actions = []
+        if ongoing:
+            if step.done:
+                actions.append(ctx.button(f"uncheck{step.id}", "Uncheck", Action.UNCHECK, channel,
+                                          i=incident.id, s=step.id))
+            else:
+                actions.append(ctx.button(f"check{step.id}", "Check", Action.CHECK, channel, "success",
+                                          i=incident.id, s=step.id))
+            if step.command:
+                actions.append(ctx.button(f"run{step.id}", "Run", Action.RUN, channel, i=incident.id, s=step.id))
+            actions.append(ctx.button(f"assign{step.id}", "Assign", Action.ASSIGN, channel, i=incident.id, s=step.id))
+        attachment: dict[str, Any] = {
+            "fallback": f"{incident.active_stage + 1}.{index + 1} {step.title}",
+            "color": COLOR_STEP_DONE if step.done else COLOR_STEP_OPEN,
+            "text": step_line(incident, incident.active_stage, index, step, ctx),
+        }
+        if actions:
+            attachment["actions"] = actions
+        attachments.append(attachment)
+
+    others = [f"Stage {number + 1}: {neutralize(other.title)} — {other.done_count}/{len(other.steps)} done"
+              for number, other in enumerate(incident.stages) if number != incident.active_stage]
+    if others:
+        attachments.append({"fallback": "Other stages", "text": "\n".join(others)})
+
+    message = (f"**Incident card** · {status} · commander {ctx.who(incident.commander_id)} · "
+               f"stage {incident.active_stage + 1}/{stage_count} · {incident.steps_done}/{incident.steps_total} steps done")
+    return {"message": message, "props": {"attachments": attachments, "command_center_card": incident.id}}

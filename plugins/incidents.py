@@ -1,0 +1,527 @@
+"""Incidents from chat: start, commander, stages, steps, end/restart, announce, reaction trigger.
+
+Thin: parse what the user typed or clicked → IncidentService → reply.  Identity is always the
+``user_id`` Mattermost put in the request; incident and step ids come from signed contexts.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+from typing import Any
+
+from domain import NotFound, ValidationError, parse_stage_number, parse_step_ref
+from domain.models import Incident, StepRef
+from gateway import dialogs
+from gateway.errors import MattermostError, user_message
+from gateway.ids import Action, Dialog
+from gateway.messages import neutralize
+from gateway.models import ActionCallback, ActionReply, CommandReply, DialogReply, DialogSubmission, SlashCommand
+from gateway.routing import on_action, on_command, on_dialog
+from plugins.base import BotContext, FeaturePlugin
+from services.incidents import IncidentService, StartRequest, post_id_from
+
+log = logging.getLogger(__name__)
+
+_MENTION = re.compile(r"^@?([a-z0-9._-]{1,64})$", re.IGNORECASE)
+_CHANNEL_MENTION = re.compile(r"^~([a-z0-9_-]{1,64})$", re.IGNORECASE)
+NO_PLAYBOOKS = ("You are not a member of any playbook in this team yet, so there is nothing to start an incident "
+                "with. Create one with `/incident playbook create` (templates included), or ask a teammate to add "
+                "you to theirs with `/incident playbook members add @you`.")
+
+
+def _usage(text: str) -> ValidationError:
+    return ValidationError(text)
+
+
+class IncidentPlugin(FeaturePlugin):
+    """Handles the incident commands, the card's buttons and the incident dialogs."""
+
+    def __init__(self, ctx: BotContext, service: IncidentService) -> None:
+        super().__init__(ctx)
+        self.service = service
+        self.directory = service.directory
+
+    def event_handlers(self) -> dict[str, Any]:
+        return {"reaction_added": self.on_reaction_added}
+
+    # Helpers -------------------------------------------------------------------------------
+
+    async def _user_arg(self, text: str) -> dict:
+        match = _MENTION.match(text.strip())
+        if not match:
+            raise _usage(f'"{neutralize(text)}" is not a username. Write it as @username.')
+        user = await self.directory.user_by_username(match.group(1))
+        if user is None:
+            raise NotFound(f"There is no user @{neutralize(match.group(1))}. Check the spelling.")
+        return user
+
+    async def _incident_for_action(self, callback: ActionCallback) -> Incident:
+        incident = await self.ctx.store.get_incident(str(callback.args.get("i", "")))
+        if incident is None or incident.channel_id != callback.channel_id:
+            raise NotFound("This incident no longer exists.")
+        return incident
+
+    def _step_target(self, incident: Incident, text: str) -> StepRef:
+        if not text:
+            raise _usage("Say which step: S.N (stage and step, e.g. 2.3) or N for the active stage.")
+        ref = parse_step_ref(text, incident.active_stage)
+        incident.locate(ref)
+        return ref
+
+    async def _open_start_dialog(self, trigger_id: str, user_id: str, team_id: str, channel_id: str,
+                                 name: str = "", post_id: str = "") -> str:
+        """Open the start dialog; return an error text for the user when it cannot be opened."""
+        playbooks = await self.service.playbooks_for(team_id, user_id)
+        if not playbooks:
+            return NO_PLAYBOOKS
+        options = sorted(((p.title, p.id) for p in playbooks), key=lambda item: (item[0].lower(), item[1]))
+        state = self.ctx.signer.dialog_state(Dialog.START, user_id, channel_id, {"t": team_id, "p": post_id})
+        intro = "Start an incident: Command Center creates its channel, adds you as commander and pins its card."
+        if post_id:
+            intro += " The post you chose is quoted in the new channel."
+        body = dialogs.dialog(Dialog.START, "Start incident", state,
+                              dialogs.start_incident_elements(options, name[:64]), submit_label="Start",
+                              introduction=intro)
+        await self.ctx.client.open_dialog(trigger_id, self.ctx.dialog_url, body)
+        return ""
+
+    async def _member_options(self, incident: Incident) -> list[tuple[str, str]]:
+        ids = await self.directory.channel_member_ids(incident.channel_id)
+        users = await self.ctx.client.users_by_ids(ids)
+        people = [u for u in users if not u.get("is_bot") and not u.get("delete_at")]
+        return sorted(((f"@{u['username']}", u["id"]) for u in people), key=lambda item: item[0])
+
+    # Start ---------------------------------------------------------------------------------
+
+    @on_command("start")
+    async def on_start(self, command: SlashCommand) -> CommandReply:
+        try:
+            words = shlex.split(command.arguments)
+        except ValueError:
+            words = command.arguments.split()
+        post_id = ""
+        if words and words[0] == "--post":
+            if len(words) < 2:
+                raise _usage("Give the post: /incident start --post <post link or id> [name]")
+            post_id = post_id_from(words[1])
+            words = words[2:]
+        name = " ".join(words)
+        if command.via_dm or not command.trigger_id:
+            return await self._start_buttons(command.user_id, command.channel_id, post_id)
+        error = await self._open_start_dialog(command.trigger_id, command.user_id, command.team_id,
+                                              command.channel_id, name, post_id)
+        return CommandReply(text=error)
+
+    async def _start_buttons(self, user_id: str, channel_id: str, post_id: str) -> CommandReply:
+        """In a direct message there is no team and no trigger id: offer a button per team."""
+        teams = []
+        for team in await self.ctx.client.my_teams():
+            if await self.directory.is_team_member(team["id"], user_id):
+                teams.append(team)
+        if not teams:
+            return CommandReply(text="We share no team, so I cannot start an incident for you.")
+        actions = [{
+            "id": f"start{team['id']}", "name": f"Start incident in {team.get('display_name') or team['name']}",
+            "type": "button", "style": "primary",
+            "integration": {"url": self.ctx.action_url,
+                            "context": self.ctx.signer.action_context(Action.START, channel_id,
+                                                                      {"t": team["id"], "p": post_id})},
+        } for team in teams]
+        return CommandReply(text="Click to open the start dialog:",
+                            attachments=[{"fallback": "Start an incident", "actions": actions}])
+
+    @on_action(Action.START)
+    async def on_start_clicked(self, callback: ActionCallback) -> ActionReply:
+        error = await self._open_start_dialog(callback.trigger_id, callback.user_id, str(callback.args.get("t", "")),
+                                              callback.channel_id, post_id=str(callback.args.get("p", "")))
+        return ActionReply(ephemeral_text=error)
+
+    @on_action(Action.START_FROM_POST)
+    async def on_start_from_post_clicked(self, callback: ActionCallback) -> ActionReply:
+        return await self.on_start_clicked(callback)
+
+    async def on_reaction_added(self, event: dict[str, Any]) -> None:
+        """The reaction trigger: offer the reacting user a button that starts an incident from the post."""
+        reaction = event.get("data", {}).get("reaction")
+        if not isinstance(reaction, dict) or reaction.get("emoji_name") != self.ctx.settings.reaction_emoji:
+            return
+        user_id, post_id = reaction.get("user_id", ""), reaction.get("post_id", "")
+        if not user_id or not post_id or user_id == self.ctx.client.user_id or await self.directory.is_bot(user_id):
+            return
+        channel_id = event.get("broadcast", {}).get("channel_id") or reaction.get("channel_id", "")
+        channel = await self.ctx.client.get_channel(channel_id)
+        team_id = channel.get("team_id", "")
+        if not team_id:
+            return  # direct and group messages belong to no team
+        dm = await self.ctx.client.direct_channel_with(user_id)
+        button = {"id": "startfrompost", "name": "Start incident from this post", "type": "button",
+                  "style": "primary",
+                  "integration": {"url": self.ctx.action_url,
+                                  "context": self.ctx.signer.action_context(Action.START_FROM_POST, dm["id"],
+                                                                            {"t": team_id, "p": post_id})}}
+        link = f"{self.ctx.client.base_url}/_redirect/pl/{post_id}"
+        await self.ctx.client.create_post(
+            dm["id"], f"You reacted with :{self.ctx.settings.reaction_emoji}: to [a post]({link}) in "
+                      f"~{channel.get('name', '')}.",
+            props={"attachments": [{"fallback": "Start incident from this post", "actions": [button]}]})
+
+    @on_dialog(Dialog.START)
+    async def on_start_submitted(self, form: DialogSubmission) -> DialogReply:
+        if form.cancelled:
+            return DialogReply()
+        submission = form.submission
+        errors: dict[str, str] = {}
+        playbook_id = submission.get("playbook")
+        name = submission.get("name")
+        description = submission.get("description") or ""
+        if not isinstance(playbook_id, str) or not playbook_id:
+            errors["playbook"] = "Choose a playbook."
+        try:
+            from domain import validation
+            validation.incident_name(name if isinstance(name, str) else "")
+        except ValidationError as error:
+            errors["name"] = str(error)
+        if not isinstance(description, str):
+            errors["description"] = "The description must be text."
+        if errors:
+            return DialogReply(errors=errors)
+        request = StartRequest(actor_id=form.user_id, team_id=str(form.args.get("t", "")), playbook_id=playbook_id,
+                               name=name, description=description, source_post_id=form.args.get("p") or None)
+        try:
+            incident = await self.service.start(request)
+        except ValidationError as error:
+            return DialogReply(errors={"name": str(error)}) if "name" in str(error).lower() else DialogReply(
+                error=str(error))
+        await self._tell_creator(form, incident)
+        return DialogReply()
+
+    async def _tell_creator(self, form: DialogSubmission, incident: Incident) -> None:
+        channel = await self.ctx.client.get_channel(incident.channel_id)
+        text = (f"Your incident **{neutralize(incident.name)}** has started: ~{channel['name']}. "
+                "You are its commander.")
+        if form.args.get("p") and not incident.source_post_id:
+            text += " The post you chose was not quoted because you cannot read it."
+        if form.channel_id:
+            try:
+                await self.ctx.client.create_ephemeral_post(form.user_id, form.channel_id, text)
+                return
+            except MattermostError as error:
+                if error.status != 403:
+                    raise
+        dm = await self.ctx.client.direct_channel_with(form.user_id)
+        await self.ctx.client.create_post(dm["id"], text)
+
+    # Commander -----------------------------------------------------------------------------
+
+    @on_command("commander")
+    async def on_commander(self, command: SlashCommand) -> CommandReply:
+        incident = await self.service.in_channel(command.channel_id)
+        if not command.arguments:
+            name = await self.directory.username(incident.commander_id)
+            return CommandReply(text=f"The commander of **{neutralize(incident.name)}** is @{name}. "
+                                     "Change it with `/incident commander @user`.")
+        user = await self._user_arg(command.arguments.split()[0])
+        _, events = await self.service.change_commander(incident, command.user_id, user["id"])
+        return CommandReply(text="" if events else f"@{user['username']} is already the commander.")
+
+    @on_action(Action.COMMANDER)
+    async def on_commander_clicked(self, callback: ActionCallback) -> ActionReply:
+        incident = await self._incident_for_action(callback)
+        await self.service.require_member(incident, callback.user_id)
+        options = await self._member_options(incident)
+        state = self.ctx.signer.dialog_state(Dialog.COMMANDER, callback.user_id, callback.channel_id, {"i": incident.id})
+        body = dialogs.dialog(Dialog.COMMANDER, "Change commander", state, [
+            dialogs.select("commander", "New commander", options, default=incident.commander_id,
+                           help_text="Only members of the incident channel can be commander.")],
+            submit_label="Change")
+        await self.ctx.client.open_dialog(callback.trigger_id, self.ctx.dialog_url, body)
+        return ActionReply()
+
+    @on_dialog(Dialog.COMMANDER)
+    async def on_commander_submitted(self, form: DialogSubmission) -> DialogReply:
+        if form.cancelled:
+            return DialogReply()
+        incident = await self.ctx.store.get_incident(str(form.args.get("i", "")))
+        if incident is None:
+            return DialogReply(error="This incident no longer exists.")
+        chosen = form.submission.get("commander")
+        if not isinstance(chosen, str) or not chosen:
+            return DialogReply(errors={"commander": "Choose the new commander."})
+        try:
+            await self.service.change_commander(incident, form.user_id, chosen)
+        except ValidationError as error:
+            return DialogReply(errors={"commander": str(error)})
+        return DialogReply()
+
+    # Stages --------------------------------------------------------------------------------
+
+    @on_command("stage")
+    async def on_stage(self, command: SlashCommand) -> CommandReply:
+        incident = await self.service.in_channel(command.channel_id)
+        argument = command.arguments.lower()
+        if not argument:
+            stage = incident.current_stage
+            lines = [f"Active stage: **{incident.active_stage + 1}/{len(incident.stages)} {neutralize(stage.title)}** "
+                     f"({stage.done_count}/{len(stage.steps)} done)."]
+            lines.append("Change it with `/incident stage next`, `/incident stage prev` or `/incident stage <number>`.")
+            return CommandReply(text="\n".join(lines))
+        if argument in ("next", "prev", "previous"):
+            how: str | int = "next" if argument == "next" else "prev"
+        else:
+            how = parse_stage_number(argument, len(incident.stages))
+        _, events = await self.service.set_stage(incident, command.user_id, how)
+        return CommandReply(text="" if events else "That stage is already the active one.")
+
+    @on_action(Action.NEXT_STAGE)
+    async def on_next_stage_clicked(self, callback: ActionCallback) -> ActionReply:
+        await self.service.set_stage(await self._incident_for_action(callback), callback.user_id, "next")
+        return ActionReply()
+
+    @on_action(Action.PREV_STAGE)
+    async def on_prev_stage_clicked(self, callback: ActionCallback) -> ActionReply:
+        await self.service.set_stage(await self._incident_for_action(callback), callback.user_id, "prev")
+        return ActionReply()
+
+    # Steps ---------------------------------------------------------------------------------
+
+    async def _check_command(self, command: SlashCommand, done: bool) -> CommandReply:
+        incident = await self.service.in_channel(command.channel_id)
+        ref = self._step_target(incident, command.arguments)
+        _, events = await self.service.check(incident, command.user_id, ref, done)
+        if events:
+            return CommandReply()
+        return CommandReply(text=f"Step {ref.label} is already {'done' if done else 'open'}; nothing changed.")
+
+    @on_command("check")
+    async def on_check(self, command: SlashCommand) -> CommandReply:
+        return await self._check_command(command, True)
+
+    @on_command("uncheck")
+    async def on_uncheck(self, command: SlashCommand) -> CommandReply:
+        return await self._check_command(command, False)
+
+    @on_action(Action.CHECK)
+    async def on_check_clicked(self, callback: ActionCallback) -> ActionReply:
+        incident = await self._incident_for_action(callback)
+        await self.service.check(incident, callback.user_id, str(callback.args.get("s", "")), True)
+        return ActionReply()
+
+    @on_action(Action.UNCHECK)
+    async def on_uncheck_clicked(self, callback: ActionCallback) -> ActionReply:
+        incident = await self._incident_for_action(callback)
+        await self.service.check(incident, callback.user_id, str(callback.args.get("s", "")), False)
+        return ActionReply()
+
+    @on_command("assign")
+    async def on_assign(self, command: SlashCommand) -> CommandReply:
+        incident = await self.service.in_channel(command.channel_id)
+        parts = command.arguments.split()
+        if len(parts) != 2:
+            raise _usage("Usage: /incident assign S.N @user (or none to clear), e.g. /incident assign 2.1 @carol")
+        ref = self._step_target(incident, parts[0])
+        assignee = None if parts[1].lower() in ("none", "nobody", "-") else (await self._user_arg(parts[1]))["id"]
+        _, events = await self.service.assign(incident, command.user_id, ref, assignee)
+        return CommandReply(text="" if events else "Nothing changed: that is already the assignee.")
+
+    @on_action(Action.ASSIGN)
+    async def on_assign_clicked(self, callback: ActionCallback) -> ActionReply:
+        incident = await self._incident_for_action(callback)
+        await self.service.require_member(incident, callback.user_id)
+        step_id = str(callback.args.get("s", ""))
+        step = incident.step(step_id)
+        ref = incident.locate(step_id)
+        options = [("Nobody", "none")] + await self._member_options(incident)
+        state = self.ctx.signer.dialog_state(Dialog.ASSIGN, callback.user_id, callback.channel_id,
+                                             {"i": incident.id, "s": step_id})
+        body = dialogs.dialog(Dialog.ASSIGN, f"Assign step {ref.label}", state, [
+            dialogs.select("assignee", "Assignee", options, default=step.assignee_id or "none",
+                           help_text="Members of the incident channel.")],
+            submit_label="Assign", introduction=f"**{ref.label}** {neutralize(step.title)}")
+        await self.ctx.client.open_dialog(callback.trigger_id, self.ctx.dialog_url, body)
+        return ActionReply()
+
+    @on_dialog(Dialog.ASSIGN)
+    async def on_assign_submitted(self, form: DialogSubmission) -> DialogReply:
+        if form.cancelled:
+            return DialogReply()
+        incident = await self.ctx.store.get_incident(str(form.args.get("i", "")))
+        if incident is None:
+            return DialogReply(error="This incident no longer exists.")
+        chosen = form.submission.get("assignee")
+        if not isinstance(chosen, str) or not chosen:
+            return DialogReply(errors={"assignee": "Choose someone, or Nobody."})
+        try:
+            await self.service.assign(incident, form.user_id, str(form.args.get("s", "")),
+                                      None if chosen == "none" else chosen)
+        except ValidationError as error:
+            return DialogReply(errors={"assignee": str(error)})
+        return DialogReply()
+
+    @on_command("run")
+    async def on_run(self, command: SlashCommand) -> CommandReply:
+        incident = await self.service.in_channel(command.channel_id)
+        ref = self._step_target(incident, command.arguments)
+        return CommandReply(text=await self.service.run_step(incident, command.user_id, ref))
+
+    @on_action(Action.RUN)
+    async def on_run_clicked(self, callback: ActionCallback) -> ActionReply:
+        incident = await self._incident_for_action(callback)
+        text = await self.service.run_step(incident, callback.user_id, str(callback.args.get("s", "")))
+        return ActionReply(ephemeral_text=text)
+
+    @on_command("step")
+    async def on_step(self, command: SlashCommand) -> CommandReply:
+        incident = await self.service.in_channel(command.channel_id)
+        words = command.arguments.split(None, 1)
+        verb = words[0].lower() if words else ""
+        rest = words[1].strip() if len(words) > 1 else ""
+        if verb == "add":
+            parts = rest.split(None, 1)
+            if parts and parts[0].isdigit() and len(parts) == 2:
+                stage, title = parse_stage_number(parts[0], len(incident.stages)), parts[1]
+            else:
+                stage, title = incident.active_stage, rest
+            if not title:
+                raise _usage("Usage: /incident step add [stage] <title>, e.g. /incident step add 2 Page the DBA")
+            await self.service.add_step(incident, command.user_id, stage, title)
+            return CommandReply()
+        if verb == "remove":
+            await self.service.remove_step(incident, command.user_id, self._step_target(incident, rest))
+            return CommandReply()
+        if verb == "rename":
+            parts = rest.split(None, 1)
+            if len(parts) != 2:
+                raise _usage("Usage: /incident step rename S.N <new title>")
+            _, events = await self.service.rename_step(incident, command.user_id,
+                                                       self._step_target(incident, parts[0]), parts[1])
+            return CommandReply(text="" if events else "That is already the step's title.")
+        if verb == "move":
+            parts = rest.split()
+            if len(parts) != 2 or not parts[1].isdigit():
+                raise _usage("Usage: /incident step move S.N <position>, e.g. /incident step move 1.4 1")
+            _, events = await self.service.move_step(incident, command.user_id, self._step_target(incident, parts[0]),
+                                                     int(parts[1]) - 1)
+            return CommandReply(text="" if events else "The step is already at that position.")
+        raise _usage("Usage: /incident step add [S] <title> | remove S.N | rename S.N <title> | move S.N <position>")
+
+    # End and restart -----------------------------------------------------------------------
+
+    async def _confirm(self, dialog_id: Dialog, trigger_id: str, user_id: str, channel_id: str,
+                       incident: Incident) -> None:
+        await self.service.require_member(incident, user_id)
+        state = self.ctx.signer.dialog_state(dialog_id, user_id, channel_id, {"i": incident.id})
+        if dialog_id is Dialog.END:
+            title, label = "End incident", "End incident"
+            intro = (f"End **{neutralize(incident.name)}**? Its duration stops and its checklist becomes read-only; "
+                     f"{incident.steps_done}/{incident.steps_total} steps are done. You can restart it later.")
+        else:
+            title, label = "Restart incident", "Restart"
+            intro = f"Reopen **{neutralize(incident.name)}**? Its duration runs again from the original start."
+        await self.ctx.client.open_dialog(trigger_id, self.ctx.dialog_url,
+                                          dialogs.dialog(dialog_id, title, state, [], submit_label=label,
+                                                         introduction=intro))
+
+    async def _confirm_command(self, command: SlashCommand, dialog_id: Dialog) -> CommandReply:
+        incident = await self.service.in_channel(command.channel_id)
+        if dialog_id is Dialog.END and not incident.is_ongoing:
+            return CommandReply(text="This incident has already ended. Type /incident restart to reopen it.")
+        if dialog_id is Dialog.RESTART and incident.is_ongoing:
+            return CommandReply(text="This incident is still ongoing; there is nothing to restart.")
+        if not command.trigger_id:
+            raise _usage("Confirm this in the incident channel with the slash command.")
+        await self._confirm(dialog_id, command.trigger_id, command.user_id, command.channel_id, incident)
+        return CommandReply()
+
+    @on_command("end")
+    async def on_end(self, command: SlashCommand) -> CommandReply:
+        return await self._confirm_command(command, Dialog.END)
+
+    @on_command("restart")
+    async def on_restart(self, command: SlashCommand) -> CommandReply:
+        return await self._confirm_command(command, Dialog.RESTART)
+
+    @on_action(Action.END)
+    async def on_end_clicked(self, callback: ActionCallback) -> ActionReply:
+        incident = await self._incident_for_action(callback)
+        if not incident.is_ongoing:
+            return ActionReply(ephemeral_text="This incident has already ended.")
+        await self._confirm(Dialog.END, callback.trigger_id, callback.user_id, callback.channel_id, incident)
+        return ActionReply()
+
+    @on_action(Action.RESTART)
+    async def on_restart_clicked(self, callback: ActionCallback) -> ActionReply:
+        incident = await self._incident_for_action(callback)
+        if incident.is_ongoing:
+            return ActionReply(ephemeral_text="This incident is already ongoing.")
+        await self._confirm(Dialog.RESTART, callback.trigger_id, callback.user_id, callback.channel_id, incident)
+        return ActionReply()
+
+    async def _confirmed(self, form: DialogSubmission, end: bool) -> DialogReply:
+        if form.cancelled:
+            return DialogReply()
+        incident = await self.ctx.store.get_incident(str(form.args.get("i", "")))
+        if incident is None:
+            return DialogReply(error="This incident no longer exists.")
+        try:
+            if end:
+                await self.service.end(incident, form.user_id)
+            else:
+                await self.service.restart(incident, form.user_id)
+        except Exception as error:  # shown in the dialog's footer
+            return DialogReply(error=user_message(error))
+        return DialogReply()
+
+    @on_dialog(Dialog.END)
+    async def on_end_submitted(self, form: DialogSubmission) -> DialogReply:
+        return await self._confirmed(form, True)
+
+    @on_dialog(Dialog.RESTART)
+    async def on_restart_submitted(self, form: DialogSubmission) -> DialogReply:
+        return await self._confirmed(form, False)
+
+    # Announce ------------------------------------------------------------------------------
+
+    @on_command("announce")
+    async def on_announce(self, command: SlashCommand) -> CommandReply:
+        incident = await self.service.in_channel(command.channel_id)
+        await self.service.require_member(incident, command.user_id)
+        names = command.arguments.split()
+        if not names:
+            raise _usage("Usage: /incident announce ~channel [~channel …], e.g. /incident announce ~town-square")
+        incident_channel = await self.ctx.client.get_channel(incident.channel_id)
+        commander = await self.directory.username(incident.commander_id)
+        done, refused = [], []
+        for raw in dict.fromkeys(names):
+            match = _CHANNEL_MENTION.match(raw)
+            if not match:
+                refused.append(f"`{neutralize(raw)}` is not a channel; write it as ~channel-name")
+                continue
+            name = match.group(1).lower()
+            try:
+                channel = await self.ctx.client.channel_by_name(incident.team_id, name)
+            except MattermostError as error:
+                if error.status not in (403, 404):
+                    raise
+                refused.append(f"~{name}: no such channel in this team")
+                continue
+            if not await self.directory.is_channel_member(channel["id"], command.user_id):
+                refused.append(f"~{name}: you can only announce in channels you are a member of")
+                continue
+            try:
+                if not await self.directory.is_channel_member(channel["id"], self.ctx.client.user_id):
+                    await self.ctx.client.add_channel_member(channel["id"], self.ctx.client.user_id)
+                    self.directory.forget_channel(channel["id"])
+                await self.ctx.client.create_post(
+                    channel["id"], f"@{commander} started an incident in ~{incident_channel['name']}: "
+                                   f"**{neutralize(incident.name)}**")
+                done.append(f"~{name}")
+            except MattermostError as error:
+                refused.append(f"~{name}: {user_message(error)}")
+        lines = []
+        if done:
+            lines.append("Announced in " + ", ".join(done) + ".")
+        if refused:
+            lines.append("Not announced:\n" + "\n".join(f"- {item}" for item in refused))
+        return CommandReply(text="\n".join(lines))
