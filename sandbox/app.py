@@ -17,7 +17,7 @@ from aiohttp import web
 
 from . import errors
 from .errors import AppError
-from .httputil import json_response
+from .httputil import REQUEST_ID, USER, json_response
 from .ids import new_id
 from .seed import Seed, load_seed
 from .state import World
@@ -164,7 +164,7 @@ class Sandbox:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable) -> web.StreamResponse:
         rid = new_id()
-        request["request_id"] = rid
+        request[REQUEST_ID] = rid
         path = request.path
         body = b""
         try:
@@ -176,9 +176,9 @@ class Sandbox:
             if self.config.record and not path.startswith("/_sandbox") and path != "/api/v4/websocket":
                 body = await request.read()
             if path.startswith("/api/v4/") and path.rstrip("/") not in PUBLIC_API:
-                request["user"] = self._authenticate(request)
+                request[USER] = self._authenticate(request)
             elif path.startswith("/api/v4/"):
-                request["user"] = self._authenticate(request, required=False)
+                request[USER] = self._authenticate(request, required=False)
             resp = await handler(request)
         except AppError as exc:
             resp = self._error_response(exc, rid)

@@ -11,6 +11,8 @@ from . import errors
 from .state import check_id
 
 JSON = "application/json"
+USER: web.RequestKey[dict | None] = web.RequestKey("sandbox_user", dict)  # type: ignore[arg-type]
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("sandbox_request_id", str)
 
 
 def dumps(data: Any) -> bytes:
@@ -45,7 +47,7 @@ async def read_json(request: web.Request, name: str, *, expect: type | tuple = d
 
 def caller(request: web.Request) -> dict:
     """The authenticated user (the auth middleware guarantees one on session routes)."""
-    return request["user"]
+    return request[USER]  # type: ignore[return-value]
 
 
 def path_id(request: web.Request, name: str) -> str:

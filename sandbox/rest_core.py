@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import mimetypes
+from email.policy import default as email_policy
+from email.parser import BytesParser
 
 from aiohttp import web
 
@@ -193,20 +195,21 @@ async def upload_file(request: web.Request) -> web.Response:
     parts: list[tuple[str, bytes]] = []
     client_ids: list[str] = []
     if request.content_type.startswith("multipart/"):
-        reader = await request.multipart()
-        total = 0
-        async for part in reader:
-            if part.name == "channel_id":
-                channel_id = (await part.text()).strip()
-            elif part.name == "client_ids":
-                client_ids.append((await part.text()).strip())
-            elif part.name == "files":
-                data = await part.read()
-                total += len(data)
-                if total > sb.config.max_body_bytes:
-                    raise AppError(413, "api.file.upload_file.too_large_detailed.app_error",
-                                   "Unable to upload file. File is too large.")
-                parts.append((part.filename or "file", bytes(data)))
+        # Parsed from the (possibly already recorded) body bytes rather than the stream.
+        raw = await request.read()
+        msg = BytesParser(policy=email_policy).parsebytes(
+            f"Content-Type: {request.headers['Content-Type']}\r\n\r\n".encode() + raw)
+        if not msg.is_multipart():
+            raise errors.invalid_param("multipart")
+        for part in msg.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True) or b""
+            if name == "channel_id":
+                channel_id = payload.decode().strip()
+            elif name == "client_ids":
+                client_ids.append(payload.decode().strip())
+            elif name == "files":
+                parts.append((part.get_filename() or "file", payload))
     else:
         filename = request.query.get("filename", "")
         if not filename:

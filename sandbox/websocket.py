@@ -9,6 +9,7 @@ import logging
 from aiohttp import WSMsgType, web
 
 from .app import SB_KEY, Sandbox
+from .httputil import USER
 from .ids import new_id, now_ms
 from .state import Event
 
@@ -71,7 +72,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     conn = Connection(sb, ws)
     sb.ws_connections.add(conn)
-    header_user = request.get("user")
+    header_user = request.get(USER)
     if header_user is not None:
         conn.register(header_user["id"])
     auth_timer = None
