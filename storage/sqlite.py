@@ -40,8 +40,8 @@ _STAGES = TypeAdapter(tuple[Stage, ...])
 
 _INCIDENT_COLUMNS = (
     "id, team_id, channel_id, name, description, commander_id, creator_id, playbook_id,"
-    " playbook_title, stages, active_stage, status, created_at, ended_at, source_post_id,"
-    " card_post_id, public, version"
+    " playbook_title, active_stage, status, created_at, ended_at, source_post_id,"
+    " card_post_id, public, version, stages"
 )
 
 _PLAYBOOK_SELECT = (
@@ -129,8 +129,8 @@ def _event_from_row(row: sqlite3.Row) -> TimelineEvent:
     )
 
 
-def _stages_json(stages: Sequence[Stage]) -> bytes:
-    return _STAGES.dump_json(tuple(stages), exclude_defaults=True)
+def _stages_json(stages: Sequence[Stage]) -> str:
+    return _STAGES.dump_json(tuple(stages), exclude_defaults=True).decode()
 
 
 def _event_params(events: Sequence[TimelineEvent]) -> list[tuple]:
@@ -232,7 +232,10 @@ class SqliteStore(Store):
             await reader.close()
         writer, self._writer = self._writer, None
         if writer is not None:
-            await writer.close()
+            try:
+                await writer.execute("PRAGMA optimize")  # keeps the planner's statistics fresh
+            finally:
+                await writer.close()
 
     def _require_open(self) -> aiosqlite.Connection:
         if self._writer is None:
@@ -374,19 +377,19 @@ class SqliteStore(Store):
         async with self._writing() as conn:
             try:
                 await conn.execute(
-                    "INSERT INTO playbooks (id, team_id, title, description, create_public_channel, stages,"
-                    " created_by, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO playbooks (id, team_id, title, description, create_public_channel,"
+                    " created_by, created_at, updated_at, version, stages) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         playbook.id,
                         playbook.team_id,
                         playbook.title,
                         playbook.description,
                         int(playbook.create_public_channel),
-                        _stages_json(playbook.stages),
                         playbook.created_by,
                         playbook.created_at,
                         playbook.updated_at,
                         playbook.version,
+                        _stages_json(playbook.stages),
                     ),
                 )
             except sqlite3.IntegrityError as exc:
@@ -473,7 +476,6 @@ class SqliteStore(Store):
                         incident.creator_id,
                         incident.playbook_id,
                         incident.playbook_title,
-                        _stages_json(incident.stages),
                         incident.active_stage,
                         incident.status.value,
                         incident.created_at,
@@ -482,6 +484,7 @@ class SqliteStore(Store):
                         incident.card_post_id,
                         int(incident.public),
                         incident.version,
+                        _stages_json(incident.stages),
                     ),
                 )
             except sqlite3.IntegrityError as exc:
@@ -587,14 +590,21 @@ class SqliteStore(Store):
         condition = " AND ".join(where)
         order = _SORTS[IncidentSort(sort)]
         async with self._reading() as conn:
-            async with conn.execute(f"SELECT count(*) FROM incidents WHERE {condition}", params) as cursor:
-                total = (await cursor.fetchone())[0]
-            async with conn.execute(
-                f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE {condition} ORDER BY {order} LIMIT ? OFFSET ?",
+            counted = await conn.execute_fetchall(f"SELECT count(*) FROM incidents WHERE {condition}", params)
+            total = counted[0][0]
+            # Choose the page from the covering indexes first, then read only its rows:
+            # sorting full rows would drag every stages document through the sorter.
+            picked = await conn.execute_fetchall(
+                f"SELECT rowid FROM incidents WHERE {condition} ORDER BY {order} LIMIT ? OFFSET ?",
                 [*params, per_page, page * per_page],
-            ) as cursor:
-                rows = await cursor.fetchall()
-        return Page([_incident_from_row(row) for row in rows], total)
+            )
+            rowids = [row[0] for row in picked]
+            rows = await conn.execute_fetchall(
+                f"SELECT rowid, {_INCIDENT_COLUMNS} FROM incidents WHERE rowid IN (SELECT value FROM json_each(?))",
+                (json.dumps(rowids),),
+            ) if rowids else []
+        by_rowid = {row["rowid"]: row for row in rows}
+        return Page([_incident_from_row(by_rowid[r]) for r in rowids if r in by_rowid], total)
 
     async def timeline(self, incident_id: str) -> list[TimelineEvent]:
         rows = await self._fetchall(

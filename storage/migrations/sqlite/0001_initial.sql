@@ -1,6 +1,8 @@
 -- Schema version 1: playbooks, their members, incidents and their timelines.
 -- Stages and steps are stored as one JSON document per playbook / incident so that
 -- every checklist change is a single-row update (atomic, and cheap to version).
+-- The JSON is the last column: SQLite keeps a row's first bytes on the b-tree page
+-- and the rest in overflow pages, so the small columns stay cheap to read.
 
 CREATE TABLE playbooks (
     id                    TEXT PRIMARY KEY,
@@ -8,11 +10,11 @@ CREATE TABLE playbooks (
     title                 TEXT NOT NULL,
     description           TEXT NOT NULL DEFAULT '',
     create_public_channel INTEGER NOT NULL CHECK (create_public_channel IN (0, 1)),
-    stages                TEXT NOT NULL CHECK (json_valid(stages)),
     created_by            TEXT NOT NULL,
     created_at            INTEGER NOT NULL,
     updated_at            INTEGER NOT NULL,
-    version               INTEGER NOT NULL
+    version               INTEGER NOT NULL,
+    stages                TEXT NOT NULL CHECK (json_valid(stages))
 );
 
 CREATE TABLE playbook_members (
@@ -33,7 +35,6 @@ CREATE TABLE incidents (
     creator_id     TEXT NOT NULL,
     playbook_id    TEXT,
     playbook_title TEXT NOT NULL DEFAULT '',
-    stages         TEXT NOT NULL CHECK (json_valid(stages)),
     active_stage   INTEGER NOT NULL DEFAULT 0,
     status         TEXT NOT NULL CHECK (status IN ('ongoing', 'ended')),
     created_at     INTEGER NOT NULL,
@@ -41,7 +42,8 @@ CREATE TABLE incidents (
     source_post_id TEXT,
     card_post_id   TEXT,
     public         INTEGER NOT NULL CHECK (public IN (0, 1)),
-    version        INTEGER NOT NULL
+    version        INTEGER NOT NULL,
+    stages         TEXT NOT NULL CHECK (json_valid(stages))
 );
 
 CREATE INDEX incidents_team_created ON incidents (team_id, created_at);
