@@ -114,6 +114,9 @@ class Sandbox:
         self._sim_users: dict[str, Any] = {}
         self.ws_connections: set[Any] = set()
         self.app = self._build_app()
+        # Every person is "logged in" from the start, so no ephemeral post or dialog is missed.
+        for user in self.world.users.values():
+            self.user(user["username"])
 
     # ------------------------------------------------------------------ lifecycle
     def _build_app(self) -> web.Application:
