@@ -74,6 +74,8 @@ def exchange(
         req_headers["Content-Type"] = "application/json"
     req_headers.update(headers or {})
     resp_headers = dict(JSON_HEADERS)
+    if method.upper() == "GET":
+        resp_headers["Expires"] = "0"
     resp_headers.update(response_headers or {})
     url = f"http://127.0.0.1:41234{path}" + (f"?{query}" if query else "")
     return SyntheticExchange(

@@ -1071,11 +1071,12 @@ WIRE_RULES: list[tuple[str, str]] = [
     ("json-content-type-exact", "JSON API responses carry Content-Type: application/json exactly"),
     ("request-id-header", "every /api/v4 response carries X-Request-Id"),
     ("version-id-header", "every /api/v4 response carries X-Version-Id"),
+    ("expires-on-get", "GET /api/v4 responses carry Expires: 0"),
     ("app-error-consistent", "an AppError's status_code equals the HTTP status and request_id the X-Request-Id"),
 ]
 
 
-def _wire_problems(path: str, response: ExchangeResponse) -> list[str]:
+def _wire_problems(method: str, path: str, response: ExchangeResponse) -> list[str]:
     if not path.startswith("/api/v4/"):
         return []
     problems = []
@@ -1088,6 +1089,8 @@ def _wire_problems(path: str, response: ExchangeResponse) -> list[str]:
         problems.append("wire: missing X-Request-Id header")
     if not headers.get("X-Version-Id"):
         problems.append("wire: missing X-Version-Id header")
+    if method == "get" and headers.get("Expires") != "0":
+        problems.append(f"wire: GET answered with Expires {headers.get('Expires')!r}, the real server sends '0'")
     if response.status_code >= 400 and response.data and raw_type and raw_type.startswith("application/json"):
         try:
             body = json.loads(response.data)
@@ -1169,7 +1172,7 @@ class ContractChecker:
         except Exception as exc:
             problems += [f"response: {msg}" for msg in _describe(exc)]
         if self.wire_rules:
-            problems += _wire_problems(request.path, response)
+            problems += _wire_problems(request.method, request.path, response)
         return problems
 
     def check(self, exchanges: Iterable[Any]) -> tuple[int, list[str]]:

@@ -297,6 +297,12 @@ def test_missing_mattermost_headers_are_reported(openapi_contract: ContractCheck
     assert "X-Request-Id" in text and "X-Version-Id" in text
 
 
+def test_get_without_expires_zero_breaks_a_wire_rule(openapi_contract: ContractChecker) -> None:
+    bad = ex.exchange("GET", f"/api/v4/posts/{PID}", response=ex.post())
+    del bad.response_headers["Expires"]
+    assert "Expires None" in _problems(openapi_contract, bad)
+
+
 def test_status_ok_must_say_ok(openapi_contract: ContractChecker) -> None:
     bad = ex.exchange("POST", f"/api/v4/posts/{PID}/pin", response={"status": "ok"})
     assert "is not one of ['OK']" in _problems(openapi_contract, bad)
@@ -346,7 +352,7 @@ def test_query_and_headers_may_be_mappings_or_pairs(openapi_contract: ContractCh
     exchange = ex.exchange("GET", f"/api/v4/channels/{CID}/posts", query="page=0", response=ex.post_list())
     exchange.query = {"page": ["0"], "per_page": "60"}
     exchange.headers = [("authorization", f"Bearer {ex.TOKEN}")]
-    exchange.response_headers = list(ex.JSON_HEADERS.items())
+    exchange.response_headers = list(ex.JSON_HEADERS.items()) + [("Expires", "0")]
     assert openapi_contract.validate_exchange(exchange) == []
     request = to_openapi_request(exchange, "http://h")
     assert request.parameters.query.getlist("page") == ["0"] and request.method == "get"
