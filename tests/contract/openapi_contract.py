@@ -21,21 +21,22 @@ import copy
 import functools
 import json
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
-from openapi_core.templating.paths.finders import APICallPathFinder
 from openapi_core.templating.paths.exceptions import (
     OperationNotFound,
     PathNotFound,
     ServerNotFound,
 )
+from openapi_core.templating.paths.finders import APICallPathFinder
 from openapi_core.templating.responses.exceptions import ResponseNotFound
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
@@ -678,7 +679,7 @@ ERRATA: list[Erratum] = [
     ),
     Erratum(
         "autocomplete-suggestions-prefix",
-        "ExecuteCommandAutocompleteSuggestions path",
+        "ListCommandAutocompleteSuggestions path",
         "/teams/{team_id}/commands/autocomplete_suggestions (no /api/v4)",
         "/api/v4/teams/{team_id}/commands/autocomplete_suggestions",
         "move the path under /api/v4",
@@ -1161,7 +1162,7 @@ class ContractChecker:
                 self.openapi.validate_request(request)
             except _ROUTE_ERRORS as exc:
                 return [_route_problem(request, exc)]
-            except Exception as exc:  # openapi-core raises a family of validation errors
+            except Exception as exc:  # noqa: BLE001 - besides OpenAPIError, deserializers raise AssertionError/ValueError on malformed bodies
                 problems += [f"request: {msg}" for msg in _describe(exc)]
         try:
             self.openapi.validate_response(request, response)
@@ -1169,7 +1170,7 @@ class ContractChecker:
             return [_route_problem(request, exc)]
         except ResponseNotFound as exc:
             problems.append(f"response: status {response.status_code} is not documented ({_clip(str(exc))})")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - same as above
             problems += [f"response: {msg}" for msg in _describe(exc)]
         if self.wire_rules:
             problems += _wire_problems(request.method, request.path, response)

@@ -8,7 +8,12 @@ import pytest
 from openapi_spec_validator import OpenAPIV30SpecValidator
 
 from tests.contract import examples as ex
-from tests.contract.openapi_contract import ERRATA, ContractChecker, load_spec, patched_spec
+from tests.contract.openapi_contract import (
+    ERRATA,
+    ContractChecker,
+    load_spec,
+    patched_spec,
+)
 
 CID, PID, UID, TID = ex.CHANNEL_ID, ex.POST_ID, ex.USER_ID, ex.TEAM_ID
 
@@ -117,7 +122,7 @@ DOCUMENT_ERRATA = {"duplicate-operation-id"}
 DOC_ONLY_ERRATA = {"omit-users-array"}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _checker_without(key: str) -> ContractChecker:
     return ContractChecker(errata=[e for e in ERRATA if e.key != key])
 

@@ -7,7 +7,6 @@ then validates the whole recording.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
