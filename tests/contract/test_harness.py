@@ -434,3 +434,11 @@ def test_route_index_tells_missing_path_from_missing_method(openapi_contract: Co
     assert openapi_contract.routes.resolve("get", "/api/v4/incidents") == "path"
     assert openapi_contract.routes.resolve("patch", f"/api/v4/posts/{PID}") == "method"
     assert openapi_contract.routes.resolve("get", "/api/v4/users/") == "path"
+
+
+def test_malformed_multipart_accepted_by_server_is_reported_not_raised(openapi_contract: ContractChecker) -> None:
+    body, _ = ex.multipart([("channel_id", "", CID), ("files", "a.txt", b"x")], boundary="RealBoundary")
+    bad = ex.exchange("POST", "/api/v4/files", status=201, body=body,
+                      headers={"Content-Type": "multipart/form-data; boundary=OtherBoundary"},
+                      response={"file_infos": [ex.file_info()], "client_ids": []})
+    assert _problems(openapi_contract, bad).startswith("request:")
