@@ -15,7 +15,6 @@ import hmac
 import json
 import logging
 import re
-import time
 from urllib.parse import parse_qs, urlencode
 
 import aiohttp
@@ -73,7 +72,7 @@ def decode_trigger_id(sb: Sandbox, trigger_id: str) -> tuple[str, str]:
         issued = int(ms)
     except ValueError:
         raise fail("missing_data", "Trigger ID missing required data for interactive dialog.") from None
-    if time.time() * 1000 - issued > sb.config.trigger_id_lifetime * 1000:
+    if now_ms() - issued > sb.config.trigger_id_lifetime * 1000:
         raise fail("expired", f"Trigger ID for interactive dialog is expired. "
                               f"Maximum time allowed is {int(sb.config.trigger_id_lifetime * 1000)}ms.")
     try:
