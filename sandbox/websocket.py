@@ -38,6 +38,7 @@ class Connection:
                            {"omit_users": None, "user_id": user_id, "channel_id": "", "team_id": "",
                             "connection_id": "", "omit_connection_id": ""}))
         self._unsubscribe = self.sb.world.subscribe(user_id, self.deliver)
+        self.sb.world.touch()  # lets tests wait_for a client to be connected
 
     def deliver(self, event: Event) -> None:
         self.queue.put_nowait(event.frame(self.seq))
@@ -64,6 +65,7 @@ class Connection:
             self._unsubscribe()
         self.sb.ws_connections.discard(self)
         self.queue.put_nowait(None)
+        self.sb.world.touch()
 
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
