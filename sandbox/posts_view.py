@@ -46,9 +46,22 @@ def channel_post_list(world: World, channel_id: str, query: Mapping[str, str],
         raise errors.invalid_url_param("before")
     if after and not is_valid_id(after):
         raise errors.invalid_url_param("after")
+    start, end = page * per_page, (page + 1) * per_page
+    if not before and not after:
+        # The common case walks back from the newest post only as far as the page needs.
+        collected: list[str] = []
+        for pid in reversed(world.channel_posts[channel_id]):
+            if include_deleted or not world.posts[pid]["delete_at"]:
+                collected.append(pid)
+                if len(collected) > end:
+                    break
+        window = collected[start:end]
+        has_more = len(collected) > end
+        next_id = collected[start - 1] if window and start > 0 else ""
+        prev_id = collected[end] if window and has_more else ""
+        return _post_list(world, window, next_id=next_id, prev_id=prev_id, has_next=has_more)
     oldest_first = world.channel_post_ids(channel_id, include_deleted=include_deleted)
     newest_first = oldest_first[::-1]
-    start, end = page * per_page, (page + 1) * per_page
     if after:
         if after not in oldest_first:
             return _post_list(world, [])
