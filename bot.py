@@ -40,10 +40,19 @@ class StartupError(Exception):
     """The bot cannot start; the message says why and what to do."""
 
 
+class _DropMisleadingAuthLog(logging.Filter):
+    """mattermostautodriver logs "authentification failed" whenever the server's OK reply arrives
+    before its hello (normal, protocol.md §4.1); the bot logs the real connection state itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "authentification" not in record.getMessage()
+
+
 def configure_logging(level: str) -> None:
     logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr, force=True)
     # The autodriver logs every HTTP error it sees at ERROR; ours are mapped and logged once.
     logging.getLogger("mattermostautodriver").setLevel(logging.CRITICAL)
+    logging.getLogger("mattermostautodriver.websocket").addFilter(_DropMisleadingAuthLog())
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
@@ -174,6 +183,8 @@ class CommandCenter:
         if self.inbound is not None:
             await self.inbound.stop()
         if self._ws_task is not None:
+            if self.events is not None:
+                self.events.stopping = True
             self._ws_task.cancel()
             try:
                 await self._ws_task

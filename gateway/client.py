@@ -108,11 +108,11 @@ class MattermostClient:
 
     async def login(self) -> dict:
         """Identify the bot (GET /users/me) and read the server version from X-Version-Id."""
+        self.driver.client.token = self.driver.options["token"]
         response = await self.call("GET", lambda: self.driver.client.make_request("get", "/api/v4/users/me"))
         me = response.json()
         self.driver.client.userid = self.user_id = me["id"]
         self.driver.client.username = self.username = me["username"]
-        self.driver.client.token = self.driver.options["token"]
         self.server_version = _server_version(response.headers.get("X-Version-Id", ""))
         return me
 

@@ -46,6 +46,7 @@ class EventStream(EventHandler):
         self._handlers: dict[str, list[EventCallback]] = {}
         self.connected = asyncio.Event()
         self.hellos = 0
+        self.stopping = False
         self._websocket: _TrackedWebsocket | None = None
         self._tasks: set[asyncio.Task] = set()
 
@@ -59,7 +60,7 @@ class EventStream(EventHandler):
         await self._websocket.connect(self._handle_event)
 
     def _closed(self) -> None:
-        if self.connected.is_set():
+        if self.connected.is_set() and not self.stopping:
             log.warning("websocket connection lost; reconnecting")
         self.connected.clear()
 

@@ -8,10 +8,12 @@ _HELP_ROWS: tuple[tuple[str, str, str], ...] = (
     ("start [name]", "Open the start dialog: pick a playbook, name the incident", "start Database down"),
     ("start --post <link or id> [name]", "Start from a post; its text is quoted in the incident channel",
      "start --post https://chat.example.com/acme/pl/8xk3... Checkout errors"),
-    ("end / restart", "End the incident of this channel (after confirmation) / reopen it", "end"),
+    ("end", "End the incident of this channel (after a confirmation)", "end"),
+    ("restart", "Reopen the ended incident of this channel", "restart"),
     ("commander [@user]", "Show or change the commander", "commander @bob"),
     ("stage [next|prev|S]", "Show or change the active stage", "stage next"),
-    ("check S.N / uncheck S.N", "Mark a step done / open (N alone means the active stage)", "check 1.2"),
+    ("check S.N", "Mark a step done (N alone means a step of the active stage)", "check 1.2"),
+    ("uncheck S.N", "Mark a step open again", "uncheck 1.2"),
     ("assign S.N @user|none", "Set or clear a step's assignee", "assign 2.1 @carol"),
     ("run S.N", "Run the step's slash command in the incident channel", "run 1.3"),
     ("step add [S] <title> / remove S.N / rename S.N <title> / move S.N <position>",
@@ -41,6 +43,8 @@ def help_text(trigger: str, *, unknown: str = "", via_dm: bool = False) -> str:
     lines.append("| Command | What it does | Example |")
     lines.append("|:--|:--|:--|")
     for usage, purpose, example in _HELP_ROWS:
+        # A bare | would end the table cell, even inside code.
+        usage = usage.replace("|", "\\|")
         lines.append(f"| `{prefix}{usage}` | {purpose} | `{prefix}{example}` |")
     lines.append("")
     lines.append("Steps are written `S.N` (stage S, step N, counting from 1) or just `N` for the active stage. "

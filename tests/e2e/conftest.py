@@ -47,3 +47,25 @@ async def start_bot(sandbox, tmp_path):
 @pytest.fixture
 async def bot(start_bot):
     return await start_bot()
+
+
+async def make_playbook(app: CommandCenter, sandbox: Sandbox, *, title: str = "Incident Response",
+                        members: tuple[str, ...] = ("alice",), public: bool = True,
+                        stages: tuple[tuple[str, tuple[str, ...]], ...] | None = None,
+                        commands: dict[str, str] | None = None):
+    """Store a playbook directly (the playbook commands have their own tests)."""
+    import time
+
+    from domain.playbooks import StageDraft, StepDraft, new_playbook
+
+    stages = stages or (("Triage", ("Acknowledge the alert", "Assess customer impact", "Page the on-call")),
+                        ("Investigation", ("Check recent deploys", "Look at dashboards")),
+                        ("Resolution", ("Apply the fix", "Write the postmortem")))
+    commands = commands or {}
+    member_ids = [sandbox.user_id(name) for name in members]
+    playbook = new_playbook(
+        team_id=sandbox.team("acme")["id"], title=title, created_by=member_ids[0], now=int(time.time() * 1000),
+        create_public_channel=public, member_ids=member_ids,
+        stages=[StageDraft(title=stage, steps=tuple(StepDraft(title=step, command=commands.get(step, ""))
+                                                    for step in steps)) for stage, steps in stages])
+    return await app.store.create_playbook(playbook)
