@@ -22,12 +22,10 @@ def _uid_param(name: str = "user_id") -> str:
 
 
 async def ping(request: web.Request) -> web.Response:
-    sb = request.app[SB_KEY]
     body = {"ActiveSearchBackend": "database", "AndroidLatestVersion": "", "AndroidMinVersion": "",
             "IosLatestVersion": "", "IosMinVersion": "", "status": "OK"}
     if flag(request, "get_server_status"):
         body.update({"database_status": "OK", "filestore_status": "OK"})
-    del sb
     return json_response(body)
 
 

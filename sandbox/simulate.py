@@ -19,7 +19,6 @@ from aiohttp import web
 from .app import SB_KEY, Sandbox
 from .errors import AppError
 from .httputil import json_response
-from .ids import is_valid_id
 from .state import Event
 
 

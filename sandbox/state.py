@@ -12,6 +12,7 @@ import asyncio
 import copy
 import json
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -109,6 +110,7 @@ class World:
         self._sinks: dict[str, set[Sink]] = {}
         self._global_sinks: set[Callable[[Event, set[str]], None]] = set()
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
+        self._waiters_lock = threading.Lock()  # wait_for may run on another thread's loop
         self.version = 0
         self._load(seed)
 
@@ -116,7 +118,8 @@ class World:
     def touch(self) -> None:
         """Record a state change and wake every ``wait_for`` caller (on any loop)."""
         self.version += 1
-        waiters, self._waiters = self._waiters, []
+        with self._waiters_lock:
+            waiters, self._waiters = self._waiters, []
         for loop, fut in waiters:
             def _wake(f: asyncio.Future = fut) -> None:
                 if not f.done():
@@ -134,7 +137,8 @@ class World:
         """A future resolved at the next state change."""
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        self._waiters.append((loop, fut))
+        with self._waiters_lock:
+            self._waiters.append((loop, fut))
         return fut
 
     # ------------------------------------------------------------------ event fan-out

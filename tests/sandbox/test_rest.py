@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 
 from sandbox import Sandbox, SandboxConfig
 from sandbox.ids import ALPHABET, is_valid_id, new_id

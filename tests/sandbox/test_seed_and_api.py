@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import Exchange, Sandbox, SandboxConfig, SeedError
+from sandbox import Exchange, Sandbox, SeedError
 from sandbox.ids import is_valid_id
 
 from .conftest import DEMO

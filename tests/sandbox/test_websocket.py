@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import aiohttp
-import pytest
 
 from sandbox import Sandbox
 
