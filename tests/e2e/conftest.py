@@ -9,6 +9,7 @@ import pytest
 from bot import CommandCenter
 from sandbox import Sandbox, SandboxConfig
 from settings import Settings
+from tests.contract.openapi_contract import assert_exchanges_valid
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_SEED = ROOT / "sandbox" / "seeds" / "demo.yaml"
@@ -23,8 +24,13 @@ def bot_settings(sandbox: Sandbox, data_dir: Path, **overrides) -> Settings:
 
 @pytest.fixture
 async def sandbox():
+    """The demo world; every REST exchange of the test (the bot's and the simulated users') is
+    checked against Mattermost's OpenAPI description when the test ends."""
     async with Sandbox(DEMO_SEED, config=SandboxConfig(record=True)) as sb:
         yield sb
+        exchanges = list(sb.recording)
+    judged = assert_exchanges_valid(exchanges)
+    assert judged > 0 or not exchanges
 
 
 @pytest.fixture
