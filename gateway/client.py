@@ -238,6 +238,21 @@ class MattermostClient:
         return await self.call("POST", lambda: self.driver.channels.create_direct_channel([self.user_id, user_id]),
                                idempotent=True)
 
+    async def upload_file(self, channel_id: str, filename: str, data: bytes,
+                          content_type: str = "application/octet-stream") -> dict:
+        """Upload one file to a channel (multipart); returns its FileInfo, to attach via ``file_ids``."""
+        result = await self.call("POST", lambda: self.driver.files.upload_file(
+            files={"files": (filename, data, content_type)}, data={"channel_id": channel_id}))
+        return result["file_infos"][0]
+
+    async def file_info(self, file_id: str) -> dict:
+        return await self.call("GET", lambda: self.driver.files.get_file_info(file_id))
+
+    async def file_content(self, file_id: str) -> bytes:
+        # Raw bytes whatever the content type (the autodriver would parse a JSON file).
+        response = await self.call("GET", lambda: self.driver.client.make_request("get", f"/api/v4/files/{file_id}"))
+        return response.content
+
     async def open_dialog(self, trigger_id: str, url: str, dialog: dict) -> None:
         # Trigger ids expire within seconds: never wait long for a retry here.
         await self.call("POST", lambda: self.driver.integration_actions.open_interactive_dialog(
