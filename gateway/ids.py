@@ -30,6 +30,7 @@ class Action(StrEnum):
     START = "start"
     START_FROM_POST = "startfrompost"
     # Playbooks
+    PLAYBOOK_CREATE = "playbookcreate"
     PLAYBOOK_EDIT = "playbookedit"
     PLAYBOOK_DELETE = "playbookdelete"
     PLAYBOOK_EXPORT = "playbookexport"

@@ -158,7 +158,7 @@ class InboundServer:
         try:
             fields = await request.post() if request.method == "POST" else request.query
             form: dict[str, Any] = {key: fields.get(key) for key in fields.keys()
-                                    if key not in _LIST_FIELDS and key in SlashCommand.model_fields and key != "via_dm"}
+                                    if key not in _LIST_FIELDS and key in SlashCommand.model_fields and key not in ("via_dm", "file_ids")}
             for key in _LIST_FIELDS:
                 if key in fields:
                     form[key] = tuple(str(value) for value in fields.getall(key))

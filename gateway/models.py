@@ -35,6 +35,7 @@ class SlashCommand(_Inbound):
     channel_mentions: tuple[str, ...] = ()
     channel_mentions_ids: tuple[str, ...] = ()
     via_dm: bool = False  # typed as a direct message to the bot rather than as a slash command
+    file_ids: tuple[str, ...] = ()  # files attached to that direct message (never set from a slash request)
 
     @property
     def words(self) -> list[str]:

@@ -29,7 +29,9 @@ class DirectMessagePlugin(FeaturePlugin):
         command = SlashCommand(
             token="", channel_id=message.channel_id, channel_name=message.channel_name,
             user_id=message.user_id, user_name=message.sender_name, command="",
-            text=message.text.lstrip("/"), via_dm=True,
+            # A file sent without words is a playbook to import (the only files the bot takes).
+            text=message.text.lstrip("/") or ("playbook import" if message.file_ids else ""), via_dm=True,
+            file_ids=tuple(message.file_ids or ()),
         )
         try:
             reply = await self.router.command_handler(command.subcommand)(command)
