@@ -23,6 +23,7 @@ from .seed import Seed
 
 MAX_MESSAGE_RUNES = 16383
 MENTION_RE = re.compile(r"@([a-z0-9][a-z0-9._\-]*)", re.IGNORECASE)
+HASHTAG_RE = re.compile(r"(?<![\w#])#([A-Za-z][A-Za-z0-9_\-.]*[A-Za-z0-9_])")
 CHANNEL_NAME_RE = re.compile(r"^[a-z0-9]+([a-z\-_0-9]+|(__)?)[a-z0-9]+$")
 # System posts that Mattermost leaves out of channel message counts.
 UNCOUNTED_TYPES = {
@@ -545,7 +546,7 @@ class World:
             "id": pid, "create_at": t, "update_at": t, "edit_at": 0, "delete_at": 0,
             "is_pinned": False, "user_id": user_id, "channel_id": channel_id, "root_id": root_id,
             "original_id": "", "message": message, "type": type, "props": props,
-            "hashtags": "", "pending_post_id": pending_post_id, "reply_count": 0,
+            "hashtags": hashtags_of(message), "pending_post_id": pending_post_id, "reply_count": 0,
             "last_reply_at": 0, "participants": None, "metadata": {},
         }
         files = []
@@ -585,7 +586,9 @@ class World:
 
     def _emit_posted(self, ch: dict, post: dict, override_username: str = "") -> None:
         sender = self.users[post["user_id"]]
-        if override_username:
+        if post["type"].startswith("system_"):
+            sender_name = "System"
+        elif override_username:
             sender_name = override_username
         else:
             sender_name = "@" + sender["username"]
@@ -618,6 +621,7 @@ class World:
                 raise AppError(400, "model.post.is_valid.message_length.app_error",
                                "Message property length is greater than the maximum allowed.")
             post["message"] = message
+            post["hashtags"] = hashtags_of(message)
         if props is not None or replace_props:
             new_props = copy.deepcopy(props) if isinstance(props, dict) else {}
             previous = self.action_integrations.get(post["id"])
@@ -731,6 +735,11 @@ class World:
     def snapshot(self, obj: Any) -> Any:
         """A deep copy, so callers can never alter sandbox state by accident."""
         return copy.deepcopy(obj)
+
+
+def hashtags_of(message: str) -> str:
+    """Space-separated hashtags (at least three characters, starting with a letter)."""
+    return " ".join(dict.fromkeys("#" + t for t in HASHTAG_RE.findall(message) if len(t) >= 2))
 
 
 def check_id(value: str, name: str) -> str:

@@ -291,3 +291,8 @@ async def test_reactions_and_files(api, sb: Sandbox) -> None:
     assert status == 200 and data == b"abc"
     _, _, finfo = await api("GET", f"/api/v4/files/{fid}/info", as_user="dave")
     assert finfo["post_id"] == p["id"]
+
+
+async def test_hashtags_are_parsed(sb: Sandbox) -> None:
+    post = await sb.user("bob").post("town-square", "db down #sev1 #db-outage, see a#b")
+    assert post["hashtags"] == "#sev1 #db-outage"

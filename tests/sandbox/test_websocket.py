@@ -182,3 +182,12 @@ async def test_sandbox_close_disconnects_clients(http, sb: Sandbox) -> None:
     await sb.close()
     msg = await bob.ws.receive(timeout=3)
     assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+
+
+async def test_system_posts_have_system_sender(http, sb: Sandbox, api) -> None:
+    carol = await connect(http, sb, "carol")
+    lead = sb.channel("acme", "leadership")
+    await api("POST", f"/api/v4/channels/{lead['id']}/members", as_user="carol",
+              json_body={"user_id": sb.user_id("bob")})
+    ev = await carol.next_event("posted")
+    assert ev["data"]["sender_name"] == "System" and "mentions" not in ev["data"]
