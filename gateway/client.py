@@ -253,6 +253,23 @@ class MattermostClient:
         response = await self.call("GET", lambda: self.driver.client.make_request("get", f"/api/v4/files/{file_id}"))
         return response.content
 
+    async def channel_posts(self, channel_id: str, *, before: str = "", page: int = 0, per_page: int = 200) -> dict:
+        """One PostList page, newest first; ``before`` anchors paging so new posts do not shift pages."""
+        params: dict[str, Any] = {"page": page, "per_page": per_page}
+        if before:
+            params["before"] = before
+        return await self.call("GET", lambda: self.driver.posts.get_posts_for_channel(channel_id, params=params))
+
+    async def upload_file_stream(self, channel_id: str, filename: str, stream: Any,
+                                 content_type: str = "text/csv") -> dict:
+        """Upload an open binary file, streamed rather than read into memory (rewound for each attempt)."""
+        def send():
+            stream.seek(0)
+            return self.driver.files.upload_file(files={"files": (filename, stream, content_type)},
+                                                 data={"channel_id": channel_id})
+        response = await self.call("POST", send)
+        return response["file_infos"][0]
+
     async def open_dialog(self, trigger_id: str, url: str, dialog: dict) -> None:
         # Trigger ids expire within seconds: never wait long for a retry here.
         await self.call("POST", lambda: self.driver.integration_actions.open_interactive_dialog(
