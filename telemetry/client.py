@@ -148,7 +148,9 @@ class RudderTelemetry(Telemetry):
 
     def _on_error(self, error: Exception, batch: list) -> None:
         # Called on the upload thread once a batch has used all its attempts.
-        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        status = getattr(error, "status", None)
+        detail = f"HTTP {status}" if isinstance(status, int) else " ".join(str(error).split())[:160]
+        reason = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
         log.warning("telemetry: dropped %d event(s): the data plane at %s did not take them (%s)",
                     len(batch), self.data_plane_url, reason)
 
