@@ -1,0 +1,272 @@
+"""Looking back: ``/incident list``, ``/incident info`` and ``/incident export``.
+
+Thin: parse what the user typed (or the signed page button) → HistoryService → markdown reply.
+Who is asking always comes from Mattermost (``user_id``); the page buttons carry the filters in a
+signed context, and visibility is computed again for whoever clicks.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Any
+
+from domain import IncidentStatus, NotFound, ValidationError
+from domain.models import EventKind, Incident
+from gateway.cards import format_time
+from gateway.ids import Action
+from gateway.messages import format_duration, neutralize
+from gateway.models import ActionCallback, ActionReply, CommandReply, SlashCommand
+from gateway.routing import on_action, on_command
+from plugins.base import BotContext, FeaturePlugin
+from services.history import NO_TEAM, HistoryService, IncidentDetails, ListFilters, ListPage, now_ms
+
+LIST_USAGE = ("Usage: /incident list [ongoing|ended|all] [@commander] [--playbook NAME] [--search TEXT] [--page N], "
+              'e.g. /incident list ongoing @alice --search "database"')
+_STATUS_WORDS = {"ongoing": IncidentStatus.ONGOING, "active": IncidentStatus.ONGOING,
+                 "ended": IncidentStatus.ENDED, "all": None}
+_MENTION = re.compile(r"^@([a-z0-9._-]{1,64})$", re.IGNORECASE)
+_OPTIONS = ("--playbook", "--search", "--page")
+_MAX_NAMES_SHOWN = 25
+
+
+def _words(text: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError:  # an unbalanced quote: take the words as typed
+        return text.split()
+
+
+def _status_label(incident: Incident) -> str:
+    return "Ongoing" if incident.is_ongoing else "Ended"
+
+
+def _stage_label(incident: Incident) -> str:
+    return f"({incident.active_stage + 1}/{len(incident.stages)}) {neutralize(incident.current_stage.title)}"
+
+
+def _who(names: dict[str, str], user_id: str | None) -> str:
+    if not user_id:
+        return "nobody"
+    name = names.get(user_id)
+    return f"@{name}" if name else "a former user"
+
+
+class HistoryPlugin(FeaturePlugin):
+    """The incident list (with page buttons), the details view and the channel export."""
+
+    def __init__(self, ctx: BotContext, service: HistoryService) -> None:
+        super().__init__(ctx)
+        self.service = service
+        self.directory = service.directory
+
+    # List ----------------------------------------------------------------------------------
+
+    async def _parse_list(self, command: SlashCommand, team_id: str) -> tuple[ListFilters, int]:
+        status: IncidentStatus | None = None
+        commander_id = playbook_id = search = None
+        page = 1
+        words = _words(command.arguments)
+        position = 0
+        while position < len(words):
+            word = words[position]
+            lowered = word.lower()
+            option, _, inline = lowered.partition("=")
+            if option in _OPTIONS:
+                # An option's value runs to the next --option, so unquoted names with spaces work too.
+                value_words = [word.partition("=")[2]] if inline else []
+                position += 1
+                while position < len(words) and words[position].lower().partition("=")[0] not in _OPTIONS:
+                    value_words.append(words[position])
+                    position += 1
+                value = " ".join(v for v in value_words if v).strip()
+                if not value:
+                    raise ValidationError(f"{option} needs a value. {LIST_USAGE}")
+                if option == "--page":
+                    if not value.isdigit() or int(value) < 1:
+                        raise ValidationError(f'"{neutralize(value)}" is not a page number; pages count from 1.')
+                    page = int(value)
+                elif option == "--search":
+                    search = value
+                else:
+                    playbook_id = (await self.service.playbook_named(team_id, command.user_id, value)).id
+                continue
+            if lowered in _STATUS_WORDS:
+                status = _STATUS_WORDS[lowered]
+            elif _MENTION.match(word):
+                user = await self.directory.user_by_username(word)
+                if user is None:
+                    raise NotFound(f"There is no user {neutralize(word)}. Check the spelling.")
+                commander_id = user["id"]
+            else:
+                raise ValidationError(f'I do not understand "{neutralize(word)}". {LIST_USAGE}')
+            position += 1
+        return ListFilters(status=status, commander_id=commander_id, playbook_id=playbook_id, search=search), page
+
+    async def _list_team(self, command: SlashCommand) -> str:
+        teams = await self.service.teams_of(command.user_id, command.team_id)
+        if len(teams) != 1:
+            raise ValidationError(NO_TEAM)
+        return teams[0]
+
+    @on_command("list")
+    async def on_list(self, command: SlashCommand) -> CommandReply:
+        team_id = await self._list_team(command)
+        filters, page = await self._parse_list(command, team_id)
+        text, attachments = await self._render_list(command.user_id, team_id, command.channel_id, filters, page - 1)
+        return CommandReply(text=text, attachments=attachments)
+
+    @on_action(Action.LIST_PAGE)
+    async def on_list_page(self, callback: ActionCallback) -> ActionReply:
+        args = callback.args
+        status = str(args.get("s") or "")
+        filters = ListFilters(status=IncidentStatus(status) if status else None,
+                              commander_id=str(args.get("c") or "") or None,
+                              playbook_id=str(args.get("p") or "") or None,
+                              search=str(args.get("q") or "") or None)
+        page = args.get("n")
+        if not isinstance(page, int) or page < 0:
+            raise ValidationError("This page button is broken; type /incident list again.")
+        text, attachments = await self._render_list(callback.user_id, str(args.get("t", "")), callback.channel_id,
+                                                    filters, page)
+        return ActionReply(update={"message": text, "props": {"attachments": attachments}})
+
+    def _page_button(self, label: str, channel_id: str, team_id: str, filters: ListFilters, page: int,
+                     style: str = "default") -> dict[str, Any]:
+        args = {"t": team_id, "s": filters.status.value if filters.status else "", "c": filters.commander_id or "",
+                "p": filters.playbook_id or "", "q": filters.search or "", "n": page}
+        return {"id": f"listpage{page}", "name": label, "type": "button", "style": style,
+                "integration": {"url": self.ctx.action_url,
+                                "context": self.ctx.signer.action_context(Action.LIST_PAGE, channel_id, args)}}
+
+    async def _describe_filters(self, filters: ListFilters) -> str:
+        parts = []
+        if filters.status is not None:
+            parts.append(filters.status.value)
+        if filters.commander_id:
+            parts.append(f"commander @{await self.directory.username(filters.commander_id)}")
+        if filters.playbook_id:
+            playbook = await self.ctx.store.get_playbook(filters.playbook_id)
+            parts.append(f'playbook "{neutralize(playbook.title)}"' if playbook else "the chosen playbook")
+        if filters.search:
+            parts.append(f'name contains "{neutralize(filters.search)}"')
+        return ", ".join(parts)
+
+    async def _render_list(self, user_id: str, team_id: str, channel_id: str, filters: ListFilters,
+                           page: int) -> tuple[str, list[dict[str, Any]]]:
+        result = await self.service.list_page(user_id, team_id, filters, page)
+        described = await self._describe_filters(filters)
+        heading = "#### Incidents" + (f" ({described})" if described else "")
+        if not result.items:
+            if page > 0 and (result.total or result.at_least):
+                text = f"{heading}\nThere is no page {page + 1}; type /incident list to start again."
+            elif described:
+                text = f"{heading}\nNo incident you can see matches these filters."
+            else:
+                text = f"{heading}\nNo incidents you can see in this team yet. Start one with /incident start."
+            buttons = [self._page_button("◀ First page", channel_id, team_id, filters, 0)] if page > 0 else []
+            return text, ([{"fallback": "Incident list pages", "actions": buttons}] if buttons else [])
+        lines = [heading, self._range_line(result), "",
+                 "| Incident | Status | Commander | Stage | Started | Duration |",
+                 "|:--|:--|:--|:--|:--|:--|"]
+        names = await self.service.usernames(i.commander_id for i in result.items)
+        channels = await self.service.channel_names(i.channel_id for i in result.items)
+        now = now_ms()
+        for incident in result.items:
+            channel = channels.get(incident.channel_id)
+            link = f" ~{channel}" if channel else ""
+            lines.append(f"| **{neutralize(incident.name)}**{link} | {_status_label(incident)} | "
+                         f"{_who(names, incident.commander_id)} | {_stage_label(incident)} | "
+                         f"{format_time(incident.created_at)} | {format_duration(incident.duration_ms(now))} |")
+        buttons = []
+        if page > 0:
+            buttons.append(self._page_button("◀ Previous", channel_id, team_id, filters, page - 1))
+        if result.has_more:
+            buttons.append(self._page_button("Next ▶", channel_id, team_id, filters, page + 1, "primary"))
+            lines.append("")
+            lines.append(f"More: click Next, or type `/incident list … --page {page + 2}`.")
+        attachments = [{"fallback": "Incident list pages", "actions": buttons}] if buttons else []
+        return "\n".join(lines), attachments
+
+    @staticmethod
+    def _range_line(result: ListPage) -> str:
+        first = result.first_number
+        last = first + len(result.items) - 1
+        if result.total is not None:
+            pages = max(1, -(-result.total // result.per_page))
+            return f"{first}–{last} of {result.total} · page {result.page + 1} of {pages} · newest first"
+        return f"{first}–{last} of {result.at_least}+ · page {result.page + 1} · newest first"
+
+    # Info ----------------------------------------------------------------------------------
+
+    @on_command("info")
+    async def on_info(self, command: SlashCommand) -> CommandReply:
+        incident = await self.service.resolve(command.user_id, command.team_id, command.channel_id,
+                                              command.arguments, "info")
+        return CommandReply(text=render_details(await self.service.details(incident), now_ms()))
+
+    # Export --------------------------------------------------------------------------------
+
+    @on_command("export")
+    async def on_export(self, command: SlashCommand) -> CommandReply:
+        incident = await self.service.resolve(command.user_id, command.team_id, command.channel_id,
+                                              command.arguments, "export")
+        result = await self.service.export(incident, command.user_id)
+        bot = self.ctx.client.username
+        if result.pending:
+            return CommandReply(text=f"Exporting **{neutralize(incident.name)}**: it is a large channel, so the CSV "
+                                     f"will arrive in your direct messages with @{bot} in a moment.")
+        return CommandReply(text=f"I sent you the CSV of **{neutralize(incident.name)}** ({result.posts} posts) in "
+                                 f"your direct messages with @{bot}.")
+
+
+def render_details(details: IncidentDetails, now: int) -> str:
+    """The details view as markdown."""
+    incident, figures, names = details.incident, details.figures, details.usernames
+    icon = "🚨" if incident.is_ongoing else "✅"
+    channel = f"~{details.channel_name} · " if details.channel_name else ""
+    lines = [f"#### {icon} {neutralize(incident.name)}",
+             f"{channel}**{_status_label(incident)}** · commander {_who(names, incident.commander_id)} · "
+             f"playbook {neutralize(incident.playbook_title) if incident.playbook_title else '(none)'}"]
+    times = f"Started {format_time(incident.created_at)}"
+    if incident.ended_at is not None:
+        times += f" · ended {format_time(incident.ended_at)}"
+    lines.append(f"{times} · duration **{format_duration(incident.duration_ms(now))}**")
+    if incident.description:
+        lines.append(f"> {neutralize(incident.description)}")
+    if figures.readable:
+        people = [_who(names, user_id) for user_id in figures.members_involved]
+        shown = ", ".join(people[:_MAX_NAMES_SHOWN]) + (f" and {len(people) - _MAX_NAMES_SHOWN} more"
+                                                         if len(people) > _MAX_NAMES_SHOWN else "")
+        lines.append(f"Members involved: **{len(people)}**" + (f" ({shown})" if people else ""))
+        lines.append(f"Messages: **{figures.messages_by_people}** posted by people (replies included) · "
+                     f"{figures.messages_by_bots} by bots and integrations · {figures.system_messages} system "
+                     "messages")
+    else:
+        lines.append("Members involved and messages: unknown, Command Center can no longer read the channel.")
+    lines.append(f"Active stage: **{_stage_label(incident)}** · steps done "
+                 f"**{incident.steps_done}/{incident.steps_total}**")
+    lines.append("")
+    lines.append("**Stages**")
+    for s, stage in enumerate(incident.stages):
+        marker = " ← active" if s == incident.active_stage else ""
+        lines.append(f"**{s + 1}. {neutralize(stage.title)}** ({stage.done_count}/{len(stage.steps)} done){marker}")
+        for n, step in enumerate(stage.steps):
+            line = f"- {'✅' if step.done else '⬜'} {s + 1}.{n + 1} {neutralize(step.title)}"
+            if step.done and step.state_changed_at:
+                line += f" — done by {_who(names, step.state_changed_by)}, {format_time(step.state_changed_at)}"
+            lines.append(line)
+    lines.append("")
+    lines.append("**Timeline of step completions**")
+    if not details.completions:
+        lines.append("No step has been completed yet.")
+    for event in details.completions:
+        verb = "completed" if event.kind is EventKind.STEP_CHECKED else "reopened"
+        stage, index = event.details.get("stage"), event.details.get("index")
+        label = f"{stage + 1}.{index + 1} " if isinstance(stage, int) and isinstance(index, int) else ""
+        title = neutralize(str(event.details.get("title", "")))
+        lines.append(f"- {format_time(event.at)} — {_who(names, event.actor_id)} {verb} {label}{title}")
+    return "\n".join(lines)
+
+
+__all__ = ["HistoryPlugin", "render_details"]
