@@ -25,8 +25,10 @@ from gateway.signing import Signer
 from plugins.base import BotContext, FeaturePlugin
 from plugins.direct import DirectMessagePlugin
 from plugins.help import HelpPlugin
+from plugins.history import HistoryPlugin
 from plugins.incidents import IncidentPlugin
 from gateway.directory import Directory
+from services.history import HistoryService
 from services.incidents import IncidentService
 from settings import Settings, SettingsError, load_settings
 from storage import open_store
@@ -97,7 +99,8 @@ class CommandCenter:
         """Every feature, in one list; each registers its own commands, buttons and dialogs."""
         directory = Directory(ctx.client)
         incidents = IncidentService(ctx, directory)
-        return [HelpPlugin(ctx), DirectMessagePlugin(ctx, self.router), IncidentPlugin(ctx, incidents)]
+        return [HelpPlugin(ctx), DirectMessagePlugin(ctx, self.router), IncidentPlugin(ctx, incidents),
+                HistoryPlugin(ctx, HistoryService(ctx, directory))]
 
     async def start(self) -> None:
         """Start everything; raises StartupError with a readable reason when that is impossible."""
