@@ -84,7 +84,7 @@ class RudderOptions:
 
     max_queue_size: int = 1000
     upload_size: int = 100
-    upload_interval: float = 1.0
+    upload_interval: float = 0.5
     timeout: float = 5.0
     max_retries: int = 2
     close_timeout: float = 3.0
@@ -117,7 +117,7 @@ class RudderTelemetry(Telemetry):
         self.diagnostic_id = diagnostic_id
         self.metadata = {"diagnosticID": diagnostic_id, "serverVersion": server_version or "",
                          "pluginVersion": plugin_version}
-        self._dropping = False
+        self._dropped = 0
         self._closed = False
         _quiet_library_loggers()
         self._client = Client(
@@ -139,12 +139,15 @@ class RudderTelemetry(Telemetry):
         except Exception as error:
             log.warning("telemetry: event %s not queued: %s", event, error)
             return
-        if queued:
-            self._dropping = False
-        elif not self._dropping:
-            self._dropping = True
-            log.warning("telemetry: %d events are waiting for the data plane at %s; dropping new events "
-                        "until it catches up", self.options.max_queue_size, self.data_plane_url)
+        if not queued:
+            if not self._dropped:
+                log.warning("telemetry: %d events are waiting for the data plane at %s; dropping new events "
+                            "until it catches up", self.options.max_queue_size, self.data_plane_url)
+            self._dropped += 1
+        elif self._dropped and self.queued <= self.options.max_queue_size // 4:
+            # Re-armed only once the backlog is mostly gone, so a stuck data plane logs once, not per event.
+            log.info("telemetry: the data plane caught up; %d event(s) were dropped", self._dropped)
+            self._dropped = 0
 
     def _on_error(self, error: Exception, batch: list) -> None:
         # Called on the upload thread once a batch has used all its attempts.
@@ -167,17 +170,19 @@ class RudderTelemetry(Telemetry):
         if self._closed:
             return
         self._closed = True
-        consumers = list(self._client.consumers or ())
-        for consumer in consumers:
-            consumer.pause()  # it uploads the batch it is collecting, then stops
-        await asyncio.to_thread(self._join, consumers, self.options.close_timeout)
+        await asyncio.to_thread(self._drain, self.options.close_timeout)
+        for consumer in self._client.consumers or ():
+            consumer.pause()  # the daemon thread ends by itself within upload_interval
 
-    def _join(self, consumers: list, timeout: float) -> None:
+    def _drain(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` seconds) until every queued event was uploaded or dropped."""
+        queue = self._client.queue
         deadline = time.monotonic() + timeout
-        for consumer in consumers:
-            consumer.join(max(0.0, deadline - time.monotonic()))
-        left = self.queued
-        if any(consumer.is_alive() for consumer in consumers) or left:
+        with queue.all_tasks_done:
+            while queue.unfinished_tasks and (remaining := deadline - time.monotonic()) > 0:
+                queue.all_tasks_done.wait(remaining)
+            left = queue.unfinished_tasks
+        if left:
             log.info("telemetry: stopped with %d event(s) unsent", left)
 
 

@@ -199,6 +199,8 @@ async def test_the_upload_thread_is_named_and_stops_on_close(sink):
     telemetry = sender(sink.url)
     assert [t.name for t in upload_threads() if t.is_alive()].count(UPLOAD_THREAD_NAME) >= 1
     await telemetry.close()
+    for thread in upload_threads():
+        await asyncio.to_thread(thread.join, 5.0)
     assert not [t for t in upload_threads() if t.is_alive()]
 
 
