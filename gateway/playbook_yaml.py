@@ -1,0 +1,456 @@
+"""Playbooks as YAML files (the format documented in docs/playbooks.md).
+
+:func:`parse` turns text into a :class:`PlaybookSpec`, checking every field and
+every domain limit, and reports *all* problems at once with the line and field
+they are about (:class:`PlaybookFormatError`); :func:`dump` writes the format.
+People are named by username here; turning names into ids (and rejecting
+unknown ones, at their line) is the service's job, because only Mattermost
+knows who exists.
+
+Only a safe subset of YAML is read: no anchors or aliases (they allow
+"billion laughs" expansion), no custom tags, bounded size and nesting.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from domain import limits, validation
+from domain.errors import ValidationError
+from domain.models import Playbook, Stage
+
+#: Largest YAML text accepted (a full playbook at every limit is far below this).
+MAX_YAML_CHARS = 512_000
+_MAX_DEPTH = 12
+_MAX_PROBLEMS = 20
+_USERNAME = re.compile(r"^[a-z0-9._-]{1,64}$")
+_TAG = "tag:yaml.org,2002:"
+_TEXT_TAGS = {_TAG + name for name in ("str", "int", "float", "bool", "timestamp")}
+_NULL_TAG = _TAG + "null"
+_BOOL_TAG = _TAG + "bool"
+
+
+# -- what a file describes ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class UserRef:
+    """A username from the file, with where it was written (for "no such user" errors)."""
+
+    username: str
+    line: int = field(default=0, compare=False)
+    where: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """A step as written in the file."""
+
+    title: str
+    description: str = ""
+    command: str = ""
+    assignee: UserRef | None = None
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A stage as written in the file."""
+
+    title: str
+    steps: tuple[StepSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlaybookSpec:
+    """A whole playbook as written in the file; already checked against every domain limit."""
+
+    title: str
+    description: str = ""
+    public: bool = True
+    members: tuple[UserRef, ...] = ()
+    stages: tuple[StageSpec, ...] = ()
+
+    def usernames(self) -> list[UserRef]:
+        """Every user the file names (members, then default assignees), in file order."""
+        refs = list(self.members)
+        refs.extend(step.assignee for stage in self.stages for step in stage.steps if step.assignee)
+        return refs
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the file: where, which field, what."""
+
+    line: int
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        place = f"Line {self.line}" if self.line else "The file"
+        return f"{place}, {self.where}: {self.message}" if self.where else f"{place}: {self.message}"
+
+
+class PlaybookFormatError(ValidationError):
+    """The YAML is not a valid playbook; ``problems`` lists every problem found (nothing is saved)."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda problem: problem.line)
+        count = len(self.problems)
+        head = ("The playbook YAML has a problem" if count == 1 else f"The playbook YAML has {count} problems")
+        lines = "\n".join(f"- {problem}" for problem in self.problems)
+        super().__init__(f"{head}; nothing was saved.\n{lines}\nThe format is described in docs/playbooks.md.")
+
+
+class _Stop(Exception):
+    """Too many problems: stop looking."""
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[Problem] = []
+
+    def add(self, node: Node | None, where: str, message: str) -> None:
+        self.items.append(Problem(_line(node), where, message))
+        if len(self.items) >= _MAX_PROBLEMS:
+            raise _Stop
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise PlaybookFormatError(self.items)
+
+
+def _line(node: Node | None) -> int:
+    return node.start_mark.line + 1 if node is not None and node.start_mark is not None else 0
+
+
+# -- reading YAML safely --------------------------------------------------------------------
+
+class _Refused(yaml.MarkedYAMLError):
+    pass
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader's composer, refusing aliases and deep nesting before they cost anything."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):  # noqa: ANN001 (PyYAML's signature)
+        if self.check_event(yaml.AliasEvent):
+            raise _Refused(problem="anchors and aliases (*name) are not supported; write the values out",
+                           problem_mark=self.peek_event().start_mark)
+        self._depth += 1
+        try:
+            if self._depth > _MAX_DEPTH:
+                raise _Refused(problem="the YAML is nested too deeply for a playbook",
+                               problem_mark=self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _compose(text: object) -> Node | None:
+    if not isinstance(text, str):
+        raise PlaybookFormatError([Problem(0, "", "expected YAML text.")])
+    if len(text) > MAX_YAML_CHARS:
+        raise PlaybookFormatError([Problem(0, "", f"the YAML is {len(text)} characters long; the maximum is "
+                                                  f"{MAX_YAML_CHARS}.")])
+    loader = None
+    try:
+        loader = _Loader(text)
+        return loader.get_single_node()
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        what = " ".join(x for x in (error.context, error.problem) if x) or "not valid YAML"
+        line = mark.line + 1 if mark is not None else 0
+        raise PlaybookFormatError([Problem(line, "", f"not valid YAML: {what}.")]) from None
+    except yaml.reader.ReaderError as error:
+        line = text[: max(0, error.position)].count("\n") + 1
+        raise PlaybookFormatError([Problem(line, "", "the text contains a character YAML does not allow "
+                                                     f"(code {error.character:#x}); remove it.")]) from None
+    except yaml.YAMLError as error:
+        raise PlaybookFormatError([Problem(0, "", f"not valid YAML: {error}.")]) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+# -- checking the structure ---------------------------------------------------------------
+
+def _fields(node: Node, where: str, allowed: tuple[str, ...], required: tuple[str, ...],
+            problems: _Problems) -> dict[str, Node] | None:
+    """The value nodes of a mapping, after checking its keys."""
+    if not isinstance(node, MappingNode):
+        problems.add(node, where, f"expected fields ({', '.join(allowed)}), written as `name: value` lines.")
+        return None
+    found: dict[str, Node] = {}
+    for key, value in node.value:
+        name = key.value if isinstance(key, ScalarNode) and key.tag != _NULL_TAG else None
+        if not isinstance(name, str) or name not in allowed:
+            shown = name if isinstance(name, str) else "(not a name)"
+            problems.add(key, _join(where, str(shown)),
+                         f"unknown field; the fields allowed here are: {', '.join(allowed)}.")
+            continue
+        if name in found:
+            problems.add(key, _join(where, name), "this field is written twice; keep one.")
+            continue
+        found[name] = value
+    for name in required:
+        if name not in found:
+            problems.add(node, where or name, f"the `{name}` field is missing." if where else "this field is missing.")
+    return found
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}, {name}" if where else name
+
+
+def _scalar_text(node: Node, where: str, problems: _Problems) -> str | None:
+    if not isinstance(node, ScalarNode):
+        problems.add(node, where, "expected text, not a list or fields.")
+        return None
+    if node.tag == _NULL_TAG:
+        return ""
+    if node.tag not in _TEXT_TAGS:
+        problems.add(node, where, f"the tag {node.tag.replace(_TAG, '!!')} is not supported; write plain text.")
+        return None
+    return node.value
+
+
+def _text(node: Node, where: str, problems: _Problems, check: Callable[[str], str]) -> str | None:
+    value = _scalar_text(node, where, problems)
+    if value is None:
+        return None
+    try:
+        return check(value)
+    except ValidationError as error:
+        problems.add(node, where, str(error))
+        return None
+
+
+def _bool(node: Node, where: str, problems: _Problems) -> bool | None:
+    if isinstance(node, ScalarNode) and node.tag == _BOOL_TAG:
+        return yaml.constructor.SafeConstructor.bool_values[node.value.lower()]
+    problems.add(node, where, "expected true or false.")
+    return None
+
+
+def _username(node: Node, where: str, problems: _Problems) -> UserRef | None:
+    value = _scalar_text(node, where, problems)
+    if value is None:
+        return None
+    name = value.strip().lstrip("@").lower()
+    if not _USERNAME.match(name):
+        problems.add(node, where, f'"{value[:40]}" is not a username (letters, digits, ".", "_", "-").')
+        return None
+    return UserRef(name, _line(node), where)
+
+
+def _items(node: Node, where: str, problems: _Problems, *, max_items: int, noun: str) -> list[Node]:
+    if not isinstance(node, SequenceNode):
+        problems.add(node, where, f"expected a list of {noun}, one per line starting with `- `.")
+        return []
+    if len(node.value) > max_items:
+        problems.add(node, where, f"at most {max_items} {noun} are allowed; there are {len(node.value)}.")
+        return []
+    return list(node.value)
+
+
+def _step(node: Node, where: str, problems: _Problems) -> StepSpec | None:
+    if isinstance(node, ScalarNode):  # the short form: just the title
+        title = _text(node, where, problems, validation.step_title)
+        return StepSpec(title=title) if title is not None else None
+    found = _fields(node, where, ("title", "description", "command", "assignee"), ("title",), problems)
+    if found is None:
+        return None
+    title = _text(found["title"], _join(where, "title"), problems, validation.step_title) if "title" in found else None
+    description = command = ""
+    assignee = None
+    if "description" in found:
+        description = _text(found["description"], _join(where, "description"), problems,
+                            validation.step_description)
+    if "command" in found:
+        command = _text(found["command"], _join(where, "command"), problems, validation.step_command)
+    node_assignee = found.get("assignee")
+    if node_assignee is not None and not (isinstance(node_assignee, ScalarNode) and node_assignee.tag == _NULL_TAG):
+        assignee = _username(node_assignee, _join(where, "assignee"), problems)
+        if assignee is None:
+            return None
+    if title is None or description is None or command is None:
+        return None
+    return StepSpec(title=title, description=description, command=command, assignee=assignee)
+
+
+def _stage(node: Node, where: str, problems: _Problems) -> StageSpec | None:
+    found = _fields(node, where, ("title", "steps"), ("title",), problems)
+    if found is None:
+        return None
+    title = _text(found["title"], _join(where, "title"), problems, validation.stage_title) if "title" in found else None
+    steps: list[StepSpec | None] = []
+    steps_node = found.get("steps")
+    if steps_node is not None and not (isinstance(steps_node, ScalarNode) and steps_node.tag == _NULL_TAG):
+        items = _items(steps_node, _join(where, "steps"), problems, max_items=limits.STEPS_PER_STAGE_MAX,
+                       noun="steps")
+        steps = [_step(item, f"{where}, step {n}", problems) for n, item in enumerate(items, start=1)]
+    if title is None or any(step is None for step in steps):
+        return None
+    return StageSpec(title=title, steps=tuple(s for s in steps if s is not None))
+
+
+def _stages(node: Node, where: str, problems: _Problems) -> tuple[StageSpec, ...] | None:
+    items = _items(node, where, problems, max_items=limits.STAGES_MAX, noun="stages")
+    if isinstance(node, SequenceNode) and not node.value:
+        problems.add(node, where, "a playbook needs at least one stage.")
+        return None
+    stages = [_stage(item, f"stage {n}", problems) for n, item in enumerate(items, start=1)]
+    if not items or any(stage is None for stage in stages):
+        return None
+    return tuple(s for s in stages if s is not None)
+
+
+def _members(node: Node, problems: _Problems) -> tuple[UserRef, ...] | None:
+    if isinstance(node, ScalarNode) and node.tag == _NULL_TAG:
+        return ()
+    items = _items(node, "members", problems, max_items=limits.PLAYBOOK_MEMBERS_MAX, noun="usernames")
+    refs = [_username(item, f"members, entry {n}", problems) for n, item in enumerate(items, start=1)]
+    if any(ref is None for ref in refs):
+        return None
+    unique: dict[str, UserRef] = {}
+    for ref in refs:
+        if ref is not None:
+            unique.setdefault(ref.username, ref)
+    return tuple(unique.values())
+
+
+# -- public API ---------------------------------------------------------------------------
+
+TOP_LEVEL_FIELDS = ("title", "description", "public", "members", "stages")
+
+
+def parse(text: str) -> PlaybookSpec:
+    """Read a playbook file; raise PlaybookFormatError listing every problem (line and field)."""
+    root = _compose(text)
+    problems = _Problems()
+    try:
+        if root is None:
+            problems.add(None, "", "the file is empty; it needs at least `title` and `stages`.")
+        found = _fields(root, "", TOP_LEVEL_FIELDS, ("title", "stages"), problems) if root is not None else None
+        if found is None:
+            problems.raise_if_any()
+            raise PlaybookFormatError([Problem(0, "", "not a playbook.")])
+        title = _text(found["title"], "title", problems, validation.playbook_title) if "title" in found else None
+        description = ""
+        if "description" in found:
+            description = _text(found["description"], "description", problems, validation.playbook_description)
+        public = _bool(found["public"], "public", problems) if "public" in found else True
+        members = _members(found["members"], problems) if "members" in found else ()
+        stages = _stages(found["stages"], "stages", problems) if "stages" in found else None
+    except _Stop:
+        pass
+    problems.raise_if_any()
+    assert title is not None and description is not None and public is not None
+    assert members is not None and stages is not None
+    return PlaybookSpec(title=title, description=description, public=public, members=members, stages=stages)
+
+
+def parse_stages(text: str) -> tuple[StageSpec, ...]:
+    """Read just a list of stages (the edit dialog's outline field), with the same checks."""
+    root = _compose(text)
+    problems = _Problems()
+    stages = None
+    try:
+        if root is None:
+            problems.add(None, "", "the stages are empty; a playbook needs at least one stage.")
+        else:
+            stages = _stages(root, "stages", problems)
+    except _Stop:
+        pass
+    problems.raise_if_any()
+    assert stages is not None
+    return stages
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style; multi-line text as literal blocks so descriptions stay readable."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar(_TAG + "str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+_HEADER = "# Command Center playbook. Format: docs/playbooks.md (import with /incident playbook import).\n"
+
+
+def _step_data(step: StepSpec) -> str | dict[str, str]:
+    if not (step.description or step.command or step.assignee):
+        return step.title
+    data = {"title": step.title}
+    if step.description:
+        data["description"] = step.description
+    if step.command:
+        data["command"] = step.command
+    if step.assignee:
+        data["assignee"] = step.assignee.username
+    return data
+
+
+def _stages_data(stages: Iterable[StageSpec]) -> list[dict]:
+    return [{"title": stage.title, "steps": [_step_data(step) for step in stage.steps]} for stage in stages]
+
+
+def _yaml(data: object) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
+                     width=100_000, indent=2)
+
+
+def dump(spec: PlaybookSpec) -> str:
+    """The playbook as YAML text; ``parse(dump(spec)) == spec`` for every valid spec."""
+    data: dict[str, object] = {"title": spec.title}
+    if spec.description:
+        data["description"] = spec.description
+    data["public"] = spec.public
+    data["members"] = [ref.username for ref in spec.members]
+    data["stages"] = _stages_data(spec.stages)
+    return _HEADER + _yaml(data)
+
+
+def dump_stages(stages: Iterable[StageSpec]) -> str:
+    """Just the list of stages, as the edit dialog shows it."""
+    return _yaml(_stages_data(stages))
+
+
+def stage_specs(stages: Iterable[Stage], usernames: Mapping[str, str]) -> tuple[StageSpec, ...]:
+    """Stored stages as specs; default assignees by username (users that no longer exist are dropped)."""
+    specs = []
+    for stage in stages:
+        steps = []
+        for step in stage.steps:
+            name = usernames.get(step.assignee_id or "")
+            steps.append(StepSpec(title=step.title, description=step.description, command=step.command,
+                                  assignee=UserRef(name) if name else None))
+        specs.append(StageSpec(title=stage.title, steps=tuple(steps)))
+    return tuple(specs)
+
+
+def playbook_spec(playbook: Playbook, usernames: Mapping[str, str]) -> PlaybookSpec:
+    """A stored playbook as a spec, ready for :func:`dump`; ``usernames`` maps user ids to usernames."""
+    members = tuple(UserRef(usernames[m]) for m in playbook.member_ids if usernames.get(m))
+    return PlaybookSpec(title=playbook.title, description=playbook.description,
+                        public=playbook.create_public_channel, members=members,
+                        stages=stage_specs(playbook.stages, usernames))
+
+
+__all__ = [
+    "MAX_YAML_CHARS", "PlaybookFormatError", "PlaybookSpec", "Problem", "StageSpec", "StepSpec", "UserRef",
+    "dump", "dump_stages", "parse", "parse_stages", "playbook_spec", "stage_specs",
+]
