@@ -235,7 +235,7 @@ def render_details(details: IncidentDetails, now: int) -> str:
     if incident.description:
         lines.append(f"> {neutralize(incident.description)}")
     if figures.readable:
-        people = [_who(names, user_id) for user_id in figures.members_involved]
+        people = sorted((_who(names, user_id) for user_id in figures.members_involved), key=str.lower)
         shown = ", ".join(people[:_MAX_NAMES_SHOWN]) + (f" and {len(people) - _MAX_NAMES_SHOWN} more"
                                                          if len(people) > _MAX_NAMES_SHOWN else "")
         lines.append(f"Members involved: **{len(people)}**" + (f" ({shown})" if people else ""))
