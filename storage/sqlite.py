@@ -211,9 +211,10 @@ class SqliteStore(Store):
         except BaseException:
             await self.close()
             raise
-        self._pool = asyncio.Queue()
-        for reader in self._readers:
-            self._pool.put_nowait(reader)
+        if self._readers:  # without readers (":memory:") reads share the writer
+            self._pool = asyncio.Queue()
+            for reader in self._readers:
+                self._pool.put_nowait(reader)
 
     async def close(self) -> None:
         """Close the readers and the writer (checkpointing the WAL)."""

@@ -1,0 +1,148 @@
+"""SQLite schema migrations: every earlier schema version upgrades to the latest, keeping data."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from domain.models import IncidentStatus
+from storage import StorageError, migrations
+from storage.sqlite import SqliteStore
+
+from .builders import T0, incident, playbook
+
+LATEST = len(migrations.load("sqlite"))
+
+
+def write_v1_data(db_path) -> dict:
+    """Rows as a version-1 bot would have written them, with raw SQL for that schema."""
+    pb = playbook()
+    inc, events = incident(pb, name="Old incident", public=False)
+    stages = json.dumps([s.model_dump(mode="json") for s in inc.stages])
+    pb_stages = json.dumps([s.model_dump(mode="json") for s in pb.stages])
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(
+            "INSERT INTO playbooks (id, team_id, title, description, create_public_channel, stages, created_by,"
+            " created_at, updated_at, version) VALUES (?, ?, ?, '', 1, ?, 'alice', ?, ?, 1)",
+            (pb.id, pb.team_id, pb.title, pb_stages, T0, T0),
+        )
+        conn.execute("INSERT INTO playbook_members (playbook_id, user_id, position) VALUES (?, 'alice', 0)", (pb.id,))
+        conn.execute(
+            "INSERT INTO incidents (id, team_id, channel_id, name, description, commander_id, creator_id,"
+            " playbook_id, playbook_title, stages, active_stage, status, created_at, ended_at, source_post_id,"
+            " card_post_id, public, version)"
+            " VALUES (?, ?, ?, ?, '', 'alice', 'alice', ?, ?, ?, 0, 'ongoing', ?, NULL, NULL, 'card1', 0, 1)",
+            (inc.id, inc.team_id, inc.channel_id, inc.name, pb.id, pb.title, stages, T0),
+        )
+        conn.execute(
+            "INSERT INTO timeline_events (id, incident_id, at, kind, actor_id, details) VALUES (?, ?, ?, ?, ?, '{}')",
+            (events[0].id, inc.id, T0, "created", "alice"),
+        )
+    return {"playbook": pb, "incident": inc.model_copy(update={"card_post_id": "card1"}), "event": events[0]}
+
+
+DATA_WRITERS = {1: write_v1_data, 2: write_v1_data}  # version 2 changed no table that the data touches
+
+
+def test_every_version_has_a_data_writer():
+    assert set(DATA_WRITERS) == set(range(1, LATEST + 1))
+
+
+@pytest.mark.parametrize("start_version", range(0, LATEST))
+async def test_upgrade_from_each_earlier_version(tmp_path, start_version):
+    db_path = tmp_path / "old.db"
+    data = None
+    if start_version > 0:
+        old = SqliteStore(db_path)
+        await old.open(schema_version=start_version)
+        assert await old.schema_version() == start_version
+        await old.close()
+        data = DATA_WRITERS[start_version](db_path)
+
+    store = SqliteStore(db_path)
+    await store.open()
+    try:
+        assert await store.schema_version() == LATEST
+        assert await store.integrity_check() == ["ok"]
+        await store.set_setting("after", "upgrade")
+        assert await store.get_setting("after") == "upgrade"
+        if data is not None:
+            inc = data["incident"]
+            assert await store.get_incident(inc.id) == inc
+            assert await store.incident_by_channel(inc.channel_id) == inc
+            assert [e.id for e in await store.timeline(inc.id)] == [data["event"].id]
+            assert await store.get_playbook(data["playbook"].id) == data["playbook"]
+            assert [p.id for p in await store.playbooks_for_user("team1", "alice")] == [data["playbook"].id]
+            page = await store.list_incidents(
+                "team1", viewer_channel_ids=[inc.channel_id], status=IncidentStatus.ONGOING
+            )
+            assert [i.id for i in page.items] == [inc.id]
+    finally:
+        await store.close()
+    with sqlite3.connect(db_path) as raw:
+        indexes = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {"incidents_list", "incidents_list_status", "playbook_members_user"} <= indexes
+        versions = [row[0] for row in raw.execute("SELECT version FROM schema_migrations ORDER BY version")]
+        assert versions == list(range(1, LATEST + 1))
+
+
+async def test_reopening_applies_nothing_twice(tmp_path):
+    for _ in range(3):
+        store = SqliteStore(tmp_path / "x.db")
+        await store.open()
+        assert await store.schema_version() == LATEST
+        await store.close()
+
+
+async def test_a_failing_migration_changes_nothing(tmp_path, monkeypatch):
+    db_path = tmp_path / "x.db"
+    store = SqliteStore(db_path)
+    await store.open()
+    await store.set_setting("keep", "me")
+    await store.close()
+    broken = migrations.Migration(
+        LATEST + 1, "broken", ("CREATE TABLE half_done (x INTEGER)", "THIS IS NOT SQL")
+    )
+    real = migrations.load("sqlite")
+    monkeypatch.setattr(migrations, "load", lambda backend: [*real, broken])
+    failing = SqliteStore(db_path)
+    with pytest.raises(sqlite3.OperationalError):
+        await failing.open()
+    monkeypatch.undo()
+    store = SqliteStore(db_path)
+    await store.open()
+    try:
+        assert await store.schema_version() == LATEST
+        assert await store.get_setting("keep") == "me"
+    finally:
+        await store.close()
+    with sqlite3.connect(db_path) as raw:
+        assert raw.execute("SELECT count(*) FROM sqlite_master WHERE name = 'half_done'").fetchone() == (0,)
+
+
+async def test_a_newer_database_is_refused(tmp_path):
+    db_path = tmp_path / "x.db"
+    store = SqliteStore(db_path)
+    await store.open()
+    await store.close()
+    with sqlite3.connect(db_path) as raw:
+        raw.execute("INSERT INTO schema_migrations VALUES (?, 'future', 0)", (LATEST + 1,))
+    with pytest.raises(StorageError, match="newer than this version"):
+        await SqliteStore(db_path).open()
+
+
+def test_split_statements_keeps_triggers_whole():
+    script = """
+    -- a comment
+    CREATE TABLE a (x INTEGER); -- trailing
+    CREATE TRIGGER t AFTER INSERT ON a BEGIN
+        UPDATE a SET x = x + 1; DELETE FROM a WHERE x > 9;
+    END;
+    """
+    statements = migrations.split_statements(script)
+    assert len(statements) == 2 and statements[1].startswith("CREATE TRIGGER") and statements[1].endswith("END;")
+    with pytest.raises(ValueError, match="incomplete"):
+        migrations.split_statements("CREATE TABLE b (x")

@@ -1,0 +1,60 @@
+"""Choosing and configuring a backend from the database URL."""
+
+from __future__ import annotations
+
+import pytest
+
+from storage import UnsupportedDatabaseURL, create_store, open_store
+from storage.sqlite import SqliteStore
+
+from .builders import incident
+
+
+def test_sqlite_paths():
+    assert create_store("sqlite:///data/cc.db").path == "data/cc.db"
+    assert create_store("sqlite:////var/lib/cc.db").path == "/var/lib/cc.db"
+    assert create_store("sqlite:///:memory:").path == ":memory:"
+    assert isinstance(create_store("SQLITE:///x.db?synchronous=normal"), SqliteStore)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql://u@h/db", "'postgresql' is not supported"),
+        ("data/cc.db", "not a database URL"),
+        ("sqlite://host/cc.db", "three slashes"),
+        ("sqlite:///", "no file path"),
+        ("sqlite:///x.db?cache=big", "unknown SQLite URL option"),
+    ],
+)
+def test_bad_urls_are_explained(url, message):
+    with pytest.raises(UnsupportedDatabaseURL, match=message):
+        create_store(url)
+
+
+async def test_open_store_creates_missing_directories(tmp_path):
+    store = await open_store(f"sqlite:///{tmp_path}/nested/dir/cc.db")
+    try:
+        assert (tmp_path / "nested" / "dir" / "cc.db").exists()
+        assert await store.schema_version() >= 2
+    finally:
+        await store.close()
+
+
+async def test_in_memory_store_works_and_serialises_reads(tmp_path):
+    store = await open_store("sqlite:///:memory:")
+    try:
+        inc, events = incident()
+        async with store.transaction():
+            await store.create_incident(inc, events)
+        assert await store.get_incident(inc.id) == inc
+        assert (await store.list_incidents(inc.team_id)).total == 1
+    finally:
+        await store.close()
+
+
+async def test_calls_before_open_are_refused():
+    from storage import StorageError
+
+    with pytest.raises(StorageError, match="not open"):
+        await create_store("sqlite:///:memory:").get_incident("x")
