@@ -221,12 +221,14 @@ class HistoryService:
     async def _walk(self, user_id: str, team_id: str, arguments: dict[str, Any], page: int, per_page: int,
                     public_total: int) -> ListPage:
         start, end = page * per_page, (page + 1) * per_page
+        # Early pages are the common case: read about twice what they need, not a full chunk.
+        chunk_size = min(_SCAN_CHUNK, max(2 * (end + 1), 32))
         window: list[Incident] = []
         seen = private_visible = 0
         chunk_number = 0
         while True:
             chunk = await self.store.list_incidents(team_id, is_admin=True, page=chunk_number,
-                                                    per_page=_SCAN_CHUNK, **arguments)
+                                                    per_page=chunk_size, **arguments)
             private = [incident.channel_id for incident in chunk.items if not incident.public]
             member_of = await self.members_among(private, user_id)
             for incident in chunk.items:
@@ -235,7 +237,7 @@ class HistoryService:
                     if start <= seen < end:
                         window.append(incident)
                     seen += 1
-            exhausted = (chunk_number + 1) * _SCAN_CHUNK >= chunk.total or not chunk.items
+            exhausted = (chunk_number + 1) * chunk_size >= chunk.total or not chunk.items
             if exhausted:
                 return self._page(window, page, per_page, seen)
             if seen > end:
