@@ -1,0 +1,705 @@
+"""`/incident playbook ...`: list, show, create, edit, delete, members, export, import, templates.
+
+Thin: parse what the user typed, clicked or submitted → PlaybookService → reply. Playbooks are
+addressed by title (any case; quote titles with spaces when more words follow) or by id. The team
+is the one of the channel where the command is typed; in a direct message with the bot it is the
+one team the user shares with the bot, or the one named with ``--team NAME``. Buttons and dialogs
+carry the team and playbook ids in signed contexts; identity is always Mattermost's ``user_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from domain import NotFound, Playbook, ValidationError, limits
+from domain.errors import Conflict, DomainError
+from domain.playbooks import StageDraft, StepDraft
+from domain.templates import DEFAULT_TEMPLATE, TEMPLATES, Template, find_template
+from gateway import dialogs
+from gateway import playbook_yaml as pyaml
+from gateway.directory import Directory
+from gateway.errors import MattermostError, user_message
+from gateway.ids import Action, Dialog
+from gateway.messages import escape_code, neutralize
+from gateway.models import ActionCallback, ActionReply, CommandReply, DialogReply, DialogSubmission, SlashCommand
+from gateway.playbook_yaml import PlaybookFormatError
+from gateway.routing import on_action, on_command, on_dialog
+from plugins.base import BotContext, FeaturePlugin
+from services.playbooks import PlaybookService
+
+log = logging.getLogger(__name__)
+
+TEXTAREA_MAX = 3000  # the web client's limit for a dialog textarea
+_STEP_REF = re.compile(r"^([0-9]{1,4})\.([0-9]{1,4})$")
+_NUMBER = re.compile(r"^[0-9]{1,4}$")
+_MENTION = re.compile(r"^@?([a-z0-9._-]{1,64})$", re.IGNORECASE)
+_NONE_WORDS = ("none", "-", "clear")
+
+USAGE = """\
+#### Playbook commands
+| Command | What it does |
+|:--|:--|
+| `/incident playbook list` | The playbooks you can use in this team |
+| `/incident playbook show <title>` | Stages, steps, members; buttons to edit, export, delete |
+| `/incident playbook templates` | The built-in templates |
+| `/incident playbook create [template] [title]` | Create a playbook from a template (a dialog) |
+| `/incident playbook edit <title>` | Edit title, description, channel type, stages and steps (a dialog) |
+| `/incident playbook edit "<title>" step add S <title>` | Also: `step remove S.N`, `step rename S.N <title>`, `step move S.N <N or S.N>`, `step describe S.N <text\\|none>`, `step command S.N </cmd\\|none>`, `step assign S.N @user\\|none`, `stage add <title>`, `stage rename S <title>`, `stage move S <N>`, `stage remove S` |
+| `/incident playbook members "<title>" [add\\|remove @user…]` | Show or change who can use the playbook |
+| `/incident playbook delete <title>` | Delete it (after a confirmation); incidents keep their checklists |
+| `/incident playbook export <title>` | Sends you the playbook as a YAML file |
+| `/incident playbook import` | Paste YAML into a dialog, or send me the .yaml file in a direct message |
+
+Titles are matched ignoring case; put quotes around a title when more words follow it. In a direct \
+message with me, add `--team NAME` if we share more than one team. The YAML format: docs/playbooks.md."""
+
+
+def _words(text: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError:  # an apostrophe in a title, say
+        return text.split()
+
+
+def _pop_option(words: list[str], name: str) -> tuple[str, list[str]]:
+    """Remove ``--name VALUE`` (or ``--name=VALUE``) from ``words``."""
+    rest, value = [], ""
+    iterator = iter(words)
+    for word in iterator:
+        if word.lower() == name:
+            value = next(iterator, "")
+            if not value:
+                raise ValidationError(f"Give a value after {name}, for example `{name} acme`.")
+        elif word.lower().startswith(name + "="):
+            value = word.split("=", 1)[1]
+        else:
+            rest.append(word)
+    return value, rest
+
+
+def _step_ref(text: str, stages: list[StageDraft]) -> tuple[int, int]:
+    match = _STEP_REF.match(text or "")
+    if not match:
+        raise ValidationError(f'"{neutralize(text or "(nothing)")}" is not a step: write S.N (stage S, step N, '
+                              "both from 1), for example 2.3.")
+    stage, step = int(match.group(1)) - 1, int(match.group(2)) - 1
+    _stage_index(str(stage + 1), stages)
+    count = len(stages[stage].steps)
+    if not 0 <= step < count:
+        raise NotFound(f"Step {stage + 1}.{step + 1} does not exist: stage {stage + 1} has {count} "
+                       f"step{'s' if count != 1 else ''}.")
+    return stage, step
+
+
+def _stage_index(text: str, stages: list[StageDraft], *, allow_end: bool = False) -> int:
+    count = len(stages) + (1 if allow_end else 0)
+    if not _NUMBER.match(text or "") or not 1 <= int(text) <= count:
+        raise ValidationError(f'"{neutralize(text or "(nothing)")}" is not a stage: type a number from 1 to '
+                              f"{count}.")
+    return int(text) - 1
+
+
+def _with_steps(stages: list[StageDraft], index: int, steps: list[StepDraft]) -> list[StageDraft]:
+    changed = list(stages)
+    changed[index] = changed[index].model_copy(update={"steps": tuple(steps)})
+    return changed
+
+
+def _one_line(text: str, width: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _template_for(value: Any) -> Template | None:
+    return find_template(value) if isinstance(value, str) else None
+
+
+class PlaybookPlugin(FeaturePlugin):
+    """Handles `/incident playbook ...`, its buttons and its dialogs, and YAML files sent by DM."""
+
+    def __init__(self, ctx: BotContext, service: PlaybookService) -> None:
+        super().__init__(ctx)
+        self.service = service
+        self.directory: Directory = service.directory
+
+    # Parsing helpers -------------------------------------------------------------------------
+
+    async def _team(self, command: SlashCommand, team_name: str) -> str:
+        """The team the command is about (see the module docstring)."""
+        if not team_name and command.team_id:
+            return command.team_id
+        teams = [t for t in await self.ctx.client.my_teams()
+                 if await self.directory.is_team_member(t["id"], command.user_id)]
+        if team_name:
+            wanted = team_name.strip().lstrip("~").lower()
+            for team in teams:
+                if wanted in (team["name"].lower(), str(team.get("display_name", "")).lower()):
+                    return team["id"]
+            raise NotFound(f'We share no team called "{neutralize(team_name)}". Teams we share: '
+                           + (", ".join(t["name"] for t in teams) or "none") + ".")
+        if len(teams) == 1:
+            return teams[0]["id"]
+        if not teams:
+            raise NotFound("We share no team, so there are no playbooks to show you here.")
+        names = ", ".join(t["name"] for t in teams)
+        raise ValidationError(f"We share several teams; say which one with `--team NAME` ({names}).")
+
+    @staticmethod
+    def _split_title(words: list[str], keywords: dict[str, tuple[str, ...]]) -> tuple[str, list[str]]:
+        """Split ``<title words> <keyword> <verb> ...`` at the first keyword followed by one of its verbs."""
+        for index in range(1, len(words) - 1):
+            verbs = keywords.get(words[index].lower())
+            if verbs and words[index + 1].lower() in verbs:
+                return " ".join(words[:index]), words[index:]
+        return " ".join(words), []
+
+    def _buttons(self, playbook: Playbook, team_id: str, channel_id: str) -> list[dict[str, Any]]:
+        def button(action: Action, label: str, style: str = "default") -> dict[str, Any]:
+            return {"id": f"{action.value}", "name": label, "type": "button", "style": style,
+                    "integration": {"url": self.ctx.action_url, "context": self.ctx.signer.action_context(
+                        action, channel_id, {"t": team_id, "p": playbook.id})}}
+        return [button(Action.PLAYBOOK_EDIT, "Edit", "primary"), button(Action.PLAYBOOK_EXPORT, "Export YAML"),
+                button(Action.PLAYBOOK_DELETE, "Delete", "danger")]
+
+    # Rendering -----------------------------------------------------------------------------
+
+    async def render(self, playbook: Playbook) -> str:
+        """The full outline of a playbook, as `show` prints it."""
+        ids = list(playbook.member_ids) + [s.assignee_id for st in playbook.stages for s in st.steps if s.assignee_id]
+        names = await self.service.usernames(ids)
+        members = ", ".join(f"@{names[m]}" for m in playbook.member_ids if m in names) or "nobody"
+        channel = "public" if playbook.create_public_channel else "private"
+        lines = [f"#### {neutralize(playbook.title)}",
+                 f"Incident channels: **{channel}** · {len(playbook.stages)} stages · {playbook.step_count} steps · "
+                 f"members: {members}"]
+        if playbook.description:
+            lines.append(f"> {neutralize(_one_line(playbook.description, 600))}")
+        for s, stage in enumerate(playbook.stages, start=1):
+            lines.append(f"**Stage {s}: {neutralize(stage.title)}**" + ("" if stage.steps else " — no steps yet"))
+            for n, step in enumerate(stage.steps, start=1):
+                extras = []
+                if step.command:
+                    extras.append(f"`{escape_code(step.command)}`")
+                if step.assignee_id:
+                    extras.append(f"default assignee @{names.get(step.assignee_id, 'a former member')}")
+                lines.append(f"- **{s}.{n}** {neutralize(step.title)}" + "".join(f" · {x}" for x in extras))
+                if step.description:
+                    lines.append(f"  {neutralize(_one_line(step.description))}")
+        return "\n".join(lines)
+
+    # The command -------------------------------------------------------------------------------
+
+    @on_command("playbook", "playbooks")
+    async def on_playbook(self, command: SlashCommand) -> CommandReply:
+        words = _words(command.arguments)
+        team_name, words = _pop_option(words, "--team")
+        verb = words[0].lower() if words else "help"
+        handlers: dict[str, Callable[[SlashCommand, str, list[str]], Awaitable[CommandReply]]] = {
+            "list": self._list, "show": self._show, "templates": self._templates, "create": self._create,
+            "new": self._create, "edit": self._edit, "delete": self._delete, "members": self._members,
+            "export": self._export, "import": self._import,
+        }
+        handler = handlers.get(verb)
+        if handler is None:
+            unknown = "" if verb == "help" else f"`{escape_code(verb)}` is not a playbook command.\n\n"
+            return CommandReply(text=unknown + USAGE)
+        if verb == "templates":
+            return await handler(command, "", words[1:])
+        return await handler(command, await self._team(command, team_name), words[1:])
+
+    async def _list(self, command: SlashCommand, team_id: str, words: list[str]) -> CommandReply:
+        playbooks = await self.service.visible(team_id, command.user_id)
+        if not playbooks:
+            return CommandReply(text="You are not a member of any playbook in this team yet. Create one with "
+                                     "`/incident playbook create` (see `/incident playbook templates`), or ask a "
+                                     "teammate to add you with `/incident playbook members \"<title>\" add @you`.")
+        rows = ["#### Playbooks you can use in this team", "",
+                "| Playbook | Stages | Steps | Incident channels | Members |", "|:--|--:|--:|:--|--:|"]
+        for playbook in playbooks:
+            rows.append(f"| {neutralize(playbook.title)} | {len(playbook.stages)} | {playbook.step_count} | "
+                        f"{'public' if playbook.create_public_channel else 'private'} | {len(playbook.member_ids)} |")
+        rows += ["", "Details: `/incident playbook show <title>` · new: `/incident playbook create`"]
+        return CommandReply(text="\n".join(rows))
+
+    async def _show(self, command: SlashCommand, team_id: str, words: list[str]) -> CommandReply:
+        playbook = await self.service.find(team_id, command.user_id, " ".join(words))
+        return CommandReply(text=await self.render(playbook), attachments=[{
+            "fallback": "Playbook actions", "actions": self._buttons(playbook, team_id, command.channel_id)}])
+
+    async def _templates(self, command: SlashCommand, team_id: str, words: list[str]) -> CommandReply:
+        lines = ["#### Playbook templates", "", "| Template | Stages | Steps | Channels | About |",
+                 "|:--|--:|--:|:--|:--|"]
+        for template in TEMPLATES:
+            lines.append(f"| **{template.title}** (`{template.key}`) | {len(template.stages)} | {template.step_count} "
+                         f"| {'public' if template.create_public_channel else 'private'} | {template.summary} |")
+        lines += ["", 'Create one: `/incident playbook create service-outage "Payments outage"`']
+        return CommandReply(text="\n".join(lines))
+
+    # Create ----------------------------------------------------------------------------------
+
+    def _create_dialog(self, team_id: str, user_id: str, channel_id: str, template: Template, title: str) -> dict:
+        state = self.ctx.signer.dialog_state(Dialog.PLAYBOOK_CREATE, user_id, channel_id, {"t": team_id})
+        elements = [
+            dialogs.select("template", "Template", [(f"{t.title}: {t.summary}", t.key) for t in TEMPLATES],
+                           default=template.key, help_text="The stages and steps to start from; edit them later."),
+            dialogs.text("title", "Title", default=title, min_length=limits.PLAYBOOK_TITLE_MIN,
+                         max_length=limits.PLAYBOOK_TITLE_MAX, placeholder="e.g. Payments outage",
+                         help_text="Unique in this team. You address the playbook by it."),
+            dialogs.text("description", "Description", optional=True, textarea=True, max_length=TEXTAREA_MAX,
+                         placeholder="Leave empty to use the template's description."),
+            dialogs.select("channel", "Incident channels", [("Public: every team member can join", "public"),
+                                                            ("Private: members are added", "private")],
+                           optional=True, help_text="Leave empty for the template's choice "
+                                                    "(Security Incident: private; the others: public)."),
+        ]
+        return dialogs.dialog(Dialog.PLAYBOOK_CREATE, "Create playbook", state, elements, submit_label="Create",
+                              introduction="You become the playbook's first member; share it with "
+                                           "`/incident playbook members`.")
+
+    async def _create(self, command: SlashCommand, team_id: str, words: list[str]) -> CommandReply:
+        await self.service.require_team(team_id, command.user_id)
+        template = find_template(words[0]) if words else None
+        title_words = words[1:] if template else words
+        title = " ".join(title_words)
+        if command.via_dm or not command.trigger_id:
+            if title:  # everything is known: no dialog needed
+                playbook = await self.service.create(team_id, command.user_id, title=title,
+                                                     template=template or DEFAULT_TEMPLATE)
+                return CommandReply(text=self._created_text(playbook, template or DEFAULT_TEMPLATE))
+            return self._dialog_button("Create a playbook", Action.PLAYBOOK_CREATE, command.channel_id,
+                                       {"t": team_id, "k": (template or DEFAULT_TEMPLATE).key})
+        await self.ctx.client.open_dialog(command.trigger_id, self.ctx.dialog_url, self._create_dialog(
+            team_id, command.user_id, command.channel_id, template or DEFAULT_TEMPLATE, title))
+        return CommandReply()
+
+    def _dialog_button(self, label: str, action: Action, channel_id: str, args: dict[str, Any]) -> CommandReply:
+        """Direct messages carry no trigger id, so dialogs open from a button instead."""
+        button = {"id": action.value, "name": label, "type": "button", "style": "primary",
+                  "integration": {"url": self.ctx.action_url,
+                                  "context": self.ctx.signer.action_context(action, channel_id, args)}}
+        return CommandReply(text="Click to open the dialog:", attachments=[{"fallback": label, "actions": [button]}])
+
+    @on_action(Action.PLAYBOOK_CREATE)
+    async def on_create_clicked(self, callback: ActionCallback) -> ActionReply:
+        team_id = str(callback.args.get("t", ""))
+        await self.service.require_team(team_id, callback.user_id)
+        template = find_template(str(callback.args.get("k", ""))) or DEFAULT_TEMPLATE
+        await self.ctx.client.open_dialog(callback.trigger_id, self.ctx.dialog_url, self._create_dialog(
+            team_id, callback.user_id, callback.channel_id, template, ""))
+        return ActionReply()
+
+    @staticmethod
+    def _created_text(playbook: Playbook, template: Template) -> str:
+        quoted = playbook.title.replace('"', "")
+        return (f"Created playbook **{neutralize(playbook.title)}** from the {template.title} template: "
+                f"{len(playbook.stages)} stages, {playbook.step_count} steps, "
+                f"{'public' if playbook.create_public_channel else 'private'} incident channels. You are its only "
+                f"member.\nNext: `/incident playbook edit \"{escape_code(quoted)}\"` to change it, "
+                f"`/incident playbook members \"{escape_code(quoted)}\" add @someone` to share it, "
+                "`/incident start` to use it.")
+
+    @on_dialog(Dialog.PLAYBOOK_CREATE)
+    async def on_create_submitted(self, form: DialogSubmission) -> DialogReply:
+        if form.cancelled:
+            return DialogReply()
+        values = form.submission
+        template = _template_for(values.get("template"))
+        title = values.get("title")
+        description = values.get("description")
+        channel = values.get("channel")
+        errors = {}
+        if template is None:
+            errors["template"] = "Choose a template."
+        if not isinstance(title, str):
+            errors["title"] = "Type a title."
+        if description is not None and not isinstance(description, str):
+            errors["description"] = "The description must be text."
+        if channel not in (None, "", "public", "private"):
+            errors["channel"] = "Choose public or private."
+        if errors:
+            return DialogReply(errors=errors)
+        assert template is not None and isinstance(title, str)
+        try:
+            playbook = await self.service.create(
+                str(form.args.get("t", "")), form.user_id, title=title, template=template,
+                description=description or None, public=None if not channel else channel == "public")
+        except (ValidationError, Conflict) as error:
+            field = "description" if "description" in str(error) else "title"
+            return DialogReply(errors={field: str(error)})
+        await self._tell(form, self._created_text(playbook, template))
+        return DialogReply()
+
+    async def _tell(self, form: DialogSubmission, text: str) -> None:
+        """Confirm a dialog's effect: ephemeral where the dialog was opened, or by direct message.
+
+        Mattermost lets only system admins' tokens post ephemeral messages, so a bot without that
+        role falls back to the direct channel.
+        """
+        try:
+            dm = await self.ctx.client.direct_channel_with(form.user_id)
+            if form.channel_id and form.channel_id != dm["id"]:
+                try:
+                    await self.ctx.client.create_ephemeral_post(form.user_id, form.channel_id, text)
+                    return
+                except MattermostError as error:
+                    if error.status != 403:
+                        raise
+            await self.ctx.client.create_post(dm["id"], text)
+        except Exception:  # the change is saved; only the confirmation is lost
+            log.exception("could not confirm a playbook change to %s", form.user_id)
+
+    # Edit --------------------------------------------------------------------------------------
+
+    _EDIT_KEYWORDS = {
+        "step": ("add", "remove", "delete", "rename", "move", "describe", "description", "command", "assign"),
+        "stage": ("add", "remove", "delete", "rename", "move"),
+    }
+
+    async def _edit(self, command: SlashCommand, team_id: str, words: list[str]) -> CommandReply:
+        reference, operation = self._split_title(words, self._EDIT_KEYWORDS)
+        playbook = await self.service.find(team_id, command.user_id, reference)
+        if operation:
+            return await self._edit_outline(command, team_id, playbook, operation)
+        if command.via_dm or not command.trigger_id:
+            return self._dialog_button(f"Edit {playbook.title}"[:60], Action.PLAYBOOK_EDIT, command.channel_id,
+                                       {"t": team_id, "p": playbook.id})
+        await self._open_edit_dialog(command.trigger_id, command.user_id, command.channel_id, team_id, playbook)
+        return CommandReply()
+
+    async def _open_edit_dialog(self, trigger_id: str, user_id: str, channel_id: str, team_id: str,
+                                playbook: Playbook) -> None:
+        spec = await self.service.spec(playbook)
+        outline = pyaml.dump_stages(spec.stages)
+        state = self.ctx.signer.dialog_state(Dialog.PLAYBOOK_EDIT, user_id, channel_id,
+                                             {"t": team_id, "p": playbook.id, "v": playbook.version})
+        elements = [dialogs.text("title", "Title", default=playbook.title, min_length=limits.PLAYBOOK_TITLE_MIN,
+                                 max_length=limits.PLAYBOOK_TITLE_MAX)]
+        notes = []
+        if len(playbook.description) <= TEXTAREA_MAX:
+            elements.append(dialogs.text("description", "Description", default=playbook.description, optional=True,
+                                         textarea=True, max_length=TEXTAREA_MAX))
+        else:
+            notes.append("the description")
+        elements.append({"display_name": "Incident channels", "name": "channel", "type": "radio",
+                         "options": [{"text": "Public", "value": "public"}, {"text": "Private", "value": "private"}],
+                         "default": "public" if playbook.create_public_channel else "private"})
+        if len(outline) <= TEXTAREA_MAX:
+            elements.append(dialogs.text(
+                "stages", "Stages and steps", default=outline, textarea=True, max_length=TEXTAREA_MAX,
+                help_text="YAML: each stage has a title and steps; a step is its title, or title / description / "
+                          "command / assignee fields. Add, remove, reorder lines freely."))
+        else:
+            notes.append("the stages")
+        intro = "Edit the playbook. Incidents already started keep their own checklists."
+        if notes:
+            intro += (f" {' and '.join(notes).capitalize()} are too long for this dialog: edit them with "
+                      "`/incident playbook edit \"<title>\" step ...` or export, edit and import the YAML file.")
+        body = dialogs.dialog(Dialog.PLAYBOOK_EDIT, "Edit playbook", state, elements, submit_label="Save",
+                              introduction=intro)
+        await self.ctx.client.open_dialog(trigger_id, self.ctx.dialog_url, body)
+
+    @on_action(Action.PLAYBOOK_EDIT)
+    async def on_edit_clicked(self, callback: ActionCallback) -> ActionReply:
+        team_id = str(callback.args.get("t", ""))
+        playbook = await self.service.get(team_id, callback.user_id, str(callback.args.get("p", "")))
+        await self._open_edit_dialog(callback.trigger_id, callback.user_id, callback.channel_id, team_id, playbook)
+        return ActionReply()
+
+    @on_dialog(Dialog.PLAYBOOK_EDIT)
+    async def on_edit_submitted(self, form: DialogSubmission) -> DialogReply:
+        if form.cancelled:
+            return DialogReply()
+        values = form.submission
+        title, description, channel = values.get("title"), values.get("description"), values.get("channel")
+        errors: dict[str, str] = {}
+        if not isinstance(title, str):
+            errors["title"] = "Type a title."
+        if description is not None and not isinstance(description, str):
+            errors["description"] = "The description must be text."
+        if channel not in ("public", "private"):
+            errors["channel"] = "Choose public or private."
+        stages = None
+        if "stages" in values:
+            outline = values.get("stages")
+            try:
+                stages = pyaml.parse_stages(outline if isinstance(outline, str) else "")
+            except PlaybookFormatError as error:
+                errors["stages"] = str(error)
+        if errors:
+            return DialogReply(errors=errors)
+        try:
+            playbook = await self.service.update(
+                str(form.args.get("t", "")), form.user_id, str(form.args.get("p", "")),
+                expected_version=int(form.args.get("v", 0)), title=title,
+                description=(description or "") if "description" in values else None,
+                public=channel == "public", stages=stages)
+        except PlaybookFormatError as error:  # an assignee who does not exist, at its line
+            return DialogReply(errors={"stages": str(error)})
+        except ValidationError as error:
+            text = str(error)
+            field = next((f for f, word in (("title", "title"), ("description", "playbook description"),
+                                            ("stages", "stage")) if word in text.lower() and f in values), "")
+            return DialogReply(errors={field: text}) if field else DialogReply(error=text)
+        except Conflict as error:
+            if "titled" in str(error):
+                return DialogReply(errors={"title": str(error)})
+            raise
+        await self._tell(form, f"Saved playbook **{neutralize(playbook.title)}**: {len(playbook.stages)} stages, "
+                               f"{playbook.step_count} steps. Incidents already started are unchanged.")
+        return DialogReply()
+
+    async def _edit_outline(self, command: SlashCommand, team_id: str, playbook: Playbook,
+                            words: list[str]) -> CommandReply:
+        """``step ...`` / ``stage ...`` edits typed after the title."""
+        kind, verb, args = words[0].lower(), words[1].lower(), words[2:]
+        verb = {"delete": "remove", "description": "describe"}.get(verb, verb)
+        assignee_id: str | None = None
+        if kind == "step" and verb == "assign":
+            if len(args) < 2:
+                raise ValidationError("Write: step assign S.N @user (or none).")
+            if args[1].lower() not in _NONE_WORDS:
+                assignee_id = await self._team_member_id(team_id, args[1])
+        done: list[str] = []
+
+        def change(stages: list[StageDraft]) -> list[StageDraft]:
+            done.clear()  # a retry after a conflict starts over
+            return self._apply(kind, verb, args, stages, assignee_id, done)
+
+        updated = await self.service.edit_outline(team_id, command.user_id, playbook.id, change)
+        quoted = escape_code(updated.title.replace('"', ""))
+        return CommandReply(text=f"Playbook **{neutralize(updated.title)}**: {done[0]} "
+                                 f"See it with `/incident playbook show \"{quoted}\"`.")
+
+    async def _team_member_id(self, team_id: str, text: str) -> str:
+        match = _MENTION.match(text)
+        if not match:
+            raise ValidationError(f'"{neutralize(text)}" is not a username. Write it as @username.')
+        user = await self.directory.user_by_username(match.group(1))
+        if user is None or user.get("delete_at"):
+            raise NotFound(f"There is no user @{neutralize(match.group(1))}. Check the spelling.")
+        if user.get("is_bot") or not await self.directory.is_team_member(team_id, user["id"]):
+            raise ValidationError(f"@{user['username']} is not a person in this team.")
+        return user["id"]
+
+    @staticmethod
+    def _apply(kind: str, verb: str, args: list[str], stages: list[StageDraft], assignee_id: str | None,
+               done: list[str]) -> list[StageDraft]:
+        """One outline edit on the drafts; ``done`` receives what to tell the user."""
+        text = " ".join(args[1:])
+        if kind == "stage":
+            if verb == "add":
+                title = " ".join(args)
+                done.append(f'added stage {len(stages) + 1} "{neutralize(title)}".')
+                return [*stages, StageDraft(title=title)]
+            index = _stage_index(args[0] if args else "", stages)
+            if verb == "rename":
+                done.append(f'renamed stage {index + 1} to "{neutralize(text)}".')
+                changed = list(stages)
+                changed[index] = stages[index].model_copy(update={"title": text})
+                return changed
+            if verb == "remove":
+                if len(stages) == 1:
+                    raise ValidationError("A playbook needs at least one stage; add another before removing this one.")
+                done.append(f'removed stage {index + 1} "{neutralize(stages[index].title)}" and its steps.')
+                return [s for i, s in enumerate(stages) if i != index]
+            if verb == "move":
+                target = _stage_index(args[1] if len(args) > 1 else "", stages)
+                changed = list(stages)
+                changed.insert(target, changed.pop(index))
+                done.append(f"moved stage {index + 1} to position {target + 1}.")
+                return changed
+        if verb == "add":
+            index = _stage_index(args[0] if args else "", stages)
+            if not text:
+                raise ValidationError("Write: step add S <title>, for example step add 2 Check the logs.")
+            steps = [*stages[index].steps, StepDraft(title=text)]
+            done.append(f'added step {index + 1}.{len(steps)} "{neutralize(text)}".')
+            return _with_steps(stages, index, steps)
+        s, n = _step_ref(args[0] if args else "", stages)
+        steps = list(stages[s].steps)
+        step = steps[n]
+        label = f"{s + 1}.{n + 1}"
+        if verb == "remove":
+            steps.pop(n)
+            done.append(f'removed step {label} "{neutralize(step.title)}".')
+            return _with_steps(stages, s, steps)
+        if verb == "rename":
+            steps[n] = step.model_copy(update={"title": text})
+            done.append(f'renamed step {label} to "{neutralize(text)}".')
+            return _with_steps(stages, s, steps)
+        if verb == "describe":
+            value = "" if text.lower() in _NONE_WORDS else text
+            steps[n] = step.model_copy(update={"description": value})
+            done.append(f"{'set' if value else 'cleared'} the description of step {label}.")
+            return _with_steps(stages, s, steps)
+        if verb == "command":
+            value = "" if text.lower() in _NONE_WORDS else text
+            steps[n] = step.model_copy(update={"command": value})
+            done.append(f"step {label} now runs `{escape_code(value)}`." if value
+                        else f"step {label} no longer has a command.")
+            return _with_steps(stages, s, steps)
+        if verb == "assign":
+            steps[n] = step.model_copy(update={"assignee_id": assignee_id})
+            done.append(f"set the default assignee of step {label}." if assignee_id
+                        else f"cleared the default assignee of step {label}.")
+            return _with_steps(stages, s, steps)
+        if verb == "move":
+            where = args[1] if len(args) > 1 else ""
+            if _STEP_REF.match(where):
+                target_stage, position = int(where.split(".")[0]) - 1, int(where.split(".")[1]) - 1
+                _stage_index(str(target_stage + 1), stages)
+            elif _NUMBER.match(where):
+                target_stage, position = s, int(where) - 1
+            else:
+                raise ValidationError("Write: step move S.N <position> (N, or S.N to move it to another stage).")
+            steps.pop(n)
+            changed = _with_steps(stages, s, steps)
+            target = list(changed[target_stage].steps)
+            if not 0 <= position <= len(target):
+                raise ValidationError(f"Position {position + 1} does not exist in stage {target_stage + 1}: "
+                                      f"choose 1 to {len(target) + 1}.")
+            target.insert(position, step)
+            done.append(f'moved step "{neutralize(step.title)}" to {target_stage + 1}.{position + 1}.')
+            return _with_steps(changed, target_stage, target)
+        raise ValidationError(f"Unknown edit `{escape_code(kind + ' ' + verb)}`. Type /incident playbook help.")
+
+    # Delete -----------------------------------------------------------------------------------
+
+    async def _open_delete_dialog(self, trigger_id: str, user_id: str, channel_id: str, team_id: str,
+                                  playbook: Playbook) -> None:
+        state = self.ctx.signer.dialog_state(Dialog.PLAYBOOK_DELETE, user_id, channel_id,
+                                             {"t": team_id, "p": playbook.id, "v": playbook.version})
+        intro = (f"Delete the playbook **{neutralize(playbook.title)}** for everyone? This cannot be undone. "
+                 "Incidents already started from it keep their checklists. Export it first to keep a copy.")
+        await self.ctx.client.open_dialog(trigger_id, self.ctx.dialog_url, dialogs.dialog(
+            Dialog.PLAYBOOK_DELETE, "Delete playbook", state, [], submit_label="Delete", introduction=intro))
+
+    async def _delete(self, command: SlashCommand, team_id: str, words: list[str]) -> CommandReply:
+        playbook = await self.service.find(team_id, command.user_id, " ".join(words))
+        if command.via_dm or not command.trigger_id:
+            return self._dialog_button(f"Delete {playbook.title}"[:60], Action.PLAYBOOK_DELETE, command.channel_id,
+                                       {"t": team_id, "p": playbook.id})
+        await self._open_delete_dialog(command.trigger_id, command.user_id, command.channel_id, team_id, playbook)
+        return CommandReply()
+
+    @on_action(Action.PLAYBOOK_DELETE)
+    async def on_delete_clicked(self, callback: ActionCallback) -> ActionReply:
+        team_id = str(callback.args.get("t", ""))
+        playbook = await self.service.get(team_id, callback.user_id, str(callback.args.get("p", "")))
+        await self._open_delete_dialog(callback.trigger_id, callback.user_id, callback.channel_id, team_id, playbook)
+        return ActionReply()
+
+    @on_dialog(Dialog.PLAYBOOK_DELETE)
+    async def on_delete_submitted(self, form: DialogSubmission) -> DialogReply:
+        if form.cancelled:
+            return DialogReply()
+        playbook = await self.service.delete(str(form.args.get("t", "")), form.user_id, str(form.args.get("p", "")),
+                                             expected_version=int(form.args.get("v", 0)))
+        await self._tell(form, f"Deleted playbook **{neutralize(playbook.title)}**. Incidents started from it are "
+                               "unchanged.")
+        return DialogReply()
+
+    # Members ----------------------------------------------------------------------------------
+
+    async def _members(self, command: SlashCommand, team_id: str, words: list[str]) -> CommandReply:
+        operation, names = "", []
+        if words and words[0].lower() in ("add", "remove"):  # members add @a @b <title>
+            operation = words[0].lower()
+            rest = words[1:]
+            while rest and rest[0].startswith("@"):
+                names.append(rest.pop(0))
+            reference = " ".join(rest)
+        else:  # members <title> [add|remove @a @b]
+            tail = len(words)
+            while tail > 0 and words[tail - 1].startswith("@"):
+                tail -= 1
+            if 0 < tail < len(words) and words[tail - 1].lower() in ("add", "remove"):
+                operation, names, words = words[tail - 1].lower(), words[tail:], words[: tail - 1]
+            reference = " ".join(words)
+        if operation and not names:
+            raise ValidationError(f"Say whom to {operation}: `/incident playbook members \"<title>\" {operation} "
+                                  "@user`.")
+        playbook = await self.service.find(team_id, command.user_id, reference)
+        if operation == "add":
+            playbook = await self.service.add_members(team_id, command.user_id, playbook.id, names)
+        elif operation == "remove":
+            playbook = await self.service.remove_members(team_id, command.user_id, playbook.id, names)
+        users = await self.service.usernames(playbook.member_ids)
+        listed = ", ".join(f"@{users[m]}" for m in playbook.member_ids if m in users) or "nobody"
+        done = {"add": "Shared. ", "remove": "Removed. ", "": ""}[operation]
+        return CommandReply(text=f"{done}Members of **{neutralize(playbook.title)}** ({len(playbook.member_ids)}): "
+                                 f"{listed}. Only they (and system admins) can see, use and edit it.")
+
+    # Export / import ---------------------------------------------------------------------------
+
+    async def _export(self, command: SlashCommand, team_id: str, words: list[str]) -> CommandReply:
+        playbook = await self.service.find(team_id, command.user_id, " ".join(words))
+        return CommandReply(text=await self._send_export(command.user_id, playbook, via_dm=command.via_dm))
+
+    async def _send_export(self, user_id: str, playbook: Playbook, *, via_dm: bool) -> str:
+        post = await self.service.send_export(user_id, playbook)
+        if via_dm:
+            return ""  # the file itself is the answer
+        link = f"{self.ctx.client.base_url}/_redirect/pl/{post['id']}"
+        return (f"I sent you **{neutralize(playbook.title)}** as a YAML file in [a direct message]({link}). "
+                "Send it back to me after editing to update the playbook.")
+
+    @on_action(Action.PLAYBOOK_EXPORT)
+    async def on_export_clicked(self, callback: ActionCallback) -> ActionReply:
+        playbook = await self.service.get(str(callback.args.get("t", "")), callback.user_id,
+                                          str(callback.args.get("p", "")))
+        dm = await self.ctx.client.direct_channel_with(callback.user_id)
+        return ActionReply(ephemeral_text=await self._send_export(callback.user_id, playbook,
+                                                                  via_dm=dm["id"] == callback.channel_id))
+
+    async def _import(self, command: SlashCommand, team_id: str, words: list[str]) -> CommandReply:
+        await self.service.require_team(team_id, command.user_id)
+        if command.file_ids:
+            text = await self.service.read_attachment(command.user_id, command.channel_id, command.file_ids)
+            return CommandReply(text=await self._imported(team_id, command.user_id, text))
+        if command.via_dm or not command.trigger_id:
+            return CommandReply(text="Attach the playbook's .yaml file to a message to me (the message text can be "
+                                     "empty or `playbook import`). Export one with `playbook export <title>` to see "
+                                     "the format.")
+        state = self.ctx.signer.dialog_state(Dialog.PLAYBOOK_IMPORT, command.user_id, command.channel_id,
+                                             {"t": team_id})
+        body = dialogs.dialog(Dialog.PLAYBOOK_IMPORT, "Import playbook", state, [
+            dialogs.text("yaml", "Playbook YAML", textarea=True, max_length=TEXTAREA_MAX,
+                         placeholder="title: Payments outage\nstages:\n  - title: Triage\n    steps:\n"
+                                     "      - Acknowledge the alert",
+                         help_text="The format of exported playbooks. Longer files: send the file to me in a "
+                                   "direct message."),
+        ], submit_label="Import", introduction="A playbook with the same title is replaced (if you are its member); "
+                                               "otherwise a new one is created. Nothing is saved if anything is wrong.")
+        await self.ctx.client.open_dialog(command.trigger_id, self.ctx.dialog_url, body)
+        return CommandReply()
+
+    async def _imported(self, team_id: str, user_id: str, text: str) -> str:
+        result = await self.service.import_text(team_id, user_id, text)
+        playbook = result.playbook
+        verb = "Imported a new" if result.created else "Updated the"
+        return (f"{verb} playbook **{neutralize(playbook.title)}**: {len(playbook.stages)} stages, "
+                f"{playbook.step_count} steps, {len(playbook.member_ids)} member"
+                f"{'s' if len(playbook.member_ids) != 1 else ''}.")
+
+    @on_dialog(Dialog.PLAYBOOK_IMPORT)
+    async def on_import_submitted(self, form: DialogSubmission) -> DialogReply:
+        if form.cancelled:
+            return DialogReply()
+        text = form.submission.get("yaml")
+        try:
+            message = await self._imported(str(form.args.get("t", "")), form.user_id,
+                                           text if isinstance(text, str) else "")
+        except (PlaybookFormatError, Conflict) as error:
+            return DialogReply(errors={"yaml": str(error)})
+        except DomainError as error:
+            return DialogReply(errors={"yaml": user_message(error)})
+        await self._tell(form, message)
+        return DialogReply()
+
+
+__all__ = ["PlaybookPlugin", "USAGE"]

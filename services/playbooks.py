@@ -1,0 +1,380 @@
+"""Playbook flows: templates, edits, sharing, YAML export/import — domain, store and Mattermost together.
+
+Every operation takes the team the user is working in and the acting user's id (as Mattermost
+asserted it). A playbook of another team, or one the user is not a member of, is reported as
+"not found" (SPEC §4/§6); system admins may use every playbook of a team.
+
+Titles are unique per team, ignoring case, so that people can address a playbook by its title.
+Each write is one store call (inside one transaction with the uniqueness check), made only after
+everything — YAML, usernames, limits — has been checked: nothing is ever half-saved.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from domain import Actor, NotFound, Playbook, ValidationError
+from domain import permissions, playbooks as ops
+from domain.errors import Conflict
+from domain.playbooks import StageDraft, StepDraft
+from domain.templates import Template
+from gateway import playbook_yaml as pyaml
+from gateway.directory import Directory
+from gateway.errors import MattermostError
+from gateway.messages import neutralize
+from gateway.playbook_yaml import PlaybookFormatError, PlaybookSpec, Problem, StageSpec, UserRef
+from plugins.base import BotContext
+from telemetry import PlaybookChange, telemetry_of
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND = permissions.PLAYBOOK_NOT_FOUND
+#: Largest playbook file accepted by direct message.
+MAX_FILE_BYTES = 256 * 1024
+YAML_EXTENSIONS = ("yaml", "yml")
+_RETRIES = 5
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def title_key(title: str) -> str:
+    """How titles are compared: case and surrounding/double spaces ignored."""
+    return " ".join(title.split()).casefold()
+
+
+def file_name_for(title: str) -> str:
+    """``Service outage`` → ``service-outage.yaml``."""
+    ascii_text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-")[:60].strip("-")
+    return f"{slug or 'playbook'}.yaml"
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import did."""
+
+    playbook: Playbook
+    created: bool
+
+
+class PlaybookService:
+    """Creating, finding, editing, sharing, deleting, exporting and importing playbooks."""
+
+    def __init__(self, ctx: BotContext, directory: Directory) -> None:
+        self.ctx = ctx
+        self.directory = directory
+
+    @property
+    def store(self):
+        return self.ctx.store
+
+    def _track(self, change: PlaybookChange, playbook: Playbook) -> None:
+        telemetry_of(self.ctx).playbook_changed(change, playbook)
+
+    # Who may do what -----------------------------------------------------------------------
+
+    async def _actor(self, team_id: str, user_id: str) -> tuple[Actor, bool]:
+        actor = await self.directory.actor(user_id)
+        is_team_member = bool(team_id) and await self.directory.is_team_member(team_id, user_id)
+        return actor, is_team_member
+
+    async def require_team(self, team_id: str, user_id: str) -> Actor:
+        """The actor, if they may work with this team's playbooks at all."""
+        actor, is_team_member = await self._actor(team_id, user_id)
+        if not permissions.can_see_team(actor, is_team_member=is_team_member):
+            raise NotFound("You are not a member of this team, so you cannot see or create its playbooks.")
+        return actor
+
+    async def get(self, team_id: str, user_id: str, playbook_id: str) -> Playbook:
+        """The playbook with this id, if it is in ``team_id`` and the user may use it; else NotFound."""
+        playbook = await self.store.get_playbook(playbook_id) if playbook_id else None
+        if playbook is None or playbook.team_id != team_id:
+            raise NotFound(NOT_FOUND)
+        actor, is_team_member = await self._actor(team_id, user_id)
+        permissions.require_use_playbook(actor, playbook, is_team_member=is_team_member)
+        return playbook
+
+    async def visible(self, team_id: str, user_id: str) -> list[Playbook]:
+        """Playbooks of the team the user may use, by title."""
+        actor = await self.require_team(team_id, user_id)
+        return await self.store.playbooks_for_user(team_id, user_id, is_admin=actor.is_system_admin)
+
+    async def find(self, team_id: str, user_id: str, reference: str) -> Playbook:
+        """A playbook the user may use, by title (case-insensitive) or id; NotFound names the choices."""
+        wanted = title_key(reference)
+        if not wanted:
+            raise ValidationError("Say which playbook: type its title, for example "
+                                  '`/incident playbook show "Incident Response"`.')
+        playbooks = await self.visible(team_id, user_id)
+        for playbook in playbooks:
+            if playbook.id == reference.strip() or title_key(playbook.title) == wanted:
+                return playbook
+        titles = ", ".join(f'"{neutralize(p.title)}"' for p in playbooks[:15])
+        more = f" Yours: {titles}." if titles else " You are not a member of any playbook in this team yet."
+        raise NotFound(f'No playbook titled "{neutralize(reference.strip()[:64])}" that you can use.{more} '
+                       "Type /incident playbook list to see them.")
+
+    # Names <-> ids ---------------------------------------------------------------------------
+
+    async def usernames(self, user_ids: Iterable[str]) -> dict[str, str]:
+        ids = sorted({i for i in user_ids if i})
+        if not ids:
+            return {}
+        users = await self.ctx.client.users_by_ids(ids)
+        return {u["id"]: u["username"] for u in users if not u.get("delete_at")}
+
+    async def resolve(self, team_id: str, refs: Sequence[UserRef]) -> dict[str, str]:
+        """username → user id for every ref; unknown or outside-the-team users are problems at their line."""
+        resolved: dict[str, str] = {}
+        problems: list[Problem] = []
+        refused: dict[str, str] = {}
+        for ref in refs:
+            if ref.username in resolved:
+                continue
+            if ref.username not in refused:
+                user = await self.directory.user_by_username(ref.username)
+                if user is None or user.get("delete_at"):
+                    refused[ref.username] = f"there is no active user @{ref.username}."
+                elif user.get("is_bot"):
+                    refused[ref.username] = f"@{ref.username} is a bot; name a person."
+                elif not await self.directory.is_team_member(team_id, user["id"]):
+                    refused[ref.username] = f"@{ref.username} is not a member of this team."
+                else:
+                    resolved[ref.username] = user["id"]
+                    continue
+            problems.append(Problem(ref.line, ref.where, refused[ref.username]))
+        if problems:
+            raise PlaybookFormatError(problems)
+        return resolved
+
+    @staticmethod
+    def drafts(stages: Iterable[StageSpec], ids: dict[str, str]) -> list[StageDraft]:
+        return [StageDraft(title=stage.title, steps=tuple(
+            StepDraft(title=step.title, description=step.description, command=step.command,
+                      assignee_id=ids[step.assignee.username] if step.assignee else None)
+            for step in stage.steps)) for stage in stages]
+
+    async def spec(self, playbook: Playbook) -> PlaybookSpec:
+        """The playbook as the YAML format describes it (usernames instead of ids)."""
+        ids = list(playbook.member_ids)
+        ids += [step.assignee_id for stage in playbook.stages for step in stage.steps if step.assignee_id]
+        return pyaml.playbook_spec(playbook, await self.usernames(ids))
+
+    # Titles ----------------------------------------------------------------------------------
+
+    async def _require_free_title(self, team_id: str, user_id: str, title: str, except_id: str = "") -> None:
+        """Call inside a store transaction, right before the write."""
+        for other in await self.store.playbooks_for_user(team_id, user_id, is_admin=True):
+            if other.id != except_id and title_key(other.title) == title_key(title):
+                hint = "" if user_id in other.member_ids else " (one that is not shared with you)"
+                raise Conflict(f'This team already has a playbook titled "{neutralize(other.title)}"{hint}. '
+                               "Choose another title.")
+
+    # Creating ----------------------------------------------------------------------------------
+
+    async def create(self, team_id: str, user_id: str, *, title: str, template: Template,
+                     description: str | None = None, public: bool | None = None) -> Playbook:
+        """A new playbook from a template; the creator is its first member."""
+        await self.require_team(team_id, user_id)
+        playbook = ops.new_playbook(
+            team_id=team_id, title=title, created_by=user_id, now=now_ms(),
+            description=template.description if description is None else description,
+            create_public_channel=template.create_public_channel if public is None else public,
+            stages=template.stages)
+        async with self.store.transaction():
+            await self._require_free_title(team_id, user_id, playbook.title)
+            created = await self.store.create_playbook(playbook)
+        self._track(PlaybookChange.CREATED, created)
+        log.info("playbook %s created by %s in team %s from template %s", created.id, user_id, team_id, template.key)
+        return created
+
+    # Editing ------------------------------------------------------------------------------------
+
+    async def update(self, team_id: str, user_id: str, playbook_id: str, *, expected_version: int,
+                     title: str | None = None, description: str | None = None, public: bool | None = None,
+                     stages: Sequence[StageSpec] | None = None) -> Playbook:
+        """Save the edit dialog: Conflict if someone else saved since the dialog was opened."""
+        playbook = await self.get(team_id, user_id, playbook_id)
+        drafts = None
+        if stages is not None:
+            refs = [step.assignee for stage in stages for step in stage.steps if step.assignee]
+            drafts = self.drafts(stages, await self.resolve(team_id, refs))
+        edited = ops.edit_playbook(playbook, now=now_ms(), title=title, description=description,
+                                   create_public_channel=public, stages=drafts)
+        async with self.store.transaction():
+            await self._require_free_title(team_id, user_id, edited.title, except_id=playbook.id)
+            saved = await self.store.update_playbook(edited, expected_version=expected_version)
+        self._track(PlaybookChange.UPDATED, saved)
+        return saved
+
+    async def edit_outline(self, team_id: str, user_id: str, playbook_id: str,
+                           change: Callable[[list[StageDraft]], list[StageDraft]]) -> Playbook:
+        """Apply ``change`` to the playbook's stages (as drafts) with a version check, retrying on conflicts."""
+        for attempt in range(_RETRIES + 1):
+            playbook = await self.get(team_id, user_id, playbook_id)
+            drafts = [StageDraft(title=stage.title, steps=tuple(
+                StepDraft(title=s.title, description=s.description, command=s.command, assignee_id=s.assignee_id)
+                for s in stage.steps)) for stage in playbook.stages]
+            edited = ops.edit_playbook(playbook, now=now_ms(), stages=change(drafts))
+            try:
+                saved = await self.store.update_playbook(edited, expected_version=playbook.version)
+            except Conflict:
+                if attempt == _RETRIES:
+                    raise
+                continue
+            self._track(PlaybookChange.UPDATED, saved)
+            return saved
+        raise AssertionError("unreachable")
+
+    async def _mutate(self, team_id: str, user_id: str, playbook_id: str,
+                      change: Callable[[Playbook], Playbook]) -> Playbook:
+        for attempt in range(_RETRIES + 1):
+            playbook = await self.get(team_id, user_id, playbook_id)
+            edited = change(playbook)
+            if edited == playbook:
+                return playbook
+            try:
+                saved = await self.store.update_playbook(edited, expected_version=playbook.version)
+            except Conflict:
+                if attempt == _RETRIES:
+                    raise
+                continue
+            self._track(PlaybookChange.UPDATED, saved)
+            return saved
+        raise AssertionError("unreachable")
+
+    # Sharing --------------------------------------------------------------------------------------
+
+    async def _people(self, team_id: str, usernames: Iterable[str]) -> list[dict]:
+        people = []
+        for name in usernames:
+            user = await self.directory.user_by_username(name)
+            if user is None or user.get("delete_at"):
+                raise NotFound(f"There is no user @{neutralize(name.lstrip('@'))}. Check the spelling.")
+            if user.get("is_bot"):
+                raise ValidationError(f"@{user['username']} is a bot; playbooks are shared with people.")
+            people.append(user)
+        return people
+
+    async def add_members(self, team_id: str, user_id: str, playbook_id: str, usernames: Sequence[str]) -> Playbook:
+        """Share with team members (others are refused by name)."""
+        people = await self._people(team_id, usernames)
+        for user in people:
+            if not await self.directory.is_team_member(team_id, user["id"]):
+                raise ValidationError(f"@{user['username']} is not a member of this team; only team members can "
+                                      "be added to its playbooks.")
+        return await self._mutate(team_id, user_id, playbook_id,
+                                  lambda p: ops.add_members(p, [u["id"] for u in people], now_ms()))
+
+    async def remove_members(self, team_id: str, user_id: str, playbook_id: str,
+                             usernames: Sequence[str]) -> Playbook:
+        """Stop sharing; the last member cannot leave (someone must be able to see the playbook)."""
+        people = await self._people(team_id, usernames)
+        playbook = await self.get(team_id, user_id, playbook_id)
+        strangers = [u["username"] for u in people if u["id"] not in playbook.member_ids]
+        if strangers:
+            raise ValidationError(", ".join(f"@{name}" for name in strangers) + " "
+                                  + ("is" if len(strangers) == 1 else "are") + " not a member of this playbook.")
+        return await self._mutate(team_id, user_id, playbook_id,
+                                  lambda p: ops.remove_members(p, [u["id"] for u in people], now_ms()))
+
+    # Deleting -------------------------------------------------------------------------------------
+
+    async def delete(self, team_id: str, user_id: str, playbook_id: str, *, expected_version: int) -> Playbook:
+        """Delete after confirmation; incidents started from it keep their own copy of the stages."""
+        playbook = await self.get(team_id, user_id, playbook_id)
+        if not await self.store.delete_playbook(playbook.id, expected_version=expected_version):
+            raise NotFound(NOT_FOUND)
+        self._track(PlaybookChange.DELETED, playbook)
+        log.info("playbook %s deleted by %s", playbook.id, user_id)
+        return playbook
+
+    # YAML ----------------------------------------------------------------------------------------
+
+    async def export_text(self, playbook: Playbook) -> tuple[str, str]:
+        """(file name, YAML text) of a playbook the caller already may use."""
+        return file_name_for(playbook.title), pyaml.dump(await self.spec(playbook))
+
+    async def send_export(self, user_id: str, playbook: Playbook) -> dict:
+        """Upload the YAML file to the user's direct channel with the bot; returns the post."""
+        name, text = await self.export_text(playbook)
+        dm = await self.ctx.client.direct_channel_with(user_id)
+        info = await self.ctx.client.upload_file(dm["id"], name, text.encode("utf-8"), "application/x-yaml")
+        return await self.ctx.client.create_post(
+            dm["id"], f"Playbook **{neutralize(playbook.title)}** as YAML. Edit it and send it back to me "
+                      "(or use `/incident playbook import`) to update the playbook.", file_ids=[info["id"]])
+
+    async def import_text(self, team_id: str, user_id: str, text: str) -> ImportResult:
+        """Create the playbook a YAML text describes, or replace the one with the same title.
+
+        Everything is checked first (format, limits, usernames); then one write. The importer is
+        always kept as a member so that nobody locks themselves out.
+        """
+        spec = pyaml.parse(text)
+        actor = await self.require_team(team_id, user_id)
+        ids = await self.resolve(team_id, spec.usernames())
+        member_ids = [ids[ref.username] for ref in spec.members]
+        drafts = self.drafts(spec.stages, ids)
+        result = await self._save_import(team_id, user_id, actor, spec, member_ids, drafts)
+        self._track(PlaybookChange.CREATED if result.created else PlaybookChange.UPDATED, result.playbook)
+        return result
+
+    async def _save_import(self, team_id: str, user_id: str, actor: Actor, spec: PlaybookSpec,
+                           member_ids: list[str], drafts: list[StageDraft]) -> ImportResult:
+        async with self.store.transaction():
+            existing = next((p for p in await self.store.playbooks_for_user(team_id, user_id, is_admin=True)
+                             if title_key(p.title) == title_key(spec.title)), None)
+            if existing is None:
+                playbook = ops.new_playbook(team_id=team_id, title=spec.title, created_by=user_id, now=now_ms(),
+                                            description=spec.description, create_public_channel=spec.public,
+                                            stages=drafts, member_ids=member_ids)
+                return ImportResult(await self.store.create_playbook(playbook), created=True)
+            if not permissions.can_use_playbook(actor, existing, is_team_member=True):
+                raise Conflict(f'This team already has a playbook titled "{neutralize(existing.title)}" (one that '
+                               "is not shared with you). Change the title in the file and import it again.")
+            edited = ops.edit_playbook(existing, now=now_ms(), title=spec.title, description=spec.description,
+                                       create_public_channel=spec.public, stages=drafts)
+            members = tuple(dict.fromkeys([*member_ids, user_id]))
+            edited = ops.validate_playbook(edited.model_copy(update={"member_ids": members}))
+            return ImportResult(await self.store.update_playbook(edited), created=False)
+
+    async def read_attachment(self, user_id: str, channel_id: str, file_ids: Sequence[str]) -> str:
+        """The text of the one YAML file the user attached to a message in ``channel_id``."""
+        infos = []
+        for file_id in file_ids:
+            try:
+                info = await self.ctx.client.file_info(file_id)
+            except MattermostError as error:
+                if error.status in (403, 404):
+                    continue
+                raise
+            # Only files this user sent in this conversation: never read someone else's file.
+            if info.get("user_id") == user_id and info.get("channel_id") == channel_id:
+                infos.append(info)
+        yaml_files = [i for i in infos if str(i.get("extension", "")).lower() in YAML_EXTENSIONS]
+        if not yaml_files:
+            raise ValidationError("Attach the playbook as a .yaml (or .yml) file. Export one with "
+                                  "`/incident playbook export <title>` to see the format.")
+        if len(yaml_files) > 1:
+            raise ValidationError("Send one playbook file per message, so that each is imported on its own.")
+        info = yaml_files[0]
+        if int(info.get("size") or 0) > MAX_FILE_BYTES:
+            raise ValidationError(f"{neutralize(info.get('name', 'The file'))} is larger than "
+                                  f"{MAX_FILE_BYTES // 1024} KB; a playbook file is much smaller.")
+        data = await self.ctx.client.file_content(info["id"])
+        if len(data) > MAX_FILE_BYTES:
+            raise ValidationError(f"The file is larger than {MAX_FILE_BYTES // 1024} KB.")
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ValidationError("The file is not UTF-8 text; save it as UTF-8 and send it again.") from None
+
+
+__all__ = ["ImportResult", "PlaybookService", "file_name_for", "title_key", "MAX_FILE_BYTES"]
