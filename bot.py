@@ -27,9 +27,11 @@ from plugins.direct import DirectMessagePlugin
 from plugins.help import HelpPlugin
 from plugins.history import HistoryPlugin
 from plugins.incidents import IncidentPlugin
+from plugins.playbooks import PlaybookPlugin
 from gateway.directory import Directory
 from services.history import HistoryService
 from services.incidents import IncidentService
+from services.playbooks import PlaybookService
 from settings import Settings, SettingsError, load_settings
 from storage import open_store
 
@@ -100,7 +102,8 @@ class CommandCenter:
         directory = Directory(ctx.client)
         incidents = IncidentService(ctx, directory)
         return [HelpPlugin(ctx), DirectMessagePlugin(ctx, self.router), IncidentPlugin(ctx, incidents),
-                HistoryPlugin(ctx, HistoryService(ctx, directory))]
+                HistoryPlugin(ctx, HistoryService(ctx, directory)),
+                PlaybookPlugin(ctx, PlaybookService(ctx, directory))]
 
     async def start(self) -> None:
         """Start everything; raises StartupError with a readable reason when that is impossible."""
