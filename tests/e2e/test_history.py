@@ -467,3 +467,26 @@ async def test_export_of_a_channel_larger_than_one_page(sandbox, bot, world):
     rows = await exported_rows(sandbox, "carol")
     assert [row["post id"] for row in rows] == [p["id"] for p in sandbox.posts(incident.channel_id)]
     assert len(rows) == 451  # carol's system "added" post + 450 notes
+
+
+async def test_large_export_answers_at_once_and_arrives_later(sandbox, bot, world):
+    """When the export outlasts the reply wait, the user is told it is on its way; the file follows."""
+    incident = world["incidents"]["Public one"]
+    result = await history_service(bot).export(incident, sandbox.user_id("dave"), wait_s=0)
+    assert result.pending
+    dm = await sandbox.user("dave").dm_channel("incident")
+    await sandbox.wait_for(lambda: [p for p in sandbox.posts(dm) if p.get("file_ids")], timeout=10)
+    rows = await exported_rows(sandbox, "dave")
+    assert [row["post id"] for row in rows] == [p["id"] for p in sandbox.posts(incident.channel_id)]
+
+
+async def test_list_and_info_by_direct_message(sandbox, bot, world):
+    dave = sandbox.user("dave")
+    dm = await dave.dm_channel("incident")
+    bot_id = sandbox.user_id("incident")
+    await dave.post(dm, "list")
+    reply = await sandbox.wait_for(lambda: [p for p in sandbox.posts(dm) if p["user_id"] == bot_id])
+    assert names_in(reply[-1]["message"]) == ["Public two", "Public one"]
+    await dave.post(dm, 'info "public one"')
+    replies = await sandbox.wait_for(lambda: [p for p in sandbox.posts(dm) if p["user_id"] == bot_id][1:])
+    assert replies[-1]["message"].startswith("#### 🚨 Public one")
