@@ -617,7 +617,7 @@ class PlaybookPlugin(FeaturePlugin):
             tail = len(words)
             while tail > 0 and words[tail - 1].startswith("@"):
                 tail -= 1
-            if 0 < tail < len(words) and words[tail - 1].lower() in ("add", "remove"):
+            if tail >= 2 and words[tail - 1].lower() in ("add", "remove"):
                 operation, names, words = words[tail - 1].lower(), words[tail:], words[: tail - 1]
             reference = " ".join(words)
         if operation and not names:
