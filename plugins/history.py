@@ -225,9 +225,10 @@ def render_details(details: IncidentDetails, now: int) -> str:
     incident, figures, names = details.incident, details.figures, details.usernames
     icon = "🚨" if incident.is_ongoing else "✅"
     channel = f"~{details.channel_name} · " if details.channel_name else ""
+    playbook = neutralize(incident.playbook_title) if incident.playbook_title else "(none)"
     lines = [f"#### {icon} {neutralize(incident.name)}",
              f"{channel}**{_status_label(incident)}** · commander {_who(names, incident.commander_id)} · "
-             f"playbook {neutralize(incident.playbook_title) if incident.playbook_title else '(none)'}"]
+             + f"playbook {playbook}"]
     times = f"Started {format_time(incident.created_at)}"
     if incident.ended_at is not None:
         times += f" · ended {format_time(incident.ended_at)}"
@@ -262,8 +263,9 @@ def render_details(details: IncidentDetails, now: int) -> str:
         lines.append("No step has been completed yet.")
     for event in details.completions:
         verb = "completed" if event.kind is EventKind.STEP_CHECKED else "reopened"
-        stage, index = event.details.get("stage"), event.details.get("index")
-        label = f"{stage + 1}.{index + 1} " if isinstance(stage, int) and isinstance(index, int) else ""
+        stage_number, index = event.details.get("stage"), event.details.get("index")
+        label = (f"{stage_number + 1}.{index + 1} "
+                 if isinstance(stage_number, int) and isinstance(index, int) else "")
         title = neutralize(str(event.details.get("title", "")))
         lines.append(f"- {format_time(event.at)} — {_who(names, event.actor_id)} {verb} {label}{title}")
     return "\n".join(lines)

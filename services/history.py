@@ -31,9 +31,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from domain import (Actor, EventKind, Incident, IncidentStatus, InvalidState, NotFound, Playbook, TimelineEvent,
-                    ValidationError)
-from domain import permissions
+from domain import (
+    Actor,
+    EventKind,
+    Incident,
+    IncidentStatus,
+    InvalidState,
+    NotFound,
+    Playbook,
+    TimelineEvent,
+    ValidationError,
+    permissions,
+)
 from gateway.directory import Directory
 from gateway.errors import MattermostError, user_message
 from gateway.export import UsernameCache, channel_pages, write_channel_csv
@@ -467,5 +476,12 @@ def _unquote(text: str) -> str:
     return text
 
 
-__all__ = ["ChannelFigures", "ExportResult", "HistoryService", "IncidentDetails", "ListFilters", "ListPage",
-           "PER_PAGE"]
+__all__ = [
+    "PER_PAGE",
+    "ChannelFigures",
+    "ExportResult",
+    "HistoryService",
+    "IncidentDetails",
+    "ListFilters",
+    "ListPage",
+]
