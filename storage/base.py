@@ -41,7 +41,6 @@ class IncidentSort(StrEnum):
     CREATED_ASC = "created_at asc"
     NAME_ASC = "name asc"
     NAME_DESC = "name desc"
-    ENDED_DESC = "ended_at desc"
 
 
 class Page(NamedTuple):

@@ -52,16 +52,18 @@ _PLAYBOOK_SELECT = (
     " FROM playbooks p"
 )
 
+# rowid breaks ties: index entries carry it, so the order stays covered by the index.
 _SORTS = {
-    IncidentSort.CREATED_DESC: "created_at DESC, id DESC",
-    IncidentSort.CREATED_ASC: "created_at ASC, id ASC",
-    IncidentSort.NAME_ASC: "name COLLATE NOCASE ASC, id ASC",
-    IncidentSort.NAME_DESC: "name COLLATE NOCASE DESC, id DESC",
-    IncidentSort.ENDED_DESC: "ended_at IS NULL, ended_at DESC, created_at DESC, id DESC",
+    IncidentSort.CREATED_DESC: "created_at DESC, rowid DESC",
+    IncidentSort.CREATED_ASC: "created_at ASC, rowid ASC",
+    IncidentSort.NAME_ASC: "name COLLATE NOCASE ASC, rowid ASC",
+    IncidentSort.NAME_DESC: "name COLLATE NOCASE DESC, rowid DESC",
 }
 
 _SYNCHRONOUS = {"full", "normal", "extra"}
 
+#: Page cache per connection, in KiB.
+CACHE_KIB = 32 * 1024
 #: Commits between two background WAL checkpoints.
 CHECKPOINT_EVERY = 250
 #: Bytes the WAL file is truncated to after a checkpoint lets it restart.
@@ -180,6 +182,8 @@ class SqliteStore(Store):
             await conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             await conn.execute("PRAGMA foreign_keys = ON")
             await conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            # The default 2 MB page cache cannot hold the list indexes of a large install.
+            await conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             if writer and not self._memory:
                 cursor = await conn.execute("PRAGMA journal_mode = WAL")
                 mode = (await cursor.fetchone())[0]
@@ -259,24 +263,28 @@ class SqliteStore(Store):
             return
         writer = self._require_open()
         async with self._write_lock:
-            if writer.in_transaction:  # left over by a cancelled task; never commit it
-                await writer.execute("ROLLBACK")
-            await writer.execute("BEGIN IMMEDIATE")
+            # aiosqlite runs a connection's calls in order on one thread, and every path
+            # below queues COMMIT or ROLLBACK before the lock is released, so the next
+            # BEGIN always follows them, even when a task is cancelled mid-transaction.
+            try:
+                await writer.execute("BEGIN IMMEDIATE")
+            except asyncio.CancelledError:
+                await self._rollback(writer)  # the BEGIN is queued and will still run
+                raise
             tx = _Tx(writer, asyncio.current_task())
             token = self._tx_var.set(tx)
             try:
                 yield
             except BaseException:
                 tx.active = False
-                await writer.execute("ROLLBACK")
+                await self._rollback(writer)
                 raise
             else:
                 tx.active = False
                 try:
                     await writer.execute("COMMIT")
-                except BaseException:
-                    if writer.in_transaction:
-                        await writer.execute("ROLLBACK")
+                except sqlite3.Error:
+                    await self._rollback(writer)
                     raise
                 self._commits_since_checkpoint += 1
                 if self._commits_since_checkpoint >= CHECKPOINT_EVERY:
@@ -285,6 +293,13 @@ class SqliteStore(Store):
             finally:
                 tx.active = False
                 self._tx_var.reset(token)
+
+    async def _rollback(self, writer: aiosqlite.Connection) -> None:
+        try:
+            await writer.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            # Some errors (disk full, I/O) make SQLite roll back by itself; keep the original error.
+            log.debug("ROLLBACK after an automatic rollback", exc_info=True)
 
     async def _checkpoint_loop(self) -> None:
         assert self._checkpointer is not None
@@ -647,6 +662,11 @@ class SqliteStore(Store):
                 return (await cursor.fetchone())[0]
 
     # -- maintenance ------------------------------------------------------------------------------
+    async def checkpoint(self) -> None:
+        """Copy the whole WAL into the database file and truncate it (e.g. after a bulk import)."""
+        async with self._write_lock:
+            await self._require_open().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     async def integrity_check(self) -> list[str]:
         """SQLite's ``PRAGMA integrity_check`` result lines (``["ok"]`` when healthy)."""
         rows = await self._fetchall("PRAGMA integrity_check")

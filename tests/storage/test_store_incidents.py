@@ -148,3 +148,34 @@ async def test_append_events_and_delete(store):
     assert await store.timeline(inc.id) == []
     with pytest.raises(NotFound):
         await store.append_events(run_events)
+
+
+async def test_cancelled_transactions_leave_nothing_behind(store):
+    import asyncio
+
+    inside = asyncio.Event()
+    never = asyncio.Event()
+    first, events = incident()
+
+    async def interrupted():
+        async with store.transaction():
+            await store.create_incident(first, events)
+            inside.set()
+            await never.wait()
+
+    task = asyncio.create_task(interrupted())
+    await asyncio.wait_for(inside.wait(), timeout=10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # Cancel many transactions at random points, including while BEGIN is queued.
+    others = [asyncio.create_task(store.create_incident(*incident())) for _ in range(30)]
+    await asyncio.sleep(0)  # one loop turn: let them start and queue on the writer
+    for n, other in enumerate(others):
+        if n % 3 == 0:
+            other.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
+    second, events2 = incident()
+    await store.create_incident(second, events2)
+    assert await store.get_incident(first.id) is None
+    assert await store.get_incident(second.id) == second

@@ -20,6 +20,8 @@ CREATE INDEX incidents_list_status ON incidents
     (team_id, status, created_at, public, channel_id, commander_id, playbook_id);
 CREATE INDEX incidents_list_commander ON incidents
     (team_id, commander_id, created_at, public, channel_id, status);
+CREATE INDEX incidents_list_name ON incidents
+    (team_id, name COLLATE NOCASE, public, channel_id, status);
 CREATE INDEX incidents_list_playbook ON incidents
     (team_id, playbook_id, created_at, public, channel_id, status);
 
