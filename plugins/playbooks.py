@@ -441,7 +441,7 @@ class PlaybookPlugin(FeaturePlugin):
             return DialogReply(errors={"stages": str(error)})
         except ValidationError as error:
             text = str(error)
-            field = next((f for f, word in (("title", "title"), ("description", "playbook description"),
+            field = next((f for f, word in (("title", "playbook title"), ("description", "playbook description"),
                                             ("stages", "stage")) if word in text.lower() and f in values), "")
             return DialogReply(errors={field: text}) if field else DialogReply(error=text)
         except Conflict as error:

@@ -229,3 +229,43 @@ def test_arbitrary_text_never_crashes_the_parser(text):
         pyaml.parse(text)
     except PlaybookFormatError:
         pass
+
+
+# -- the whole chain a stored playbook goes through: ids → usernames → YAML → usernames → ids --------
+
+_people = {f"id{n:02d}": f"user{n}" for n in range(6)}
+_people_ids = sorted(_people)
+
+stored_steps = st.builds(
+    playbooks.StepDraft,
+    title=_line.filter(_valid(validation.step_title)),
+    description=_text.filter(_valid(validation.step_description)),
+    command=commands,
+    assignee_id=st.one_of(st.none(), st.sampled_from(_people_ids)),
+)
+stored_stages = st.builds(playbooks.StageDraft, title=_line.filter(_valid(validation.stage_title)),
+                          steps=st.lists(stored_steps, max_size=4).map(tuple))
+
+
+def _content(playbook):
+    return (playbook.title, playbook.description, playbook.create_public_channel, playbook.member_ids,
+            [(s.title, [(x.title, x.description, x.command, x.assignee_id) for x in s.steps]) for s in playbook.stages])
+
+
+@settings(max_examples=MAX_EXAMPLES, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(title=_line.filter(_valid(validation.playbook_title)),
+       description=_text.filter(_valid(validation.playbook_description)),
+       public=st.booleans(), members=st.lists(st.sampled_from(_people_ids), unique=True, max_size=5),
+       stages=st.lists(stored_stages, min_size=1, max_size=4))
+def test_any_stored_playbook_survives_export_then_import(title, description, public, members, stages):
+    from services.playbooks import PlaybookService
+
+    original = playbooks.new_playbook(team_id="t", title=title, created_by="id00", now=1, description=description,
+                                      create_public_channel=public, member_ids=members, stages=stages)
+    spec = pyaml.parse(pyaml.dump(pyaml.playbook_spec(original, _people)))
+    ids = {name: user_id for user_id, name in _people.items()}
+    imported = playbooks.new_playbook(team_id="t", title=spec.title, created_by="id00", now=2,
+                                      description=spec.description, create_public_channel=spec.public,
+                                      member_ids=[ids[m.username] for m in spec.members],
+                                      stages=PlaybookService.drafts(spec.stages, ids))
+    assert _content(imported) == _content(original)
