@@ -345,8 +345,8 @@ class HistoryService:
         found: list[Incident] = []
         page = 0
         while True:
-            chunk = await self.store.list_incidents(team_id, is_admin=True, search=name.strip(), page=page,
-                                                    per_page=_SCAN_CHUNK)
+            chunk = await self.store.list_incidents(team_id, is_admin=True, search=" ".join(name.split()),
+                                                    page=page, per_page=_SCAN_CHUNK)
             found.extend(i for i in chunk.items if " ".join(i.name.split()).lower() == wanted)
             if (page + 1) * _SCAN_CHUNK >= chunk.total or not chunk.items:
                 return found
