@@ -157,6 +157,10 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def incidents_without_card(self, limit: int = 100) -> list[Incident]:
+        """Incidents whose card post was never recorded, oldest first (to repair after a crash)."""
+
+    @abc.abstractmethod
     async def timeline(self, incident_id: str) -> list[TimelineEvent]:
         """The incident's events in the order they were recorded."""
 

@@ -622,6 +622,13 @@ class SqliteStore(Store):
         by_rowid = {row["rowid"]: row for row in rows}
         return Page([_incident_from_row(by_rowid[r]) for r in rowids if r in by_rowid], total)
 
+    async def incidents_without_card(self, limit: int = 100) -> list[Incident]:
+        rows = await self._fetchall(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE card_post_id IS NULL ORDER BY created_at LIMIT ?",
+            (limit,),
+        )
+        return [_incident_from_row(row) for row in rows]
+
     async def timeline(self, incident_id: str) -> list[TimelineEvent]:
         rows = await self._fetchall(
             "SELECT id, incident_id, at, kind, actor_id, details FROM timeline_events"

@@ -44,11 +44,12 @@ def write_v1_data(db_path) -> dict:
     return {"playbook": pb, "incident": inc.model_copy(update={"card_post_id": "card1"}), "event": events[0]}
 
 
-DATA_WRITERS = {1: write_v1_data, 2: write_v1_data}  # version 2 changed no table that the data touches
+# Versions 2 and 3 only added tables and indexes, so version-1 rows are still what they wrote.
+DATA_WRITERS = {1: write_v1_data, 2: write_v1_data, 3: write_v1_data}
 
 
-def test_every_version_has_a_data_writer():
-    assert set(DATA_WRITERS) == set(range(1, LATEST + 1))
+def test_every_earlier_version_has_a_data_writer():
+    assert set(DATA_WRITERS) >= set(range(1, LATEST))
 
 
 @pytest.mark.parametrize("start_version", range(0, LATEST))
@@ -84,7 +85,7 @@ async def test_upgrade_from_each_earlier_version(tmp_path, start_version):
         await store.close()
     with sqlite3.connect(db_path) as raw:
         indexes = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-        assert {"incidents_list", "incidents_list_status", "playbook_members_user"} <= indexes
+        assert {"incidents_list", "incidents_list_status", "playbook_members_user", "incidents_without_card"} <= indexes
         versions = [row[0] for row in raw.execute("SELECT version FROM schema_migrations ORDER BY version")]
         assert versions == list(range(1, LATEST + 1))
 

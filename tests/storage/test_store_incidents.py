@@ -179,3 +179,17 @@ async def test_cancelled_transactions_leave_nothing_behind(store):
     await store.create_incident(second, events2)
     assert await store.get_incident(first.id) is None
     assert await store.get_incident(second.id) == second
+
+
+async def test_incidents_without_card(store):
+    from domain.incidents import set_card_post
+
+    first, e1 = incident(now=T0 + 2)
+    second, e2 = incident(now=T0 + 1)
+    await store.create_incident(first, e1)
+    await store.create_incident(second, e2)
+    assert [i.id for i in await store.incidents_without_card()] == [second.id, first.id]
+    await store.mutate_incident(second.id, lambda i: (set_card_post(i, "post1"), []))
+    assert [i.id for i in await store.incidents_without_card()] == [first.id]
+    assert (await store.get_incident(second.id)).card_post_id == "post1"
+    assert await store.incidents_without_card(limit=0) == []
