@@ -390,8 +390,8 @@ class PlaybookPlugin(FeaturePlugin):
         if len(outline) <= TEXTAREA_MAX:
             elements.append(dialogs.text(
                 "stages", "Stages and steps", default=outline, textarea=True, max_length=TEXTAREA_MAX,
-                help_text="YAML: each stage has a title and steps; a step is its title, or title / description / "
-                          "command / assignee fields. Add, remove, reorder lines freely."))
+                help_text="YAML: stages with a title and steps; a step is a title, or title/description/command/"
+                          "assignee fields. Edit lines freely."))
         else:
             notes.append("the stages")
         intro = "Edit the playbook. Incidents already started keep their own checklists."

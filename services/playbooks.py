@@ -356,7 +356,8 @@ class PlaybookService:
                     continue
                 raise
             # Only files this user sent in this conversation: never read someone else's file.
-            if info.get("user_id") == user_id and info.get("channel_id") == channel_id:
+            # (Servers older than FileInfo.channel_id only give the uploader.)
+            if info.get("user_id") == user_id and info.get("channel_id", channel_id) == channel_id:
                 infos.append(info)
         yaml_files = [i for i in infos if str(i.get("extension", "")).lower() in YAML_EXTENSIONS]
         if not yaml_files:

@@ -363,9 +363,16 @@ async def test_export_then_import_gives_an_equal_playbook(sandbox, bot):
     imported = await stored(bot, sandbox, "Round trip")
     assert imported.id != original.id and content(imported) == content(original)
 
-    # Sending the same file again (no words needed) updates it in place: still equal.
+    # Sending the same file again (no words needed) updates it in place: still equal. It is answered
+    # once (by the import, not also by help): a later "help" is the only other answer.
+    mark = await dm_mark(sandbox, "alice")
     replies = await dm_bot(sandbox, "alice", "", files=[("round-trip.yml", text.encode())])
     assert replies[0]["message"].startswith("Updated the playbook **Round trip**")
+    await sandbox.user("alice").post(await alice.dm_channel("incident"), "help")
+    dm = await alice.dm_channel("incident")
+    answers = await sandbox.wait_for(lambda: (texts := bot_texts_since(sandbox, dm, mark)) and
+                                     any("#### Command Center" in t for t in texts) and texts)
+    assert len(answers) == 2
     again = await stored(bot, sandbox, "Round trip")
     assert again.id == imported.id and content(again) == content(original)
 
