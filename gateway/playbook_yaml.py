@@ -142,7 +142,7 @@ class _Loader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
 
-    def compose_node(self, parent, index):  # noqa: ANN001 (PyYAML's signature)
+    def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             raise _Refused(problem="anchors and aliases (*name) are not supported; write the values out",
                            problem_mark=self.peek_event().start_mark)

@@ -25,7 +25,14 @@ from gateway.directory import Directory
 from gateway.errors import MattermostError, user_message
 from gateway.ids import Action, Dialog
 from gateway.messages import escape_code, neutralize
-from gateway.models import ActionCallback, ActionReply, CommandReply, DialogReply, DialogSubmission, SlashCommand
+from gateway.models import (
+    ActionCallback,
+    ActionReply,
+    CommandReply,
+    DialogReply,
+    DialogSubmission,
+    SlashCommand,
+)
 from gateway.playbook_yaml import PlaybookFormatError
 from gateway.routing import on_action, on_command, on_dialog
 from plugins.base import BotContext, FeaturePlugin
@@ -38,6 +45,11 @@ _STEP_REF = re.compile(r"^([0-9]{1,4})\.([0-9]{1,4})$")
 _NUMBER = re.compile(r"^[0-9]{1,4}$")
 _MENTION = re.compile(r"^@?([a-z0-9._-]{1,64})$", re.IGNORECASE)
 _NONE_WORDS = ("none", "-", "clear")
+#: Words that end a title in ``edit <title> step|stage <verb> ...``.
+_EDIT_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "step": ("add", "remove", "delete", "rename", "move", "describe", "description", "command", "assign"),
+    "stage": ("add", "remove", "delete", "rename", "move"),
+}
 
 USAGE = """\
 #### Playbook commands
@@ -174,8 +186,8 @@ class PlaybookPlugin(FeaturePlugin):
         members = ", ".join(f"@{names[m]}" for m in playbook.member_ids if m in names) or "nobody"
         channel = "public" if playbook.create_public_channel else "private"
         lines = [f"#### {neutralize(playbook.title)}",
-                 f"Incident channels: **{channel}** · {len(playbook.stages)} stages · {playbook.step_count} steps · "
-                 f"members: {members}"]
+                 (f"Incident channels: **{channel}** · {len(playbook.stages)} stages · {playbook.step_count} steps"
+                  f" · members: {members}")]
         if playbook.description:
             lines.append(f"> {neutralize(_one_line(playbook.description, 600))}")
         for s, stage in enumerate(playbook.stages, start=1):
@@ -354,13 +366,8 @@ class PlaybookPlugin(FeaturePlugin):
 
     # Edit --------------------------------------------------------------------------------------
 
-    _EDIT_KEYWORDS = {
-        "step": ("add", "remove", "delete", "rename", "move", "describe", "description", "command", "assign"),
-        "stage": ("add", "remove", "delete", "rename", "move"),
-    }
-
     async def _edit(self, command: SlashCommand, team_id: str, words: list[str]) -> CommandReply:
-        reference, operation = self._split_title(words, self._EDIT_KEYWORDS)
+        reference, operation = self._split_title(words, _EDIT_KEYWORDS)
         playbook = await self.service.find(team_id, command.user_id, reference)
         if operation:
             return await self._edit_outline(command, team_id, playbook, operation)
@@ -702,4 +709,4 @@ class PlaybookPlugin(FeaturePlugin):
         return DialogReply()
 
 
-__all__ = ["PlaybookPlugin", "USAGE"]
+__all__ = ["USAGE", "PlaybookPlugin"]

@@ -18,8 +18,8 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from domain import Actor, NotFound, Playbook, ValidationError
-from domain import permissions, playbooks as ops
+from domain import Actor, NotFound, Playbook, ValidationError, permissions
+from domain import playbooks as ops
 from domain.errors import Conflict
 from domain.playbooks import StageDraft, StepDraft
 from domain.templates import Template
@@ -27,7 +27,13 @@ from gateway import playbook_yaml as pyaml
 from gateway.directory import Directory
 from gateway.errors import MattermostError
 from gateway.messages import neutralize
-from gateway.playbook_yaml import PlaybookFormatError, PlaybookSpec, Problem, StageSpec, UserRef
+from gateway.playbook_yaml import (
+    PlaybookFormatError,
+    PlaybookSpec,
+    Problem,
+    StageSpec,
+    UserRef,
+)
 from plugins.base import BotContext
 from telemetry import PlaybookChange, telemetry_of
 
@@ -378,4 +384,4 @@ class PlaybookService:
             raise ValidationError("The file is not UTF-8 text; save it as UTF-8 and send it again.") from None
 
 
-__all__ = ["ImportResult", "PlaybookService", "file_name_for", "title_key", "MAX_FILE_BYTES"]
+__all__ = ["MAX_FILE_BYTES", "ImportResult", "PlaybookService", "file_name_for", "title_key"]

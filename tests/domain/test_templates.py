@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from domain import playbooks
-from domain.templates import BLANK, DEFAULT_TEMPLATE, INCIDENT_RESPONSE, TEMPLATES, find_template
+from domain.templates import (
+    BLANK,
+    DEFAULT_TEMPLATE,
+    INCIDENT_RESPONSE,
+    TEMPLATES,
+    find_template,
+)
 
 
 @pytest.mark.parametrize("template", TEMPLATES, ids=lambda t: t.key)

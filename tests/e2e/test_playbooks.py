@@ -73,11 +73,11 @@ async def dm_mark(sandbox, username: str) -> int:
 
 
 async def download(sandbox, username: str, file_id: str) -> str:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{sandbox.url}/api/v4/files/{file_id}",
-                            headers={"Authorization": f"Bearer {sandbox.token_of(username)}"}) as response:
-            assert response.status == 200
-            return (await response.read()).decode()
+    headers = {"Authorization": f"Bearer {sandbox.token_of(username)}"}
+    async with aiohttp.ClientSession() as http, http.get(f"{sandbox.url}/api/v4/files/{file_id}",
+                                                          headers=headers) as response:
+        assert response.status == 200
+        return (await response.read()).decode()
 
 
 async def create(sandbox, username: str, title: str, template: str = "incident-response", **fields):

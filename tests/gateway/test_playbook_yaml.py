@@ -12,7 +12,13 @@ from domain import limits, playbooks, validation
 from domain.errors import ValidationError
 from domain.templates import TEMPLATES
 from gateway import playbook_yaml as pyaml
-from gateway.playbook_yaml import PlaybookFormatError, PlaybookSpec, StageSpec, StepSpec, UserRef
+from gateway.playbook_yaml import (
+    PlaybookFormatError,
+    PlaybookSpec,
+    StageSpec,
+    StepSpec,
+    UserRef,
+)
 
 MAX_EXAMPLES = int(os.environ.get("CC_HYPOTHESIS_EXAMPLES", "150"))
 
