@@ -34,6 +34,7 @@ from services.incidents import IncidentService
 from services.playbooks import PlaybookService
 from settings import Settings, SettingsError, load_settings
 from storage import open_store
+from telemetry import CONTEXT_KEY as TELEMETRY_KEY, NULL_TELEMETRY, build as build_telemetry
 
 log = logging.getLogger("command_center")
 
@@ -96,6 +97,7 @@ class CommandCenter:
         self.ctx: BotContext | None = None
         self.callback_base_url = ""
         self._ws_task: asyncio.Task | None = None
+        self.telemetry = NULL_TELEMETRY
 
     def build_plugins(self, ctx: BotContext) -> list[FeaturePlugin]:
         """Every feature, in one list; each registers its own commands, buttons and dialogs."""
@@ -134,6 +136,8 @@ class CommandCenter:
         log.info("signed in to Mattermost %s as @%s", self.client.server_version or "?", me.get("username"))
 
         self.ctx = BotContext(settings=settings, client=self.client, signer=signer, store=self.store)
+        self.telemetry = await build_telemetry(settings, self.store, self.client.server_version)
+        self.ctx.extras[TELEMETRY_KEY] = self.telemetry
         plugins = self.build_plugins(self.ctx)
         for plugin in plugins:
             self.router.include(plugin)
@@ -179,6 +183,7 @@ class CommandCenter:
     async def _close_partial(self) -> None:
         if self.inbound is not None:
             await self.inbound.stop()
+        await self.telemetry.close()
         if self.client is not None:
             await self.client.close()
         if self.store is not None:

@@ -24,6 +24,7 @@ from gateway.directory import Directory
 from gateway.errors import MattermostError
 from gateway.messages import format_duration, neutralize
 from plugins.base import BotContext
+from telemetry import telemetry_of
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,7 @@ class IncidentService:
             playbook, name=name, description=description, channel_id=channel["id"], creator_id=request.actor_id,
             now=now_ms(), source_post_id=source["id"] if source else None)
         incident = await self.store.create_incident(incident, events)
+        telemetry_of(self.ctx).incident_changed(incident, events)
 
         creator = await self.directory.username(request.actor_id)
         opening = f"This incident has been started by @{creator}."
@@ -207,6 +209,7 @@ class IncidentService:
         await self.require_member(incident, user_id)
         updated, events = await self.store.mutate_incident(incident.id, operation)
         if events:
+            telemetry_of(self.ctx).incident_changed(updated, events)
             actor_name = await self.directory.username(user_id)
             text = describe(updated, events, actor_name)
             if text:
@@ -301,6 +304,7 @@ class IncidentService:
         step = incident.step(target)
         updated, events = await self.store.mutate_incident(
             incident.id, lambda current: checklist.run_step(current, target, user_id, now_ms()))
+        telemetry_of(self.ctx).incident_changed(updated, events)
         command = step.command
         who = await self.directory.username(user_id)
         try:
