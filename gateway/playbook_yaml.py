@@ -271,7 +271,8 @@ def _step(node: Node, where: str, problems: _Problems) -> StepSpec | None:
     if found is None:
         return None
     title = _text(found["title"], _join(where, "title"), problems, validation.step_title) if "title" in found else None
-    description = command = ""
+    description: str | None = ""
+    command: str | None = ""
     assignee = None
     if "description" in found:
         description = _text(found["description"], _join(where, "description"), problems,
@@ -346,7 +347,7 @@ def parse(text: str) -> PlaybookSpec:
             problems.raise_if_any()
             raise PlaybookFormatError([Problem(0, "", "not a playbook.")])
         title = _text(found["title"], "title", problems, validation.playbook_title) if "title" in found else None
-        description = ""
+        description: str | None = ""
         if "description" in found:
             description = _text(found["description"], "description", problems, validation.playbook_description)
         public = _bool(found["public"], "public", problems) if "public" in found else True

@@ -565,13 +565,13 @@ class PlaybookPlugin(FeaturePlugin):
                 raise ValidationError("Write: step move S.N <position> (N, or S.N to move it to another stage).")
             steps.pop(n)
             changed = _with_steps(stages, s, steps)
-            target = list(changed[target_stage].steps)
-            if not 0 <= position <= len(target):
+            destination = list(changed[target_stage].steps)
+            if not 0 <= position <= len(destination):
                 raise ValidationError(f"Position {position + 1} does not exist in stage {target_stage + 1}: "
-                                      f"choose 1 to {len(target) + 1}.")
-            target.insert(position, step)
+                                      f"choose 1 to {len(destination) + 1}.")
+            destination.insert(position, step)
             done.append(f'moved step "{neutralize(step.title)}" to {target_stage + 1}.{position + 1}.')
-            return _with_steps(changed, target_stage, target)
+            return _with_steps(changed, target_stage, destination)
         raise ValidationError(f"Unknown edit `{escape_code(kind + ' ' + verb)}`. Type /incident playbook help.")
 
     # Delete -----------------------------------------------------------------------------------
