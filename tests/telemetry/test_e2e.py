@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 from domain.ids import is_valid_id
+from services.playbooks import title_key
 from telemetry import DIAGNOSTIC_ID_KEY, NULL_TELEMETRY, UPLOAD_THREAD_NAME, RudderTelemetry, telemetry_of
 from tests.e2e.conftest import make_playbook
 from tests.telemetry.sink import closed_port_url
@@ -27,12 +28,12 @@ def keys(url: str) -> dict:
     return {"rudder_write_key": WRITE_KEY, "rudder_data_plane_url": url}
 
 
-async def start_incident(sandbox, app, user="alice", name="Checkout errors", description=""):
-    """Type /incident start, pick the first playbook, submit; return the stored incident."""
+async def start_incident(sandbox, app, user="alice", name="Checkout errors", description="", playbook_id=None):
+    """Type /incident start, pick the playbook (default: the first offered), submit; return the stored incident."""
     person = sandbox.user(user)
     result = await person.command("town-square", "/incident start")
     assert result.dialog is not None, result.ephemeral
-    playbook_id = result.dialog["dialog"]["elements"][0]["options"][0]["value"]
+    playbook_id = playbook_id or result.dialog["dialog"]["elements"][0]["options"][0]["value"]
     outcome = await person.submit_dialog({"playbook": playbook_id, "name": name, "description": description})
     assert outcome.closed, (outcome.errors, outcome.error)
     team_id = sandbox.team("acme")["id"]
@@ -136,11 +137,50 @@ async def test_refused_actions_send_nothing(sandbox, sink, start_bot):
     assert [e["event"] for e in sink.events()] == ["incident_created", "checklist_item_checked"]
 
 
+async def create_playbook(sandbox, app, username, title, description=None):
+    """Create a playbook from the incident-response template through the dialog; return it."""
+    person = sandbox.user(username)
+    result = await person.command("town-square", "/incident playbook create incident-response")
+    assert result.dialog is not None, result.ephemeral
+    outcome = await person.submit_dialog({"template": "incident-response", "title": title,
+                                          "description": description, "channel": None})
+    assert outcome.closed, (outcome.errors, outcome.error)
+    mine = await app.store.playbooks_for_user(sandbox.team("acme")["id"], sandbox.user_id(username), is_admin=False)
+    return max(mine, key=lambda playbook: playbook.created_at)
+
+
+async def test_playbook_changes_send_their_events(sandbox, sink, start_bot):
+    app = await start_bot(**keys(sink.url))
+    bob = sandbox.user("bob")
+    playbook = await create_playbook(sandbox, app, "bob", "Payments down", "Card payments fail")
+    await command(bob, "town-square", '/incident playbook edit "Payments down" step add 1 Call the bank')
+    await command(bob, "town-square", '/incident playbook edit "Payments down" stage add Learn')
+    await command(bob, "town-square", '/incident playbook delete "Payments down"', confirm=True)
+    assert await app.store.get_playbook(playbook.id) is None
+    await asyncio.to_thread(telemetry_of(app.ctx).flush)
+    stages, steps = len(playbook.stages), playbook.step_count
+    assert [(e["event"], {k: v for k, v in e["properties"].items()
+                          if k not in ("diagnosticID", "serverVersion", "pluginVersion")}) for e in sink.events()] == [
+        ("playbook_created", {"PlaybookID": playbook.id, "TeamID": playbook.team_id, "NumChecklists": stages,
+                              "TotalChecklistItems": steps}),
+        ("playbook_updated", {"PlaybookID": playbook.id, "TeamID": playbook.team_id, "NumChecklists": stages,
+                              "TotalChecklistItems": steps + 1}),
+        ("playbook_updated", {"PlaybookID": playbook.id, "TeamID": playbook.team_id, "NumChecklists": stages + 1,
+                              "TotalChecklistItems": steps + 1}),
+        ("playbook_deleted", {"PlaybookID": playbook.id, "TeamID": playbook.team_id, "NumChecklists": stages + 1,
+                              "TotalChecklistItems": steps + 1}),
+    ]
+    assert all(e["properties"]["pluginVersion"] == __version__ for e in sink.events())
+
+
 # Content never leaks ---------------------------------------------------------------------------
 
 # Random user text, wrapped in marks so that a short random string cannot match an id by chance.
 line = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Co", "Cn", "Zl", "Zp")),
                min_size=1, max_size=24).map(lambda t: f"«{t.strip()}»")
+# Playbook edit subcommands are split shell-style, so their random text leaves out quotes and backslashes.
+word_line = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Co", "Cn", "Zl", "Zp"),
+                                  blacklist_characters="\"'\\"), min_size=1, max_size=24).map(lambda t: f"«{t.strip()}»")
 
 
 def strings_in(value):
@@ -161,11 +201,17 @@ async def test_no_incident_or_playbook_text_ever_reaches_the_data_plane(sandbox,
     await add_member(sandbox, sandbox.channel("acme", "town-square")["id"], "bob")
     loop = asyncio.get_running_loop()
     alice, bob = sandbox.user("alice"), sandbox.user("bob")
+    used_titles: set[str] = set()
 
-    async def flow(title, stage, step, name, description, new_step, renamed, message):
-        await make_playbook(app, sandbox, title=title, members=("alice", "bob"),
-                            stages=((stage, (step, "Second step")),), commands={step: "/incident help"})
-        incident = await start_incident(sandbox, app, name=name, description=description)
+    async def flow(title, stage, step, name, description, new_step, renamed, message, playbook_title,
+                   playbook_step):
+        stored_playbook = await make_playbook(app, sandbox, title=title, members=("alice", "bob"),
+                                              stages=((stage, (step, "Second step")),), commands={step: "/incident help"})
+        created = await create_playbook(sandbox, app, "alice", playbook_title, description)
+        await command(alice, "town-square", f"/incident playbook edit {created.id} step add 1 {playbook_step}")
+        await command(alice, "town-square", f"/incident playbook edit {created.id} stage add {playbook_step}")
+        incident = await start_incident(sandbox, app, name=name, description=description,
+                                        playbook_id=stored_playbook.id)
         cid = incident.channel_id
         await add_member(sandbox, cid, "bob")
         await alice.post(cid, message)
@@ -177,10 +223,13 @@ async def test_no_incident_or_playbook_text_ever_reaches_the_data_plane(sandbox,
         await command(alice, cid, f"/incident announce ~{sandbox.channel('acme', 'town-square')['name']}")
         await command(alice, cid, "/incident commander @bob")
         await command(bob, cid, "/incident end", confirm=True)
+        edited = await app.store.get_playbook(created.id)
+        await command(alice, "town-square", f"/incident playbook delete {created.id}", confirm=True)
         await asyncio.to_thread(telemetry.flush)
         stored = await app.store.get_incident(incident.id)
-        texts = {title, stage, step, name, description, new_step, renamed, message, stored.name,
-                 stored.description, stored.playbook_title}
+        texts = {title, stage, step, name, description, new_step, renamed, message, playbook_title, playbook_step,
+                 stored.name, stored.description, stored.playbook_title, edited.title, edited.description}
+        texts |= {s.title for stage_ in edited.stages for s in stage_.steps} | {s.title for s in edited.stages}
         texts |= {s.title for stage_ in stored.stages for s in stage_.steps} | {s.title for s in stored.stages}
         return {text for text in texts if text}
 
@@ -189,13 +238,19 @@ async def test_no_incident_or_playbook_text_ever_reaches_the_data_plane(sandbox,
     @settings(max_examples=PROPERTY_EXAMPLES, deadline=None, database=None,
               phases=(Phase.explicit, Phase.generate), suppress_health_check=list(HealthCheck))
     @given(title=line, stage=line, step=line, name=line, description=line, new_step=line, renamed=line,
-           message=line)
+           message=line, playbook_title=line, playbook_step=word_line)
     def run(**texts):
         assume(texts["renamed"] != texts["new_step"])  # renaming to the same title is no change
+        # Playbook titles are unique per team (ignoring case and spacing).
+        assume(title_key(texts["playbook_title"]) not in used_titles | {title_key(texts["title"])})
+        used_titles.add(title_key(texts["title"]))
         before = len(sink.events())
         secrets = asyncio.run_coroutine_threadsafe(flow(**texts), loop).result(timeout=60)
         sent = sink.events()[before:]
-        assert len(sent) == 8  # created, checked, command run, created, renamed, moved, commander, ended
+        assert [e["event"] for e in sent] == [
+            "playbook_created", "playbook_updated", "playbook_updated", "incident_created", "checklist_item_checked",
+            "checklist_item_command_run", "checklist_item_created", "checklist_item_renamed", "checklist_item_moved",
+            "commander_changed", "incident_ended", "playbook_deleted"]
         for event in sent:
             for value in strings_in(event):
                 for secret in secrets:
