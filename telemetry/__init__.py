@@ -4,12 +4,44 @@ Build the sender once with :func:`build` and keep it in ``BotContext.extras`` (`
 finds it); services call ``incident_changed`` / ``playbook_changed`` after a change is saved.
 """
 
-from .client import (CONTEXT_KEY, DIAGNOSTIC_ID_KEY, NULL_TELEMETRY, UPLOAD_THREAD_NAME, NullTelemetry,
-                     RudderOptions, RudderTelemetry, Telemetry, build, telemetry_of)
-from .events import (ALLOWED_PROPERTIES, METADATA_PROPERTIES, PlaybookChange, TelemetryEvent,
-                     event_for_playbook_change, event_for_timeline_event, events_for_incident_change)
+from .client import (
+    CONTEXT_KEY,
+    DIAGNOSTIC_ID_KEY,
+    NULL_TELEMETRY,
+    UPLOAD_THREAD_NAME,
+    NullTelemetry,
+    RudderOptions,
+    RudderTelemetry,
+    Telemetry,
+    build,
+    telemetry_of,
+)
+from .events import (
+    ALLOWED_PROPERTIES,
+    METADATA_PROPERTIES,
+    PlaybookChange,
+    TelemetryEvent,
+    event_for_playbook_change,
+    event_for_timeline_event,
+    events_for_incident_change,
+)
 
-__all__ = ["Telemetry", "NullTelemetry", "RudderTelemetry", "RudderOptions", "NULL_TELEMETRY", "build",
-           "telemetry_of", "CONTEXT_KEY", "DIAGNOSTIC_ID_KEY", "UPLOAD_THREAD_NAME", "TelemetryEvent",
-           "PlaybookChange", "ALLOWED_PROPERTIES", "METADATA_PROPERTIES", "events_for_incident_change",
-           "event_for_timeline_event", "event_for_playbook_change"]
+__all__ = [
+    "ALLOWED_PROPERTIES",
+    "CONTEXT_KEY",
+    "DIAGNOSTIC_ID_KEY",
+    "METADATA_PROPERTIES",
+    "NULL_TELEMETRY",
+    "UPLOAD_THREAD_NAME",
+    "NullTelemetry",
+    "PlaybookChange",
+    "RudderOptions",
+    "RudderTelemetry",
+    "Telemetry",
+    "TelemetryEvent",
+    "build",
+    "event_for_playbook_change",
+    "event_for_timeline_event",
+    "events_for_incident_change",
+    "telemetry_of",
+]

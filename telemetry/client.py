@@ -20,10 +20,13 @@ from typing import Any
 
 from domain.ids import new_id
 from domain.models import Incident, Playbook, TimelineEvent
-
 from version import __version__
 
-from .events import PlaybookChange, event_for_playbook_change, events_for_incident_change
+from .events import (
+    PlaybookChange,
+    event_for_playbook_change,
+    events_for_incident_change,
+)
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +139,7 @@ class RudderTelemetry(Telemetry):
         try:
             queued, _ = self._client.track(anonymous_id=self.diagnostic_id, event=str(event),
                                            properties={**properties, **self.metadata})
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001  (a user action must never fail because of telemetry)
             log.warning("telemetry: event %s not queued: %s", event, error)
             return
         if not queued:
@@ -197,7 +200,7 @@ async def build(settings: Any, store: Any, server_version: str, *, options: Rudd
         diagnostic_id = await store.setting_or_default(DIAGNOSTIC_ID_KEY, new_id())
         sender = RudderTelemetry(settings.rudder_write_key, settings.rudder_data_plane_url,
                                  diagnostic_id=diagnostic_id, server_version=server_version, options=options)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001  (start-up goes on without telemetry)
         log.warning("telemetry is off: it could not be started (%s)", error)
         return NULL_TELEMETRY
     log.info("telemetry is on: usage events (ids and counts only) go to %s", sender.data_plane_url)

@@ -153,5 +153,13 @@ def event_for_playbook_change(change: PlaybookChange | str, playbook: Playbook) 
     }
 
 
-__all__ = ["TelemetryEvent", "PlaybookChange", "ALLOWED_PROPERTIES", "METADATA_PROPERTIES", "Properties",
-           "event_for_timeline_event", "events_for_incident_change", "event_for_playbook_change"]
+__all__ = [
+    "ALLOWED_PROPERTIES",
+    "METADATA_PROPERTIES",
+    "PlaybookChange",
+    "Properties",
+    "TelemetryEvent",
+    "event_for_playbook_change",
+    "event_for_timeline_event",
+    "events_for_incident_change",
+]

@@ -15,7 +15,13 @@ from hypothesis import strategies as st
 
 from domain.ids import is_valid_id
 from services.playbooks import title_key
-from telemetry import DIAGNOSTIC_ID_KEY, NULL_TELEMETRY, UPLOAD_THREAD_NAME, RudderTelemetry, telemetry_of
+from telemetry import (
+    DIAGNOSTIC_ID_KEY,
+    NULL_TELEMETRY,
+    UPLOAD_THREAD_NAME,
+    RudderTelemetry,
+    telemetry_of,
+)
 from tests.e2e.conftest import make_playbook
 from tests.telemetry.sink import closed_port_url
 from version import __version__
@@ -42,10 +48,10 @@ async def start_incident(sandbox, app, user="alice", name="Checkout errors", des
 
 
 async def add_member(sandbox, channel_id, username, by="alice"):
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {sandbox.user(by).token}"}) as http:
-        async with http.post(f"{sandbox.url}/api/v4/channels/{channel_id}/members",
-                             json={"user_id": sandbox.user_id(username)}) as response:
-            assert response.status == 201, await response.text()
+    headers = {"Authorization": f"Bearer {sandbox.user(by).token}"}
+    async with aiohttp.ClientSession(headers=headers) as http, http.post(
+            f"{sandbox.url}/api/v4/channels/{channel_id}/members", json={"user_id": sandbox.user_id(username)}) as response:
+        assert response.status == 201, await response.text()
 
 
 async def command(person, channel_id, text, *, confirm=False):

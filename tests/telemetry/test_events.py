@@ -13,8 +13,14 @@ from hypothesis import strategies as st
 from domain import checklist, incidents, playbooks
 from domain.ids import is_valid_id, new_id
 from domain.models import EventKind, StepRef, TimelineEvent
-from telemetry import (ALLOWED_PROPERTIES, METADATA_PROPERTIES, PlaybookChange, TelemetryEvent,
-                       event_for_playbook_change, events_for_incident_change)
+from telemetry import (
+    ALLOWED_PROPERTIES,
+    METADATA_PROPERTIES,
+    PlaybookChange,
+    TelemetryEvent,
+    event_for_playbook_change,
+    events_for_incident_change,
+)
 
 T0 = 1_700_000_000_000
 TEAM, ALICE, BOB, CHANNEL, SOURCE_POST = (new_id() for _ in range(5))

@@ -14,8 +14,17 @@ import pytest
 from domain.ids import is_valid_id
 from plugins.base import BotContext
 from storage import open_store
-from telemetry import (CONTEXT_KEY, DIAGNOSTIC_ID_KEY, NULL_TELEMETRY, UPLOAD_THREAD_NAME, NullTelemetry,
-                       RudderOptions, RudderTelemetry, build, telemetry_of)
+from telemetry import (
+    CONTEXT_KEY,
+    DIAGNOSTIC_ID_KEY,
+    NULL_TELEMETRY,
+    UPLOAD_THREAD_NAME,
+    NullTelemetry,
+    RudderOptions,
+    RudderTelemetry,
+    build,
+    telemetry_of,
+)
 from tests.telemetry.sink import Sink, closed_port_url
 from version import __version__
 
@@ -212,7 +221,7 @@ class ExplodingStore:
 
 
 def settings(**values):
-    base = dict(telemetry_enabled=True, rudder_write_key=None, rudder_data_plane_url=None)
+    base = {"telemetry_enabled": True, "rudder_write_key": None, "rudder_data_plane_url": None}
     base.update(values)
     base["telemetry_configured"] = bool(base["telemetry_enabled"] and base["rudder_write_key"]
                                         and base["rudder_data_plane_url"])
