@@ -3,7 +3,14 @@
 Imports only the standard library and pydantic; no I/O happens here.
 """
 
-from .errors import Conflict, DomainError, InvalidState, NotFound, PermissionDenied, ValidationError
+from .errors import (
+    Conflict,
+    DomainError,
+    InvalidState,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
 from .ids import new_id
 from .models import (
     Actor,

@@ -18,7 +18,7 @@ from . import limits, validation
 from ._ops import Result, event, require_ongoing, with_stage_steps
 from .errors import InvalidState, ValidationError
 from .ids import new_id
-from .models import EventKind, Incident, StepRef, StepState, StepTarget, Step
+from .models import EventKind, Incident, Step, StepRef, StepState, StepTarget
 
 
 def _step_details(incident: Incident, ref: StepRef) -> dict:

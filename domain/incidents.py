@@ -19,15 +19,15 @@ from .models import EventKind, Incident, IncidentStatus, Playbook, Stage, Step
 
 __all__ = [
     "ENDED_MESSAGE",
-    "start_incident",
-    "copy_stages",
     "change_commander",
-    "set_stage",
+    "copy_stages",
+    "end_incident",
     "next_stage",
     "previous_stage",
-    "end_incident",
     "restart_incident",
     "set_card_post",
+    "set_stage",
+    "start_incident",
 ]
 
 

@@ -31,7 +31,7 @@ class UnsupportedDatabaseURL(StorageError, ValueError):
 
 def create_store(url: str) -> Store:
     """A not-yet-opened store for ``url``."""
-    scheme, sep, rest = url.partition("://")
+    scheme, sep, _ = url.partition("://")
     if not sep:
         raise UnsupportedDatabaseURL(
             f"{url!r} is not a database URL; use for example sqlite:///data/command-center.db"
@@ -55,7 +55,9 @@ def create_store(url: str) -> Store:
     if unknown:
         raise UnsupportedDatabaseURL(f"unknown SQLite URL option(s): {', '.join(sorted(unknown))}")
 
-    from .sqlite import SqliteStore  # imported here so other backends need not load aiosqlite
+    from .sqlite import (
+        SqliteStore,  # imported here so other backends need not load aiosqlite
+    )
 
     return SqliteStore(path, synchronous=options.get("synchronous", "full"))
 

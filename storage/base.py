@@ -20,7 +20,7 @@ import abc
 from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from enum import StrEnum
-from typing import NamedTuple
+from typing import NamedTuple, Self
 
 from domain import limits
 from domain.errors import Conflict, NotFound, ValidationError
@@ -62,7 +62,7 @@ class Store(abc.ABC):
     async def close(self) -> None:
         """Close every connection; the store can be opened again."""
 
-    async def __aenter__(self) -> Store:
+    async def __aenter__(self) -> Self:
         await self.open()
         return self
 
@@ -122,12 +122,15 @@ class Store(abc.ABC):
         events: Sequence[TimelineEvent] = (),
         *,
         expected_version: int | None = None,
+        previous: Incident | None = None,
     ) -> Incident:
         """Save ``incident`` and append ``events`` atomically, if the stored version is still
         ``expected_version`` (default ``incident.version``).
 
-        Returns the incident with its new version. Raises Conflict if another
-        writer saved first and NotFound if the incident no longer exists.
+        ``previous`` (the incident as loaded) is a hint: a backend may then write
+        only the fields that differ. Returns the incident with its new version.
+        Raises Conflict if another writer saved first and NotFound if the
+        incident no longer exists.
         """
 
     @abc.abstractmethod
@@ -202,7 +205,9 @@ class Store(abc.ABC):
                     updated, events = operation(current)
                     if not events and updated == current:
                         return current, []
-                    saved = await self.update_incident(updated, events, expected_version=current.version)
+                    saved = await self.update_incident(
+                        updated, events, expected_version=current.version, previous=current
+                    )
                     return saved, list(events)
             except Conflict:
                 attempt += 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Collection, Sequence
@@ -24,8 +25,6 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-
-import logging
 
 import aiosqlite
 from pydantic import TypeAdapter
@@ -133,6 +132,24 @@ def _event_from_row(row: sqlite3.Row) -> TimelineEvent:
 
 def _stages_json(stages: Sequence[Stage]) -> str:
     return _STAGES.dump_json(tuple(stages), exclude_defaults=True).decode()
+
+
+def _mutable_incident_columns(incident: Incident) -> dict[str, object]:
+    """Column values of everything an update may change (not id, team, channel, creator, creation time)."""
+    return {
+        "name": incident.name,
+        "description": incident.description,
+        "commander_id": incident.commander_id,
+        "playbook_id": incident.playbook_id,
+        "playbook_title": incident.playbook_title,
+        "active_stage": incident.active_stage,
+        "status": incident.status.value,
+        "ended_at": incident.ended_at,
+        "source_post_id": incident.source_post_id,
+        "card_post_id": incident.card_post_id,
+        "public": int(incident.public),
+        "stages": _stages_json(incident.stages),
+    }
 
 
 def _event_params(events: Sequence[TimelineEvent]) -> list[tuple]:
@@ -533,31 +550,20 @@ class SqliteStore(Store):
         events: Sequence[TimelineEvent] = (),
         *,
         expected_version: int | None = None,
+        previous: Incident | None = None,
     ) -> Incident:
         expected = incident.version if expected_version is None else expected_version
+        values = _mutable_incident_columns(incident)
+        if previous is not None and previous.id == incident.id:
+            # Writing only what changed spares SQLite the index maintenance (and WAL
+            # pages) of columns a checklist edit never touches.
+            before = _mutable_incident_columns(previous)
+            values = {column: value for column, value in values.items() if before[column] != value}
+        assignments = "".join(f"{column} = ?, " for column in values)
         async with self._writing() as conn:
             cursor = await conn.execute(
-                "UPDATE incidents SET name = ?, description = ?, commander_id = ?, playbook_id = ?,"
-                " playbook_title = ?, stages = ?, active_stage = ?, status = ?, ended_at = ?,"
-                " source_post_id = ?, card_post_id = ?, public = ?, version = ?"
-                " WHERE id = ? AND version = ?",
-                (
-                    incident.name,
-                    incident.description,
-                    incident.commander_id,
-                    incident.playbook_id,
-                    incident.playbook_title,
-                    _stages_json(incident.stages),
-                    incident.active_stage,
-                    incident.status.value,
-                    incident.ended_at,
-                    incident.source_post_id,
-                    incident.card_post_id,
-                    int(incident.public),
-                    expected + 1,
-                    incident.id,
-                    expected,
-                ),
+                f"UPDATE incidents SET {assignments}version = ? WHERE id = ? AND version = ?",
+                (*values.values(), expected + 1, incident.id, expected),
             )
             if cursor.rowcount != 1:
                 await self._explain_missed_update(conn, "incidents", incident.id, "incident")

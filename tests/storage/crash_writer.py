@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from domain import checklist, incidents, playbooks  # noqa: E402
-from domain.models import StepRef  # noqa: E402
-from storage import open_store  # noqa: E402
+from domain import checklist, incidents, playbooks
+from domain.models import StepRef
+from storage import open_store
 
 
 async def main(db_path: str, seed: int) -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import random
 
-from domain import checklist
+from domain import checklist, playbooks
 from domain.models import EventKind, StepRef
 
-from .builders import T0, incident, playbook
-from domain import playbooks
+from .builders import T0, incident
 
 
 def wide_playbook():

@@ -92,7 +92,7 @@ async def test_mutate_retries_after_a_conflict(store):
 
     store.get_incident = get_incident  # type: ignore[method-assign]
     try:
-        saved, new_events = await store.mutate_incident(
+        saved, _ = await store.mutate_incident(
             inc.id, lambda i: checklist.check_step(i, StepRef(0, 0), "bob", T0 + 2)
         )
     finally:

@@ -63,7 +63,7 @@ async def test_many_viewer_channels(store, seeded):
 
 
 async def test_filters(store, seeded):
-    made, pb_a, _ = seeded
+    _, pb_a, _ = seeded
     everyone = {"is_admin": True, "per_page": 100}
     ongoing = await store.list_incidents("team1", status=IncidentStatus.ONGOING, **everyone)
     assert ongoing.total == 7 and all(i.is_ongoing for i in ongoing.items)
@@ -118,3 +118,15 @@ async def test_list_sees_updates(store, seeded):
     await store.mutate_incident(target.id, lambda i: incidents.end_incident(i, "bob", T0 + 500_000))
     ongoing = await store.list_incidents("team1", status=IncidentStatus.ONGOING, is_admin=True, per_page=100)
     assert target.id not in {i.id for i in ongoing.items} and ongoing.total == 6
+
+
+async def test_list_sees_commander_changes_made_through_mutate(store, seeded):
+    made, _, _ = seeded
+    target = next(i for i in made if i.is_ongoing and i.commander_id == "alice")
+    saved, _ = await store.mutate_incident(
+        target.id,
+        lambda i: incidents.change_commander(i, "carol", "alice", T0 + 1, new_commander_in_channel=True),
+    )
+    assert await store.get_incident(target.id) == saved
+    carols = await store.list_incidents("team1", commander_id="carol", is_admin=True)
+    assert [i.id for i in carols.items] == [target.id] and carols.items[0] == saved
