@@ -15,10 +15,11 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 
-COPY bot.py settings.py ./
+COPY bot.py settings.py version.py ./
 COPY domain ./domain
 COPY gateway ./gateway
 COPY plugins ./plugins
+COPY services ./services
 COPY storage ./storage
 COPY telemetry ./telemetry
 

@@ -96,7 +96,7 @@ class IncidentPlugin(FeaturePlugin):
     # Start ---------------------------------------------------------------------------------
 
     @on_command("start")
-    async def on_start(self, command: SlashCommand) -> CommandReply:
+    async def on_start_incident(self, command: SlashCommand) -> CommandReply:
         try:
             words = shlex.split(command.arguments)
         except ValueError:

@@ -41,8 +41,10 @@ def test_dockerfile_is_slim_non_root_with_volume_and_healthcheck():
     assert text.startswith("# ") and "FROM python:3.11-slim" in text
     assert "\nUSER commandcenter" in text and 'VOLUME ["/data"]' in text
     assert "HEALTHCHECK" in text and "/healthz" in text
-    for package in ("domain", "gateway", "plugins", "storage", "telemetry"):
+    for package in ("domain", "gateway", "plugins", "services", "storage", "telemetry"):
         assert f"COPY {package} ./{package}" in text
+    # Every top-level module the bot imports is in the image.
+    assert "COPY bot.py settings.py version.py ./" in text
     settings_env = {line.split("=")[0].strip() for line in text.splitlines() if line.strip().startswith("CC_")}
     known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
     assert settings_env and settings_env <= known
