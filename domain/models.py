@@ -87,10 +87,13 @@ class Playbook(_Frozen):
 
 
 class StepRef(NamedTuple):
-    """A step's position: 0-based ``stage`` and ``index`` within the stage."""
+    """A step's position: 0-based ``stage`` and ``index`` within the stage.
+
+    A NamedTuple so that callers may also pass a plain ``(stage, index)`` tuple.
+    """
 
     stage: int
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index on purpose: it is the step's index
 
     @property
     def label(self) -> str:

@@ -67,7 +67,8 @@ def build_stages(drafts: Sequence[StageDraft | Stage]) -> tuple[Stage, ...]:
                 f" {limits.STEPS_PER_STAGE_MAX}."
             )
         steps = []
-        for n, step in enumerate(draft.steps, start=1):
+        step_inputs: Sequence[StepDraft | Step] = draft.steps
+        for n, step in enumerate(step_inputs, start=1):
             try:
                 steps.append(
                     Step(

@@ -25,6 +25,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 from pydantic import TypeAdapter
@@ -159,6 +160,13 @@ def _event_params(events: Sequence[TimelineEvent]) -> list[tuple]:
     ]
 
 
+def _scalar(row: sqlite3.Row | None) -> Any:
+    """The first column of a row that a query always returns."""
+    if row is None:
+        raise StorageError("a query that always returns a row returned none")
+    return row[0]
+
+
 def _is_unique_violation(exc: sqlite3.IntegrityError) -> bool:
     return "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc)
 
@@ -203,7 +211,7 @@ class SqliteStore(Store):
             await conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             if writer and not self._memory:
                 cursor = await conn.execute("PRAGMA journal_mode = WAL")
-                mode = (await cursor.fetchone())[0]
+                mode = _scalar(await cursor.fetchone())
                 if mode.lower() != "wal":
                     raise StorageError(f"could not switch {self.path} to WAL mode (got {mode!r})")
                 await conn.execute("PRAGMA wal_autocheckpoint = 0")
@@ -376,7 +384,7 @@ class SqliteStore(Store):
                     " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
                 )
                 async with writer.execute("SELECT coalesce(max(version), 0) FROM schema_migrations") as cur:
-                    current = (await cur.fetchone())[0]
+                    current = _scalar(await cur.fetchone())
                 if current > latest:
                     raise StorageError(
                         f"the database {self.path} has schema version {current}, newer than this"
@@ -395,8 +403,7 @@ class SqliteStore(Store):
                 raise
 
     async def schema_version(self) -> int:
-        row = await self._fetchone("SELECT coalesce(max(version), 0) FROM schema_migrations")
-        return row[0]
+        return int(_scalar(await self._fetchone("SELECT coalesce(max(version), 0) FROM schema_migrations")))
 
     # -- playbooks ---------------------------------------------------------------------------
     async def _write_members(self, conn: aiosqlite.Connection, playbook: Playbook) -> None:
@@ -613,7 +620,7 @@ class SqliteStore(Store):
         order = _SORTS[IncidentSort(sort)]
         async with self._reading() as conn:
             counted = await conn.execute_fetchall(f"SELECT count(*) FROM incidents WHERE {condition}", params)
-            total = counted[0][0]
+            total = _scalar(next(iter(counted), None))
             # Choose the page from the covering indexes first, then read only its rows:
             # sorting full rows would drag every stages document through the sorter.
             picked = await conn.execute_fetchall(
@@ -672,7 +679,7 @@ class SqliteStore(Store):
                 (key, default, int(time.time() * 1000)),
             )
             async with conn.execute("SELECT value FROM settings WHERE key = ?", (key,)) as cursor:
-                return (await cursor.fetchone())[0]
+                return str(_scalar(await cursor.fetchone()))
 
     # -- maintenance ------------------------------------------------------------------------------
     async def checkpoint(self) -> None:
