@@ -10,6 +10,8 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+import aiohttp
+
 from bot import CommandCenter, configure_logging
 from sandbox import Sandbox, SandboxConfig
 from settings import Settings
@@ -37,22 +39,136 @@ class Transcript:
 
 
 async def act(transcript: Transcript, sandbox: Sandbox) -> None:
-    alice = sandbox.user("alice")
+    alice, bob = sandbox.user("alice"), sandbox.user("bob")
+    bot_id = sandbox.user_id("incident")
+    alice_dm = await alice.dm_channel("incident")
 
-    transcript.note("alice asks for help with the slash command in Town Square")
-    transcript.say("town-square", "alice", "/incident help")
-    result = await alice.command("town-square", "/incident help")
-    for text in result.ephemeral:
-        transcript.say("town-square", "incident", text, private=True)
+    async def bot_replies(channel_id: str, since: int, *, with_files: bool = False) -> list[dict]:
+        """Wait for the bot's next post(s) in a channel (it answers asynchronously)."""
+        return await sandbox.wait_for(lambda: [p for p in sandbox.posts(channel_id)[since:]
+                                               if p["user_id"] == bot_id and (p.get("file_ids") or not with_files)],
+                                      timeout=10)
+
+    async def slash(person, channel: str, text: str, where: str | None = None):
+        transcript.say(where or channel, person.username, text)
+        result = await person.command(channel, text)
+        for reply in result.ephemeral:
+            transcript.say(where or channel, "incident", reply, private=True)
+        if result.error:
+            transcript.say(where or channel, "Mattermost", result.error.get("message", ""), private=True)
+        return result
+
+    transcript.note("alice asks for help in Town Square")
+    await slash(alice, "town-square", "/incident help")
 
     transcript.note("alice asks the bot directly")
-    dm = await alice.dm_channel("incident")
-    before = len(sandbox.posts(dm))
+    before = len(sandbox.posts(alice_dm))
     transcript.say("@incident", "alice", "help")
-    await alice.post(dm, "help")
-    reply = await sandbox.wait_for(lambda: [p for p in sandbox.posts(dm)[before:]
-                                            if p["user_id"] == sandbox.user_id("incident")], timeout=10)
-    transcript.say("@incident", "incident", reply[0]["message"])
+    await alice.post(alice_dm, "help")
+    transcript.say("@incident", "incident", (await bot_replies(alice_dm, before))[0]["message"])
+
+    transcript.note("alice creates a playbook from the Service Outage template")
+    result = await slash(alice, "town-square", '/incident playbook create service-outage "Payments outage"')
+    transcript.note(f'a dialog opens: "{result.dialog["dialog"]["title"]}"; alice keeps the template and title, '
+                    "clicks Create")
+    before = len(sandbox.posts(alice_dm))
+    await alice.submit_dialog({"template": "service-outage", "title": "Payments outage", "description": None,
+                               "channel": None})
+    transcript.say("@incident", "incident", (await bot_replies(alice_dm, before))[0]["message"])
+    await slash(alice, "town-square", '/incident playbook members "Payments outage" add @bob')
+
+    transcript.note("alice exports it as a YAML file, to keep it in version control")
+    before = len(sandbox.posts(alice_dm))
+    await slash(alice, "town-square", '/incident playbook export "Payments outage"')
+    post = (await bot_replies(alice_dm, before, with_files=True))[0]
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {alice.token}"}) as http:
+        async with http.get(f"{sandbox.url}/api/v4/files/{post['file_ids'][0]}") as response:
+            yaml_text = (await response.read()).decode()
+    transcript.say("@incident", "incident", f"{post['message']}\n[file attached]\n{yaml_text}")
+
+    transcript.note("carol spots trouble; bob reacts with :rotating_light: to start an incident from her post")
+    alert = await sandbox.user("carol").post("town-square", "Payments API returns 502 for about a third of requests")
+    transcript.say("town-square", "carol", alert["message"])
+    bob_dm = await bob.dm_channel("incident")
+    before = len(sandbox.posts(bob_dm))
+    await bob.react(alert["id"], "rotating_light")
+    offer = (await bot_replies(bob_dm, before))[0]
+    transcript.say("@incident", "incident", offer["message"] + "  [Start incident from this post]")
+    transcript.say("@incident", "bob", "(clicks Start incident from this post)")
+    clicked = await bob.click(offer["id"], "Start incident from this post")
+    options = {o["text"]: o["value"] for o in clicked.dialog["dialog"]["elements"][0]["options"]}
+    transcript.note(f"the start dialog lists bob's playbooks: {', '.join(options)}; he names the incident "
+                    '"Payments 502s" and clicks Start')
+    before = len(sandbox.posts(bob_dm))
+    await bob.submit_dialog({"playbook": options["Payments outage"], "name": "Payments 502s",
+                             "description": "A third of payment requests fail with 502."})
+    transcript.say("@incident", "incident", (await bot_replies(bob_dm, before))[0]["message"])
+    channel = sandbox.channel("acme", "payments-502s")
+    cid = channel["id"]
+    opening = [p for p in sandbox.posts(cid) if p["user_id"] == bot_id and not p["type"].startswith("system_")][0]
+    transcript.say("payments-502s", "incident", opening["message"])
+    card_id = sandbox.pinned(cid)[0]["id"]
+    show_card(transcript, sandbox, card_id, "the pinned incident card")
+
+    transcript.note("bob brings alice in and hands her the command")
+    await bob.add_member(cid, "alice")
+    transcript.say("payments-502s", "bob", "(adds @alice to the channel)")
+    await slash(bob, cid, "/incident commander @alice", "payments-502s")
+    await show_new_bot_posts(transcript, sandbox, cid, 1)
+
+    transcript.note("they work the checklist: a button on the card, and the slash command")
+    first_step = sandbox.pinned(cid)[0]["props"]["attachments"][2]
+    transcript.say("payments-502s", "alice", f"(clicks Check on: {first_step['text']})")
+    await alice.click(card_id, [a["id"] for a in first_step["actions"] if a["name"] == "Check"][0])
+    await show_new_bot_posts(transcript, sandbox, cid, 1)
+    await slash(bob, cid, "/incident check 1.2", "payments-502s")
+    await show_new_bot_posts(transcript, sandbox, cid, 1)
+    await slash(alice, cid, "/incident assign 1.3 @bob", "payments-502s")
+    await show_new_bot_posts(transcript, sandbox, cid, 1)
+    await slash(alice, cid, "/incident stage next", "payments-502s")
+    await show_new_bot_posts(transcript, sandbox, cid, 1)
+    show_card(transcript, sandbox, card_id, "the card, updated in place")
+
+    transcript.note("service is restored: alice ends the incident (with a confirmation dialog)")
+    result = await slash(alice, cid, "/incident end", "payments-502s")
+    transcript.note(f'dialog: "{result.dialog["dialog"].get("introduction_text", "")}" → alice clicks End incident')
+    await alice.submit_dialog({})
+    await show_new_bot_posts(transcript, sandbox, cid, 1)
+    show_card(transcript, sandbox, card_id, "the final card")
+
+
+async def show_new_bot_posts(transcript: Transcript, sandbox: Sandbox, channel_id: str, count: int) -> None:
+    """Print the bot's latest ``count`` non-card posts in the channel."""
+    bot_id = sandbox.user_id("incident")
+    posts = [p for p in sandbox.posts(channel_id) if p["user_id"] == bot_id
+             and not p.get("type", "").startswith("system_") and not p["props"].get("command_center_card")]
+    name = sandbox.channel_by_id(channel_id)["name"]
+    for post in posts[-count:]:
+        transcript.say(name, "incident", post["message"])
+
+
+def show_card(transcript: Transcript, sandbox: Sandbox, card_id: str, what: str) -> None:
+    card = next(p for p in sandbox.pinned(sandbox_card_channel(sandbox, card_id)) if p["id"] == card_id)
+    lines = [card["message"]]
+    for attachment in card["props"]["attachments"]:
+        if attachment.get("title"):
+            lines.append(attachment["title"])
+        for field in attachment.get("fields", []):
+            lines.append(f"  {field['title']}: {field['value']}")
+        if attachment.get("text"):
+            lines.append(attachment["text"])
+        buttons = [f"[{action['name']}]" for action in attachment.get("actions", [])]
+        if buttons:
+            lines.append("  " + " ".join(buttons))
+    transcript.note(what + ":")
+    print("\n".join("   | " + line for text in lines for line in text.splitlines()))
+
+
+def sandbox_card_channel(sandbox: Sandbox, card_id: str) -> str:
+    for channel_id in sandbox.world.channels:
+        if any(p["id"] == card_id for p in sandbox.pinned(channel_id)):
+            return channel_id
+    raise LookupError(card_id)
 
 
 async def main(argv: list[str]) -> int:

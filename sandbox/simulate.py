@@ -285,6 +285,12 @@ class SimUser:
         ch = await self._call("POST", "/api/v4/channels/direct", json_body=[self.id, other])
         return ch["id"]
 
+    async def add_member(self, channel: str, username: str) -> dict:
+        """Add someone to a channel, as the web client's "Add members" (or /invite) does."""
+        cid = await self._resolve(channel)
+        return await self._call("POST", f"/api/v4/channels/{cid}/members",
+                                json_body={"user_id": self.sb.user_id(username)})
+
     async def upload(self, channel: str, filename: str, data: bytes) -> dict:
         cid = await self._resolve(channel)
         form = aiohttp.FormData()

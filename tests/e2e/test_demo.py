@@ -1,0 +1,33 @@
+"""The README's first command: the scripted demo runs and shows a whole incident."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_transcript_shows_a_whole_incident(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CC_")}
+    result = subprocess.run([sys.executable, "-m", "demo"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    for expected in (
+        "[town-square] alice: /incident help",
+        "Created playbook **Payments outage** from the Service Outage template",
+        "[file attached]",
+        "title: Payments outage",
+        "This incident has been started by @bob.",
+        "> Payments API returns 502 for about a third of requests",
+        "@bob changed the commander to @alice.",
+        "@alice checked 1.1",
+        "@bob checked 1.2",
+        "@alice moved the incident to stage 2/3: **Restore**.",
+        "This incident has been ended by @alice.",
+        "Status: Ended",
+        "-- demo finished",
+    ):
+        assert expected in out, f"missing from the transcript: {expected}"
+    assert "Traceback" not in result.stderr
