@@ -16,6 +16,7 @@ import aiohttp
 from aiohttp import web
 
 from . import errors
+from .gates import Gates
 from .errors import AppError
 from .httputil import REQUEST_ID, USER, json_response
 from .ids import new_id
@@ -113,6 +114,7 @@ class Sandbox:
         self.http: aiohttp.ClientSession | None = None
         self._sim_users: dict[str, Any] = {}
         self.ws_connections: set[Any] = set()
+        self.gates = Gates()
         self.app = self._build_app()
         # Every person is "logged in" from the start, so no ephemeral post or dialog is missed.
         for user in self.world.users.values():
@@ -146,6 +148,7 @@ class Sandbox:
 
     async def close(self) -> None:
         """Close every WebSocket, stop serving and release the port."""
+        self.gates.release_all()
         for conn in list(self.ws_connections):
             await conn.close()
         for sim in self._sim_users.values():
@@ -182,7 +185,9 @@ class Sandbox:
                 request[USER] = self._authenticate(request)
             elif path.startswith("/api/v4/"):
                 request[USER] = self._authenticate(request, required=False)
+            await self.gates.pass_through(request.method, path, self.token_from_request(request), after=False)
             resp = await handler(request)
+            await self.gates.pass_through(request.method, path, self.token_from_request(request), after=True)
         except AppError as exc:
             resp = self._error_response(exc, rid)
         except web.HTTPRequestEntityTooLarge:
