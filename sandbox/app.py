@@ -186,6 +186,8 @@ class Sandbox:
             elif path.startswith("/api/v4/"):
                 request[USER] = self._authenticate(request, required=False)
             await self.gates.pass_through(request.method, path, self.token_from_request(request), after=False)
+            if request.transport is None or request.transport.is_closing():
+                raise asyncio.CancelledError  # the client left while the request was held: nothing happens
             resp = await handler(request)
             await self.gates.pass_through(request.method, path, self.token_from_request(request), after=True)
         except AppError as exc:

@@ -21,6 +21,7 @@ class Gate:
     after: bool
     token: str | None
     times: int
+    skip: int = 0
     reached: asyncio.Event = field(default_factory=asyncio.Event)
     released: asyncio.Event = field(default_factory=asyncio.Event)
     hits: int = 0
@@ -40,16 +41,20 @@ class Gates:
         self._gates: list[Gate] = []
 
     def hold(self, method: str, path_regex: str, *, after: bool = False, token: str | None = None,
-             times: int = 1) -> Gate:
-        """Arm a gate for the next ``times`` requests matching; ``after`` holds the response of a
-        request that was already handled (its effect happened; the caller does not hear)."""
-        gate = Gate(method.upper(), re.compile(path_regex), after, token, times)
+             times: int = 1, skip: int = 0) -> Gate:
+        """Arm a gate for the next ``times`` requests matching (after letting ``skip`` pass); ``after``
+        holds the response of a request that was already handled (its effect happened; the caller
+        does not hear).  A request held *before* handling is dropped if its client went away."""
+        gate = Gate(method.upper(), re.compile(path_regex), after, token, times, skip)
         self._gates.append(gate)
         return gate
 
     async def pass_through(self, method: str, path: str, token: str, *, after: bool) -> None:
         for gate in self._gates:
             if gate.matches(method, path, token, after):
+                if gate.skip > 0:
+                    gate.skip -= 1
+                    continue
                 gate.times -= 1
                 gate.hits += 1
                 gate.reached.set()
