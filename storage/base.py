@@ -181,6 +181,14 @@ class Store(abc.ABC):
         """Store (or replace) a setting."""
 
     @abc.abstractmethod
+    async def delete_setting(self, key: str) -> bool:
+        """Remove a setting; False if there was none."""
+
+    @abc.abstractmethod
+    async def settings_with_prefix(self, prefix: str) -> dict[str, str]:
+        """Every setting whose key starts with ``prefix``."""
+
+    @abc.abstractmethod
     async def setting_or_default(self, key: str, default: str) -> str:
         """The stored value of ``key``; if there is none, store ``default`` and return it (atomic)."""
 

@@ -672,6 +672,17 @@ class SqliteStore(Store):
                 (key, value, int(time.time() * 1000)),
             )
 
+    async def delete_setting(self, key: str) -> bool:
+        async with self._writing() as conn:
+            cursor = await conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+            return cursor.rowcount > 0
+
+    async def settings_with_prefix(self, prefix: str) -> dict[str, str]:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = await self._fetchall("SELECT key, value FROM settings WHERE key LIKE ? ESCAPE '\\' ORDER BY key",
+                                    (escaped + "%",))
+        return {row[0]: row[1] for row in rows}
+
     async def setting_or_default(self, key: str, default: str) -> str:
         async with self._writing() as conn:
             await conn.execute(

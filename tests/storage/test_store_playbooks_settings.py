@@ -68,6 +68,18 @@ async def test_settings(store):
     assert await store.get_setting("diagnostic_id") == "third"
 
 
+async def test_settings_by_prefix_and_delete(store):
+    await store.set_setting("start:a", "1")
+    await store.set_setting("start:b", "2")
+    await store.set_setting("start_x", "3")  # "_" is not a wildcard
+    await store.set_setting("other", "4")
+    assert await store.settings_with_prefix("start:") == {"start:a": "1", "start:b": "2"}
+    assert await store.settings_with_prefix("start_") == {"start_x": "3"}
+    assert await store.delete_setting("start:a") is True
+    assert await store.delete_setting("start:a") is False
+    assert await store.settings_with_prefix("start:") == {"start:b": "2"}
+
+
 async def test_data_survives_reopening(store, store_factory):
     pb = await store.create_playbook(playbook())
     await store.set_setting("k", "v")
