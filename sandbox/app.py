@@ -114,6 +114,7 @@ class Sandbox:
         self.http: aiohttp.ClientSession | None = None
         self._sim_users: dict[str, Any] = {}
         self.ws_connections: set[Any] = set()
+        self.ws_blocked: set[str] = set()  # user ids whose WebSockets are refused and silenced
         self.gates = Gates()
         self.app = self._build_app()
         # Every person is "logged in" from the start, so no ephemeral post or dialog is missed.
@@ -289,6 +290,19 @@ class Sandbox:
 
     def clear_recording(self) -> None:
         self.recording.clear()
+
+    def drop_websockets(self, username: str | None = None) -> int:
+        """Reset the WebSocket connections of ``username`` (everyone's when None), like a network
+        failure; returns how many were dropped.  Clients may reconnect unless blocked."""
+        from .websocket import drop_connections
+        return drop_connections(self, None if username is None else self.user_id(username))
+
+    def block_websockets(self, username: str, blocked: bool = True) -> None:
+        """While blocked, ``username``'s open WebSockets go silent (a dead peer: events are lost)
+        and new ones are refused; ``blocked=False`` lets the next connection in."""
+        uid = self.user_id(username)
+        (self.ws_blocked.add if blocked else self.ws_blocked.discard)(uid)
+        self.world.touch()
 
     async def wait_for(self, fn: Callable[[], Any], timeout: float = 5.0) -> Any:
         """Re-evaluate ``fn`` after every state change until truthy; return its value."""

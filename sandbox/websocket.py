@@ -19,9 +19,10 @@ log = logging.getLogger("sandbox.websocket")
 class Connection:
     """One authenticated WebSocket: its own sequence counter and an ordered send queue."""
 
-    def __init__(self, sb: Sandbox, ws: web.WebSocketResponse) -> None:
+    def __init__(self, sb: Sandbox, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None = None) -> None:
         self.sb = sb
         self.ws = ws
+        self.transport = transport
         self.id = new_id()
         self.user_id = ""
         self.seq = 0
@@ -41,11 +42,14 @@ class Connection:
         self.sb.world.touch()  # lets tests wait_for a client to be connected
 
     def deliver(self, event: Event) -> None:
-        self.queue.put_nowait(event.frame(self.seq))
+        # A blocked user's live connections go silent (a dead peer): frames are lost, seq moves on.
+        if self.user_id not in self.sb.ws_blocked:
+            self.queue.put_nowait(event.frame(self.seq))
         self.seq += 1
 
     def reply(self, data: dict) -> None:
-        self.queue.put_nowait(json.dumps(data))
+        if self.user_id not in self.sb.ws_blocked:
+            self.queue.put_nowait(json.dumps(data))
 
     async def _write_loop(self) -> None:
         try:
@@ -60,6 +64,11 @@ class Connection:
     async def close(self) -> None:
         await self.ws.close()
 
+    def abort(self) -> None:
+        """Drop the connection like a network failure would: no close frame, just a reset."""
+        if self.transport is not None:
+            self.transport.abort()
+
     def detach(self) -> None:
         if self._unsubscribe:
             self._unsubscribe()
@@ -70,11 +79,13 @@ class Connection:
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
     sb = request.app[SB_KEY]
+    header_user = request.get(USER)
+    if header_user is not None and header_user["id"] in sb.ws_blocked:
+        return web.Response(status=503, text="websocket refused (sandbox block_websockets)")
     ws = web.WebSocketResponse(heartbeat=sb.config.ws_ping_interval, autoping=True)
     await ws.prepare(request)
-    conn = Connection(sb, ws)
+    conn = Connection(sb, ws, request.transport)
     sb.ws_connections.add(conn)
-    header_user = request.get(USER)
     if header_user is not None:
         conn.register(header_user["id"])
     auth_timer = None
@@ -96,7 +107,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             if not conn.user_id:
                 token = data.get("token", "") if action == "authentication_challenge" else ""
                 user = sb.world.user_of_token(token) if isinstance(token, str) and token else None
-                if user is None:
+                if user is None or user["id"] in sb.ws_blocked:
                     break  # Mattermost just closes the socket on a bad or missing token
                 if auth_timer:
                     auth_timer.cancel()
@@ -130,6 +141,15 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         if not ws.closed:
             await ws.close()
     return ws
+
+
+def drop_connections(sb: Sandbox, user_id: str | None = None) -> int:
+    """Reset the WebSockets of one user (all users when None); returns how many were dropped."""
+    dropped = [conn for conn in list(sb.ws_connections)
+               if conn.user_id and (user_id is None or conn.user_id == user_id)]
+    for conn in dropped:
+        conn.abort()
+    return len(dropped)
 
 
 def setup(app: web.Application) -> None:
