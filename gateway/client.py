@@ -260,6 +260,18 @@ class MattermostClient:
             params["before"] = before
         return await self.call("GET", lambda: self.driver.posts.get_posts_for_channel(channel_id, params=params))
 
+    async def my_channels(self, team_id: str) -> list[dict]:
+        """The bot's channels in a team, direct and group messages included."""
+        return await self.call("GET", lambda: self.driver.channels.get_channels_for_team_for_user("me", team_id))
+
+    async def channel_posts_since(self, channel_id: str, since: int) -> dict:
+        """PostList of every post whose update_at is after ``since`` (ms): new, edited, reacted-to, deleted."""
+        return await self.call("GET", lambda: self.driver.posts.get_posts_for_channel(channel_id,
+                                                                                       params={"since": since}))
+
+    async def post_reactions(self, post_id: str) -> list[dict]:
+        return await self.call("GET", lambda: self.driver.reactions.get_reactions(post_id)) or []
+
     async def upload_file_stream(self, channel_id: str, filename: str, stream: Any,
                                  content_type: str = "text/csv") -> dict:
         """Upload an open binary file, streamed rather than read into memory (rewound for each attempt)."""
