@@ -106,6 +106,23 @@ async def patch_channel(request: web.Request) -> web.Response:
     return json_response(world.patch_channel(ch, body))
 
 
+async def delete_channel(request: web.Request) -> web.Response:
+    """Archive a channel; needs delete_public/private_channel (channel admins and system admins)."""
+    world = request.app[SB_KEY].world
+    me = caller(request)
+    ch = world.channels.get(path_id(request, "channel_id"))
+    if ch is None:
+        raise errors.channel_missing()
+    if ch["type"] in ("D", "G"):
+        raise AppError(400, "api.channel.delete_channel.type.invalid", "Direct and group messages cannot be archived.")
+    member = world.channel_members[ch["id"]].get(me["id"])
+    is_channel_admin = bool(member and "channel_admin" in member.get("roles", "").split())
+    if not (is_channel_admin or world.is_admin(me["id"])):
+        raise errors.permissions("delete_public_channel" if ch["type"] == "O" else "delete_private_channel")
+    world.archive_channel(ch, me["id"])
+    return status_ok()
+
+
 async def add_member(request: web.Request) -> web.Response:
     world = request.app[SB_KEY].world
     me = caller(request)
@@ -239,6 +256,7 @@ def setup(app: web.Application) -> None:
     r.add_post("/api/v4/channels/direct", create_direct)
     r.add_get(f"/api/v4/channels/{CID}", get_channel)
     r.add_put(f"/api/v4/channels/{CID}/patch", patch_channel)
+    r.add_delete(f"/api/v4/channels/{CID}", delete_channel)
     r.add_get(f"/api/v4/channels/{CID}/members", get_members)
     r.add_post(f"/api/v4/channels/{CID}/members", add_member)
     r.add_get(f"/api/v4/channels/{CID}/members/{uid}", get_member)

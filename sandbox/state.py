@@ -287,7 +287,11 @@ class World:
     def _new_channel(self, team_id: str, name: str, display_name: str, ctype: str, *,
                      creator_id: str, channel_id: str | None = None, purpose: str = "",
                      header: str = "") -> dict:
-        if (team_id, name) in self.channel_by_name:
+        existing = self.channel_by_name.get((team_id, name))
+        if existing and self.channels[existing]["delete_at"]:
+            raise AppError(400, "store.sql_channel.save_channel.previously.app_error",
+                           "A channel with that name was previously created and is archived.")
+        if existing:
             raise AppError(400, "store.sql_channel.save_channel.exists.app_error",
                            "A channel with that name already exists on the same team.")
         t = now_ms()
@@ -427,6 +431,17 @@ class World:
         self.emit("channel_updated", {"channel": json.dumps(ch)}, channel_id=ch["id"])
         self.touch()
         return ch
+
+    def archive_channel(self, ch: dict, actor_id: str) -> None:
+        """Archive (soft-delete) a channel, like DELETE /channels/{id}: its name stays taken."""
+        if ch["delete_at"]:
+            return
+        ch["delete_at"] = ch["update_at"] = now_ms()
+        self.create_post(user_id=actor_id, channel_id=ch["id"], type="system_channel_deleted",
+                         message=f"{self.users[actor_id]['username']} archived the channel",
+                         props={"username": self.users[actor_id]["username"]})
+        self.emit("channel_deleted", {"channel_id": ch["id"], "delete_at": ch["delete_at"]}, channel_id=ch["id"])
+        self.touch()
 
     def add_member(self, ch: dict, user_id: str, actor_id: str, post_root_id: str = "") -> dict:
         """Add a user (idempotent), with the system post and ``user_added`` event."""

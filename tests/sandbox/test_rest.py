@@ -296,3 +296,20 @@ async def test_reactions_and_files(api, sb: Sandbox) -> None:
 async def test_hashtags_are_parsed(sb: Sandbox) -> None:
     post = await sb.user("bob").post("town-square", "db down #sev1 #db-outage, see a#b")
     assert post["hashtags"] == "#sev1 #db-outage"
+
+
+async def test_archive_channel_keeps_its_name_taken(sb, api):
+    """DELETE /channels/{id} archives; only channel admins (the creator) and system admins may."""
+    team_id = sb.team("acme")["id"]
+    status, _, channel = await api("POST", "/api/v4/channels", as_user="bob", json_body={
+        "team_id": team_id, "name": "tmp-room", "display_name": "Tmp", "type": "O"})
+    assert status == 201
+    status, _, _ = await api("DELETE", f"/api/v4/channels/{channel['id']}", as_user="carol")
+    assert status == 403
+    status, _, body = await api("DELETE", f"/api/v4/channels/{channel['id']}", as_user="bob")
+    assert status == 200 and body == {"status": "OK"}
+    status, _, body = await api("POST", "/api/v4/channels", as_user="bob", json_body={
+        "team_id": team_id, "name": "tmp-room", "display_name": "Tmp", "type": "O"})
+    assert status == 400 and body["id"] == "store.sql_channel.save_channel.previously.app_error"
+    assert sb.channel_by_id(channel["id"])["delete_at"] > 0
+    assert any(p["type"] == "system_channel_deleted" for p in sb.posts(channel["id"]))
