@@ -184,6 +184,10 @@ class MattermostClient:
                 "type": "P" if private else "O", "purpose": purpose}
         return await self.call("POST", lambda: self.driver.channels.create_channel(body))
 
+    async def archive_channel(self, channel_id: str) -> None:
+        # Archiving an archived channel is harmless, so this may be repeated.
+        await self.call("DELETE", lambda: self.driver.channels.delete_channel(channel_id))
+
     async def add_channel_member(self, channel_id: str, user_id: str) -> dict:
         # Adding an existing member is a no-op in Mattermost, so this may be repeated.
         return await self.call("POST", lambda: self.driver.channels.add_channel_member(
