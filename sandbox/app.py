@@ -18,6 +18,7 @@ from aiohttp import web
 from . import errors
 from .gates import Gates
 from .errors import AppError
+from .faults import FaultInjector, FaultRule
 from .httputil import REQUEST_ID, USER, json_response
 from .ids import new_id
 from .seed import Seed, load_seed
@@ -47,6 +48,8 @@ class SandboxConfig:
     ws_ping_interval: float = 60.0
     command_hook_lifetime: float = 30 * 60.0
     command_hook_max_uses: int = 5
+    faults: list[dict] = field(default_factory=list)   # fault rules (sandbox/faults.py), active from the start
+    fault_seed: int = 0
 
 
 @dataclass
@@ -116,6 +119,7 @@ class Sandbox:
         self.ws_connections: set[Any] = set()
         self.ws_blocked: set[str] = set()  # user ids whose WebSockets are refused and silenced
         self.gates = Gates()
+        self.faults = FaultInjector(self.config.fault_seed, self.config.faults, resolve_user=self._user_id_of)
         self.app = self._build_app()
         # Every person is "logged in" from the start, so no ephemeral post or dialog is missed.
         for user in self.world.users.values():
@@ -123,11 +127,11 @@ class Sandbox:
 
     # ------------------------------------------------------------------ lifecycle
     def _build_app(self) -> web.Application:
-        from . import integrations, rest_channels, rest_core, rest_posts, simulate, websocket
+        from . import faults, integrations, rest_channels, rest_core, rest_posts, simulate, websocket
         app = web.Application(middlewares=[self._middleware],
                               client_max_size=self.config.max_body_bytes)
         app[SB_KEY] = self
-        for module in (rest_core, rest_channels, rest_posts, integrations, websocket, simulate):
+        for module in (rest_core, rest_channels, rest_posts, integrations, websocket, simulate, faults):
             module.setup(app)
         return app
 
@@ -174,6 +178,13 @@ class Sandbox:
         request[REQUEST_ID] = rid
         path = request.path
         body = b""
+        fault, fault_user = self._pick_fault(request)
+        if fault is not None:
+            early = await self.faults.before(fault, request, fault_user)
+            if early is not None:  # an injected error or a dropped connection replaces the answer
+                early.headers["X-Request-Id"] = rid
+                early.headers["X-Version-Id"] = self.version_id
+                return early
         try:
             if request.content_length and request.content_length > self.config.max_body_bytes:
                 raise errors.too_large()
@@ -205,6 +216,8 @@ class Sandbox:
             resp = self._error_response(errors.internal(repr(exc)), rid)
         if isinstance(resp, web.WebSocketResponse) or resp.prepared:
             return resp
+        if fault is not None and fault.kind == "drop_after":
+            return self.faults.after(fault, request, fault_user, resp)
         resp.headers["X-Request-Id"] = rid
         resp.headers["X-Version-Id"] = self.version_id
         if request.method == "GET" and path.startswith("/api/"):
@@ -219,6 +232,19 @@ class Sandbox:
                 headers=dict(request.headers), body=body, status=resp.status,
                 response_headers=headers, response_body=resp_body))
         return resp
+
+    def _pick_fault(self, request: web.Request) -> tuple[FaultRule | None, str]:
+        """The fault rule that fires for this REST request (never the simulation API or the WebSocket)."""
+        path = request.path
+        if not self.faults.rules or path.startswith("/_sandbox") or path == "/api/v4/websocket":
+            return None, ""
+        token = self.token_from_request(request)
+        user = self.world.user_of_token(token) if token else None
+        user_id = user["id"] if user else ""
+        return self.faults.pick(request.method, path, token, user_id), user_id
+
+    def _user_id_of(self, name_or_id: str) -> str:
+        return self.world.user_by_name.get(name_or_id, name_or_id)
 
     @staticmethod
     def _error_response(exc: AppError, rid: str) -> web.Response:
