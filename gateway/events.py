@@ -1,9 +1,16 @@
-"""The WebSocket side: mmpy_bot's event handling, extended to the events the bot needs.
+"""The WebSocket side: a connection that survives outages, feeding mmpy_bot's event handling.
 
 mmpy_bot 2.2.1 dispatches only ``posted`` events (to ``@listen_to`` plugin methods).  This
 subclass keeps that and also hands other events (reactions, membership changes ...) to
 handlers registered here, tracks the connection state for health checks, and skips system
 posts that mmpy_bot would otherwise offer to listeners.
+
+mattermostautodriver's own WebSocket loop never notices a dead peer and reconnects after a
+fixed 5 s without recovering anything (protocol.md §6.1), so the connection is run here:
+a JSON ``ping`` after a quiet spell, a connection with no frame at all for ``dead_after_s``
+is abandoned, reconnects back off exponentially with jitter, and after every reconnect the
+events missed in between are fetched over REST (gateway/catchup.py) and dispatched exactly
+like live ones.  Posts and reactions are remembered by id so none is acted on twice.
 """
 
 from __future__ import annotations
@@ -11,11 +18,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import random
+import ssl
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
 from typing import Any
 
-from mattermostautodriver.websocket import Websocket
+import aiohttp
 from mmpy_bot.event_handler import EventHandler
+
+from gateway.catchup import CatchUp, CatchUpClient
 
 log = logging.getLogger(__name__)
 
@@ -24,45 +38,208 @@ EventCallback = Callable[[dict[str, Any]], Awaitable[None]]
 _NESTED_JSON = ("post", "reaction", "channel", "mentions")
 
 
-class _TrackedWebsocket(Websocket):
-    """mattermostautodriver's client, reporting when a connection's read loop ends."""
+@dataclass(frozen=True)
+class ConnectionPolicy:
+    """Timings of the WebSocket connection (seconds unless named otherwise).
 
-    def __init__(self, options: dict, token: str, on_closed: Callable[[], None]) -> None:
-        super().__init__(options, token)
-        self._on_closed = on_closed
+    Mattermost pings every 60 s and drops a client silent for 100 s; the defaults detect a dead
+    server within ``dead_after_s`` and never let reconnect attempts hammer a recovering one.
+    """
 
-    async def _start_loop(self, websocket, event_handler):
-        try:
-            await super()._start_loop(websocket, event_handler)
-        finally:
-            self._on_closed()
+    connect_timeout_s: float = 10.0
+    # Send a JSON ping after this much silence (its answer also tells the server's clock).
+    ping_after_s: float = 30.0
+    # No frame of any kind for this long: the peer is gone even if TCP has not noticed.
+    dead_after_s: float = 75.0
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 60.0
+    # Posts and reactions this close before the last synced moment are fetched again, in case
+    # events were stamped a little out of order (clustered servers); duplicates are dropped.
+    catchup_overlap_ms: int = 5000
+    # How many handled post/reaction keys are remembered to drop duplicates.
+    remember: int = 20000
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before reconnect attempt ``attempt`` (1-based): exponential, capped, jittered."""
+        ceiling = min(self.backoff_cap_s, self.backoff_base_s * (2 ** min(attempt - 1, 30)))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+class _Seen:
+    """A bounded set of recently handled keys, oldest forgotten first."""
+
+    def __init__(self, size: int) -> None:
+        self._keys: OrderedDict[Hashable, None] = OrderedDict()
+        self._size = size
+
+    def add(self, key: Hashable) -> bool:
+        """Remember ``key``; False when it was already known."""
+        if key in self._keys:
+            return False
+        self._keys[key] = None
+        if len(self._keys) > self._size:
+            self._keys.popitem(last=False)
+        return True
 
 
 class EventStream(EventHandler):
     """Receives the bot's WebSocket events and dispatches them on the bot's event loop."""
 
-    def __init__(self, driver, settings, plugin_manager) -> None:
+    def __init__(self, driver, settings, plugin_manager, *, client: CatchUpClient | None = None,
+                 policy: ConnectionPolicy | None = None) -> None:
         super().__init__(driver, settings=settings, plugin_manager=plugin_manager)
+        self.policy = policy or ConnectionPolicy()
         self._handlers: dict[str, list[EventCallback]] = {}
         self.connected = asyncio.Event()
         self.hellos = 0
+        self.catchups = 0  # completed catch-ups (tests and health)
         self.stopping = False
-        self._websocket: _TrackedWebsocket | None = None
+        self._catchup = CatchUp(client) if client is not None else None
+        self._catchup_task: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._seen = _Seen(self.policy.remember)
+        self._seq = 0
+        # Server time (ms) up to which every event is believed received, and the point catch-up
+        # must start from after a loss (kept until a catch-up covering it has succeeded).
+        self._synced_ms: int | None = None
+        self._local_guess_ms: int | None = None
+        self._resume_since: int | None = None
+        self._generation = 0
 
     def on(self, event: str, callback: EventCallback) -> None:
         """Call ``callback(event)`` for every WebSocket event named ``event`` (JSON strings decoded)."""
         self._handlers.setdefault(event, []).append(callback)
 
-    async def run(self) -> None:
-        """Connect and keep reconnecting until cancelled."""
-        self._websocket = _TrackedWebsocket(self.driver.options, self.driver.client.token, self._closed)
-        await self._websocket.connect(self._handle_event)
+    @property
+    def catching_up(self) -> bool:
+        return self._catchup_task is not None and not self._catchup_task.done()
 
-    def _closed(self) -> None:
+    # The connection ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect and keep reconnecting (with backoff) until cancelled."""
+        attempt = 0
+        async with aiohttp.ClientSession() as session:
+            try:
+                while not self.stopping:
+                    hellos_before = self.hellos
+                    reason = "closed by the server"
+                    try:
+                        reason = await self._connect_once(session)
+                    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+                        reason = f"{type(error).__name__}: {error}"
+                    finally:
+                        self._lost()
+                    if self.stopping:
+                        break
+                    attempt = 1 if self.hellos > hellos_before else attempt + 1
+                    delay = self.policy.backoff(attempt)
+                    log.warning("websocket disconnected (%s); reconnect attempt %d in %.1f s", reason, attempt, delay)
+                    await asyncio.sleep(delay)
+            finally:
+                if self._catchup_task is not None:
+                    self._catchup_task.cancel()
+
+    async def _connect_once(self, session: aiohttp.ClientSession) -> str:
+        """One connection, from handshake to its end; returns why it ended."""
+        policy = self.policy
+        async with session.ws_connect(self._url(), ssl=self._ssl(), autoping=False, heartbeat=None,
+                                      timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
+                                      proxy=self.driver.options.get("proxy")) as ws:
+            self._seq = 0
+            await self._send(ws, "authentication_challenge", {"token": self.driver.client.token})
+            loop = asyncio.get_running_loop()
+            last_frame = loop.time()
+            pinged = clock_asked = False
+            hello_seen = self.hellos
+            while True:
+                if self.hellos == hello_seen:
+                    deadline = last_frame + policy.connect_timeout_s  # no hello yet
+                else:
+                    deadline = last_frame + (policy.dead_after_s if pinged else policy.ping_after_s)
+                try:
+                    message = await ws.receive(timeout=max(deadline - loop.time(), 0.001))
+                except asyncio.TimeoutError:
+                    if self.hellos == hello_seen:
+                        return f"no hello within {policy.connect_timeout_s:g} s"
+                    if pinged:
+                        return f"no frame for {policy.dead_after_s:g} s"
+                    await self._send(ws, "ping")
+                    pinged = True
+                    continue
+                last_frame, pinged = loop.time(), False
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    await self._handle_event(message.data)
+                    if self.hellos > hello_seen and not clock_asked:
+                        clock_asked = True
+                        await self._send(ws, "ping")  # learn the server's clock straight away
+                elif message.type == aiohttp.WSMsgType.PING:
+                    await ws.pong(message.data)
+                elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
+                                      aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                    return "closed by the server" if message.type != aiohttp.WSMsgType.ERROR else f"error: {message.data}"
+                # PONG and binary (msgpack) frames only prove the peer is alive.
+
+    async def _send(self, ws: aiohttp.ClientWebSocketResponse, action: str, data: dict | None = None) -> None:
+        self._seq += 1
+        await ws.send_str(json.dumps({"seq": self._seq, "action": action, "data": data or {}}))
+
+    def _url(self) -> str:
+        options = self.driver.options
+        scheme = "wss" if options["scheme"] == "https" else "ws"
+        return f"{scheme}://{options['url']}:{options['port']}{options['basepath']}/api/v4/websocket"
+
+    def _ssl(self) -> ssl.SSLContext | None:
+        if self.driver.options["scheme"] != "https":
+            return None
+        context = ssl.create_default_context(purpose=ssl.Purpose.SERVER_AUTH)
+        if not self.driver.options.get("verify", True):
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def _lost(self) -> None:
         if self.connected.is_set() and not self.stopping:
-            log.warning("websocket connection lost; reconnecting")
+            log.warning("websocket connection lost; events from now on will be caught up after reconnecting")
         self.connected.clear()
+        if self.hellos and self._resume_since is None:
+            synced = self._synced_ms if self._synced_ms is not None else self._local_guess_ms
+            if synced is not None:
+                self._resume_since = max(0, synced - self.policy.catchup_overlap_ms)
+
+    # Catch-up ------------------------------------------------------------------------------
+
+    def _connected_again(self) -> None:
+        self._generation += 1
+        if self._catchup is None or self._resume_since is None:
+            return
+        if self._catchup_task is not None:
+            self._catchup_task.cancel()  # superseded: the new one starts from the same point
+        self._catchup_task = asyncio.create_task(self._catch_up(self._resume_since, self._generation),
+                                                 name="websocket-catch-up")
+
+    async def _catch_up(self, since: int, generation: int) -> None:
+        assert self._catchup is not None
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                count = await self._catchup.replay(since, self._dispatch)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # REST trouble: try again; the range stays pending
+                delay = self.policy.backoff(attempt)
+                log.warning("catch-up since %d failed (%s); retry in %.1f s", since, error, delay)
+                await asyncio.sleep(delay)
+        # Only a catch-up on the current connection closes the gap; after another loss the next
+        # connection starts over from the same point.
+        if generation == self._generation and self.connected.is_set():
+            self._resume_since = None
+        self.catchups += 1
+        log.info("caught up: %d missed events since %d replayed", count, since)
+
+    # Events --------------------------------------------------------------------------------
 
     async def _handle_event(self, data: str) -> None:
         try:
@@ -70,19 +247,50 @@ class EventStream(EventHandler):
         except ValueError:
             log.warning("ignoring a websocket frame that is not JSON")
             return
-        name = event.get("event")
-        if name == "hello":
+        if not isinstance(event, dict):
+            return
+        if "seq_reply" in event:
+            server_time = (event.get("data") or {}).get("server_time") if isinstance(event.get("data"), dict) else None
+            if isinstance(server_time, int):
+                self._synced(server_time)
+            return
+        if event.get("event") == "hello":
             self.hellos += 1
+            self._local_guess_ms = int(time.time() * 1000)
             self.connected.set()
-            log.info("websocket connected (server %s)", event.get("data", {}).get("server_version", "?"))
+            log.info("websocket connected (server %s)", (event.get("data") or {}).get("server_version", "?"))
+            if self.hellos > 1:
+                self._connected_again()
+            return
+        await self._dispatch(event)
+
+    async def _dispatch(self, event: dict[str, Any]) -> None:
+        """Hand one event (live or replayed) to mmpy_bot and the registered handlers, once."""
+        name = event.get("event") or ""
+        data_field = event.get("data")
+        if not isinstance(data_field, dict):
+            return
         if name == "posted":
-            post = _decoded(event.get("data", {}).get("post"))
-            if isinstance(post, dict) and str(post.get("type", "")).startswith("system_"):
+            post = _decoded(data_field.get("post"))
+            if not isinstance(post, dict) or not post.get("id"):
+                return
+            self._synced(post.get("create_at"))
+            if not self._seen.add(("post", post["id"])):
+                return
+            if str(post.get("type", "")).startswith("system_"):
                 return
             await self._handle_post(event)
-        callbacks = self._handlers.get(name or "")
+        elif name == "reaction_added":
+            reaction = _decoded(data_field.get("reaction"))
+            if not isinstance(reaction, dict):
+                return
+            self._synced(reaction.get("create_at"))
+            key = ("reaction", reaction.get("post_id"), reaction.get("user_id"), reaction.get("emoji_name"),
+                   reaction.get("create_at"))
+            if not self._seen.add(key):
+                return
+        callbacks = self._handlers.get(name)
         if callbacks:
-            data_field = event.get("data") or {}
             for key in _NESTED_JSON:
                 if key in data_field:
                     data_field[key] = _decoded(data_field[key])
@@ -91,6 +299,10 @@ class EventStream(EventHandler):
                 task = asyncio.create_task(self._guarded(callback, event))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+
+    def _synced(self, server_ms: Any) -> None:
+        if isinstance(server_ms, int) and (self._synced_ms is None or server_ms > self._synced_ms):
+            self._synced_ms = server_ms
 
     @staticmethod
     async def _guarded(callback: EventCallback, event: dict[str, Any]) -> None:
