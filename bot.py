@@ -18,7 +18,7 @@ from mmpy_bot import Settings as MmpySettings
 from gateway.client import MattermostClient
 from gateway.commands import register_commands
 from gateway.errors import MattermostError
-from gateway.events import EventStream
+from gateway.events import ConnectionPolicy, EventStream
 from gateway.inbound import CommandTokens, InboundServer
 from gateway.routing import Router
 from gateway.signing import Signer
@@ -97,6 +97,8 @@ class CommandCenter:
         self.ctx: BotContext | None = None
         self.callback_base_url = ""
         self._ws_task: asyncio.Task | None = None
+        # WebSocket keep-alive/reconnect timings; tests shorten them before start().
+        self.websocket_policy = ConnectionPolicy()
         self.telemetry = NULL_TELEMETRY
 
     def build_plugins(self, ctx: BotContext) -> list[FeaturePlugin]:
@@ -163,7 +165,8 @@ class CommandCenter:
         # blocking HTTP call, so it is built off the event loop.
         self.mmpy = await asyncio.to_thread(Bot, settings=_mmpy_settings(settings), plugins=plugins,
                                             enable_logging=False)
-        self.events = EventStream(self.mmpy.driver, self.mmpy.settings, self.mmpy.plugin_manager)
+        self.events = EventStream(self.mmpy.driver, self.mmpy.settings, self.mmpy.plugin_manager,
+                                  client=self.client, policy=self.websocket_policy)
         for plugin in plugins:
             for event, callback in getattr(plugin, "event_handlers", dict)().items():
                 self.events.on(event, callback)
