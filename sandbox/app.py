@@ -19,6 +19,7 @@ from . import errors
 from .gates import Gates
 from .errors import AppError
 from .faults import FaultInjector, FaultRule
+from .pending_posts import PendingPostCache
 from .httputil import REQUEST_ID, USER, json_response
 from .ids import new_id
 from .seed import Seed, load_seed
@@ -120,6 +121,7 @@ class Sandbox:
         self.ws_blocked: set[str] = set()  # user ids whose WebSockets are refused and silenced
         self.gates = Gates()
         self.faults = FaultInjector(self.config.fault_seed, self.config.faults, resolve_user=self._user_id_of)
+        self.pending_posts = PendingPostCache()  # create-post deduplication by pending_post_id
         self.app = self._build_app()
         # Every person is "logged in" from the start, so no ephemeral post or dialog is missed.
         for user in self.world.users.values():

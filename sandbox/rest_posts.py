@@ -70,9 +70,28 @@ async def create_post(request: web.Request) -> web.Response:
     root_id = body.get("root_id", "") or ""
     if root_id and not is_valid_id(root_id):
         raise errors.invalid_body_param("root_id")
-    post = world.create_post(user_id=me["id"], channel_id=channel_id, message=message,
-                             root_id=root_id, props=props, file_ids=file_ids, type=ptype,
-                             pending_post_id=str(body.get("pending_post_id", "") or ""))
+    pending_post_id = str(body.get("pending_post_id", "") or "")
+    pending = request.app[SB_KEY].pending_posts
+    earlier = pending.claim(pending_post_id)
+    if earlier == "":
+        raise AppError(500, "api.post.deduplicate_create_post.pending", "Post rejected by server: still being processed.")
+    if earlier:
+        existing = world.posts.get(earlier)
+        if existing is None or existing["delete_at"]:
+            raise AppError(500, "api.post.deduplicate_create_post.failed_to_get", "Failed to get the existing post.")
+        if world.can_read_channel(me["id"], world.channels[existing["channel_id"]]):
+            # Read back from the database: no pending_post_id, no metadata, and no new event.
+            served = {k: v for k, v in existing.items() if k != "metadata"}
+            return json_response({**served, "pending_post_id": ""}, status=201)
+        # A post the caller cannot read is not theirs to get back: Mattermost makes a new one.
+    try:
+        post = world.create_post(user_id=me["id"], channel_id=channel_id, message=message,
+                                 root_id=root_id, props=props, file_ids=file_ids, type=ptype,
+                                 pending_post_id=pending_post_id)
+    except Exception:
+        pending.failed(pending_post_id)
+        raise
+    pending.saved(pending_post_id, post["id"])
     return json_response(post, status=201)
 
 
