@@ -96,6 +96,7 @@ class CommandCenter:
         self.mmpy: Bot | None = None
         self.ctx: BotContext | None = None
         self.callback_base_url = ""
+        self.incidents: IncidentService | None = None
         self._ws_task: asyncio.Task | None = None
         # WebSocket keep-alive/reconnect timings; tests shorten them before start().
         self.websocket_policy = ConnectionPolicy()
@@ -104,7 +105,7 @@ class CommandCenter:
     def build_plugins(self, ctx: BotContext) -> list[FeaturePlugin]:
         """Every feature, in one list; each registers its own commands, buttons and dialogs."""
         directory = Directory(ctx.client)
-        incidents = IncidentService(ctx, directory)
+        incidents = self.incidents = IncidentService(ctx, directory)
         return [HelpPlugin(ctx), DirectMessagePlugin(ctx, self.router), IncidentPlugin(ctx, incidents),
                 HistoryPlugin(ctx, HistoryService(ctx, directory)),
                 PlaybookPlugin(ctx, PlaybookService(ctx, directory))]
@@ -160,6 +161,13 @@ class CommandCenter:
             await self._close_partial()
             raise StartupError(f"Cannot list the bot's teams to register /{settings.command_trigger}: "
                                f"{error.message}") from None
+
+        if self.incidents is not None:
+            try:
+                for outcome in await self.incidents.recover():
+                    log.info("recovered interrupted start: %s", outcome)
+            except Exception:  # never keep the bot down because a repair failed; it is retried next start
+                log.exception("recovering interrupted incident starts failed")
 
         # mmpy_bot owns the WebSocket and message routing. Its constructor signs in with a
         # blocking HTTP call, so it is built off the event loop.

@@ -16,7 +16,9 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from domain import Actor, Incident, NotFound, Playbook, StepTarget, TimelineEvent, ValidationError
+from pydantic import BaseModel
+
+from domain import Actor, DomainError, Incident, NotFound, Playbook, StepTarget, TimelineEvent, ValidationError, new_id
 from domain import checklist, incidents as ops, permissions, validation
 from domain.models import EventKind
 from gateway.cards import CardContext, card_user_ids, incident_card
@@ -33,6 +35,9 @@ NOT_AN_INCIDENT_CHANNEL = ("This channel is not an incident channel. Run this co
 _CHANNEL_NAME_MAX = 64
 _SUFFIX_LEN = 4
 _SUFFIX_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
+_JOURNAL_PREFIX = "start:"
+_OPENING_MARK = "command_center_opening"
+_CLOCK_SKEW_MS = 5 * 60 * 1000
 _POST_ID = re.compile(r"(?:^|/)([a-z0-9]{26})(?:[/?#].*)?$")
 
 
@@ -61,6 +66,22 @@ def post_id_from(reference: str) -> str:
         raise ValidationError(f'"{neutralize(reference[:80])}" is not a post link or post id. Copy the post\'s link '
                               "(… menu → Copy Link) and try again.")
     return match.group(1)
+
+
+class StartJournal(BaseModel):
+    """The plan of one start, kept in the store until the start is complete or undone."""
+
+    incident_id: str
+    team_id: str
+    actor_id: str
+    playbook_id: str
+    name: str
+    description: str
+    private: bool
+    source_post_id: str | None
+    channel_name: str
+    created_at: int
+    abandoned: bool = False
 
 
 @dataclass
@@ -150,7 +171,13 @@ class IncidentService:
         return None
 
     async def start(self, request: StartRequest) -> Incident:
-        """Create the channel, the incident, the opening posts and the pinned card."""
+        """Create the channel, the incident, the opening posts and the pinned card.
+
+        The plan is journaled in the store before anything is created in Mattermost, and every
+        step can be repeated safely, so a start interrupted at any point (crash, Mattermost error)
+        is completed or cleaned up by :meth:`recover` — never a duplicate channel, never an
+        incident without a channel, never a channel the store does not know.
+        """
         name = validation.incident_name(request.name)
         description = validation.incident_description(request.description)
         actor = await self.directory.actor(request.actor_id)
@@ -162,43 +189,174 @@ class IncidentService:
         source = None
         if request.source_post_id:
             source = await self.readable_source_post(request.source_post_id, request.actor_id)
+        journal = StartJournal(
+            incident_id=new_id(), team_id=request.team_id, actor_id=request.actor_id, playbook_id=playbook.id,
+            name=name, description=description, private=not playbook.create_public_channel,
+            source_post_id=source["id"] if source else None, channel_name=channel_name_for(name),
+            created_at=now_ms())
+        await self._save_journal(journal)
+        try:
+            return await self._complete_start(journal)
+        except Exception:
+            # The user is told it failed, so undo what was made; whatever cannot be undone now is
+            # undone by recover() at the next start-up.
+            journal.abandoned = True
+            await self._save_journal(journal)
+            await self._abandon_start(journal)
+            raise
 
-        channel = await self._create_channel(request.team_id, name, description, private=not playbook.create_public_channel)
-        await self.ctx.client.add_channel_member(channel["id"], request.actor_id)
-        self.directory.forget_channel(channel["id"])
-        incident, events = ops.start_incident(
-            playbook, name=name, description=description, channel_id=channel["id"], creator_id=request.actor_id,
-            now=now_ms(), source_post_id=source["id"] if source else None)
-        incident = await self.store.create_incident(incident, events)
-        telemetry_of(self.ctx).incident_changed(incident, events)
+    async def _save_journal(self, journal: StartJournal) -> None:
+        await self.store.set_setting(_JOURNAL_PREFIX + journal.incident_id, journal.model_dump_json())
 
-        creator = await self.directory.username(request.actor_id)
-        opening = f"This incident has been started by @{creator}."
-        if source is not None:
-            quoted = "\n".join("> " + line for line in (source.get("message") or "(no text)").splitlines())
-            opening += f"\nStarted from [this post]({self.ctx.client.base_url}/_redirect/pl/{source['id']}):\n{quoted}"
-        await self.ctx.client.create_post(channel["id"], opening)
-        card = await self.cards.render(incident)
-        posted = await self.ctx.client.create_post(channel["id"], card["message"], props=card["props"])
-        await self.ctx.client.pin_post(posted["id"])
-        incident, _ = await self.store.mutate_incident(incident.id, lambda current: (
-            ops.set_card_post(current, posted["id"]), []))
-        log.info("incident %s started by %s in channel %s", incident.id, request.actor_id, channel["id"])
+    async def _complete_start(self, journal: StartJournal) -> Incident:
+        """Do whatever of the start is not done yet; each step checks before it acts."""
+        incident = await self.store.get_incident(journal.incident_id)
+        if incident is None:
+            channel = await self._channel_for(journal)
+            await self.ctx.client.add_channel_member(channel["id"], journal.actor_id)
+            self.directory.forget_channel(channel["id"])
+            playbook = await self.store.get_playbook(journal.playbook_id)
+            if playbook is None:
+                raise NotFound("The playbook was deleted while the incident was being started.")
+            incident, events = ops.start_incident(
+                playbook, name=journal.name, description=journal.description, channel_id=channel["id"],
+                creator_id=journal.actor_id, now=journal.created_at, source_post_id=journal.source_post_id,
+                incident_id=journal.incident_id, public=not journal.private)
+            incident = await self.store.create_incident(incident, events)
+            telemetry_of(self.ctx).incident_changed(incident, events)
+        incident = await self._ensure_opening_and_card(incident)
+        await self.store.delete_setting(_JOURNAL_PREFIX + journal.incident_id)
+        log.info("incident %s started by %s in channel %s", incident.id, journal.actor_id, incident.channel_id)
         return incident
 
-    async def _create_channel(self, team_id: str, name: str, purpose: str, *, private: bool) -> dict:
-        base = channel_name_for(name)
-        candidate = base
+    async def _own_channel(self, journal: StartJournal) -> dict | None:
+        """The channel named in the journal, if this start created it (an earlier attempt did)."""
+        try:
+            channel = await self.ctx.client.channel_by_name(journal.team_id, journal.channel_name)
+        except MattermostError as error:
+            if error.status in (403, 404):
+                return None
+            raise
+        if (channel.get("creator_id") == self.ctx.client.user_id and not channel.get("delete_at")
+                and channel.get("create_at", 0) >= journal.created_at - _CLOCK_SKEW_MS
+                and await self.store.incident_by_channel(channel["id"]) is None):
+            return channel
+        return None
+
+    async def _channel_for(self, journal: StartJournal) -> dict:
+        base = channel_name_for(journal.name)
         for _ in range(6):
+            existing = await self._own_channel(journal)
+            if existing is not None:
+                return existing
             try:
-                return await self.ctx.client.create_channel(team_id, candidate, name, private=private,
-                                                            purpose=purpose[:250])
+                return await self.ctx.client.create_channel(journal.team_id, journal.channel_name, journal.name,
+                                                            private=journal.private, purpose=journal.description[:250])
             except MattermostError as error:
-                if error.status == 400 and ("exists" in error.error_id or "previously" in error.error_id):
-                    candidate = with_suffix(base)
-                    continue
-                raise
+                if not (error.status == 400 and ("exists" in error.error_id or "previously" in error.error_id)):
+                    raise
+            # Someone else's channel has this name: pick another and remember it before creating.
+            journal.channel_name = with_suffix(base)
+            await self._save_journal(journal)
         raise ValidationError("Could not find a free channel name for this incident; try a different name.")
+
+    async def _ensure_opening_and_card(self, incident: Incident) -> Incident:
+        """Post the opening message and the card, pin it and remember it — skipping what exists."""
+        if incident.card_post_id:
+            return incident  # recorded only after it was pinned
+        existing = await self.ctx.client.channel_posts(incident.channel_id, per_page=200)
+        mine = [post for post in existing.get("posts", {}).values() if post.get("user_id") == self.ctx.client.user_id]
+        opening = next((p for p in mine if (p.get("props") or {}).get(_OPENING_MARK) == incident.id), None)
+        card = next((p for p in mine if (p.get("props") or {}).get("command_center_card") == incident.id), None)
+        if opening is None:
+            await self.ctx.client.create_post(incident.channel_id, await self._opening_text(incident),
+                                              props={_OPENING_MARK: incident.id})
+        if card is None:
+            rendered = await self.cards.render(incident)
+            card = await self.ctx.client.create_post(incident.channel_id, rendered["message"], props=rendered["props"])
+        if not card.get("is_pinned"):
+            await self.ctx.client.pin_post(card["id"])
+        card_id = card["id"]
+        incident, _ = await self.store.mutate_incident(incident.id, lambda current: (
+            ops.set_card_post(current, card_id), []))
+        return incident
+
+    async def _opening_text(self, incident: Incident) -> str:
+        creator = await self.directory.username(incident.creator_id)
+        text = f"This incident has been started by @{creator}."
+        if incident.source_post_id:
+            try:
+                source = await self.ctx.client.get_post(incident.source_post_id)
+            except MattermostError as error:
+                if error.status not in (403, 404):
+                    raise
+                source = None
+            if source is not None:
+                quoted = "\n".join("> " + line for line in (source.get("message") or "(no text)").splitlines())
+                text += (f"\nStarted from [this post]({self.ctx.client.base_url}/_redirect/pl/{source['id']}):"
+                         f"\n{quoted}")
+        return text
+
+    async def _abandon_start(self, journal: StartJournal) -> bool:
+        """Undo a start: archive its channel, forget its incident, drop the journal. True when done."""
+        try:
+            incident = await self.store.get_incident(journal.incident_id)
+            channel_id = incident.channel_id if incident else None
+            if channel_id is None:
+                own = await self._own_channel(journal)
+                channel_id = own["id"] if own else None
+            if channel_id:
+                await self.ctx.client.archive_channel(channel_id)
+            if incident is not None:
+                await self.store.delete_incident(incident.id)
+            await self.store.delete_setting(_JOURNAL_PREFIX + journal.incident_id)
+            return True
+        except Exception:
+            log.exception("could not clean up the interrupted start of incident %s yet; will retry at start-up",
+                          journal.incident_id)
+            return False
+
+    async def recover(self) -> list[str]:
+        """At start-up: finish or undo starts that were interrupted; returns what was done, per incident."""
+        outcomes = []
+        for key, value in (await self.store.settings_with_prefix(_JOURNAL_PREFIX)).items():
+            try:
+                journal = StartJournal.model_validate_json(value)
+            except ValueError:
+                log.error("dropping an unreadable start journal %s", key)
+                await self.store.delete_setting(key)
+                continue
+            if not journal.abandoned:
+                try:
+                    incident = await self._complete_start(journal)
+                except MattermostError as error:
+                    if error.retryable:
+                        log.warning("Mattermost unavailable; the start of %s will be completed later",
+                                    journal.incident_id)
+                        outcomes.append(f"{journal.incident_id}: pending")
+                        continue
+                except DomainError as error:
+                    log.warning("cannot complete the start of %s: %s", journal.incident_id, error)
+                else:
+                    outcomes.append(f"{incident.id}: completed")
+                    await self._tell_recovered(incident)
+                    continue
+            done = await self._abandon_start(journal)
+            outcomes.append(f"{journal.incident_id}: {'cleaned up' if done else 'clean-up pending'}")
+        for incident in await self.store.incidents_without_card():
+            await self._ensure_opening_and_card(incident)
+            outcomes.append(f"{incident.id}: card restored")
+        return outcomes
+
+    async def _tell_recovered(self, incident: Incident) -> None:
+        try:
+            channel = await self.ctx.client.get_channel(incident.channel_id)
+            dm = await self.ctx.client.direct_channel_with(incident.creator_id)
+            await self.ctx.client.create_post(
+                dm["id"], f"Command Center restarted while starting your incident **{neutralize(incident.name)}**; "
+                          f"it is ready now: ~{channel['name']}.")
+        except MattermostError:
+            log.exception("could not tell the creator of incident %s that it was completed", incident.id)
 
     # Changing ------------------------------------------------------------------------------
 
