@@ -119,6 +119,7 @@ class Sandbox:
         self._sim_users: dict[str, Any] = {}
         self.ws_connections: set[Any] = set()
         self.ws_blocked: set[str] = set()  # user ids whose WebSockets are refused and silenced
+        self.ws_refused: dict[str, int] = {}  # user id -> connections refused while blocked
         self.gates = Gates()
         self.faults = FaultInjector(self.config.fault_seed, self.config.faults, resolve_user=self._user_id_of)
         self.pending_posts = PendingPostCache()  # create-post deduplication by pending_post_id

@@ -81,6 +81,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     sb = request.app[SB_KEY]
     header_user = request.get(USER)
     if header_user is not None and header_user["id"] in sb.ws_blocked:
+        _refused(sb, header_user["id"])
         return web.Response(status=503, text="websocket refused (sandbox block_websockets)")
     ws = web.WebSocketResponse(heartbeat=sb.config.ws_ping_interval, autoping=True)
     await ws.prepare(request)
@@ -107,8 +108,11 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             if not conn.user_id:
                 token = data.get("token", "") if action == "authentication_challenge" else ""
                 user = sb.world.user_of_token(token) if isinstance(token, str) and token else None
-                if user is None or user["id"] in sb.ws_blocked:
+                if user is None:
                     break  # Mattermost just closes the socket on a bad or missing token
+                if user["id"] in sb.ws_blocked:
+                    _refused(sb, user["id"])
+                    break
                 if auth_timer:
                     auth_timer.cancel()
                 conn.reply({"status": "OK", "seq_reply": seq})
@@ -141,6 +145,11 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         if not ws.closed:
             await ws.close()
     return ws
+
+
+def _refused(sb: Sandbox, user_id: str) -> None:
+    sb.ws_refused[user_id] = sb.ws_refused.get(user_id, 0) + 1
+    sb.world.touch()
 
 
 def drop_connections(sb: Sandbox, user_id: str | None = None) -> int:
