@@ -19,6 +19,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _IDEMPOTENT_METHODS = {"GET", "PUT", "DELETE", "HEAD"}
+# Mattermost remembers a pending_post_id for 30 s (app/post.go); retries of one post stay well inside.
+_POST_RETRY_WINDOW = 20.0
+# Trigger ids are short-lived (3 s on older servers): a dialog is either opened quickly or not at all.
+_DIALOG_RETRY_WINDOW = 2.5
+# How far the server's clock may be behind ours when recognising a channel this call created.
+_CLOCK_SKEW_MS = 60_000
 
 
 class _ErrorMappingClient(AsyncClient):
@@ -76,7 +82,10 @@ class MattermostClient:
     """All REST calls to Mattermost go through here.
 
     Every call has a timeout; calls that failed without effect (429, or 5xx/connection errors on
-    idempotent methods) are retried with exponential backoff and jitter.
+    idempotent methods) are retried with exponential backoff and jitter. Two creations are made
+    safe to repeat as well: posts carry a fresh ``pending_post_id`` (Mattermost returns the post
+    it already made for a repeated id), and a channel whose creation answer was lost is recognised
+    and adopted when the retry finds its name taken (see :meth:`create_channel`).
     """
 
     def __init__(self, url: str, token: str, *, timeout: float = 10.0, max_attempts: int = 4,
@@ -103,6 +112,7 @@ class MattermostClient:
         self.user_id = ""
         self.username = ""
         self.server_version = ""
+        self._last_pending_ms = 0
 
     # Life cycle ----------------------------------------------------------------------------
 
@@ -121,9 +131,14 @@ class MattermostClient:
 
     # The retry loop ------------------------------------------------------------------------
 
-    async def call(self, method: str, operation: Callable[[], Awaitable[T]], *, idempotent: bool | None = None) -> T:
-        """Run one REST operation with retries; ``idempotent`` defaults from the HTTP method."""
+    async def call(self, method: str, operation: Callable[[], Awaitable[T]], *, idempotent: bool | None = None,
+                   retry_window: float | None = None) -> T:
+        """Run one REST operation with retries; ``idempotent`` defaults from the HTTP method.
+
+        ``retry_window`` (seconds from the first attempt) bounds when a new attempt may start.
+        """
         safe_to_repeat = method.upper() in _IDEMPOTENT_METHODS if idempotent is None else idempotent
+        first_started = time.monotonic()
         attempt = 0
         while True:
             attempt += 1
@@ -135,11 +150,14 @@ class MattermostClient:
                 may_retry = error.status == 429 or (error.retryable and safe_to_repeat)
                 if not may_retry or attempt >= self.max_attempts:
                     raise
-                delay = error.retry_after if error.retry_after is not None else self._backoff(attempt)
+                delay = min(error.retry_after if error.retry_after is not None else self._backoff(attempt),
+                            self.backoff_cap)
+                if retry_window is not None and time.monotonic() - first_started + delay > retry_window:
+                    raise
                 log.warning("mattermost %s %s failed (%s %s) after %.0f ms; retry %d in %.2f s",
                             error.method or method, error.path, error.status, error.error_id,
                             (time.perf_counter() - started) * 1000, attempt, delay)
-                await asyncio.sleep(min(delay, self.backoff_cap))
+                await asyncio.sleep(delay)
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.backoff_cap, self.backoff_base * (2 ** (attempt - 1)))
@@ -180,9 +198,50 @@ class MattermostClient:
 
     async def create_channel(self, team_id: str, name: str, display_name: str, *, private: bool,
                              purpose: str = "") -> dict:
+        """Create a channel; retried after 5xx or a lost answer without ever making two.
+
+        When an attempt may have created the channel without our hearing, a later attempt that
+        finds the name taken adopts that channel if it is the one we just made (see
+        :meth:`_channel_we_just_created`); otherwise the "exists" error is raised as usual.
+        """
         body = {"team_id": team_id, "name": name, "display_name": display_name,
                 "type": "P" if private else "O", "purpose": purpose}
-        return await self.call("POST", lambda: self.driver.channels.create_channel(body))
+        started_ms = int(time.time() * 1000)
+        outcome_unknown = False
+
+        async def attempt() -> dict:
+            nonlocal outcome_unknown
+            try:
+                return await self.driver.channels.create_channel(body)
+            except MattermostError as error:
+                if error.retryable and error.status != 429:
+                    outcome_unknown = True
+                elif outcome_unknown and error.status == 400 and "exists" in error.error_id:
+                    adopted = await self._channel_we_just_created(body, started_ms)
+                    if adopted is not None:
+                        log.info("adopted channel %s created by an attempt whose answer was lost", adopted["id"])
+                        return adopted
+                raise
+
+        return await self.call("POST", attempt, idempotent=True)
+
+    async def _channel_we_just_created(self, body: dict, started_ms: int) -> dict | None:
+        """The channel named ``body["name"]`` if this very creation made it: created by us, after the
+        call began, with exactly what we sent, and nobody but us in it yet (the caller adds people
+        only after creation returns; an older incident's channel has its commander in it)."""
+        try:
+            channel = await self.channel_by_name(body["team_id"], body["name"])
+        except MattermostError as error:
+            if error.status in (403, 404):
+                return None
+            raise
+        same = (channel.get("creator_id") == self.user_id and not channel.get("delete_at")
+                and channel.get("create_at", 0) >= started_ms - _CLOCK_SKEW_MS
+                and all(channel.get(key, "") == body[key] for key in ("type", "display_name", "purpose")))
+        if not same:
+            return None
+        members = await self.channel_members(channel["id"], per_page=2)
+        return channel if [m.get("user_id") for m in members] == [self.user_id] else None
 
     async def archive_channel(self, channel_id: str) -> None:
         # Archiving an archived channel is harmless, so this may be repeated.
@@ -204,8 +263,10 @@ class MattermostClient:
         post: dict[str, Any] = {"channel_id": channel_id, "message": message}
         if props:
             post["props"] = props
+        # Ephemeral posts are not stored: after a lost answer a retry may show the text twice,
+        # which beats telling the user an action failed when it did not.
         return await self.call("POST", lambda: self.driver.posts.create_post_ephemeral(
-            {"user_id": user_id, "post": post}))
+            {"user_id": user_id, "post": post}), idempotent=True)
 
     async def execute_command(self, channel_id: str, command: str, team_id: str = "") -> dict:
         body = {"channel_id": channel_id, "command": command}
@@ -225,14 +286,22 @@ class MattermostClient:
 
     async def create_post(self, channel_id: str, message: str, *, props: dict | None = None,
                           root_id: str = "", file_ids: list[str] | None = None) -> dict:
-        body: dict[str, Any] = {"channel_id": channel_id, "message": message}
+        """Create one post; safe to retry because every logical post gets its own pending_post_id."""
+        body: dict[str, Any] = {"channel_id": channel_id, "message": message,
+                                "pending_post_id": self._pending_post_id()}
         if props:
             body["props"] = props
         if root_id:
             body["root_id"] = root_id
         if file_ids:
             body["file_ids"] = file_ids
-        return await self.call("POST", lambda: self.driver.posts.create_post(body))
+        return await self.call("POST", lambda: self.driver.posts.create_post(body), idempotent=True,
+                               retry_window=_POST_RETRY_WINDOW)
+
+    def _pending_post_id(self) -> str:
+        """The web app's format, ``<user id>:<ms>``, made unique within this client."""
+        self._last_pending_ms = max(int(time.time() * 1000), self._last_pending_ms + 1)
+        return f"{self.user_id}:{self._last_pending_ms}"
 
     async def patch_post(self, post_id: str, patch: dict) -> dict:
         return await self.call("PUT", lambda: self.driver.posts.patch_post(post_id, patch))
@@ -245,8 +314,9 @@ class MattermostClient:
     async def upload_file(self, channel_id: str, filename: str, data: bytes,
                           content_type: str = "application/octet-stream") -> dict:
         """Upload one file to a channel (multipart); returns its FileInfo, to attach via ``file_ids``."""
+        # A repeated upload only leaves an unattached file behind, which nobody sees.
         result = await self.call("POST", lambda: self.driver.files.upload_file(
-            files={"files": (filename, data, content_type)}, data={"channel_id": channel_id}))
+            files={"files": (filename, data, content_type)}, data={"channel_id": channel_id}), idempotent=True)
         return result["file_infos"][0]
 
     async def file_info(self, file_id: str) -> dict:
@@ -283,13 +353,15 @@ class MattermostClient:
             stream.seek(0)
             return self.driver.files.upload_file(files={"files": (filename, stream, content_type)},
                                                  data={"channel_id": channel_id})
-        response = await self.call("POST", send)
+        response = await self.call("POST", send, idempotent=True)
         return response["file_infos"][0]
 
     async def open_dialog(self, trigger_id: str, url: str, dialog: dict) -> None:
-        # Trigger ids expire within seconds: never wait long for a retry here.
+        # Opening the same dialog twice shows it once; trigger ids expire within seconds, so
+        # retries happen only briefly.
         await self.call("POST", lambda: self.driver.integration_actions.open_interactive_dialog(
-            {"trigger_id": trigger_id, "url": url, "dialog": dialog}), idempotent=False)
+            {"trigger_id": trigger_id, "url": url, "dialog": dialog}), idempotent=True,
+            retry_window=_DIALOG_RETRY_WINDOW)
 
 
 def _server_version(version_header: str) -> str:
