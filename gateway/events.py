@@ -91,8 +91,10 @@ class EventStream(EventHandler):
         self.policy = policy or ConnectionPolicy()
         self._handlers: dict[str, list[EventCallback]] = {}
         self.connected = asyncio.Event()
+        self.disconnected = asyncio.Event()  # set while no connection is up (after the first one)
+        self.caught_up = asyncio.Event()  # set when the last catch-up has finished
         self.hellos = 0
-        self.catchups = 0  # completed catch-ups (tests and health)
+        self.catchups = 0  # completed catch-ups
         self.stopping = False
         self._catchup = CatchUp(client) if client is not None else None
         self._catchup_task: asyncio.Task | None = None
@@ -202,6 +204,7 @@ class EventStream(EventHandler):
         if self.connected.is_set() and not self.stopping:
             log.warning("websocket connection lost; events from now on will be caught up after reconnecting")
         self.connected.clear()
+        self.disconnected.set()
         if self.hellos and self._resume_since is None:
             synced = self._synced_ms if self._synced_ms is not None else self._local_guess_ms
             if synced is not None:
@@ -215,6 +218,7 @@ class EventStream(EventHandler):
             return
         if self._catchup_task is not None:
             self._catchup_task.cancel()  # superseded: the new one starts from the same point
+        self.caught_up.clear()
         self._catchup_task = asyncio.create_task(self._catch_up(self._resume_since, self._generation),
                                                  name="websocket-catch-up")
 
@@ -237,6 +241,7 @@ class EventStream(EventHandler):
         if generation == self._generation and self.connected.is_set():
             self._resume_since = None
         self.catchups += 1
+        self.caught_up.set()
         log.info("caught up: %d missed events since %d replayed", count, since)
 
     # Events --------------------------------------------------------------------------------
@@ -258,6 +263,7 @@ class EventStream(EventHandler):
             self.hellos += 1
             self._local_guess_ms = int(time.time() * 1000)
             self.connected.set()
+            self.disconnected.clear()
             log.info("websocket connected (server %s)", (event.get("data") or {}).get("server_version", "?"))
             if self.hellos > 1:
                 self._connected_again()

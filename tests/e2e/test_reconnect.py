@@ -1,0 +1,135 @@
+"""The WebSocket survives outages: it notices a dead or dropped connection, reports it, reconnects
+with backoff and acts — exactly once — on what happened while it was away (protocol.md §4.4)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from bot import CommandCenter
+from gateway.events import ConnectionPolicy
+from tests.e2e.conftest import bot_settings
+
+FAST = ConnectionPolicy(connect_timeout_s=2.0, ping_after_s=0.2, dead_after_s=0.6, backoff_base_s=0.05,
+                        backoff_cap_s=0.3)
+OFFER = "You reacted with :rotating_light:"
+HELP = "Send me these words here"
+
+
+@pytest.fixture
+async def fast_bot(sandbox, tmp_path):
+    """A started bot whose WebSocket gives up on silence and retries within fractions of a second."""
+    app = CommandCenter(bot_settings(sandbox, tmp_path / "data"))
+    app.websocket_policy = FAST
+    await app.start()
+    try:
+        await app.wait_connected()
+        yield app
+    finally:
+        await app.stop()
+
+
+def bot_posts(sandbox, channel_id: str, text: str) -> list[dict]:
+    bot_id = sandbox.user_id("incident")
+    return [p for p in sandbox.posts(channel_id) if p["user_id"] == bot_id and text in p["message"]]
+
+
+async def health(app: CommandCenter) -> tuple[int, dict]:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{app.inbound.port}/healthz") as response:
+            return response.status, await response.json()
+
+
+async def outage(app: CommandCenter, wait: float = 5.0) -> None:
+    await asyncio.wait_for(app.events.disconnected.wait(), wait)
+
+
+async def recovered(app: CommandCenter, wait: float = 5.0) -> None:
+    await app.wait_connected(wait)
+    await asyncio.wait_for(app.events.caught_up.wait(), wait)
+
+
+async def test_dropped_connection_catches_up_reaction_and_direct_message(sandbox, fast_bot):
+    bob, alice = sandbox.user("bob"), sandbox.user("alice")
+    before = await alice.post("town-square", "checkout is failing")
+    await alice.react(before["id"], "rotating_light")  # handled live, before the outage
+    alice_dm = await alice.dm_channel("incident")
+    await sandbox.wait_for(lambda: bot_posts(sandbox, alice_dm, OFFER))
+    bob_dm = await bob.dm_channel("incident")
+
+    sandbox.block_websockets("incident")
+    assert sandbox.drop_websockets("incident") == 1
+    await outage(fast_bot)
+    status, body = await health(fast_bot)
+    assert status == 503 and body["websocket"] == "disconnected"
+
+    await bob.react(before["id"], "rotating_light")
+    during = await bob.post("town-square", "payments are down too")
+    await alice.react(during["id"], "rotating_light")
+    await bob.post(bob_dm, "help")
+    assert not bot_posts(sandbox, bob_dm, OFFER) and not bot_posts(sandbox, bob_dm, HELP)
+    assert not fast_bot.events.connected.is_set()
+
+    sandbox.block_websockets("incident", False)
+    await recovered(fast_bot)
+    await sandbox.wait_for(lambda: bot_posts(sandbox, bob_dm, OFFER) and bot_posts(sandbox, bob_dm, HELP)
+                           and len(bot_posts(sandbox, alice_dm, OFFER)) == 2)
+    status, body = await health(fast_bot)
+    assert status == 200 and body["websocket"] == "connected"
+
+    # Another outage makes the next catch-up cover the same events again (the overlap window).
+    sandbox.drop_websockets("incident")
+    await outage(fast_bot)
+    await recovered(fast_bot)
+    assert fast_bot.events.catchups == 2
+    # A live message after both catch-ups: any duplicate would have been posted before its answer.
+    await bob.post(bob_dm, "help")
+    await sandbox.wait_for(lambda: len(bot_posts(sandbox, bob_dm, HELP)) == 2)
+    assert len(bot_posts(sandbox, bob_dm, OFFER)) == 1
+    assert len(bot_posts(sandbox, alice_dm, OFFER)) == 2
+    offered = {p["message"].split("](")[1].split(")")[0].rsplit("/", 1)[1] for p in bot_posts(sandbox, alice_dm, OFFER)}
+    assert offered == {before["id"], during["id"]}
+
+
+async def test_silent_connection_is_declared_dead_and_recovered(sandbox, fast_bot):
+    carol = sandbox.user("carol")
+    post = await carol.post("town-square", "the queue is stuck")
+    carol_dm = await carol.dm_channel("incident")
+
+    sandbox.block_websockets("incident")  # the connection stays open but nothing comes through
+    await outage(fast_bot)
+    status, _ = await health(fast_bot)
+    assert status == 503
+    await carol.react(post["id"], "rotating_light")
+    await carol.post(carol_dm, "help")
+
+    sandbox.block_websockets("incident", False)
+    await recovered(fast_bot)
+    await sandbox.wait_for(lambda: bot_posts(sandbox, carol_dm, OFFER) and bot_posts(sandbox, carol_dm, HELP))
+    await carol.post(carol_dm, "help")
+    await sandbox.wait_for(lambda: len(bot_posts(sandbox, carol_dm, HELP)) == 2)
+    assert len(bot_posts(sandbox, carol_dm, OFFER)) == 1
+
+
+async def test_refused_reconnects_back_off_without_losing_events(sandbox, fast_bot):
+    dave = sandbox.user("dave")
+    dm = await dave.dm_channel("incident")
+    sandbox.block_websockets("incident")
+    sandbox.drop_websockets("incident")
+    await outage(fast_bot)
+    bot_id = sandbox.user_id("incident")
+    await sandbox.wait_for(lambda: sandbox.ws_refused.get(bot_id, 0) >= 3)
+    await dave.post(dm, "help")
+    sandbox.block_websockets("incident", False)
+    await recovered(fast_bot)
+    await sandbox.wait_for(lambda: bot_posts(sandbox, dm, HELP))
+    assert fast_bot.events.hellos == 2
+
+
+async def test_backoff_is_exponential_capped_and_jittered():
+    policy = ConnectionPolicy(backoff_base_s=1.0, backoff_cap_s=8.0)
+    for attempt, ceiling in ((1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (10, 8.0), (500, 8.0)):
+        delays = {policy.backoff(attempt) for _ in range(50)}
+        assert all(ceiling / 2 <= d <= ceiling for d in delays) and len(delays) > 1
