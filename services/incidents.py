@@ -102,6 +102,7 @@ class CardUpdater:
         self.ctx = ctx
         self.directory = directory
         self._locks: dict[str, asyncio.Lock] = {}
+        self._retrying: dict[str, asyncio.Task] = {}
 
     async def render(self, incident: Incident) -> dict:
         usernames = {user_id: await self.directory.username(user_id) for user_id in card_user_ids(incident)}
@@ -117,6 +118,27 @@ class CardUpdater:
                 return
             card = await self.render(incident)
             await self.ctx.client.patch_post(incident.card_post_id, card)
+
+    def refresh_later(self, incident_id: str, delays: tuple[float, ...] = (1, 2, 5, 10, 30)) -> None:
+        """Keep trying to refresh a card Mattermost would not update just now (in the background)."""
+        if incident_id in self._retrying:
+            return
+
+        async def retry() -> None:
+            for delay in delays:
+                await asyncio.sleep(delay)
+                try:
+                    await self.refresh(incident_id)
+                    return
+                except MattermostError:
+                    continue
+                except Exception:
+                    break
+            log.error("the card of incident %s could not be refreshed; the next change will", incident_id)
+
+        task = asyncio.create_task(retry(), name=f"card-refresh-{incident_id}")
+        self._retrying[incident_id] = task
+        task.add_done_callback(lambda _: self._retrying.pop(incident_id, None))
 
 
 class IncidentService:
@@ -368,12 +390,26 @@ class IncidentService:
         updated, events = await self.store.mutate_incident(incident.id, operation)
         if events:
             telemetry_of(self.ctx).incident_changed(updated, events)
-            actor_name = await self.directory.username(user_id)
-            text = describe(updated, events, actor_name)
-            if text:
-                await self.ctx.client.create_post(updated.channel_id, text)
-            await self.cards.refresh(updated.id)
+            await self._publish(updated, events, user_id, describe)
         return updated, events
+
+    async def _publish(self, incident: Incident, events: list[TimelineEvent], user_id: str,
+                       describe: Callable[[Incident, list[TimelineEvent], str], str | None]) -> None:
+        """Announce a stored change and refresh the card. The change is committed, so a Mattermost
+        failure here must not tell the user it failed: the announcement is given up (logged) and
+        the card is refreshed again in the background."""
+        try:
+            text = describe(incident, events, await self.directory.username(user_id))
+            if text:
+                await self.ctx.client.create_post(incident.channel_id, text)
+        except MattermostError as error:
+            log.warning("the announcement of a change to incident %s was lost: %s", incident.id, error)
+        try:
+            await self.cards.refresh(incident.id)
+        except MattermostError as error:
+            log.warning("the card of incident %s was not refreshed (%s); retrying in the background",
+                        incident.id, error)
+            self.cards.refresh_later(incident.id)
 
     async def check(self, incident: Incident, user_id: str, target: StepTarget, done: bool):
         return await self.change(
