@@ -17,6 +17,7 @@ from mmpy_bot import Settings as MmpySettings
 
 from gateway.client import MattermostClient
 from gateway.commands import register_commands
+from gateway.directory import Directory
 from gateway.errors import MattermostError
 from gateway.events import ConnectionPolicy, EventStream
 from gateway.inbound import CommandTokens, InboundServer
@@ -28,13 +29,14 @@ from plugins.help import HelpPlugin
 from plugins.history import HistoryPlugin
 from plugins.incidents import IncidentPlugin
 from plugins.playbooks import PlaybookPlugin
-from gateway.directory import Directory
 from services.history import HistoryService
 from services.incidents import IncidentService
 from services.playbooks import PlaybookService
 from settings import Settings, SettingsError, load_settings
 from storage import open_store
-from telemetry import CONTEXT_KEY as TELEMETRY_KEY, NULL_TELEMETRY, build as build_telemetry
+from telemetry import CONTEXT_KEY as TELEMETRY_KEY
+from telemetry import NULL_TELEMETRY
+from telemetry import build as build_telemetry
 
 log = logging.getLogger("command_center")
 

@@ -90,7 +90,7 @@ class Settings(BaseSettings):
         return value.upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _public_url_needs_concrete_host(self) -> "Settings":
+    def _public_url_needs_concrete_host(self) -> Settings:
         if self.public_url is None and _is_wildcard(self.listen_host):
             raise ValueError(
                 f"{ENV_PREFIX}PUBLIC_URL is required when {ENV_PREFIX}LISTEN_HOST is {self.listen_host!r}: "

@@ -21,7 +21,14 @@ from pydantic import ValidationError
 
 from gateway.errors import user_message
 from gateway.ids import Route
-from gateway.models import ActionCallback, ActionReply, CommandReply, DialogReply, DialogSubmission, SlashCommand
+from gateway.models import (
+    ActionCallback,
+    ActionReply,
+    CommandReply,
+    DialogReply,
+    DialogSubmission,
+    SlashCommand,
+)
 from gateway.routing import Router
 from gateway.signing import OnceCache, SignatureError, Signer, TriggerGuard
 

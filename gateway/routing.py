@@ -6,7 +6,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway.ids import Action, Dialog
-from gateway.models import ActionCallback, ActionReply, CommandReply, DialogReply, DialogSubmission, SlashCommand
+from gateway.models import (
+    ActionCallback,
+    ActionReply,
+    CommandReply,
+    DialogReply,
+    DialogSubmission,
+    SlashCommand,
+)
 
 CommandHandler = Callable[[SlashCommand], Awaitable[CommandReply]]
 ActionHandler = Callable[[ActionCallback], Awaitable[ActionReply]]

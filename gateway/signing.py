@@ -82,7 +82,7 @@ class Signer:
         return _b64(_canonical(body)) + "." + self.sign("dialog", body)
 
     def open_dialog_state(self, state: object, dialog: str, user_id: str, channel_id: str,
-                          *, now_ms: int | None = None) -> "DialogState":
+                          *, now_ms: int | None = None) -> DialogState:
         if not isinstance(state, str) or state.count(".") != 1:
             raise SignatureError("missing or malformed state")
         encoded, signature = state.split(".")
@@ -122,7 +122,7 @@ class OnceCache:
 
     def _expire(self, now: float) -> None:
         while self._seen:
-            key, at = next(iter(self._seen.items()))
+            at = next(iter(self._seen.values()))
             if now - at < self.ttl_s and len(self._seen) <= self.max_items:
                 break
             self._seen.popitem(last=False)

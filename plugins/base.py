@@ -8,6 +8,7 @@ from typing import Any
 from mmpy_bot import Plugin
 
 from gateway.client import MattermostClient
+from gateway.errors import MattermostError
 from gateway.ids import Route
 from gateway.signing import Signer
 from settings import Settings
@@ -39,3 +40,16 @@ class FeaturePlugin(Plugin):
     def __init__(self, ctx: BotContext) -> None:
         super().__init__()
         self.ctx = ctx
+
+    async def tell(self, user_id: str, channel_id: str, text: str) -> None:
+        """Tell one user something after a dialog: ephemeral in ``channel_id`` when the bot may post
+        ephemerally (Mattermost allows that only to system admins' tokens), else by direct message."""
+        dm = await self.ctx.client.direct_channel_with(user_id)
+        if channel_id and channel_id != dm["id"]:
+            try:
+                await self.ctx.client.create_ephemeral_post(user_id, channel_id, text)
+                return
+            except MattermostError as error:
+                if error.status != 403:
+                    raise
+        await self.ctx.client.create_post(dm["id"], text)

@@ -17,7 +17,14 @@ from gateway import dialogs
 from gateway.errors import MattermostError, user_message
 from gateway.ids import Action, Dialog
 from gateway.messages import neutralize
-from gateway.models import ActionCallback, ActionReply, CommandReply, DialogReply, DialogSubmission, SlashCommand
+from gateway.models import (
+    ActionCallback,
+    ActionReply,
+    CommandReply,
+    DialogReply,
+    DialogSubmission,
+    SlashCommand,
+)
 from gateway.routing import on_action, on_command, on_dialog
 from plugins.base import BotContext, FeaturePlugin
 from services.incidents import IncidentService, StartRequest, post_id_from
@@ -203,15 +210,7 @@ class IncidentPlugin(FeaturePlugin):
                 "You are its commander.")
         if form.args.get("p") and not incident.source_post_id:
             text += " The post you chose was not quoted because you cannot read it."
-        if form.channel_id:
-            try:
-                await self.ctx.client.create_ephemeral_post(form.user_id, form.channel_id, text)
-                return
-            except MattermostError as error:
-                if error.status != 403:
-                    raise
-        dm = await self.ctx.client.direct_channel_with(form.user_id)
-        await self.ctx.client.create_post(dm["id"], text)
+        await self.tell(form.user_id, form.channel_id, text)
 
     # Commander -----------------------------------------------------------------------------
 
@@ -263,10 +262,10 @@ class IncidentPlugin(FeaturePlugin):
         argument = command.arguments.lower()
         if not argument:
             stage = incident.current_stage
-            lines = [f"Active stage: **{incident.active_stage + 1}/{len(incident.stages)} {neutralize(stage.title)}** "
-                     f"({stage.done_count}/{len(stage.steps)} done)."]
-            lines.append("Change it with `/incident stage next`, `/incident stage prev` or `/incident stage <number>`.")
-            return CommandReply(text="\n".join(lines))
+            return CommandReply(
+                text=f"Active stage: **{incident.active_stage + 1}/{len(incident.stages)} {neutralize(stage.title)}** "
+                     f"({stage.done_count}/{len(stage.steps)} done).\n"
+                     "Change it with `/incident stage next`, `/incident stage prev` or `/incident stage <number>`.")
         if argument in ("next", "prev", "previous"):
             how: str | int = "next" if argument == "next" else "prev"
         else:

@@ -346,22 +346,10 @@ class PlaybookPlugin(FeaturePlugin):
         return DialogReply()
 
     async def _tell(self, form: DialogSubmission, text: str) -> None:
-        """Confirm a dialog's effect: ephemeral where the dialog was opened, or by direct message.
-
-        Mattermost lets only system admins' tokens post ephemeral messages, so a bot without that
-        role falls back to the direct channel.
-        """
+        """Confirm a dialog's effect; the change is saved already, so a lost confirmation is only logged."""
         try:
-            dm = await self.ctx.client.direct_channel_with(form.user_id)
-            if form.channel_id and form.channel_id != dm["id"]:
-                try:
-                    await self.ctx.client.create_ephemeral_post(form.user_id, form.channel_id, text)
-                    return
-                except MattermostError as error:
-                    if error.status != 403:
-                        raise
-            await self.ctx.client.create_post(dm["id"], text)
-        except Exception:  # the change is saved; only the confirmation is lost
+            await self.tell(form.user_id, form.channel_id, text)
+        except Exception:
             log.exception("could not confirm a playbook change to %s", form.user_id)
 
     # Edit --------------------------------------------------------------------------------------

@@ -18,8 +18,21 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from domain import Actor, DomainError, Incident, NotFound, Playbook, StepTarget, TimelineEvent, ValidationError, new_id
-from domain import checklist, incidents as ops, permissions, validation
+from domain import (
+    Actor,
+    DomainError,
+    Incident,
+    NotFound,
+    Playbook,
+    StepTarget,
+    TimelineEvent,
+    ValidationError,
+    checklist,
+    new_id,
+    permissions,
+    validation,
+)
+from domain import incidents as ops
 from domain.models import EventKind
 from gateway.cards import CardContext, card_user_ids, incident_card
 from gateway.directory import Directory
@@ -520,5 +533,12 @@ def _step_label(event: TimelineEvent) -> str:
     return f"**{title}**"
 
 
-__all__ = ["IncidentService", "CardUpdater", "StartRequest", "channel_name_for", "post_id_from",
-           "NOT_AN_INCIDENT_CHANNEL", "EventKind"]
+__all__ = [
+    "NOT_AN_INCIDENT_CHANNEL",
+    "CardUpdater",
+    "EventKind",
+    "IncidentService",
+    "StartRequest",
+    "channel_name_for",
+    "post_id_from",
+]
