@@ -593,6 +593,8 @@ def _apply_update(sb: Sandbox, post: dict, ephemeral, update: dict, retained: di
     if ephemeral is not None:
         previous = ephemeral.integrations
         ephemeral.integrations = world._prepare_actions(new_props, previous)
+        # Like SendEphemeralPost, an updated ephemeral post gets fresh cookies so it stays clickable.
+        world.add_action_cookies(new_props, ephemeral.integrations)
         post.update(message=message, props=new_props, update_at=now_ms())
         world.emit("post_edited", {"post": json.dumps(post)}, user_id=user_id)
         world.touch()

@@ -84,6 +84,12 @@ class SimUser:
     def _on_event(self, ev: Event) -> None:
         if ev.event == "ephemeral_message":
             self._ephemeral.append(json.loads(ev.data["post"]))
+        elif ev.event == "post_edited" and ev.broadcast.get("user_id") == self.id:
+            # An ephemeral post updated by a click: replace this user's copy.
+            edited = json.loads(ev.data["post"])
+            for index, known in enumerate(self._ephemeral):
+                if known["id"] == edited["id"]:
+                    self._ephemeral[index] = edited
         elif ev.event == "open_dialog":
             dialog = json.loads(ev.data["dialog"])
             self.dialog = dialog

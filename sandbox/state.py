@@ -682,6 +682,15 @@ class World:
                   channel_id=post["channel_id"])
         self.touch()
 
+    @staticmethod
+    def add_action_cookies(props: dict, integrations: dict) -> None:
+        """Ephemeral posts are not stored, so each clickable action carries a cookie the click must
+        echo (Mattermost encrypts the action into it; a random id stands in for that here)."""
+        for att in props.get("attachments") or []:
+            for action in (att.get("actions") or []) if isinstance(att, dict) else []:
+                if isinstance(action, dict) and str(action.get("id")) in integrations:
+                    action["cookie"] = new_id()
+
     def send_ephemeral(self, *, target_user_id: str, channel_id: str, message: str, author_id: str,
                        root_id: str = "", props: dict | None = None) -> dict:
         """Deliver a ``system_ephemeral`` post to one user only; it is never stored as a post."""
@@ -695,11 +704,7 @@ class World:
             "hashtags": "", "pending_post_id": "", "reply_count": 0, "last_reply_at": 0,
             "participants": None, "metadata": {},
         }
-        if integrations:
-            for att in props.get("attachments") or []:
-                for action in (att.get("actions") or []) if isinstance(att, dict) else []:
-                    if isinstance(action, dict) and str(action.get("id")) in integrations:
-                        action["cookie"] = new_id()
+        self.add_action_cookies(props, integrations)
         self.ephemeral[post["id"]] = EphemeralRecord(post, target_user_id, integrations)
         self.emit("ephemeral_message", {"post": json.dumps(post)}, channel_id=channel_id,
                   user_id=target_user_id)

@@ -227,6 +227,12 @@ async def test_paging_with_buttons_and_page_option(sandbox, bot):
     assert names_in(page2["message"]) == expected[15:30]
     assert "16–30 of 32 · page 2 of 3" in page2["message"]
     assert button_labels(page2) == ["◀ Previous", "Next ▶"]
+    # The updated list stays clickable: the user's client got the new buttons with fresh cookies.
+    assert dave.ephemeral()[-1]["id"] == post["id"] and "16–30 of 32" in dave.ephemeral()[-1]["message"]
+    assert (await dave.click(post["id"], "Next ▶")).status == 200
+    assert names_in(current_ephemeral(sandbox, post["id"])["message"]) == expected[30:]
+    assert (await dave.click(post["id"], "◀ Previous")).status == 200
+    assert names_in(current_ephemeral(sandbox, post["id"])["message"]) == expected[15:30]
     # The same pages by typing; every typed page has its own buttons.
     result = await dave.command("town-square", "/incident list --page 3")
     assert names_in(result.ephemeral[0]) == expected[30:]
