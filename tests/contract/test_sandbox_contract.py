@@ -166,6 +166,12 @@ async def _drive_everything(sb: Sandbox, integration: Integration) -> set[str]:
         assert (await bot("POST", "/api/v4/channels",
                           json={"team_id": team_id, "name": "Bad Name!", "display_name": "x", "type": "O"}))[0] == 400
         assert (await bot("GET", f"/api/v4/channels/{cid}"))[0] == 200
+        status, scratch = await bot("POST", "/api/v4/channels", json={
+            "team_id": team_id, "name": "scratch", "display_name": "Scratch", "type": "P"})
+        assert status == 201
+        assert (await bob("DELETE", f"/api/v4/channels/{scratch['id']}"))[0] in (403, 404)
+        assert (await bot("DELETE", f"/api/v4/channels/{scratch['id']}"))[0] == 200
+        assert (await bot("DELETE", f"/api/v4/channels/{UNKNOWN_ID}"))[0] == 404
         assert (await bot("GET", f"/api/v4/channels/{UNKNOWN_ID}"))[0] == 404
         assert (await bob("GET", f"/api/v4/channels/{leadership}"))[0] == 403
         assert (await bot("GET", f"/api/v4/teams/{team_id}/channels/name/inc-1"))[0] == 200
@@ -324,6 +330,7 @@ EXPECTED_OPERATIONS = [
     "put /api/v4/commands/{command_id}/regen_token", "post /api/v4/commands/execute",
     "post /api/v4/posts/{post_id}/actions/{action_id}", "post /api/v4/actions/dialogs/open",
     "post /api/v4/actions/dialogs/submit", "post /hooks/commands/{hook_id}", "post /hooks/{hook_id}",
+    "delete /api/v4/channels/{channel_id}",
 ]
 
 
@@ -340,6 +347,15 @@ async def test_every_sandbox_exchange_matches_the_contract(
         if not isinstance(route, str):
             covered.add(f"{exchange.method.lower()} {route.template}")
     assert expected <= covered, f"not exercised: {sorted(expected - covered)}"
+    # And nothing the sandbox serves escapes the contract: every registered REST route was driven.
+    unexercised = []
+    for route in sb.app.router.routes():
+        path = route.resource.canonical if route.resource is not None else ""
+        if route.method in ("HEAD", "*") or path.startswith("/_sandbox") or path.startswith("/api/v4/websocket"):
+            continue
+        if not any(ex.method == route.method and route.resource._match(ex.path) is not None for ex in recording):
+            unexercised.append(f"{route.method} {path}")
+    assert not unexercised, f"sandbox routes no contract exchange exercised: {unexercised}"
     assert any(ex.status >= 400 for ex in recording) and any(ex.status == 201 for ex in recording)
 
     judged = openapi_contract.assert_exchanges_valid(recording)
