@@ -201,7 +201,11 @@ class IncidentPlugin(FeaturePlugin):
         except ValidationError as error:
             return DialogReply(errors={"name": str(error)}) if "name" in str(error).lower() else DialogReply(
                 error=str(error))
-        await self._tell_creator(form, incident)
+        try:
+            await self._tell_creator(form, incident)
+        except MattermostError as error:
+            # The incident is started (and the creator is in its channel): say so, not that it failed.
+            log.warning("could not tell the creator of incident %s where it is: %s", incident.id, error)
         return DialogReply()
 
     async def _tell_creator(self, form: DialogSubmission, incident: Incident) -> None:
