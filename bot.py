@@ -20,7 +20,7 @@ from gateway.commands import register_commands
 from gateway.directory import Directory
 from gateway.errors import MattermostError
 from gateway.events import ConnectionPolicy, EventStream
-from gateway.inbound import CommandTokens, InboundServer
+from gateway.inbound import CommandTokens, InboundLimits, InboundServer
 from gateway.routing import Router
 from gateway.signing import Signer
 from plugins.base import BotContext, FeaturePlugin
@@ -102,6 +102,7 @@ class CommandCenter:
         self._ws_task: asyncio.Task | None = None
         # WebSocket keep-alive/reconnect timings; tests shorten them before start().
         self.websocket_policy = ConnectionPolicy()
+        self.inbound_limits = InboundLimits()
         self.telemetry = NULL_TELEMETRY
 
     def build_plugins(self, ctx: BotContext) -> list[FeaturePlugin]:
@@ -147,7 +148,7 @@ class CommandCenter:
         for plugin in plugins:
             self.router.include(plugin)
 
-        self.inbound = InboundServer(self.router, signer, self.tokens, self.health)
+        self.inbound = InboundServer(self.router, signer, self.tokens, self.health, limits=self.inbound_limits)
         try:
             port = await self.inbound.start(settings.listen_host, settings.listen_port)
         except OSError as error:

@@ -14,9 +14,13 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from multidict import MultiDict
 from pydantic import ValidationError
 
 from gateway.errors import user_message
@@ -42,6 +46,8 @@ WHAT = web.RequestKey("what", str)
 WHO = web.RequestKey("who", str)
 OUTCOME = web.RequestKey("outcome", str)
 _LIST_FIELDS = ("user_mentions", "user_mentions_ids", "channel_mentions", "channel_mentions_ids")
+# Command fields taken from the request (via_dm and file_ids are never set by a caller).
+_SCALAR_FIELDS = tuple(key for key in SlashCommand.model_fields if key not in _LIST_FIELDS + ("via_dm", "file_ids"))
 
 
 class CommandTokens:
@@ -56,10 +62,45 @@ class CommandTokens:
     def teams(self) -> list[str]:
         return list(self._by_team)
 
+    def known(self, token: str) -> bool:
+        """Whether ``token`` is the command token of any team."""
+        found = False
+        for expected in self._by_team.values():
+            found |= hmac.compare_digest(expected.encode(), token.encode())
+        return found
+
     def matches(self, team_id: str, token: str) -> bool:
         expected = self._by_team.get(team_id)
         # Compare against something even for unknown teams so timing says nothing.
         return hmac.compare_digest((expected or "\x00" * 26).encode(), token.encode()) and expected is not None
+
+
+@dataclass(frozen=True)
+class InboundLimits:
+    """What one caller may cost the server; anything beyond is refused, never waited for."""
+
+    max_body_bytes: int = MAX_BODY_BYTES
+    # A slash command form has ~15 fields plus one per mention; thousands are an attack.
+    max_form_fields: int = 1000
+    # The whole body must arrive within this (a body that never completes is answered 408).
+    body_timeout_s: float = 10.0
+    # A connection idle this long is closed, including one still trickling its first request's
+    # headers (aiohttp's keep-alive timer runs from the connection's start).
+    idle_timeout_s: float = 30.0
+    # After refusing a request whose body is still arriving, discard it for at most this long
+    # (so the caller can read the answer) before closing the connection.
+    linger_s: float = 2.0
+    max_line_bytes: int = 8190
+    max_headers: int = 64
+
+
+class _Refused(Exception):
+    """A request rejected while its body was read or parsed."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
 
 
 def _json(body: dict[str, Any], status: int = 200) -> web.Response:
@@ -76,7 +117,9 @@ class InboundServer:
 
     def __init__(self, router: Router, signer: Signer, tokens: CommandTokens,
                  health: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]],
-                 *, trigger_guard: TriggerGuard | None = None, answer_within_s: float = ANSWER_WITHIN_S) -> None:
+                 *, trigger_guard: TriggerGuard | None = None, answer_within_s: float = ANSWER_WITHIN_S,
+                 limits: InboundLimits | None = None) -> None:
+        self.limits = limits or InboundLimits()
         self.router = router
         self.signer = signer
         self.tokens = tokens
@@ -85,7 +128,7 @@ class InboundServer:
         self.used_dialog_nonces = OnceCache(ttl_s=2 * 3600)
         self._dialogs_in_flight: set[str] = set()
         self.answer_within_s = answer_within_s
-        self.app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._log_and_guard])
+        self.app = web.Application(client_max_size=self.limits.max_body_bytes, middlewares=[self._log_and_guard])
         self.app.router.add_route("POST", Route.COMMAND.value, self.handle_command)
         self.app.router.add_route("GET", Route.COMMAND.value, self.handle_command)
         self.app.router.add_post(Route.ACTION.value, self.handle_action)
@@ -96,7 +139,12 @@ class InboundServer:
 
     async def start(self, host: str, port: int) -> int:
         """Bind and serve; returns the port really bound (useful with port 0)."""
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        limits = self.limits
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
+                                     keepalive_timeout=limits.idle_timeout_s, lingering_time=limits.linger_s,
+                                     max_line_size=limits.max_line_bytes,
+                                     max_field_size=limits.max_line_bytes, max_headers=limits.max_headers,
+                                     logger=_ProtocolLog(log, {}))
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, reuse_address=True)
         await site.start()
@@ -119,9 +167,15 @@ class InboundServer:
         request[OUTCOME] = "ok"
         try:
             response = await handler(request)
+        except _Refused as exc:
+            response = _reject(request, exc.status, exc.reason)
+            # The rest of the body may still be on its way (or never come): end the connection.
+            response.force_close()
         except web.HTTPException as exc:
             request[OUTCOME] = f"rejected: {exc.reason}"
             response = _json({"error": exc.reason}, exc.status)
+            if exc.status == 413:
+                response.force_close()
         except Exception:  # a bug: log it, answer plainly
             log.exception("unhandled error for %s %s", request.method, request.path)
             request[OUTCOME] = "error"
@@ -132,12 +186,35 @@ class InboundServer:
                      elapsed_ms, request[OUTCOME])
         return response
 
-    async def _read_json(self, request: web.Request) -> dict[str, Any] | None:
+    async def _read_body(self, request: web.Request, content_type: str) -> bytes:
+        """The whole body, within the time and size limits, of the one content type Mattermost sends."""
+        if request.content_type != content_type:
+            raise _Refused(415, f"the body must be {content_type}")
         try:
-            body = await request.json(loads=json.loads)
-        except (ValueError, UnicodeDecodeError):
+            async with asyncio.timeout(self.limits.body_timeout_s):
+                return await request.read()
+        except TimeoutError:
+            raise _Refused(408, "the request body did not arrive in time") from None
+        except (ConnectionError, HttpProcessingError, web.HTTPBadRequest) as exc:  # the client left or sent a broken body
+            raise _Refused(400, f"incomplete request body ({type(exc).__name__})") from None
+
+    async def _read_json(self, request: web.Request) -> dict[str, Any] | None:
+        raw = await self._read_body(request, "application/json")
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return None
         return body if isinstance(body, dict) else None
+
+    async def _read_form(self, request: web.Request) -> MultiDict[str]:
+        raw = await self._read_body(request, "application/x-www-form-urlencoded")
+        try:
+            pairs = parse_qsl(raw.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict",
+                              max_num_fields=self.limits.max_form_fields)
+        except ValueError as exc:  # includes UnicodeDecodeError: bytes that are not UTF-8
+            raise _Refused(400, "the command request body is not valid form data"
+                           if "fields" not in str(exc) else "too many form fields") from None
+        return MultiDict(pairs)
 
     async def _answer(self, request: web.Request, work: Awaitable[Any], on_error: Callable[[str], Any],
                       on_slow: Callable[[], Any]) -> Any:
@@ -162,17 +239,17 @@ class InboundServer:
 
     async def handle_command(self, request: web.Request) -> web.Response:
         request[WHAT] = "slash"
-        try:
-            fields = await request.post() if request.method == "POST" else request.query
-            form: dict[str, Any] = {key: fields.get(key) for key in fields.keys()
-                                    if key not in _LIST_FIELDS and key in SlashCommand.model_fields and key not in ("via_dm", "file_ids")}
-            for key in _LIST_FIELDS:
-                if key in fields:
-                    form[key] = tuple(str(value) for value in fields.getall(key))
-        except (ValueError, UnicodeDecodeError):
-            return _reject(request, 400, "the command request body is not valid form data")
-        token = str(form.get("token") or "")
         header = request.headers.get("Authorization", "")
+        # Mattermost sends the token as a header too: refuse strangers before reading their body.
+        if header[:6].lower() == "token " and not self.tokens.known(header[6:].strip()):
+            return _reject(request, 401, "invalid command token")
+        fields = await self._read_form(request) if request.method == "POST" else request.query
+        # Only the fields a command has are looked at, however many the caller sent.
+        form: dict[str, Any] = {key: fields.get(key) for key in _SCALAR_FIELDS if key in fields}
+        for key in _LIST_FIELDS:
+            if key in fields:
+                form[key] = tuple(str(value) for value in fields.getall(key))
+        token = str(form.get("token") or "")
         if header[:6].lower() == "token ":
             token = token or header[6:].strip()
             if not hmac.compare_digest(header[6:].strip().encode(), token.encode()):
@@ -288,6 +365,18 @@ class InboundServer:
     async def handle_health(self, request: web.Request) -> web.Response:
         healthy, details = await self.health()
         return _json({"status": "ok" if healthy else "unhealthy", **details}, 200 if healthy else 503)
+
+
+class _ProtocolLog(logging.LoggerAdapter):
+    """aiohttp logs every malformed HTTP request with a traceback; a flood of them must not flood
+    the log, so those become one line.  Anything else it reports keeps its traceback."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            self.info("malformed HTTP request from %s rejected: %s", args[0] if args else "?",
+                      " ".join(str(exc_info).split())[:200])
+        else:
+            self.error(msg, *args, exc_info=exc_info, **kwargs)
 
 
 def _log_background_failure(task: asyncio.Future) -> None:
