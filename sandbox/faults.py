@@ -298,4 +298,4 @@ def setup(app: web.Application) -> None:
     app.router.add_delete("/_sandbox/faults", clear)
 
 
-__all__ = ["FaultEvent", "FaultInjector", "FaultRule", "KINDS"]
+__all__ = ["KINDS", "FaultEvent", "FaultInjector", "FaultRule"]
