@@ -128,7 +128,7 @@ class EventStream(EventHandler):
                     reason = "closed by the server"
                     try:
                         reason = await self._connect_once(session)
-                    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+                    except (aiohttp.ClientError, TimeoutError, OSError) as error:
                         reason = f"{type(error).__name__}: {error}"
                     finally:
                         self._lost()
@@ -161,7 +161,7 @@ class EventStream(EventHandler):
                     deadline = last_frame + (policy.dead_after_s if pinged else policy.ping_after_s)
                 try:
                     message = await ws.receive(timeout=max(deadline - loop.time(), 0.001))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     if self.hellos == hello_seen:
                         return f"no hello within {policy.connect_timeout_s:g} s"
                     if pinged:
@@ -191,9 +191,9 @@ class EventStream(EventHandler):
         scheme = "wss" if options["scheme"] == "https" else "ws"
         return f"{scheme}://{options['url']}:{options['port']}{options['basepath']}/api/v4/websocket"
 
-    def _ssl(self) -> ssl.SSLContext | None:
+    def _ssl(self) -> ssl.SSLContext | bool:
         if self.driver.options["scheme"] != "https":
-            return None
+            return True  # aiohttp's default (unused for ws://)
         context = ssl.create_default_context(purpose=ssl.Purpose.SERVER_AUTH)
         if not self.driver.options.get("verify", True):
             context.check_hostname = False
@@ -232,7 +232,7 @@ class EventStream(EventHandler):
                 break
             except asyncio.CancelledError:
                 raise
-            except Exception as error:  # REST trouble: try again; the range stays pending
+            except Exception as error:  # noqa: BLE001  (REST trouble: try again; the range stays pending)
                 delay = self.policy.backoff(attempt)
                 log.warning("catch-up since %d failed (%s); retry in %.1f s", since, error, delay)
                 await asyncio.sleep(delay)
@@ -297,9 +297,9 @@ class EventStream(EventHandler):
                 return
         callbacks = self._handlers.get(name)
         if callbacks:
-            for key in _NESTED_JSON:
-                if key in data_field:
-                    data_field[key] = _decoded(data_field[key])
+            for field in _NESTED_JSON:
+                if field in data_field:
+                    data_field[field] = _decoded(data_field[field])
             for callback in callbacks:
                 # Run each handler as its own task so a slow one never stalls reception.
                 task = asyncio.create_task(self._guarded(callback, event))

@@ -37,9 +37,8 @@ def bot_posts(sandbox, channel_id: str, text: str) -> list[dict]:
 
 
 async def health(app: CommandCenter) -> tuple[int, dict]:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"http://127.0.0.1:{app.inbound.port}/healthz") as response:
-            return response.status, await response.json()
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{app.inbound.port}/healthz") as response:
+        return response.status, await response.json()
 
 
 async def outage(app: CommandCenter, wait: float = 5.0) -> None:

@@ -13,7 +13,6 @@ import copy
 import json
 import sqlite3
 import time
-from pathlib import Path
 from urllib.parse import urlencode
 
 import aiohttp
