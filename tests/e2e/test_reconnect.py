@@ -4,6 +4,7 @@ with backoff and acts — exactly once — on what happened while it was away (p
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
 import pytest
@@ -132,3 +133,79 @@ async def test_backoff_is_exponential_capped_and_jittered():
     for attempt, ceiling in ((1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (10, 8.0), (500, 8.0)):
         delays = {policy.backoff(attempt) for _ in range(50)}
         assert all(ceiling / 2 <= d <= ceiling for d in delays) and len(delays) > 1
+
+
+class FakeClient:
+    """The REST calls catch-up makes, answered from fixed data."""
+
+    user_id, username = "bot", "incident"
+
+    def __init__(self, posts: dict[str, dict[str, dict]], reactions: dict[str, list[dict]]):
+        self.posts, self.reactions = posts, reactions
+        self.reaction_lookups: list[str] = []
+
+    async def my_teams(self):
+        return [{"id": "t1"}, {"id": "t2"}]
+
+    async def my_channels(self, team_id):
+        direct = {"id": "d1", "type": "D", "name": "bot__u1", "display_name": "", "team_id": "", "delete_at": 0}
+        if team_id == "t1":
+            return [{"id": "c1", "type": "O", "name": "town-square", "display_name": "Town Square", "team_id": "t1",
+                     "delete_at": 0}, direct]
+        return [direct]
+
+    async def channel_posts_since(self, channel_id, since):
+        assert since == 1000
+        return {"order": list(self.posts.get(channel_id, {})), "posts": self.posts.get(channel_id, {})}
+
+    async def post_reactions(self, post_id):
+        self.reaction_lookups.append(post_id)
+        return self.reactions.get(post_id, [])
+
+    async def get_user(self, user_id):
+        return {"id": user_id, "username": f"name-{user_id}"}
+
+
+def fake_post(post_id, create_at, *, user="u1", reactions=None, **extra):
+    post = {"id": post_id, "create_at": create_at, "update_at": create_at, "delete_at": 0, "user_id": user,
+            "message": f"message {post_id}", "type": "", "metadata": {}, "has_reactions": bool(reactions)}
+    if reactions is not None:
+        post["metadata"]["reactions"] = reactions
+    post.update(extra)
+    return post
+
+
+def fake_reaction(post_id, user, create_at, **extra):
+    return {"post_id": post_id, "user_id": user, "emoji_name": "rotating_light", "create_at": create_at,
+            "delete_at": 0, **extra}
+
+
+async def test_catch_up_rebuilds_only_what_happened_after_the_point():
+    from gateway.catchup import CatchUp
+
+    posts = {
+        "c1": {
+            "old": fake_post("old", 500, update_at=1500, reactions=[fake_reaction("old", "u1", 600),
+                                                                    fake_reaction("old", "u2", 1200)]),
+            "new": fake_post("new", 1100),
+            "deleted": fake_post("deleted", 1150, delete_at=1300),
+            "system": fake_post("system", 1160, type="system_join_channel"),
+            "own": fake_post("own", 1170, user="bot"),
+            "lookup": fake_post("lookup", 900, update_at=1400, has_reactions=True),
+            "removed": fake_post("removed", 900, reactions=[fake_reaction("removed", "u3", 1250, delete_at=1260)]),
+        },
+        "d1": {"dm": fake_post("dm", 1050, message="help @incident")},
+    }
+    client = FakeClient(posts, {"lookup": [fake_reaction("lookup", "u4", 1180)]})
+    events = await CatchUp(client).missed_events(1000)
+
+    summary = [(e["event"], json.loads(e["data"]["post"])["id"] if e["event"] == "posted"
+                else json.loads(e["data"]["reaction"])["user_id"]) for e in events]
+    assert summary == [("posted", "dm"), ("posted", "new"),
+                       ("reaction_added", "u4"), ("reaction_added", "u2")]
+    assert client.reaction_lookups == ["lookup"]
+    dm, new = events[0], events[1]
+    assert dm["data"]["channel_type"] == "D" and dm["broadcast"]["channel_id"] == "d1"
+    assert json.loads(dm["data"]["mentions"]) == ["bot"] and dm["data"]["sender_name"] == "@name-u1"
+    assert new["data"]["channel_name"] == "town-square" and new["data"]["team_id"] == "t1"
+    assert json.loads(events[2]["data"]["reaction"])["channel_id"] == "c1"
