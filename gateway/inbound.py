@@ -4,6 +4,12 @@ Runs on the bot's event loop (no threads, no queues, nothing polls).  Every requ
 authenticated before anything else happens — the command token for slash commands, the bot's
 signature for clicks and dialogs, Mattermost's trigger id against replays — and anything that
 fails gets 401 and changes nothing.  One log line per request says what, who, how long, outcome.
+
+Hostile callers cost little (:class:`InboundLimits`): each route takes only the content type
+Mattermost sends (else 415), bodies are size-capped (413), must arrive within a deadline (408)
+and must decode as strict UTF-8 with a bounded number of form fields (400); connections idle or
+still trickling headers are closed by aiohttp's keep-alive timer; malformed HTTP is refused by
+the parser and logged in one line.
 """
 
 from __future__ import annotations
