@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _IDEMPOTENT_METHODS = {"GET", "PUT", "DELETE", "HEAD"}
+# What ids, names, emoji names and the literal "me" are made of; anything else in a path is hostile.
+_PATH_SEGMENT = re.compile(r"[A-Za-z0-9._\-+@]*")
 # Mattermost remembers a pending_post_id for 30 s (app/post.go); retries of one post stay well inside.
 _POST_RETRY_WINDOW = 20.0
 # Trigger ids are short-lived (3 s on older servers): a dialog is either opened quickly or not at all.
@@ -31,6 +34,7 @@ class _ErrorMappingClient(AsyncClient):
     """AsyncClient whose failures carry Mattermost's status, error id and retry hints."""
 
     async def make_request(self, method, endpoint, options=None, params=None, data=None, files=None, basepath=None):
+        _check_path(endpoint, method.upper())
         request, url, request_params = self._build_request(method, options, params, data, files, basepath)
         try:
             response = await request(url + endpoint, **request_params)
@@ -44,6 +48,16 @@ class _ErrorMappingClient(AsyncClient):
     async def get(self, endpoint, options=None, params=None):
         response = await self.make_request("get", endpoint, options=options, params=params)
         return _json_or_raw(response)
+
+
+def _check_path(endpoint: str, method: str) -> None:
+    """Refuse paths built from hostile values (a user-chosen "id" such as ``../../users/me`` or one
+    with control characters) before they can address another endpoint; Mattermost would answer
+    such ids with 400 invalid_url_param, and so does this."""
+    for segment in endpoint.split("?", 1)[0].split("/"):
+        if segment in (".", "..") or not _PATH_SEGMENT.fullmatch(segment):
+            raise MattermostError(400, "api.context.invalid_url_param.app_error",
+                                  "Invalid or missing parameter in request URL.", method=method, path=endpoint)
 
 
 def _json_or_raw(response: httpx.Response) -> Any:
