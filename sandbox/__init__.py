@@ -2,10 +2,12 @@
 demos and benchmarks. See sandbox/README.md."""
 
 from .app import Callback, Exchange, Sandbox, SandboxConfig
+from .faults import FaultEvent, FaultInjector, FaultRule
 from .seed import Seed, SeedError, load_seed
 from .simulate import ActionResult, CommandResult, DialogResult, SandboxHTTPError, SimUser
 
 __all__ = [
-    "ActionResult", "Callback", "CommandResult", "DialogResult", "Exchange", "Sandbox",
+    "ActionResult", "Callback", "CommandResult", "DialogResult", "Exchange", "FaultEvent", "FaultInjector",
+    "FaultRule", "Sandbox",
     "SandboxConfig", "SandboxHTTPError", "Seed", "SeedError", "SimUser", "load_seed",
 ]
