@@ -21,7 +21,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hypothesis import HealthCheck, Phase, given, seed as hypothesis_seed, settings, strategies as st
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
 
 SUBCOMMANDS = ("", "check", "uncheck", "stage", "step", "step add", "step remove", "step rename", "step move",
                "assign", "commander", "run", "end", "restart", "list", "help", "info", "start", "announce",
@@ -177,8 +179,8 @@ class Fuzzer:
         def on_loop(coroutine) -> None:
             asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=120)
 
-        common = dict(deadline=None, database=None, derandomize=seed is None,
-                      phases=(Phase.explicit, Phase.generate), suppress_health_check=list(HealthCheck))
+        common = {"deadline": None, "database": None, "derandomize": seed is None,
+                  "phases": (Phase.explicit, Phase.generate), "suppress_health_check": list(HealthCheck)}
 
         @settings(max_examples=examples, **common)
         @given(text=commands, where=st.sampled_from(["incident", "town-square"]))

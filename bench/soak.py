@@ -31,7 +31,7 @@ from typing import Any
 
 from gateway.cards import CardContext, incident_card
 
-FAULT_MIX = (  # kind, probability, extra arguments: roughly one bot request in six misbehaves
+FAULT_MIX: tuple[tuple[str, float, dict[str, Any]], ...] = (  # kind, probability, extra arguments: roughly one bot request in six misbehaves
     ("error", 0.04, {}),
     ("error", 0.01, {"status": 503}),
     ("rate_limit", 0.02, {"retry_after": 0}),

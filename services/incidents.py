@@ -145,8 +145,9 @@ class CardUpdater:
                     return
                 except MattermostError:
                     continue
-                except Exception:
-                    break
+                except Exception:  # e.g. the store closed while shutting down
+                    log.exception("refreshing the card of incident %s failed", incident_id)
+                    return
             log.error("the card of incident %s could not be refreshed; the next change will", incident_id)
 
         task = asyncio.create_task(retry(), name=f"card-refresh-{incident_id}")
