@@ -207,6 +207,8 @@ class CommandCenter:
         """Stop taking requests, close the WebSocket, then close the store last."""
         if self.inbound is not None:
             await self.inbound.stop()
+        if self.incidents is not None:
+            await self.incidents.cards.close()
         if self._ws_task is not None:
             if self.events is not None:
                 self.events.stopping = True

@@ -12,6 +12,7 @@ import shlex
 from typing import Any
 
 from domain import NotFound, ValidationError, parse_stage_number, parse_step_ref
+from domain.ids import is_valid_id
 from domain.models import Incident, StepRef
 from gateway import dialogs
 from gateway.errors import MattermostError, user_message
@@ -252,6 +253,8 @@ class IncidentPlugin(FeaturePlugin):
         chosen = form.submission.get("commander")
         if not isinstance(chosen, str) or not chosen:
             return DialogReply(errors={"commander": "Choose the new commander."})
+        if not is_valid_id(chosen):
+            return DialogReply(errors={"commander": "Choose the new commander from the list."})
         try:
             await self.service.change_commander(incident, form.user_id, chosen)
         except ValidationError as error:
@@ -355,6 +358,8 @@ class IncidentPlugin(FeaturePlugin):
         chosen = form.submission.get("assignee")
         if not isinstance(chosen, str) or not chosen:
             return DialogReply(errors={"assignee": "Choose someone, or Nobody."})
+        if chosen != "none" and not is_valid_id(chosen):
+            return DialogReply(errors={"assignee": "Choose someone from the list, or Nobody."})
         try:
             await self.service.assign(incident, form.user_id, str(form.args.get("s", "")),
                                       None if chosen == "none" else chosen)

@@ -154,6 +154,13 @@ class CardUpdater:
         self._retrying[incident_id] = task
         task.add_done_callback(lambda _: self._retrying.pop(incident_id, None))
 
+    async def close(self) -> None:
+        """Stop background refreshes (the next change to each incident refreshes its card anyway)."""
+        tasks = list(self._retrying.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
 
 class IncidentService:
     """Starting incidents and every change to them."""
@@ -521,7 +528,10 @@ class IncidentService:
             log.info("running %r for incident %s was refused: %s", command, incident.id, error)
             return (f"Mattermost did not let Command Center run this step's command. Run it yourself in this "
                     f"channel by typing:\n```\n{command}\n```")
-        await self.ctx.client.create_post(incident.channel_id, f"@{who} ran {_step_label(events[0])}: `{command}`")
+        try:
+            await self.ctx.client.create_post(incident.channel_id, f"@{who} ran {_step_label(events[0])}: `{command}`")
+        except MattermostError as error:  # the command ran and is recorded; only the announcement is lost
+            log.warning("the announcement of a step run in incident %s was lost: %s", incident.id, error)
         return ""
 
 

@@ -490,3 +490,16 @@ async def test_two_users_clicking_at_once_both_count(sandbox, bot):
     assert current.stages[0].done_count == 3
     text = card_text(card(sandbox, incident))
     assert text.count("✅") == 3  # the card shows the final state, not an older one
+
+
+async def test_tampered_dialog_choices_are_refused_without_change(sandbox, bot):
+    await make_playbook(bot, sandbox)
+    incident, channel = await start_incident(sandbox, bot)
+    alice = sandbox.user("alice")
+    await alice.click(incident.card_post_id, "Change commander")
+    outcome = await alice.submit_dialog({"commander": "../../users/me"})
+    assert not outcome.closed and "from the list" in outcome.errors["commander"]
+    await alice.click(incident.card_post_id, step_button(card(sandbox, incident), "Assign", "Acknowledge"))
+    outcome = await alice.submit_dialog({"assignee": "x" * 300})
+    assert not outcome.closed and "from the list" in outcome.errors["assignee"]
+    assert [e.kind.value for e in await bot.store.timeline(incident.id)] == ["created"]
