@@ -506,6 +506,22 @@ def find_action(props: dict, action_id: str) -> dict | None:
     return None
 
 
+def _integration_answer(record: Callback) -> dict:
+    """The JSON object an action or dialog integration answered (empty body = {}); anything else
+    fails the way Mattermost fails it (400 action_integration)."""
+    if record.status != 200:
+        raise action_failed(record.error or f"status {record.status}")
+    if not record.response_body.strip():
+        return {}
+    try:
+        resp = json.loads(record.response_body)
+    except ValueError:
+        raise action_failed("invalid JSON response") from None
+    if not isinstance(resp, dict):
+        raise action_failed("response is not an object")
+    return resp
+
+
 async def do_post_action(request: web.Request) -> web.Response:
     sb = request.app[SB_KEY]
     world = sb.world
@@ -554,16 +570,7 @@ async def do_post_action(request: web.Request) -> web.Response:
         sb, "action", "POST", str(integration["url"]),
         headers={"Content-Type": "application/json", "Accept": "application/json"},
         body=json.dumps(payload).encode())
-    if record.status != 200:
-        raise action_failed(record.error or f"status {record.status}")
-    resp: dict = {}
-    if record.response_body.strip():
-        try:
-            resp = json.loads(record.response_body)
-        except ValueError:
-            raise action_failed("invalid JSON response") from None
-        if not isinstance(resp, dict):
-            raise action_failed("response is not an object")
+    resp = _integration_answer(record)
     root_id = post["root_id"] or post["id"]
     retained = {k: post["props"][k] for k in RETAINED_PROPS if k in post["props"]}
     update = resp.get("update")
@@ -645,16 +652,7 @@ async def submit_dialog(request: web.Request) -> web.Response:
         sb, "dialog", "POST", url,
         headers={"Content-Type": "application/json", "Accept": "application/json"},
         body=json.dumps(payload).encode())
-    if record.status != 200:
-        raise action_failed(record.error or f"status {record.status}")
-    resp: dict = {}
-    if record.response_body.strip():
-        try:
-            resp = json.loads(record.response_body)
-        except ValueError:
-            raise action_failed("invalid JSON response") from None
-        if not isinstance(resp, dict):
-            raise action_failed("response is not an object")
+    resp = _integration_answer(record)
     out = {k: v for k, v in resp.items() if k in ("error", "errors", "type", "form") and v}
     return json_response(out)
 

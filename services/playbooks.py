@@ -223,21 +223,13 @@ class PlaybookService:
     async def edit_outline(self, team_id: str, user_id: str, playbook_id: str,
                            change: Callable[[list[StageDraft]], list[StageDraft]]) -> Playbook:
         """Apply ``change`` to the playbook's stages (as drafts) with a version check, retrying on conflicts."""
-        for attempt in range(_RETRIES + 1):
-            playbook = await self.get(team_id, user_id, playbook_id)
+        def apply(playbook: Playbook) -> Playbook:
             drafts = [StageDraft(title=stage.title, steps=tuple(
                 StepDraft(title=s.title, description=s.description, command=s.command, assignee_id=s.assignee_id)
                 for s in stage.steps)) for stage in playbook.stages]
-            edited = ops.edit_playbook(playbook, now=now_ms(), stages=change(drafts))
-            try:
-                saved = await self.store.update_playbook(edited, expected_version=playbook.version)
-            except Conflict:
-                if attempt == _RETRIES:
-                    raise
-                continue
-            self._track(PlaybookChange.UPDATED, saved)
-            return saved
-        raise AssertionError("unreachable")
+            return ops.edit_playbook(playbook, now=now_ms(), stages=change(drafts))
+
+        return await self._mutate(team_id, user_id, playbook_id, apply)
 
     async def _mutate(self, team_id: str, user_id: str, playbook_id: str,
                       change: Callable[[Playbook], Playbook]) -> Playbook:
