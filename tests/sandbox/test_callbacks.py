@@ -83,15 +83,20 @@ async def test_command_not_found_and_bad_input(api, sb: Sandbox) -> None:
 
 async def test_slow_integration_times_out(api, integration: Integration) -> None:
     async with Sandbox(DEMO, config=SandboxConfig(integration_timeout=0.3)) as sb:
+        sandbox_gave_up = asyncio.Event()
+
         async def slow(_: Received) -> web.Response:
-            await asyncio.sleep(2)
+            # The integration does answer — but only after the sandbox has stopped waiting.
+            await sandbox_gave_up.wait()
             return json_reply({"text": "too late"})
         integration.routes["/slow"] = slow
         api.sb = sb
         await register_command(api, sb, integration.url("/slow"), trigger="slow")
         result = await sb.user("bob").command("town-square", "/slow")
+        sandbox_gave_up.set()
         assert result.status == 500 and result.error["id"] == "api.command.execute_command.failed.app_error"
         assert sb.callbacks[-1].status is None and "timeout" in sb.callbacks[-1].error
+        assert result.ephemeral == []
 
 
 async def test_integration_never_answering(api, integration: Integration) -> None:
