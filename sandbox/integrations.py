@@ -353,6 +353,36 @@ def apply_command_response(sb: Sandbox, resp: dict, *, user_id: str, channel_id:
                                  props=props)
 
 
+def _empty_command_response() -> dict:
+    return {"response_type": "", "text": "", "username": "", "channel_id": "", "icon_url": "", "type": "",
+            "props": None, "goto_location": "", "trigger_id": "", "skip_slack_parsing": False,
+            "attachments": None, "extra_responses": None}
+
+
+def _builtin_header(sb: Sandbox, user: dict, ch: dict, text: str, root_id: str) -> dict:
+    """``/header text``: set the channel header, with Mattermost's system post."""
+    world = sb.world
+    if not (world.is_member(ch["id"], user["id"]) or world.is_admin(user["id"])):
+        raise errors.permissions("manage_public_channel_properties" if ch["type"] == "O"
+                                 else "manage_private_channel_properties")
+    old = ch.get("header", "")
+    world.patch_channel(ch, {"header": text})
+    world.create_post(user_id=user["id"], channel_id=ch["id"], type="system_header_change",
+                      message=f"{user['username']} updated the channel header from: {old} to: {text}",
+                      props={"username": user["username"], "old_header": old, "new_header": text})
+    return _empty_command_response()
+
+
+def _builtin_echo(sb: Sandbox, user: dict, ch: dict, text: str, root_id: str) -> dict:
+    """``/echo text``: post the text as the user."""
+    sb.world.create_post(user_id=user["id"], channel_id=ch["id"], message=text, root_id=root_id)
+    return _empty_command_response()
+
+
+# The built-in commands a bot's playbook steps commonly run (Mattermost has more).
+BUILT_IN_COMMANDS = {"header": _builtin_header, "echo": _builtin_echo}
+
+
 async def run_command(sb: Sandbox, user: dict, ch: dict, team: dict, command_text: str,
                       root_id: str = "") -> dict:
     """Execute ``command_text`` as ``user`` in ``ch`` and return the CommandResponse to send."""
@@ -361,6 +391,8 @@ async def run_command(sb: Sandbox, user: dict, ch: dict, team: dict, command_tex
     if not m:
         raise AppError(400, "api.command.execute_command.start.app_error", "No command trigger found.")
     trigger, text = m.group(1).lower(), m.group(2) or ""
+    if trigger in BUILT_IN_COMMANDS:
+        return BUILT_IN_COMMANDS[trigger](sb, user, ch, text, root_id)
     cmd = next((c for c in world.commands.values()
                 if c["team_id"] == team["id"] and c["trigger"] == trigger and not c["delete_at"]), None)
     if cmd is None:

@@ -23,6 +23,8 @@ def test_demo_transcript_shows_a_whole_incident(tmp_path):
         "> Payments API returns 502 for about a third of requests",
         "@bob changed the commander to @alice.",
         "@alice checked 1.1",
+        "@bob ran 1.2 **Set the channel header to the outage status**",
+        "the channel header is now: 🔴 Outage in progress",
         "@bob checked 1.2",
         "@alice moved the incident to stage 2/3: **Restore**.",
         "This incident has been ended by @alice.",

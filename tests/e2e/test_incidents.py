@@ -362,8 +362,9 @@ async def test_commands_outside_an_incident_channel_say_so(sandbox, bot):
 
 
 async def test_run_a_step_command(sandbox, bot):
-    await make_playbook(bot, sandbox, stages=(("Triage", ("Open the bridge", "Unknown tool")),),
-                        commands={"Open the bridge": "/incident help", "Unknown tool": "/nosuchcommand now"})
+    await make_playbook(bot, sandbox, stages=(("Triage", ("Open the bridge", "Unknown tool", "Set the header")),),
+                        commands={"Open the bridge": "/incident help", "Unknown tool": "/nosuchcommand now",
+                                  "Set the header": "/header 🔴 Investigating"})
     incident, channel = await start_incident(sandbox, bot)
     alice = sandbox.user("alice")
     assert "Run" in button_names(card(sandbox, incident))
@@ -373,8 +374,11 @@ async def test_run_a_step_command(sandbox, bot):
                for p in channel_posts(sandbox, channel["id"]))
     result = await alice.command(channel["id"], "/incident run 1.2")
     assert "Run it yourself" in result.ephemeral[0] and "/nosuchcommand now" in result.ephemeral[0]
+    # A built-in command runs as the bot, in the incident channel.
+    assert (await alice.command(channel["id"], "/incident run 1.3")).ephemeral == []
+    assert sandbox.channel_by_id(channel["id"])["header"] == "🔴 Investigating"
     kinds = [e.kind.value for e in await bot.store.timeline(incident.id)]
-    assert kinds.count("step_run") == 2
+    assert kinds.count("step_run") == 3
 
 
 async def test_end_and_restart_with_confirmation(sandbox, bot):

@@ -453,3 +453,18 @@ async def test_incoming_webhook(api, sb: Sandbox) -> None:
     assert sb.posts(sb.channel("acme", "off-topic")["id"])[-1]["message"] == "x"
     status, _, err = await api("POST", "/hooks/" + "z" * 26, json_body={"text": "x"})
     assert status == 400 and err["id"] == "web.incoming_webhook.invalid.app_error"
+
+
+async def test_built_in_header_and_echo(sb: Sandbox) -> None:
+    """The built-ins a playbook step typically runs work through /commands/execute, for members only."""
+    bob = sb.user("bob")
+    ts = sb.channel("acme", "town-square")
+    result = await bob.command("town-square", "/header Incident in progress")
+    assert result.status == 200 and result.error is None
+    assert sb.channel_by_id(ts["id"])["header"] == "Incident in progress"
+    change = [p for p in sb.posts(ts["id"]) if p["type"] == "system_header_change"][-1]
+    assert change["props"]["new_header"] == "Incident in progress" and change["user_id"] == bob.id
+    result = await bob.command("town-square", "/echo hello there")
+    assert result.status == 200 and sb.posts(ts["id"])[-1]["message"] == "hello there"
+    result = await bob.command("leadership", "/header mine now")
+    assert result.status == 403 and sb.channel("acme", "leadership")["header"] != "mine now"
