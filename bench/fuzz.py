@@ -147,8 +147,11 @@ class Fuzzer:
         else:
             card = self._card()
             label = {"commander": "Change commander", "assign": "Assign"}[kind]
-            button = next(a for row in card["props"]["attachments"] for a in row.get("actions", [])
-                          if a["name"] == label)
+            button = next((a for row in card["props"]["attachments"] for a in row.get("actions", [])
+                           if a["name"] == label), None)
+            if button is None:  # earlier fuzzed commands ended the incident or emptied the stage
+                self.report.dialogs -= 1
+                return
             opened = await person.click(card["id"], button["id"])
         if person.dialog is None:
             self.report.problems.append(f"{kind}: no dialog opened ({opened})")
