@@ -84,6 +84,21 @@ def _mmpy_settings(settings: Settings) -> MmpySettings:
     return mmpy
 
 
+class StoreCheckpoint:
+    """Keeps the WebSocket checkpoint (how far events were handled) in the store's settings."""
+
+    KEY = "websocket.checkpoint"
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    async def load(self) -> str | None:
+        return await self.store.get_setting(self.KEY)
+
+    async def save(self, value: str) -> None:
+        await self.store.set_setting(self.KEY, value)
+
+
 class CommandCenter:
     """The running bot: owns the store, the HTTP server, the WebSocket and the plugins."""
 
@@ -177,7 +192,8 @@ class CommandCenter:
         self.mmpy = await asyncio.to_thread(Bot, settings=_mmpy_settings(settings), plugins=plugins,
                                             enable_logging=False)
         self.events = EventStream(self.mmpy.driver, self.mmpy.settings, self.mmpy.plugin_manager,
-                                  client=self.client, policy=self.websocket_policy)
+                                  client=self.client, policy=self.websocket_policy,
+                                  checkpoint=StoreCheckpoint(self.store))
         for plugin in plugins:
             for event, callback in getattr(plugin, "event_handlers", dict)().items():
                 self.events.on(event, callback)
@@ -209,6 +225,11 @@ class CommandCenter:
             await self.inbound.stop()
         if self.incidents is not None:
             await self.incidents.cards.close()
+        if self.events is not None:
+            try:
+                await self.events.save_checkpoint()
+            except Exception:  # the next start catches up from an older point; duplicates are dropped
+                log.exception("could not save the websocket checkpoint at shutdown")
         if self._ws_task is not None:
             if self.events is not None:
                 self.events.stopping = True

@@ -11,6 +11,12 @@ a JSON ``ping`` after a quiet spell, a connection with no frame at all for ``dea
 is abandoned, reconnects back off exponentially with jitter, and after every reconnect the
 events missed in between are fetched over REST (gateway/catchup.py) and dispatched exactly
 like live ones.  Posts and reactions are remembered by id so none is acted on twice.
+
+A checkpoint (how far events were handled, and the keys handled lately) is saved in the store
+as events arrive and at shutdown, so after a restart the first connection catches up what
+arrived while the bot was down — when that was recent (``restart_catchup_max_ms``).  The save
+is debounced, so after a crash (not a clean stop) an event handled in the last moments before
+it may be handled once more.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from mmpy_bot.event_handler import EventHandler
@@ -58,6 +64,9 @@ class ConnectionPolicy:
     catchup_overlap_ms: int = 5000
     # How many handled post/reaction keys are remembered to drop duplicates.
     remember: int = 20000
+    # After a restart, events missed while the bot was down are caught up if its last checkpoint
+    # is at most this old (older gaps are not replayed: nobody wants hour-old DMs answered).
+    restart_catchup_max_ms: int = 15 * 60 * 1000
 
     def backoff(self, attempt: int) -> float:
         """Delay before reconnect attempt ``attempt`` (1-based): exponential, capped, jittered."""
@@ -65,29 +74,44 @@ class ConnectionPolicy:
         return random.uniform(ceiling / 2, ceiling)
 
 
+class Checkpoint(Protocol):
+    """Where the stream keeps, across restarts, how far it has handled events (bot.py: the store)."""
+
+    async def load(self) -> str | None: ...
+    async def save(self, value: str) -> None: ...
+
+
 class _Seen:
-    """A bounded set of recently handled keys, oldest forgotten first."""
+    """A bounded set of recently handled keys (with the server time they carry), oldest forgotten first."""
 
     def __init__(self, size: int) -> None:
-        self._keys: OrderedDict[Hashable, None] = OrderedDict()
+        self._keys: OrderedDict[Hashable, int] = OrderedDict()
         self._size = size
 
-    def add(self, key: Hashable) -> bool:
+    def add(self, key: Hashable, at: int = 0) -> bool:
         """Remember ``key``; False when it was already known."""
         if key in self._keys:
             return False
-        self._keys[key] = None
+        self._keys[key] = at
         if len(self._keys) > self._size:
             self._keys.popitem(last=False)
         return True
+
+    def since(self, at: int) -> list[list[Any]]:
+        """The keys stamped at or after ``at`` (server ms), as JSON-friendly lists."""
+        return [[list(key) if isinstance(key, tuple) else key, stamp]
+                for key, stamp in self._keys.items() if stamp >= at]
 
 
 class EventStream(EventHandler):
     """Receives the bot's WebSocket events and dispatches them on the bot's event loop."""
 
     def __init__(self, driver, settings, plugin_manager, *, client: CatchUpClient | None = None,
-                 policy: ConnectionPolicy | None = None) -> None:
+                 policy: ConnectionPolicy | None = None, checkpoint: Checkpoint | None = None) -> None:
         super().__init__(driver, settings=settings, plugin_manager=plugin_manager)
+        self._checkpoint = checkpoint
+        self._checkpoint_dirty = asyncio.Event()
+        self._checkpoint_task: asyncio.Task | None = None
         self.policy = policy or ConnectionPolicy()
         self._handlers: dict[str, list[EventCallback]] = {}
         self.connected = asyncio.Event()
@@ -106,6 +130,8 @@ class EventStream(EventHandler):
         self._synced_ms: int | None = None
         self._local_guess_ms: int | None = None
         self._resume_since: int | None = None
+        self._restart_pending = False
+        self._saved_synced_ms = 0
         self._generation = 0
 
     def on(self, event: str, callback: EventCallback) -> None:
@@ -121,6 +147,9 @@ class EventStream(EventHandler):
     async def run(self) -> None:
         """Connect and keep reconnecting (with backoff) until cancelled."""
         attempt = 0
+        await self._restore_checkpoint()
+        if self._checkpoint is not None:
+            self._checkpoint_task = asyncio.create_task(self._keep_checkpoint(), name="websocket-checkpoint")
         async with aiohttp.ClientSession() as session:
             try:
                 while not self.stopping:
@@ -141,6 +170,56 @@ class EventStream(EventHandler):
             finally:
                 if self._catchup_task is not None:
                     self._catchup_task.cancel()
+                if self._checkpoint_task is not None:
+                    self._checkpoint_task.cancel()
+
+    # The checkpoint: how far events were handled, kept across restarts ---------------------
+
+    async def _restore_checkpoint(self) -> None:
+        """Resume from the last run: catch up what arrived while the bot was down (if recent)."""
+        if self._checkpoint is None or self._catchup is None:
+            return
+        try:
+            raw = await self._checkpoint.load()
+            state = json.loads(raw) if raw else None
+        except Exception:  # noqa: BLE001  (a bad checkpoint only costs the restart catch-up)
+            log.exception("ignoring an unreadable websocket checkpoint")
+            return
+        if not isinstance(state, dict) or not isinstance(state.get("synced_ms"), int):
+            return
+        age = int(time.time() * 1000) - state["synced_ms"]
+        if age > self.policy.restart_catchup_max_ms:
+            log.info("the bot was away for %d s; events from then are not replayed", age // 1000)
+            return
+        for key, stamp in state.get("handled") or []:
+            self._seen.add(tuple(key) if isinstance(key, list) else key, stamp if isinstance(stamp, int) else 0)
+        self._synced_ms = state["synced_ms"]
+        # The first hello will count as a reconnection: catch up from here.
+        self._resume_since = max(0, state["synced_ms"] - self.policy.catchup_overlap_ms)
+        self._restart_pending = True
+
+    def _checkpoint_state(self) -> str | None:
+        if self._synced_ms is None or self._resume_since is not None:
+            return None  # nothing known yet, or a gap still to catch up: keep the older checkpoint
+        keep_from = self._synced_ms - 2 * self.policy.catchup_overlap_ms
+        return json.dumps({"synced_ms": self._synced_ms, "handled": self._seen.since(keep_from)})
+
+    async def save_checkpoint(self) -> None:
+        """Write the checkpoint now (also called at shutdown)."""
+        state = self._checkpoint_state()
+        if self._checkpoint is not None and state is not None:
+            synced = self._synced_ms or 0
+            await self._checkpoint.save(state)
+            self._saved_synced_ms = max(self._saved_synced_ms, synced)
+
+    async def _keep_checkpoint(self) -> None:
+        while True:
+            await self._checkpoint_dirty.wait()
+            self._checkpoint_dirty.clear()
+            try:
+                await self.save_checkpoint()
+            except Exception:  # noqa: BLE001  (the next event tries again)
+                log.exception("could not save the websocket checkpoint")
 
     async def _connect_once(self, session: aiohttp.ClientSession) -> str:
         """One connection, from handshake to its end; returns why it ended."""
@@ -240,6 +319,7 @@ class EventStream(EventHandler):
         # connection starts over from the same point.
         if generation == self._generation and self.connected.is_set():
             self._resume_since = None
+            self._checkpoint_dirty.set()
         self.catchups += 1
         self.caught_up.set()
         log.info("caught up: %d missed events since %d replayed", count, since)
@@ -265,7 +345,8 @@ class EventStream(EventHandler):
             self.connected.set()
             self.disconnected.clear()
             log.info("websocket connected (server %s)", (event.get("data") or {}).get("server_version", "?"))
-            if self.hellos > 1:
+            if self.hellos > 1 or self._restart_pending:
+                self._restart_pending = False
                 self._connected_again()
             return
         await self._dispatch(event)
@@ -281,8 +362,9 @@ class EventStream(EventHandler):
             if not isinstance(post, dict) or not post.get("id"):
                 return
             self._synced(post.get("create_at"))
-            if not self._seen.add(("post", post["id"])):
+            if not self._seen.add(("post", post["id"]), _stamp(post.get("create_at"))):
                 return
+            self._checkpoint_dirty.set()
             if str(post.get("type", "")).startswith("system_"):
                 return
             await self._handle_post(event)
@@ -293,8 +375,9 @@ class EventStream(EventHandler):
             self._synced(reaction.get("create_at"))
             key = ("reaction", reaction.get("post_id"), reaction.get("user_id"), reaction.get("emoji_name"),
                    reaction.get("create_at"))
-            if not self._seen.add(key):
+            if not self._seen.add(key, _stamp(reaction.get("create_at"))):
                 return
+            self._checkpoint_dirty.set()
         callbacks = self._handlers.get(name)
         if callbacks:
             for field in _NESTED_JSON:
@@ -309,6 +392,9 @@ class EventStream(EventHandler):
     def _synced(self, server_ms: Any) -> None:
         if isinstance(server_ms, int) and (self._synced_ms is None or server_ms > self._synced_ms):
             self._synced_ms = server_ms
+            # Quiet periods (only pings) still move the checkpoint now and then.
+            if server_ms - self._saved_synced_ms > 60_000:
+                self._checkpoint_dirty.set()
 
     @staticmethod
     async def _guarded(callback: EventCallback, event: dict[str, Any]) -> None:
@@ -316,6 +402,10 @@ class EventStream(EventHandler):
             await callback(event)
         except Exception:
             log.exception("websocket %s handler failed", event.get("event"))
+
+
+def _stamp(value: Any) -> int:
+    return value if isinstance(value, int) else 0
 
 
 def _decoded(value: Any) -> Any:

@@ -1,0 +1,70 @@
+"""Events that arrive while the bot is restarting (a deploy, say) are handled after it is back —
+once each — because the WebSocket checkpoint is kept in the store across restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from bot import CommandCenter
+from tests.e2e.conftest import bot_settings
+
+
+def bot_posts(sandbox, channel_id: str, text: str) -> list[dict]:
+    bot_id = sandbox.user_id("incident")
+    return [p for p in sandbox.posts(channel_id) if p["user_id"] == bot_id and text in p["message"]]
+
+
+async def test_reactions_and_dms_during_a_restart_are_handled_once(sandbox, start_bot):
+    bob, carol = sandbox.user("bob"), sandbox.user("carol")
+    bob_dm, carol_dm = await bob.dm_channel("incident"), await carol.dm_channel("incident")
+    first = await start_bot()
+    before = await carol.post("town-square", "Checkout is down")
+    await bob.react(before["id"], "rotating_light")
+    await sandbox.wait_for(lambda: bot_posts(sandbox, bob_dm, "You reacted"))
+    await first.stop()
+
+    # The bot is down: a reaction and a direct message arrive.
+    during = await carol.post("town-square", "Search is down too")
+    await bob.react(during["id"], "rotating_light")
+    await carol.post(carol_dm, "help")
+
+    second = await start_bot()
+    await asyncio.wait_for(second.events.caught_up.wait(), 15)
+    await sandbox.wait_for(lambda: len(bot_posts(sandbox, bob_dm, "You reacted")) >= 2)
+    await sandbox.wait_for(lambda: bot_posts(sandbox, carol_dm, "Send me these words here"))
+    await settled(sandbox)
+    offers = bot_posts(sandbox, bob_dm, "You reacted")
+    assert len(offers) == 2, [p["message"] for p in offers]  # the one from before was not offered again
+    assert during["id"] in offers[-1]["message"]
+    assert len(bot_posts(sandbox, carol_dm, "Send me these words here")) == 1
+    assert second.events.catchups == 1
+
+
+async def settled(sandbox) -> None:
+    """One more round trip through the bot, so anything it was still handling has been handled."""
+    dave = sandbox.user("dave")
+    dm = await dave.dm_channel("incident")
+    count = len(bot_posts(sandbox, dm, "Send me these words here"))
+    await dave.post(dm, "help")
+    await sandbox.wait_for(lambda: len(bot_posts(sandbox, dm, "Send me these words here")) > count)
+
+
+async def test_a_long_absence_is_not_replayed(sandbox, start_bot, tmp_path):
+    bob, carol = sandbox.user("bob"), sandbox.user("carol")
+    bob_dm = await bob.dm_channel("incident")
+    first = await start_bot()
+    await first.stop()
+    during = await carol.post("town-square", "Old news")
+    await bob.react(during["id"], "rotating_light")
+
+    second = CommandCenter(bot_settings(sandbox, tmp_path / "data"))
+    second.websocket_policy = dataclasses.replace(second.websocket_policy, restart_catchup_max_ms=0)
+    await second.start()
+    try:
+        await second.wait_connected()
+        await settled(sandbox)  # live events are handled at once
+        assert second.events.catchups == 0
+        assert bot_posts(sandbox, bob_dm, "You reacted") == []
+    finally:
+        await second.stop()
