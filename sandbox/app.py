@@ -44,7 +44,7 @@ class SandboxConfig:
     trigger_id_lifetime: float = 30.0
     max_body_bytes: int = 100 * 1024 * 1024
     record: bool = False
-    server_version: str = "9.11.0"
+    server_version: str = "11.7.15"   # the v11.7 ESR, oldest supported release (README, version.py)
     ws_auth_timeout: float = 5.0
     ws_ping_interval: float = 60.0
     command_hook_lifetime: float = 30 * 60.0
