@@ -108,6 +108,8 @@ class Sandbox:
         self.recording: list[Exchange] = []
         self.callbacks: list[Callback] = []
         self.signing_key = secrets.token_bytes(32)
+        # Handler.ServeHTTP (server/channels/web/handlers.go) sends X-Version-Id as
+        # "<CurrentVersion>.<BuildNumber>.<ClientConfigHash>.<licensed>"; release builds use the version as build.
         self.version_id = (f"{self.config.server_version}.{self.config.server_version}."
                            f"{hashlib.md5(self.config.server_version.encode()).hexdigest()}.false")
         self.host = self.config.host
