@@ -37,6 +37,7 @@ from storage import open_store
 from telemetry import CONTEXT_KEY as TELEMETRY_KEY
 from telemetry import NULL_TELEMETRY
 from telemetry import build as build_telemetry
+from version import MIN_MATTERMOST, mattermost_supported
 
 log = logging.getLogger("command_center")
 
@@ -53,6 +54,17 @@ class _DropMisleadingAuthLog(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "authentification" not in record.getMessage()
+
+
+def warn_if_unsupported(server_version: str) -> None:
+    """One WARNING when the server is older than the oldest supported release (never refuses to start)."""
+    supported = mattermost_supported(server_version)
+    if supported is None:
+        log.warning("cannot read the Mattermost server version (X-Version-Id %r); Command Center supports "
+                    "Mattermost %s and later", server_version, MIN_MATTERMOST)
+    elif not supported:
+        log.warning("Mattermost %s is older than %s, the oldest supported release: upgrade the server "
+                    "(README \"Works with Mattermost\"); some features may fail", server_version, MIN_MATTERMOST)
 
 
 def configure_logging(level: str) -> None:
@@ -155,6 +167,7 @@ class CommandCenter:
             raise StartupError(f"Cannot reach Mattermost at CC_MATTERMOST_URL={settings.mattermost_url}: "
                                f"{error.message}") from None
         log.info("signed in to Mattermost %s as @%s", self.client.server_version or "?", me.get("username"))
+        warn_if_unsupported(self.client.server_version)
 
         self.ctx = BotContext(settings=settings, client=self.client, signer=signer, store=self.store)
         self.telemetry = await build_telemetry(settings, self.store, self.client.server_version)

@@ -44,7 +44,7 @@ class SandboxConfig:
     trigger_id_lifetime: float = 30.0
     max_body_bytes: int = 100 * 1024 * 1024
     record: bool = False
-    server_version: str = "9.11.0"
+    server_version: str = "11.7.15"   # the v11.7 ESR, oldest supported release (README, version.py)
     ws_auth_timeout: float = 5.0
     ws_ping_interval: float = 60.0
     command_hook_lifetime: float = 30 * 60.0
@@ -108,6 +108,8 @@ class Sandbox:
         self.recording: list[Exchange] = []
         self.callbacks: list[Callback] = []
         self.signing_key = secrets.token_bytes(32)
+        # Handler.ServeHTTP (server/channels/web/handlers.go) sends X-Version-Id as
+        # "<CurrentVersion>.<BuildNumber>.<ClientConfigHash>.<licensed>"; release builds use the version as build.
         self.version_id = (f"{self.config.server_version}.{self.config.server_version}."
                            f"{hashlib.md5(self.config.server_version.encode()).hexdigest()}.false")
         self.host = self.config.host

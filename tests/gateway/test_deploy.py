@@ -2,9 +2,12 @@
 
 from pathlib import Path
 
+import pytest
 import yaml
 
+from sandbox import SandboxConfig
 from settings import ENV_PREFIX, Settings
+from version import MIN_MATTERMOST, TESTED_MATTERMOST, mattermost_supported, parse_version
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,3 +51,38 @@ def test_dockerfile_is_slim_non_root_with_volume_and_healthcheck():
     settings_env = {line.split("=")[0].strip() for line in text.splitlines() if line.strip().startswith("CC_")}
     known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
     assert settings_env and settings_env <= known
+
+
+def pinned_mattermost_version() -> str:
+    image = compose()["services"]["mattermost"]["image"]
+    repository, _, tag = image.partition(":")
+    assert repository in ("mattermost/mattermost-team-edition", "mattermost/mattermost-enterprise-edition")
+    return tag
+
+
+def test_compose_pins_an_exact_supported_mattermost_release():
+    tag = pinned_mattermost_version()
+    # An exact x.y.z tag, not a floating one, so a deployment runs what was tested.
+    assert parse_version(tag) is not None and len(parse_version(tag)) == 3, tag
+    assert mattermost_supported(tag), f"{tag} is older than the minimum supported {MIN_MATTERMOST}"
+    assert tag == TESTED_MATTERMOST
+
+
+def test_sandbox_announces_the_tested_release_by_default():
+    assert SandboxConfig().server_version == TESTED_MATTERMOST
+    assert mattermost_supported(SandboxConfig().server_version)
+
+
+@pytest.mark.parametrize("version, supported", [
+    ("11.7.0", True), ("11.7.15", True), ("11.11.2", True), ("12.0.1", True), ("12", True),
+    ("11.6.9", False), ("10.11.23", False), ("9.11.0", False), ("11", False),
+    ("", None), ("dev", None), ("11.7.x", None),
+])
+def test_supported_mattermost_versions(version, supported):
+    assert mattermost_supported(version) is supported
+
+
+def test_readme_names_the_minimum_supported_release():
+    readme = (ROOT / "README.md").read_text()
+    assert f"Works with Mattermost {MIN_MATTERMOST} and later" in readme
+    assert TESTED_MATTERMOST in readme

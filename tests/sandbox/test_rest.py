@@ -34,7 +34,7 @@ async def test_headers_and_exact_content_type(api, sb: Sandbox) -> None:
     assert status == 200
     assert headers["Content-Type"] == "application/json"
     assert ID_RE.match(headers["X-Request-Id"])
-    assert headers["X-Version-Id"].startswith("9.11.0.")
+    assert headers["X-Version-Id"].startswith("11.7.15.")
     assert headers["Expires"] == "0"
     assert me["username"] == "bob" and me["id"] == sb.user_id("bob")
     assert isinstance(me["create_at"], int) and me["create_at"] > 1_600_000_000_000

@@ -24,7 +24,7 @@ from telemetry import (
 )
 from tests.e2e.conftest import make_playbook
 from tests.telemetry.sink import closed_port_url
-from version import __version__
+from version import TESTED_MATTERMOST, __version__
 
 WRITE_KEY = "e2e-write-key"
 PROPERTY_EXAMPLES = 6
@@ -106,7 +106,7 @@ async def test_each_user_action_sends_its_event_with_ids_and_metadata(sandbox, s
     assert is_valid_id(diagnostic_id)
     for batch in sink.batches:
         assert batch.path == "/v1/batch" and batch.write_key == WRITE_KEY
-    metadata = {"diagnosticID": diagnostic_id, "serverVersion": "9.11.0", "pluginVersion": __version__}
+    metadata = {"diagnosticID": diagnostic_id, "serverVersion": TESTED_MATTERMOST, "pluginVersion": __version__}
     final = await app.store.get_incident(incident.id)
     whole = {"ID": incident.id, "CommanderUserID": sandbox.user_id("alice"), "TeamID": incident.team_id,
              "CreatedAt": incident.created_at, "ChannelIDs": [cid], "PostID": "", "NumChecklists": 3,
