@@ -623,8 +623,8 @@ async def do_post_action(request: web.Request) -> web.Response:
 def _ephemeral_update_refused() -> AppError:
     """What a released server answers when an integration ``update``s an ephemeral post.
 
-    app/integration_action.go ``DoPostActionWithCookie`` (10.x, 11.x) passes any non-null ``update``
-    to app/post.go ``UpdatePost``, which reads the post from the database; an ephemeral post was never
+    app/integration_action.go ``DoPostActionWithCookie`` (released versions) passes any non-null
+    ``update`` to app/post.go ``UpdatePost``, which reads the post from the database; an ephemeral post was never
     stored, so the store's not-found becomes 404 ``app.post.get.app_error``. The error returns before
     ``ephemeral_text`` is handled, so the clicker sees only the action error and the post stays.
     (Newer code, ``applyPostActionUpdate`` with ``ephemeralInteractive``, calls UpdateEphemeralPost
