@@ -279,6 +279,21 @@ async def test_paging_works_the_same_where_ephemeral_posts_are_updated_in_place(
     assert turned.status == 200 and len(names_in(turned.post["message"])) == 15
 
 
+async def test_a_list_asked_for_by_direct_message_pages_in_place(sandbox, bot):
+    """Typed in the DM, the list is a real post from the start: its buttons update it, nothing new is posted."""
+    playbook = await store_playbook(bot, sandbox, title="Outage")
+    for n in range(16):
+        await quick_incident(bot, sandbox, playbook, f"Outage {n:02d}", "alice", at=T0 + n * MINUTE)
+    dave = sandbox.user("dave")
+    dm = await dave.dm_channel("incident")
+    await dave.post(dm, "list")
+    bot_id = sandbox.user_id("incident")
+    [listed] = await sandbox.wait_for(lambda: [p for p in sandbox.posts(dm) if p["user_id"] == bot_id])
+    turned = await dave.click(listed["id"], "Next ▶")
+    assert turned.status == 200 and turned.ephemeral == [] and names_in(turned.post["message"]) == ["Outage 00"]
+    assert [p["id"] for p in await dm_lists(sandbox, "dave")] == [listed["id"]]
+
+
 async def test_only_the_owner_turns_the_pages_of_a_list(sandbox, bot, world):
     """Someone else's click (a system admin can read any DM), a context signed for another user, or a
     replayed click never shows anyone a list that is not theirs."""
