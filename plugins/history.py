@@ -1,14 +1,24 @@
 """Looking back: ``/incident list``, ``/incident info`` and ``/incident export``.
 
 Thin: parse what the user typed (or the signed page button) → HistoryService → markdown reply.
-Who is asking always comes from Mattermost (``user_id``); the page buttons carry the filters in a
-signed context, and visibility is computed again for whoever clicks.
+Who is asking always comes from Mattermost (``user_id``); the page buttons carry the filters and the
+list's owner in a signed context, only the owner may turn its pages, and visibility is computed
+again on every click.
+
+Paging must work on every supported Mattermost release. Released servers hand an action's
+``update`` to ``UpdatePost`` (app/integration_action.go ``DoPostActionWithCookie``), which cannot
+find an ephemeral post and answers 404, so the ephemeral ``/incident list`` reply is never updated.
+A page button on that reply instead posts the page as a real post in the user's direct messages
+with the bot; that post's buttons update it in place, which every release allows. (A fresh
+ephemeral post with buttons is no way out: ``POST /posts/ephemeral`` needs ``create_post_ephemeral``,
+which the default roles give only to system admins — model/role.go ``MakeDefaultRoles``.)
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+from dataclasses import dataclass
 from typing import Any
 
 from domain import IncidentStatus, NotFound, ValidationError
@@ -28,6 +38,8 @@ _STATUS_WORDS = {"ongoing": IncidentStatus.ONGOING, "active": IncidentStatus.ONG
 _MENTION = re.compile(r"^@([a-z0-9._-]{1,64})$", re.IGNORECASE)
 _OPTIONS = ("--playbook", "--search", "--page")
 _MAX_NAMES_SHOWN = 25
+NOT_YOUR_LIST = ("This incident list was made for someone else (or by an older version of Command Center). "
+                 "Type /incident list to see yours.")
 
 
 def _words(text: str) -> list[str]:
@@ -50,6 +62,17 @@ def _who(names: dict[str, str], user_id: str | None) -> str:
         return "nobody"
     name = names.get(user_id)
     return f"@{name}" if name else "a former user"
+
+
+@dataclass(frozen=True)
+class ListView:
+    """One user's list as shown in one place: whose it is, what it is narrowed to, and where it sits."""
+
+    owner_id: str
+    team_id: str
+    channel_id: str
+    filters: ListFilters
+    on_ephemeral: bool    # an ephemeral post cannot be updated by its buttons on released servers
 
 
 class HistoryPlugin(FeaturePlugin):
@@ -113,12 +136,18 @@ class HistoryPlugin(FeaturePlugin):
     async def on_list(self, command: SlashCommand) -> CommandReply:
         team_id = await self._list_team(command)
         filters, page = await self._parse_list(command, team_id)
-        text, attachments = await self._render_list(command.user_id, team_id, command.channel_id, filters, page - 1)
+        # A typed direct message is answered with a real post; a slash command with an ephemeral one.
+        view = ListView(command.user_id, team_id, command.channel_id, filters, on_ephemeral=not command.via_dm)
+        text, attachments = await self._render_list(view, page - 1)
         return CommandReply(text=text, attachments=attachments)
 
     @on_action(Action.LIST_PAGE)
     async def on_list_page(self, callback: ActionCallback) -> ActionReply:
         args = callback.args
+        if args.get("u") != callback.user_id:
+            # Another reader of the post (a system admin can read any DM) must not replace its owner's
+            # list with what they may see.
+            return ActionReply(ephemeral_text=NOT_YOUR_LIST)
         status = str(args.get("s") or "")
         filters = ListFilters(status=IncidentStatus(status) if status else None,
                               commander_id=str(args.get("c") or "") or None,
@@ -127,17 +156,31 @@ class HistoryPlugin(FeaturePlugin):
         page = args.get("n")
         if not isinstance(page, int) or page < 0:
             raise ValidationError("This page button is broken; type /incident list again.")
-        text, attachments = await self._render_list(callback.user_id, str(args.get("t", "")), callback.channel_id,
-                                                    filters, page)
+        team_id = str(args.get("t", ""))
+        if args.get("e"):
+            return await self._page_in_direct_messages(callback.user_id, team_id, filters, page)
+        view = ListView(callback.user_id, team_id, callback.channel_id, filters, on_ephemeral=False)
+        text, attachments = await self._render_list(view, page)
         return ActionReply(update={"message": text, "props": {"attachments": attachments}})
 
-    def _page_button(self, label: str, channel_id: str, team_id: str, filters: ListFilters, page: int,
-                     style: str = "default") -> dict[str, Any]:
-        args = {"t": team_id, "s": filters.status.value if filters.status else "", "c": filters.commander_id or "",
-                "p": filters.playbook_id or "", "q": filters.search or "", "n": page}
+    async def _page_in_direct_messages(self, user_id: str, team_id: str, filters: ListFilters,
+                                       page: int) -> ActionReply:
+        """Turn a page of an ephemeral list: post it where its buttons can update it in place."""
+        dm = await self.ctx.client.direct_channel_with(user_id)
+        view = ListView(user_id, team_id, dm["id"], filters, on_ephemeral=False)
+        text, attachments = await self._render_list(view, page)
+        await self.ctx.client.create_post(dm["id"], text, props={"attachments": attachments} if attachments else None)
+        return ActionReply(ephemeral_text=f"Page {page + 1} of your incident list is in your direct messages with "
+                                          f"@{self.ctx.client.username}; its buttons turn the pages there.")
+
+    def _page_button(self, label: str, view: ListView, page: int, style: str = "default") -> dict[str, Any]:
+        filters = view.filters
+        args = {"t": view.team_id, "s": filters.status.value if filters.status else "",
+                "c": filters.commander_id or "", "p": filters.playbook_id or "", "q": filters.search or "",
+                "n": page, "u": view.owner_id, "e": 1 if view.on_ephemeral else 0}
         return {"id": f"listpage{page}", "name": label, "type": "button", "style": style,
                 "integration": {"url": self.ctx.action_url,
-                                "context": self.ctx.signer.action_context(Action.LIST_PAGE, channel_id, args)}}
+                                "context": self.ctx.signer.action_context(Action.LIST_PAGE, view.channel_id, args)}}
 
     async def _describe_filters(self, filters: ListFilters) -> str:
         parts = []
@@ -152,9 +195,9 @@ class HistoryPlugin(FeaturePlugin):
             parts.append(f'name contains "{neutralize(filters.search)}"')
         return ", ".join(parts)
 
-    async def _render_list(self, user_id: str, team_id: str, channel_id: str, filters: ListFilters,
-                           page: int) -> tuple[str, list[dict[str, Any]]]:
-        result = await self.service.list_page(user_id, team_id, filters, page)
+    async def _render_list(self, view: ListView, page: int) -> tuple[str, list[dict[str, Any]]]:
+        filters = view.filters
+        result = await self.service.list_page(view.owner_id, view.team_id, filters, page)
         described = await self._describe_filters(filters)
         heading = "#### Incidents" + (f" ({described})" if described else "")
         if not result.items:
@@ -164,7 +207,7 @@ class HistoryPlugin(FeaturePlugin):
                 text = f"{heading}\nNo incident you can see matches these filters."
             else:
                 text = f"{heading}\nNo incidents you can see in this team yet. Start one with /incident start."
-            buttons = [self._page_button("◀ First page", channel_id, team_id, filters, 0)] if page > 0 else []
+            buttons = [self._page_button("◀ First page", view, 0)] if page > 0 else []
             return text, ([{"fallback": "Incident list pages", "actions": buttons}] if buttons else [])
         lines = [heading, self._range_line(result), "",
                  "| Incident | Status | Commander | Stage | Started | Duration |",
@@ -180,9 +223,9 @@ class HistoryPlugin(FeaturePlugin):
                          f"{format_time(incident.created_at)} | {format_duration(incident.duration_ms(now))} |")
         buttons = []
         if page > 0:
-            buttons.append(self._page_button("◀ Previous", channel_id, team_id, filters, page - 1))
+            buttons.append(self._page_button("◀ Previous", view, page - 1))
         if result.has_more:
-            buttons.append(self._page_button("Next ▶", channel_id, team_id, filters, page + 1, "primary"))
+            buttons.append(self._page_button("Next ▶", view, page + 1, "primary"))
             lines.append("")
             lines.append(f"More: click Next, or type `/incident list … --page {page + 2}`.")
         attachments = [{"fallback": "Incident list pages", "actions": buttons}] if buttons else []
@@ -271,4 +314,4 @@ def render_details(details: IncidentDetails, now: int) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["HistoryPlugin", "render_details"]
+__all__ = ["HistoryPlugin", "ListView", "render_details"]

@@ -51,6 +51,9 @@ class SandboxConfig:
     command_hook_max_uses: int = 5
     faults: list[dict] = field(default_factory=list)   # fault rules (sandbox/faults.py), active from the start
     fault_seed: int = 0
+    # Released servers send an action's `update` to UpdatePost, which cannot find an ephemeral post
+    # (404, integrations._ephemeral_update_refused); only the newest source updates it in place.
+    update_ephemeral_in_place: bool = False
 
 
 @dataclass

@@ -606,9 +606,11 @@ async def do_post_action(request: web.Request) -> web.Response:
     root_id = post["root_id"] or post["id"]
     retained = {k: post["props"][k] for k in RETAINED_PROPS if k in post["props"]}
     update = resp.get("update")
+    on_ephemeral = post is not world.posts.get(post_id)
     if isinstance(update, dict):
-        _apply_update(sb, post, ephemeral if post is not world.posts.get(post_id) else None,
-                      update, retained, me["id"])
+        if on_ephemeral and not sb.config.update_ephemeral_in_place:
+            raise _ephemeral_update_refused()
+        _apply_update(sb, post, ephemeral if on_ephemeral else None, update, retained, me["id"])
     text = resp.get("ephemeral_text")
     if isinstance(text, str) and text:
         if not resp.get("skip_slack_parsing"):
@@ -616,6 +618,19 @@ async def do_post_action(request: web.Request) -> web.Response:
         world.send_ephemeral(target_user_id=me["id"], channel_id=ch["id"], message=text,
                              author_id=me["id"], root_id=root_id, props=retained)
     return json_response({"status": "OK", "trigger_id": client_trigger})
+
+
+def _ephemeral_update_refused() -> AppError:
+    """What a released server answers when an integration ``update``s an ephemeral post.
+
+    app/integration_action.go ``DoPostActionWithCookie`` (released versions) passes any non-null
+    ``update`` to app/post.go ``UpdatePost``, which reads the post from the database; an ephemeral post was never
+    stored, so the store's not-found becomes 404 ``app.post.get.app_error``. The error returns before
+    ``ephemeral_text`` is handled, so the clicker sees only the action error and the post stays.
+    (Newer code, ``applyPostActionUpdate`` with ``ephemeralInteractive``, calls UpdateEphemeralPost
+    instead: ``SandboxConfig.update_ephemeral_in_place``.)
+    """
+    return errors.post_missing()
 
 
 def _apply_update(sb: Sandbox, post: dict, ephemeral, update: dict, retained: dict, user_id: str) -> None:

@@ -11,12 +11,14 @@ import csv
 import io
 import re
 
+import aiohttp
 import pytest
 import yaml
 
 from domain import incidents as ops
 from domain.playbooks import StageDraft, StepDraft, new_playbook
 from gateway.export import CSV_COLUMNS, CSV_ENCODING
+from plugins.history import NOT_YOUR_LIST, ListView
 from sandbox import Sandbox, SandboxConfig
 from services.history import ListFilters
 from services.incidents import StartRequest
@@ -104,8 +106,15 @@ def last_ephemeral(user, channel: str = "town-square") -> dict:
 
 
 def current_ephemeral(sandbox, post_id: str) -> dict:
-    """An ephemeral post as the user's client shows it now (after in-place updates by buttons)."""
+    """An ephemeral post as the user's client shows it now."""
     return sandbox.world.ephemeral[post_id].post
+
+
+async def dm_lists(sandbox, username: str) -> list[dict]:
+    """The list pages the bot has posted in ``username``'s direct messages, oldest first, as they are now."""
+    dm = await sandbox.user(username).dm_channel("incident")
+    bot_id = sandbox.user_id("incident")
+    return [p for p in sandbox.posts(dm) if p["user_id"] == bot_id and p["message"].startswith("#### Incidents")]
 
 
 def join(sandbox, username: str, channel_id: str) -> None:
@@ -210,39 +219,139 @@ async def test_filter_mistakes_are_explained(sandbox, bot, world):
 # Paging --------------------------------------------------------------------------------------------
 
 async def test_paging_with_buttons_and_page_option(sandbox, bot):
+    """The ephemeral reply cannot be updated by its buttons on released servers (404), so its first click
+    posts the page in the user's DM with the bot, whose buttons then turn the pages in place."""
     playbook = await store_playbook(bot, sandbox, title="Outage")
     for n in range(32):
         await quick_incident(bot, sandbox, playbook, f"Outage {n:02d}", "alice", at=T0 + n * MINUTE)
     expected = [f"Outage {n:02d}" for n in reversed(range(32))]
+    pages = {1: expected[:15], 2: expected[15:30], 3: expected[30:]}
     dave = sandbox.user("dave")
     result = await dave.command("town-square", "/incident list")
-    assert names_in(result.ephemeral[0]) == expected[:15]
+    assert names_in(result.ephemeral[0]) == pages[1]
     assert "1–15 of 32 · page 1 of 3" in result.ephemeral[0]
     assert "`/incident list … --page 2`" in result.ephemeral[0]
     post = last_ephemeral(dave)
     assert button_labels(post) == ["Next ▶"]
     clicked = await dave.click(post["id"], "Next ▶")
     assert clicked.status == 200, clicked.error
-    page2 = current_ephemeral(sandbox, post["id"])   # the list is replaced in place
-    assert names_in(page2["message"]) == expected[15:30]
-    assert "16–30 of 32 · page 2 of 3" in page2["message"]
-    assert button_labels(page2) == ["◀ Previous", "Next ▶"]
-    # The updated list stays clickable: the user's client got the new buttons with fresh cookies.
-    assert dave.ephemeral()[-1]["id"] == post["id"] and "16–30 of 32" in dave.ephemeral()[-1]["message"]
-    assert (await dave.click(post["id"], "Next ▶")).status == 200
-    assert names_in(current_ephemeral(sandbox, post["id"])["message"]) == expected[30:]
-    assert (await dave.click(post["id"], "◀ Previous")).status == 200
-    assert names_in(current_ephemeral(sandbox, post["id"])["message"]) == expected[15:30]
+    assert clicked.ephemeral == ["Page 2 of your incident list is in your direct messages with @incident; "
+                                 "its buttons turn the pages there."]
+    assert names_in(current_ephemeral(sandbox, post["id"])["message"]) == pages[1]   # the reply stays
+    [listed] = await dm_lists(sandbox, "dave")
+    assert names_in(listed["message"]) == pages[2]
+    assert "16–30 of 32 · page 2 of 3" in listed["message"]
+    assert button_labels(listed) == ["◀ Previous", "Next ▶"]
+    # In the DM the same post is updated in place, however often the buttons are clicked.
+    for label, page in [("Next ▶", 3), ("◀ Previous", 2), ("◀ Previous", 1), ("Next ▶", 2), ("Next ▶", 3),
+                        ("◀ Previous", 2), ("Next ▶", 3)]:
+        turned = await dave.click(listed["id"], label)
+        assert turned.status == 200, turned.error
+        assert turned.ephemeral == [] and names_in(turned.post["message"]) == pages[page]
+    [listed] = await dm_lists(sandbox, "dave")
+    assert "31–32 of 32 · page 3 of 3" in listed["message"]
+    assert button_labels(listed) == ["◀ Previous"]          # the last page has no Next
     # The same pages by typing; every typed page has its own buttons.
     result = await dave.command("town-square", "/incident list --page 3")
-    assert names_in(result.ephemeral[0]) == expected[30:]
+    assert names_in(result.ephemeral[0]) == pages[3]
     assert "31–32 of 32 · page 3 of 3" in result.ephemeral[0]
     page3 = last_ephemeral(dave)
     assert button_labels(page3) == ["◀ Previous"]
     assert (await dave.click(page3["id"], "◀ Previous")).status == 200
-    assert names_in(current_ephemeral(sandbox, page3["id"])["message"]) == expected[15:30]
+    assert [names_in(p["message"]) for p in await dm_lists(sandbox, "dave")] == [pages[3], pages[2]]
     result = await dave.command("town-square", "/incident list --page 9")
     assert "There is no page 9" in result.ephemeral[0]
+
+
+async def test_paging_works_the_same_where_ephemeral_posts_are_updated_in_place(sandbox, bot):
+    """Newer servers could update the ephemeral reply; the bot never asks them to, so nothing differs."""
+    sandbox.config.update_ephemeral_in_place = True
+    playbook = await store_playbook(bot, sandbox, title="Outage")
+    for n in range(16):
+        await quick_incident(bot, sandbox, playbook, f"Outage {n:02d}", "alice", at=T0 + n * MINUTE)
+    dave = sandbox.user("dave")
+    await dave.command("town-square", "/incident list")
+    clicked = await dave.click(last_ephemeral(dave)["id"], "Next ▶")
+    assert clicked.status == 200 and "in your direct messages" in clicked.ephemeral[0]
+    [listed] = await dm_lists(sandbox, "dave")
+    assert names_in(listed["message"]) == ["Outage 00"]
+    turned = await dave.click(listed["id"], "◀ Previous")
+    assert turned.status == 200 and len(names_in(turned.post["message"])) == 15
+
+
+async def test_a_list_asked_for_by_direct_message_pages_in_place(sandbox, bot):
+    """Typed in the DM, the list is a real post from the start: its buttons update it, nothing new is posted."""
+    playbook = await store_playbook(bot, sandbox, title="Outage")
+    for n in range(16):
+        await quick_incident(bot, sandbox, playbook, f"Outage {n:02d}", "alice", at=T0 + n * MINUTE)
+    dave = sandbox.user("dave")
+    dm = await dave.dm_channel("incident")
+    await dave.post(dm, "list")
+    bot_id = sandbox.user_id("incident")
+    [listed] = await sandbox.wait_for(lambda: [p for p in sandbox.posts(dm) if p["user_id"] == bot_id])
+    turned = await dave.click(listed["id"], "Next ▶")
+    assert turned.status == 200 and turned.ephemeral == [] and names_in(turned.post["message"]) == ["Outage 00"]
+    assert [p["id"] for p in await dm_lists(sandbox, "dave")] == [listed["id"]]
+
+
+async def test_only_the_owner_turns_the_pages_of_a_list(sandbox, bot, world):
+    """Someone else's click (a system admin can read any DM), a context signed for another user, or a
+    replayed click never shows anyone a list that is not theirs."""
+    for n in range(15):
+        await quick_incident(bot, sandbox, world["public"], f"More {n:02d}", "alice", at=T0 + (10 + n) * MINUTE)
+    dave, alice = sandbox.user("dave"), sandbox.user("alice")
+    await dave.command("town-square", "/incident list")
+    assert (await dave.click(last_ephemeral(dave)["id"], "Next ▶")).status == 200
+    [listed] = await dm_lists(sandbox, "dave")
+    before = listed["message"]
+    assert names_in(before) == ["Public two", "Public one"]   # dave's page 2: none of the private ones
+    # alice, a system admin, can see dave's DM and click, but the bot refuses and leaves the post alone.
+    refused = await alice.click(listed["id"], "◀ Previous")
+    assert refused.status == 200 and refused.ephemeral == [NOT_YOUR_LIST] and refused.post is None
+    assert sandbox.world.posts[listed["id"]]["message"] == before
+    # dave's own click works; replaying exactly that callback is refused by the bot.
+    turned = await dave.click(listed["id"], "◀ Previous")
+    assert turned.status == 200 and "Bob secret" not in turned.post["message"]
+    replay = sandbox.callbacks[-1]
+    assert replay.kind == "action"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(replay.url, data=replay.body, headers=replay.headers) as answer:
+            assert answer.status == 401
+    assert sandbox.world.posts[listed["id"]]["message"] == turned.post["message"]
+    # A button signed for alice's list, delivered to dave: refused, and nothing is posted for him.
+    plugin = bot.router.commands["list"].__self__
+    town_square = sandbox.channel("acme", "town-square")["id"]
+    alices = plugin._page_button("Next", ListView(alice.id, sandbox.team("acme")["id"], town_square, ListFilters(),
+                                                  on_ephemeral=True), 1)
+    sandbox.world.send_ephemeral(target_user_id=dave.id, channel_id=town_square, message="x",
+                                 author_id=sandbox.user_id("incident"), props={"attachments": [{"actions": [alices]}]})
+    forged = await dave.click(last_ephemeral(dave)["id"], "Next")
+    assert forged.status == 200 and forged.ephemeral == [NOT_YOUR_LIST]
+    assert len(await dm_lists(sandbox, "dave")) == 1
+
+
+async def test_a_stale_page_says_so_and_leads_back_to_the_first(sandbox, bot):
+    """Pages computed from an older view: after dave lost access to private incidents, his page-2 list
+    shows no page 2 (and none of the hidden incidents) and its button goes back to page 1."""
+    public = await store_playbook(bot, sandbox, title="Outage")
+    private = await store_playbook(bot, sandbox, title="Security", public=False)
+    hidden = [await quick_incident(bot, sandbox, private, f"Private {n:02d}", "carol", at=T0 + n * MINUTE,
+                                   members=("dave",)) for n in range(20)]
+    for n in range(12):
+        await quick_incident(bot, sandbox, public, f"Open {n:02d}", "alice", at=T0 + (20 + n) * MINUTE)
+    dave = sandbox.user("dave")
+    await dave.command("town-square", "/incident list")
+    assert (await dave.click(last_ephemeral(dave)["id"], "Next ▶")).status == 200
+    [listed] = await dm_lists(sandbox, "dave")
+    assert "page 2 of 3" in listed["message"]
+    for incident in hidden:
+        leave(sandbox, "dave", incident.channel_id)
+    stale = await dave.click(listed["id"], "Next ▶")
+    assert stale.status == 200 and "There is no page 3; type /incident list to start again." in stale.post["message"]
+    assert button_labels(stale.post) == ["◀ First page"]
+    back = await dave.click(listed["id"], "◀ First page")
+    assert names_in(back.post["message"]) == [f"Open {n:02d}" for n in reversed(range(12))]
+    assert button_labels(back.post) == [] and "1–12 of 12 · page 1 of 1" in back.post["message"]
 
 
 def button_labels(post: dict) -> list[str]:
@@ -285,21 +394,21 @@ async def test_paging_through_a_mix_of_public_and_private_incidents(sandbox, bot
     result = await bob.command("town-square", f"/incident list --page {page - 1}")
     post = last_ephemeral(bob)
     assert (await bob.click(post["id"], "Next ▶")).status == 200
-    assert names_in(current_ephemeral(sandbox, post["id"])["message"]) == names_in(texts[-1])
+    assert names_in((await dm_lists(sandbox, "bob"))[-1]["message"]) == names_in(texts[-1])
 
 
 async def test_page_button_shows_what_the_clicker_may_see(sandbox, bot, world):
-    """A forged or replayed page context cannot widen visibility: the list is computed per click."""
+    """A page context cannot widen visibility: the list is computed for the clicking owner on every click."""
     plugin = bot.router.commands["list"].__self__
     channel_id = sandbox.channel("acme", "town-square")["id"]
-    button = plugin._page_button("Next", channel_id, sandbox.team("acme")["id"], ListFilters(), 0)
     dave = sandbox.user("dave")
-    # Deliver the signed button to dave (as if alice had shared it), then let him click it.
+    view = ListView(dave.id, sandbox.team("acme")["id"], channel_id, ListFilters(), on_ephemeral=True)
+    button = plugin._page_button("Next", view, 0)
     sandbox.world.send_ephemeral(target_user_id=dave.id, channel_id=channel_id, message="x",
                                  author_id=sandbox.user_id("incident"), props={"attachments": [{"actions": [button]}]})
-    ephemeral = last_ephemeral(dave)
-    assert (await dave.click(ephemeral["id"], "Next")).status == 200
-    assert names_in(current_ephemeral(sandbox, ephemeral["id"])["message"]) == ["Public two", "Public one"]
+    assert (await dave.click(last_ephemeral(dave)["id"], "Next")).status == 200
+    [listed] = await dm_lists(sandbox, "dave")
+    assert names_in(listed["message"]) == ["Public two", "Public one"]
 
 
 # Start flow + list ----------------------------------------------------------------------------------

@@ -441,6 +441,55 @@ async def test_ephemeral_post_buttons_use_cookie(api, sb: Sandbox, integration: 
     assert result.status == 200 and result.ephemeral == ["clicked 1"]
 
 
+async def _ephemeral_card_for_bob(api, sb: Sandbox, integration: Integration) -> dict:
+    ts = sb.channel("acme", "town-square")
+    _, _, eph = await api("POST", "/api/v4/posts/ephemeral", as_user="alice", json_body={
+        "user_id": sb.user_id("bob"),
+        "post": {"channel_id": ts["id"], "message": "page 1", "props": card(integration.url("/act"))}})
+    return eph
+
+
+async def test_update_of_an_ephemeral_post_fails_like_released_servers(api, sb: Sandbox,
+                                                                       integration: Integration) -> None:
+    """DoPostActionWithCookie hands `update` to UpdatePost, which cannot find an ephemeral post: the
+    click answers 404 app.post.get.app_error, the post stays as it was and ephemeral_text is lost."""
+    replies = iter([{"update": {"message": "page 2", "props": {"attachments": []}},
+                     "ephemeral_text": "turned the page"},
+                    {"update": {}},                       # even an empty update goes to UpdatePost
+                    {"ephemeral_text": "fresh reply"}])   # no update: fine
+
+    async def act(_: Received) -> web.Response:
+        return json_reply(next(replies))
+    integration.routes["/act"] = act
+    eph = await _ephemeral_card_for_bob(api, sb, integration)
+    bob = sb.user("bob")
+    result = await bob.click(eph["id"], "ack")
+    assert result.status == 404 and result.error["id"] == "app.post.get.app_error"
+    assert result.ephemeral == [] and result.post is None
+    assert len(integration.received) == 1          # the integration did run: its side effects happened
+    assert sb.world.ephemeral[eph["id"]].post["message"] == "page 1"
+    assert bob.ephemeral("town-square")[-1]["message"] == "page 1"
+    assert (await bob.click(eph["id"], "ack")).status == 404
+    fresh = await bob.click(eph["id"], "ack")
+    assert fresh.status == 200 and fresh.ephemeral == ["fresh reply"]
+
+
+async def test_update_of_an_ephemeral_post_in_place_when_opted_in(api, sb: Sandbox, integration: Integration) -> None:
+    """Newer code (applyPostActionUpdate → UpdateEphemeralPost) updates it in place, with fresh cookies."""
+    sb.config.update_ephemeral_in_place = True
+    pages = iter(["page 2", "page 3"])
+
+    async def act(_: Received) -> web.Response:
+        return json_reply({"update": {"message": next(pages), "props": card(integration.url("/act"))}})
+    integration.routes["/act"] = act
+    eph = await _ephemeral_card_for_bob(api, sb, integration)
+    bob = sb.user("bob")
+    assert (await bob.click(eph["id"], "ack")).status == 200
+    assert bob.ephemeral("town-square")[-1]["message"] == "page 2"
+    assert (await bob.click(eph["id"], "ack")).status == 200
+    assert sb.world.ephemeral[eph["id"]].post["message"] == "page 3"
+
+
 # ---------------------------------------------------------------------- incoming webhooks
 async def test_incoming_webhook(api, sb: Sandbox) -> None:
     status, headers, body = await api("POST", "/hooks/pojxk7i9e3ydiq9qfwsd6npg5c",
