@@ -479,8 +479,9 @@ class World:
             return
         user = self.users[user_id]
         if actor_id == user_id:
+            # app/channel.go postLeaveChannelMessage writes the user as "@name" too.
             self.create_post(user_id=user_id, channel_id=ch["id"], type="system_leave_channel",
-                             message=f"{user['username']} left the channel.",
+                             message=f"@{user['username']} left the channel.",
                              props={"username": user["username"]})
         else:
             # app/channel.go postRemoveFromChannelMessage writes the removed user as "@name".

@@ -261,7 +261,8 @@ async def test_members_add_remove_and_system_posts(api, sb: Sandbox) -> None:
     assert status == 201 and member["user_id"] == dave
     assert sb.posts(ch["id"])[-1]["type"] == "system_add_to_channel"
     await api("DELETE", f"/api/v4/channels/{ch['id']}/members/{dave}", as_user="dave")
-    assert sb.posts(ch["id"])[-1]["type"] == "system_leave_channel"
+    left = sb.posts(ch["id"])[-1]
+    assert left["type"] == "system_leave_channel" and left["message"] == "@dave left the channel."
     await api("POST", f"/api/v4/channels/{ch['id']}/members", as_user="dave", json_body={"user_id": dave})
     assert sb.posts(ch["id"])[-1]["type"] == "system_join_channel"
     assert sb.channel_by_id(ch["id"])["total_msg_count"] == 0
