@@ -119,6 +119,7 @@ class EventStream(EventHandler):
         self.caught_up = asyncio.Event()  # set when the last catch-up has finished
         self.hellos = 0
         self.catchups = 0  # completed catch-ups
+        self.catchup_rest_calls = 0  # REST calls the last completed catch-up made
         self.stopping = False
         self._catchup = CatchUp(client) if client is not None else None
         self._catchup_task: asyncio.Task | None = None
@@ -321,6 +322,7 @@ class EventStream(EventHandler):
             self._resume_since = None
             self._checkpoint_dirty.set()
         self.catchups += 1
+        self.catchup_rest_calls = self._catchup.rest_calls
         self.caught_up.set()
         log.info("caught up: %d missed events since %d replayed", count, since)
 

@@ -1,7 +1,7 @@
 """Reading a whole channel from Mattermost, and writing it as CSV, with memory bounded by one page.
 
 Mattermost serves a channel's posts newest first, one page at a time.  :func:`channel_pages`
-walks back from the newest post, anchoring each request on the oldest post seen so far (``before``)
+walks back from the newest post, anchoring each request on a post already seen (``before``)
 so posts arriving meanwhile do not shift the pages.  :func:`write_channel_csv` wants the file
 oldest first: each page is written, already in its final row order, to a spool file as one chunk,
 and the chunks are then copied out in reverse order.  Memory holds one page of posts and one
@@ -31,24 +31,39 @@ ORDINARY_POST_TYPE = "message"
 UsernameLookup = Callable[[Iterable[str]], Awaitable[dict[str, str]]]
 
 
-async def channel_pages(client: MattermostClient, channel_id: str, *,
-                        per_page: int = PAGE_SIZE) -> AsyncIterator[list[dict[str, Any]]]:
-    """Every post of a channel (deleted ones excluded), as pages ordered newest first.
+async def channel_pages(client: MattermostClient, channel_id: str, *, per_page: int = PAGE_SIZE,
+                        on_call: Callable[[], None] | None = None) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every post of a channel (deleted ones excluded), each once, as pages ordered newest first.
 
     Only ``order`` is followed: a PostList also carries the roots of listed replies in ``posts``,
-    and those belong to other pages.
+    and those belong to other pages.  ``before`` keeps new posts from shifting the pages, but the
+    server selects ``CreateAt <`` the anchor's (store ``getPostsAround``), so posts made in the
+    same millisecond as the anchor would be skipped: the next anchor is therefore the oldest post
+    of the page that is *newer* than the page's last one, and the posts of that last millisecond
+    already seen are dropped when they come again.  A page all of one millisecond is stepped over
+    with ``page`` under the same anchor.  ``on_call`` is told of every request.
     """
-    before = ""
+    before, page_number, seen = "", 0, set()
     while True:
-        page = await client.channel_posts(channel_id, before=before, per_page=per_page)
+        if on_call is not None:
+            on_call()
+        page = await client.channel_posts(channel_id, before=before, page=page_number, per_page=per_page)
         order = page.get("order") or []
         posts = page.get("posts") or {}
-        batch = [posts[post_id] for post_id in order if post_id in posts]
+        listed = [posts[post_id] for post_id in order if post_id in posts]
+        batch = [post for post in listed if post["id"] not in seen]
         if batch:
             yield batch
-        if len(order) < per_page:
+        if len(order) < per_page or not listed:
             return
-        before = order[-1]
+        last_ms = listed[-1].get("create_at")
+        newer = [post for post in listed if post.get("create_at") != last_ms]
+        if newer:
+            before, page_number = newer[-1]["id"], 0
+            seen = {post["id"] for post in listed if post.get("create_at") == last_ms}
+        else:
+            page_number += 1
+            seen |= {post["id"] for post in listed}
 
 
 def iso_time(milliseconds: int) -> str:

@@ -49,6 +49,10 @@ class SandboxConfig:
     ws_ping_interval: float = 60.0
     command_hook_lifetime: float = 30 * 60.0
     command_hook_max_uses: int = 5
+    # ServiceSettings.EnablePostUsernameOverride / EnablePostIconOverride (both off by default):
+    # whether incoming webhooks may set override_username / override_icon_url.
+    enable_post_username_override: bool = False
+    enable_post_icon_override: bool = False
     faults: list[dict] = field(default_factory=list)   # fault rules (sandbox/faults.py), active from the start
     fault_seed: int = 0
     # Released servers send an action's `update` to UpdatePost, which cannot find an ephemeral post

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import random
 from typing import Mapping
 
 from . import errors
 from .ids import is_valid_id
 from .state import World
 
+# store/sqlstore/post_store.go GetPostsSince: the changed rows are picked with ``LIMIT 1000``.
 SINCE_CAP = 1000
+# strconv.ParseBool, which api4 getPostsForChannel uses for its boolean query flags.
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 
 
 def _post_list(world: World, order: list[str], *, next_id: str = "", prev_id: str = "",
@@ -26,14 +30,16 @@ def _post_list(world: World, order: list[str], *, next_id: str = "", prev_id: st
 def channel_post_list(world: World, channel_id: str, query: Mapping[str, str],
                       include_deleted: bool = False) -> dict:
     """GET /channels/{id}/posts: page/per_page, before/after, or since."""
-    if "since" in query:
+    since = 0
+    if query.get("since", ""):
         try:
             since = int(query["since"])
         except ValueError:
             raise errors.invalid_url_param("since") from None
-        changed = [pid for pid in world.channel_posts[channel_id] if world.posts[pid]["update_at"] > since]
-        order = list(reversed(changed))[:SINCE_CAP]
-        return _post_list(world, order)
+    # api4 getPostsForChannel: only ``since > 0`` selects GetPostsSince (then before/after/page are
+    # ignored); ``since=0`` lists the newest page like no ``since`` at all.
+    if since > 0:
+        return posts_since(world, channel_id, since, collapsed=query.get("collapsedThreads", "") in _TRUE)
     try:
         page = int(query.get("page", "0"))
         per_page = min(int(query.get("per_page", "60")), 200)
@@ -62,19 +68,19 @@ def channel_post_list(world: World, channel_id: str, query: Mapping[str, str],
         return _post_list(world, window, next_id=next_id, prev_id=prev_id, has_next=has_more)
     oldest_first = world.channel_post_ids(channel_id, include_deleted=include_deleted)
     newest_first = oldest_first[::-1]
+    # store getPostsAround: ``CreateAt < / > (SELECT CreateAt FROM Posts WHERE Id = anchor)``, so
+    # an unknown anchor gives nothing, and posts made in the same millisecond as the anchor are
+    # in neither direction (a client paging with before= must allow for that).
+    anchor = world.posts.get(after or before)
+    if anchor is None:
+        return _post_list(world, [])
+    at = anchor["create_at"]
     if after:
-        if after not in oldest_first:
-            return _post_list(world, [])
-        newer = oldest_first[oldest_first.index(after) + 1:]
+        newer = [pid for pid in oldest_first if world.posts[pid]["create_at"] > at]
         window = newer[start:end][::-1]
         has_more = len(newer) > end
     else:
-        if before:
-            if before not in newest_first:
-                return _post_list(world, [])
-            pool = newest_first[newest_first.index(before) + 1:]
-        else:
-            pool = newest_first
+        pool = [pid for pid in newest_first if world.posts[pid]["create_at"] < at]
         window = pool[start:end]
         has_more = len(pool) > end
     next_id = prev_id = ""
@@ -84,6 +90,36 @@ def channel_post_list(world: World, channel_id: str, query: Mapping[str, str],
         next_id = newest_first[i_newest - 1] if i_newest > 0 else ""
         prev_id = newest_first[i_oldest + 1] if i_oldest + 1 < len(newest_first) else ""
     return _post_list(world, window, next_id=next_id, prev_id=prev_id, has_next=has_more)
+
+
+def posts_since(world: World, channel_id: str, since: int, *, collapsed: bool = False) -> dict:
+    """``GET /channels/{id}/posts?since=``: rows changed after ``since``, as the store selects them.
+
+    store/sqlstore/post_store.go ``GetPostsSince``: ``UpdateAt > since AND ChannelId = ?`` with
+    ``LIMIT 1000`` and no ORDER BY inside the limited query, so past the cap the rows kept are
+    arbitrary (a seeded shuffle here, never "oldest first").  Deleted posts and the edit-history
+    copies (``original_id`` set) count and are served too; the thread roots of the selected rows
+    join ``posts`` (and ``order`` only when they changed too); the result is sorted newest first.
+    ``getPostsSinceCollapsedThreads`` (``collapsedThreads=true``) keeps root rows only and does
+    order them, ``CreateAt DESC LIMIT 1000``.
+    """
+    rows = world.channel_posts[channel_id] + world.post_history.get(channel_id, [])
+    changed = [pid for pid in rows if world.posts[pid]["update_at"] > since]
+    if collapsed:
+        changed = [pid for pid in changed if not world.posts[pid]["root_id"]]
+        changed.sort(key=lambda pid: world.posts[pid]["create_at"], reverse=True)
+        picked = changed[:SINCE_CAP]
+    else:
+        if len(changed) > SINCE_CAP:
+            random.Random(f"{channel_id}:{since}").shuffle(changed)
+        picked = changed[:SINCE_CAP]
+        roots = {world.posts[pid]["root_id"] for pid in picked} - {""} - set(picked)
+        picked += [rid for rid in roots if rid in world.posts]
+    picked.sort(key=lambda pid: world.posts[pid]["create_at"], reverse=True)
+    order = [pid for pid in picked if world.posts[pid]["update_at"] > since]
+    posts = {pid: world.posts[pid] for pid in picked}
+    return {"order": order, "posts": posts, "next_post_id": "", "prev_post_id": "",
+            "has_next": False, "first_inaccessible_post_time": 0}
 
 
 def pinned_post_list(world: World, channel_id: str) -> dict:

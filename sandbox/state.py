@@ -101,6 +101,8 @@ class World:
         self.channel_members: dict[str, dict[str, dict]] = {}
         self.posts: dict[str, dict] = {}
         self.channel_posts: dict[str, list[str]] = {}
+        # Per channel, the deleted copies that every edit leaves behind (served only by ``since``).
+        self.post_history: dict[str, list[str]] = {}
         self.action_integrations: dict[str, dict[str, dict]] = {}
         self.reactions: dict[str, list[dict]] = {}
         self.files: dict[str, tuple[dict, bytes]] = {}
@@ -398,6 +400,12 @@ class World:
         ch = self._new_channel(team_id, name, display_name, ctype, creator_id=creator_id,
                                purpose=purpose, header=header)
         self._add_channel_member(ch["id"], creator_id, admin=True)
+        # app/channel.go CreateChannelWithUser: the creator's join message (public and private
+        # alike, as postJoinChannelMessage makes it), then ``channel_created`` to the creator.
+        creator = self.users[creator_id]
+        self.create_post(user_id=creator_id, channel_id=ch["id"], type="system_join_channel",
+                         message=f"{creator['username']} joined the channel.",
+                         props={"username": creator["username"]})
         self.emit("channel_created", {"channel_id": ch["id"], "team_id": team_id}, user_id=creator_id)
         self.touch()
         return ch
@@ -471,13 +479,14 @@ class World:
             return
         user = self.users[user_id]
         if actor_id == user_id:
+            # app/channel.go postLeaveChannelMessage writes the user as "@name" too.
             self.create_post(user_id=user_id, channel_id=ch["id"], type="system_leave_channel",
-                             message=f"{user['username']} left the channel.",
+                             message=f"@{user['username']} left the channel.",
                              props={"username": user["username"]})
         else:
-            actor = self.users[actor_id]
+            # app/channel.go postRemoveFromChannelMessage writes the removed user as "@name".
             self.create_post(user_id=actor_id, channel_id=ch["id"], type="system_remove_from_channel",
-                             message=f"{user['username']} removed from the channel.",
+                             message=f"@{user['username']} removed from the channel.",
                              props={"removedUserId": user_id, "removedUsername": user["username"]})
         del self.channel_members[ch["id"]][user_id]
         self.emit("user_removed", {"user_id": user_id, "remover_id": actor_id}, channel_id=ch["id"])
@@ -629,8 +638,15 @@ class World:
                   file_ids: list[str] | None = None, is_pinned: bool | None = None,
                   has_reactions: bool | None = None, replace_props: bool = False,
                   edited: bool = True) -> dict:
-        """Apply an edit, keep action integrations, bump timestamps, broadcast ``post_edited``."""
+        """Apply an edit, keep action integrations, bump timestamps, broadcast ``post_edited``.
+
+        Like store/sqlstore/post_store.go ``Update`` (reached from app ``UpdatePost`` for every
+        edit: message, props, pin/unpin, files), the version before the edit is kept as a new
+        row with ``original_id`` = the post's id and ``delete_at`` = ``update_at`` = the edit time;
+        editing a reply also bumps its root's ``update_at``.
+        """
         t = now_ms()
+        self._keep_history(post, t)
         if message is not None:
             if len(message) > MAX_MESSAGE_RUNES:
                 raise AppError(400, "model.post.is_valid.message_length.app_error",
@@ -657,9 +673,21 @@ class World:
         if edited:
             post["edit_at"] = t
         post["update_at"] = t
+        root = self.posts.get(post["root_id"]) if post["root_id"] else None
+        if root is not None and root["update_at"] < t:
+            root["update_at"] = t
         self.emit("post_edited", {"post": json.dumps(post)}, channel_id=post["channel_id"])
         self.touch()
         return post
+
+    def _keep_history(self, post: dict, t: int) -> None:
+        # The stored row carries no metadata (that is computed per request, keyed by the new id)
+        # and no pending_post_id (not a database column).
+        old = copy.deepcopy({k: v for k, v in post.items() if k != "metadata"})
+        old.update(id=new_id(), original_id=post["id"], delete_at=t, update_at=t, pending_post_id="",
+                   metadata={})
+        self.posts[old["id"]] = old
+        self.post_history.setdefault(post["channel_id"], []).append(old["id"])
 
     def delete_post(self, post: dict, actor_id: str) -> None:
         """Soft-delete a post (and its replies when it is a root); broadcast ``post_deleted``."""

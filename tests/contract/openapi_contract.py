@@ -41,7 +41,10 @@ from openapi_core.templating.responses.exceptions import ResponseNotFound
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SPEC_PATH = REPO_ROOT / ".." / "shared" / "mattermost-api" / "openapi-v4.yaml"
+# The spec lives in the steering checkout's sibling ``shared/``; a git worktree sits one level deeper.
+_SPEC_PARTS = ("shared", "mattermost-api", "openapi-v4.yaml")
+SPEC_PATH = next((base.joinpath(*_SPEC_PARTS) for base in REPO_ROOT.parents if base.joinpath(*_SPEC_PARTS).exists()),
+                 REPO_ROOT / ".." / "shared" / "mattermost-api" / "openapi-v4.yaml")
 DEFAULT_BASE_URL = "http://127.0.0.1:8065"
 
 Spec = dict[str, Any]

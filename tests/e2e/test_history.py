@@ -581,7 +581,8 @@ async def test_export_of_a_channel_larger_than_one_page(sandbox, bot, world):
     assert "I sent you the CSV" in result.ephemeral[0]
     rows = await exported_rows(sandbox, "carol")
     assert [row["post id"] for row in rows] == [p["id"] for p in sandbox.posts(incident.channel_id)]
-    assert len(rows) == 451  # carol's system "added" post + 450 notes
+    # The creator's "joined the channel" (CreateChannelWithUser posts it), carol's "added", 450 notes.
+    assert len(rows) == 452 and rows[0]["type"] == "system_join_channel"
 
 
 async def test_large_export_answers_at_once_and_arrives_later(sandbox, bot, world):

@@ -209,3 +209,47 @@ async def test_catch_up_rebuilds_only_what_happened_after_the_point():
     assert json.loads(dm["data"]["mentions"]) == ["bot"] and dm["data"]["sender_name"] == "@name-u1"
     assert new["data"]["channel_name"] == "town-square" and new["data"]["team_id"] == "t1"
     assert json.loads(events[2]["data"]["reaction"])["channel_id"] == "c1"
+
+
+class CappedClient(FakeClient):
+    """A channel with more changes than a since answer holds: the answer is an arbitrary 1000."""
+
+    def __init__(self, posts, reactions, since_answer):
+        super().__init__(posts, reactions)
+        self.since_answer = since_answer
+        self.pages: list[tuple[str, int]] = []
+
+    async def channel_posts_since(self, channel_id, since):
+        if channel_id == "c1":
+            return {"order": self.since_answer, "posts": {pid: self.posts["c1"][pid] for pid in self.since_answer}}
+        return await super().channel_posts_since(channel_id, since)
+
+    async def channel_posts(self, channel_id, *, before="", page=0, per_page=200):
+        self.pages.append((before, page))
+        newest_first = sorted(self.posts.get(channel_id, {}).values(), key=lambda p: p["create_at"], reverse=True)
+        if before:
+            at = self.posts[channel_id][before]["create_at"]
+            newest_first = [p for p in newest_first if p["create_at"] < at]
+        window = newest_first[page * per_page:(page + 1) * per_page]
+        return {"order": [p["id"] for p in window], "posts": {p["id"]: p for p in window}}
+
+
+async def test_catch_up_reads_a_channel_whole_when_since_hits_the_cap():
+    """Past the cap the since answer leaves out arbitrary rows; catch-up must still find every new
+    post and every reaction added since, each once."""
+    from gateway.catchup import CatchUp
+
+    old = {f"old{i}": fake_post(f"old{i}", 100 + i) for i in range(300)}
+    old["old7"] = fake_post("old7", 107, update_at=1900, reactions=[fake_reaction("old7", "u9", 1900)])
+    new = {f"new{i}": fake_post(f"new{i}", 1001 + i) for i in range(1100)}
+    posts = {"c1": {**old, **new}, "d1": {"dm": fake_post("dm", 1050, message="help")}}
+    left_out = {"new3", "new600", "old7"}
+    since_answer = [pid for pid in new if pid not in left_out][:1000]
+    client = CappedClient(posts, {}, since_answer)
+    events = await CatchUp(client).missed_events(1000)
+
+    posted = [json.loads(e["data"]["post"])["id"] for e in events if e["event"] == "posted"]
+    reactions = [json.loads(e["data"]["reaction"])["post_id"] for e in events if e["event"] == "reaction_added"]
+    assert sorted(posted) == sorted([*new, "dm"]) and len(posted) == len(set(posted))
+    assert reactions == ["old7"]
+    assert len(client.pages) == 8  # 1400 posts of c1 in pages of 200 (+1 re-read each page), nothing more

@@ -136,10 +136,38 @@ async def test_pages_are_walked_back_with_before_and_written_oldest_first():
     rows = read_rows(data)[1:]
     assert count == 1001
     assert [row[5] for row in rows] == [post["id"] for post in posts]
-    assert [r["before"] for r in fake.requests] == [""] + [posts[1001 - 200 * k]["id"] for k in range(1, 6)]
+    # Each page is anchored on the oldest post newer than the page's last one (that last one comes
+    # again and is dropped), so a millisecond shared across a page boundary cannot be skipped.
+    assert [r["before"] for r in fake.requests] == [""] + [posts[1001 - 199 * k]["id"] for k in range(1, 6)]
     assert all(r["page"] == 0 and r["per_page"] == 200 for r in fake.requests)
     # Usernames are looked up once per user, not once per post.
     assert sorted(uid for batch in fake.user_requests for uid in batch) == sorted([ALICE, BOB])
+
+
+class CreateAtFakeMattermost(FakeMattermost):
+    """Selects ``before`` like store getPostsAround: ``CreateAt <`` the anchor's, so posts of the
+    anchor's millisecond are left out."""
+
+    async def channel_posts(self, channel_id: str, *, before: str = "", page: int = 0, per_page: int = 200) -> dict:
+        self.requests.append({"before": before, "page": page, "per_page": per_page})
+        newest_first = list(reversed(self.posts))
+        if before:
+            at = next(p["create_at"] for p in self.posts if p["id"] == before)
+            newest_first = [p for p in newest_first if p["create_at"] < at]
+        window = newest_first[page * per_page:(page + 1) * per_page]
+        return {"order": [p["id"] for p in window], "posts": {p["id"]: p for p in window}}
+
+
+async def test_posts_sharing_a_millisecond_across_pages_are_all_exported_once():
+    posts = [make_post(n, f"message {n}") for n in range(30)]
+    for post in posts[5:15]:  # ten posts in one millisecond, across the page boundaries
+        post["create_at"] = posts[5]["create_at"]
+    fake = CreateAtFakeMattermost(posts, {ALICE: "alice"})
+    data, count = await export(fake, per_page=8)
+    assert count == 30
+    assert sorted(row[5] for row in read_rows(data)[1:]) == sorted(p["id"] for p in posts)
+    everything = [p for page in [page async for page in channel_pages(fake, "channel", per_page=4)] for p in page]
+    assert sorted(p["id"] for p in everything) == sorted(p["id"] for p in posts)  # a page all of one ms too
 
 
 async def test_reply_roots_from_other_pages_are_not_duplicated():

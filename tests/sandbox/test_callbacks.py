@@ -504,6 +504,56 @@ async def test_incoming_webhook(api, sb: Sandbox) -> None:
     assert status == 400 and err["id"] == "web.incoming_webhook.invalid.app_error"
 
 
+def _hook(sb: Sandbox, hook_id: str, *, user: str, channel: str, **extra) -> str:
+    """Another incoming webhook of team acme (a 26-character ``hook_id``)."""
+    ch = sb.channel("acme", channel)
+    sb.world.incoming_hooks[hook_id] = {
+        "id": hook_id, "create_at": 1, "update_at": 1, "delete_at": 0, "user_id": sb.user_id(user),
+        "channel_id": ch["id"], "team_id": ch["team_id"], "display_name": "", "description": "",
+        "username": "", "icon_url": "", "channel_locked": False, **extra}
+    return f"/hooks/{hook_id}"
+
+
+async def test_incoming_webhook_props_are_those_the_server_sets(api, sb: Sandbox) -> None:
+    """HandleIncomingWebhook / CreateWebhookPost: webhook_display_name always; override props only
+    when the server allows them (off by default); the payload's own props, minus the reserved keys."""
+    status, _, _ = await api("POST", "/hooks/pojxk7i9e3ydiq9qfwsd6npg5c", json_body={
+        "text": "CPU high", "username": "grafana", "icon_url": "http://i/x.png",
+        "props": {"runbook": "r1", "from_webhook": "false", "override_username": "admin", "attachments": "x"}})
+    assert status == 200
+    post = sb.posts(sb.channel("acme", "town-square")["id"])[-1]
+    assert post["props"] == {"runbook": "r1", "from_webhook": "true", "webhook_display_name": "Monitoring"}
+    sb.config.enable_post_username_override = sb.config.enable_post_icon_override = True
+    await api("POST", "/hooks/pojxk7i9e3ydiq9qfwsd6npg5c", json_body={
+        "text": "again", "username": "grafana", "icon_url": "http://i/x.png"})
+    post = sb.posts(sb.channel("acme", "town-square")["id"])[-1]
+    assert post["props"]["override_username"] == "grafana" and post["props"]["override_icon_url"] == "http://i/x.png"
+    await api("POST", "/hooks/pojxk7i9e3ydiq9qfwsd6npg5c", json_body={"text": "plain"})
+    post = sb.posts(sb.channel("acme", "town-square")["id"])[-1]
+    assert post["props"]["override_username"] == "webhook" and "override_icon_url" not in post["props"]
+    status, _, err = await api("POST", "/hooks/pojxk7i9e3ydiq9qfwsd6npg5c", json_body={"text": "x", "type": "system_fake"})
+    assert (status, err["id"]) == (400, "api.context.invalid_param.app_error")
+
+
+async def test_incoming_webhook_channel_override_rules(api, sb: Sandbox) -> None:
+    """A name with or without "#"; unknown → 404; a locked hook refuses other channels with 403;
+    a private channel its owner cannot read → 403."""
+    hook = "/hooks/pojxk7i9e3ydiq9qfwsd6npg5c"
+    status, _, _ = await api("POST", hook, json_body={"text": "hash", "channel": "#off-topic"})
+    assert status == 200 and sb.posts(sb.channel("acme", "off-topic")["id"])[-1]["message"] == "hash"
+    status, _, err = await api("POST", hook, json_body={"text": "x", "channel": "nowhere"})
+    assert (status, err["id"]) == (404, "web.incoming_webhook.channel.app_error")
+    locked = _hook(sb, "lockedhook9e3ydiq9qfwsd6np", user="bob", channel="town-square", channel_locked=True)
+    status, _, err = await api("POST", locked, json_body={"text": "x", "channel": "off-topic"})
+    assert (status, err["id"]) == (403, "web.incoming_webhook.channel_locked.app_error")
+    status, _, _ = await api("POST", locked, json_body={"text": "same", "channel": "town-square"})
+    assert status == 200
+    bobs = _hook(sb, "bobshook7i9e3ydiq9qfwsd6np", user="bob", channel="town-square")
+    status, _, err = await api("POST", bobs, json_body={"text": "x", "channel": "leadership"})
+    assert (status, err["id"]) == (403, "web.incoming_webhook.permissions.app_error")
+    assert [p for p in sb.posts(sb.channel("acme", "leadership")["id"]) if p["message"] == "x"] == []
+
+
 async def test_built_in_header_and_echo(sb: Sandbox) -> None:
     """The built-ins a playbook step typically runs work through /commands/execute, for members only."""
     bob = sb.user("bob")

@@ -254,13 +254,15 @@ async def test_members_add_remove_and_system_posts(api, sb: Sandbox) -> None:
     dave = sb.user_id("dave")
     status, _, _ = await api("DELETE", f"/api/v4/channels/{ch['id']}/members/{dave}", as_user="bob")
     assert status == 200 and dave not in sb.channel_members(ch["id"])
-    assert sb.posts(ch["id"])[-1]["type"] == "system_remove_from_channel"
+    removed = sb.posts(ch["id"])[-1]
+    assert removed["type"] == "system_remove_from_channel" and removed["message"] == "@dave removed from the channel."
     status, _, member = await api("POST", f"/api/v4/channels/{ch['id']}/members", as_user="bob",
                                   json_body={"user_id": dave})
     assert status == 201 and member["user_id"] == dave
     assert sb.posts(ch["id"])[-1]["type"] == "system_add_to_channel"
     await api("DELETE", f"/api/v4/channels/{ch['id']}/members/{dave}", as_user="dave")
-    assert sb.posts(ch["id"])[-1]["type"] == "system_leave_channel"
+    left = sb.posts(ch["id"])[-1]
+    assert left["type"] == "system_leave_channel" and left["message"] == "@dave left the channel."
     await api("POST", f"/api/v4/channels/{ch['id']}/members", as_user="dave", json_body={"user_id": dave})
     assert sb.posts(ch["id"])[-1]["type"] == "system_join_channel"
     assert sb.channel_by_id(ch["id"])["total_msg_count"] == 0
@@ -313,3 +315,76 @@ async def test_archive_channel_keeps_its_name_taken(sb, api):
     assert status == 400 and body["id"] == "store.sql_channel.save_channel.previously.app_error"
     assert sb.channel_by_id(channel["id"])["delete_at"] > 0
     assert any(p["type"] == "system_channel_deleted" for p in sb.posts(channel["id"]))
+
+
+async def test_since_serves_edit_history_copies_and_deleted_posts(api, sb: Sandbox) -> None:
+    """Every edit (message, props, pin) leaves a deleted copy that a since answer serves, as
+    store Update / GetPostsSince do; editing a reply bumps its root too."""
+    ch = sb.channel("acme", "off-topic")
+    _, _, root = await api("POST", "/api/v4/posts", as_user="bob", json_body={"channel_id": ch["id"], "message": "r"})
+    _, _, reply = await api("POST", "/api/v4/posts", as_user="bob",
+                            json_body={"channel_id": ch["id"], "message": "v1", "root_id": root["id"]})
+    since = sb.world.posts[root["id"]]["update_at"]
+    await api("PUT", f"/api/v4/posts/{reply['id']}/patch", as_user="bob", json_body={"message": "v2"})
+    await api("PUT", f"/api/v4/posts/{reply['id']}/patch", as_user="bob", json_body={"props": {"k": "v"}})
+    await api("POST", f"/api/v4/posts/{reply['id']}/pin", as_user="bob")
+    _, _, plist = await api("GET", f"/api/v4/channels/{ch['id']}/posts?since={since}", as_user="bob")
+    copies = [p for p in plist["posts"].values() if p["original_id"] == reply["id"]]
+    assert [c["message"] for c in sorted(copies, key=lambda c: c["update_at"])] == ["v1", "v2", "v2"]
+    assert all(c["delete_at"] == c["update_at"] > 0 and c["create_at"] == reply["create_at"] for c in copies)
+    assert {c["id"] for c in copies} < set(plist["order"])
+    assert root["id"] in plist["order"]  # the reply's edit bumped its root's update_at
+    # Copies are not posts of the channel: pages, the thread and the post itself know nothing of them.
+    _, _, page = await api("GET", f"/api/v4/channels/{ch['id']}/posts", as_user="bob")
+    assert not {c["id"] for c in copies} & set(page["posts"])
+    status, _, _ = await api("GET", f"/api/v4/posts/{copies[0]['id']}", as_user="bob")
+    assert status == 404
+    # since=0 is no since at all (api4 getPostsForChannel): the newest page.
+    _, _, zero = await api("GET", f"/api/v4/channels/{ch['id']}/posts?since=0&per_page=1", as_user="bob")
+    assert zero["order"] == [reply["id"]]
+
+
+async def test_since_past_the_cap_is_an_arbitrary_subset(api, sb: Sandbox) -> None:
+    """LIMIT 1000 without ORDER BY: neither the oldest nor the newest changes are the ones kept,
+    but the answer is sorted newest first; collapsedThreads=true keeps the newest roots."""
+    ch = sb.channel("acme", "off-topic")
+    bob = sb.user_id("bob")
+    made = [sb.world.create_post(user_id=bob, channel_id=ch["id"], message=f"m{i}")["id"] for i in range(1300)]
+    since = sb.world.posts[made[0]]["create_at"] - 1
+    _, _, plist = await api("GET", f"/api/v4/channels/{ch['id']}/posts?since={since}", as_user="bob")
+    kept = plist["order"]
+    assert len(kept) == 1000 and set(kept) < set(made)
+    assert set(made[:1000]) != set(kept) and set(made[-1000:]) != set(kept)
+    times = [plist["posts"][pid]["create_at"] for pid in kept]
+    assert times == sorted(times, reverse=True)
+    _, _, again = await api("GET", f"/api/v4/channels/{ch['id']}/posts?since={since}", as_user="bob")
+    assert again["order"] == kept  # the same query keeps the same rows, like a database would
+    _, _, crt = await api("GET", f"/api/v4/channels/{ch['id']}/posts?since={since}&collapsedThreads=true",
+                          as_user="bob")
+    assert set(crt["order"]) == set(made[-1000:])
+
+
+async def test_before_and_after_compare_create_at_like_get_posts_around(api, sb: Sandbox) -> None:
+    """Posts made in the same millisecond as the anchor are neither before nor after it."""
+    ch = sb.channel("acme", "off-topic")
+    bob = sb.user_id("bob")
+    posts = [sb.world.create_post(user_id=bob, channel_id=ch["id"], message=str(i)) for i in range(4)]
+    for p in posts[1:3]:
+        p["create_at"] = posts[1]["create_at"]  # 1 and 2 share a millisecond
+    _, _, before = await api("GET", f"/api/v4/channels/{ch['id']}/posts?before={posts[2]['id']}", as_user="bob")
+    assert posts[1]["id"] not in before["order"] and before["order"][0] == posts[0]["id"]
+    _, _, after = await api("GET", f"/api/v4/channels/{ch['id']}/posts?after={posts[1]['id']}", as_user="bob")
+    assert after["order"] == [posts[3]["id"]]
+
+
+async def test_creating_a_channel_posts_the_creators_join_message(api, sb: Sandbox) -> None:
+    """CreateChannelWithUser posts system_join_channel for the creator, public or private."""
+    team = sb.team("acme")
+    for kind in ("O", "P"):
+        status, _, ch = await api("POST", "/api/v4/channels", as_user="bob", json_body={
+            "team_id": team["id"], "name": f"made-{kind.lower()}", "display_name": "Made", "type": kind})
+        assert status == 201
+        posts = sb.posts(ch["id"])
+        assert [(p["type"], p["user_id"], p["message"], p["props"]) for p in posts] == [
+            ("system_join_channel", sb.user_id("bob"), "bob joined the channel.", {"username": "bob"})]
+        assert sb.channel_by_id(ch["id"])["total_msg_count"] == 0
