@@ -41,7 +41,10 @@ from openapi_core.templating.responses.exceptions import ResponseNotFound
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SPEC_PATH = REPO_ROOT / ".." / "shared" / "mattermost-api" / "openapi-v4.yaml"
+_SPEC_RELATIVE = Path("shared") / "mattermost-api" / "openapi-v4.yaml"
+# The shared folder sits beside the checkout; a git worktree is one level deeper, so look upwards.
+SPEC_PATH = next((folder / _SPEC_RELATIVE for folder in REPO_ROOT.parents if (folder / _SPEC_RELATIVE).exists()),
+                 REPO_ROOT / ".." / _SPEC_RELATIVE)
 DEFAULT_BASE_URL = "http://127.0.0.1:8065"
 
 Spec = dict[str, Any]

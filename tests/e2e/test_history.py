@@ -20,7 +20,7 @@ from gateway.export import CSV_COLUMNS, CSV_ENCODING
 from sandbox import Sandbox, SandboxConfig
 from services.history import ListFilters
 from services.incidents import StartRequest
-from tests.e2e.conftest import DEMO_SEED
+from tests.e2e.conftest import DEMO_SEED, EDIT_TIME_LIMIT
 
 ROW = re.compile(r"^\| \*\*(.+?)\*\*")
 T0 = 1_700_000_000_000
@@ -41,7 +41,7 @@ def two_team_seed() -> dict:
 
 @pytest.fixture
 async def sandbox():
-    async with Sandbox(two_team_seed(), config=SandboxConfig()) as sb:
+    async with Sandbox(two_team_seed(), config=SandboxConfig(post_edit_time_limit=EDIT_TIME_LIMIT)) as sb:
         yield sb
 
 
