@@ -209,14 +209,14 @@ class Fuzzer:
 
 
 async def main(examples: int, seed: int) -> FuzzReport:
-    from bench.harness import BOT_TOKEN, world
+    from bench.harness import BOT_TOKEN, EDIT_TIME_LIMIT, world
     from bot import CommandCenter
     from domain.playbooks import StageDraft, StepDraft, new_playbook
     from sandbox import Sandbox, SandboxConfig
     from settings import Settings
 
     started = time.monotonic()
-    async with Sandbox(world(3), config=SandboxConfig()) as sandbox:
+    async with Sandbox(world(3), config=SandboxConfig(post_edit_time_limit=EDIT_TIME_LIMIT)) as sandbox:
         with tempfile.TemporaryDirectory(prefix="cc-fuzz-") as data_dir:
             bot = CommandCenter(Settings(mattermost_url=sandbox.url, bot_token=BOT_TOKEN, listen_host="127.0.0.1",
                                          listen_port=0, data_dir=Path(data_dir), log_level="ERROR",

@@ -16,6 +16,8 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 BOT_TOKEN = "xoeg5dzc1pd7zri85ryzeg3gda"
+# Benchmarks run with ServiceSettings.PostEditTimeLimit set (seconds), as tests and the demo do.
+EDIT_TIME_LIMIT = 300
 
 
 def world(users: int) -> dict:

@@ -9,12 +9,12 @@ import argparse
 import asyncio
 import time
 
-from bench.harness import bot_process, cpu_seconds, rss_mb, world
+from bench.harness import EDIT_TIME_LIMIT, bot_process, cpu_seconds, rss_mb, world
 from sandbox import Sandbox, SandboxConfig
 
 
 async def main(seconds: float) -> None:
-    async with Sandbox(world(5), config=SandboxConfig()) as sandbox:
+    async with Sandbox(world(5), config=SandboxConfig(post_edit_time_limit=EDIT_TIME_LIMIT)) as sandbox:
         async with bot_process(sandbox.url) as (process, _):
             await asyncio.sleep(2.0)  # let start-up work settle before measuring
             cpu_before, wall_before = cpu_seconds(process.pid), time.monotonic()

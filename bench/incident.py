@@ -13,7 +13,7 @@ import argparse
 import asyncio
 import time
 
-from bench.harness import bot_process, percentiles, world
+from bench.harness import EDIT_TIME_LIMIT, bot_process, percentiles, world
 from sandbox import Sandbox, SandboxConfig
 
 USERS = 20
@@ -58,7 +58,7 @@ async def toggle(sandbox: Sandbox, person, card_id: str, channel_id: str) -> flo
 
 async def main(rounds: int) -> None:
     figures: dict[str, float] = {}
-    async with Sandbox(world(USERS), config=SandboxConfig()) as sandbox:
+    async with Sandbox(world(USERS), config=SandboxConfig(post_edit_time_limit=EDIT_TIME_LIMIT)) as sandbox:
         people = [sandbox.user(f"u{i:03d}") for i in range(USERS)]
         async with bot_process(sandbox.url):
             for index, person in enumerate(people):

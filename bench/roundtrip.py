@@ -17,7 +17,7 @@ import time
 import aiohttp
 from aiohttp import web
 
-from bench.harness import bot_process, percentiles, world
+from bench.harness import EDIT_TIME_LIMIT, bot_process, percentiles, world
 from sandbox import Sandbox, SandboxConfig
 
 
@@ -55,7 +55,7 @@ async def main(total: int) -> None:
     runner, bare_url = await _bare_server()
     results: dict[str, float] = {}
     try:
-        async with Sandbox(world(users), config=SandboxConfig()) as sandbox:
+        async with Sandbox(world(users), config=SandboxConfig(post_edit_time_limit=EDIT_TIME_LIMIT)) as sandbox:
             admin = sandbox.user("u000")
             team_id = sandbox.team("acme")["id"]
             async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {admin.token}"}) as http:

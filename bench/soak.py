@@ -389,14 +389,14 @@ def _card_digest(card: dict) -> tuple:
 
 async def main(seconds: float, incidents: int, concurrency: int, seed: int, scale: float,
                log_file: str | None = None) -> Report:
-    from bench.harness import BOT_TOKEN, world
+    from bench.harness import BOT_TOKEN, EDIT_TIME_LIMIT, world
     from bot import CommandCenter
     from domain.playbooks import StageDraft, StepDraft, new_playbook
     from sandbox import Sandbox, SandboxConfig
     from settings import Settings
 
     people = [f"u{i:03d}" for i in range(max(concurrency, 2))]
-    async with Sandbox(world(len(people)), config=SandboxConfig(fault_seed=seed)) as sandbox:
+    async with Sandbox(world(len(people)), config=SandboxConfig(fault_seed=seed, post_edit_time_limit=EDIT_TIME_LIMIT)) as sandbox:
         with tempfile.TemporaryDirectory(prefix="cc-soak-") as data_dir:
             bot = CommandCenter(Settings(mattermost_url=sandbox.url, bot_token=BOT_TOKEN, listen_host="127.0.0.1",
                                          listen_port=0, data_dir=Path(data_dir), log_level="ERROR",

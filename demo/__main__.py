@@ -182,7 +182,7 @@ async def main(argv: list[str]) -> int:
     configure_logging("INFO" if args.verbose else "WARNING")
     transcript = Transcript(args.max_lines)
     with tempfile.TemporaryDirectory(prefix="command-center-demo-") as data_dir:
-        async with Sandbox(SEED, config=SandboxConfig()) as sandbox:
+        async with Sandbox(SEED, config=SandboxConfig(post_edit_time_limit=300)) as sandbox:
             settings = Settings(mattermost_url=sandbox.url, bot_token=sandbox.token_of("incident"),
                                 listen_host="127.0.0.1", listen_port=0, data_dir=Path(data_dir))
             app = CommandCenter(settings)

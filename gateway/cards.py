@@ -1,5 +1,8 @@
 """The incident card: one pinned bot post per incident, rebuilt from the incident after every change.
 
+Everything that changes lives in ``props.attachments``; the ``message`` is fixed when the card is
+posted (see :func:`card_message` and ``services.incidents.CardUpdater``).
+
 Layout (message attachments, the legacy interactive-message format every Mattermost client shows):
 a header with commander, status, times and stage plus the incident-wide buttons; one attachment per
 step of the active stage with its own buttons; one line per other stage with "done/total".
@@ -149,6 +152,11 @@ def incident_card(incident: Incident, ctx: CardContext) -> dict[str, Any]:
     if others:
         attachments.append({"fallback": "Other stages", "text": "\n".join(others)})
 
-    message = (f"**Incident card** · {status} · commander {ctx.who(incident.commander_id)} · "
-               f"stage {incident.active_stage + 1}/{stage_count} · {incident.steps_done}/{incident.steps_total} steps done")
-    return {"message": message, "props": {"attachments": attachments, "command_center_card": incident.id}}
+    return {"message": card_message(incident),
+            "props": {"attachments": attachments, "command_center_card": incident.id}}
+
+
+def card_message(incident: Incident) -> str:
+    """The card's ``message``: set once when the card is posted and never edited (a server with
+    ``PostEditTimeLimit`` refuses message edits after the window), so nothing in it may change."""
+    return f"**Incident card** · {neutralize(' '.join(incident.name.split()))}"

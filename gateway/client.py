@@ -320,6 +320,10 @@ class MattermostClient:
     async def patch_post(self, post_id: str, patch: dict) -> dict:
         return await self.call("PUT", lambda: self.driver.posts.patch_post(post_id, patch))
 
+    async def delete_post(self, post_id: str) -> None:
+        # Deleting an already deleted post answers 404, which callers may treat as done.
+        await self.call("DELETE", lambda: self.driver.posts.delete_post(post_id))
+
     async def direct_channel_with(self, user_id: str) -> dict:
         # Creating a DM that exists returns the existing one, so repeating is harmless.
         return await self.call("POST", lambda: self.driver.channels.create_direct_channel([self.user_id, user_id]),

@@ -18,7 +18,7 @@ import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 
 class SignatureError(Exception):
@@ -140,6 +140,10 @@ class OnceCache:
         return True
 
 
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
 class TriggerGuard:
     """Rejects replayed callbacks using Mattermost's trigger id.
 
@@ -148,8 +152,9 @@ class TriggerGuard:
     request, is fresh, and is never seen twice.
     """
 
-    def __init__(self, max_age_s: float = 300.0) -> None:
+    def __init__(self, max_age_s: float = 300.0, clock: Callable[[], int] | None = None) -> None:
         self.max_age_s = max_age_s
+        self.clock = clock or wall_clock_ms  # injectable: tests let simulated time pass for the bot too
         self._seen = OnceCache(ttl_s=max_age_s * 2)
 
     def check(self, trigger_id: object, user_id: str, *, now_ms: int | None = None) -> None:
@@ -169,7 +174,7 @@ class TriggerGuard:
             issued_ms = int(millis)
         except ValueError:
             raise SignatureError("malformed trigger id time") from None
-        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        now_ms = self.clock() if now_ms is None else now_ms
         if abs(now_ms - issued_ms) > self.max_age_s * 1000:
             raise SignatureError("stale trigger id")
         if not self._seen.add(client_id):

@@ -22,6 +22,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--integration-timeout", type=float, default=30.0)
     p.add_argument("--trigger-id-lifetime", type=float, default=30.0)
     p.add_argument("--server-version", default=SandboxConfig.server_version)
+    p.add_argument("--post-edit-time-limit", type=int, default=-1,
+                   help="ServiceSettings.PostEditTimeLimit in seconds (-1 = unlimited, the server default)")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -29,7 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def serve(args: argparse.Namespace) -> None:
     cfg = SandboxConfig(host=args.host, port=args.port, site_url=args.site_url,
                         integration_timeout=args.integration_timeout,
-                        trigger_id_lifetime=args.trigger_id_lifetime, server_version=args.server_version)
+                        trigger_id_lifetime=args.trigger_id_lifetime, server_version=args.server_version,
+                        post_edit_time_limit=args.post_edit_time_limit)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -21,6 +21,7 @@ from .errors import AppError
 from .faults import FaultInjector, FaultRule
 from .pending_posts import PendingPostCache
 from .httputil import REQUEST_ID, USER, json_response
+from . import ids
 from .ids import new_id
 from .seed import Seed, load_seed
 from .state import World
@@ -58,6 +59,8 @@ class SandboxConfig:
     # Released servers send an action's `update` to UpdatePost, which cannot find an ephemeral post
     # (404, integrations._ephemeral_update_refused); only the newest source updates it in place.
     update_ephemeral_in_place: bool = False
+    # ServiceSettings.PostEditTimeLimit: seconds after creation a post may still be changed; -1 = always.
+    post_edit_time_limit: int = -1
 
 
 @dataclass
@@ -112,6 +115,8 @@ class Sandbox:
         self.config = config or SandboxConfig()
         self.seed = load_seed(seed)
         self.world = World(self.seed, self.config.server_version)
+        self.world.post_edit_time_limit = self.config.post_edit_time_limit
+        self._advanced_clock = False
         self.recording: list[Exchange] = []
         self.callbacks: list[Callback] = []
         self.signing_key = secrets.token_bytes(32)
@@ -176,6 +181,9 @@ class Sandbox:
         if self.http is not None:
             await self.http.close()
             self.http = None
+        if self._advanced_clock:  # the simulated time ends with the sandbox that made it
+            ids.reset_clock()
+            self._advanced_clock = False
 
     async def __aenter__(self) -> "Sandbox":
         return await self.start()
@@ -341,6 +349,18 @@ class Sandbox:
         uid = self.user_id(username)
         (self.ws_blocked.add if blocked else self.ws_blocked.discard)(uid)
         self.world.touch()
+
+    def advance_clock(self, seconds: float) -> int:
+        """Let ``seconds`` of simulated time pass at once (edit limit, trigger ids, hooks, timestamps);
+        returns the new server time in ms. The clock is process-wide and rewinds when this sandbox closes."""
+        now = ids.advance_clock(seconds)
+        self._advanced_clock = True
+        self.world.touch()
+        return now
+
+    def now_ms(self) -> int:
+        """The server's current time (wall clock plus any simulated advance), in ms."""
+        return ids.now_ms()
 
     async def wait_for(self, fn: Callable[[], Any], timeout: float = 5.0) -> Any:
         """Re-evaluate ``fn`` after every state change until truthy; return its value."""

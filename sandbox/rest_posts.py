@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import re
 
 from aiohttp import web
@@ -10,12 +12,14 @@ from . import errors
 from .app import SB_KEY
 from .errors import AppError
 from .httputil import caller, flag, json_response, path_id, read_json, status_ok, user_path_id
-from .ids import is_valid_id
+from .ids import is_valid_id, now_ms
 from .posts_view import thread_post_list
 
 ID = "{%s:[A-Za-z0-9]+}"
 PID = ID % "post_id"
 EMOJI_RE = re.compile(r"^[a-zA-Z0-9\-+_]{1,64}$")
+TIME_LIMIT_ERROR = "api.post.update_post.permissions_time_limit.app_error"
+PATCH_FIELDS = ("message", "props", "file_ids", "is_pinned", "has_reactions")
 
 
 def _str_list(value: object, name: str) -> list[str]:
@@ -47,6 +51,61 @@ def _may_edit(world, me: dict, post: dict, permission: str) -> None:
     if ch["team_id"] and world.is_team_admin(ch["team_id"], me["id"]) and world.can_read_channel(me["id"], ch):
         return
     raise errors.permissions(permission.replace("_post", "_others_posts"))
+
+
+# ---------------------------------------------------------------------- ServiceSettings.PostEditTimeLimit
+# Modelled on the strictest supported release (v11.7 and later, mattermost/mattermost PR #35638):
+# once the window has passed, api4/post.go `updatePost` refuses any change of message, file_ids,
+# props or is_pinned, `postPatchChecks` (patchPost) refuses any non-empty patch, and
+# `saveIsPinnedPost` (pin/unpin) refuses unless the call changes nothing. Older releases limited
+# only `message`. The check lives in the REST handlers only: app/post.go `UpdatePost` has none, so an
+# interactive action's `update` (app/integration_action.go `DoPostActionWithCookie` → `UpdatePost`)
+# and reactions (`saveReaction`) are never limited; neither is `deletePost`. No role is exempt.
+def edit_window_closed(world, post: dict) -> bool:
+    """``postEditTimeLimitExpired``: -1 never expires; otherwise once now > create_at + limit seconds."""
+    limit = world.post_edit_time_limit
+    return limit != -1 and now_ms() > post["create_at"] + limit * 1000
+
+
+def time_limit_error(world) -> AppError:
+    limit = world.post_edit_time_limit
+    return AppError(400, TIME_LIMIT_ERROR,
+                    f"This post can no longer be changed: posts may be edited for {limit} seconds after posting.")
+
+
+def stored_props(world, post: dict) -> dict:
+    """The props as Mattermost keeps them in the database: action integrations inside their actions."""
+    props = copy.deepcopy(post.get("props") or {})
+    integrations = world.action_integrations.get(post["id"], {})
+    attachments = props.get("attachments")
+    for att in attachments if isinstance(attachments, list) else []:
+        for action in (att.get("actions") or []) if isinstance(att, dict) else []:
+            if isinstance(action, dict) and str(action.get("id")) in integrations:
+                action["integration"] = integrations[str(action["id"])]
+    return props
+
+
+def _same_json(a: object, b: object) -> bool:
+    # Go compares StringInterfaceToJSON of both maps; its map keys are marshalled sorted.
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def _check_update_window(world, post: dict, body: dict) -> None:
+    """``updatePost``: after the window, the body must leave message, file_ids, props and is_pinned as they are."""
+    if not edit_window_closed(world, post):
+        return
+    props = body.get("props") if isinstance(body.get("props"), dict) else stored_props(world, post)
+    file_ids = body.get("file_ids") if body.get("file_ids") is not None else post.get("file_ids", [])
+    if (body.get("message", "") != post["message"] or list(file_ids) != list(post.get("file_ids", []))
+            or not _same_json(props, stored_props(world, post))
+            or bool(body.get("is_pinned", False)) != post["is_pinned"]):
+        raise time_limit_error(world)
+
+
+def _check_patch_window(world, post: dict, body: dict) -> None:
+    """``postPatchChecks``: after the window only an empty patch (every field null or absent) passes."""
+    if edit_window_closed(world, post) and any(body.get(name) is not None for name in PATCH_FIELDS):
+        raise time_limit_error(world)
 
 
 async def create_post(request: web.Request) -> web.Response:
@@ -134,6 +193,7 @@ async def update_post(request: web.Request) -> web.Response:
     message = body.get("message", "")
     if not isinstance(message, str):
         raise errors.invalid_body_param("post")
+    _check_update_window(world, post, body)
     props = body.get("props") if isinstance(body.get("props"), dict) else {}
     file_ids = _str_list(body.get("file_ids"), "file_ids") if "file_ids" in body else None
     kwargs = {}
@@ -157,6 +217,7 @@ async def patch_post(request: web.Request) -> web.Response:
     if props is not None and not isinstance(props, dict):
         raise errors.invalid_body_param("post")
     file_ids = _str_list(body.get("file_ids"), "file_ids") if "file_ids" in body else None
+    _check_patch_window(world, post, body)
     updated = world.edit_post(post, message=message, props=props, file_ids=file_ids,
                               is_pinned=body.get("is_pinned"), has_reactions=body.get("has_reactions"),
                               edited=message is not None and message != post["message"])
@@ -186,6 +247,8 @@ async def _set_pinned(request: web.Request, pinned: bool) -> web.Response:
     if not (world.is_member(ch["id"], me["id"]) or world.is_admin(me["id"])):
         raise errors.permissions("read_channel")
     if post["is_pinned"] != pinned:
+        if edit_window_closed(world, post):  # `saveIsPinnedPost`: only a no-op escapes the limit
+            raise time_limit_error(world)
         world.edit_post(post, is_pinned=pinned, edited=False)
     return status_ok()
 

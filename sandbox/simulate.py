@@ -449,9 +449,31 @@ async def state_callbacks(request: web.Request) -> web.Response:
     return json_response(out)
 
 
+def _clock(sb: Any) -> web.Response:
+    from .ids import clock_offset_ms
+    return json_response({"now": sb.now_ms(), "offset_ms": clock_offset_ms(),
+                          "post_edit_time_limit": sb.world.post_edit_time_limit})
+
+
+async def get_clock(request: web.Request) -> web.Response:
+    return _clock(request.app[SB_KEY])
+
+
+async def advance_clock(request: web.Request) -> web.Response:
+    """``{"advance": seconds}``: let that much simulated time pass at once."""
+    seconds = (await _body(request)).get("advance")
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+        raise ValueError('give {"advance": <seconds>}, a number >= 0')
+    sb = request.app[SB_KEY]
+    sb.advance_clock(seconds)
+    return _clock(sb)
+
+
 def setup(app: web.Application) -> None:
     r = app.router
     r.add_get("/_sandbox/users", _wrap(sim_users))
+    r.add_get("/_sandbox/clock", _wrap(get_clock))
+    r.add_post("/_sandbox/clock", _wrap(advance_clock))
     r.add_get("/_sandbox/callbacks", _wrap(state_callbacks))
     r.add_get("/_sandbox/channels/{channel_id}/posts", _wrap(state_posts))
     r.add_get("/_sandbox/channels/{channel_id}/pinned", _wrap(state_pinned))

@@ -115,6 +115,7 @@ class World:
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
         self._waiters_lock = threading.Lock()  # wait_for may run on another thread's loop
         self.version = 0
+        self.post_edit_time_limit = -1  # ServiceSettings.PostEditTimeLimit (seconds; -1 = unlimited)
         self._load(seed)
 
     # ------------------------------------------------------------------ change notification

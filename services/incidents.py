@@ -51,6 +51,8 @@ _SUFFIX_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
 _JOURNAL_PREFIX = "start:"
 _OPENING_MARK = "command_center_opening"
 _CLOCK_SKEW_MS = 5 * 60 * 1000
+# Mattermost's answer to an edit of a post older than ServiceSettings.PostEditTimeLimit.
+EDIT_TIME_LIMIT_ERROR = "api.post.update_post.permissions_time_limit.app_error"
 _POST_ID = re.compile(r"(?:^|/)([a-z0-9]{26})(?:[/?#].*)?$")
 
 
@@ -130,7 +132,32 @@ class CardUpdater:
             if incident is None or not incident.card_post_id:
                 return
             card = await self.render(incident)
-            await self.ctx.client.patch_post(incident.card_post_id, card)
+            try:
+                # Only the props: the message never changes once posted (cards.card_message).
+                await self.ctx.client.patch_post(incident.card_post_id, {"props": card["props"]})
+            except MattermostError as error:
+                if error.error_id != EDIT_TIME_LIMIT_ERROR:
+                    raise
+                await self._replace(incident, card)
+
+    async def _replace(self, incident: Incident, card: dict) -> None:
+        """Post the card afresh when Mattermost no longer lets it be edited.
+
+        From Mattermost v11.7, a post older than ``ServiceSettings.PostEditTimeLimit`` cannot be
+        changed at all over REST (message, props, pin), only deleted. The new card is recorded
+        before it is pinned and the old one removed, so a failure part-way leaves one recorded card
+        that the next refresh keeps up to date.
+        """
+        old_id = incident.card_post_id
+        fresh = await self.ctx.client.create_post(incident.channel_id, card["message"], props=card["props"])
+        await self.ctx.store.mutate_incident(incident.id, lambda current: (ops.set_card_post(current, fresh["id"]), []))
+        await self.ctx.client.pin_post(fresh["id"])
+        try:
+            await self.ctx.client.delete_post(old_id)
+        except MattermostError as error:
+            if error.status != 404:  # already gone is what we wanted
+                log.warning("the outdated card %s of incident %s was not removed: %s", old_id, incident.id, error)
+        log.info("incident %s: card %s was past the edit time limit; replaced by %s", incident.id, old_id, fresh["id"])
 
     def refresh_later(self, incident_id: str, delays: tuple[float, ...] = (1, 2, 5, 10, 30)) -> None:
         """Keep trying to refresh a card Mattermost would not update just now (in the background)."""

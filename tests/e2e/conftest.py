@@ -13,6 +13,9 @@ from tests.contract.openapi_contract import assert_exchanges_valid
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_SEED = ROOT / "sandbox" / "seeds" / "demo.yaml"
+# Every bot test runs with ServiceSettings.PostEditTimeLimit set, as an administrator may set it:
+# whatever the bot edits must keep working once its posts are older than this (seconds).
+EDIT_TIME_LIMIT = 300
 
 
 def bot_settings(sandbox: Sandbox, data_dir: Path, **overrides) -> Settings:
@@ -26,7 +29,7 @@ def bot_settings(sandbox: Sandbox, data_dir: Path, **overrides) -> Settings:
 async def sandbox():
     """The demo world; every REST exchange of the test (the bot's and the simulated users') is
     checked against Mattermost's OpenAPI description when the test ends."""
-    async with Sandbox(DEMO_SEED, config=SandboxConfig(record=True)) as sb:
+    async with Sandbox(DEMO_SEED, config=SandboxConfig(record=True, post_edit_time_limit=EDIT_TIME_LIMIT)) as sb:
         yield sb
         exchanges = list(sb.recording)
     judged = assert_exchanges_valid(exchanges)

@@ -22,7 +22,7 @@ from plugins.history import NOT_YOUR_LIST, ListView
 from sandbox import Sandbox, SandboxConfig
 from services.history import ListFilters
 from services.incidents import StartRequest
-from tests.e2e.conftest import DEMO_SEED
+from tests.e2e.conftest import DEMO_SEED, EDIT_TIME_LIMIT
 
 ROW = re.compile(r"^\| \*\*(.+?)\*\*")
 T0 = 1_700_000_000_000
@@ -43,7 +43,7 @@ def two_team_seed() -> dict:
 
 @pytest.fixture
 async def sandbox():
-    async with Sandbox(two_team_seed(), config=SandboxConfig()) as sb:
+    async with Sandbox(two_team_seed(), config=SandboxConfig(post_edit_time_limit=EDIT_TIME_LIMIT)) as sb:
         yield sb
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -507,3 +508,48 @@ async def test_tampered_dialog_choices_are_refused_without_change(sandbox, bot):
     outcome = await alice.submit_dialog({"assignee": "x" * 300})
     assert not outcome.closed and "from the list" in outcome.errors["assignee"]
     assert [e.kind.value for e in await bot.store.timeline(incident.id)] == ["created"]
+
+
+async def test_card_keeps_updating_long_after_the_edit_time_limit(sandbox, bot):
+    """PostEditTimeLimit is 5 minutes (EDIT_TIME_LIMIT); the card is still right 10 and 20 minutes in."""
+    from tests.e2e.conftest import EDIT_TIME_LIMIT
+
+    assert EDIT_TIME_LIMIT == 300
+    await make_playbook(bot, sandbox, members=("alice",))
+    incident, channel = await start_incident(sandbox, bot)
+    cid, alice = channel["id"], sandbox.user("alice")
+    first = card(sandbox, incident)
+
+    # Simulated time passes for the bot too: its check of the server-minted trigger ids reads the
+    # same clock, as a host synchronised with the server would.
+    bot.inbound.triggers.clock = sandbox.now_ms
+    sandbox.advance_clock(10 * 60)
+    clicked = await alice.click(first["id"], step_button(first, "Check", "Acknowledge the alert"))
+    assert clicked.status == 200 and clicked.ephemeral == []
+
+    def shown(text):
+        pinned = sandbox.pinned(cid)
+        return len(pinned) == 1 and text in card_text(pinned[0]) and pinned[0]
+
+    now = await sandbox.wait_for(lambda: shown("✅ **1.1** Acknowledge the alert · done by @alice"))
+    assert (await fresh(bot, incident)).card_post_id == now["id"] != first["id"]
+    assert now["message"] == first["message"] and "Checkout errors" in now["message"]
+    assert first["id"] not in {p["id"] for p in sandbox.posts(cid)}   # the outdated card is gone
+    cards = [p for p in channel_posts(sandbox, cid) if p["props"].get("command_center_card")]
+    assert [p["id"] for p in cards] == [now["id"]]
+
+    # Within its own window the new card is edited in place, by command as by button.
+    await alice.command(cid, "/incident check 1.2")
+    assert shown("✅ **1.2** Assess customer impact")["id"] == now["id"]
+
+    sandbox.advance_clock(10 * 60)
+    await alice.command(cid, "/incident stage next")
+    later = await sandbox.wait_for(lambda: shown("(2/3) Investigation"))
+    assert later["id"] != now["id"] and later["message"] == first["message"]
+    assert (await fresh(bot, incident)).card_post_id == later["id"]
+
+    # No edit the bot made ever touched a card's message.
+    card_ids = {first["id"], now["id"], later["id"]}
+    patches = [json.loads(ex.body) for ex in sandbox.recording
+               if ex.method == "PUT" and ex.path.endswith("/patch") and ex.path.split("/")[-2] in card_ids]
+    assert patches and all("message" not in body for body in patches)

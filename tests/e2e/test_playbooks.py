@@ -13,7 +13,7 @@ import yaml
 from domain.models import Playbook
 from domain.templates import SERVICE_OUTAGE
 from sandbox import Sandbox, SandboxConfig
-from tests.e2e.conftest import DEMO_SEED, make_playbook
+from tests.e2e.conftest import DEMO_SEED, EDIT_TIME_LIMIT, make_playbook
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ async def sandbox():
     seed["users"].append({"username": "erin", "email": "erin@example.com", "teams": ["globex"]})
     seed["channels"].append({"team": "globex", "name": "town-square", "display_name": "Town Square", "type": "O",
                              "members": ["bob", "dave", "erin", "incident"]})
-    async with Sandbox(seed, config=SandboxConfig()) as sb:
+    async with Sandbox(seed, config=SandboxConfig(post_edit_time_limit=EDIT_TIME_LIMIT)) as sb:
         yield sb
 
 

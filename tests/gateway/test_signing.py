@@ -61,6 +61,14 @@ def test_trigger_guard_rejects_replay_stale_and_other_user():
             guard.check(junk, "u1")
 
 
+def test_trigger_guard_reads_its_injected_clock():
+    now = {"ms": int(time.time() * 1000) + 600_000}  # ten minutes of simulated time have passed
+    guard = TriggerGuard(max_age_s=60, clock=lambda: now["ms"])
+    guard.check(trigger("u1", "e" * 26, at_ms=now["ms"] - 1_000), "u1")
+    with pytest.raises(SignatureError, match="stale"):
+        guard.check(trigger("u1", "f" * 26), "u1")  # minted on the wall clock: ten minutes old here
+
+
 def test_once_cache_forgets_after_ttl_and_caps_size():
     cache = OnceCache(ttl_s=0.0)
     assert cache.add("a") and cache.add("a")  # ttl 0: nothing is remembered
