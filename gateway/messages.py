@@ -21,7 +21,8 @@ _HELP_ROWS: tuple[tuple[str, str, str], ...] = (
     ("info [incident]", "Details: commander, playbook, duration, people, stages, timeline", "info"),
     ("list [ongoing|ended|all] [@commander] [--playbook NAME] [--search TEXT] [--page N]",
      "Incidents you can see in this team, newest first", "list ongoing @alice"),
-    ("export [incident]", "CSV of the incident channel, sent to you by direct message", "export"),
+    ("export [incident] [--raw]", "CSV of the incident channel, sent to you by direct message; spreadsheet-safe "
+     "unless --raw", "export"),
     ("announce ~channel…", "Tell other channels that this incident started", "announce ~town-square ~ops"),
     ("playbook list|show|create|edit|delete|members|export|import|templates", "Manage playbooks",
      "playbook create"),
