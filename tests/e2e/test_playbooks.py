@@ -403,6 +403,7 @@ async def test_import_dialog_accepts_pasted_yaml_and_refuses_bad_yaml_without_sa
 
 
 async def test_import_refusals(sandbox, bot):
+    await make_playbook(bot, sandbox, title="Taken", members=("carol",))
     replies = await dm_bot(sandbox, "bob", "playbook import --team acme", files=[("notes.txt", b"title: x")])
     assert "Attach the playbook as a .yaml" in replies[0]["message"]
     replies = await dm_bot(sandbox, "bob", "playbook import --team acme", files=[("bad.yaml", b"\xff\xfe\x00")])
