@@ -16,7 +16,7 @@ from typing import Any
 
 from domain import Incident, Step
 from gateway.ids import Action
-from gateway.messages import format_duration, neutralize
+from gateway.messages import format_duration, inline_code, neutralize
 from gateway.signing import Signer
 
 COLOR_ONGOING = "#d24b4e"
@@ -73,7 +73,7 @@ def step_line(incident: Incident, stage_index: int, step_index: int, step: Step,
     if step.done and step.state_changed_by:
         parts.append(f"· done by {ctx.who(step.state_changed_by)}")
     if step.command:
-        parts.append(f"· `{step.command.replace('`', '')}`")
+        parts.append(f"· {inline_code(step.command)}")
     return " ".join(parts)
 
 

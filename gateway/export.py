@@ -27,6 +27,8 @@ PAGE_SIZE = 200
 #: Spreadsheet programs need the byte order mark to read UTF-8; Python reads it with "utf-8-sig".
 CSV_ENCODING = "utf-8-sig"
 ORDINARY_POST_TYPE = "message"
+#: A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 UsernameLookup = Callable[[Iterable[str]], Awaitable[dict[str, str]]]
 
@@ -85,12 +87,17 @@ def post_row(post: dict[str, Any], username: str) -> list[str]:
     ]
 
 
-def _csv_text(rows: Iterable[list[str]]) -> str:
+def spreadsheet_safe(cell: str) -> str:
+    """``cell`` as a spreadsheet shows it as text: one that would start a formula gets a leading ``'``."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+def _csv_text(rows: Iterable[list[str]], *, safe: bool = True) -> str:
     buffer = io.StringIO()
     # Quote only where needed; fields holding commas, quotes or line breaks are quoted, and
     # embedded line breaks survive a round trip through any RFC 4180 reader.
     writer = csv.writer(buffer, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
-    writer.writerows(rows)
+    writer.writerows(([spreadsheet_safe(cell) for cell in row] for row in rows) if safe else rows)
     return buffer.getvalue()
 
 
@@ -107,16 +114,19 @@ def _copy_reversed(spool: IO[bytes], chunks: list[tuple[int, int]], out: IO[byte
 
 
 async def write_channel_csv(pages: AsyncIterator[list[dict[str, Any]]], out: IO[bytes],
-                            usernames: UsernameLookup) -> int:
+                            usernames: UsernameLookup, *, raw: bool = False) -> int:
     """Write the posts of ``pages`` (newest first, as :func:`channel_pages` yields them) to ``out``
-    as CSV, oldest first, with a header row.  Returns the number of posts written."""
+    as CSV, oldest first, with a header row.  Returns the number of posts written.
+
+    Every cell is :func:`spreadsheet_safe` unless ``raw``: a message (or a username) such as
+    ``=HYPERLINK(...)`` must not run when the file is opened in a spreadsheet."""
     count = 0
     chunks: list[tuple[int, int]] = []
     with tempfile.TemporaryFile() as spool:
         async for batch in pages:
             names = await usernames({str(post.get("user_id") or "") for post in batch})
-            data = _csv_text(post_row(post, names.get(str(post.get("user_id") or ""), ""))
-                             for post in reversed(batch)).encode("utf-8")
+            data = _csv_text((post_row(post, names.get(str(post.get("user_id") or ""), ""))
+                              for post in reversed(batch)), safe=not raw).encode("utf-8")
             chunks.append((spool.tell(), len(data)))
             spool.write(data)
             count += len(batch)
@@ -145,5 +155,5 @@ class UsernameCache:
         return self.names
 
 
-__all__ = ["CSV_COLUMNS", "CSV_ENCODING", "PAGE_SIZE", "UsernameCache", "channel_pages", "iso_time", "post_row",
-           "write_channel_csv"]
+__all__ = ["CSV_COLUMNS", "CSV_ENCODING", "FORMULA_STARTS", "PAGE_SIZE", "UsernameCache", "channel_pages", "iso_time",
+           "post_row", "spreadsheet_safe", "write_channel_csv"]

@@ -21,7 +21,8 @@ _HELP_ROWS: tuple[tuple[str, str, str], ...] = (
     ("info [incident]", "Details: commander, playbook, duration, people, stages, timeline", "info"),
     ("list [ongoing|ended|all] [@commander] [--playbook NAME] [--search TEXT] [--page N]",
      "Incidents you can see in this team, newest first", "list ongoing @alice"),
-    ("export [incident]", "CSV of the incident channel, sent to you by direct message", "export"),
+    ("export [incident] [--raw]", "CSV of the incident channel, sent to you by direct message; spreadsheet-safe "
+     "unless --raw", "export"),
     ("announce ~channel…", "Tell other channels that this incident started", "announce ~town-square ~ops"),
     ("playbook list|show|create|edit|delete|members|export|import|templates", "Manage playbooks",
      "playbook create"),
@@ -34,7 +35,7 @@ def help_text(trigger: str, *, unknown: str = "", via_dm: bool = False) -> str:
     prefix = "" if via_dm else f"/{trigger} "
     lines = []
     if unknown:
-        lines.append(f"`{escape_code(unknown)}` is not a Command Center command. Here is what you can type:")
+        lines.append(f"{inline_code(unknown, limit=200)} is not a Command Center command. Here is what you can type:")
         lines.append("")
     lines.append("#### Command Center")
     if via_dm:
@@ -52,7 +53,18 @@ def help_text(trigger: str, *, unknown: str = "", via_dm: bool = False) -> str:
     return "\n".join(lines)
 
 
-_MENTION_LIKE = re.compile(r"@(?=[A-Za-z0-9_.-])")
+# Mattermost looks for mentions in the text of a post as its Markdown parser sees it, escapes and character
+# references resolved: '\@all' and '@al&#108;' are '@all'. So every '@' that is not followed by a space gets
+# an invisible word joiner (Mattermost splits words there), and so does every '&' that starts a reference.
+_AT = re.compile(r"@(?=\S)")
+_CHARACTER_REFERENCE = re.compile(r"&(?=#[0-9]+;|#[xX][0-9a-fA-F]+;|[A-Za-z][A-Za-z0-9]*;)")
+_WORD_JOINER = "\u2060"
+_QUOTE_LIMIT = 4000
+
+
+def _defuse_mentions(text: str) -> str:
+    text = _CHARACTER_REFERENCE.sub("&" + _WORD_JOINER, text)
+    return _AT.sub("@" + _WORD_JOINER, text)
 
 
 def neutralize(text: str) -> str:
@@ -61,13 +73,59 @@ def neutralize(text: str) -> str:
     A zero-width joiner after '@' keeps ``@all``/``@channel`` readable without notifying anyone.
     """
     text = text.replace("\r", " ").replace("\n", " ")
-    text = _MENTION_LIKE.sub("@\u2060", text)
+    text = _defuse_mentions(text)
     return re.sub(r"([\\`*_{}\[\]()#+!|<>~])", r"\\\1", text)
 
 
-def escape_code(text: str) -> str:
-    """Text to show inside an inline code span."""
-    return text.replace("`", "'").replace("\n", " ")[:200]
+def quote(text: str, *, limit: int = _QUOTE_LIMIT) -> str:
+    """``text`` (a post's message) as a Markdown block quote that keeps its formatting but notifies nobody.
+
+    No ``@channel``, ``@all``, ``@here``, ``@user`` or ``@group`` in it is live, however it is written;
+    every line stays inside the quote. Text longer than ``limit`` characters is cut, marked with '…'.
+    """
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    lines = _LINE_BREAKS.split(_defuse_mentions(text)) or [""]
+    return "\n".join(f"> {line}" if line else ">" for line in lines)
+
+
+_LINE_BREAKS = re.compile(r"\r\n|[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")
+_BACKTICK_RUNS = re.compile(r"`+")
+
+
+def _longest_backtick_run(text: str) -> int:
+    return max((len(run) for run in _BACKTICK_RUNS.findall(text)), default=0)
+
+
+def inline_code(text: str, *, limit: int | None = None) -> str:
+    """``text`` as one inline code span, delimiters included, that no content can end early.
+
+    CommonMark (and Mattermost's own parser, which decides who is mentioned) closes a code span only
+    at a backtick run exactly as long as the opening one, so the delimiters are one backtick longer
+    than the longest run inside; a space pads content that starts or ends with a backtick, or
+    with a space at both ends (one is stripped again on each side). Line breaks become spaces: a blank line would end
+    the paragraph and with it the span. Mentions inside a code span notify nobody.
+    """
+    text = _LINE_BREAKS.sub(" ", text)
+    if limit is not None and len(text) > limit:
+        text = text[: max(0, limit - 1)] + "…"
+    if not text:
+        return "` `"
+    fence = "`" * (_longest_backtick_run(text) + 1)
+    # CommonMark strips one space from each end when both ends have one (unless it is all spaces).
+    edge_spaces = text[0] == " " and text[-1] == " " and text.strip(" ")
+    pad = " " if "`" in (text[0], text[-1]) or edge_spaces else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def code_block(text: str) -> str:
+    """``text`` as a fenced code block that no line inside can close: the fence is longer than any backtick run.
+
+    The block starts and ends on a line of its own; put it after a line break.
+    """
+    fence = "`" * max(3, _longest_backtick_run(text) + 1)
+    body = text.replace("\r\n", "\n").replace("\r", "\n")
+    return f"{fence}\n{body}\n{fence}"
 
 
 def mention(username: str) -> str:

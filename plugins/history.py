@@ -25,7 +25,7 @@ from domain import IncidentStatus, NotFound, ValidationError
 from domain.models import EventKind, Incident
 from gateway.cards import format_time
 from gateway.ids import Action
-from gateway.messages import format_duration, neutralize
+from gateway.messages import format_duration, inline_code, neutralize
 from gateway.models import ActionCallback, ActionReply, CommandReply, SlashCommand
 from gateway.routing import on_action, on_command
 from plugins.base import BotContext, FeaturePlugin
@@ -37,6 +37,8 @@ _STATUS_WORDS = {"ongoing": IncidentStatus.ONGOING, "active": IncidentStatus.ONG
                  "ended": IncidentStatus.ENDED, "all": None}
 _MENTION = re.compile(r"^@([a-z0-9._-]{1,64})$", re.IGNORECASE)
 _OPTIONS = ("--playbook", "--search", "--page")
+EXPORT_USAGE = ("Usage: /incident export [incident] [--raw] — the CSV is spreadsheet-safe unless you add --raw, "
+                "e.g. /incident export ~payments-502s --raw")
 _MAX_NAMES_SHOWN = 25
 NOT_YOUR_LIST = ("This incident list was made for someone else (or by an older version of Command Center). "
                  "Type /incident list to see yours.")
@@ -47,6 +49,20 @@ def _words(text: str) -> list[str]:
         return shlex.split(text)
     except ValueError:  # an unbalanced quote: take the words as typed
         return text.split()
+
+
+def _export_options(arguments: str) -> tuple[str, bool]:
+    """The incident reference and whether ``--raw`` was given; any other ``--option`` is refused."""
+    raw = False
+    kept = []
+    for word in re.split(r"(\s+)", arguments):
+        if word.lower() == "--raw":
+            raw = True
+        elif word.startswith("--") and len(word) > 2:
+            raise ValidationError(f"{inline_code(word, limit=60)} is not an export option. {EXPORT_USAGE}")
+        else:
+            kept.append(word)
+    return "".join(kept).strip(), raw
 
 
 def _status_label(incident: Incident) -> str:
@@ -252,9 +268,10 @@ class HistoryPlugin(FeaturePlugin):
 
     @on_command("export")
     async def on_export(self, command: SlashCommand) -> CommandReply:
+        reference, raw = _export_options(command.arguments)
         incident = await self.service.resolve(command.user_id, command.team_id, command.channel_id,
-                                              command.arguments, "export")
-        result = await self.service.export(incident, command.user_id)
+                                              reference, "export")
+        result = await self.service.export(incident, command.user_id, raw=raw)
         bot = self.ctx.client.username
         if result.pending:
             return CommandReply(text=f"Exporting **{neutralize(incident.name)}**: it is a large channel, so the CSV "

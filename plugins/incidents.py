@@ -17,7 +17,7 @@ from domain.models import Incident, StepRef
 from gateway import dialogs
 from gateway.errors import MattermostError, user_message
 from gateway.ids import Action, Dialog
-from gateway.messages import neutralize
+from gateway.messages import inline_code, neutralize
 from gateway.models import (
     ActionCallback,
     ActionReply,
@@ -504,7 +504,7 @@ class IncidentPlugin(FeaturePlugin):
         for raw in dict.fromkeys(names):
             match = _CHANNEL_MENTION.match(raw)
             if not match:
-                refused.append(f"`{neutralize(raw)}` is not a channel; write it as ~channel-name")
+                refused.append(f"{inline_code(raw, limit=200)} is not a channel; write it as ~channel-name")
                 continue
             name = match.group(1).lower()
             try:

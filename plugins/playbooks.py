@@ -24,7 +24,7 @@ from gateway import playbook_yaml as pyaml
 from gateway.directory import Directory
 from gateway.errors import MattermostError, user_message
 from gateway.ids import Action, Dialog
-from gateway.messages import escape_code, neutralize
+from gateway.messages import inline_code, neutralize
 from gateway.models import (
     ActionCallback,
     ActionReply,
@@ -195,7 +195,7 @@ class PlaybookPlugin(FeaturePlugin):
             for n, step in enumerate(stage.steps, start=1):
                 extras = []
                 if step.command:
-                    extras.append(f"`{escape_code(step.command)}`")
+                    extras.append(inline_code(step.command))
                 if step.assignee_id:
                     extras.append(f"default assignee @{names.get(step.assignee_id, 'a former member')}")
                 lines.append(f"- **{s}.{n}** {neutralize(step.title)}" + "".join(f" · {x}" for x in extras))
@@ -217,7 +217,7 @@ class PlaybookPlugin(FeaturePlugin):
         }
         handler = handlers.get(verb)
         if handler is None:
-            unknown = "" if verb == "help" else f"`{escape_code(verb)}` is not a playbook command.\n\n"
+            unknown = "" if verb == "help" else f"{inline_code(verb, limit=200)} is not a playbook command.\n\n"
             return CommandReply(text=unknown + USAGE)
         if verb == "templates":
             return await handler(command, "", words[1:])
@@ -307,11 +307,12 @@ class PlaybookPlugin(FeaturePlugin):
     @staticmethod
     def _created_text(playbook: Playbook, template: Template) -> str:
         quoted = playbook.title.replace('"', "")
+        edit = inline_code(f'/incident playbook edit "{quoted}"')
+        share = inline_code(f'/incident playbook members "{quoted}" add @someone')
         return (f"Created playbook **{neutralize(playbook.title)}** from the {template.title} template: "
                 f"{len(playbook.stages)} stages, {playbook.step_count} steps, "
                 f"{'public' if playbook.create_public_channel else 'private'} incident channels. You are its only "
-                f"member.\nNext: `/incident playbook edit \"{escape_code(quoted)}\"` to change it, "
-                f"`/incident playbook members \"{escape_code(quoted)}\" add @someone` to share it, "
+                f"member.\nNext: {edit} to change it, {share} to share it, "
                 "`/incident start` to use it.")
 
     @on_dialog(Dialog.PLAYBOOK_CREATE)
@@ -465,9 +466,8 @@ class PlaybookPlugin(FeaturePlugin):
             return self._apply(kind, verb, args, stages, assignee_id, done)
 
         updated = await self.service.edit_outline(team_id, command.user_id, playbook.id, change)
-        quoted = escape_code(updated.title.replace('"', ""))
-        return CommandReply(text=f"Playbook **{neutralize(updated.title)}**: {done[0]} "
-                                 f"See it with `/incident playbook show \"{quoted}\"`.")
+        show = inline_code('/incident playbook show "{}"'.format(updated.title.replace('"', "")))
+        return CommandReply(text=f"Playbook **{neutralize(updated.title)}**: {done[0]} See it with {show}.")
 
     async def _team_member_id(self, team_id: str, text: str) -> str:
         match = _MENTION.match(text)
@@ -534,7 +534,7 @@ class PlaybookPlugin(FeaturePlugin):
         if verb == "command":
             value = "" if text.lower() in _NONE_WORDS else text
             steps[n] = step.model_copy(update={"command": value})
-            done.append(f"step {label} now runs `{escape_code(value)}`." if value
+            done.append(f"step {label} now runs {inline_code(value)}." if value
                         else f"step {label} no longer has a command.")
             return _with_steps(stages, s, steps)
         if verb == "assign":
@@ -560,7 +560,7 @@ class PlaybookPlugin(FeaturePlugin):
             destination.insert(position, step)
             done.append(f'moved step "{neutralize(step.title)}" to {target_stage + 1}.{position + 1}.')
             return _with_steps(changed, target_stage, destination)
-        raise ValidationError(f"Unknown edit `{escape_code(kind + ' ' + verb)}`. Type /incident playbook help.")
+        raise ValidationError(f"Unknown edit {inline_code(kind + ' ' + verb, limit=200)}. Type /incident playbook help.")
 
     # Delete -----------------------------------------------------------------------------------
 

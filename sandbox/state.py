@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable
 from . import errors
 from .errors import AppError
 from .ids import is_valid_id, new_id, now_ms
+from .mention_text import post_mention_text
 from .seed import Seed
 
 MAX_MESSAGE_RUNES = 16383
@@ -623,7 +624,7 @@ class World:
             "post": json.dumps(post), "sender_name": sender_name,
             "set_online": True, "team_id": ch["team_id"],
         }
-        mentions = self.mentions_for(ch, post["user_id"], post["message"]) if not post["type"] else []
+        mentions = self.mentions_for(ch, post["user_id"], post_mention_text(post)) if not post["type"] else []
         if mentions:
             data["mentions"] = json.dumps(mentions)
         if post.get("file_ids"):

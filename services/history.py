@@ -133,6 +133,12 @@ class ExportResult:
     pending: bool = False
 
 
+_SAFE_NOTE = ("Cells a spreadsheet would run as a formula (starting with = + - @, a tab or a carriage return) "
+              "start with ' so they show as text; `/incident export --raw` leaves them as posted.")
+_RAW_NOTE = ("Raw: every cell is exactly as posted, so a cell starting with = + - or @ is a formula to a "
+             "spreadsheet; open it only in a text editor or a tool that does not run formulas.")
+
+
 # Which user ids a system post names, besides its author.
 _SYSTEM_PROP_USERS = ("addedUserId", "removedUserId", "userId")
 
@@ -415,15 +421,16 @@ class HistoryService:
 
     # Export -------------------------------------------------------------------------------
 
-    async def export(self, incident: Incident, user_id: str, *, wait_s: float = EXPORT_REPLY_WAIT_S) -> ExportResult:
-        """Send the caller a CSV of the incident channel by DM.
+    async def export(self, incident: Incident, user_id: str, *, raw: bool = False,
+                     wait_s: float = EXPORT_REPLY_WAIT_S) -> ExportResult:
+        """Send the caller a CSV of the incident channel by DM, spreadsheet-safe unless ``raw``.
 
         Returns once the file is sent, or after ``wait_s`` with ``pending=True`` while a large export
         finishes in the background (a failure is then reported in the DM instead).
         """
         if not await self.can_view(incident, user_id):
             raise NotFound(permissions.INCIDENT_NOT_FOUND)
-        task = asyncio.create_task(self._export(incident, user_id), name=f"export-{incident.id}")
+        task = asyncio.create_task(self._export(incident, user_id, raw), name=f"export-{incident.id}")
         done, _ = await asyncio.wait({task}, timeout=wait_s)
         if done:
             return task.result()
@@ -444,7 +451,7 @@ class HistoryService:
             except MattermostError:
                 log.exception("could not tell %s that the export failed", user_id)
 
-    async def _export(self, incident: Incident, user_id: str) -> ExportResult:
+    async def _export(self, incident: Incident, user_id: str, raw: bool) -> ExportResult:
         async with self._exports:
             channel_name = await self.channel_name(incident.channel_id) or "incident"
             stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M")
@@ -453,7 +460,7 @@ class HistoryService:
             with tempfile.TemporaryFile() as out:
                 try:
                     count = await write_channel_csv(channel_pages(self.client, incident.channel_id), out,
-                                                    UsernameCache(self.client))
+                                                    UsernameCache(self.client), raw=raw)
                 except MattermostError as error:
                     if error.status in (403, 404):
                         raise InvalidState(f"Command Center can no longer read the channel of "
@@ -461,9 +468,10 @@ class HistoryService:
                                            "to it, then export again.") from error
                     raise
                 info = await self.client.upload_file_stream(dm["id"], filename, out)
+            note = _RAW_NOTE if raw else _SAFE_NOTE
             await self.client.create_post(
                 dm["id"], f"Export of **{neutralize(incident.name)}** (~{channel_name}): {count} posts, oldest "
-                          "first, system messages included, attachments left out.", file_ids=[info["id"]])
+                          f"first, system messages included, attachments left out. {note}", file_ids=[info["id"]])
             return ExportResult(posts=count, filename=filename)
 
 

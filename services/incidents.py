@@ -37,7 +37,7 @@ from domain.models import EventKind
 from gateway.cards import CardContext, card_user_ids, incident_card
 from gateway.directory import Directory
 from gateway.errors import MattermostError
-from gateway.messages import format_duration, neutralize
+from gateway.messages import code_block, format_duration, inline_code, neutralize, quote
 from plugins.base import BotContext
 from telemetry import telemetry_of
 
@@ -362,7 +362,7 @@ class IncidentService:
                     raise
                 source = None
             if source is not None:
-                quoted = "\n".join("> " + line for line in (source.get("message") or "(no text)").splitlines())
+                quoted = quote(source.get("message") or "(no text)")
                 text += (f"\nStarted from [this post]({self.ctx.client.base_url}/_redirect/pl/{source['id']}):"
                          f"\n{quoted}")
         return text
@@ -554,9 +554,10 @@ class IncidentService:
         except MattermostError as error:
             log.info("running %r for incident %s was refused: %s", command, incident.id, error)
             return (f"Mattermost did not let Command Center run this step's command. Run it yourself in this "
-                    f"channel by typing:\n```\n{command}\n```")
+                    f"channel by typing:\n{code_block(command)}")
         try:
-            await self.ctx.client.create_post(incident.channel_id, f"@{who} ran {_step_label(events[0])}: `{command}`")
+            await self.ctx.client.create_post(incident.channel_id,
+                                              f"@{who} ran {_step_label(events[0])}: {inline_code(command)}")
         except MattermostError as error:  # the command ran and is recorded; only the announcement is lost
             log.warning("the announcement of a step run in incident %s was lost: %s", incident.id, error)
         return ""

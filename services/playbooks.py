@@ -4,7 +4,9 @@ Every operation takes the team the user is working in and the acting user's id (
 asserted it). A playbook of another team, or one the user is not a member of, is reported as
 "not found" (SPEC §4/§6); system admins may use every playbook of a team.
 
-Titles are unique per team, ignoring case, so that people can address a playbook by its title.
+Titles are unique, ignoring case, among the playbooks a person can use, so that people can address a
+playbook by its title. A playbook someone cannot see never blocks their title: for them it does not
+exist, and an answer that named or even confirmed it would reveal it.
 Each write is one store call (inside one transaction with the uniqueness check), made only after
 everything — YAML, usernames, limits — has been checked: nothing is ever half-saved.
 """
@@ -120,8 +122,13 @@ class PlaybookService:
                                   '`/incident playbook show "Incident Response"`.')
         playbooks = await self.visible(team_id, user_id)
         for playbook in playbooks:
-            if playbook.id == reference.strip() or title_key(playbook.title) == wanted:
+            if playbook.id == reference.strip():
                 return playbook
+        same = [playbook for playbook in playbooks if title_key(playbook.title) == wanted]
+        if len(same) == 1:
+            return same[0]
+        if same:
+            raise ValidationError(_several_titled(same))
         titles = ", ".join(f'"{neutralize(p.title)}"' for p in playbooks[:15])
         more = f" Yours: {titles}." if titles else " You are not a member of any playbook in this team yet."
         raise NotFound(f'No playbook titled "{neutralize(reference.strip()[:64])}" that you can use.{more} '
@@ -176,11 +183,11 @@ class PlaybookService:
     # Titles ----------------------------------------------------------------------------------
 
     async def _require_free_title(self, team_id: str, user_id: str, title: str, except_id: str = "") -> None:
-        """Call inside a store transaction, right before the write."""
-        for other in await self.store.playbooks_for_user(team_id, user_id, is_admin=True):
+        """Call inside a store transaction, right before the write: only playbooks the user can use count."""
+        actor = await self.directory.actor(user_id)
+        for other in await self.store.playbooks_for_user(team_id, user_id, is_admin=actor.is_system_admin):
             if other.id != except_id and title_key(other.title) == title_key(title):
-                hint = "" if user_id in other.member_ids else " (one that is not shared with you)"
-                raise Conflict(f'This team already has a playbook titled "{neutralize(other.title)}"{hint}. '
+                raise Conflict(f'A playbook you can use in this team is already titled "{neutralize(other.title)}". '
                                "Choose another title.")
 
     # Creating ----------------------------------------------------------------------------------
@@ -327,16 +334,18 @@ class PlaybookService:
     async def _save_import(self, team_id: str, user_id: str, actor: Actor, spec: PlaybookSpec,
                            member_ids: list[str], drafts: list[StageDraft]) -> ImportResult:
         async with self.store.transaction():
-            existing = next((p for p in await self.store.playbooks_for_user(team_id, user_id, is_admin=True)
-                             if title_key(p.title) == title_key(spec.title)), None)
+            # Only a playbook the importer can use is replaced; one they cannot see does not exist for them.
+            usable = await self.store.playbooks_for_user(team_id, user_id, is_admin=actor.is_system_admin)
+            same = [p for p in usable if title_key(p.title) == title_key(spec.title)]
+            if len(same) > 1:
+                raise ValidationError(_several_titled(same) + " Import replaces a playbook by its title; rename "
+                                      "one of them first, or change the title in the file.")
+            existing = same[0] if same else None
             if existing is None:
                 playbook = ops.new_playbook(team_id=team_id, title=spec.title, created_by=user_id, now=now_ms(),
                                             description=spec.description, create_public_channel=spec.public,
                                             stages=drafts, member_ids=member_ids)
                 return ImportResult(await self.store.create_playbook(playbook), created=True)
-            if not permissions.can_use_playbook(actor, existing, is_team_member=True):
-                raise Conflict(f'This team already has a playbook titled "{neutralize(existing.title)}" (one that '
-                               "is not shared with you). Change the title in the file and import it again.")
             edited = ops.edit_playbook(existing, now=now_ms(), title=spec.title, description=spec.description,
                                        create_public_channel=spec.public, stages=drafts)
             members = tuple(dict.fromkeys([*member_ids, user_id]))
@@ -374,6 +383,13 @@ class PlaybookService:
             return data.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise ValidationError("The file is not UTF-8 text; save it as UTF-8 and send it again.") from None
+
+
+def _several_titled(playbooks: Sequence[Playbook]) -> str:
+    """Two playbooks someone can use may share a title (one was shared with them later): ask for the id."""
+    ids = ", ".join(f"`{p.id}`" for p in playbooks)
+    return (f'Several playbooks you can use are titled "{neutralize(playbooks[0].title)}" (ids {ids}); name one '
+            f"by its id, for example `/incident playbook show {playbooks[0].id}`.")
 
 
 __all__ = ["MAX_FILE_BYTES", "ImportResult", "PlaybookService", "file_name_for", "title_key"]
