@@ -540,7 +540,8 @@ async def test_export_sends_every_post_as_csv_by_dm(sandbox, bot):
     by_id = {row["post id"]: row for row in rows}
     for post in posts:
         row = by_id[post["id"]]
-        assert row["message"] == ("'" if post["message"].startswith("=") else "") + post["message"]  # spreadsheet-safe
+        formula_like = post["message"][:1] in ("=", "+", "-", "@", "\t", "\r")   # e.g. "@bob left the channel."
+        assert row["message"] == ("'" if formula_like else "") + post["message"]  # spreadsheet-safe
         assert row["user id"] == post["user_id"]
         assert row["user"] == sandbox.world.users[post["user_id"]]["username"]
         assert row["root id"] == post["root_id"]
