@@ -41,7 +41,10 @@ from openapi_core.templating.responses.exceptions import ResponseNotFound
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SPEC_PATH = REPO_ROOT / ".." / "shared" / "mattermost-api" / "openapi-v4.yaml"
+_SPEC_IN_SHARED = Path("shared") / "mattermost-api" / "openapi-v4.yaml"
+# ../shared next to the repo; a git worktree may sit deeper, so the nearest ancestor's shared/ counts.
+SPEC_PATH = next((parent / _SPEC_IN_SHARED for parent in REPO_ROOT.parents if (parent / _SPEC_IN_SHARED).is_file()),
+                 REPO_ROOT / ".." / _SPEC_IN_SHARED)
 DEFAULT_BASE_URL = "http://127.0.0.1:8065"
 
 Spec = dict[str, Any]
