@@ -583,13 +583,18 @@ async def do_post_action(request: web.Request) -> web.Response:
             raise AppError(400, "api.post.do_action.action_integration.app_error", "Invalid cookie.")
     else:
         raise errors.post_missing()
-    # api4/integration_action.go doPostAction: read_channel_content on the post's channel via
-    # SessionHasPermissionToChannelByPost (read_channel on the cookie's channel for an ephemeral
-    # post) — channel scope, so clicking needs membership even in a public channel.
+    # api4/integration_action.go doPostAction: a stored post needs read_channel_content via
+    # SessionHasPermissionToChannelByPost in released servers — channel scope, so clicking needs
+    # membership even in a public channel (master relaxed it to SessionHasPermissionToReadPost;
+    # the stricter form is kept). An ephemeral post's cookie channel needs
+    # SessionHasPermissionToReadChannel.
     ch = world.channels[post["channel_id"]]
-    permission = "read_channel" if ephemeral is not None and post is ephemeral.post else "read_channel_content"
-    if not world.has_channel_permission(me["id"], ch, permission):
-        raise errors.permissions(permission)
+    if ephemeral is not None and post is ephemeral.post:
+        allowed = world.can_read_channel(me["id"], ch)
+    else:
+        allowed = world.has_channel_permission(me["id"], ch, "read_channel_content")
+    if not allowed:
+        raise errors.permissions("read_channel_content")
     action = find_action(post["props"], action_id)
     if action is None:
         raise AppError(404, "api.post.do_action.action_id.app_error", "Invalid action id.")
@@ -678,12 +683,13 @@ async def submit_dialog(request: web.Request) -> web.Response:
     channel_id = body.get("channel_id", "")
     if not isinstance(url, str) or not url:
         raise errors.invalid_param("url")
-    # api4/integration_action.go submitDialog: read_channel on the channel at channel scope
-    # (members), then view_team in the channel's team.
+    # api4/integration_action.go submitDialog: 404 for an unknown channel, then
+    # SessionHasPermissionToReadChannel (public channels are readable by the team), then view_team.
     ch = world.channels.get(channel_id) if isinstance(channel_id, str) else None
-    if not world.has_channel_permission(me["id"], ch, "read_channel"):
-        raise errors.permissions("read_channel")
-    assert ch is not None
+    if ch is None:
+        raise errors.channel_missing()
+    if not world.can_read_channel(me["id"], ch):
+        raise errors.permissions("read_channel_content")
     team_id = ch["team_id"]
     if team_id and not world.has_team_permission(team_id, me["id"], "view_team"):
         raise errors.permissions("view_team")
