@@ -266,6 +266,11 @@ class MattermostClient:
         return await self.call("POST", lambda: self.driver.channels.add_channel_member(
             channel_id, {"user_id": user_id}), idempotent=True)
 
+    async def remove_channel_member(self, channel_id: str, user_id: str) -> None:
+        # Removing someone who already left is a 404 the caller may ignore, so this may be repeated.
+        await self.call("DELETE", lambda: self.driver.channels.remove_user_from_channel(channel_id, user_id),
+                        idempotent=True)
+
     async def get_post(self, post_id: str) -> dict:
         return await self.call("GET", lambda: self.driver.posts.get_post(post_id))
 

@@ -508,28 +508,53 @@ class IncidentPlugin(FeaturePlugin):
                 continue
             name = match.group(1).lower()
             try:
-                channel = await self.ctx.client.channel_by_name(incident.team_id, name)
+                refusal = await self._announce_in(incident.team_id, name, command.user_id,
+                                                  f"@{commander} started an incident in ~{incident_channel['name']}: "
+                                                  f"**{neutralize(incident.name)}**")
             except MattermostError as error:
-                if error.status not in (403, 404):
-                    raise
-                refused.append(f"~{name}: no such channel in this team")
-                continue
-            if not await self.directory.is_channel_member(channel["id"], command.user_id):
-                refused.append(f"~{name}: you can only announce in channels you are a member of")
-                continue
-            try:
-                if not await self.directory.is_channel_member(channel["id"], self.ctx.client.user_id):
-                    await self.ctx.client.add_channel_member(channel["id"], self.ctx.client.user_id)
-                    self.directory.forget_channel(channel["id"])
-                await self.ctx.client.create_post(
-                    channel["id"], f"@{commander} started an incident in ~{incident_channel['name']}: "
-                                   f"**{neutralize(incident.name)}**")
+                refusal = user_message(error)
+            if refusal:
+                refused.append(f"~{name}: {refusal}")
+            else:
                 done.append(f"~{name}")
-            except MattermostError as error:
-                refused.append(f"~{name}: {user_message(error)}")
         lines = []
         if done:
             lines.append("Announced in " + ", ".join(done) + ".")
         if refused:
             lines.append("Not announced:\n" + "\n".join(f"- {item}" for item in refused))
         return CommandReply(text="\n".join(lines))
+
+    async def _announce_in(self, team_id: str, name: str, user_id: str, message: str) -> str:
+        """Post ``message`` in the team's channel ``name`` for ``user_id``; "" when done, else why not.
+
+        Real Mattermost lets the bot read a channel's members only from inside it (getChannelMember
+        needs read_channel at channel scope), so it checks the user's membership as a member: it
+        joins a public channel first (join_public_channels) and leaves again if the user is not in
+        it. Into a private channel it cannot look without being a member, so a missing channel, a
+        private one the bot is not in and a private one the user is not in get one answer, which
+        tells a member what to do without telling anyone else that the channel exists.
+        """
+        client = self.ctx.client
+        unseen = f"no such channel in this team that I am in; for a private channel, add @{client.username} to it first"
+        try:
+            channel = await client.channel_by_name(team_id, name)
+        except MattermostError as error:
+            if error.status not in (403, 404):
+                raise
+            return unseen
+        # Fresh answers: someone may just have added the bot (or the user) to the channel.
+        self.directory.forget_channel(channel["id"])
+        joined = False
+        if not await self.directory.is_channel_member(channel["id"], client.user_id):
+            if channel.get("type") != "O":
+                return unseen
+            await client.add_channel_member(channel["id"], client.user_id)
+            self.directory.forget_channel(channel["id"])
+            joined = True
+        if not await self.directory.is_channel_member(channel["id"], user_id):
+            if joined:  # nothing to announce there: leave the channel as it was
+                await client.remove_channel_member(channel["id"], client.user_id)
+                self.directory.forget_channel(channel["id"])
+            return unseen if channel.get("type") != "O" else "you can only announce in channels you are a member of"
+        await client.create_post(channel["id"], message)
+        return ""

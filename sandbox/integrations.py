@@ -166,7 +166,8 @@ def _check_trigger_free(world, team_id: str, trigger: str, except_id: str = "") 
 
 
 def command_missing() -> AppError:
-    return AppError(404, "api.command.command_not_found.app_error", "Unable to find the command.")
+    """api4/context.go ``SetCommandNotFoundError``."""
+    return AppError(404, "store.sql_command.save.get.app_error", "Unable to get the command.")
 
 
 async def create_command(request: web.Request) -> web.Response:
@@ -176,7 +177,8 @@ async def create_command(request: web.Request) -> web.Response:
     team_id = body.get("team_id", "")
     if not is_valid_id(team_id):
         raise AppError(400, "model.command.is_valid.team_id.app_error", "Invalid team ID.")
-    if not world.is_team_admin(team_id, me["id"]):
+    # api4/command.go createCommand: manage_slash_commands in the team (team admins, system admins).
+    if not world.has_team_permission(team_id, me["id"], "manage_slash_commands"):
         raise errors.permissions("manage_slash_commands")
     if team_id not in world.teams:
         raise errors.team_missing()
@@ -205,9 +207,10 @@ def _manageable_command(request: web.Request) -> dict:
     cmd = world.commands.get(path_id(request, "command_id"))
     if cmd is None or cmd["delete_at"]:
         raise command_missing()
-    if not world.is_team_admin(cmd["team_id"], me["id"]):
-        if world.is_team_member(cmd["team_id"], me["id"]):
-            raise errors.permissions("manage_slash_commands")
+    # api4/command.go getCommand / updateCommand / deleteCommand / regenCommandToken: without
+    # manage_slash_commands in the command's team the command is reported missing (404), so its
+    # existence does not leak. (Every default role with it also has manage_others_slash_commands.)
+    if not world.has_team_permission(cmd["team_id"], me["id"], "manage_slash_commands"):
         raise command_missing()
     return cmd
 
@@ -219,11 +222,13 @@ async def list_commands(request: web.Request) -> web.Response:
     if not is_valid_id(team_id):
         raise errors.invalid_param("team_id")
     custom_only = flag(request, "custom_only")
-    manager = world.is_team_admin(team_id, me["id"])
+    # api4/command.go listCommands: view_team first, then custom_only needs manage_slash_commands;
+    # everyone else sees the autocomplete listing only.
+    if not world.has_team_permission(team_id, me["id"], "view_team"):
+        raise errors.permissions("view_team")
+    manager = world.has_team_permission(team_id, me["id"], "manage_slash_commands")
     if custom_only and not manager:
         raise errors.permissions("manage_slash_commands")
-    if not (world.is_team_member(team_id, me["id"]) or world.is_admin(me["id"])):
-        raise errors.permissions("view_team")
     result = []
     for cmd in world.commands.values():
         if cmd["team_id"] != team_id or cmd["delete_at"]:
@@ -446,11 +451,14 @@ async def execute_command(request: web.Request) -> web.Response:
     channel_id = body.get("channel_id", "")
     if not is_valid_id(channel_id):
         raise AppError(400, "api.command.execute_command.start.app_error", "No command trigger found.")
+    # api4/command.go executeCommand: create_post at channel scope (create_post_public does not
+    # count here), 403 for an unknown channel too; then 400 for an archived one.
     ch = world.channels.get(channel_id)
-    if ch is None or not world.can_post(me["id"], ch):
+    if not world.has_channel_permission(me["id"], ch, "create_post"):
         raise errors.permissions("create_post")
+    assert ch is not None
     if ch["delete_at"]:
-        raise AppError(400, "api.command.execute_command.deleted.app_error",
+        raise AppError(400, "api.command.execute_command.deleted.error",
                        "Unable to run command in deleted channel.")
     team_id = ch["team_id"] or body.get("team_id", "")
     team = world.teams.get(team_id)
@@ -617,9 +625,18 @@ async def do_post_action(request: web.Request) -> web.Response:
             raise AppError(400, "api.post.do_action.action_integration.app_error", "Invalid cookie.")
     else:
         raise errors.post_missing()
+    # api4/integration_action.go doPostAction: a stored post needs read_channel_content via
+    # SessionHasPermissionToChannelByPost in released servers — channel scope, so clicking needs
+    # membership even in a public channel (master relaxed it to SessionHasPermissionToReadPost;
+    # the stricter form is kept). An ephemeral post's cookie channel needs
+    # SessionHasPermissionToReadChannel.
     ch = world.channels[post["channel_id"]]
-    if not world.can_read_channel(me["id"], ch):
-        raise errors.permissions("read_channel")
+    if ephemeral is not None and post is ephemeral.post:
+        allowed = world.can_read_channel(me["id"], ch)
+    else:
+        allowed = world.has_channel_permission(me["id"], ch, "read_channel_content")
+    if not allowed:
+        raise errors.permissions("read_channel_content")
     action = find_action(post["props"], action_id)
     if action is None:
         raise AppError(404, "api.post.do_action.action_id.app_error", "Invalid action id.")
@@ -723,11 +740,15 @@ async def submit_dialog(request: web.Request) -> web.Response:
     channel_id = body.get("channel_id", "")
     if not isinstance(url, str) or not url:
         raise errors.invalid_param("url")
+    # api4/integration_action.go submitDialog: 404 for an unknown channel, then
+    # SessionHasPermissionToReadChannel (public channels are readable by the team), then view_team.
     ch = world.channels.get(channel_id) if isinstance(channel_id, str) else None
-    if ch is None or not world.can_read_channel(me["id"], ch):
-        raise errors.permissions("read_channel")
+    if ch is None:
+        raise errors.channel_missing()
+    if not world.can_read_channel(me["id"], ch):
+        raise errors.permissions("read_channel_content")
     team_id = ch["team_id"]
-    if team_id and not (world.is_team_member(team_id, me["id"]) or world.is_admin(me["id"])):
+    if team_id and not world.has_team_permission(team_id, me["id"], "view_team"):
         raise errors.permissions("view_team")
     cancelled = bool(body.get("cancelled"))
     submission = body.get("submission")

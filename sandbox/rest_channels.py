@@ -15,14 +15,30 @@ ID = "{%s:[A-Za-z0-9]+}"
 CID = ID % "channel_id"
 
 
-def readable_channel(request: web.Request, channel_id: str) -> dict:
-    """The channel if the caller may read it; 404 if unknown, 403 otherwise (like getChannel)."""
+def readable_channel(request: web.Request, channel_id: str, permission: str = "read_channel") -> dict:
+    """The channel if the caller may read its content; 404 if unknown, 403 otherwise.
+
+    api4/channel.go ``getChannel`` (read_public_channel in the team or read_channel) and
+    ``getPinnedPosts`` / api4/post.go ``getPostsForChannel`` (``SessionHasPermissionToReadChannel``):
+    a public channel is readable by every team member, a private one by its members."""
     world = request.app[SB_KEY].world
     ch = world.channels.get(channel_id)
     if ch is None:
         raise errors.channel_missing()
     if not world.can_read_channel(caller(request)["id"], ch):
+        raise errors.permissions(permission)
+    return ch
+
+
+def member_readable_channel(request: web.Request, channel_id: str) -> dict:
+    """The channel if the caller has ``read_channel`` on it at channel scope, else 403 whether
+    or not it exists (api4/channel.go ``getChannelMembers``, ``getChannelMember``,
+    ``getChannelStats``): team_user does not grant it, so non-members of a public channel are refused."""
+    world = request.app[SB_KEY].world
+    ch = world.channels.get(channel_id)
+    if not world.can_read_members(caller(request)["id"], ch):
         raise errors.permissions("read_channel")
+    assert ch is not None
     return ch
 
 
@@ -36,8 +52,10 @@ async def create_channel(request: web.Request) -> web.Response:
         raise AppError(400, "model.channel.is_valid.team_id.app_error", "Invalid team id.")
     if ctype not in ("O", "P"):
         raise AppError(400, "model.channel.is_valid.type.app_error", "Invalid type.")
-    if not (world.is_team_member(team_id, me["id"]) or world.is_admin(me["id"])):
-        raise errors.permissions("create_public_channel" if ctype == "O" else "create_private_channel")
+    # api4/channel.go createChannel: create_public/private_channel in the team (team_user has both).
+    permission = "create_public_channel" if ctype == "O" else "create_private_channel"
+    if not world.has_team_permission(team_id, me["id"], permission):
+        raise errors.permissions(permission)
     if team_id not in world.teams:
         raise errors.team_missing()
     ch = world.create_channel(team_id=team_id, name=str(body.get("name", "")),
@@ -53,7 +71,10 @@ async def create_direct(request: web.Request) -> web.Response:
     ids = await read_json(request, "user_ids", expect=list)
     if len(ids) != 2 or not all(is_valid_id(i) for i in ids):
         raise errors.invalid_body_param("user_ids")
-    if me["id"] not in ids and not world.is_admin(me["id"]):
+    # api4/channel.go createDirectChannel: create_direct_channel, and manage_system for a DM of others.
+    if not world.has_system_permission(me["id"], "create_direct_channel"):
+        raise errors.permissions("create_direct_channel")
+    if me["id"] not in ids and not world.has_system_permission(me["id"], "manage_system"):
         raise errors.permissions("manage_system")
     for uid in ids:
         if uid not in world.users:
@@ -76,9 +97,20 @@ def _channel_by_name(request: web.Request, tid: str) -> web.Response:
     me = caller(request)
     cid = world.channel_by_name.get((tid, request.match_info["channel_name"].lower()))
     ch = world.channels.get(cid) if cid else None
-    # Mattermost answers 404 (not 403) so that private channel names do not leak.
-    if ch is None or not world.can_read_channel(me["id"], ch) or (ch["delete_at"] and not flag(request, "include_deleted")):
-        raise AppError(404, "app.channel.get_by_name.missing.app_error", "Channel does not exist.")
+    missing = AppError(404, "app.channel.get_by_name.missing.app_error", "Channel does not exist.")
+    if ch is None or (ch["delete_at"] and not flag(request, "include_deleted")):
+        raise missing
+    # api4/channel.go getChannelByName / getChannelByNameForTeamName: a public channel needs
+    # read_public_channel in the team or read_channel (403 otherwise); a private one needs
+    # read_channel or manage_team (team admins see every private channel by name), and is
+    # answered 404 otherwise so that private channel names do not leak.
+    if ch["type"] == "O":
+        if not (world.has_team_permission(ch["team_id"], me["id"], "read_public_channel")
+                or world.has_channel_permission(me["id"], ch, "read_channel")):
+            raise errors.permissions("read_public_channel")
+    elif not (world.has_channel_permission(me["id"], ch, "read_channel")
+              or world.has_team_permission(ch["team_id"], me["id"], "manage_team")):
+        raise missing
     return json_response(ch)
 
 
@@ -97,17 +129,23 @@ async def patch_channel(request: web.Request) -> web.Response:
     if ch is None:
         raise errors.channel_missing()
     body = await read_json(request, "channel")
+    # api4/channel.go patchChannel: manage_*_channel_properties at channel scope (channel_user
+    # has both); a DM/GM only needs membership (api.channel.patch_update_channel.forbidden.app_error).
     if ch["type"] in ("D", "G"):
         if not world.is_member(ch["id"], me["id"]):
-            raise errors.permissions("manage_private_channel_properties")
-    elif not (world.is_member(ch["id"], me["id"]) or world.is_admin(me["id"])):
-        raise errors.permissions("manage_public_channel_properties" if ch["type"] == "O"
-                                 else "manage_private_channel_properties")
+            raise AppError(403, "api.channel.patch_update_channel.forbidden.app_error",
+                           "You do not have the appropriate permissions to update the channel.")
+    else:
+        permission = ("manage_public_channel_properties" if ch["type"] == "O"
+                      else "manage_private_channel_properties")
+        if not world.has_channel_permission(me["id"], ch, permission):
+            raise errors.permissions(permission)
     return json_response(world.patch_channel(ch, body))
 
 
 async def delete_channel(request: web.Request) -> web.Response:
-    """Archive a channel; needs delete_public/private_channel (channel admins and system admins)."""
+    """Archive a channel: api4/channel.go deleteChannel, delete_public/private_channel at channel
+    scope, which channel_user has by default (any member may archive)."""
     world = request.app[SB_KEY].world
     me = caller(request)
     ch = world.channels.get(path_id(request, "channel_id"))
@@ -115,10 +153,9 @@ async def delete_channel(request: web.Request) -> web.Response:
         raise errors.channel_missing()
     if ch["type"] in ("D", "G"):
         raise AppError(400, "api.channel.delete_channel.type.invalid", "Direct and group messages cannot be archived.")
-    member = world.channel_members[ch["id"]].get(me["id"])
-    is_channel_admin = bool(member and "channel_admin" in member.get("roles", "").split())
-    if not (is_channel_admin or world.is_admin(me["id"])):
-        raise errors.permissions("delete_public_channel" if ch["type"] == "O" else "delete_private_channel")
+    permission = "delete_public_channel" if ch["type"] == "O" else "delete_private_channel"
+    if not world.has_channel_permission(me["id"], ch, permission):
+        raise errors.permissions(permission)
     world.archive_channel(ch, me["id"])
     return status_ok()
 
@@ -136,8 +173,13 @@ async def add_member(request: web.Request) -> web.Response:
     if ch["type"] in ("D", "G"):
         raise AppError(400, "api.channel.add_user_to_channel.type.app_error",
                        "Can not add user to this channel type.")
-    if uid == me["id"] and ch["type"] == "O" and world.is_team_member(ch["team_id"], uid):
-        pass  # join_public_channels
+    # api4/channel.go addChannelMember: joining a public channel oneself needs join_public_channels
+    # in the team; adding others to it manage_public_channel_members on the channel (members);
+    # a private channel needs manage_private_channel_members on it (members) either way.
+    if ch["type"] == "O" and uid == me["id"]:
+        if not (world.is_member(ch["id"], uid)
+                or world.has_team_permission(ch["team_id"], uid, "join_public_channels")):
+            raise errors.permissions("join_public_channels")
     elif not world.can_manage_members(me["id"], ch):
         raise errors.permissions("manage_public_channel_members" if ch["type"] == "O"
                                  else "manage_private_channel_members")
@@ -160,12 +202,11 @@ async def remove_member(request: web.Request) -> web.Response:
     if ch["type"] in ("D", "G"):
         raise AppError(400, "api.channel.remove_user_from_channel.direct.app_error",
                        "Can not remove user from a direct or group message channel.")
+    # api4/channel.go removeChannelMember: leaving needs nothing; removing someone else needs
+    # manage_public/private_channel_members at channel scope (members and system admins).
     if uid != me["id"] and not world.can_manage_members(me["id"], ch):
         raise errors.permissions("manage_public_channel_members" if ch["type"] == "O"
                                  else "manage_private_channel_members")
-    if uid != me["id"] and ch["type"] == "P" and not world.is_member(ch["id"], me["id"]) \
-            and not world.is_admin(me["id"]):
-        raise errors.permissions("manage_private_channel_members")
     if ch["name"] == "town-square":
         raise AppError(400, "api.channel.remove.default.app_error",
                        f"Unable to remove user from the default channel {ch['display_name']}.")
@@ -178,7 +219,7 @@ async def remove_member(request: web.Request) -> web.Response:
 
 async def get_members(request: web.Request) -> web.Response:
     world = request.app[SB_KEY].world
-    ch = readable_channel(request, path_id(request, "channel_id"))
+    ch = member_readable_channel(request, path_id(request, "channel_id"))
     page, per_page = paging(request)
     members = list(world.channel_members[ch["id"]].values())
     return json_response(members[page * per_page:(page + 1) * per_page])
@@ -186,7 +227,7 @@ async def get_members(request: web.Request) -> web.Response:
 
 async def get_member(request: web.Request) -> web.Response:
     world = request.app[SB_KEY].world
-    ch = readable_channel(request, path_id(request, "channel_id"))
+    ch = member_readable_channel(request, path_id(request, "channel_id"))
     member = world.channel_members[ch["id"]].get(user_path_id(request))
     if member is None:
         raise AppError(404, "app.channel.get_member.missing.app_error",
@@ -196,7 +237,7 @@ async def get_member(request: web.Request) -> web.Response:
 
 async def get_stats(request: web.Request) -> web.Response:
     world = request.app[SB_KEY].world
-    ch = readable_channel(request, path_id(request, "channel_id"))
+    ch = member_readable_channel(request, path_id(request, "channel_id"))
     stats = world.channel_stats(ch)
     if flag(request, "exclude_files_count"):
         stats["files_count"] = -1
@@ -204,17 +245,19 @@ async def get_stats(request: web.Request) -> web.Response:
 
 
 async def get_pinned(request: web.Request) -> web.Response:
-    ch = readable_channel(request, path_id(request, "channel_id"))
+    ch = readable_channel(request, path_id(request, "channel_id"), "read_channel_content")
     return json_response(pinned_post_list(request.app[SB_KEY].world, ch["id"]))
 
 
 async def get_channel_posts(request: web.Request) -> web.Response:
     world = request.app[SB_KEY].world
     me = caller(request)
-    ch = readable_channel(request, path_id(request, "channel_id"))
+    # api4/post.go getPostsForChannel: include_deleted is refused to non-admins before the lookup.
+    channel_id = path_id(request, "channel_id")
     include_deleted = flag(request, "include_deleted")
     if include_deleted and not world.is_admin(me["id"]):
-        raise errors.permissions("manage_system")
+        raise errors.permissions("read_deleted_posts")
+    ch = readable_channel(request, channel_id, "read_channel_content")
     return json_response(channel_post_list(world, ch["id"], request.query, include_deleted))
 
 
@@ -223,9 +266,11 @@ async def channels_for_team_for_user(request: web.Request) -> web.Response:
     me = caller(request)
     uid = user_path_id(request)
     tid = path_id(request, "team_id")
-    if uid != me["id"] and not world.is_admin(me["id"]):
+    # api4/channel.go getChannelsForTeamForUser: edit_other_users for someone else (system admins
+    # only), then view_team in the team for the caller.
+    if uid != me["id"] and not world.has_system_permission(me["id"], "edit_other_users"):
         raise errors.permissions("edit_other_users")
-    if not world.is_team_member(tid, uid) and not world.is_admin(me["id"]):
+    if not world.has_team_permission(tid, me["id"], "view_team"):
         raise errors.permissions("view_team")
     include_deleted = flag(request, "include_deleted")
     result = [ch for ch in world.channels.values()
@@ -239,7 +284,8 @@ async def public_channels_for_team(request: web.Request) -> web.Response:
     world = request.app[SB_KEY].world
     me = caller(request)
     tid = path_id(request, "team_id")
-    if not (world.is_team_member(tid, me["id"]) or world.is_admin(me["id"])):
+    # api4/channel.go getPublicChannelsForTeam: list_team_channels in the team.
+    if not world.has_team_permission(tid, me["id"], "list_team_channels"):
         raise errors.permissions("list_team_channels")
     page, per_page = paging(request)
     result = sorted((ch for ch in world.channels.values()

@@ -74,7 +74,8 @@ async def get_users(request: web.Request) -> web.Response:
     if in_team:
         if not is_valid_id(in_team):
             raise errors.invalid_url_param("in_team")
-        if not (world.is_team_member(in_team, me["id"]) or world.is_admin(me["id"])):
+        # api4/user.go getUsers: in_team needs view_team in that team.
+        if not world.has_team_permission(in_team, me["id"], "view_team"):
             raise errors.permissions("view_team")
         members = world.team_members.get(in_team, {})
         candidates = [u for u in candidates if u["id"] in members]
@@ -83,8 +84,10 @@ async def get_users(request: web.Request) -> web.Response:
             continue
         if not is_valid_id(param):
             raise errors.invalid_url_param("in_channel" if param is in_channel else "not_in_channel")
+        # api4/user.go getUsers: in_channel / not_in_channel need read_channel at channel scope
+        # (members only, even for a public channel; 403 for an unknown one too).
         ch = world.channels.get(param)
-        if ch is None or not world.can_read_channel(me["id"], ch):
+        if not world.can_read_members(me["id"], ch):
             raise errors.permissions("read_channel")
         members = world.channel_members[param]
         keep = param is in_channel
@@ -97,8 +100,9 @@ async def get_teams_for_user(request: web.Request) -> web.Response:
     world = request.app[SB_KEY].world
     me = caller(request)
     uid = user_path_id(request)
-    if uid != me["id"] and not world.is_admin(me["id"]):
-        raise errors.permissions("manage_system")
+    # api4/team.go getTeamsForUser / getTeamMembersForUser: SessionHasPermissionToUser.
+    if uid != me["id"] and not world.has_system_permission(me["id"], "edit_other_users"):
+        raise errors.permissions("edit_other_users")
     teams = [t for tid, t in world.teams.items() if uid in world.team_members[tid]]
     return json_response(teams)
 
@@ -107,8 +111,9 @@ async def get_team_members_for_user(request: web.Request) -> web.Response:
     world = request.app[SB_KEY].world
     me = caller(request)
     uid = user_path_id(request)
-    if uid != me["id"] and not world.is_admin(me["id"]):
-        raise errors.permissions("manage_system")
+    # api4/team.go getTeamsForUser / getTeamMembersForUser: SessionHasPermissionToUser.
+    if uid != me["id"] and not world.has_system_permission(me["id"], "edit_other_users"):
+        raise errors.permissions("edit_other_users")
     return json_response([m[uid] for m in world.team_members.values() if uid in m])
 
 
@@ -218,8 +223,8 @@ async def upload_file(request: web.Request) -> web.Response:
     if not parts:
         raise AppError(400, "api.file.upload_file.incorrect_number_of_files.app_error",
                        "Unable to upload files. Incorrect number of files specified.")
-    ch = world.channels.get(channel_id)
-    if ch is None or not (world.is_member(channel_id, me["id"]) or world.is_admin(me["id"])):
+    # api4/file.go uploadFile: upload_file at channel scope (members; 403 for unknown channels).
+    if not world.has_channel_permission(me["id"], world.channels.get(channel_id), "upload_file"):
         raise errors.permissions("upload_file")
     infos = []
     t = now_ms()
@@ -246,9 +251,11 @@ def _readable_file(request: web.Request) -> tuple[dict, bytes]:
     if rec is None or rec[0]["delete_at"]:
         raise AppError(404, "app.file_info.get.app_error", "Unable to get the file info.")
     info = rec[0]
+    # api4/file.go getFile / getFileInfo: the uploader, or read_channel_content on the file's
+    # channel. Released servers check it at channel scope (members only); that strictest form is kept.
     ch = world.channels.get(info["channel_id"])
-    if info["user_id"] != me["id"] and not (info.get("post_id") and ch and world.can_read_channel(me["id"], ch)):
-        raise errors.permissions("read_channel")
+    if info["user_id"] != me["id"] and not world.has_channel_permission(me["id"], ch, "read_channel_content"):
+        raise errors.permissions("read_channel_content")
     return rec
 
 

@@ -31,26 +31,47 @@ def _str_list(value: object, name: str) -> list[str]:
 
 
 def readable_post(request: web.Request, *, include_deleted: bool = False) -> dict:
-    """The post if it exists and the caller may read its channel (404 / 403 otherwise)."""
+    """The post if it exists (404) and the caller may read its channel (403): app/post.go
+    ``GetPostIfAuthorized`` with ``SessionHasPermissionToReadChannel``."""
     world = request.app[SB_KEY].world
     me = caller(request)
     post = world.get_post(path_id(request, "post_id"), include_deleted=include_deleted)
     if not world.can_read_channel(me["id"], world.channels[post["channel_id"]]):
-        raise errors.permissions("read_channel")
+        raise errors.permissions("read_channel_content")
     return post
 
 
-def _may_edit(world, me: dict, post: dict, permission: str) -> None:
-    ch = world.channels[post["channel_id"]]
-    if world.is_admin(me["id"]):
-        return
-    if post["user_id"] == me["id"]:
-        if world.is_member(ch["id"], me["id"]):
-            return
+def _editable_post(request: web.Request) -> dict:
+    """api4/post.go ``updatePost`` / ``patchPost`` (``postPatchChecks``): an unknown post is 403
+    edit_post; edit_post on the channel for one's own post (members), edit_others_posts for
+    anyone else's (only system admins by default — team admins do not have it)."""
+    world = request.app[SB_KEY].world
+    me = caller(request)
+    post = world.posts.get(path_id(request, "post_id"))
+    if post is None or post["delete_at"]:
+        raise errors.permissions("edit_post")
+    permission = "edit_post" if post["user_id"] == me["id"] else "edit_others_posts"
+    if not world.has_channel_permission(me["id"], world.channels[post["channel_id"]], permission):
         raise errors.permissions(permission)
-    if ch["team_id"] and world.is_team_admin(ch["team_id"], me["id"]) and world.can_read_channel(me["id"], ch):
-        return
-    raise errors.permissions(permission.replace("_post", "_others_posts"))
+    return post
+
+
+def _deletable_post(request: web.Request) -> dict:
+    """api4/post.go ``deletePost``: 404 for an unknown post; delete_post (channel members, team
+    admins) for one's own, delete_others_posts (team admins, system admins) for anyone else's."""
+    world = request.app[SB_KEY].world
+    me = caller(request)
+    post = world.get_post(path_id(request, "post_id"))
+    permission = "delete_post" if post["user_id"] == me["id"] else "delete_others_posts"
+    if not world.has_channel_permission(me["id"], world.channels[post["channel_id"]], permission):
+        raise errors.permissions(permission)
+    return post
+
+
+def _check_file_ids(world, me: dict, ch: dict, file_ids: list[str]) -> None:
+    """api4/post.go ``createPostChecks``: attaching files needs upload_file on the channel."""
+    if file_ids and not world.has_channel_permission(me["id"], ch, "upload_file"):
+        raise errors.permissions("upload_file")
 
 
 # ---------------------------------------------------------------------- ServiceSettings.PostEditTimeLimit
@@ -121,10 +142,12 @@ async def create_post(request: web.Request) -> web.Response:
     ptype = body.get("type", "") or ""
     if not isinstance(ptype, str) or ptype.startswith("system_"):
         raise AppError(400, "api.context.invalid_param.app_error", "Invalid type parameter.")
+    # api4/post_utils.go userCreatePostPermissionCheckWithContext: 403 alike for a missing channel.
     ch = world.channels.get(channel_id)
     if ch is None or not world.can_post(me["id"], ch):
         raise errors.permissions("create_post")
     file_ids = _str_list(body.get("file_ids"), "file_ids")
+    _check_file_ids(world, me, ch, file_ids)
     props = body.get("props") if isinstance(body.get("props"), dict) else {}
     root_id = body.get("root_id", "") or ""
     if root_id and not is_valid_id(root_id):
@@ -158,7 +181,8 @@ async def create_ephemeral(request: web.Request) -> web.Response:
     world = request.app[SB_KEY].world
     me = caller(request)
     body = await read_json(request, "ephemeral_post")
-    if not world.is_admin(me["id"]):
+    # api4/post.go createEphemeralPost: create_post_ephemeral is a system permission (system admins).
+    if not world.has_system_permission(me["id"], "create_post_ephemeral"):
         raise errors.permissions("create_post_ephemeral")
     target = body.get("user_id", "")
     post = body.get("post")
@@ -185,11 +209,10 @@ async def get_post(request: web.Request) -> web.Response:
 async def update_post(request: web.Request) -> web.Response:
     world = request.app[SB_KEY].world
     me = caller(request)
-    post = world.get_post(path_id(request, "post_id"))
     body = await read_json(request, "post")
-    if body.get("id") != post["id"]:
+    if body.get("id") != request.match_info["post_id"]:
         raise errors.invalid_body_param("id")
-    _may_edit(world, me, post, "edit_post")
+    post = _editable_post(request)
     message = body.get("message", "")
     if not isinstance(message, str):
         raise errors.invalid_body_param("post")
@@ -207,9 +230,8 @@ async def update_post(request: web.Request) -> web.Response:
 async def patch_post(request: web.Request) -> web.Response:
     world = request.app[SB_KEY].world
     me = caller(request)
-    post = world.get_post(path_id(request, "post_id"))
     body = await read_json(request, "post")
-    _may_edit(world, me, post, "edit_post")
+    post = _editable_post(request)
     message = body.get("message")
     if message is not None and not isinstance(message, str):
         raise errors.invalid_body_param("post")
@@ -227,8 +249,7 @@ async def patch_post(request: web.Request) -> web.Response:
 async def delete_post(request: web.Request) -> web.Response:
     world = request.app[SB_KEY].world
     me = caller(request)
-    post = world.get_post(path_id(request, "post_id"))
-    _may_edit(world, me, post, "delete_post")
+    post = _deletable_post(request)
     world.delete_post(post, me["id"])
     return status_ok()
 
@@ -240,12 +261,13 @@ async def get_thread(request: web.Request) -> web.Response:
 
 
 async def _set_pinned(request: web.Request, pinned: bool) -> web.Response:
+    """api4/post.go ``saveIsPinnedPost``: an unknown post is 403, and pinning needs only read
+    access to the channel (``SessionHasPermissionToReadChannel``), as the server has it."""
     world = request.app[SB_KEY].world
     me = caller(request)
-    post = world.get_post(path_id(request, "post_id"))
-    ch = world.channels[post["channel_id"]]
-    if not (world.is_member(ch["id"], me["id"]) or world.is_admin(me["id"])):
-        raise errors.permissions("read_channel")
+    post = world.posts.get(path_id(request, "post_id"))
+    if post is None or post["delete_at"] or not world.can_read_channel(me["id"], world.channels[post["channel_id"]]):
+        raise errors.permissions("read_channel_content")
     if post["is_pinned"] != pinned:
         if edit_window_closed(world, post):  # `saveIsPinnedPost`: only a no-op escapes the limit
             raise time_limit_error(world)
@@ -262,8 +284,14 @@ async def unpin(request: web.Request) -> web.Response:
 
 
 async def post_files_info(request: web.Request) -> web.Response:
+    """api4/post.go ``getFileInfosForPost``: ``SessionHasPermissionToReadPost``, 403 for an unknown post too."""
     world = request.app[SB_KEY].world
-    post = readable_post(request)
+    me = caller(request)
+    post = world.posts.get(path_id(request, "post_id"))
+    if post is None or not world.can_read_channel(me["id"], world.channels[post["channel_id"]]):
+        raise errors.permissions("read_channel_content")
+    if post["delete_at"]:
+        raise errors.post_missing()
     return json_response([world.files[f][0] for f in post.get("file_ids", []) if f in world.files])
 
 
@@ -273,12 +301,11 @@ async def posts_by_ids(request: web.Request) -> web.Response:
     ids = await read_json(request, "post_ids", expect=list)
     if not ids or not all(is_valid_id(i) for i in ids):
         raise errors.invalid_body_param("post_ids")
+    # api4/post.go getPostsByIds: posts the caller may not read are left out, not refused.
     result = []
     for pid in dict.fromkeys(ids):
         post = world.posts.get(pid)
-        if post and not post["delete_at"]:
-            if not world.can_read_channel(me["id"], world.channels[post["channel_id"]]):
-                raise errors.permissions("read_channel")
+        if post and not post["delete_at"] and world.can_read_channel(me["id"], world.channels[post["channel_id"]]):
             result.append(post)
     return json_response(result)
 
@@ -295,11 +322,14 @@ async def save_reaction(request: web.Request) -> web.Response:
     emoji = body.get("emoji_name")
     if not isinstance(emoji, str) or not EMOJI_RE.match(emoji):
         raise errors.invalid_body_param("emoji_name")
+    # api4/reaction.go saveReaction: someone else's reaction is its own 403; then add_reaction via
+    # SessionHasPermissionToChannelByPost (channel members; team roles lack it; 403 for unknown posts).
     if body["user_id"] != me["id"]:
-        raise errors.permissions("add_reaction")
+        raise AppError(403, "api.reaction.save_reaction.user_id.app_error",
+                       "You cannot save reaction for the other user.")
     post = world.posts.get(body["post_id"])
-    ch = world.channels.get(post["channel_id"]) if post else None
-    if post is None or not (world.is_member(ch["id"], me["id"]) or world.is_admin(me["id"])):
+    if not world.has_channel_permission(me["id"], world.channels[post["channel_id"]] if post else None,
+                                        "add_reaction"):
         raise errors.permissions("add_reaction")
     if post["delete_at"]:
         raise AppError(400, "app.reaction.save.save.app_error", "Unable to save reaction.")
@@ -314,19 +344,27 @@ async def delete_reaction(request: web.Request) -> web.Response:
     emoji = request.match_info["emoji_name"]
     if not EMOJI_RE.match(emoji):
         raise errors.invalid_url_param("emoji_name")
-    if uid != me["id"] and not world.is_admin(me["id"]):
-        raise errors.permissions("remove_others_reactions")
-    ch = world.channels.get(post["channel_id"]) if post else None
-    if post is None or not (world.is_member(ch["id"], me["id"]) or world.is_admin(me["id"])):
+    # api4/reaction.go deleteReaction: remove_reaction by post first, then remove_others_reactions
+    # (a system permission) for someone else's.
+    if not world.has_channel_permission(me["id"], world.channels[post["channel_id"]] if post else None,
+                                        "remove_reaction"):
         raise errors.permissions("remove_reaction")
+    if uid != me["id"] and not world.has_system_permission(me["id"], "remove_others_reactions"):
+        raise errors.permissions("remove_others_reactions")
     world.remove_reaction(post, uid, emoji)
     return status_ok()
 
 
 async def list_reactions(request: web.Request) -> web.Response:
+    """api4/reaction.go ``getReactions``: read_channel_content via SessionHasPermissionToChannelByPost —
+    channel scope, so unlike the posts themselves a public channel's non-members are refused."""
     world = request.app[SB_KEY].world
-    post = readable_post(request)
-    return json_response(world.reactions.get(post["id"], []))
+    me = caller(request)
+    post = world.posts.get(path_id(request, "post_id"))
+    if not world.has_channel_permission(me["id"], world.channels[post["channel_id"]] if post else None,
+                                        "read_channel_content"):
+        raise errors.permissions("read_channel_content")
+    return json_response(world.reactions.get(post["id"], []) if post else [])
 
 
 def setup(app: web.Application) -> None:

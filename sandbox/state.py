@@ -40,6 +40,39 @@ DEFAULT_CHANNEL_NOTIFY = {
 RETAINED_PROPS = ("from_webhook", "override_username", "override_icon_url")
 
 
+# Default role permissions (model/role.go MakeDefaultRoles, with the permissions migrations
+# have added on every server: read_channel_content for channel members). Only the permissions
+# the sandbox checks are listed; system_admin has every permission.
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "channel_user": frozenset({
+        "read_channel", "read_channel_content", "add_reaction", "remove_reaction",
+        "manage_public_channel_members", "manage_private_channel_members", "upload_file",
+        "get_public_link", "create_post", "use_channel_mentions", "use_slash_commands",
+        "manage_public_channel_properties", "manage_private_channel_properties",
+        "delete_public_channel", "delete_private_channel", "delete_post", "edit_post"}),
+    "channel_admin": frozenset({"manage_channel_roles", "use_group_mentions"}),
+    "team_user": frozenset({
+        "list_team_channels", "join_public_channels", "read_public_channel", "view_team",
+        "create_public_channel", "create_private_channel", "invite_user", "add_user_to_team"}),
+    "team_admin": frozenset({
+        "remove_user_from_team", "manage_team", "import_team", "manage_team_roles",
+        "manage_channel_roles", "manage_others_incoming_webhooks", "manage_others_outgoing_webhooks",
+        "manage_slash_commands", "manage_others_slash_commands", "manage_incoming_webhooks",
+        "manage_outgoing_webhooks", "convert_public_channel_to_private",
+        "convert_private_channel_to_public", "delete_post", "delete_others_posts"}),
+    "system_user": frozenset({
+        "list_public_teams", "join_public_teams", "create_direct_channel", "create_group_channel",
+        "view_members", "create_team"}),
+    "system_post_all": frozenset({"create_post", "use_channel_mentions"}),
+    "system_post_all_public": frozenset({"create_post_public", "use_channel_mentions"}),
+}
+
+
+def roles_grant(roles: Iterable[str], permission: str) -> bool:
+    """``RolesGrantPermission``: any of the roles has the permission (system_admin has all)."""
+    return any(r == "system_admin" or permission in ROLE_PERMISSIONS.get(r, ()) for r in roles)
+
+
 class Event:
     """One WebSocket event, serialised once and shared by every recipient connection."""
 
@@ -349,23 +382,60 @@ class World:
     def is_member(self, channel_id: str, user_id: str) -> bool:
         return user_id in self.channel_members.get(channel_id, {})
 
-    def can_read_channel(self, user_id: str, ch: dict) -> bool:
-        """Members, admins, and team members for public channels may read."""
-        return (self.is_member(ch["id"], user_id) or self.is_admin(user_id)
-                or (ch["type"] == "O" and self.is_team_member(ch["team_id"], user_id)))
+    # Permission checks, modelled on app/authorization.go with the default roles of
+    # model/role.go MakeDefaultRoles (see ROLE_PERMISSIONS and sandbox/README.md).
+    def has_system_permission(self, user_id: str, permission: str) -> bool:
+        """``SessionHasPermissionTo``: the user's system roles grant it."""
+        user = self.users.get(user_id)
+        return bool(user) and roles_grant(user["roles"].split(), permission)
 
-    def can_post(self, user_id: str, ch: dict) -> bool:
-        """``create_post``: channel members, admins, and the post:all / post:channels roles."""
-        return (self.is_member(ch["id"], user_id) or self.is_admin(user_id)
-                or self.has_role(user_id, "system_post_all")
-                or (ch["type"] == "O" and self.has_role(user_id, "system_post_all_public")))
+    def has_team_permission(self, team_id: str, user_id: str, permission: str) -> bool:
+        """``SessionHasPermissionToTeam``: the team member's roles, else the system roles."""
+        if not team_id:
+            return False
+        m = self.team_members.get(team_id, {}).get(user_id)
+        if m and roles_grant(m["roles"].split(), permission):
+            return True
+        return self.has_system_permission(user_id, permission)
 
-    def can_manage_members(self, user_id: str, ch: dict) -> bool:
+    def has_channel_permission(self, user_id: str, ch: dict | None, permission: str) -> bool:
+        """``SessionHasPermissionToChannel``: channel member roles, then manage_system, then the
+        team (or, for DMs, system) roles. A channel that does not exist grants nothing, so
+        callers answer 403 for it exactly as for one the user may not see."""
+        if ch is None:
+            return False
+        m = self.channel_members.get(ch["id"], {}).get(user_id)
+        if m and roles_grant(m["roles"].split(), permission):
+            return True
         if self.is_admin(user_id):
             return True
-        if ch["type"] == "O":
-            return self.is_team_member(ch["team_id"], user_id)
-        return self.is_member(ch["id"], user_id)
+        if ch["team_id"]:
+            return self.has_team_permission(ch["team_id"], user_id, permission)
+        return self.has_system_permission(user_id, permission)
+
+    def can_read_channel(self, user_id: str, ch: dict) -> bool:
+        """``SessionHasPermissionToReadChannel``: read_channel_content on the channel, or
+        read_public_channel in its team for a public channel (posts, pinned, one post)."""
+        if self.has_channel_permission(user_id, ch, "read_channel_content"):
+            return True
+        return ch["type"] == "O" and self.has_team_permission(ch["team_id"], user_id, "read_public_channel")
+
+    def can_read_members(self, user_id: str, ch: dict | None) -> bool:
+        """``read_channel`` checked at channel scope: team_user lacks it, so only members
+        (and system admins) may list members, read one membership or the stats."""
+        return self.has_channel_permission(user_id, ch, "read_channel")
+
+    def can_post(self, user_id: str, ch: dict) -> bool:
+        """``userCreatePostPermissionCheckWithContext``: create_post on the channel, or
+        create_post_public in the team for a public channel (system_post_all[_public])."""
+        if self.has_channel_permission(user_id, ch, "create_post"):
+            return True
+        return ch["type"] == "O" and self.has_team_permission(ch["team_id"], user_id, "create_post_public")
+
+    def can_manage_members(self, user_id: str, ch: dict) -> bool:
+        """manage_public/private_channel_members at channel scope (channel_user has both)."""
+        permission = "manage_public_channel_members" if ch["type"] == "O" else "manage_private_channel_members"
+        return self.has_channel_permission(user_id, ch, permission)
 
     def get_channel(self, channel_id: str) -> dict:
         ch = self.channels.get(channel_id)

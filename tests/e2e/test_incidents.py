@@ -348,9 +348,10 @@ async def test_non_member_cannot_check_a_step(sandbox, bot):
     dave = sandbox.user("dave")
     result = await dave.command(channel["id"], "/incident check 1.1")
     assert result.status == 403  # Mattermost refuses commands from non-members of the channel
-    # dave can read the public channel and click its buttons: the bot refuses
+    # dave can read the public channel, but released servers refuse his click on its buttons
+    # (doPostAction: read_channel_content at channel scope), so the bot is never asked
     action = await dave.click(incident.card_post_id, step_button(card(sandbox, incident), "Check", "Acknowledge"))
-    assert action.ephemeral and "Only members of the incident channel" in action.ephemeral[0]
+    assert action.status == 403 and not action.ephemeral
     assert (await fresh(bot, incident)).steps_done == 0
 
 
@@ -415,18 +416,30 @@ async def test_end_and_restart_with_confirmation(sandbox, bot):
     assert kinds[-2:] == ["ended", "restarted"]
 
 
+async def _new_channel(sandbox, name: str, ctype: str, *members: str) -> str:
+    """A channel alice makes (she stays in it), with ``members`` added."""
+    import aiohttp
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {sandbox.user('alice').token}"}) as http:
+        async with http.post(f"{sandbox.url}/api/v4/channels", json={
+                "team_id": sandbox.team("acme")["id"], "name": name, "display_name": name, "type": ctype}) as response:
+            cid = (await response.json())["id"]
+    for member in members:
+        await sandbox.user("alice").add_member(cid, member)
+    return cid
+
+
+def _refusal(text: str, name: str) -> str:
+    line = next(line for line in text.splitlines() if line.startswith(f"- ~{name}:"))
+    return line.split(":", 1)[1]
+
+
 async def test_announce_only_where_the_user_can_post(sandbox, bot):
     await make_playbook(bot, sandbox, members=("bob",))
     incident, channel = await start_incident(sandbox, bot, "bob", "Search is down")
     bob = sandbox.user("bob")
     off_topic = sandbox.channel("acme", "off-topic")["id"]
     leadership = sandbox.channel("acme", "leadership")["id"]
-    import aiohttp
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {sandbox.user('alice').token}"}) as http:
-        async with http.post(f"{sandbox.url}/api/v4/channels", json={
-                "team_id": sandbox.team("acme")["id"], "name": "war-room", "display_name": "War room",
-                "type": "O"}) as response:
-            war_room = (await response.json())["id"]
+    war_room = await _new_channel(sandbox, "war-room", "O")
     before = {cid: len(sandbox.posts(cid)) for cid in (leadership, war_room)}
     result = await bob.command(channel["id"], "/incident announce ~off-topic ~leadership ~war-room ~nope town-square")
     text = result.ephemeral[0]
@@ -436,7 +449,51 @@ async def test_announce_only_where_the_user_can_post(sandbox, bot):
     assert "~nope: no such channel" in text and "`town-square` is not a channel" in text
     assert any(p["message"] == "@bob started an incident in ~search-is-down: **Search is down**"
                for p in sandbox.posts(off_topic))
-    assert {cid: len(sandbox.posts(cid)) for cid in (leadership, war_room)} == before
+    assert len(sandbox.posts(leadership)) == before[leadership]
+    # To see that bob is not in ~war-room the bot had to join it (real Mattermost shows members
+    # only to members); it left again, and announced nothing there.
+    bot_id = sandbox.user_id("incident")
+    assert [p["type"] for p in sandbox.posts(war_room)[before[war_room]:]] == \
+        ["system_join_channel", "system_leave_channel"]
+    assert bot_id not in sandbox.channel_members(war_room)
+
+
+async def test_announce_into_a_public_channel_the_bot_is_not_in(sandbox, bot):
+    await make_playbook(bot, sandbox, members=("bob",))
+    incident, channel = await start_incident(sandbox, bot, "bob", "Search is down")
+    off_topic = sandbox.channel("acme", "off-topic")["id"]
+    assert sandbox.user_id("incident") not in sandbox.channel_members(off_topic)
+    result = await sandbox.user("bob").command(channel["id"], "/incident announce ~off-topic")
+    assert result.ephemeral == ["Announced in ~off-topic."]
+    assert sandbox.posts(off_topic)[-1]["message"] == "@bob started an incident in ~search-is-down: **Search is down**"
+    assert sandbox.user_id("incident") in sandbox.channel_members(off_topic)
+
+
+async def test_announce_into_a_private_channel_the_bot_is_not_in(sandbox, bot):
+    await make_playbook(bot, sandbox, members=("carol",))
+    incident, channel = await start_incident(sandbox, bot, "carol", "Search is down")
+    leadership = sandbox.channel("acme", "leadership")["id"]   # carol is in it, the bot is not
+    before = len(sandbox.posts(leadership))
+    carol = sandbox.user("carol")
+    text = (await carol.command(channel["id"], "/incident announce ~leadership ~nope")).ephemeral[0]
+    # The same answer as for a channel that does not exist, and it says what a member can do.
+    assert _refusal(text, "leadership") == _refusal(text, "nope")
+    assert "add @incident to it first" in _refusal(text, "leadership")
+    assert len(sandbox.posts(leadership)) == before
+    await carol.add_member(leadership, "incident")
+    result = await carol.command(channel["id"], "/incident announce ~leadership")
+    assert result.ephemeral == ["Announced in ~leadership."]
+    assert sandbox.posts(leadership)[-1]["message"].startswith("@carol started an incident")
+
+
+async def test_announce_into_a_private_channel_the_user_is_not_in(sandbox, bot):
+    await make_playbook(bot, sandbox, members=("bob",))
+    incident, channel = await start_incident(sandbox, bot, "bob", "Search is down")
+    secret = await _new_channel(sandbox, "secret-ops", "P", "incident")   # the bot is in it, bob is not
+    before = len(sandbox.posts(secret))
+    text = (await sandbox.user("bob").command(channel["id"], "/incident announce ~secret-ops ~nope")).ephemeral[0]
+    assert _refusal(text, "secret-ops") == _refusal(text, "nope")   # nothing tells bob it exists
+    assert len(sandbox.posts(secret)) == before
 
 
 # Hostile text and concurrency -------------------------------------------------------------
