@@ -8,7 +8,9 @@ its membership itself.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from domain import Actor
@@ -35,6 +37,17 @@ class Directory:
         self._users[user_id] = (time.monotonic(), user)
         return user
 
+    async def users(self, user_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """The users with these ids, in order; one request for those not cached, unknown ids left out."""
+        wanted = list(dict.fromkeys(user_id for user_id in user_ids if user_id))
+        now = time.monotonic()
+        missing = [user_id for user_id in wanted
+                   if user_id not in self._users or now - self._users[user_id][0] >= _USER_TTL_S]
+        if missing:
+            for user in await self.client.users_by_ids(missing):
+                self._users[user["id"]] = (now, user)
+        return [self._users[user_id][1] for user_id in wanted if user_id in self._users]
+
     async def username(self, user_id: str | None) -> str:
         if not user_id:
             return ""
@@ -60,6 +73,20 @@ class Directory:
     async def actor(self, user_id: str) -> Actor:
         user = await self.user(user_id)
         return Actor(user_id=user_id, is_system_admin="system_admin" in str(user.get("roles", "")).split())
+
+    async def actor_in_team(self, team_id: str, user_id: str, *, vouched: bool = False) -> tuple[Actor, bool]:
+        """The actor and whether they are a member of ``team_id``, asked at the same time.
+
+        ``vouched``: Mattermost already guarantees the user may act in the team — the team of a
+        slash command (api4/command.go ``executeCommand`` runs a command only for a user with
+        ``create_post``/``use_slash_commands`` in the channel, and takes the team from the channel;
+        in a direct message it checks the session's team membership). A system admin may pass that
+        check without being a team member; every decision treats admins as allowed anyway.
+        """
+        if vouched:
+            return await self.actor(user_id), True
+        actor, is_member = await asyncio.gather(self.actor(user_id), self.is_team_member(team_id, user_id))
+        return actor, is_member
 
     async def is_bot(self, user_id: str) -> bool:
         return bool((await self.user(user_id)).get("is_bot"))

@@ -41,6 +41,12 @@ class SlashCommand(_Inbound):
     def words(self) -> list[str]:
         return self.text.split()
 
+    def vouches_for_team(self, team_id: str) -> bool:
+        """Whether Mattermost has checked that the user may act in ``team_id``: it is this slash
+        command's team (api4/command.go ``executeCommand`` takes it from the channel the user may
+        post in, or checks the session's teams in a direct message; the command token is per team)."""
+        return not self.via_dm and bool(self.team_id) and team_id == self.team_id
+
     @property
     def subcommand(self) -> str:
         words = self.words

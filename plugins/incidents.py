@@ -2,6 +2,11 @@
 
 Thin: parse what the user typed or clicked → IncidentService → reply.  Identity is always the
 ``user_id`` Mattermost put in the request; incident and step ids come from signed contexts.
+
+Dialogs open within a trigger id's life (3 s on older servers): before ``open_dialog`` a handler
+asks Mattermost only for what the dialog shows and only what Mattermost has not vouched for
+already. Whether the user may *change* something is checked when the dialog is submitted (every
+change goes through ``IncidentService.change``), not before it opens.
 """
 
 from __future__ import annotations
@@ -79,9 +84,12 @@ class IncidentPlugin(FeaturePlugin):
         return ref
 
     async def _open_start_dialog(self, trigger_id: str, user_id: str, team_id: str, channel_id: str,
-                                 name: str = "", post_id: str = "") -> str:
-        """Open the start dialog; return an error text for the user when it cannot be opened."""
-        playbooks = await self.service.playbooks_for(team_id, user_id)
+                                 name: str = "", post_id: str = "", *, vouched: bool = False) -> str:
+        """Open the start dialog; return an error text for the user when it cannot be opened.
+
+        ``vouched``: the team is a slash command's, so Mattermost has checked the membership.
+        """
+        playbooks = await self.service.playbooks_for(team_id, user_id, vouched=vouched)
         if not playbooks:
             return NO_PLAYBOOKS
         options = sorted(((p.title, p.id) for p in playbooks), key=lambda item: (item[0].lower(), item[1]))
@@ -96,8 +104,10 @@ class IncidentPlugin(FeaturePlugin):
         return ""
 
     async def _member_options(self, incident: Incident) -> list[tuple[str, str]]:
+        """The people in the incident channel. Whoever clicked a card button may read that channel
+        (api4/integration_action.go ``doPostAction`` checks read permission on the post), so may see them."""
         ids = await self.directory.channel_member_ids(incident.channel_id)
-        users = await self.ctx.client.users_by_ids(ids)
+        users = await self.directory.users(ids)
         people = [u for u in users if not u.get("is_bot") and not u.get("delete_at")]
         return sorted(((f"@{u['username']}", u["id"]) for u in people), key=lambda item: item[0])
 
@@ -119,7 +129,8 @@ class IncidentPlugin(FeaturePlugin):
         if command.via_dm or not command.trigger_id:
             return await self._start_buttons(command.user_id, command.channel_id, post_id)
         error = await self._open_start_dialog(command.trigger_id, command.user_id, command.team_id,
-                                              command.channel_id, name, post_id)
+                                              command.channel_id, name, post_id,
+                                              vouched=command.vouches_for_team(command.team_id))
         return CommandReply(text=error)
 
     async def _start_buttons(self, user_id: str, channel_id: str, post_id: str) -> CommandReply:
@@ -233,7 +244,6 @@ class IncidentPlugin(FeaturePlugin):
     @on_action(Action.COMMANDER)
     async def on_commander_clicked(self, callback: ActionCallback) -> ActionReply:
         incident = await self._incident_for_action(callback)
-        await self.service.require_member(incident, callback.user_id)
         options = await self._member_options(incident)
         state = self.ctx.signer.dialog_state(Dialog.COMMANDER, callback.user_id, callback.channel_id, {"i": incident.id})
         body = dialogs.dialog(Dialog.COMMANDER, "Change commander", state, [
@@ -334,7 +344,6 @@ class IncidentPlugin(FeaturePlugin):
     @on_action(Action.ASSIGN)
     async def on_assign_clicked(self, callback: ActionCallback) -> ActionReply:
         incident = await self._incident_for_action(callback)
-        await self.service.require_member(incident, callback.user_id)
         step_id = str(callback.args.get("s", ""))
         step = incident.step(step_id)
         ref = incident.locate(step_id)
@@ -418,7 +427,7 @@ class IncidentPlugin(FeaturePlugin):
 
     async def _confirm(self, dialog_id: Dialog, trigger_id: str, user_id: str, channel_id: str,
                        incident: Incident) -> None:
-        await self.service.require_member(incident, user_id)
+        """Ask before ending or restarting; who may do it is checked when the user confirms."""
         state = self.ctx.signer.dialog_state(dialog_id, user_id, channel_id, {"i": incident.id})
         if dialog_id is Dialog.END:
             title, label = "End incident", "End incident"

@@ -224,7 +224,7 @@ class PlaybookPlugin(FeaturePlugin):
         return await handler(command, await self._team(command, team_name), words[1:])
 
     async def _list(self, command: SlashCommand, team_id: str, words: list[str]) -> CommandReply:
-        playbooks = await self.service.visible(team_id, command.user_id)
+        playbooks = await self.service.visible(team_id, command.user_id, vouched=command.vouches_for_team(team_id))
         if not playbooks:
             return CommandReply(text="You are not a member of any playbook in this team yet. Create one with "
                                      "`/incident playbook create` (see `/incident playbook templates`), or ask a "
@@ -238,7 +238,8 @@ class PlaybookPlugin(FeaturePlugin):
         return CommandReply(text="\n".join(rows))
 
     async def _show(self, command: SlashCommand, team_id: str, words: list[str]) -> CommandReply:
-        playbook = await self.service.find(team_id, command.user_id, " ".join(words))
+        playbook = await self.service.find(team_id, command.user_id, " ".join(words),
+                                          vouched=command.vouches_for_team(team_id))
         return CommandReply(text=await self.render(playbook), attachments=[{
             "fallback": "Playbook actions", "actions": self._buttons(playbook, team_id, command.channel_id)}])
 
@@ -273,7 +274,7 @@ class PlaybookPlugin(FeaturePlugin):
                                            "`/incident playbook members`.")
 
     async def _create(self, command: SlashCommand, team_id: str, words: list[str]) -> CommandReply:
-        await self.service.require_team(team_id, command.user_id)
+        await self.service.require_team(team_id, command.user_id, vouched=command.vouches_for_team(team_id))
         template = find_template(words[0]) if words else None
         title_words = words[1:] if template else words
         title = " ".join(title_words)
@@ -298,7 +299,8 @@ class PlaybookPlugin(FeaturePlugin):
     @on_action(Action.PLAYBOOK_CREATE)
     async def on_create_clicked(self, callback: ActionCallback) -> ActionReply:
         team_id = str(callback.args.get("t", ""))
-        await self.service.require_team(team_id, callback.user_id)
+        # The dialog shows only templates; whether the user may create in the team is checked on
+        # submission (PlaybookService.create), so the dialog opens within the trigger id's life.
         template = find_template(str(callback.args.get("k", ""))) or DEFAULT_TEMPLATE
         await self.ctx.client.open_dialog(callback.trigger_id, self.ctx.dialog_url, self._create_dialog(
             team_id, callback.user_id, callback.channel_id, template, ""))
@@ -357,7 +359,8 @@ class PlaybookPlugin(FeaturePlugin):
 
     async def _edit(self, command: SlashCommand, team_id: str, words: list[str]) -> CommandReply:
         reference, operation = self._split_title(words, _EDIT_KEYWORDS)
-        playbook = await self.service.find(team_id, command.user_id, reference)
+        playbook = await self.service.find(team_id, command.user_id, reference,
+                                          vouched=command.vouches_for_team(team_id))
         if operation:
             return await self._edit_outline(command, team_id, playbook, operation)
         if command.via_dm or not command.trigger_id:
@@ -574,7 +577,8 @@ class PlaybookPlugin(FeaturePlugin):
             Dialog.PLAYBOOK_DELETE, "Delete playbook", state, [], submit_label="Delete", introduction=intro))
 
     async def _delete(self, command: SlashCommand, team_id: str, words: list[str]) -> CommandReply:
-        playbook = await self.service.find(team_id, command.user_id, " ".join(words))
+        playbook = await self.service.find(team_id, command.user_id, " ".join(words),
+                                          vouched=command.vouches_for_team(team_id))
         if command.via_dm or not command.trigger_id:
             return self._dialog_button(f"Delete {playbook.title}"[:60], Action.PLAYBOOK_DELETE, command.channel_id,
                                        {"t": team_id, "p": playbook.id})
@@ -618,7 +622,8 @@ class PlaybookPlugin(FeaturePlugin):
         if operation and not names:
             raise ValidationError(f"Say whom to {operation}: `/incident playbook members \"<title>\" {operation} "
                                   "@user`.")
-        playbook = await self.service.find(team_id, command.user_id, reference)
+        playbook = await self.service.find(team_id, command.user_id, reference,
+                                          vouched=command.vouches_for_team(team_id))
         if operation == "add":
             playbook = await self.service.add_members(team_id, command.user_id, playbook.id, names)
         elif operation == "remove":
@@ -632,7 +637,8 @@ class PlaybookPlugin(FeaturePlugin):
     # Export / import ---------------------------------------------------------------------------
 
     async def _export(self, command: SlashCommand, team_id: str, words: list[str]) -> CommandReply:
-        playbook = await self.service.find(team_id, command.user_id, " ".join(words))
+        playbook = await self.service.find(team_id, command.user_id, " ".join(words),
+                                          vouched=command.vouches_for_team(team_id))
         return CommandReply(text=await self._send_export(command.user_id, playbook, via_dm=command.via_dm))
 
     async def _send_export(self, user_id: str, playbook: Playbook, *, via_dm: bool) -> str:
@@ -652,7 +658,7 @@ class PlaybookPlugin(FeaturePlugin):
                                                                   via_dm=dm["id"] == callback.channel_id))
 
     async def _import(self, command: SlashCommand, team_id: str, words: list[str]) -> CommandReply:
-        await self.service.require_team(team_id, command.user_id)
+        await self.service.require_team(team_id, command.user_id, vouched=command.vouches_for_team(team_id))
         if command.file_ids:
             text = await self.service.read_attachment(command.user_id, command.channel_id, command.file_ids)
             return CommandReply(text=await self._imported(team_id, command.user_id, text))

@@ -20,7 +20,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=8065)
     p.add_argument("--site-url", default=None, help="public base URL (default http://HOST:PORT)")
     p.add_argument("--integration-timeout", type=float, default=30.0)
-    p.add_argument("--trigger-id-lifetime", type=float, default=30.0)
+    p.add_argument("--trigger-id-lifetime", type=float, default=3.0,
+                   help="seconds a trigger id stays valid (default 3, the strictest supported server)")
     p.add_argument("--server-version", default=SandboxConfig.server_version)
     p.add_argument("--post-edit-time-limit", type=int, default=-1,
                    help="ServiceSettings.PostEditTimeLimit in seconds (-1 = unlimited, the server default)")

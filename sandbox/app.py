@@ -42,7 +42,10 @@ class SandboxConfig:
     port: int = 0
     site_url: str | None = None
     integration_timeout: float = 30.0
-    trigger_id_lifetime: float = 30.0
+    # 3 s: released servers that still check trigger ids against model.InteractiveDialogTriggerTimeoutMilliseconds
+    # (model/integration_action.go DecodeAndVerifyTriggerId); newer ones allow
+    # ServiceSettings.OutgoingIntegrationRequestsTimeout (30 s) instead. The sandbox takes the strictest.
+    trigger_id_lifetime: float = 3.0
     max_body_bytes: int = 100 * 1024 * 1024
     record: bool = False
     server_version: str = "11.7.15"   # the v11.7 ESR, oldest supported release (README, version.py)

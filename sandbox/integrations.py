@@ -57,7 +57,12 @@ def issue_trigger_id(sb: Sandbox, user_id: str) -> tuple[str, str]:
 
 
 def decode_trigger_id(sb: Sandbox, trigger_id: str) -> tuple[str, str]:
-    """Verify a trigger id; returns (client trigger id, user id) or raises the Mattermost error."""
+    """Verify a trigger id; returns (client trigger id, user id) or raises the Mattermost error.
+
+    As model/integration_action.go ``DecodeAndVerifyTriggerId`` (called by app/integration_action.go
+    ``OpenInteractiveDialog``): every failure is 400 with an ``interactive_message.decode_trigger_id.*``
+    id, and age is checked before the signature. The lifetime is ``trigger_id_lifetime`` (3 s by default).
+    """
     def fail(reason: str, message: str) -> AppError:
         return AppError(400, f"interactive_message.decode_trigger_id.{reason}", message)
     try:
@@ -72,13 +77,14 @@ def decode_trigger_id(sb: Sandbox, trigger_id: str) -> tuple[str, str]:
         issued = int(ms)
     except ValueError:
         raise fail("missing_data", "Trigger ID missing required data for interactive dialog.") from None
-    if now_ms() - issued > sb.config.trigger_id_lifetime * 1000:
+    lifetime_ms = int(sb.config.trigger_id_lifetime * 1000)
+    if now_ms() - issued > lifetime_ms:
         raise fail("expired", f"Trigger ID for interactive dialog is expired. "
-                              f"Maximum time allowed is {int(sb.config.trigger_id_lifetime * 1000)}ms.")
+                              f"Maximum time allowed is {lifetime_ms}ms.")
     try:
         raw_sig = base64.b64decode(sig.encode(), validate=True)
     except (binascii.Error, ValueError):
-        raise fail("signature_decode_failed",
+        raise fail("base64_decode_failed_signature",
                    "Failed to decode base64 signature of trigger ID for interactive dialog.") from None
     expected = hmac.new(sb.signing_key, f"{client_id}:{user_id}:{ms}".encode(), hashlib.sha256).digest()
     if not hmac.compare_digest(raw_sig, expected):

@@ -209,9 +209,10 @@ class IncidentService:
             raise NotFound(NOT_AN_INCIDENT_CHANNEL)
         return incident
 
-    async def playbooks_for(self, team_id: str, user_id: str) -> list[Playbook]:
-        actor = await self.directory.actor(user_id)
-        if not actor.is_system_admin and not await self.directory.is_team_member(team_id, user_id):
+    async def playbooks_for(self, team_id: str, user_id: str, *, vouched: bool = False) -> list[Playbook]:
+        """The playbooks the user may start with in this team (``vouched``: see Directory.actor_in_team)."""
+        actor, is_team_member = await self.directory.actor_in_team(team_id, user_id, vouched=vouched)
+        if not permissions.can_see_team(actor, is_team_member=is_team_member):
             return []
         return await self.store.playbooks_for_user(team_id, user_id, is_admin=actor.is_system_admin)
 

@@ -88,14 +88,15 @@ class PlaybookService:
 
     # Who may do what -----------------------------------------------------------------------
 
-    async def _actor(self, team_id: str, user_id: str) -> tuple[Actor, bool]:
-        actor = await self.directory.actor(user_id)
-        is_team_member = bool(team_id) and await self.directory.is_team_member(team_id, user_id)
-        return actor, is_team_member
+    async def _actor(self, team_id: str, user_id: str, vouched: bool = False) -> tuple[Actor, bool]:
+        """``vouched``: Mattermost has checked the team membership already (Directory.actor_in_team)."""
+        if not team_id:
+            return await self.directory.actor(user_id), False
+        return await self.directory.actor_in_team(team_id, user_id, vouched=vouched)
 
-    async def require_team(self, team_id: str, user_id: str) -> Actor:
+    async def require_team(self, team_id: str, user_id: str, *, vouched: bool = False) -> Actor:
         """The actor, if they may work with this team's playbooks at all."""
-        actor, is_team_member = await self._actor(team_id, user_id)
+        actor, is_team_member = await self._actor(team_id, user_id, vouched)
         if not permissions.can_see_team(actor, is_team_member=is_team_member):
             raise NotFound("You are not a member of this team, so you cannot see or create its playbooks.")
         return actor
@@ -109,18 +110,18 @@ class PlaybookService:
         permissions.require_use_playbook(actor, playbook, is_team_member=is_team_member)
         return playbook
 
-    async def visible(self, team_id: str, user_id: str) -> list[Playbook]:
+    async def visible(self, team_id: str, user_id: str, *, vouched: bool = False) -> list[Playbook]:
         """Playbooks of the team the user may use, by title."""
-        actor = await self.require_team(team_id, user_id)
+        actor = await self.require_team(team_id, user_id, vouched=vouched)
         return await self.store.playbooks_for_user(team_id, user_id, is_admin=actor.is_system_admin)
 
-    async def find(self, team_id: str, user_id: str, reference: str) -> Playbook:
+    async def find(self, team_id: str, user_id: str, reference: str, *, vouched: bool = False) -> Playbook:
         """A playbook the user may use, by title (case-insensitive) or id; NotFound names the choices."""
         wanted = title_key(reference)
         if not wanted:
             raise ValidationError("Say which playbook: type its title, for example "
                                   '`/incident playbook show "Incident Response"`.')
-        playbooks = await self.visible(team_id, user_id)
+        playbooks = await self.visible(team_id, user_id, vouched=vouched)
         for playbook in playbooks:
             if playbook.id == reference.strip():
                 return playbook
@@ -140,7 +141,7 @@ class PlaybookService:
         ids = sorted({i for i in user_ids if i})
         if not ids:
             return {}
-        users = await self.ctx.client.users_by_ids(ids)
+        users = await self.directory.users(ids)
         return {u["id"]: u["username"] for u in users if not u.get("delete_at")}
 
     async def resolve(self, team_id: str, refs: Sequence[UserRef]) -> dict[str, str]:

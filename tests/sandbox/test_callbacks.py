@@ -372,8 +372,55 @@ async def test_dialog_generic_error_and_failures(api, sb: Sandbox, integration: 
     assert res.status == 400 and not res.closed
 
 
-async def test_trigger_id_rules(api, integration: Integration) -> None:
-    async with Sandbox(DEMO, config=SandboxConfig(trigger_id_lifetime=0.0)) as sb:
+async def test_trigger_id_rules(api, integration: Integration, monkeypatch) -> None:
+    """A trigger id opens a dialog for 3 s by default (the strictest supported server), then 400 expired."""
+    import sandbox.integrations as integrations
+    clock = [integrations.now_ms()]
+    monkeypatch.setattr(integrations, "now_ms", lambda: clock[0])
+    async with Sandbox(DEMO) as sb:
+        api.sb = sb
+        triggers = []
+
+        async def command(req: Received) -> web.Response:
+            triggers.append(req.form()["trigger_id"][0])
+            return web.Response(status=200)
+        integration.routes["/cmd"] = command
+        await register_command(api, sb, integration.url("/cmd"))
+        await sb.user("bob").command("town-square", "/incident")
+        issued = clock[0]
+        body = {"trigger_id": triggers[0], "url": integration.url("/s"), "dialog": DIALOG}
+        clock[0] = issued + 3001
+        status, _, err = await api("POST", "/api/v4/actions/dialogs/open", as_user="incident", json_body=body)
+        assert status == 400 and err["id"] == "interactive_message.decode_trigger_id.expired"
+        assert sb.user("bob").dialog is None
+        clock[0] = issued
+        import base64
+        raw = base64.b64decode(triggers[0]).decode().split(":")
+        forged = base64.b64encode(":".join([raw[0], sb.user_id("carol"), raw[2], raw[3]]).encode()).decode()
+        status, _, err = await api("POST", "/api/v4/actions/dialogs/open", as_user="incident",
+                                   json_body=dict(body, trigger_id=forged))
+        assert status == 400 and err["id"] == "interactive_message.decode_trigger_id.verify_signature_failed"
+        bad_sig = base64.b64encode(":".join(raw[:3] + ["%%%"]).encode()).decode()
+        status, _, err = await api("POST", "/api/v4/actions/dialogs/open", as_user="incident",
+                                   json_body=dict(body, trigger_id=bad_sig))
+        assert status == 400 and err["id"] == "interactive_message.decode_trigger_id.base64_decode_failed_signature"
+        status, _, err = await api("POST", "/api/v4/actions/dialogs/open", as_user="incident",
+                                   json_body=dict(body, trigger_id="%%%"))
+        assert status == 400 and err["id"] == "interactive_message.decode_trigger_id.base64_decode_failed"
+        status, _, err = await api("POST", "/api/v4/actions/dialogs/open", as_user="incident",
+                                   json_body=dict(body, url=""))
+        assert status == 400 and err["id"] == "api.context.invalid_body_param.app_error"
+        clock[0] = issued + 3000  # the last millisecond of its life
+        status, _, _ = await api("POST", "/api/v4/actions/dialogs/open", as_user="incident", json_body=body)
+        assert status == 200 and sb.user("bob").dialog is not None and sb.user("carol").dialog is None
+
+
+async def test_trigger_id_lifetime_is_configurable(api, integration: Integration, monkeypatch) -> None:
+    """Newer servers allow OutgoingIntegrationRequestsTimeout; the sandbox can be told so."""
+    import sandbox.integrations as integrations
+    clock = [integrations.now_ms()]
+    monkeypatch.setattr(integrations, "now_ms", lambda: clock[0])
+    async with Sandbox(DEMO, config=SandboxConfig(trigger_id_lifetime=30.0)) as sb:
         api.sb = sb
         triggers = []
 
@@ -384,23 +431,12 @@ async def test_trigger_id_rules(api, integration: Integration) -> None:
         await register_command(api, sb, integration.url("/cmd"))
         await sb.user("bob").command("town-square", "/incident")
         body = {"trigger_id": triggers[0], "url": integration.url("/s"), "dialog": DIALOG}
+        clock[0] += 30_001
         status, _, err = await api("POST", "/api/v4/actions/dialogs/open", as_user="incident", json_body=body)
         assert status == 400 and err["id"] == "interactive_message.decode_trigger_id.expired"
-        sb.config.trigger_id_lifetime = 30
-        import base64
-        raw = base64.b64decode(triggers[0]).decode().split(":")
-        forged = base64.b64encode(":".join([raw[0], sb.user_id("carol"), raw[2], raw[3]]).encode()).decode()
-        status, _, err = await api("POST", "/api/v4/actions/dialogs/open", as_user="incident",
-                                   json_body=dict(body, trigger_id=forged))
-        assert status == 400 and err["id"] == "interactive_message.decode_trigger_id.verify_signature_failed"
-        status, _, err = await api("POST", "/api/v4/actions/dialogs/open", as_user="incident",
-                                   json_body=dict(body, trigger_id="%%%"))
-        assert status == 400 and err["id"] == "interactive_message.decode_trigger_id.base64_decode_failed"
-        status, _, err = await api("POST", "/api/v4/actions/dialogs/open", as_user="incident",
-                                   json_body=dict(body, url=""))
-        assert status == 400 and err["id"] == "api.context.invalid_body_param.app_error"
+        clock[0] -= 2
         status, _, _ = await api("POST", "/api/v4/actions/dialogs/open", as_user="incident", json_body=body)
-        assert status == 200 and sb.user("bob").dialog is not None and sb.user("carol").dialog is None
+        assert status == 200 and sb.user("bob").dialog is not None
 
 
 async def test_dialog_from_button_click(api, sb: Sandbox, integration: Integration) -> None:
