@@ -41,7 +41,10 @@ from openapi_core.templating.responses.exceptions import ResponseNotFound
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SPEC_PATH = REPO_ROOT / ".." / "shared" / "mattermost-api" / "openapi-v4.yaml"
+# Beside the repository; a git worktree (e.g. /work/wt/<name>) finds it further up.
+SPEC_PATH = next((base / "shared" / "mattermost-api" / "openapi-v4.yaml" for base in REPO_ROOT.parents
+                  if (base / "shared" / "mattermost-api" / "openapi-v4.yaml").is_file()),
+                 REPO_ROOT / ".." / "shared" / "mattermost-api" / "openapi-v4.yaml")
 DEFAULT_BASE_URL = "http://127.0.0.1:8065"
 
 Spec = dict[str, Any]
