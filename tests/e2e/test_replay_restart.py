@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import time
 from urllib.parse import urlencode, urlsplit
 
@@ -120,3 +121,26 @@ async def test_different_submissions_at_the_same_moment_all_succeed(sandbox, bot
     assert [r.status for r in results] == [200, 200]
     steps = (await bot.store.get_incident(search.id)).stages[0].steps
     assert [s.done for s in steps[:3]] == [True, True, False]
+
+
+async def test_copies_of_one_dialog_submission_sent_at_once_run_once(sandbox, bot):
+    """Of several copies of one submission arriving together, one runs: the nonce is claimed
+    atomically in the store before the handler runs, not after it answers."""
+    alice = sandbox.user("alice")
+    assert (await alice.command("town-square", "/incident playbook import")).dialog is not None
+    dialog = alice.dialog["dialog"]
+    town_square = sandbox.channel("acme", "town-square")
+    body = json.dumps({
+        "type": "dialog_submission", "callback_id": dialog["callback_id"], "state": dialog["state"],
+        "user_id": alice.id, "channel_id": town_square["id"], "team_id": town_square["team_id"],
+        "submission": {"yaml": "title: Twice\nstages:\n  - title: A\n"}, "cancelled": False}).encode()
+    target = f"http://127.0.0.1:{bot.inbound.port}{Route.DIALOG.value}"
+    async with aiohttp.ClientSession() as http:
+        async def send() -> int:
+            async with http.post(target, data=body, headers={"Content-Type": "application/json"}) as response:
+                await response.read()
+                return response.status
+        statuses = await asyncio.gather(*(send() for _ in range(4)))
+    assert sorted(statuses) == [200, 401, 401, 401]
+    playbooks = await bot.store.playbooks_for_user(town_square["team_id"], "", is_admin=True)
+    assert [(p.title, p.version) for p in playbooks] == [("Twice", 1)]  # created once, never re-imported
