@@ -22,7 +22,7 @@ from gateway.errors import MattermostError
 from gateway.events import ConnectionPolicy, EventStream
 from gateway.inbound import CommandTokens, InboundLimits, InboundServer
 from gateway.routing import Router
-from gateway.signing import Signer
+from gateway.signing import ReplayGuard, Signer
 from plugins.base import BotContext, FeaturePlugin
 from plugins.direct import DirectMessagePlugin
 from plugins.help import HelpPlugin
@@ -176,7 +176,9 @@ class CommandCenter:
         for plugin in plugins:
             self.router.include(plugin)
 
-        self.inbound = InboundServer(self.router, signer, self.tokens, self.health, limits=self.inbound_limits)
+        # Spent trigger ids and dialog nonces live in the store, so a restart does not forget them.
+        self.inbound = InboundServer(self.router, signer, self.tokens, self.health, limits=self.inbound_limits,
+                                     replays=ReplayGuard(self.store))
         try:
             port = await self.inbound.start(settings.listen_host, settings.listen_port)
         except OSError as error:

@@ -5,7 +5,13 @@ text shown to the person contains a traceback or the "something went wrong insid
 unexpected exception, and input the bot rejects changes nothing -- the store (incidents with their
 versions, playbooks) and the sandbox (channels, members, posts) are compared before and after.
 
-python -m bench.fuzz [--examples 2000] [--seed 0]
+With ``--yaml N`` it also imports N playbook YAML texts of random shapes (flow and block lists,
+nesting, aliases, long texts, valid playbooks) and sizes (up to past every limit), through the
+import dialog and as files sent by direct message, with a ``/incident help`` typed at the same
+moment: each must be answered, and the slowest help answer is reported (``max_help_ms``) -- a
+parse on the event loop would show there.
+
+python -m bench.fuzz [--examples 2000] [--seed 0] [--yaml 0]
 """
 
 from __future__ import annotations
@@ -47,6 +53,31 @@ values = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=
                    st.sampled_from(["", " ", "none", "x" * 26, "@alice", "x" * 2000]))
 
 
+YAML_SHAPES = ("flow", "block", "nested", "scalar", "aliases", "playbook")
+# Sizes around every limit: the dialog's 3000 characters, the 256 KB file, and beyond.
+YAML_SIZES = (0, 100, 2_999, 3_001, 50_000, 200_000, 262_000, 262_145, 300_000)
+
+
+def yaml_text(shape: str, size: int, title: str) -> str:
+    """About ``size`` characters of YAML of one shape; "playbook" is a valid one (if small enough)."""
+    head = f"title: {title}\n"
+    if shape == "flow":
+        return head + "stages: [" + ", ".join(["a"] * max(1, size // 3)) + "]\n"
+    if shape == "block":
+        return head + "stages:\n" + "- a\n" * max(1, size // 4)
+    if shape == "nested":
+        depth = max(1, min(size // 2, 100_000))
+        return head + "stages: " + "[" * depth + "]" * depth + "\n"
+    if shape == "scalar":
+        return head + "description: " + "x" * size + "\nstages: [{title: A}]\n"
+    if shape == "aliases":
+        levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+        levels += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 9)}]" for n in range(1, 10)]
+        return head + "\n".join(levels) + "\n" + "#" * size + "\n"
+    steps = "".join(f"  - title: Step {n}\n    description: {'d' * 100}\n" for n in range(max(1, size // 140)))
+    return head + "stages:\n- title: Only\n  steps:\n" + steps
+
+
 def submissions(keys: tuple[str, ...], good: dict) -> st.SearchStrategy[dict]:
     """Dialog submissions: the dialog's own fields and strangers, with good or hostile values."""
     good_values = st.sampled_from([v for v in good.values() if v]) if any(good.values()) else st.nothing()
@@ -63,10 +94,15 @@ class FuzzReport:
     accepted: int = 0
     problems: list[str] = field(default_factory=list)
     kinds: Counter = field(default_factory=Counter)
+    yaml: int = 0
+    help_ms: list[float] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"commands={self.commands} dialogs={self.dialogs} rejected={self.rejected} accepted={self.accepted} "
+        line = (f"commands={self.commands} dialogs={self.dialogs} rejected={self.rejected} accepted={self.accepted} "
                 f"problems={len(self.problems)}")
+        if self.yaml:
+            line += f" yaml={self.yaml} max_help_ms={max(self.help_ms, default=0):.0f}"
+        return line
 
 
 class Fuzzer:
@@ -90,8 +126,8 @@ class Fuzzer:
         page = await self.bot.store.list_incidents(self.team_id, is_admin=True, search="Fuzz target")
         self.incident_channel = page.items[0].channel_id
 
-    async def state(self) -> str:
-        """A digest of everything a rejected input must leave alone."""
+    async def state(self, ignore_channel: str = "") -> str:
+        """A digest of everything a rejected input must leave alone (but the posts of ``ignore_channel``)."""
         world = self.sb.world
         incidents = await self.bot.store.list_incidents(self.team_id, is_admin=True, per_page=100)
         playbooks = await self.bot.store.playbooks_for_user(self.team_id, self.sb.user_id(self.user), is_admin=True)
@@ -102,7 +138,8 @@ class Fuzzer:
             "channels": sorted((c["id"], c["name"], c["display_name"], c["header"], c["purpose"], c["delete_at"])
                                for c in world.channels.values()),
             "members": sorted((cid, sorted(members)) for cid, members in world.channel_members.items()),
-            "posts": sorted((p["id"], p["update_at"], p["delete_at"], p["is_pinned"]) for p in world.posts.values()),
+            "posts": sorted((p["id"], p["update_at"], p["delete_at"], p["is_pinned"]) for p in world.posts.values()
+                            if p["channel_id"] != ignore_channel),
         }
         return hashlib.sha256(json.dumps(snapshot, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -170,11 +207,55 @@ class Fuzzer:
                 self.report.problems.append(f"{what}: rejected ({outcome.error or outcome.errors}) but the state changed")
             await person.cancel_dialog()
 
+    async def yaml_import(self, shape: str, size: int, via: str) -> None:
+        """Import one YAML text by dialog or direct-message file, typing /incident help meanwhile."""
+        self.report.yaml += 1
+        person = self.sb.user(self.user)
+        text = yaml_text(shape, size, f"Fuzz YAML {self.report.yaml}")
+        what = f"YAML {shape} of {len(text)} characters by {via}"
+        # By direct message the conversation itself grows; everything else must stay as it was.
+        dm = await person.dm_channel("incident") if via == "dm" else ""
+        before, callbacks = await self.state(dm), len(self.sb.callbacks)
+        if via == "dialog":
+            opened = await person.command("town-square", "/incident playbook import")
+            if person.dialog is None:
+                self.report.problems.append(f"{what}: no dialog opened ({opened})")
+                return
+            imported, helped = await asyncio.gather(person.submit_dialog({"yaml": text}), self._timed_help())
+            answers = [imported.error or ""] + [str(v) for v in (imported.errors or {}).values()]
+            accepted = imported.closed
+            if not accepted:
+                await person.cancel_dialog()
+        else:
+            mark, bot_id = len(self.sb.posts(dm)), self.sb.user_id("incident")
+            await person.post(dm, "", files=[("fuzz.yaml", text.encode())])
+            helped = await self._timed_help()
+            replies = await self.sb.wait_for(
+                lambda: [p["message"] for p in self.sb.posts(dm)[mark:] if p["user_id"] == bot_id], timeout=30)
+            answers, accepted = replies, replies[0].startswith(("Imported a new", "Updated the"))
+        self._check_callbacks(callbacks, what)
+        self._check_texts(answers, what)
+        if not helped:
+            self.report.problems.append(f"{what}: /incident help was not answered meanwhile")
+        if accepted:
+            self.report.accepted += 1
+        else:
+            self.report.rejected += 1
+            self.report.kinds[f"yaml {shape}"] += 1
+            if await self.state(dm) != before:
+                self.report.problems.append(f"{what}: rejected ({answers[0][:120]!r}) but the state changed")
+
+    async def _timed_help(self) -> bool:
+        started = time.perf_counter()
+        result = await self.sb.user(self.user).command("town-square", "/incident help")
+        self.report.help_ms.append((time.perf_counter() - started) * 1000)
+        return result.status == 200 and bool(result.response and result.response.get("text"))
+
     def _card(self) -> dict:
         return next(p for p in self.sb.pinned(self.incident_channel)
                     if (p.get("props") or {}).get("command_center_card"))
 
-    async def run(self, examples: int, seed: int | None = None) -> FuzzReport:
+    async def run(self, examples: int, seed: int | None = None, yaml_examples: int = 0) -> FuzzReport:
         """Hypothesis drives the examples from a worker thread; each runs on this event loop."""
         loop = asyncio.get_running_loop()
         await self.prepare()
@@ -185,7 +266,7 @@ class Fuzzer:
         common = {"deadline": None, "database": None, "derandomize": seed is None,
                   "phases": (Phase.explicit, Phase.generate), "suppress_health_check": list(HealthCheck)}
 
-        @settings(max_examples=examples, **common)
+        @settings(max_examples=max(1, examples), **common)
         @given(text=commands, where=st.sampled_from(["incident", "town-square"]))
         def fuzz_commands(text: str, where: str) -> None:
             on_loop(self.command(text, where))
@@ -201,14 +282,21 @@ class Fuzzer:
                     "assign": ("assignee",)}[kind]
             on_loop(self.dialog(kind, data.draw(submissions(keys, good))))
 
-        for test in (fuzz_commands, fuzz_dialogs):
+        @settings(max_examples=max(1, yaml_examples), **common)
+        @given(shape=st.sampled_from(YAML_SHAPES), size=st.sampled_from(YAML_SIZES) | st.integers(0, 300_000),
+               via=st.sampled_from(["dialog", "dm"]))
+        def fuzz_yaml(shape: str, size: int, via: str) -> None:
+            on_loop(self.yaml_import(shape, size, via))
+
+        tests = [fuzz_commands, fuzz_dialogs] if examples else []
+        for test in tests + ([fuzz_yaml] if yaml_examples else []):
             if seed is not None:
                 test = hypothesis_seed(seed)(test)
             await asyncio.to_thread(test)
         return self.report
 
 
-async def main(examples: int, seed: int) -> FuzzReport:
+async def main(examples: int, seed: int, yaml_examples: int = 0) -> FuzzReport:
     from bench.harness import BOT_TOKEN, EDIT_TIME_LIMIT, world
     from bot import CommandCenter
     from domain.playbooks import StageDraft, StepDraft, new_playbook
@@ -231,10 +319,11 @@ async def main(examples: int, seed: int) -> FuzzReport:
                     now=int(time.time() * 1000), member_ids=[sandbox.user_id(p) for p in people],
                     stages=[StageDraft(title=t, steps=(StepDraft(title=f"{t} a"), StepDraft(title=f"{t} b")))
                             for t in ("Triage", "Fix")]))
-                report = await Fuzzer(sandbox, bot, "u001", playbook.id).run(examples, seed)
+                report = await Fuzzer(sandbox, bot, "u001", playbook.id).run(examples, seed, yaml_examples)
             finally:
                 await bot.stop()
-    print(f"commands: {report.commands}, dialog submissions: {report.dialogs} in {time.monotonic() - started:.1f} s")
+    print(f"commands: {report.commands}, dialog submissions: {report.dialogs}, YAML imports: {report.yaml} "
+          f"in {time.monotonic() - started:.1f} s")
     print(f"rejected: {report.rejected} (by subcommand: {dict(report.kinds.most_common(10))}), "
           f"accepted: {report.accepted}")
     for problem in report.problems[:30]:
@@ -247,5 +336,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--examples", type=int, default=2000, help="slash commands to try (a third as many dialogs)")
     parser.add_argument("--seed", type=int, default=0, help="Hypothesis seed")
+    parser.add_argument("--yaml", type=int, default=0, help="playbook YAML imports to try (sizes past every limit)")
     args = parser.parse_args()
-    asyncio.run(main(args.examples, args.seed))
+    asyncio.run(main(args.examples, args.seed, args.yaml))

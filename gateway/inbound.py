@@ -3,7 +3,8 @@
 Runs on the bot's event loop (no threads, no queues, nothing polls).  Every request is
 authenticated before anything else happens — the command token for slash commands, the bot's
 signature for clicks and dialogs, Mattermost's trigger id against replays — and anything that
-fails gets 401 and changes nothing.  One log line per request says what, who, how long, outcome.
+fails gets 401 and changes nothing.  Spent trigger ids and dialog nonces are kept in the store
+(:class:`ReplayGuard`), so a captured request stays refused after a restart.  One log line per request says what, who, how long, outcome.
 
 Hostile callers cost little (:class:`InboundLimits`): each route takes only the content type
 Mattermost sends (else 415), bodies are size-capped (413), must arrive within a deadline (408)
@@ -40,11 +41,13 @@ from gateway.models import (
     SlashCommand,
 )
 from gateway.routing import Router
-from gateway.signing import OnceCache, SignatureError, Signer, TriggerGuard
+from gateway.signing import ReplayGuard, SignatureError, Signer, TriggerGuard
 
 log = logging.getLogger("command_center.http")
 
 MAX_BODY_BYTES = 1024 * 1024
+#: The kind of single-use key a dialog state's nonce is recorded as.
+DIALOG_NONCE = "dialog"
 # Mattermost gives up on an integration after 30 s; answer well before that.
 ANSWER_WITHIN_S = 20.0
 # Per-request notes for the log line.
@@ -123,16 +126,15 @@ class InboundServer:
 
     def __init__(self, router: Router, signer: Signer, tokens: CommandTokens,
                  health: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]],
-                 *, trigger_guard: TriggerGuard | None = None, answer_within_s: float = ANSWER_WITHIN_S,
-                 limits: InboundLimits | None = None) -> None:
+                 *, replays: ReplayGuard | None = None, trigger_guard: TriggerGuard | None = None,
+                 answer_within_s: float = ANSWER_WITHIN_S, limits: InboundLimits | None = None) -> None:
         self.limits = limits or InboundLimits()
         self.router = router
         self.signer = signer
         self.tokens = tokens
         self.health = health
-        self.triggers = trigger_guard or TriggerGuard()
-        self.used_dialog_nonces = OnceCache(ttl_s=2 * 3600)
-        self._dialogs_in_flight: set[str] = set()
+        self.replays = replays or (trigger_guard.replays if trigger_guard else ReplayGuard())
+        self.triggers = trigger_guard or TriggerGuard(replays=self.replays)
         self.answer_within_s = answer_within_s
         self.app = web.Application(client_max_size=self.limits.max_body_bytes, middlewares=[self._log_and_guard])
         self.app.router.add_route("POST", Route.COMMAND.value, self.handle_command)
@@ -269,7 +271,7 @@ class InboundServer:
         request[WHO] = f"{command.user_name or '?'}({command.user_id})"
         request[WHAT] = f"slash {command.command or '/'} {command.subcommand or '(none)'}"
         try:
-            self.triggers.check(command.trigger_id, command.user_id)
+            await self.triggers.check(command.trigger_id, command.user_id)
         except SignatureError as exc:
             return _reject(request, 401, str(exc))
         handler = self.router.command_handler(command.subcommand)
@@ -292,7 +294,7 @@ class InboundServer:
             return _reject(request, 400, "user_id and channel_id are required")
         try:
             action, args = self.signer.open_action_context(body.get("context"), channel_id)
-            self.triggers.check(body.get("trigger_id"), user_id)
+            await self.triggers.check(body.get("trigger_id"), user_id)
         except SignatureError as exc:
             return _reject(request, 401, str(exc))
         context = body.get("context") or {}
@@ -337,8 +339,6 @@ class InboundServer:
             state = self.signer.open_dialog_state(body.get("state"), callback_id, user_id, channel_id)
         except SignatureError as exc:
             return _reject(request, 401, str(exc))
-        if state.nonce in self.used_dialog_nonces or state.nonce in self._dialogs_in_flight:
-            return _reject(request, 401, "dialog already submitted")
         cancelled = body.get("cancelled") is True
         submission = body.get("submission")
         if not cancelled and not isinstance(submission, dict):
@@ -353,17 +353,21 @@ class InboundServer:
             return _reject(request, 400, "the dialog submission has invalid fields")
         request[WHO] = user_id
         request[WHAT] = f"dialog {callback_id}{' (cancelled)' if cancelled else ''}"
-        self._dialogs_in_flight.add(state.nonce)
+        # Claimed before the handler runs, atomically in the store: of two copies of one submission
+        # (a replay, a double click, a copy sent after a restart) only one ever runs.
+        if not await self.replays.claim(DIALOG_NONCE, state.nonce, state.expires_at_ms):
+            return _reject(request, 401, "this dialog was already submitted; open it again to make another change")
+        closes = False
         try:
             reply = await self._answer(
                 request, self.router.dialogs[callback_id](form),
                 on_error=lambda message: DialogReply(error=message),
                 on_slow=lambda: DialogReply(),
             )
-            if reply.closes:
-                self.used_dialog_nonces.add(state.nonce)
+            closes = reply.closes
         finally:
-            self._dialogs_in_flight.discard(state.nonce)
+            if not closes:  # the dialog stays open with errors: the same state may be submitted again
+                await self.replays.release(DIALOG_NONCE, state.nonce)
         return _json(reply.to_json())
 
     # Health ------------------------------------------------------------------------------

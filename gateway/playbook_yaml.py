@@ -8,14 +8,29 @@ unknown ones, at their line) is the service's job, because only Mattermost
 knows who exists.
 
 Only a safe subset of YAML is read: no anchors or aliases (they allow
-"billion laughs" expansion), no custom tags, bounded size and nesting.
+"billion laughs" expansion), no custom tags, bounded size, nesting and number of values.
+
+Reading is CPU work, so :func:`read_playbook` and :func:`read_stages` check the size a path
+allows first (:class:`SizeLimit`: a dialog field is smaller than a file), then parse in a
+worker thread, never on the event loop.  Parse time is bounded by the input, not left to
+chance: no alias expands, and more values than a playbook at every domain limit has
+(:data:`MAX_NODES`) is refused while composing, so a huge flow list stops early.  As a
+backstop, a parse still running after :data:`PARSE_TIMEOUT_S` abandons itself (the loader
+checks the deadline at every token and value) and the caller is told so.  A process pool
+would also kill a runaway parse, but costs a process per worker and pickling for a case the
+structural limits already exclude.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -24,8 +39,14 @@ from domain import limits, validation
 from domain.errors import ValidationError
 from domain.models import Playbook, Stage
 
-#: Largest YAML text accepted (a full playbook at every limit is far below this).
-MAX_YAML_CHARS = 512_000
+#: Largest YAML text read at all, in characters (as large as the largest file accepted).
+MAX_YAML_CHARS = 256 * 1024
+#: Most YAML values (scalars, lists, mappings, keys included) a playbook at every domain
+#: limit has: 5 top-level fields, every member, and per stage a mapping with 2 fields and a
+#: list of steps, each a mapping of 4 fields. Anything with more is not a playbook.
+MAX_NODES = 16 + limits.PLAYBOOK_MEMBERS_MAX + limits.STAGES_MAX * (5 + limits.STEPS_PER_STAGE_MAX * 9)
+#: A parse still running after this long is abandoned (seconds); permitted input takes far less.
+PARSE_TIMEOUT_S = 5.0
 _MAX_DEPTH = 12
 _MAX_PROBLEMS = 20
 _USERNAME = re.compile(r"^[a-z0-9._-]{1,64}$")
@@ -135,17 +156,53 @@ class _Refused(yaml.MarkedYAMLError):
     pass
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader's composer, refusing aliases and deep nesting before they cost anything."""
+class _TooSlow(Exception):
+    """The parse ran past its deadline."""
 
-    def __init__(self, stream: str) -> None:
+
+@dataclass(frozen=True)
+class Deadline:
+    """When a parse must give up, on ``clock`` (seconds; injectable for tests)."""
+
+    at: float
+    clock: Callable[[], float] = time.monotonic
+    timeout_s: float = PARSE_TIMEOUT_S
+
+    @classmethod
+    def after(cls, timeout_s: float = PARSE_TIMEOUT_S, clock: Callable[[], float] = time.monotonic) -> Deadline:
+        return cls(clock() + timeout_s, clock, timeout_s)
+
+    def check(self) -> None:
+        if self.clock() > self.at:
+            raise _TooSlow
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader's composer, refusing aliases, deep nesting and too many values before they cost
+    anything, and giving up at its deadline."""
+
+    def __init__(self, stream: str, deadline: Deadline | None = None) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._nodes = 0
+        self._deadline = deadline
+
+    def fetch_more_tokens(self):
+        if self._deadline is not None:
+            self._deadline.check()
+        super().fetch_more_tokens()
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             raise _Refused(problem="anchors and aliases (*name) are not supported; write the values out",
                            problem_mark=self.peek_event().start_mark)
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise _Refused(problem=f"the YAML has more than {MAX_NODES} values (items, fields and texts), more "
+                                   "than a playbook at every limit has",
+                           problem_mark=self.peek_event().start_mark)
+        if self._deadline is not None:
+            self._deadline.check()
         self._depth += 1
         try:
             if self._depth > _MAX_DEPTH:
@@ -156,16 +213,44 @@ class _Loader(yaml.SafeLoader):
             self._depth -= 1
 
 
-def _compose(text: object) -> Node | None:
+@dataclass(frozen=True)
+class SizeLimit:
+    """How much YAML one way in takes (a dialog field, a file), and where to go with more."""
+
+    max_chars: int
+    #: What to do instead, e.g. "Send longer playbooks to me as a .yaml file in a direct message."
+    advice: str = ""
+
+    def check(self, text: str) -> None:
+        """PlaybookFormatError naming the limit if ``text`` is longer (checked before any parsing)."""
+        if len(text) > self.max_chars:
+            message = (f"the YAML is {len(text):,} characters long; the most accepted here is "
+                       f"{self.max_chars:,}.{' ' + self.advice if self.advice else ''}")
+            raise PlaybookFormatError([Problem(0, "", message)])
+
+
+#: What :func:`parse` reads when no smaller limit is given.
+ANY_SIZE = SizeLimit(MAX_YAML_CHARS)
+
+
+def _mark_line(error: yaml.MarkedYAMLError) -> int:
+    mark = error.problem_mark or error.context_mark
+    return mark.line + 1 if mark is not None else 0
+
+
+def _compose(text: object, deadline: Deadline | None) -> Node | None:
     if not isinstance(text, str):
         raise PlaybookFormatError([Problem(0, "", "expected YAML text.")])
-    if len(text) > MAX_YAML_CHARS:
-        raise PlaybookFormatError([Problem(0, "", f"the YAML is {len(text)} characters long; the maximum is "
-                                                  f"{MAX_YAML_CHARS}.")])
+    ANY_SIZE.check(text)
     loader = None
     try:
-        loader = _Loader(text)
+        loader = _Loader(text, deadline)
         return loader.get_single_node()
+    except _TooSlow:
+        assert deadline is not None
+        raise PlaybookFormatError([Problem(0, "", _too_slow(deadline.timeout_s))]) from None
+    except _Refused as error:  # valid YAML, but not what a playbook file may contain
+        raise PlaybookFormatError([Problem(_mark_line(error), "", f"{error.problem}.")]) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         what = " ".join(x for x in (error.context, error.problem) if x) or "not valid YAML"
@@ -335,9 +420,17 @@ def _members(node: Node, problems: _Problems) -> tuple[UserRef, ...] | None:
 TOP_LEVEL_FIELDS = ("title", "description", "public", "members", "stages")
 
 
-def parse(text: str) -> PlaybookSpec:
-    """Read a playbook file; raise PlaybookFormatError listing every problem (line and field)."""
-    root = _compose(text)
+def _too_slow(timeout_s: float) -> str:
+    return (f"reading the YAML took longer than {timeout_s:g} seconds, so it was abandoned. Remove what a "
+            "playbook does not need (long lists, deep nesting) and try again.")
+
+
+def parse(text: str, deadline: Deadline | None = None) -> PlaybookSpec:
+    """Read a playbook file; raise PlaybookFormatError listing every problem (line and field).
+
+    Runs on the calling thread: from async code use :func:`read_playbook`.
+    """
+    root = _compose(text, deadline)
     problems = _Problems()
     try:
         if root is None:
@@ -361,9 +454,9 @@ def parse(text: str) -> PlaybookSpec:
     return PlaybookSpec(title=title, description=description, public=public, members=members, stages=stages)
 
 
-def parse_stages(text: str) -> tuple[StageSpec, ...]:
+def parse_stages(text: str, deadline: Deadline | None = None) -> tuple[StageSpec, ...]:
     """Read just a list of stages (the edit dialog's outline field), with the same checks."""
-    root = _compose(text)
+    root = _compose(text, deadline)
     problems = _Problems()
     stages = None
     try:
@@ -376,6 +469,45 @@ def parse_stages(text: str) -> tuple[StageSpec, ...]:
     problems.raise_if_any()
     assert stages is not None
     return stages
+
+
+_T = TypeVar("_T")
+_workers: ThreadPoolExecutor | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    """Two parser threads for the whole bot: more would only share the same GIL and cores."""
+    global _workers
+    if _workers is None:
+        _workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="yaml")
+    return _workers
+
+
+async def _off_loop(parser: Callable[..., _T], text: object, limit: SizeLimit, timeout_s: float,
+                    clock: Callable[[], float]) -> _T:
+    if not isinstance(text, str):
+        raise PlaybookFormatError([Problem(0, "", "expected YAML text.")])
+    limit.check(text)
+    # The deadline runs from now, so a parse that waited for a free thread gives up sooner.
+    deadline = Deadline.after(timeout_s, clock)
+    future = asyncio.get_running_loop().run_in_executor(_executor(), partial(parser, text, deadline))
+    # The parser gives up by itself at the deadline; this bounds the wait even if it could not.
+    done, _ = await asyncio.wait({future}, timeout=timeout_s + 1.0)
+    if not done:
+        raise PlaybookFormatError([Problem(0, "", _too_slow(timeout_s))])
+    return future.result()
+
+
+async def read_playbook(text: object, limit: SizeLimit = ANY_SIZE, *, timeout_s: float = PARSE_TIMEOUT_S,
+                        clock: Callable[[], float] = time.monotonic) -> PlaybookSpec:
+    """:func:`parse` off the event loop: the size is checked first, the parse is time-bounded."""
+    return await _off_loop(parse, text, limit, timeout_s, clock)
+
+
+async def read_stages(text: object, limit: SizeLimit = ANY_SIZE, *, timeout_s: float = PARSE_TIMEOUT_S,
+                      clock: Callable[[], float] = time.monotonic) -> tuple[StageSpec, ...]:
+    """:func:`parse_stages` off the event loop, like :func:`read_playbook`."""
+    return await _off_loop(parse_stages, text, limit, timeout_s, clock)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -452,6 +584,7 @@ def playbook_spec(playbook: Playbook, usernames: Mapping[str, str]) -> PlaybookS
 
 
 __all__ = [
-    "MAX_YAML_CHARS", "PlaybookFormatError", "PlaybookSpec", "Problem", "StageSpec", "StepSpec", "UserRef",
-    "dump", "dump_stages", "parse", "parse_stages", "playbook_spec", "stage_specs",
+    "ANY_SIZE", "MAX_NODES", "MAX_YAML_CHARS", "PARSE_TIMEOUT_S", "Deadline", "PlaybookFormatError", "PlaybookSpec",
+    "Problem", "SizeLimit", "StageSpec", "StepSpec", "UserRef", "dump", "dump_stages", "parse", "parse_stages",
+    "playbook_spec", "read_playbook", "read_stages", "stage_specs",
 ]

@@ -4,7 +4,8 @@ Mattermost forwards button clicks and dialog submissions unsigned, and anyone wh
 bot's port can POST them.  So every button context and dialog state the bot creates carries an
 HMAC made with the bot's secret, and callbacks are accepted only when it verifies.  Replays are
 stopped with the per-click trigger id Mattermost puts in every action callback (unique, bound to
-the clicking user, time-stamped) and with single-use nonces in dialog state.
+the clicking user, time-stamped) and with single-use nonces in dialog state.  Both are recorded
+in the store (:class:`ReplayGuard`), so a request captured before a restart stays spent after it.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import hmac
 import json
 import secrets
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, Protocol
 
 
 class SignatureError(Exception):
@@ -103,45 +104,88 @@ class Signer:
             raise SignatureError("dialog expired")
         if not isinstance(body.get("v"), dict) or not isinstance(body.get("n"), str):
             raise SignatureError("malformed state")
-        return DialogState(nonce=body["n"], args=body["v"])
+        return DialogState(nonce=body["n"], args=body["v"], expires_at_ms=body["e"])
 
 
 @dataclass(frozen=True)
 class DialogState:
     nonce: str
     args: dict[str, Any]
+    #: When the state stops being accepted (epoch ms): its nonce need not be remembered longer.
+    expires_at_ms: int = 0
 
 
-class OnceCache:
-    """Remembers keys for ``ttl_s`` seconds; ``add`` returns False for a key already present."""
+class SingleUseKeys(Protocol):
+    """Where used keys are recorded: the store (:class:`storage.Store` implements this)."""
 
-    def __init__(self, ttl_s: float, max_items: int = 100_000) -> None:
-        self.ttl_s = ttl_s
-        self.max_items = max_items
-        self._seen: OrderedDict[str, float] = OrderedDict()
+    async def claim_single_use(self, kind: str, key: str, *, expires_at: int, now: int) -> bool: ...
 
-    def _expire(self, now: float) -> None:
-        while self._seen:
-            at = next(iter(self._seen.values()))
-            if now - at < self.ttl_s and len(self._seen) <= self.max_items:
-                break
-            self._seen.popitem(last=False)
+    async def release_single_use(self, kind: str, key: str) -> bool: ...
 
-    def __contains__(self, key: str) -> bool:
-        self._expire(time.monotonic())
-        return key in self._seen
+    async def prune_single_use(self, now: int, *, max_entries: int) -> int: ...
 
-    def add(self, key: str) -> bool:
-        now = time.monotonic()
-        self._expire(now)
-        if key in self._seen:
+
+class MemoryKeys:
+    """:class:`SingleUseKeys` in memory, for servers run without a store (unit tests)."""
+
+    def __init__(self) -> None:
+        self._expiry: dict[tuple[str, str], int] = {}
+
+    async def claim_single_use(self, kind: str, key: str, *, expires_at: int, now: int) -> bool:
+        held = self._expiry.get((kind, key))
+        if held is not None and held >= now:
             return False
-        self._seen[key] = now
+        self._expiry[(kind, key)] = expires_at
         return True
 
+    async def release_single_use(self, kind: str, key: str) -> bool:
+        return self._expiry.pop((kind, key), None) is not None
 
-def wall_clock_ms() -> int:
-    return int(time.time() * 1000)
+    async def prune_single_use(self, now: int, *, max_entries: int) -> int:
+        before = len(self._expiry)
+        kept = sorted(((at, k) for k, at in self._expiry.items() if at >= now), reverse=True)[:max(0, max_entries)]
+        self._expiry = {k: at for at, k in kept}
+        return before - len(self._expiry)
+
+
+class ReplayGuard:
+    """Single-use keys (dialog nonces, trigger ids), recorded where a restart cannot forget them.
+
+    A key is kept until it expires: the moment the request carrying it would be refused as stale
+    anyway, so nothing older than the longest validity window is kept.  Expired keys are pruned
+    now and then, and the table is bounded (the soonest-expiring keys go first).
+    """
+
+    def __init__(self, keys: SingleUseKeys | None = None, *, clock: Callable[[], float] = time.time,
+                 max_entries: int = 100_000, prune_every_s: float = 60.0) -> None:
+        self.keys: SingleUseKeys = keys if keys is not None else MemoryKeys()
+        self.clock = clock
+        self.max_entries = max_entries
+        self.prune_every_ms = int(prune_every_s * 1000)
+        self._claims_since_prune = 0
+        self._pruned_at_ms: int | None = None
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    async def claim(self, kind: str, key: str, expires_at_ms: int) -> bool:
+        """Mark ``key`` used; False if it was used already (a replay)."""
+        now = self.now_ms()
+        claimed = await self.keys.claim_single_use(kind, key, expires_at=expires_at_ms, now=now)
+        self._claims_since_prune += 1
+        if (self._pruned_at_ms is None or now - self._pruned_at_ms >= self.prune_every_ms
+                or self._claims_since_prune >= max(1, self.max_entries // 10)):
+            await self.prune(now)
+        return claimed
+
+    async def release(self, kind: str, key: str) -> None:
+        """Give a key back: what it was claimed for did not happen (a dialog answered with errors)."""
+        await self.keys.release_single_use(kind, key)
+
+    async def prune(self, now_ms: int | None = None) -> int:
+        now = self.now_ms() if now_ms is None else now_ms
+        self._pruned_at_ms, self._claims_since_prune = now, 0
+        return await self.keys.prune_single_use(now, max_entries=self.max_entries)
 
 
 class TriggerGuard:
@@ -149,15 +193,18 @@ class TriggerGuard:
 
     A trigger id is base64 of ``"<client id>:<user id>:<millis>:<signature>"``, minted by the
     server for one command or click.  A genuine callback's trigger id names the same user as the
-    request, is fresh, and is never seen twice.
+    request, is fresh, and is never seen twice (``replays`` remembers it across restarts, for as
+    long as it would be fresh).
     """
 
-    def __init__(self, max_age_s: float = 300.0, clock: Callable[[], int] | None = None) -> None:
-        self.max_age_s = max_age_s
-        self.clock = clock or wall_clock_ms  # injectable: tests let simulated time pass for the bot too
-        self._seen = OnceCache(ttl_s=max_age_s * 2)
+    KIND = "trigger"
 
-    def check(self, trigger_id: object, user_id: str, *, now_ms: int | None = None) -> None:
+    def __init__(self, max_age_s: float = 300.0, replays: ReplayGuard | None = None) -> None:
+        self.max_age_s = max_age_s
+        self.replays = replays or ReplayGuard()
+
+    def verify(self, trigger_id: object, user_id: str, *, now_ms: int | None = None) -> tuple[str, int]:
+        """Check the form, user and freshness of a trigger id; returns (its key, when it goes stale)."""
         if not isinstance(trigger_id, str) or not trigger_id:
             raise SignatureError("missing trigger id")
         try:
@@ -165,7 +212,7 @@ class TriggerGuard:
         except (ValueError, binascii.Error, UnicodeDecodeError):
             raise SignatureError("undecodable trigger id") from None
         parts = decoded.split(":")
-        if len(parts) < 4 or not parts[0]:
+        if len(parts) < 4 or not 0 < len(parts[0]) <= 64:  # Mattermost's are 26 characters
             raise SignatureError("malformed trigger id")
         client_id, trigger_user, millis = parts[0], parts[1], parts[2]
         if trigger_user != user_id:
@@ -174,8 +221,13 @@ class TriggerGuard:
             issued_ms = int(millis)
         except ValueError:
             raise SignatureError("malformed trigger id time") from None
-        now_ms = self.clock() if now_ms is None else now_ms
+        now_ms = self.replays.now_ms() if now_ms is None else now_ms
         if abs(now_ms - issued_ms) > self.max_age_s * 1000:
             raise SignatureError("stale trigger id")
-        if not self._seen.add(client_id):
+        return client_id, issued_ms + int(self.max_age_s * 1000)
+
+    async def check(self, trigger_id: object, user_id: str, *, now_ms: int | None = None) -> None:
+        """:meth:`verify`, then spend the trigger id; SignatureError if anything is wrong or it was used."""
+        key, stale_at = self.verify(trigger_id, user_id, now_ms=now_ms)
+        if not await self.replays.claim(self.KIND, key, stale_at):
             raise SignatureError("trigger id already used")

@@ -36,11 +36,16 @@ from gateway.models import (
 from gateway.playbook_yaml import PlaybookFormatError
 from gateway.routing import on_action, on_command, on_dialog
 from plugins.base import BotContext, FeaturePlugin
-from services.playbooks import PlaybookService
+from services.playbooks import MAX_FILE_BYTES, PlaybookService
 
 log = logging.getLogger(__name__)
 
 TEXTAREA_MAX = 3000  # the web client's limit for a dialog textarea
+# Only the web client enforces a textarea's max_length: anyone can submit more, so it is checked again.
+IMPORT_DIALOG_YAML = pyaml.SizeLimit(TEXTAREA_MAX, "Send longer playbooks to me as a .yaml file in a direct "
+                                                   f"message (up to {MAX_FILE_BYTES // 1024} KB).")
+EDIT_DIALOG_STAGES = pyaml.SizeLimit(TEXTAREA_MAX, 'Edit longer playbooks with quick edits (`/incident playbook '
+                                                   'edit "<title>" step ...`), or export, edit and import the file.')
 _STEP_REF = re.compile(r"^([0-9]{1,4})\.([0-9]{1,4})$")
 _NUMBER = re.compile(r"^[0-9]{1,4}$")
 _MENTION = re.compile(r"^@?([a-z0-9._-]{1,64})$", re.IGNORECASE)
@@ -425,7 +430,7 @@ class PlaybookPlugin(FeaturePlugin):
         if "stages" in values:
             outline = values.get("stages")
             try:
-                stages = pyaml.parse_stages(outline if isinstance(outline, str) else "")
+                stages = await pyaml.read_stages(outline if isinstance(outline, str) else "", EDIT_DIALOG_STAGES)
             except PlaybookFormatError as error:
                 errors["stages"] = str(error)
         if errors:
@@ -679,8 +684,9 @@ class PlaybookPlugin(FeaturePlugin):
         await self.ctx.client.open_dialog(command.trigger_id, self.ctx.dialog_url, body)
         return CommandReply()
 
-    async def _imported(self, team_id: str, user_id: str, text: str) -> str:
-        result = await self.service.import_text(team_id, user_id, text)
+    async def _imported(self, team_id: str, user_id: str, text: str,
+                        limit: pyaml.SizeLimit = pyaml.ANY_SIZE) -> str:
+        result = await self.service.import_text(team_id, user_id, text, limit)
         playbook = result.playbook
         verb = "Imported a new" if result.created else "Updated the"
         return (f"{verb} playbook **{neutralize(playbook.title)}**: {len(playbook.stages)} stages, "
@@ -694,7 +700,7 @@ class PlaybookPlugin(FeaturePlugin):
         text = form.submission.get("yaml")
         try:
             message = await self._imported(str(form.args.get("t", "")), form.user_id,
-                                           text if isinstance(text, str) else "")
+                                           text if isinstance(text, str) else "", IMPORT_DIALOG_YAML)
         except (PlaybookFormatError, Conflict) as error:
             return DialogReply(errors={"yaml": str(error)})
         except DomainError as error:

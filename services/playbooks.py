@@ -317,13 +317,15 @@ class PlaybookService:
             dm["id"], f"Playbook **{neutralize(playbook.title)}** as YAML. Edit it and send it back to me "
                       "(or use `/incident playbook import`) to update the playbook.", file_ids=[info["id"]])
 
-    async def import_text(self, team_id: str, user_id: str, text: str) -> ImportResult:
+    async def import_text(self, team_id: str, user_id: str, text: str,
+                          limit: pyaml.SizeLimit = pyaml.ANY_SIZE) -> ImportResult:
         """Create the playbook a YAML text describes, or replace the one with the same title.
 
-        Everything is checked first (format, limits, usernames); then one write. The importer is
-        always kept as a member so that nobody locks themselves out.
+        Everything is checked first (size against ``limit``, format, limits, usernames; parsed off
+        the event loop); then one write. The importer is always kept as a member so that nobody
+        locks themselves out.
         """
-        spec = pyaml.parse(text)
+        spec = await pyaml.read_playbook(text, limit)
         actor = await self.require_team(team_id, user_id)
         ids = await self.resolve(team_id, spec.usernames())
         member_ids = [ids[ref.username] for ref in spec.members]

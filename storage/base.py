@@ -192,6 +192,24 @@ class Store(abc.ABC):
     async def setting_or_default(self, key: str, default: str) -> str:
         """The stored value of ``key``; if there is none, store ``default`` and return it (atomic)."""
 
+    # -- single-use keys (replay protection) --------------------------------------------
+    @abc.abstractmethod
+    async def claim_single_use(self, kind: str, key: str, *, expires_at: int, now: int) -> bool:
+        """Record ``key`` of ``kind`` as used until ``expires_at`` (epoch ms); atomic.
+
+        False if it is already recorded and not yet expired (a replay); an expired record
+        of the same key is replaced. Survives restarts, like everything in the store.
+        """
+
+    @abc.abstractmethod
+    async def release_single_use(self, kind: str, key: str) -> bool:
+        """Forget a claimed key (its use did not happen after all); False if it was not recorded."""
+
+    @abc.abstractmethod
+    async def prune_single_use(self, now: int, *, max_entries: int) -> int:
+        """Delete keys expired at ``now``, then the soonest-expiring ones beyond ``max_entries``;
+        returns how many were deleted."""
+
     # -- shared behaviour --------------------------------------------------------------
     async def mutate_incident(
         self, incident_id: str, operation: IncidentOperation, *, retries: int = 5

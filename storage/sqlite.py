@@ -692,6 +692,34 @@ class SqliteStore(Store):
             async with conn.execute("SELECT value FROM settings WHERE key = ?", (key,)) as cursor:
                 return str(_scalar(await cursor.fetchone()))
 
+    # -- single-use keys --------------------------------------------------------------------------
+    async def claim_single_use(self, kind: str, key: str, *, expires_at: int, now: int) -> bool:
+        async with self._writing() as conn:
+            await conn.execute("DELETE FROM single_use_keys WHERE kind = ? AND key = ? AND expires_at < ?",
+                               (kind, key, now))
+            cursor = await conn.execute(
+                "INSERT OR IGNORE INTO single_use_keys (kind, key, expires_at) VALUES (?, ?, ?)",
+                (kind, key, expires_at))
+            return cursor.rowcount == 1
+
+    async def release_single_use(self, kind: str, key: str) -> bool:
+        async with self._writing() as conn:
+            cursor = await conn.execute("DELETE FROM single_use_keys WHERE kind = ? AND key = ?", (kind, key))
+            return cursor.rowcount > 0
+
+    async def prune_single_use(self, now: int, *, max_entries: int) -> int:
+        async with self._writing() as conn:
+            cursor = await conn.execute("DELETE FROM single_use_keys WHERE expires_at < ?", (now,))
+            deleted = max(0, cursor.rowcount)
+            async with conn.execute("SELECT count(*) FROM single_use_keys") as counted:
+                excess = int(_scalar(await counted.fetchone())) - max(0, max_entries)
+            if excess > 0:
+                cursor = await conn.execute(
+                    "DELETE FROM single_use_keys WHERE (kind, key) IN"
+                    " (SELECT kind, key FROM single_use_keys ORDER BY expires_at LIMIT ?)", (excess,))
+                deleted += max(0, cursor.rowcount)
+            return deleted
+
     # -- maintenance ------------------------------------------------------------------------------
     async def checkpoint(self) -> None:
         """Copy the whole WAL into the database file and truncate it (e.g. after a bulk import)."""

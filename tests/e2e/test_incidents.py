@@ -579,7 +579,7 @@ async def test_card_keeps_updating_long_after_the_edit_time_limit(sandbox, bot):
 
     # Simulated time passes for the bot too: its check of the server-minted trigger ids reads the
     # same clock, as a host synchronised with the server would.
-    bot.inbound.triggers.clock = sandbox.now_ms
+    bot.inbound.triggers.replays.clock = lambda: sandbox.now_ms() / 1000
     sandbox.advance_clock(10 * 60)
     clicked = await alice.click(first["id"], step_button(first, "Check", "Acknowledge the alert"))
     assert clicked.status == 200 and clicked.ephemeral == []

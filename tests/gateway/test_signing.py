@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from gateway.signing import OnceCache, SignatureError, Signer, TriggerGuard
+from gateway.signing import ReplayGuard, SignatureError, Signer, TriggerGuard
 
 
 def trigger(user_id: str, client_id: str = "c" * 26, at_ms: int | None = None) -> str:
@@ -46,32 +46,24 @@ def test_dialog_state_binding_and_expiry():
             signer.open_dialog_state(junk, "start", "u1", "c1")
 
 
-def test_trigger_guard_rejects_replay_stale_and_other_user():
+async def test_trigger_guard_rejects_replay_stale_and_other_user():
     guard = TriggerGuard(max_age_s=60)
     good = trigger("u1", "a" * 26)
-    guard.check(good, "u1")
+    await guard.check(good, "u1")
     with pytest.raises(SignatureError, match="already used"):
-        guard.check(good, "u1")
+        await guard.check(good, "u1")
     with pytest.raises(SignatureError, match="another user"):
-        guard.check(trigger("u1", "b" * 26), "u2")
+        await guard.check(trigger("u1", "b" * 26), "u2")
     with pytest.raises(SignatureError, match="stale"):
-        guard.check(trigger("u1", "d" * 26, at_ms=int(time.time() * 1000) - 120_000), "u1")
-    for junk in ("", None, "!!!", base64.b64encode(b"only:two").decode()):
+        await guard.check(trigger("u1", "d" * 26, at_ms=int(time.time() * 1000) - 120_000), "u1")
+    for junk in ("", None, "!!!", base64.b64encode(b"only:two").decode(), trigger("u1", "e" * 65)):
         with pytest.raises(SignatureError):
-            guard.check(junk, "u1")
+            await guard.check(junk, "u1")
 
 
-def test_trigger_guard_reads_its_injected_clock():
+async def test_trigger_guard_reads_its_injected_clock():
     now = {"ms": int(time.time() * 1000) + 600_000}  # ten minutes of simulated time have passed
-    guard = TriggerGuard(max_age_s=60, clock=lambda: now["ms"])
-    guard.check(trigger("u1", "e" * 26, at_ms=now["ms"] - 1_000), "u1")
+    guard = TriggerGuard(max_age_s=60, replays=ReplayGuard(clock=lambda: now["ms"] / 1000))
+    await guard.check(trigger("u1", "e" * 26, at_ms=now["ms"] - 1_000), "u1")
     with pytest.raises(SignatureError, match="stale"):
-        guard.check(trigger("u1", "f" * 26), "u1")  # minted on the wall clock: ten minutes old here
-
-
-def test_once_cache_forgets_after_ttl_and_caps_size():
-    cache = OnceCache(ttl_s=0.0)
-    assert cache.add("a") and cache.add("a")  # ttl 0: nothing is remembered
-    capped = OnceCache(ttl_s=3600, max_items=2)
-    assert capped.add("a") and capped.add("b") and capped.add("c")
-    assert "a" not in capped and "c" in capped
+        await guard.check(trigger("u1", "f" * 26), "u1")  # minted on the wall clock: ten minutes old here
