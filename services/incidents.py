@@ -134,29 +134,34 @@ class CardUpdater:
             card = await self.render(incident)
             try:
                 # Only the props: the message never changes once posted (cards.card_message).
-                await self.ctx.client.patch_post(incident.card_post_id, {"props": card["props"]})
+                patched = await self.ctx.client.patch_post(incident.card_post_id, {"props": card["props"]})
             except MattermostError as error:
                 if error.error_id != EDIT_TIME_LIMIT_ERROR:
                     raise
                 await self._replace(incident, card)
+                return
+            if not patched.get("is_pinned"):
+                # A replacement card whose pin was lost part-way (see _replace): pin it now. The patch
+                # answer carries is_pinned, so a card that is pinned costs nothing extra.
+                await self.ctx.client.pin_post(incident.card_post_id)
 
     async def _replace(self, incident: Incident, card: dict) -> None:
         """Post the card afresh when Mattermost no longer lets it be edited.
 
         From Mattermost v11.7, a post older than ``ServiceSettings.PostEditTimeLimit`` cannot be
-        changed at all over REST (message, props, pin), only deleted. The new card is recorded
-        before it is pinned and the old one removed, so a failure part-way leaves one recorded card
-        that the next refresh keeps up to date.
+        changed at all over REST (message, props, pin), only deleted. The new card is recorded, then
+        the old one removed, then the new one pinned, so a failure part-way leaves one recorded card
+        that the next refresh keeps up to date (and pins, if its pin was lost).
         """
         old_id = incident.card_post_id
         fresh = await self.ctx.client.create_post(incident.channel_id, card["message"], props=card["props"])
         await self.ctx.store.mutate_incident(incident.id, lambda current: (ops.set_card_post(current, fresh["id"]), []))
-        await self.ctx.client.pin_post(fresh["id"])
         try:
-            await self.ctx.client.delete_post(old_id)
+            await self.ctx.client.delete_post(old_id)  # its pin goes with it
         except MattermostError as error:
             if error.status != 404:  # already gone is what we wanted
                 log.warning("the outdated card %s of incident %s was not removed: %s", old_id, incident.id, error)
+        await self.ctx.client.pin_post(fresh["id"])
         log.info("incident %s: card %s was past the edit time limit; replaced by %s", incident.id, old_id, fresh["id"])
 
     def refresh_later(self, incident_id: str, delays: tuple[float, ...] = (1, 2, 5, 10, 30)) -> None:

@@ -610,3 +610,28 @@ async def test_card_keeps_updating_long_after_the_edit_time_limit(sandbox, bot):
     patches = [json.loads(ex.body) for ex in sandbox.recording
                if ex.method == "PUT" and ex.path.endswith("/patch") and ex.path.split("/")[-2] in card_ids]
     assert patches and all("message" not in body for body in patches)
+
+
+async def test_a_replacement_card_whose_pin_was_lost_is_pinned_by_the_next_refresh(sandbox, bot):
+    """Past the edit limit the card is posted afresh; when pinning it fails (every attempt), the old
+    card is already gone and the next refresh pins the recorded card."""
+    await make_playbook(bot, sandbox, members=("alice",))
+    incident, channel = await start_incident(sandbox, bot)
+    cid, alice = channel["id"], sandbox.user("alice")
+    first = card(sandbox, incident)
+    bot.inbound.triggers.replays.clock = lambda: sandbox.now_ms() / 1000   # see the test above
+    sandbox.advance_clock(10 * 60)
+    attempts = bot.client.max_attempts
+    sandbox.faults.add("error", status=503, path="/api/v4/posts/*/pin", methods="POST", users=["incident"],
+                       limit=attempts)
+    checked = await alice.command(cid, "/incident check 1.1")
+    assert checked.status == 200 and checked.error is None
+    await sandbox.wait_for(lambda: sandbox.faults.counts()["error"] == attempts)  # the pin failed for good
+    replaced = await fresh(bot, incident)
+    assert replaced.card_post_id != first["id"]
+    assert first["id"] not in {p["id"] for p in sandbox.posts(cid)}   # the outdated card is gone
+    pinned = await sandbox.wait_for(lambda: sandbox.pinned(cid))      # the next refresh pins it
+    assert [p["id"] for p in pinned] == [replaced.card_post_id]
+    await alice.command(cid, "/incident check 1.2")
+    pinned = await sandbox.wait_for(lambda: "✅ **1.2**" in card_text(sandbox.pinned(cid)[0]) and sandbox.pinned(cid))
+    assert [p["id"] for p in pinned] == [replaced.card_post_id]
