@@ -79,7 +79,7 @@ async def test_own_subcommand_in_a_step_runs_as_the_clicking_user_and_is_attribu
     assert any(m.startswith("@bob moved the incident to stage 2/2") for m in messages)
     assert ran_posts(sandbox, channel["id"]) == ["@bob ran 1.1 **Do the thing**: `/incident stage next`"]
     assert bot_calls(sandbox, "/api/v4/commands/execute") == []
-    print(f"rest_calls_run_own_subcommand={len(bot_calls(sandbox))}")
+    print(f"rest_calls_run_own_subcommand={len(bot_calls(sandbox))}", [(e.method, e.path) for e in bot_calls(sandbox)])
 
 
 async def test_a_non_member_or_someone_who_left_cannot_run_a_step(sandbox, bot):
@@ -182,5 +182,5 @@ async def test_header_and_echo_steps_still_run_in_the_incident_channel(sandbox, 
     assert (await alice.command(channel["id"], "/incident run 1.1")).ephemeral == []
     assert sandbox.channel_by_id(channel["id"])["purpose"] == "🔴 Investigating checkout"
     assert len(bot_calls(sandbox, "/api/v4/commands/execute")) == 1
-    print(f"rest_calls_run_builtin={len(bot_calls(sandbox))}")
+    print(f"rest_calls_run_builtin={len(bot_calls(sandbox))}", [(e.method, e.path) for e in bot_calls(sandbox)])
     assert [e.actor_id for e in await step_runs(bot, incident)] == [alice.id]
