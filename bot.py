@@ -135,7 +135,7 @@ class CommandCenter:
     def build_plugins(self, ctx: BotContext) -> list[FeaturePlugin]:
         """Every feature, in one list; each registers its own commands, buttons and dialogs."""
         directory = Directory(ctx.client)
-        incidents = self.incidents = IncidentService(ctx, directory)
+        incidents = self.incidents = IncidentService(ctx, directory, commands=self.router)
         return [HelpPlugin(ctx), DirectMessagePlugin(ctx, self.router), IncidentPlugin(ctx, incidents),
                 HistoryPlugin(ctx, HistoryService(ctx, directory)),
                 PlaybookPlugin(ctx, PlaybookService(ctx, directory))]

@@ -380,13 +380,14 @@ class IncidentPlugin(FeaturePlugin):
     async def on_run(self, command: SlashCommand) -> CommandReply:
         incident = await self.service.in_channel(command.channel_id)
         ref = self._step_target(incident, command.arguments)
-        return CommandReply(text=await self.service.run_step(incident, command.user_id, ref))
+        return await self.service.run_step(incident, command.user_id, ref, trigger_id=command.trigger_id)
 
     @on_action(Action.RUN)
     async def on_run_clicked(self, callback: ActionCallback) -> ActionReply:
         incident = await self._incident_for_action(callback)
-        text = await self.service.run_step(incident, callback.user_id, str(callback.args.get("s", "")))
-        return ActionReply(ephemeral_text=text)
+        reply = await self.service.run_step(incident, callback.user_id, str(callback.args.get("s", "")),
+                                            trigger_id=callback.trigger_id)
+        return ActionReply(ephemeral_text=reply.text)
 
     @on_command("step")
     async def on_step(self, command: SlashCommand) -> CommandReply:

@@ -8,6 +8,7 @@ each other), then announce it in the channel and rebuild the card from the store
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import re
 import secrets
@@ -33,11 +34,15 @@ from domain import (
     validation,
 )
 from domain import incidents as ops
+from domain import step_commands
 from domain.models import EventKind
 from gateway.cards import CardContext, card_user_ids, incident_card
 from gateway.directory import Directory
-from gateway.errors import MattermostError
+from gateway.errors import MattermostError, user_message
 from gateway.messages import code_block, format_duration, inline_code, neutralize, quote
+from gateway.models import CommandReply, SlashCommand
+from gateway.routing import Router
+from gateway.step_commands import BOT_MAY_RUN, refusal_in
 from plugins.base import BotContext
 from telemetry import telemetry_of
 
@@ -53,6 +58,8 @@ _OPENING_MARK = "command_center_opening"
 _CLOCK_SKEW_MS = 5 * 60 * 1000
 # Mattermost's answer to an edit of a post older than ServiceSettings.PostEditTimeLimit.
 EDIT_TIME_LIMIT_ERROR = "api.post.update_post.permissions_time_limit.app_error"
+# Set while a step's command runs in-process: a step run started from inside one is refused.
+_RUNNING_STEP: contextvars.ContextVar[bool] = contextvars.ContextVar("running_step", default=False)
 _POST_ID = re.compile(r"(?:^|/)([a-z0-9]{26})(?:[/?#].*)?$")
 
 
@@ -197,10 +204,12 @@ class CardUpdater:
 class IncidentService:
     """Starting incidents and every change to them."""
 
-    def __init__(self, ctx: BotContext, directory: Directory) -> None:
+    def __init__(self, ctx: BotContext, directory: Directory, *, commands: Router | None = None) -> None:
         self.ctx = ctx
         self.directory = directory
         self.cards = CardUpdater(ctx, directory)
+        # The slash command handlers, for steps whose command is one of Command Center's own.
+        self.commands = commands
 
     @property
     def store(self):
@@ -546,27 +555,91 @@ class IncidentService:
             lambda inc, events, who: f"@{who} moved step **{neutralize(str(events[0].details.get('title', '')))}** "
                                      f"to position {position + 1}.")
 
-    async def run_step(self, incident: Incident, user_id: str, target: StepTarget) -> str:
-        """Run the step's slash command in the incident channel; returns what to tell the user."""
+    async def run_step(self, incident: Incident, user_id: str, target: StepTarget, *,
+                       trigger_id: str = "") -> CommandReply:
+        """Run the step's slash command in the incident channel for ``user_id``; returns what to tell them.
+
+        Never more than the user could do themselves (gateway/step_commands.py says why and
+        which): Command Center's own subcommands run in-process as the user, through the same
+        handlers and checks as if they had typed them in the incident channel; the few built-ins
+        that only touch the incident channel run through Mattermost with the bot's rights, and
+        their answer is read; anything else is handed back for the user to type. A step's
+        command never runs a step. Only a run that was accepted is recorded (timeline, telemetry)
+        and announced.
+        """
         await self.require_member(incident, user_id)
-        step = incident.step(target)
-        updated, events = await self.store.mutate_incident(
-            incident.id, lambda current: checklist.run_step(current, target, user_id, now_ms()))
-        telemetry_of(self.ctx).incident_changed(updated, events)
-        command = step.command
-        who = await self.directory.username(user_id)
+        checklist.run_step(incident, target, user_id, now_ms())  # ongoing, and the step has a command
+        ref = incident.locate(target)
+        command = incident.step(target).command
+        trigger = self.ctx.settings.command_trigger
+        shown = code_block(command)
+        if step_commands.runs_a_step(command, trigger) or _RUNNING_STEP.get():
+            return CommandReply(text=f"Step {ref.label} was not run: {step_commands.step_run_refusal(trigger)}")
+        if step_commands.is_own(command, trigger):
+            outcome = await self._run_own(incident, user_id, command, trigger_id)
+            if outcome.refusal is not None:
+                return CommandReply(text=f"Step {ref.label} was not run: {outcome.refusal}")
+            reply = outcome.reply
+        else:
+            parsed = step_commands.parse(command)
+            if parsed.trigger not in BOT_MAY_RUN:
+                return CommandReply(text=(
+                    f"Command Center runs only its own commands and /echo, /header and /purpose for you; it would "
+                    f"run anything else with its own rights, not yours. Run step {ref.label} yourself in this "
+                    f"channel by typing:\n{shown}"))
+            try:
+                response = await self.ctx.client.execute_command(incident.channel_id, command, team_id=incident.team_id)
+            except MattermostError as error:
+                log.info("running %r for incident %s was refused: %s", command, incident.id, error)
+                return CommandReply(text=f"Mattermost did not let Command Center run this step's command. Run it "
+                                         f"yourself in this channel by typing:\n{shown}")
+            refusal = refusal_in(response)
+            if refusal:
+                return CommandReply(text=f"Mattermost refused step {ref.label}'s command: {neutralize(refusal)}\n"
+                                         f"Nothing was run. The command was:\n{shown}")
+            reply = CommandReply()
+        await self._record_run(incident, user_id, target, command)
+        return reply
+
+    async def _run_own(self, incident: Incident, user_id: str, command: str, trigger_id: str) -> _OwnRun:
+        """One of Command Center's subcommands, dispatched in-process as ``user_id`` typing it in the
+        incident channel; a refusal is reported, never raised."""
+        if self.commands is None:
+            return _OwnRun(refusal="Command Center cannot run its own commands here.")
+        parsed = step_commands.parse(command)
+        typed = SlashCommand(token="", team_id=incident.team_id, channel_id=incident.channel_id, user_id=user_id,
+                             user_name=await self.directory.username(user_id), command=f"/{parsed.trigger}",
+                             text=parsed.text, trigger_id=trigger_id)
+        running = _RUNNING_STEP.set(True)  # whatever the command does, it cannot run a step in turn
         try:
-            await self.ctx.client.execute_command(incident.channel_id, command, team_id=incident.team_id)
-        except MattermostError as error:
-            log.info("running %r for incident %s was refused: %s", command, incident.id, error)
-            return (f"Mattermost did not let Command Center run this step's command. Run it yourself in this "
-                    f"channel by typing:\n{code_block(command)}")
+            reply = await self.commands.command_handler(typed.subcommand)(typed)
+        except Exception as error:  # the same words the user would get typing it
+            return _OwnRun(refusal=user_message(error))
+        finally:
+            _RUNNING_STEP.reset(running)
+        return _OwnRun(reply=reply)
+
+    async def _record_run(self, incident: Incident, user_id: str, target: StepTarget, command: str) -> None:
+        """The run was accepted: record it on the timeline, count it, announce it."""
+        try:
+            updated, events = await self.store.mutate_incident(
+                incident.id, lambda current: checklist.run_step(current, target, user_id, now_ms()))
+        except DomainError as error:  # changed meanwhile (ended, step removed): the command ran anyway
+            log.warning("a step run in incident %s could not be recorded: %s", incident.id, error)
+            return
+        telemetry_of(self.ctx).incident_changed(updated, events)
+        who = await self.directory.username(user_id)
         try:
             await self.ctx.client.create_post(incident.channel_id,
                                               f"@{who} ran {_step_label(events[0])}: {inline_code(command)}")
         except MattermostError as error:  # the command ran and is recorded; only the announcement is lost
             log.warning("the announcement of a step run in incident %s was lost: %s", incident.id, error)
-        return ""
+
+
+@dataclass
+class _OwnRun:
+    reply: CommandReply | None = None
+    refusal: str | None = None
 
 
 def _step_label(event: TimelineEvent) -> str:
