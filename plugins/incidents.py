@@ -107,7 +107,7 @@ class IncidentPlugin(FeaturePlugin):
         """The people in the incident channel. Whoever clicked a card button may read that channel
         (api4/integration_action.go ``doPostAction`` checks read permission on the post), so may see them."""
         ids = await self.directory.channel_member_ids(incident.channel_id)
-        users = await self.directory.users(ids)
+        users = await self.directory.users(i for i in ids if i != self.ctx.client.user_id)
         people = [u for u in users if not u.get("is_bot") and not u.get("delete_at")]
         return sorted(((f"@{u['username']}", u["id"]) for u in people), key=lambda item: item[0])
 
@@ -266,7 +266,7 @@ class IncidentPlugin(FeaturePlugin):
         if not is_valid_id(chosen):
             return DialogReply(errors={"commander": "Choose the new commander from the list."})
         try:
-            await self.service.change_commander(incident, form.user_id, chosen)
+            await self.service.change_commander(incident, form.user_id, chosen, fresh=True)
         except ValidationError as error:
             return DialogReply(errors={"commander": str(error)})
         return DialogReply()
@@ -371,7 +371,7 @@ class IncidentPlugin(FeaturePlugin):
             return DialogReply(errors={"assignee": "Choose someone from the list, or Nobody."})
         try:
             await self.service.assign(incident, form.user_id, str(form.args.get("s", "")),
-                                      None if chosen == "none" else chosen)
+                                      None if chosen == "none" else chosen, fresh=True)
         except ValidationError as error:
             return DialogReply(errors={"assignee": str(error)})
         return DialogReply()
@@ -483,10 +483,12 @@ class IncidentPlugin(FeaturePlugin):
         if incident is None:
             return DialogReply(error="This incident no longer exists.")
         try:
+            # Mattermost checks a submission only against the channel the client names (api4
+            # submitDialog), so the membership is asked afresh.
             if end:
-                await self.service.end(incident, form.user_id)
+                await self.service.end(incident, form.user_id, fresh=True)
             else:
-                await self.service.restart(incident, form.user_id)
+                await self.service.restart(incident, form.user_id, fresh=True)
         except Exception as error:  # shown in the dialog's footer
             return DialogReply(error=user_message(error))
         return DialogReply()

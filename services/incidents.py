@@ -230,10 +230,14 @@ class IncidentService:
             return []
         return await self.store.playbooks_for_user(team_id, user_id, is_admin=actor.is_system_admin)
 
-    async def require_member(self, incident: Incident, user_id: str) -> Actor:
-        """The acting user, if they may change the incident (members of its channel only)."""
+    async def require_member(self, incident: Incident, user_id: str, *, fresh: bool = False) -> Actor:
+        """The acting user, if they may change the incident (members of its channel only).
+
+        ``fresh``: ask Mattermost even if the user is known to be a member — for requests that
+        Mattermost forwards without checking the membership itself (dialog submissions).
+        """
         actor = await self.directory.actor(user_id)
-        is_member = await self.directory.is_channel_member(incident.channel_id, user_id)
+        is_member = await self.directory.is_channel_member(incident.channel_id, user_id, fresh=fresh)
         is_team_member = is_member or await self.directory.is_team_member(incident.team_id, user_id)
         permissions.require_modify_incident(actor, incident, is_team_member=is_team_member, is_channel_member=is_member)
         return actor
@@ -298,8 +302,7 @@ class IncidentService:
         incident = await self.store.get_incident(journal.incident_id)
         if incident is None:
             channel = await self._channel_for(journal)
-            await self.ctx.client.add_channel_member(channel["id"], journal.actor_id)
-            self.directory.forget_channel(channel["id"])
+            await self.ctx.client.add_channel_member(channel["id"], journal.actor_id)  # user_added tells the directory
             playbook = await self.store.get_playbook(journal.playbook_id)
             if playbook is None:
                 raise NotFound("The playbook was deleted while the incident was being started.")
@@ -335,8 +338,11 @@ class IncidentService:
             if existing is not None:
                 return existing
             try:
-                return await self.ctx.client.create_channel(journal.team_id, journal.channel_name, journal.name,
-                                                            private=journal.private, purpose=journal.description[:250])
+                channel = await self.ctx.client.create_channel(journal.team_id, journal.channel_name, journal.name,
+                                                               private=journal.private,
+                                                               purpose=journal.description[:250])
+                self.directory.channel_created(channel["id"])
+                return channel
             except MattermostError as error:
                 if not (error.status == 400 and ("exists" in error.error_id or "previously" in error.error_id)):
                     raise
@@ -447,9 +453,11 @@ class IncidentService:
 
     async def change(self, incident: Incident, user_id: str,
                      operation: Callable[[Incident], tuple[Incident, list[TimelineEvent]]],
-                     describe: Callable[[Incident, list[TimelineEvent], str], str | None]) -> tuple[Incident, list[TimelineEvent]]:
-        """The one path for every change: permission, versioned write, announcement, card."""
-        await self.require_member(incident, user_id)
+                     describe: Callable[[Incident, list[TimelineEvent], str], str | None], *,
+                     fresh: bool = False) -> tuple[Incident, list[TimelineEvent]]:
+        """The one path for every change: permission, versioned write, announcement, card
+        (``fresh``: see :meth:`require_member`)."""
+        await self.require_member(incident, user_id, fresh=fresh)
         updated, events = await self.store.mutate_incident(incident.id, operation)
         if events:
             telemetry_of(self.ctx).incident_changed(updated, events)
@@ -479,8 +487,11 @@ class IncidentService:
             incident, user_id, lambda current: checklist.set_step_state(current, target, done, user_id, now_ms()),
             lambda inc, events, who: f"@{who} {'checked' if done else 'unchecked'} {_step_label(events[0])}.")
 
-    async def assign(self, incident: Incident, user_id: str, target: StepTarget, assignee_id: str | None):
-        in_channel = assignee_id is None or await self.directory.is_channel_member(incident.channel_id, assignee_id)
+    async def assign(self, incident: Incident, user_id: str, target: StepTarget, assignee_id: str | None, *,
+                     fresh: bool = False):
+        # Whoever a change is about is always asked: Mattermost vouched only for the one acting.
+        in_channel = assignee_id is None or await self.directory.is_channel_member(
+            incident.channel_id, assignee_id, fresh=True)
         assignee_name = await self.directory.username(assignee_id) if assignee_id else ""
 
         def describe(inc: Incident, events: list[TimelineEvent], who: str) -> str:
@@ -489,20 +500,21 @@ class IncidentService:
             return f"@{who} removed the assignee of {_step_label(events[0])}."
 
         return await self.change(incident, user_id, lambda current: checklist.assign_step(
-            current, target, assignee_id, user_id, now_ms(), assignee_in_channel=in_channel), describe)
+            current, target, assignee_id, user_id, now_ms(), assignee_in_channel=in_channel), describe, fresh=fresh)
 
-    async def change_commander(self, incident: Incident, user_id: str, new_commander_id: str):
-        in_channel = await self.directory.is_channel_member(incident.channel_id, new_commander_id)
+    async def change_commander(self, incident: Incident, user_id: str, new_commander_id: str, *, fresh: bool = False):
+        # The new commander is always asked: Mattermost vouched only for the one acting.
+        in_channel = await self.directory.is_channel_member(incident.channel_id, new_commander_id, fresh=True)
         if await self.directory.is_bot(new_commander_id):
             raise ValidationError("A bot cannot be the commander; choose a person.")
         name = await self.directory.username(new_commander_id)
         if not in_channel:
-            await self.require_member(incident, user_id)
+            await self.require_member(incident, user_id, fresh=fresh)
             raise ValidationError(f"@{name} is not a member of this incident's channel: add @{name} to the "
                                   "channel first, then make them commander.")
         return await self.change(incident, user_id, lambda current: ops.change_commander(
             current, new_commander_id, user_id, now_ms(), new_commander_in_channel=in_channel),
-            lambda inc, events, who: f"@{who} changed the commander to @{name}.")
+            lambda inc, events, who: f"@{who} changed the commander to @{name}.", fresh=fresh)
 
     async def set_stage(self, incident: Incident, user_id: str, how: str | int):
         def operation(current: Incident):
@@ -519,18 +531,18 @@ class IncidentService:
 
         return await self.change(incident, user_id, operation, describe)
 
-    async def end(self, incident: Incident, user_id: str):
+    async def end(self, incident: Incident, user_id: str, *, fresh: bool = False):
         def describe(inc: Incident, events: list[TimelineEvent], who: str) -> str:
             details = events[0].details
             return (f"This incident has been ended by @{who}.\n"
                     f"Duration: **{format_duration(details.get('duration_ms', 0))}** · "
                     f"steps done: **{details.get('steps_done', 0)}/{details.get('steps_total', 0)}**")
         return await self.change(incident, user_id, lambda current: ops.end_incident(current, user_id, now_ms()),
-                                 describe)
+                                 describe, fresh=fresh)
 
-    async def restart(self, incident: Incident, user_id: str):
+    async def restart(self, incident: Incident, user_id: str, *, fresh: bool = False):
         return await self.change(incident, user_id, lambda current: ops.restart_incident(current, user_id, now_ms()),
-                                 lambda inc, events, who: f"This incident has been restarted by @{who}.")
+                                 lambda inc, events, who: f"This incident has been restarted by @{who}.", fresh=fresh)
 
     async def add_step(self, incident: Incident, user_id: str, stage: int, title: str):
         return await self.change(incident, user_id, lambda current: checklist.add_step(
