@@ -466,6 +466,9 @@ class IncidentService:
             lambda inc, events, who: f"@{who} {'checked' if done else 'unchecked'} {_step_label(events[0])}.")
 
     async def assign(self, incident: Incident, user_id: str, target: StepTarget, assignee_id: str | None):
+        if assignee_id and await self.directory.is_bot(assignee_id):
+            # Bots do no steps, as they lead no incidents (the same rule as change_commander).
+            raise ValidationError("A bot cannot be assigned a step; choose a person (or none).")
         in_channel = assignee_id is None or await self.directory.is_channel_member(incident.channel_id, assignee_id)
         assignee_name = await self.directory.username(assignee_id) if assignee_id else ""
 
