@@ -77,7 +77,7 @@ USAGES: dict[str, Usage] = {
         "`step describe S.N <text>` (or `none`), `step command S.N </command>` (or `none`), "
         "`step assign S.N @user` (or `none`), `stage add <title>`, `stage rename S <title>`, "
         "`stage move S <N>`, `stage remove S`",
-        'playbook edit "Incident Response" step add 2 Check the logs', min_words=3, in_help=False),
+        'playbook edit "Incident Response" step add 2 Check the logs', in_help=False),
     "playbook members": Usage('playbook members "<title>" [add|remove @user…]',
                               "Show or change who can use the playbook",
                               'playbook members "Incident Response" add @carol', min_words=1, in_help=False),
