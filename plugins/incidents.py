@@ -48,6 +48,21 @@ def _usage(text: str) -> ValidationError:
     return ValidationError(text)
 
 
+def start_buttons(ctx: BotContext, teams: list[dict[str, Any]], channel_id: str, post_id: str = "") -> CommandReply:
+    """A Start incident button per team (``teams``: the ones the user shares with the bot), bound to
+    ``channel_id``; a click opens the start dialog (IncidentPlugin.on_start_clicked)."""
+    if not teams:
+        return CommandReply(text="We share no team, so I cannot start an incident for you.")
+    actions = [{
+        "id": f"start{team['id']}", "name": f"Start incident in {team.get('display_name') or team['name']}",
+        "type": "button", "style": "primary",
+        "integration": {"url": ctx.action_url,
+                        "context": ctx.signer.action_context(Action.START, channel_id, {"t": team["id"], "p": post_id})},
+    } for team in teams]
+    return CommandReply(text="Click to open the start dialog:",
+                        attachments=[{"fallback": "Start an incident", "actions": actions}])
+
+
 class IncidentPlugin(FeaturePlugin):
     """Handles the incident commands, the card's buttons and the incident dialogs."""
 
@@ -142,17 +157,7 @@ class IncidentPlugin(FeaturePlugin):
         for team in await self.ctx.client.my_teams():
             if await self.directory.is_team_member(team["id"], user_id):
                 teams.append(team)
-        if not teams:
-            return CommandReply(text="We share no team, so I cannot start an incident for you.")
-        actions = [{
-            "id": f"start{team['id']}", "name": f"Start incident in {team.get('display_name') or team['name']}",
-            "type": "button", "style": "primary",
-            "integration": {"url": self.ctx.action_url,
-                            "context": self.ctx.signer.action_context(Action.START, channel_id,
-                                                                      {"t": team["id"], "p": post_id})},
-        } for team in teams]
-        return CommandReply(text="Click to open the start dialog:",
-                            attachments=[{"fallback": "Start an incident", "actions": actions}])
+        return start_buttons(self.ctx, teams, channel_id, post_id)
 
     @on_action(Action.START)
     async def on_start_clicked(self, callback: ActionCallback) -> ActionReply:
