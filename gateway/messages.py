@@ -113,7 +113,8 @@ def check_words(key: str, words: list[str], prefix: str) -> None:
     if usage.max_words is not None and len(words) > usage.max_words:
         extra = words[usage.max_words:]
         verb = "is" if len(extra) == 1 else "are"
-        raise ValidationError(f"Too many words for {inline_code(prefix + key)}: {inline_code(' '.join(extra), limit=80)} "
+        shown = inline_code(" ".join(extra), limit=80)
+        raise ValidationError(f"Too many words for {inline_code(prefix + key)}: {shown} "
                               f"{verb} more than it takes.\n{usage_line(key, prefix)}")
 
 
@@ -155,7 +156,8 @@ def help_text(trigger: str, *, unknown: str = "", via_dm: bool = False) -> str:
     lines.append("|:--|:--|:--|")
     for usage in USAGES.values():
         if usage.in_help:
-            lines.append(f"| {_cell_code(prefix + usage.syntax)} | {usage.purpose} | {_cell_code(prefix + usage.example)} |")
+            lines.append(f"| {_cell_code(prefix + usage.syntax)} | {usage.purpose} | "
+                         f"{_cell_code(prefix + usage.example)} |")
     lines.append("")
     lines.append("Steps are written `S.N` (stage S, step N, counting from 1) or just `N` for the active stage. "
                  "Commands about an incident work in its channel.")

@@ -57,7 +57,8 @@ def start_buttons(ctx: BotContext, teams: list[dict[str, Any]], channel_id: str,
         "id": f"start{team['id']}", "name": f"Start incident in {team.get('display_name') or team['name']}",
         "type": "button", "style": "primary",
         "integration": {"url": ctx.action_url,
-                        "context": ctx.signer.action_context(Action.START, channel_id, {"t": team["id"], "p": post_id})},
+                        "context": ctx.signer.action_context(Action.START, channel_id,
+                                                             {"t": team["id"], "p": post_id})},
     } for team in teams]
     return CommandReply(text="Click to open the start dialog:",
                         attachments=[{"fallback": "Start an incident", "actions": actions}])

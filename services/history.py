@@ -355,7 +355,8 @@ class HistoryService:
             channel = channels.get(incident.channel_id)
             where = f" ~{channel}" if channel else ""
             status = "ongoing" if incident.is_ongoing else "ended"
-            lines.append(f"- **{neutralize(incident.name)}**{where} · {status} · started {format_time(incident.created_at)}")
+            lines.append(f"- **{neutralize(incident.name)}**{where} · {status} · "
+                         f"started {format_time(incident.created_at)}")
         if len(incidents) > _MATCHES_SHOWN:
             lines.append(f"- and {len(incidents) - _MATCHES_SHOWN} more (see /incident list --search)")
         example = next((channels[i.channel_id] for i in incidents if channels.get(i.channel_id)), "channel-name")

@@ -109,7 +109,8 @@ async def test_rest_calls_for_an_answer(sandbox, bot):
     await start_incident(sandbox, bot, name="Payments down", playbook="Public")
     await dm_bot(sandbox, "bob", "warm up the caches: thanks")
     sandbox.clear_recording()
-    await dm_bot(sandbox, "bob", "payments are failing")
+    reply = (await dm_bot(sandbox, "bob", "payments are failing"))[0]
+    assert buttons(reply) == ["Start incident in ACME"] and "/acme/channels/payments-down)" in reply["message"]
     token = f"Bearer {sandbox.token_of('incident')}"
     calls = [f"{e.method} {e.path}" for e in sandbox.recording if e.headers.get("Authorization") == token]
     # the bot's teams and bob's membership (for the buttons and the incidents), whether bob is an admin and
