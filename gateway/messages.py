@@ -20,6 +20,13 @@ class Usage:
     min_words: int = 0
     max_words: int | None = None
     in_help: bool = True  # a row of the command list (sub-verbs are summed up by their family's row)
+    called: str = ""      # how messages name it when that is not its key (words typed after a title)
+
+
+def _edit_verb(words: str, purpose: str, example: str, min_words: int, max_words: int | None) -> Usage:
+    """An outline edit typed after a playbook's title (``playbook edit "<title>" step remove S.N``)."""
+    return Usage(f'playbook edit "<title>" {words}', purpose, f'playbook edit "Incident Response" {example}',
+                 min_words=min_words, max_words=max_words, in_help=False, called=" ".join(words.split()[:2]))
 
 
 #: Every command and sub-verb, keyed by the words that name it: the one place that knows how each is typed.
@@ -78,6 +85,26 @@ USAGES: dict[str, Usage] = {
         "`step assign S.N @user` (or `none`), `stage add <title>`, `stage rename S <title>`, "
         "`stage move S <N>`, `stage remove S`",
         'playbook edit "Incident Response" step add 2 Check the logs', in_help=False),
+    "playbook edit step add": _edit_verb("step add S <title>", "Add a step to stage S",
+                                        "step add 2 Check the logs", 2, None),
+    "playbook edit step remove": _edit_verb("step remove S.N", "Remove a step", "step remove 1.3", 1, 1),
+    "playbook edit step rename": _edit_verb("step rename S.N <title>", "Rename a step",
+                                           "step rename 1.3 Page the DBA", 2, None),
+    "playbook edit step move": _edit_verb("step move S.N <N or S.N>", "Move a step (within its stage, or to another)",
+                                         "step move 1.3 2.1", 2, 2),
+    "playbook edit step describe": _edit_verb("step describe S.N <text>", "Set a step's description (none clears it)",
+                                             "step describe 1.1 See the runbook", 2, None),
+    "playbook edit step command": _edit_verb("step command S.N </command>",
+                                            "Set a step's slash command (none clears it)",
+                                            "step command 1.1 /echo hi", 2, None),
+    "playbook edit step assign": _edit_verb("step assign S.N @user", "Set a step's default assignee (none clears it)",
+                                           "step assign 1.1 @carol", 2, 2),
+    "playbook edit stage add": _edit_verb("stage add <title>", "Add a stage at the end",
+                                         "stage add Follow-up", 1, None),
+    "playbook edit stage rename": _edit_verb("stage rename S <title>", "Rename a stage",
+                                            "stage rename 2 Mitigate", 2, None),
+    "playbook edit stage move": _edit_verb("stage move S <N>", "Move a stage", "stage move 3 1", 2, 2),
+    "playbook edit stage remove": _edit_verb("stage remove S", "Remove a stage and its steps", "stage remove 3", 1, 1),
     "playbook members": Usage('playbook members "<title>" [add|remove @user…]',
                               "Show or change who can use the playbook",
                               'playbook members "Incident Response" add @carol', min_words=1, in_help=False),
@@ -108,13 +135,14 @@ def usage_line(key: str, prefix: str) -> str:
 def check_words(key: str, words: list[str], prefix: str) -> None:
     """Refuse missing or extra words after a command, with that command's usage line."""
     usage = USAGES[key]
+    name = inline_code(usage.called or prefix + key)
     if len(words) < usage.min_words:
-        raise ValidationError(f"Something is missing after {inline_code(prefix + key)}.\n{usage_line(key, prefix)}")
+        raise ValidationError(f"Something is missing after {name}.\n{usage_line(key, prefix)}")
     if usage.max_words is not None and len(words) > usage.max_words:
         extra = words[usage.max_words:]
         verb = "is" if len(extra) == 1 else "are"
         shown = inline_code(" ".join(extra), limit=80)
-        raise ValidationError(f"Too many words for {inline_code(prefix + key)}: {shown} "
+        raise ValidationError(f"Too many words for {name}: {shown} "
                               f"{verb} more than it takes.\n{usage_line(key, prefix)}")
 
 
@@ -169,7 +197,7 @@ def playbook_help_text(trigger: str, *, via_dm: bool = False) -> str:
     prefix = command_prefix(trigger, via_dm=via_dm)
     lines = ["#### Playbook commands", "| Command | What it does |", "|:--|:--|"]
     for key, usage in USAGES.items():
-        if key.startswith("playbook "):
+        if key.startswith("playbook ") and len(key.split()) <= 3:  # edit's verbs are summed up in one row
             purpose = usage.purpose.replace("|", _CELL_BAR)
             lines.append(f"| {_cell_code(prefix + usage.syntax)} | {purpose} |")
     lines.append("")

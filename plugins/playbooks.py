@@ -24,7 +24,7 @@ from gateway import playbook_yaml as pyaml
 from gateway.directory import Directory
 from gateway.errors import MattermostError, user_message
 from gateway.ids import Action, Dialog
-from gateway.messages import ALIASES, inline_code, neutralize, playbook_help_text, unknown_command_text
+from gateway.messages import ALIASES, USAGES, inline_code, neutralize, playbook_help_text, unknown_command_text
 from gateway.models import (
     ActionCallback,
     ActionReply,
@@ -447,6 +447,8 @@ class PlaybookPlugin(FeaturePlugin):
         """``step ...`` / ``stage ...`` edits typed after the title."""
         kind, verb, args = words[0].lower(), words[1].lower(), words[2:]
         verb = {"delete": "remove", "description": "describe"}.get(verb, verb)
+        if f"playbook edit {kind} {verb}" in USAGES:
+            self.check_words(command, f"playbook edit {kind} {verb}", args)
         assignee_id: str | None = None
         if kind == "step" and verb == "assign":
             if len(args) < 2:
@@ -554,7 +556,8 @@ class PlaybookPlugin(FeaturePlugin):
             destination.insert(position, step)
             done.append(f'moved step "{neutralize(step.title)}" to {target_stage + 1}.{position + 1}.')
             return _with_steps(changed, target_stage, destination)
-        raise ValidationError(f"Unknown edit {inline_code(kind + ' ' + verb, limit=200)}. Type /incident playbook help.")
+        raise ValidationError(f"Unknown edit {inline_code(kind + ' ' + verb, limit=200)}. "
+                              "Type /incident playbook help.")
 
     # Delete -----------------------------------------------------------------------------------
 

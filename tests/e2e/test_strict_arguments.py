@@ -47,6 +47,18 @@ WRONG_WORDS = [
     ("playbook delete", "playbook delete", "missing"),
     ("playbook members", "playbook members", "missing"),
     ("playbook export", "playbook export", "missing"),
+    # The outline edits typed after a playbook's title.
+    ('playbook edit "Incident Response" step add 2', "playbook edit step add", "missing"),
+    ('playbook edit "Incident Response" step remove 1.1 1.2', "playbook edit step remove", "extra"),
+    ('playbook edit "Incident Response" step rename 1.1', "playbook edit step rename", "missing"),
+    ('playbook edit "Incident Response" step move 1.1 2 3', "playbook edit step move", "extra"),
+    ('playbook edit "Incident Response" step describe 1.1', "playbook edit step describe", "missing"),
+    ('playbook edit "Incident Response" step command 1.1', "playbook edit step command", "missing"),
+    ('playbook edit "Incident Response" step assign 1.1', "playbook edit step assign", "missing"),
+    ('playbook edit "Incident Response" stage add', "playbook edit stage add", "missing"),
+    ('playbook edit "Incident Response" stage rename 2', "playbook edit stage rename", "missing"),
+    ('playbook edit "Incident Response" stage move 3 1 2', "playbook edit stage move", "extra"),
+    ('playbook edit "Incident Response" stage remove 3 2', "playbook edit stage remove", "extra"),
 ]
 
 
@@ -79,6 +91,9 @@ async def test_extra_or_missing_words_get_that_commands_usage_and_change_nothing
         assert "| Command |" not in reply and live_words(reply) == [], (text, reply)
     after = await fresh(bot, incident)
     assert after.version == before.version and after.commander_id == before.commander_id
+    playbook = (await bot.store.playbooks_for_user(sandbox.team("acme")["id"], sandbox.user_id("alice"),
+                                                   is_admin=True))[0]
+    assert playbook.version == 1, "a wrong outline edit changed the playbook"
 
 
 async def test_commander_with_two_names_changes_nothing(sandbox, bot, incident_channel):
