@@ -137,8 +137,9 @@ class CommandCenter:
         """Every feature, in one list; each registers its own commands, buttons and dialogs."""
         directory = self.directory = Directory(ctx.client)
         incidents = self.incidents = IncidentService(ctx, directory, commands=self.router)
-        return [HelpPlugin(ctx), DirectMessagePlugin(ctx, self.router), IncidentPlugin(ctx, incidents),
-                HistoryPlugin(ctx, HistoryService(ctx, directory)),
+        history = HistoryService(ctx, directory)
+        return [HelpPlugin(ctx), DirectMessagePlugin(ctx, self.router, history), IncidentPlugin(ctx, incidents),
+                HistoryPlugin(ctx, history),
                 PlaybookPlugin(ctx, PlaybookService(ctx, directory))]
 
     async def start(self) -> None:

@@ -489,6 +489,9 @@ class IncidentService:
 
     async def assign(self, incident: Incident, user_id: str, target: StepTarget, assignee_id: str | None, *,
                      fresh: bool = False):
+        if assignee_id and await self.directory.is_bot(assignee_id):
+            # Bots do no steps, as they lead no incidents (the same rule as change_commander).
+            raise ValidationError("A bot cannot be assigned a step; choose a person (or none).")
         # Whoever a change is about is always asked: Mattermost vouched only for the one acting.
         in_channel = assignee_id is None or await self.directory.is_channel_member(
             incident.channel_id, assignee_id, fresh=True)

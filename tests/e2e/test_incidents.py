@@ -333,9 +333,9 @@ async def test_bad_step_references_are_explained(sandbox, bot):
     await make_playbook(bot, sandbox)
     incident, channel = await start_incident(sandbox, bot)
     alice = sandbox.user("alice")
-    cases = {"/incident check": "Say which step", "/incident check 7": "Step 1.7 does not exist",
+    cases = {"/incident check": "Usage: `/incident check S.N`", "/incident check 7": "Step 1.7 does not exist",
              "/incident check 4.1": "this incident has 3 stages", "/incident check one": "is not a step reference",
-             "/incident step frob": "Usage: /incident step", "/incident assign 1.1": "Usage: /incident assign"}
+             "/incident step frob": "Usage: `/incident step", "/incident assign 1.1": "Usage: `/incident assign"}
     for text, expected in cases.items():
         result = await alice.command(channel["id"], text)
         assert result.ephemeral and expected in result.ephemeral[0], (text, result.ephemeral)
