@@ -12,6 +12,7 @@ could not be reached or did not answer in time), never an aiohttp exception.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import re
 from typing import Any
@@ -23,6 +24,7 @@ from gateway.errors import MattermostError
 
 # What ids, names, emoji names and the literal "me" are made of; anything else in a path is hostile.
 _PATH_SEGMENT = re.compile(r"[A-Za-z0-9._\-+@]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Idle connections are closed well before servers and proxies drop them (Go's net/http and nginx
 # keep an idle connection 60–75 s), so a pooled connection is not found dead when reused.
 _KEEPALIVE_S = 5.0
@@ -56,11 +58,14 @@ class AiohttpClient(BaseClient):
         super().__init__(options)
         self._timeout = aiohttp.ClientTimeout(total=options.get("request_timeout") or options.get("timeout"))
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
         self._verify = options.get("verify", True)
 
     def _http(self) -> aiohttp.ClientSession:
         session = self._session
-        if session is None or session.closed:
+        if self._closed:
+            raise RuntimeError("the Mattermost client is closed")  # as httpx did: a bug, not an outage
+        if session is None:
             # Token authentication only: no cookies to keep (and none to leak between calls).
             connector = aiohttp.TCPConnector(limit=_MAX_CONNECTIONS, keepalive_timeout=_KEEPALIVE_S,
                                              ssl=bool(self._verify))
@@ -70,6 +75,7 @@ class AiohttpClient(BaseClient):
         return session
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -138,15 +144,52 @@ def _query(params: dict | None) -> dict[str, str] | None:
 
 
 def _form(data: dict, files: dict) -> aiohttp.FormData:
-    """multipart/form-data with the plain fields first: Mattermost reads ``channel_id`` before the files."""
-    form = aiohttp.FormData()
+    """multipart/form-data with the plain fields first: Mattermost reads ``channel_id`` before the files.
+
+    File names go out as quoted strings in UTF-8, as browsers send them and Go's mime package reads
+    them (aiohttp's default would percent-encode them, and the server would keep the %XX literally);
+    control characters, which could end the part's header early, become ``_``."""
+    form = aiohttp.FormData(quote_fields=False)
     for key, value in data.items():
         form.add_field(key, str(value))
     for key, value in files.items():
         filename, content, content_type = (tuple(value) + (None, None))[:3] if isinstance(value, tuple) else (
             None, value, None)
+        if filename is not None:
+            filename = _CONTROL.sub("_", str(filename))
+        if hasattr(content, "read"):
+            content = _Borrowed(content)
         form.add_field(key, content, filename=filename, content_type=content_type or "application/octet-stream")
     return form
+
+
+class _Borrowed(io.RawIOBase):
+    """A caller's open file lent to aiohttp, which closes the files it sends: closing this leaves the
+    caller's file open, so a retry can rewind and send it again (and the caller closes it)."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._stream.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def seekable(self) -> bool:
+        return self._stream.seekable()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def fileno(self) -> int:  # lets aiohttp send a Content-Length for real files
+        return self._stream.fileno()
 
 
 def error_from_response(response: Response, method: str, path: str) -> MattermostError:
