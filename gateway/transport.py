@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 from mattermostautodriver.client import BaseClient
+from yarl import URL
 
 from gateway.errors import MattermostError
 
@@ -69,9 +70,12 @@ class AiohttpClient(BaseClient):
             # Token authentication only: no cookies to keep (and none to leak between calls).
             connector = aiohttp.TCPConnector(limit=_MAX_CONNECTIONS, keepalive_timeout=_KEEPALIVE_S,
                                              ssl=bool(self._verify))
+            proxy, proxy_auth = self._options.get("proxy"), None
+            if not proxy:
+                proxy, proxy_auth = _env_proxy(self._url)
             session = self._session = aiohttp.ClientSession(
                 connector=connector, cookie_jar=aiohttp.DummyCookieJar(), timeout=self._timeout,
-                proxy=self._options.get("proxy"))
+                proxy=proxy, proxy_auth=proxy_auth)
         return session
 
     async def aclose(self) -> None:
@@ -123,6 +127,16 @@ class AiohttpClient(BaseClient):
     async def delete(self, endpoint: str, options: Any = None, params: dict | None = None,
                      data: dict | None = None) -> Any:
         return (await self.make_request("delete", endpoint, options=options, params=params, data=data)).json()
+
+
+def _env_proxy(url: str) -> tuple[Any, Any]:
+    """HTTP(S)_PROXY / NO_PROXY for the server's URL, as httpx honoured them; read once, because
+    aiohttp's trust_env reads the environment (and ~/.netrc) again on every request."""
+    try:
+        from aiohttp.helpers import get_env_proxy_for_url
+        return get_env_proxy_for_url(URL(url))
+    except (LookupError, ImportError):
+        return None, None
 
 
 def check_path(endpoint: str, method: str) -> None:

@@ -156,10 +156,13 @@ async def test_requests_go_out_as_mattermost_reads_them(sandbox, client):
     team_id = sandbox.team("acme")["id"]
     await client.driver.client.get("/api/v4/commands", params={"team_id": team_id, "custom_only": True,
                                                                "page": 0, "skipped": None})
+    with pytest.raises(MattermostError):  # a hostile value stays one value
+        await client.driver.client.get("/api/v4/commands", params={"team_id": "x&custom_only=false#"})
     post = await client.create_post(town_square(sandbox), "héllo *there*", props={"k": [1, "ü"]})
     await client.pin_post(post["id"])
-    listed, created, pinned = bot_exchanges(sandbox, "/api/v4/")
+    listed, hostile, created, pinned = bot_exchanges(sandbox, "/api/v4/")
     assert listed.query == {"team_id": team_id, "custom_only": "true", "page": "0"}
+    assert hostile.query == {"team_id": "x&custom_only=false#"}
     assert created.headers["Content-Type"].startswith("application/json")
     assert json.loads(created.body)["message"] == "héllo *there*"
     assert json.loads(created.body)["props"] == {"k": [1, "ü"]}
@@ -213,3 +216,25 @@ async def test_a_client_made_outside_the_loop_works_inside_it(sandbox):
         assert (await mm.login())["username"] == "incident"
     finally:
         await mm.close()
+
+
+async def test_proxy_settings_in_the_environment_are_honoured_as_before(sandbox, monkeypatch):
+    with socket.socket() as sock:  # a "proxy" nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        proxy = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    proxied = MattermostClient(sandbox.url, sandbox.token_of("incident"), timeout=1.0, max_attempts=1)
+    try:
+        with pytest.raises(MattermostError) as raised:
+            await proxied.login()
+        assert raised.value.unreachable  # it went to the proxy
+    finally:
+        await proxied.close()
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    direct = MattermostClient(sandbox.url, sandbox.token_of("incident"), timeout=1.0, max_attempts=1)
+    try:
+        assert (await direct.login())["username"] == "incident"
+    finally:
+        await direct.close()
