@@ -12,6 +12,8 @@ _HELP_ROWS: tuple[tuple[str, str, str], ...] = (
     ("restart", "Reopen the ended incident of this channel", "restart"),
     ("commander [@user]", "Show or change the commander", "commander @bob"),
     ("stage [next|prev|S]", "Show or change the active stage", "stage next"),
+    ("stage show S", "See another stage's steps, with buttons, without making it active (only you see it)",
+     "stage show 2"),
     ("check S.N", "Mark a step done (N alone means a step of the active stage)", "check 1.2"),
     ("uncheck S.N", "Mark a step open again", "uncheck 1.2"),
     ("assign S.N @user|none", "Set or clear a step's assignee", "assign 2.1 @carol"),

@@ -34,7 +34,14 @@ from domain import (
 )
 from domain import incidents as ops
 from domain.models import EventKind
-from gateway.cards import CardContext, card_user_ids, incident_card, visible_digest
+from gateway.cards import (
+    CardContext,
+    card_user_ids,
+    incident_card,
+    stage_view,
+    stage_view_text,
+    visible_digest,
+)
 from gateway.directory import Directory
 from gateway.errors import MattermostError
 from gateway.messages import code_block, format_duration, inline_code, neutralize, quote
@@ -143,6 +150,12 @@ class CardUpdater:
 
     def state_of(self, incident_id: str) -> CardState | None:
         return self._states.get(incident_id)
+
+    async def context(self, incident: Incident) -> CardContext:
+        """What rendering any view of ``incident`` needs (names, signer, the time)."""
+        usernames = {user_id: await self.directory.username(user_id) for user_id in card_user_ids(incident)}
+        return CardContext(usernames=usernames, signer=self.ctx.signer, action_url=self.ctx.action_url,
+                           now_ms=self.clock())
 
     async def render(self, incident: Incident, *, now: int | None = None, as_of: bool = False,
                      reuse_names: bool = False) -> dict:
@@ -331,6 +344,24 @@ class IncidentService:
         is_team_member = is_member or await self.directory.is_team_member(incident.team_id, user_id)
         permissions.require_modify_incident(actor, incident, is_team_member=is_team_member, is_channel_member=is_member)
         return actor
+
+    async def require_viewer(self, incident: Incident, user_id: str) -> Actor:
+        """The acting user, if they may see the incident (private: channel members and system admins)."""
+        actor = await self.directory.actor(user_id)
+        is_member = await self.directory.is_channel_member(incident.channel_id, user_id)
+        is_team_member = is_member or await self.directory.is_team_member(incident.team_id, user_id)
+        permissions.require_view_incident(actor, incident, is_team_member=is_team_member, is_channel_member=is_member)
+        return actor
+
+    async def stage_view(self, incident: Incident, user_id: str, stage_index: int) -> tuple[dict, str]:
+        """A private look at one stage, for someone who may see the incident: (ephemeral post body with
+        buttons, the same as Markdown text). Nothing changes; the active stage stays what it is."""
+        await self.require_viewer(incident, user_id)
+        if not 0 <= stage_index < len(incident.stages):
+            raise ValidationError(f"Stage {stage_index + 1} does not exist: type a number from 1 to "
+                                  f"{len(incident.stages)}.")
+        context = await self.cards.context(incident)
+        return stage_view(incident, stage_index, context), stage_view_text(incident, stage_index, context)
 
     # Starting ------------------------------------------------------------------------------
 
