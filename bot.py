@@ -31,6 +31,7 @@ from plugins.incidents import IncidentPlugin
 from plugins.playbooks import PlaybookPlugin
 from services.history import HistoryService
 from services.incidents import IncidentService
+from services.livecard import LiveCardScheduler
 from services.playbooks import PlaybookService
 from settings import Settings, SettingsError, load_settings
 from storage import open_store
@@ -127,6 +128,7 @@ class CommandCenter:
         self.callback_base_url = ""
         self.incidents: IncidentService | None = None
         self.directory: Directory | None = None
+        self.livecard: LiveCardScheduler | None = None
         self._ws_task: asyncio.Task | None = None
         # WebSocket keep-alive/reconnect timings; tests shorten them before start().
         self.websocket_policy = ConnectionPolicy()
@@ -221,6 +223,14 @@ class CommandCenter:
         self.mmpy.plugin_manager.start()
         self._ws_task = asyncio.create_task(self.events.run(), name="websocket")
 
+        if self.incidents is not None:
+            # The duration on the cards of ongoing incidents refreshes on its own (services/livecard.py).
+            self.livecard = LiveCardScheduler(self.incidents.cards, self.store, self.tokens.teams)
+            try:
+                await self.livecard.start()
+            except Exception:  # the cards still follow every change; only the duration would stand still
+                log.exception("the live card scheduler did not start")
+
     async def wait_connected(self, timeout: float = 10.0) -> None:
         assert self.events is not None
         await asyncio.wait_for(self.events.connected.wait(), timeout)
@@ -244,6 +254,8 @@ class CommandCenter:
         """Stop taking requests, close the WebSocket, then close the store last."""
         if self.inbound is not None:
             await self.inbound.stop()
+        if self.livecard is not None:
+            await self.livecard.stop()
         if self.incidents is not None:
             await self.incidents.cards.close()
         if self.events is not None:

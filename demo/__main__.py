@@ -38,7 +38,26 @@ class Transcript:
         print(f"-- {text}")
 
 
-async def act(transcript: Transcript, sandbox: Sandbox) -> None:
+async def let_minutes_pass(sandbox: Sandbox, app: CommandCenter, minutes: int) -> None:
+    """Move the sandbox clock on and let the bot's live card scheduler catch up (no waiting)."""
+    from gateway.messages import format_live_duration
+
+    assert app.incidents is not None and app.livecard is not None
+    incident = next(i for i in (await app.store.list_incidents(sandbox.team("acme")["id"], is_admin=True)).items)
+    target = incident.created_at + minutes * 60_000 + 31_000  # past the refresh of that minute (spread ≤ 30 s)
+    sandbox.advance_clock(max(0, target - sandbox.now_ms()) / 1000)
+    app.livecard.wake()
+    expected = format_live_duration(minutes * 60_000)
+
+    def shown():
+        card = sandbox.pinned(incident.channel_id)[0]
+        fields = {f["title"]: f["value"] for f in card["props"]["attachments"][0]["fields"]}
+        return fields["Duration"].startswith(expected)
+
+    await sandbox.wait_for(shown, timeout=10)
+
+
+async def act(transcript: Transcript, sandbox: Sandbox, app: CommandCenter) -> None:
     alice, bob = sandbox.user("alice"), sandbox.user("bob")
     bot_id = sandbox.user_id("incident")
     alice_dm = await alice.dm_channel("incident")
@@ -110,6 +129,17 @@ async def act(transcript: Transcript, sandbox: Sandbox) -> None:
     card_id = sandbox.pinned(cid)[0]["id"]
     show_card(transcript, sandbox, card_id, "the pinned incident card")
 
+    transcript.note("three quiet minutes pass (simulated time): nobody touches the incident, the card's duration moves")
+    await let_minutes_pass(sandbox, app, 3)
+    show_card(transcript, sandbox, card_id, "the card, refreshed on its own", fields_only=True)
+
+    transcript.note("bob looks ahead at stage 2 without making it active (a private view with its own buttons)")
+    await slash(bob, cid, "/incident stage show 2", "payments-502s")
+    view = [p for p in bob.ephemeral(cid) if (p.get("props") or {}).get("attachments")][-1]
+    for attachment in view["props"]["attachments"]:
+        buttons = " ".join(f"[{a['name']}]" for a in attachment.get("actions", []))
+        transcript.say("payments-502s", "incident", f"{attachment['text']}  {buttons}".rstrip(), private=True)
+
     transcript.note("bob brings alice in and hands her the command")
     await bob.add_member(cid, "alice")
     transcript.say("payments-502s", "bob", "(adds @alice to the channel)")
@@ -150,10 +180,13 @@ async def show_new_bot_posts(transcript: Transcript, sandbox: Sandbox, channel_i
         transcript.say(name, "incident", post["message"])
 
 
-def show_card(transcript: Transcript, sandbox: Sandbox, card_id: str, what: str) -> None:
-    card = next(p for p in sandbox.pinned(sandbox_card_channel(sandbox, card_id)) if p["id"] == card_id)
+def show_card(transcript: Transcript, sandbox: Sandbox, card_id: str, what: str, *,
+              fields_only: bool = False) -> None:
+    channel_id = sandbox_card_channel(sandbox, card_id)
+    card = next((p for p in sandbox.pinned(channel_id) if p["id"] == card_id), None) or sandbox.pinned(channel_id)[0]
     lines = [card["message"]]
-    for attachment in card["props"]["attachments"]:
+    attachments = card["props"]["attachments"][:1] if fields_only else card["props"]["attachments"]
+    for attachment in attachments:
         if attachment.get("title"):
             lines.append(attachment["title"])
         for field in attachment.get("fields", []):
@@ -169,7 +202,7 @@ def show_card(transcript: Transcript, sandbox: Sandbox, card_id: str, what: str)
 
 def sandbox_card_channel(sandbox: Sandbox, card_id: str) -> str:
     for channel_id in sandbox.world.channels:
-        if any(p["id"] == card_id for p in sandbox.pinned(channel_id)):
+        if any(p["id"] == card_id for p in sandbox.posts(channel_id, include_deleted=True)):
             return channel_id
     raise LookupError(card_id)
 
@@ -191,7 +224,11 @@ async def main(argv: list[str]) -> int:
                 await app.wait_connected()
                 transcript.note(f"sandbox Mattermost at {sandbox.url}; bot @incident connected, "
                                 f"callbacks at {app.callback_base_url}")
-                await act(transcript, sandbox)
+                # The bot's card clock follows the sandbox's simulated time (as a host synced with the server).
+                assert app.incidents is not None
+                app.incidents.cards.clock = sandbox.now_ms
+                app.inbound.triggers.replays.clock = lambda: sandbox.now_ms() / 1000
+                await act(transcript, sandbox, app)
             finally:
                 await app.stop()
     transcript.note("demo finished")

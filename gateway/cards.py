@@ -5,18 +5,25 @@ posted (see :func:`card_message` and ``services.incidents.CardUpdater``).
 
 Layout (message attachments, the legacy interactive-message format every Mattermost client shows):
 a header with commander, status, times and stage plus the incident-wide buttons; one attachment per
-step of the active stage with its own buttons; one line per other stage with "done/total".
+step of the active stage with its own buttons; one attachment per other stage with "done/total" and a
+View button (:func:`stage_view` is what it shows, privately, without changing the active stage).
+
+The duration of an ongoing incident is shown coarsely (``format_live_duration``) and refreshed on its
+own by ``services.livecard``; ``CardContext.duration_as_of`` marks the last value a card will show
+when it cannot be edited again before the value changes (``PostEditTimeLimit``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from domain import Incident, Step
 from gateway.ids import Action
-from gateway.messages import format_duration, inline_code, neutralize
+from gateway.messages import format_duration, format_live_duration, inline_code, neutralize
 from gateway.signing import Signer
 
 COLOR_ONGOING = "#d24b4e"
@@ -37,6 +44,8 @@ class CardContext:
     signer: Signer
     action_url: str
     now_ms: int
+    #: The card will not be edited again before its duration changes: say when the duration was true.
+    duration_as_of: bool = False
 
     def who(self, user_id: str | None) -> str:
         if not user_id:
@@ -90,7 +99,7 @@ def incident_card(incident: Incident, ctx: CardContext) -> dict[str, Any]:
     header_fields = [
         {"title": "Commander", "value": ctx.who(incident.commander_id), "short": True},
         {"title": "Status", "value": status, "short": True},
-        {"title": "Duration", "value": format_duration(incident.duration_ms(ctx.now_ms)), "short": True},
+        {"title": "Duration", "value": duration_value(incident, ctx), "short": True},
         {"title": "Stage", "value": f"({incident.active_stage + 1}/{stage_count}) {neutralize(stage.title)}",
          "short": True},
     ]
@@ -127,33 +136,112 @@ def incident_card(incident: Incident, ctx: CardContext) -> dict[str, Any]:
                 f"({done}/{len(stage.steps)} done)" + ("" if stage.steps else "\nNo steps in this stage yet."),
     })
     for index, step in enumerate(stage.steps):
-        actions = []
-        if ongoing:
-            if step.done:
-                actions.append(ctx.button(f"uncheck{step.id}", "Uncheck", Action.UNCHECK, channel,
-                                          i=incident.id, s=step.id))
-            else:
-                actions.append(ctx.button(f"check{step.id}", "Check", Action.CHECK, channel, "success",
-                                          i=incident.id, s=step.id))
-            if step.command:
-                actions.append(ctx.button(f"run{step.id}", "Run", Action.RUN, channel, i=incident.id, s=step.id))
-            actions.append(ctx.button(f"assign{step.id}", "Assign", Action.ASSIGN, channel, i=incident.id, s=step.id))
-        attachment: dict[str, Any] = {
-            "fallback": f"{incident.active_stage + 1}.{index + 1} {step.title}",
-            "color": COLOR_STEP_DONE if step.done else COLOR_STEP_OPEN,
-            "text": step_line(incident, incident.active_stage, index, step, ctx),
-        }
-        if actions:
-            attachment["actions"] = actions
-        attachments.append(attachment)
+        attachments.append(step_attachment(incident, incident.active_stage, index, step, ctx))
 
-    others = [f"Stage {number + 1}: {neutralize(other.title)} — {other.done_count}/{len(other.steps)} done"
-              for number, other in enumerate(incident.stages) if number != incident.active_stage]
-    if others:
-        attachments.append({"fallback": "Other stages", "text": "\n".join(others)})
+    for number, other in enumerate(incident.stages):
+        if number == incident.active_stage:
+            continue
+        other_stage: dict[str, Any] = {
+            "fallback": f"Stage {number + 1}: {other.title}",
+            "text": f"Stage {number + 1}: {neutralize(other.title)} — {other.done_count}/{len(other.steps)} done",
+        }
+        if ongoing:  # an ended card is read-only; /incident stage show S still shows any stage
+            other_stage["actions"] = [ctx.button(f"viewstage{number}", "View", Action.VIEW_STAGE, channel,
+                                                 i=incident.id, g=number)]
+        attachments.append(other_stage)
 
     return {"message": card_message(incident),
             "props": {"attachments": attachments, "command_center_card": incident.id}}
+
+
+def duration_value(incident: Incident, ctx: CardContext) -> str:
+    """The Duration field: coarse and live while ongoing, exact once ended."""
+    if not incident.is_ongoing:
+        return format_duration(incident.duration_ms(ctx.now_ms))
+    shown = format_live_duration(incident.duration_ms(ctx.now_ms))
+    if ctx.duration_as_of:
+        shown += " as of " + dt.datetime.fromtimestamp(ctx.now_ms / 1000, tz=dt.UTC).strftime("%H:%M UTC")
+    return shown
+
+
+def step_attachment(incident: Incident, stage_index: int, index: int, step: Step, ctx: CardContext,
+                    *, view: bool = False) -> dict[str, Any]:
+    """One step row with its buttons. ``view``: for a private stage view, whose buttons answer with
+    a private message (a click on an ephemeral post cannot update it)."""
+    channel = incident.channel_id
+    extra: dict[str, Any] = {"e": 1} if view else {}
+    actions = []
+    if incident.is_ongoing:
+        if step.done:
+            actions.append(ctx.button(f"uncheck{step.id}", "Uncheck", Action.UNCHECK, channel,
+                                      i=incident.id, s=step.id, **extra))
+        else:
+            actions.append(ctx.button(f"check{step.id}", "Check", Action.CHECK, channel, "success",
+                                      i=incident.id, s=step.id, **extra))
+        if step.command:
+            actions.append(ctx.button(f"run{step.id}", "Run", Action.RUN, channel, i=incident.id, s=step.id,
+                                      **extra))
+        actions.append(ctx.button(f"assign{step.id}", "Assign", Action.ASSIGN, channel, i=incident.id, s=step.id,
+                                  **extra))
+    attachment: dict[str, Any] = {
+        "fallback": f"{stage_index + 1}.{index + 1} {step.title}",
+        "color": COLOR_STEP_DONE if step.done else COLOR_STEP_OPEN,
+        "text": step_line(incident, stage_index, index, step, ctx),
+    }
+    if actions:
+        attachment["actions"] = actions
+    return attachment
+
+
+def stage_heading(incident: Incident, stage_index: int) -> str:
+    stage = incident.stages[stage_index]
+    active = incident.stages[incident.active_stage]
+    text = (f"Stage {stage_index + 1}/{len(incident.stages)}: {neutralize(stage.title)} "
+            f"({stage.done_count}/{len(stage.steps)} done)")
+    if stage_index == incident.active_stage:
+        return text + " · the active stage"
+    return text + f" · the active stage is {incident.active_stage + 1}: {neutralize(active.title)}"
+
+
+def stage_view(incident: Incident, stage_index: int, ctx: CardContext) -> dict[str, Any]:
+    """A private look at one stage (``text`` and ``attachments`` for an ephemeral post): its steps with
+    their own buttons, and a button to make it the active stage. Nothing here changes the card."""
+    stage = incident.stages[stage_index]
+    header: dict[str, Any] = {
+        "fallback": f"Stage {stage_index + 1}: {stage.title}",
+        "color": COLOR_ONGOING if incident.is_ongoing else COLOR_ENDED,
+        "text": "#### " + stage_heading(incident, stage_index) + ("" if stage.steps else "\nNo steps in this stage yet."),
+    }
+    if incident.is_ongoing and stage_index != incident.active_stage:
+        header["actions"] = [ctx.button(f"setstage{stage_index}", "Make this the active stage", Action.SET_STAGE,
+                                        incident.channel_id, "primary", i=incident.id, g=stage_index)]
+    attachments = [header] + [step_attachment(incident, stage_index, index, step, ctx, view=True)
+                              for index, step in enumerate(stage.steps)]
+    note = ("Only you can see this. The buttons act on the incident; the card shows the result."
+            if incident.is_ongoing else "Only you can see this. The incident has ended; its checklist is read-only.")
+    return {"text": f"**{neutralize(' '.join(incident.name.split()))}** · {note}", "attachments": attachments}
+
+
+def stage_view_text(incident: Incident, stage_index: int, ctx: CardContext) -> str:
+    """The same view as plain Markdown, for where buttons cannot be shown."""
+    stage = incident.stages[stage_index]
+    lines = ["#### " + stage_heading(incident, stage_index)]
+    lines += [step_line(incident, stage_index, index, step, ctx) for index, step in enumerate(stage.steps)]
+    if not stage.steps:
+        lines.append("No steps in this stage yet.")
+    return "\n".join(lines)
+
+
+def visible_digest(card: dict[str, Any]) -> str:
+    """A fingerprint of what people see of a card (the buttons' signed contexts left out)."""
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: strip(item) for key, item in value.items() if key != "integration"}
+        if isinstance(value, list):
+            return [strip(item) for item in value]
+        return value
+    encoded = json.dumps(strip(card), sort_keys=True, ensure_ascii=False).encode()
+    return hashlib.sha256(encoded).hexdigest()
 
 
 def card_message(incident: Incident) -> str:

@@ -115,6 +115,11 @@ class MattermostClient:
     # Endpoints the bot uses ----------------------------------------------------------------
     # Thin wrappers so the rest of the code never builds paths or JSON for Mattermost itself.
 
+    async def client_config(self) -> dict:
+        """The server's client configuration (api4/config.go ``getClientConfig``: any signed-in session,
+        bots included, gets config/client.go ``GenerateClientConfig``, e.g. ``PostEditTimeLimit``)."""
+        return await self.call("GET", lambda: self.driver.system.get_client_config(params={"format": "old"}))
+
     async def my_teams(self) -> list[dict]:
         return await self.call("GET", lambda: self.driver.teams.get_teams_for_user("me"))
 

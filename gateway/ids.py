@@ -26,6 +26,8 @@ class Action(StrEnum):
     COMMANDER = "commander"
     END = "end"
     RESTART = "restart"
+    VIEW_STAGE = "viewstage"
+    SET_STAGE = "setstage"
     # Starting
     START = "start"
     START_FROM_POST = "startfrompost"

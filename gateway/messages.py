@@ -40,6 +40,8 @@ USAGES: dict[str, Usage] = {
     "restart": Usage("restart", "Reopen the ended incident of this channel", "restart", max_words=0),
     "commander": Usage("commander [@user]", "Show or change the commander", "commander @bob", max_words=1),
     "stage": Usage("stage [next|prev|S]", "Show or change the active stage", "stage next", max_words=1),
+    "stage show": Usage("stage show S", "See another stage's steps, with buttons, without making it active "
+                        "(only you see it)", "stage show 2", min_words=1, max_words=1),
     "check": Usage("check S.N", "Mark a step done (N alone means a step of the active stage)", "check 1.2",
                    min_words=1, max_words=1),
     "uncheck": Usage("uncheck S.N", "Mark a step open again", "uncheck 1.2", min_words=1, max_words=1),
@@ -303,3 +305,29 @@ def format_duration(milliseconds: int) -> str:
     parts = [(days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")]
     shown = [f"{value}{unit}" for value, unit in parts if value]
     return " ".join(shown[:2]) if shown else "0s"
+
+
+# The live card's duration (services/livecard.py refreshes it): coarse enough that hundreds of ongoing
+# incidents stay cheap, fine enough to read at a glance. (from, granularity) in ms, longest first.
+_LIVE_STEPS_MS = ((24 * 3_600_000, 3_600_000), (3_600_000, 5 * 60_000), (0, 60_000))
+
+
+def live_duration_granularity(milliseconds: int) -> int:
+    """How finely the live card shows a duration this long: a minute in the first hour, five minutes up
+    to a day, an hour after that."""
+    return next(step for start, step in _LIVE_STEPS_MS if milliseconds >= start)
+
+
+def format_live_duration(milliseconds: int) -> str:
+    """'<1m', '12m', '2h 5m', '3d 4h': the duration rounded down to its live granularity."""
+    milliseconds = max(0, milliseconds)
+    step = live_duration_granularity(milliseconds)
+    shown = milliseconds // step * step
+    return "<1m" if shown < 60_000 else format_duration(shown)
+
+
+def next_live_duration_change(milliseconds: int) -> int:
+    """The duration (ms) at which :func:`format_live_duration` next shows something else."""
+    milliseconds = max(0, milliseconds)
+    step = live_duration_granularity(milliseconds)
+    return (milliseconds // step + 1) * step

@@ -44,6 +44,10 @@ NO_PLAYBOOKS = ("You are not a member of any playbook in this team yet, so there
                 "you to theirs with `/incident playbook members add @you`.")
 
 
+# Set in BotContext.extras once Mattermost refused the bot an ephemeral post (create_post_ephemeral).
+_EPHEMERAL_REFUSED = "incidents.ephemeral_posts_refused"
+
+
 def _usage(text: str) -> ValidationError:
     return ValidationError(text)
 
@@ -287,6 +291,12 @@ class IncidentPlugin(FeaturePlugin):
     @on_command("stage")
     async def on_stage(self, command: SlashCommand) -> CommandReply:
         words = command.arguments.split()
+        if words and words[0].lower() == "show":
+            self.check_words(command, "stage show", words[1:])
+            incident = await self.service.in_channel(command.channel_id)
+            view, _ = await self.service.stage_view(incident, command.user_id,
+                                                    parse_stage_number(words[1], len(incident.stages)))
+            return CommandReply(text=view["text"], attachments=view["attachments"])
         self.check_words(command, "stage", words)
         incident = await self.service.in_channel(command.channel_id)
         argument = words[0].lower() if words else ""
@@ -295,7 +305,8 @@ class IncidentPlugin(FeaturePlugin):
             return CommandReply(
                 text=f"Active stage: **{incident.active_stage + 1}/{len(incident.stages)} {neutralize(stage.title)}** "
                      f"({stage.done_count}/{len(stage.steps)} done).\n"
-                     "Change it with `/incident stage next`, `/incident stage prev` or `/incident stage <number>`.")
+                     "Change it with `/incident stage next`, `/incident stage prev` or `/incident stage <number>`; "
+                     "look at another with `/incident stage show <number>`.")
         if argument in ("next", "prev", "previous"):
             how: str | int = "next" if argument == "next" else "prev"
         else:
@@ -307,6 +318,40 @@ class IncidentPlugin(FeaturePlugin):
     async def on_next_stage_clicked(self, callback: ActionCallback) -> ActionReply:
         await self.service.set_stage(await self._incident_for_action(callback), callback.user_id, "next")
         return ActionReply()
+
+    @on_action(Action.VIEW_STAGE)
+    async def on_view_stage_clicked(self, callback: ActionCallback) -> ActionReply:
+        """A private look at another stage. Its buttons need an ephemeral post, which only a bot allowed
+        create_post_ephemeral (system admins, api4/post.go ``createEphemeralPost``) can make from a
+        click; otherwise the view comes as text, and ``/incident stage show S`` gives the buttons."""
+        incident = await self._incident_for_action(callback)
+        stage_index = callback.args.get("g")
+        if not isinstance(stage_index, int):
+            raise NotFound("This stage no longer exists.")
+        view, text = await self.service.stage_view(incident, callback.user_id, stage_index)
+        if self.ctx.extras.get(_EPHEMERAL_REFUSED) is None:
+            try:
+                await self.ctx.client.create_ephemeral_post(callback.user_id, callback.channel_id, view["text"],
+                                                            props={"attachments": view["attachments"]})
+                return ActionReply()
+            except MattermostError as error:
+                if error.status != 403:
+                    raise
+                self.ctx.extras[_EPHEMERAL_REFUSED] = True  # not allowed: do not ask again on every click
+        return ActionReply(ephemeral_text=f"{text}\n\nOnly you can see this. To work these steps with buttons, "
+                                          f"type `/incident stage show {stage_index + 1}`.")
+
+    @on_action(Action.SET_STAGE)
+    async def on_set_stage_clicked(self, callback: ActionCallback) -> ActionReply:
+        """"Make this the active stage" in a private stage view: answered privately (no ``update``)."""
+        incident = await self._incident_for_action(callback)
+        stage_index = callback.args.get("g")
+        if not isinstance(stage_index, int) or not 0 <= stage_index < len(incident.stages):
+            raise NotFound("This stage no longer exists.")
+        updated, events = await self.service.set_stage(incident, callback.user_id, stage_index)
+        if not events:
+            return ActionReply(ephemeral_text=f"Stage {stage_index + 1} is already the active stage.")
+        return ActionReply(ephemeral_text=f"Stage {stage_index + 1} is now the active stage; the card shows it.")
 
     @on_action(Action.PREV_STAGE)
     async def on_prev_stage_clicked(self, callback: ActionCallback) -> ActionReply:
@@ -333,17 +378,28 @@ class IncidentPlugin(FeaturePlugin):
     async def on_uncheck(self, command: SlashCommand) -> CommandReply:
         return await self._check_command(command, False)
 
+    async def _check_clicked(self, callback: ActionCallback, done: bool) -> ActionReply:
+        incident = await self._incident_for_action(callback)
+        step_id = str(callback.args.get("s", ""))
+        updated, events = await self.service.check(incident, callback.user_id, step_id, done)
+        if not callback.args.get("e"):
+            return ActionReply()
+        # A button in a private stage view: that post cannot be updated (an ephemeral post), so say what happened.
+        ref = updated.locate(step_id)
+        title = neutralize(updated.step(step_id).title)
+        if not events:
+            return ActionReply(ephemeral_text=f"Step {ref.label} **{title}** is already "
+                                              f"{'done' if done else 'open'}; nothing changed.")
+        return ActionReply(ephemeral_text=f"{'Checked' if done else 'Unchecked'} {ref.label} **{title}**; "
+                                          "the card shows it.")
+
     @on_action(Action.CHECK)
     async def on_check_clicked(self, callback: ActionCallback) -> ActionReply:
-        incident = await self._incident_for_action(callback)
-        await self.service.check(incident, callback.user_id, str(callback.args.get("s", "")), True)
-        return ActionReply()
+        return await self._check_clicked(callback, True)
 
     @on_action(Action.UNCHECK)
     async def on_uncheck_clicked(self, callback: ActionCallback) -> ActionReply:
-        incident = await self._incident_for_action(callback)
-        await self.service.check(incident, callback.user_id, str(callback.args.get("s", "")), False)
-        return ActionReply()
+        return await self._check_clicked(callback, False)
 
     @on_command("assign")
     async def on_assign(self, command: SlashCommand) -> CommandReply:
@@ -401,9 +457,12 @@ class IncidentPlugin(FeaturePlugin):
     @on_action(Action.RUN)
     async def on_run_clicked(self, callback: ActionCallback) -> ActionReply:
         incident = await self._incident_for_action(callback)
-        reply = await self.service.run_step(incident, callback.user_id, str(callback.args.get("s", "")),
-                                            trigger_id=callback.trigger_id)
-        return ActionReply(ephemeral_text=reply.text)
+        step_id = str(callback.args.get("s", ""))
+        reply = await self.service.run_step(incident, callback.user_id, step_id, trigger_id=callback.trigger_id)
+        text = reply.text
+        if not text and callback.args.get("e"):  # from a private stage view: say it ran
+            text = f"Ran {incident.locate(step_id).label}; the channel shows it."
+        return ActionReply(ephemeral_text=text)
 
     @on_command("step")
     async def on_step(self, command: SlashCommand) -> CommandReply:

@@ -31,7 +31,7 @@ log = logging.getLogger("sandbox")
 SB_KEY: web.AppKey["Sandbox"] = web.AppKey("sandbox", object)  # type: ignore[arg-type]
 
 # Routes under /api/v4 that need no session (Mattermost registers them as plain API handlers).
-PUBLIC_API = {"/api/v4/system/ping", "/api/v4/actions/dialogs/open", "/api/v4/websocket"}
+PUBLIC_API = {"/api/v4/system/ping", "/api/v4/config/client", "/api/v4/actions/dialogs/open", "/api/v4/websocket"}
 
 
 @dataclass

@@ -11,7 +11,7 @@ from aiohttp import web
 from . import errors
 from .app import SB_KEY
 from .errors import AppError
-from .httputil import caller, flag, json_response, paging, path_id, read_json, user_path_id
+from .httputil import USER, caller, flag, json_response, paging, path_id, read_json, user_path_id
 from .ids import is_valid_id, new_id, now_ms
 
 ID = "{%s:[A-Za-z0-9]+}"
@@ -27,6 +27,28 @@ async def ping(request: web.Request) -> web.Response:
     if flag(request, "get_server_status"):
         body.update({"database_status": "OK", "filestore_status": "OK"})
     return json_response(body)
+
+
+async def get_client_config(request: web.Request) -> web.Response:
+    """api4/config.go ``getClientConfig``: ``format`` must be ``old`` (missing: 501, other: 400). No
+    permission is needed; a signed-in session (a bot's too) gets config/client.go ``GenerateClientConfig``,
+    which includes ``PostEditTimeLimit`` (the number as a string); without a session only the limited
+    set, which does not."""
+    fmt = request.query.get("format", "")
+    if not fmt:
+        raise AppError(501, "api.config.client.old_format.app_error",
+                       "New format for the client configuration is not supported yet. Please specify "
+                       "format=old in the query string.")
+    if fmt != "old":
+        raise errors.invalid_param("format")
+    sb = request.app[SB_KEY]
+    config = {"Version": sb.config.server_version, "BuildNumber": sb.config.server_version,
+              "SiteURL": sb.site_url, "SiteName": "Mattermost"}
+    if request.get(USER):
+        config.update({"PostEditTimeLimit": str(sb.world.post_edit_time_limit), "EnableCommands": "true",
+                       "EnablePostUsernameOverride": str(sb.config.enable_post_username_override).lower(),
+                       "EnablePostIconOverride": str(sb.config.enable_post_icon_override).lower()})
+    return json_response(config)
 
 
 # ---------------------------------------------------------------------- users
@@ -276,6 +298,7 @@ def setup(app: web.Application) -> None:
     uid = _uid_param()
     r = app.router
     r.add_get("/api/v4/system/ping", ping)
+    r.add_get("/api/v4/config/client", get_client_config)
     r.add_get("/api/v4/users", get_users)
     r.add_post("/api/v4/users/ids", get_users_by_ids)
     r.add_post("/api/v4/users/usernames", get_users_by_usernames)

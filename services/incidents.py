@@ -36,7 +36,14 @@ from domain import (
 from domain import incidents as ops
 from domain import step_commands
 from domain.models import EventKind
-from gateway.cards import CardContext, card_user_ids, incident_card
+from gateway.cards import (
+    CardContext,
+    card_user_ids,
+    incident_card,
+    stage_view,
+    stage_view_text,
+    visible_digest,
+)
 from gateway.directory import Directory
 from gateway.errors import MattermostError, user_message
 from gateway.messages import code_block, format_duration, inline_code, neutralize, quote
@@ -44,6 +51,7 @@ from gateway.models import CommandReply, SlashCommand
 from gateway.routing import Router
 from gateway.step_commands import BOT_MAY_RUN, refusal_in
 from plugins.base import BotContext
+from services import livecard
 from telemetry import telemetry_of
 
 log = logging.getLogger(__name__)
@@ -116,6 +124,17 @@ class StartRequest:
     source_post_id: str | None = None
 
 
+@dataclass
+class CardState:
+    """What the bot knows of an incident's card post since it last posted or edited it (in memory)."""
+
+    post_id: str
+    created_at: int | None  # the post's create_at (server time), when known: its edit window starts then
+    digest: str = ""        # cards.visible_digest of what it shows
+    as_of: bool = False     # it shows its last duration "as of" a time (no edit possible before the next)
+    frozen: bool = False    # a tick was refused past PostEditTimeLimit: leave it until the next change
+
+
 class CardUpdater:
     """Rebuilds an incident's card from the stored state; one rebuild at a time per incident, so a
     slower, older rebuild can never overwrite a newer one."""
@@ -125,34 +144,130 @@ class CardUpdater:
         self.directory = directory
         self._locks: dict[str, asyncio.Lock] = {}
         self._retrying: dict[str, asyncio.Task] = {}
+        self._states: dict[str, CardState] = {}
+        self._names: dict[str, dict[str, str]] = {}
+        #: The time cards are rendered at (epoch ms); tests and benchmarks inject a simulated clock.
+        self.clock: Callable[[], int] = now_ms
+        #: ServiceSettings.PostEditTimeLimit in seconds (-1: none), learned by services.livecard; None: unknown.
+        self.edit_time_limit_s: int | None = None
+        #: Called with the incident whenever its card was posted or edited (the live card scheduler).
+        self.listeners: list[Callable[[Incident], None]] = []
+        #: CPU seconds spent rendering and comparing cards for duration ticks (the benchmark reads it).
+        self.tick_cpu_s = 0.0
 
-    async def render(self, incident: Incident) -> dict:
+    def state_of(self, incident_id: str) -> CardState | None:
+        return self._states.get(incident_id)
+
+    async def context(self, incident: Incident) -> CardContext:
+        """What rendering any view of ``incident`` needs (names, signer, the time)."""
         usernames = {user_id: await self.directory.username(user_id) for user_id in card_user_ids(incident)}
+        return CardContext(usernames=usernames, signer=self.ctx.signer, action_url=self.ctx.action_url,
+                           now_ms=self.clock())
+
+    async def render(self, incident: Incident, *, now: int | None = None, as_of: bool = False,
+                     reuse_names: bool = False) -> dict:
+        """The card for ``incident``. ``reuse_names``: take usernames from this card's last rendering
+        where there is one (a duration tick costs no user lookups)."""
+        known = self._names.get(incident.id, {}) if reuse_names else {}
+        usernames = {user_id: known[user_id] if user_id in known else await self.directory.username(user_id)
+                     for user_id in card_user_ids(incident)}
+        self._names[incident.id] = usernames
         context = CardContext(usernames=usernames, signer=self.ctx.signer, action_url=self.ctx.action_url,
-                              now_ms=now_ms())
+                              now_ms=self.clock() if now is None else now, duration_as_of=as_of)
         return incident_card(incident, context)
 
-    async def refresh(self, incident_id: str) -> None:
+    def _remember(self, incident: Incident, post: dict, card: dict, as_of: bool) -> None:
+        created = post.get("create_at")
+        self._states[incident.id] = CardState(post_id=post.get("id") or incident.card_post_id or "",
+                                              created_at=created if isinstance(created, int) else None,
+                                              digest=visible_digest(card), as_of=as_of)
+
+    def _notify(self, incident: Incident) -> None:
+        for listener in self.listeners:
+            try:
+                listener(incident)
+            except Exception:  # a listener must never break a user's change
+                log.exception("a card listener failed for incident %s", incident.id)
+
+    def posted(self, incident: Incident, post: dict, card: dict) -> None:
+        """A card was just posted for ``incident`` (start, or re-posted past the edit limit)."""
+        self._remember(incident, post, card, False)
+        self._notify(incident)
+
+    async def refresh(self, incident_id: str, *, tick: bool = False) -> tuple[str, Incident | None]:
+        """Bring the card up to date; returns (what happened, the incident).
+
+        ``tick``: a duration refresh by the live card scheduler. It is skipped when the card would look
+        the same, or when the card can no longer be edited (PostEditTimeLimit) — a tick never re-posts.
+        A change someone made (``tick=False``) always edits, and re-posts a card past the limit.
+        """
         lock = self._locks.setdefault(incident_id, asyncio.Lock())
         async with lock:
             incident = await self.ctx.store.get_incident(incident_id)
             if incident is None or not incident.card_post_id:
-                return
-            card = await self.render(incident)
+                return "gone", incident
+            state = self._states.get(incident.id)
+            if state is not None and state.post_id != incident.card_post_id:
+                state = None
+            now = self.clock()
+            if tick:
+                if not incident.is_ongoing:
+                    return "ended", incident
+                if state is None and self.edit_time_limit_s is not None and self.edit_time_limit_s >= 0:
+                    state = await self._learn_card_age(incident)
+                if state is not None and (state.frozen or self._past_window(state, now)):
+                    state.frozen = True
+                    return "locked", incident
+            started = time.process_time()
+            as_of = livecard.last_refresh_before_lock(incident, state, self.edit_time_limit_s, now)
+            card = await self.render(incident, now=now, as_of=as_of, reuse_names=tick)
+            if tick:
+                unchanged = state is not None and state.digest == visible_digest(card)
+                self.tick_cpu_s += time.process_time() - started
+                if unchanged:
+                    return "unchanged", incident
             try:
                 # Only the props: the message never changes once posted (cards.card_message).
-                patched = await self.ctx.client.patch_post(incident.card_post_id, {"props": card["props"]})
+                post = await self.ctx.client.patch_post(incident.card_post_id, {"props": card["props"]})
             except MattermostError as error:
                 if error.error_id != EDIT_TIME_LIMIT_ERROR:
                     raise
-                await self._replace(incident, card)
-                return
-            if not patched.get("is_pinned"):
+                if tick:  # never move the card to the bottom of the channel for a duration tick
+                    frozen = state or CardState(post_id=incident.card_post_id, created_at=None)
+                    frozen.frozen = True
+                    self._states[incident.id] = frozen
+                    log.info("incident %s: card %s is past the edit time limit; the duration shown stays "
+                             "until the next change", incident.id, incident.card_post_id)
+                    return "locked", incident
+                incident = await self._replace(incident, card)
+                return "replaced", incident
+            if isinstance(post, dict) and not post.get("is_pinned"):
                 # A replacement card whose pin was lost part-way (see _replace): pin it now. The patch
                 # answer carries is_pinned, so a card that is pinned costs nothing extra.
                 await self.ctx.client.pin_post(incident.card_post_id)
+            self._remember(incident, post if isinstance(post, dict) else {}, card, as_of)
+            if not tick:
+                self._notify(incident)
+            return "edited", incident
 
-    async def _replace(self, incident: Incident, card: dict) -> None:
+    def _past_window(self, state: CardState, now: int) -> bool:
+        deadline = livecard.edit_deadline(state, self.edit_time_limit_s)
+        return deadline is not None and now > deadline
+
+    async def _learn_card_age(self, incident: Incident) -> CardState | None:
+        """After a restart: when the card was posted (one GET), so a tick knows its edit window."""
+        try:
+            post = await self.ctx.client.get_post(incident.card_post_id)
+        except MattermostError as error:
+            if error.status in (403, 404):
+                return None
+            raise
+        created = post.get("create_at")
+        state = CardState(post_id=incident.card_post_id, created_at=created if isinstance(created, int) else None)
+        self._states[incident.id] = state
+        return state
+
+    async def _replace(self, incident: Incident, card: dict) -> Incident:
         """Post the card afresh when Mattermost no longer lets it be edited.
 
         From Mattermost v11.7, a post older than ``ServiceSettings.PostEditTimeLimit`` cannot be
@@ -161,8 +276,11 @@ class CardUpdater:
         that the next refresh keeps up to date (and pins, if its pin was lost).
         """
         old_id = incident.card_post_id
+        # A fresh post has a fresh edit window: render again so the duration is live, not "as of".
+        card = await self.render(incident, reuse_names=True)
         fresh = await self.ctx.client.create_post(incident.channel_id, card["message"], props=card["props"])
-        await self.ctx.store.mutate_incident(incident.id, lambda current: (ops.set_card_post(current, fresh["id"]), []))
+        incident, _ = await self.ctx.store.mutate_incident(
+            incident.id, lambda current: (ops.set_card_post(current, fresh["id"]), []))
         try:
             await self.ctx.client.delete_post(old_id)  # its pin goes with it
         except MattermostError as error:
@@ -170,6 +288,8 @@ class CardUpdater:
                 log.warning("the outdated card %s of incident %s was not removed: %s", old_id, incident.id, error)
         await self.ctx.client.pin_post(fresh["id"])
         log.info("incident %s: card %s was past the edit time limit; replaced by %s", incident.id, old_id, fresh["id"])
+        self.posted(incident, fresh, card)
+        return incident
 
     def refresh_later(self, incident_id: str, delays: tuple[float, ...] = (1, 2, 5, 10, 30)) -> None:
         """Keep trying to refresh a card Mattermost would not update just now (in the background)."""
@@ -241,6 +361,24 @@ class IncidentService:
         is_team_member = is_member or await self.directory.is_team_member(incident.team_id, user_id)
         permissions.require_modify_incident(actor, incident, is_team_member=is_team_member, is_channel_member=is_member)
         return actor
+
+    async def require_viewer(self, incident: Incident, user_id: str) -> Actor:
+        """The acting user, if they may see the incident (private: channel members and system admins)."""
+        actor = await self.directory.actor(user_id)
+        is_member = await self.directory.is_channel_member(incident.channel_id, user_id)
+        is_team_member = is_member or await self.directory.is_team_member(incident.team_id, user_id)
+        permissions.require_view_incident(actor, incident, is_team_member=is_team_member, is_channel_member=is_member)
+        return actor
+
+    async def stage_view(self, incident: Incident, user_id: str, stage_index: int) -> tuple[dict, str]:
+        """A private look at one stage, for someone who may see the incident: (ephemeral post body with
+        buttons, the same as Markdown text). Nothing changes; the active stage stays what it is."""
+        await self.require_viewer(incident, user_id)
+        if not 0 <= stage_index < len(incident.stages):
+            raise ValidationError(f"Stage {stage_index + 1} does not exist: type a number from 1 to "
+                                  f"{len(incident.stages)}.")
+        context = await self.cards.context(incident)
+        return stage_view(incident, stage_index, context), stage_view_text(incident, stage_index, context)
 
     # Starting ------------------------------------------------------------------------------
 
@@ -362,14 +500,15 @@ class IncidentService:
         if opening is None:
             await self.ctx.client.create_post(incident.channel_id, await self._opening_text(incident),
                                               props={_OPENING_MARK: incident.id})
+        rendered = await self.cards.render(incident)
         if card is None:
-            rendered = await self.cards.render(incident)
             card = await self.ctx.client.create_post(incident.channel_id, rendered["message"], props=rendered["props"])
         if not card.get("is_pinned"):
             await self.ctx.client.pin_post(card["id"])
         card_id = card["id"]
         incident, _ = await self.store.mutate_incident(incident.id, lambda current: (
             ops.set_card_post(current, card_id), []))
+        self.cards.posted(incident, card, rendered)
         return incident
 
     async def _opening_text(self, incident: Incident) -> str:

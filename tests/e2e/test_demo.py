@@ -21,6 +21,11 @@ def test_demo_transcript_shows_a_whole_incident(tmp_path):
         "title: Payments outage",
         "This incident has been started by @bob.",
         "> Payments API returns 502 for about a third of requests",
+        "Duration: <1m",
+        "-- the card, refreshed on its own:",
+        "Duration: 3m",
+        "[payments-502s] bob: /incident stage show 2",
+        "#### Stage 2/3: Restore (0/4 done) · the active stage is 1: Respond  [Make this the active stage]",
         "@bob changed the commander to @alice.",
         "@alice checked 1.1",
         "@bob ran 1.2 **Set the channel header to the outage status**",
@@ -32,4 +37,7 @@ def test_demo_transcript_shows_a_whole_incident(tmp_path):
         "-- demo finished",
     ):
         assert expected in out, f"missing from the transcript: {expected}"
+    # The duration moved on its own: shown by the card refreshed while nobody touched the incident.
+    quiet = out.index("-- three quiet minutes pass")
+    assert quiet < out.index("Duration: 3m", quiet) < out.index("-- bob looks ahead at stage 2")
     assert "Traceback" not in result.stderr

@@ -20,6 +20,8 @@ WRONG_WORDS = [
     ("restart please", "restart", "extra"),
     ("commander carol bob", "commander", "extra"),
     ("stage next now", "stage", "extra"),
+    ("stage show", "stage show", "missing"),
+    ("stage show 2 3", "stage show", "extra"),
     ("check", "check", "missing"),
     ("check 1.1 1.2", "check", "extra"),
     ("uncheck", "uncheck", "missing"),
