@@ -7,7 +7,10 @@ itself never sends a command whose channel is in another team: ``api4/command.go
 the session's team membership only for direct and group messages, which belong to no team.
 Button clicks and dialog submissions carry the channel's team too (``doPostAction`` and, on
 current servers, ``submitDialog`` take it from the channel). So the rule the HTTP server applies
-to every request is: a channel that belongs to a team must belong to the request's team.
+to every request is: a channel that belongs to a team must belong to the request's team. (A
+click's or dialog's channel is already fixed by the bot's signature on its context or state, so
+for those the team is checked where the bot knows it without asking: incident channels and
+channels seen before.)
 
 The team is looked up once per channel: first from what the bot already knows (an incident
 channel's team is in the store, even when the bot has been removed from it), then from Mattermost
@@ -46,10 +49,13 @@ class ChannelTeams:
         self._teams: OrderedDict[str, str] = OrderedDict()
         self._asking: dict[str, asyncio.Future[str | None]] = {}
 
-    async def team_of(self, channel_id: str, *, fresh: bool = False) -> str | None:
+    async def team_of(self, channel_id: str, *, fresh: bool = False, ask: bool = True) -> str | None:
+        """``ask=False``: only what is known without asking Mattermost (cached, or in the store)."""
         if not fresh and channel_id in self._teams:
             self._teams.move_to_end(channel_id)
             return self._teams[channel_id]
+        if not ask:
+            return await self.known(channel_id) if self.known is not None else None
         # Many people typing in one channel at once cost one lookup, not one each.
         asking = self._asking.get(channel_id)
         if asking is None:
@@ -73,9 +79,13 @@ class ChannelTeams:
             self._teams.popitem(last=False)
         return team_id
 
-    async def mismatch(self, channel_id: str, team_id: str) -> str | None:
-        """Why a request for ``channel_id`` claiming ``team_id`` must be refused, or None if it may go on."""
-        channel_team = await self.team_of(channel_id)
+    async def mismatch(self, channel_id: str, team_id: str, *, ask: bool = True) -> str | None:
+        """Why a request for ``channel_id`` claiming ``team_id`` must be refused, or None if it may go on.
+
+        ``ask=False`` for requests whose channel the bot's signature already binds (clicks, dialogs):
+        their team is checked where the bot knows it without a round trip, so a click costs nothing.
+        """
+        channel_team = await self.team_of(channel_id, ask=ask)
         if channel_team is UNKNOWN or channel_team in ("", team_id):
             return None
         channel_team = await self.team_of(channel_id, fresh=True)  # moved to this team just now?

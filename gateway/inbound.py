@@ -247,12 +247,14 @@ class InboundServer:
             request[OUTCOME] = f"refused: {type(error).__name__}: {error}"[:300]
             return on_error(user_message(error))
 
-    async def _unbound(self, channel_id: str, team_id: str) -> str:
-        """Why a request for ``channel_id`` in ``team_id`` is refused ("" when its channel is the team's)."""
+    async def _unbound(self, channel_id: str, team_id: str, *, signed: bool = False) -> str:
+        """Why a request for ``channel_id`` in ``team_id`` is refused ("" when its channel is the team's).
+
+        ``signed``: the channel is bound by the bot's signature already (see gateway/binding.py)."""
         if self.channel_teams is None:
             return ""
         try:
-            return await self.channel_teams.mismatch(channel_id, team_id) or ""
+            return await self.channel_teams.mismatch(channel_id, team_id, ask=not signed) or ""
         except MattermostError as error:  # fail closed: nothing runs unbound
             log.warning("could not look up the team of channel %s: %s", channel_id, error)
             return "the channel's team could not be checked; try again"
@@ -327,7 +329,7 @@ class InboundServer:
         request[WHO] = f"{callback.user_name or '?'}({callback.user_id})"
         request[WHAT] = f"action {action}"
         # Mattermost sends the clicked post's channel's team (doPostAction); anything else is forged.
-        refusal = await self._unbound(callback.channel_id, callback.team_id)
+        refusal = await self._unbound(callback.channel_id, callback.team_id, signed=True)
         if refusal:
             return _reject(request, 401, refusal)
         handler = self.router.actions.get(action)
@@ -375,7 +377,7 @@ class InboundServer:
             return _reject(request, 400, "the dialog submission has invalid fields")
         request[WHO] = user_id
         request[WHAT] = f"dialog {callback_id}{' (cancelled)' if cancelled else ''}"
-        refusal = await self._unbound(form.channel_id, form.team_id) if form.channel_id else ""
+        refusal = await self._unbound(form.channel_id, form.team_id, signed=True) if form.channel_id else ""
         if refusal:
             return _reject(request, 401, refusal)
         # Claimed before the handler runs, atomically in the store: of two copies of one submission
