@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain import Incident, Step
+from domain.freshness import stage_mark, status_mark, step_mark
 from gateway.ids import Action
 from gateway.messages import format_duration, inline_code, neutralize
 from gateway.signing import Signer
@@ -96,18 +97,24 @@ def incident_card(incident: Incident, ctx: CardContext) -> dict[str, Any]:
     ]
     if incident.playbook_title:
         header_fields.append({"title": "Playbook", "value": neutralize(incident.playbook_title), "short": True})
+    # Every button that changes something carries the mark of the state its own target had when it
+    # was drawn (domain/freshness.py): a click on an outdated card changes nothing. (Commander and
+    # Assign only open a dialog, which needs Mattermost's own trigger id; the choice made in it stands.)
     header_actions = []
+    at_stage, status_now = stage_mark(incident), status_mark(incident)
     if ongoing:
         if incident.active_stage > 0:
             header_actions.append(ctx.button("prevstage", "◀ Previous stage", Action.PREV_STAGE, channel,
-                                             i=incident.id))
+                                             i=incident.id, m=at_stage))
         if incident.active_stage < stage_count - 1:
             header_actions.append(ctx.button("nextstage", "Next stage ▶", Action.NEXT_STAGE, channel, "primary",
-                                             i=incident.id))
+                                             i=incident.id, m=at_stage))
         header_actions.append(ctx.button("commander", "Change commander", Action.COMMANDER, channel, i=incident.id))
-        header_actions.append(ctx.button("end", "End incident", Action.END, channel, "danger", i=incident.id))
+        header_actions.append(ctx.button("end", "End incident", Action.END, channel, "danger", i=incident.id,
+                                         m=status_now))
     else:
-        header_actions.append(ctx.button("restart", "Restart incident", Action.RESTART, channel, i=incident.id))
+        header_actions.append(ctx.button("restart", "Restart incident", Action.RESTART, channel, i=incident.id,
+                                         m=status_now))
 
     attachments: list[dict[str, Any]] = [{
         "fallback": f"Incident {incident.name}: {status}",
@@ -129,14 +136,16 @@ def incident_card(incident: Incident, ctx: CardContext) -> dict[str, Any]:
     for index, step in enumerate(stage.steps):
         actions = []
         if ongoing:
+            mark = step_mark(step)
             if step.done:
                 actions.append(ctx.button(f"uncheck{step.id}", "Uncheck", Action.UNCHECK, channel,
-                                          i=incident.id, s=step.id))
+                                          i=incident.id, s=step.id, m=mark))
             else:
                 actions.append(ctx.button(f"check{step.id}", "Check", Action.CHECK, channel, "success",
-                                          i=incident.id, s=step.id))
+                                          i=incident.id, s=step.id, m=mark))
             if step.command:
-                actions.append(ctx.button(f"run{step.id}", "Run", Action.RUN, channel, i=incident.id, s=step.id))
+                actions.append(ctx.button(f"run{step.id}", "Run", Action.RUN, channel, i=incident.id, s=step.id,
+                                          m=mark))
             actions.append(ctx.button(f"assign{step.id}", "Assign", Action.ASSIGN, channel, i=incident.id, s=step.id))
         attachment: dict[str, Any] = {
             "fallback": f"{incident.active_stage + 1}.{index + 1} {step.title}",

@@ -17,6 +17,7 @@ import shlex
 from typing import Any
 
 from domain import NotFound, ValidationError, parse_stage_number, parse_step_ref
+from domain.freshness import status_mark
 from domain.ids import is_valid_id
 from domain.models import Incident, StepRef
 from gateway import dialogs
@@ -46,6 +47,13 @@ NO_PLAYBOOKS = ("You are not a member of any playbook in this team yet, so there
 
 def _usage(text: str) -> ValidationError:
     return ValidationError(text)
+
+
+def _drawn(args: dict[str, Any]) -> str:
+    """The state mark a button (or the dialog it opened) was drawn with; "" (never current) for a card
+    drawn before buttons carried one, which is then refreshed instead of acted on."""
+    mark = args.get("m")
+    return mark if isinstance(mark, str) else ""
 
 
 class IncidentPlugin(FeaturePlugin):
@@ -292,12 +300,14 @@ class IncidentPlugin(FeaturePlugin):
 
     @on_action(Action.NEXT_STAGE)
     async def on_next_stage_clicked(self, callback: ActionCallback) -> ActionReply:
-        await self.service.set_stage(await self._incident_for_action(callback), callback.user_id, "next")
+        await self.service.set_stage(await self._incident_for_action(callback), callback.user_id, "next",
+                                     drawn=_drawn(callback.args))
         return ActionReply()
 
     @on_action(Action.PREV_STAGE)
     async def on_prev_stage_clicked(self, callback: ActionCallback) -> ActionReply:
-        await self.service.set_stage(await self._incident_for_action(callback), callback.user_id, "prev")
+        await self.service.set_stage(await self._incident_for_action(callback), callback.user_id, "prev",
+                                     drawn=_drawn(callback.args))
         return ActionReply()
 
     # Steps ---------------------------------------------------------------------------------
@@ -321,13 +331,15 @@ class IncidentPlugin(FeaturePlugin):
     @on_action(Action.CHECK)
     async def on_check_clicked(self, callback: ActionCallback) -> ActionReply:
         incident = await self._incident_for_action(callback)
-        await self.service.check(incident, callback.user_id, str(callback.args.get("s", "")), True)
+        await self.service.check(incident, callback.user_id, str(callback.args.get("s", "")), True,
+                                 drawn=_drawn(callback.args))
         return ActionReply()
 
     @on_action(Action.UNCHECK)
     async def on_uncheck_clicked(self, callback: ActionCallback) -> ActionReply:
         incident = await self._incident_for_action(callback)
-        await self.service.check(incident, callback.user_id, str(callback.args.get("s", "")), False)
+        await self.service.check(incident, callback.user_id, str(callback.args.get("s", "")), False,
+                                 drawn=_drawn(callback.args))
         return ActionReply()
 
     @on_command("assign")
@@ -385,7 +397,8 @@ class IncidentPlugin(FeaturePlugin):
     @on_action(Action.RUN)
     async def on_run_clicked(self, callback: ActionCallback) -> ActionReply:
         incident = await self._incident_for_action(callback)
-        text = await self.service.run_step(incident, callback.user_id, str(callback.args.get("s", "")))
+        text = await self.service.run_step(incident, callback.user_id, str(callback.args.get("s", "")),
+                                           drawn=_drawn(callback.args))
         return ActionReply(ephemeral_text=text)
 
     @on_command("step")
@@ -427,8 +440,11 @@ class IncidentPlugin(FeaturePlugin):
 
     async def _confirm(self, dialog_id: Dialog, trigger_id: str, user_id: str, channel_id: str,
                        incident: Incident) -> None:
-        """Ask before ending or restarting; who may do it is checked when the user confirms."""
-        state = self.ctx.signer.dialog_state(dialog_id, user_id, channel_id, {"i": incident.id})
+        """Ask before ending or restarting; who may do it is checked when the user confirms, and the
+        confirmation holds only for the state it was asked in (an incident ended and restarted meanwhile
+        is not ended by an old dialog)."""
+        state = self.ctx.signer.dialog_state(dialog_id, user_id, channel_id,
+                                             {"i": incident.id, "m": status_mark(incident)})
         if dialog_id is Dialog.END:
             title, label = "End incident", "End incident"
             intro = (f"End **{neutralize(incident.name)}**? Its duration stops and its checklist becomes read-only; "
@@ -462,16 +478,14 @@ class IncidentPlugin(FeaturePlugin):
     @on_action(Action.END)
     async def on_end_clicked(self, callback: ActionCallback) -> ActionReply:
         incident = await self._incident_for_action(callback)
-        if not incident.is_ongoing:
-            return ActionReply(ephemeral_text="This incident has already ended.")
+        await self.service.require_drawn(incident, _drawn(callback.args))
         await self._confirm(Dialog.END, callback.trigger_id, callback.user_id, callback.channel_id, incident)
         return ActionReply()
 
     @on_action(Action.RESTART)
     async def on_restart_clicked(self, callback: ActionCallback) -> ActionReply:
         incident = await self._incident_for_action(callback)
-        if incident.is_ongoing:
-            return ActionReply(ephemeral_text="This incident is already ongoing.")
+        await self.service.require_drawn(incident, _drawn(callback.args))
         await self._confirm(Dialog.RESTART, callback.trigger_id, callback.user_id, callback.channel_id, incident)
         return ActionReply()
 
@@ -483,9 +497,9 @@ class IncidentPlugin(FeaturePlugin):
             return DialogReply(error="This incident no longer exists.")
         try:
             if end:
-                await self.service.end(incident, form.user_id)
+                await self.service.end(incident, form.user_id, drawn=_drawn(form.args))
             else:
-                await self.service.restart(incident, form.user_id)
+                await self.service.restart(incident, form.user_id, drawn=_drawn(form.args))
         except Exception as error:  # shown in the dialog's footer
             return DialogReply(error=user_message(error))
         return DialogReply()

@@ -33,6 +33,7 @@ from domain import (
     validation,
 )
 from domain import incidents as ops
+from domain.freshness import StaleCard, require_fresh
 from domain.models import EventKind
 from gateway.cards import CardContext, card_user_ids, incident_card
 from gateway.directory import Directory
@@ -99,6 +100,15 @@ class StartJournal(BaseModel):
     abandoned: bool = False
 
 
+@dataclass(frozen=True)
+class Drawn:
+    """What a card button was drawn for: the mark of its target's state (domain/freshness.py)."""
+
+    mark: str
+    step: StepTarget | None = None
+    what: str = "status"
+
+
 @dataclass
 class StartRequest:
     actor_id: str
@@ -124,6 +134,11 @@ class CardUpdater:
         context = CardContext(usernames=usernames, signer=self.ctx.signer, action_url=self.ctx.action_url,
                               now_ms=now_ms())
         return incident_card(incident, context)
+
+    def busy(self, incident_id: str) -> bool:
+        """Whether the card is being rebuilt right now (from the newest state once the rebuild reads it)."""
+        lock = self._locks.get(incident_id)
+        return lock is not None and lock.locked()
 
     async def refresh(self, incident_id: str) -> None:
         lock = self._locks.setdefault(incident_id, asyncio.Lock())
@@ -433,14 +448,52 @@ class IncidentService:
 
     async def change(self, incident: Incident, user_id: str,
                      operation: Callable[[Incident], tuple[Incident, list[TimelineEvent]]],
-                     describe: Callable[[Incident, list[TimelineEvent], str], str | None]) -> tuple[Incident, list[TimelineEvent]]:
-        """The one path for every change: permission, versioned write, announcement, card."""
+                     describe: Callable[[Incident, list[TimelineEvent], str], str | None],
+                     *, drawn: Drawn | None = None) -> tuple[Incident, list[TimelineEvent]]:
+        """The one path for every change: permission, versioned write, announcement, card.
+
+        ``drawn``: the change comes from a card button (or a dialog it opened), drawn for the state
+        in the mark; it is refused, inside the versioned write, if that state has moved on.
+        """
         await self.require_member(incident, user_id)
-        updated, events = await self.store.mutate_incident(incident.id, operation)
+        updated, events = await self._mutate(incident, operation, drawn)
         if events:
             telemetry_of(self.ctx).incident_changed(updated, events)
             await self._publish(updated, events, user_id, describe)
         return updated, events
+
+    async def _mutate(self, incident: Incident, operation: Callable[[Incident], tuple[Incident, list[TimelineEvent]]],
+                      drawn: Drawn | None) -> tuple[Incident, list[TimelineEvent]]:
+        if drawn is None:
+            return await self.store.mutate_incident(incident.id, operation)
+
+        def checked(current: Incident) -> tuple[Incident, list[TimelineEvent]]:
+            require_fresh(current, drawn.mark, step=drawn.step, what=drawn.what)
+            return operation(current)
+
+        try:
+            return await self.store.mutate_incident(incident.id, checked)
+        except StaleCard:
+            await self._show_current_card(incident)
+            raise
+
+    async def require_drawn(self, incident: Incident, mark: str) -> None:
+        """For a button that only opens a dialog: refuse it if the state it was drawn for moved on."""
+        try:
+            require_fresh(incident, mark)
+        except StaleCard:
+            await self._show_current_card(incident)
+            raise
+
+    async def _show_current_card(self, incident: Incident) -> None:
+        """Whoever clicked sees an old card: show them the current one. Normally it is already, or
+        is being redrawn right now after the change that made the click stale (then nothing to do)."""
+        if self.cards.busy(incident.id):
+            return
+        try:
+            await self.cards.refresh(incident.id)
+        except MattermostError as error:
+            log.warning("the card of incident %s was not refreshed after a stale click: %s", incident.id, error)
 
     async def _publish(self, incident: Incident, events: list[TimelineEvent], user_id: str,
                        describe: Callable[[Incident, list[TimelineEvent], str], str | None]) -> None:
@@ -460,10 +513,12 @@ class IncidentService:
                         incident.id, error)
             self.cards.refresh_later(incident.id)
 
-    async def check(self, incident: Incident, user_id: str, target: StepTarget, done: bool):
+    async def check(self, incident: Incident, user_id: str, target: StepTarget, done: bool, *,
+                    drawn: str | None = None):
         return await self.change(
             incident, user_id, lambda current: checklist.set_step_state(current, target, done, user_id, now_ms()),
-            lambda inc, events, who: f"@{who} {'checked' if done else 'unchecked'} {_step_label(events[0])}.")
+            lambda inc, events, who: f"@{who} {'checked' if done else 'unchecked'} {_step_label(events[0])}.",
+            drawn=None if drawn is None else Drawn(drawn, step=target))
 
     async def assign(self, incident: Incident, user_id: str, target: StepTarget, assignee_id: str | None):
         in_channel = assignee_id is None or await self.directory.is_channel_member(incident.channel_id, assignee_id)
@@ -490,7 +545,7 @@ class IncidentService:
             current, new_commander_id, user_id, now_ms(), new_commander_in_channel=in_channel),
             lambda inc, events, who: f"@{who} changed the commander to @{name}.")
 
-    async def set_stage(self, incident: Incident, user_id: str, how: str | int):
+    async def set_stage(self, incident: Incident, user_id: str, how: str | int, *, drawn: str | None = None):
         def operation(current: Incident):
             if how == "next":
                 return ops.next_stage(current, user_id, now_ms())
@@ -503,20 +558,22 @@ class IncidentService:
             return (f"@{who} moved the incident to stage {stage + 1}/{len(inc.stages)}: "
                     f"**{neutralize(inc.stages[stage].title)}**.")
 
-        return await self.change(incident, user_id, operation, describe)
+        return await self.change(incident, user_id, operation, describe,
+                                 drawn=None if drawn is None else Drawn(drawn, what="stage"))
 
-    async def end(self, incident: Incident, user_id: str):
+    async def end(self, incident: Incident, user_id: str, *, drawn: str | None = None):
         def describe(inc: Incident, events: list[TimelineEvent], who: str) -> str:
             details = events[0].details
             return (f"This incident has been ended by @{who}.\n"
                     f"Duration: **{format_duration(details.get('duration_ms', 0))}** · "
                     f"steps done: **{details.get('steps_done', 0)}/{details.get('steps_total', 0)}**")
         return await self.change(incident, user_id, lambda current: ops.end_incident(current, user_id, now_ms()),
-                                 describe)
+                                 describe, drawn=None if drawn is None else Drawn(drawn))
 
-    async def restart(self, incident: Incident, user_id: str):
+    async def restart(self, incident: Incident, user_id: str, *, drawn: str | None = None):
         return await self.change(incident, user_id, lambda current: ops.restart_incident(current, user_id, now_ms()),
-                                 lambda inc, events, who: f"This incident has been restarted by @{who}.")
+                                 lambda inc, events, who: f"This incident has been restarted by @{who}.",
+                                 drawn=None if drawn is None else Drawn(drawn))
 
     async def add_step(self, incident: Incident, user_id: str, stage: int, title: str):
         return await self.change(incident, user_id, lambda current: checklist.add_step(
@@ -541,12 +598,13 @@ class IncidentService:
             lambda inc, events, who: f"@{who} moved step **{neutralize(str(events[0].details.get('title', '')))}** "
                                      f"to position {position + 1}.")
 
-    async def run_step(self, incident: Incident, user_id: str, target: StepTarget) -> str:
+    async def run_step(self, incident: Incident, user_id: str, target: StepTarget, *, drawn: str | None = None) -> str:
         """Run the step's slash command in the incident channel; returns what to tell the user."""
         await self.require_member(incident, user_id)
         step = incident.step(target)
-        updated, events = await self.store.mutate_incident(
-            incident.id, lambda current: checklist.run_step(current, target, user_id, now_ms()))
+        updated, events = await self._mutate(
+            incident, lambda current: checklist.run_step(current, target, user_id, now_ms()),
+            None if drawn is None else Drawn(drawn, step=target))
         telemetry_of(self.ctx).incident_changed(updated, events)
         command = step.command
         who = await self.directory.username(user_id)
