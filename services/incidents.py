@@ -50,6 +50,9 @@ _CHANNEL_NAME_MAX = 64
 _SUFFIX_LEN = 4
 _SUFFIX_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
 _JOURNAL_PREFIX = "start:"
+# A channel name is claimed in the store by the one start that may create (and adopt) a channel of
+# that name: key = prefix + team id + ":" + name, value = the start's incident id.
+_CLAIM_PREFIX = "start-channel:"
 _OPENING_MARK = "command_center_opening"
 _CLOCK_SKEW_MS = 5 * 60 * 1000
 # Mattermost's answer to an edit of a post older than ServiceSettings.PostEditTimeLimit.
@@ -312,11 +315,33 @@ class IncidentService:
             telemetry_of(self.ctx).incident_changed(incident, events)
         incident = await self._ensure_opening_and_card(incident)
         await self.store.delete_setting(_JOURNAL_PREFIX + journal.incident_id)
+        await self._release_name(journal)  # the incident now marks the channel as taken
         log.info("incident %s started by %s in channel %s", incident.id, journal.actor_id, incident.channel_id)
         return incident
 
+    def _claim_key(self, journal: StartJournal) -> str:
+        return f"{_CLAIM_PREFIX}{journal.team_id}:{journal.channel_name}"
+
+    async def _claim_name(self, journal: StartJournal) -> bool:
+        """Claim the journal's channel name for this start; False if another start holds it.
+
+        Atomic in the store, and kept until the start is complete or undone, so of two starts
+        choosing one name at once (or one interrupted and recovered later) only the holder ever
+        creates — or adopts — a channel of that name."""
+        holder = await self.store.setting_or_default(self._claim_key(journal), journal.incident_id)
+        return holder == journal.incident_id
+
+    async def _release_name(self, journal: StartJournal) -> None:
+        if await self.store.get_setting(self._claim_key(journal)) == journal.incident_id:
+            await self.store.delete_setting(self._claim_key(journal))
+
     async def _own_channel(self, journal: StartJournal) -> dict | None:
-        """The channel named in the journal, if this start created it (an earlier attempt did)."""
+        """The channel named in the journal, if this start created it (an earlier attempt did).
+
+        Only the start holding the name's claim can have created it: a channel of that name made by
+        another start (the same name chosen at the same moment) is never taken for this one's."""
+        if await self.store.get_setting(self._claim_key(journal)) != journal.incident_id:
+            return None
         try:
             channel = await self.ctx.client.channel_by_name(journal.team_id, journal.channel_name)
         except MattermostError as error:
@@ -332,6 +357,11 @@ class IncidentService:
     async def _channel_for(self, journal: StartJournal) -> dict:
         base = channel_name_for(journal.name)
         for _ in range(6):
+            if not await self._claim_name(journal):
+                # Another start is using this name right now: take another, as for any taken name.
+                journal.channel_name = with_suffix(base)
+                await self._save_journal(journal)
+                continue
             existing = await self._own_channel(journal)
             if existing is not None:
                 return existing
@@ -342,6 +372,7 @@ class IncidentService:
                 if not (error.status == 400 and ("exists" in error.error_id or "previously" in error.error_id)):
                     raise
             # Someone else's channel has this name: pick another and remember it before creating.
+            await self._release_name(journal)
             journal.channel_name = with_suffix(base)
             await self._save_journal(journal)
         raise ValidationError("Could not find a free channel name for this incident; try a different name.")
@@ -396,6 +427,7 @@ class IncidentService:
             if incident is not None:
                 await self.store.delete_incident(incident.id)
             await self.store.delete_setting(_JOURNAL_PREFIX + journal.incident_id)
+            await self._release_name(journal)
             return True
         except Exception:
             log.exception("could not clean up the interrupted start of incident %s yet; will retry at start-up",
@@ -429,6 +461,12 @@ class IncidentService:
                     continue
             done = await self._abandon_start(journal)
             outcomes.append(f"{journal.incident_id}: {'cleaned up' if done else 'clean-up pending'}")
+        # Claims whose start is gone (the bot stopped between the two deletions) block nothing real
+        # (their channel exists), but are dropped here, before any new start can run.
+        journals = await self.store.settings_with_prefix(_JOURNAL_PREFIX)
+        for key, holder in (await self.store.settings_with_prefix(_CLAIM_PREFIX)).items():
+            if _JOURNAL_PREFIX + holder not in journals:
+                await self.store.delete_setting(key)
         for incident in await self.store.incidents_without_card():
             await self._ensure_opening_and_card(incident)
             outcomes.append(f"{incident.id}: card restored")
