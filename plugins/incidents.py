@@ -69,13 +69,14 @@ class IncidentPlugin(FeaturePlugin):
 
     # Helpers -------------------------------------------------------------------------------
 
-    async def _user_arg(self, text: str) -> dict:
+    async def _user_arg(self, text: str, team_id: str) -> dict:
         match = _MENTION.match(text.strip())
         if not match:
             raise _usage(f'"{neutralize(text)}" is not a username. Write it as @username.')
-        user = await self.directory.user_by_username(match.group(1))
+        # Missing and outside the incident's team get one answer (the bot sees other teams' users).
+        user = await self.directory.team_user_by_username(team_id, match.group(1))
         if user is None:
-            raise NotFound(f"There is no user @{neutralize(match.group(1))}. Check the spelling.")
+            raise NotFound(f"There is no user @{neutralize(match.group(1))} in this team. Check the spelling.")
         return user
 
     async def _incident_for_action(self, callback: ActionCallback) -> Incident:
@@ -245,7 +246,7 @@ class IncidentPlugin(FeaturePlugin):
             name = await self.directory.username(incident.commander_id)
             return CommandReply(text=f"The commander of **{neutralize(incident.name)}** is @{name}. "
                                      "Change it with `/incident commander @user`.")
-        user = await self._user_arg(command.arguments.split()[0])
+        user = await self._user_arg(command.arguments.split()[0], incident.team_id)
         _, events = await self.service.change_commander(incident, command.user_id, user["id"])
         return CommandReply(text="" if events else f"@{user['username']} is already the commander.")
 
@@ -349,7 +350,7 @@ class IncidentPlugin(FeaturePlugin):
         if len(parts) != 2:
             raise _usage("Usage: /incident assign S.N @user (or none to clear), e.g. /incident assign 2.1 @carol")
         ref = self._step_target(incident, parts[0])
-        assignee = None if parts[1].lower() in ("none", "nobody", "-") else (await self._user_arg(parts[1]))["id"]
+        assignee = None if parts[1].lower() in ("none", "nobody", "-") else (await self._user_arg(parts[1], incident.team_id))["id"]
         _, events = await self.service.assign(incident, command.user_id, ref, assignee)
         return CommandReply(text="" if events else "Nothing changed: that is already the assignee.")
 
