@@ -17,6 +17,7 @@ from mmpy_bot import Settings as MmpySettings
 
 from gateway.client import MattermostClient
 from gateway.commands import register_commands
+from gateway.binding import ChannelTeams
 from gateway.directory import Directory
 from gateway.errors import MattermostError
 from gateway.events import ConnectionPolicy, EventStream
@@ -182,7 +183,8 @@ class CommandCenter:
 
         # Spent trigger ids and dialog nonces live in the store, so a restart does not forget them.
         self.inbound = InboundServer(self.router, signer, self.tokens, self.health, limits=self.inbound_limits,
-                                     replays=ReplayGuard(self.store))
+                                     replays=ReplayGuard(self.store),
+                                     channel_teams=ChannelTeams(self.client, known=self._incident_team))
         try:
             port = await self.inbound.start(settings.listen_host, settings.listen_port)
         except OSError as error:
@@ -230,6 +232,11 @@ class CommandCenter:
                 await self.livecard.start()
             except Exception:  # the cards still follow every change; only the duration would stand still
                 log.exception("the live card scheduler did not start")
+
+    async def _incident_team(self, channel_id: str) -> str | None:
+        """The team of an incident channel, from the store (known even if the bot was removed from it)."""
+        incident = await self.store.incident_by_channel(channel_id)
+        return incident.team_id if incident is not None else None
 
     async def wait_connected(self, timeout: float = 10.0) -> None:
         assert self.events is not None

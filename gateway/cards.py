@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain import Incident, Step
+from domain.freshness import stage_mark, status_mark, step_mark
 from gateway.ids import Action
 from gateway.messages import format_duration, format_live_duration, inline_code, neutralize
 from gateway.signing import Signer
@@ -105,18 +106,24 @@ def incident_card(incident: Incident, ctx: CardContext) -> dict[str, Any]:
     ]
     if incident.playbook_title:
         header_fields.append({"title": "Playbook", "value": neutralize(incident.playbook_title), "short": True})
+    # Every button that changes something carries the mark of the state its own target had when it
+    # was drawn (domain/freshness.py): a click on an outdated card changes nothing. (Commander and
+    # Assign only open a dialog, which needs Mattermost's own trigger id; the choice made in it stands.)
     header_actions = []
+    at_stage, status_now = stage_mark(incident), status_mark(incident)
     if ongoing:
         if incident.active_stage > 0:
             header_actions.append(ctx.button("prevstage", "◀ Previous stage", Action.PREV_STAGE, channel,
-                                             i=incident.id))
+                                             i=incident.id, m=at_stage))
         if incident.active_stage < stage_count - 1:
             header_actions.append(ctx.button("nextstage", "Next stage ▶", Action.NEXT_STAGE, channel, "primary",
-                                             i=incident.id))
+                                             i=incident.id, m=at_stage))
         header_actions.append(ctx.button("commander", "Change commander", Action.COMMANDER, channel, i=incident.id))
-        header_actions.append(ctx.button("end", "End incident", Action.END, channel, "danger", i=incident.id))
+        header_actions.append(ctx.button("end", "End incident", Action.END, channel, "danger", i=incident.id,
+                                         m=status_now))
     else:
-        header_actions.append(ctx.button("restart", "Restart incident", Action.RESTART, channel, i=incident.id))
+        header_actions.append(ctx.button("restart", "Restart incident", Action.RESTART, channel, i=incident.id,
+                                         m=status_now))
 
     attachments: list[dict[str, Any]] = [{
         "fallback": f"Incident {incident.name}: {status}",
@@ -172,15 +179,16 @@ def step_attachment(incident: Incident, stage_index: int, index: int, step: Step
     extra: dict[str, Any] = {"e": 1} if view else {}
     actions = []
     if incident.is_ongoing:
+        mark = step_mark(step)  # the state this row is drawn for (domain/freshness.py)
         if step.done:
             actions.append(ctx.button(f"uncheck{step.id}", "Uncheck", Action.UNCHECK, channel,
-                                      i=incident.id, s=step.id, **extra))
+                                      i=incident.id, s=step.id, m=mark, **extra))
         else:
             actions.append(ctx.button(f"check{step.id}", "Check", Action.CHECK, channel, "success",
-                                      i=incident.id, s=step.id, **extra))
+                                      i=incident.id, s=step.id, m=mark, **extra))
         if step.command:
             actions.append(ctx.button(f"run{step.id}", "Run", Action.RUN, channel, i=incident.id, s=step.id,
-                                      **extra))
+                                      m=mark, **extra))
         actions.append(ctx.button(f"assign{step.id}", "Assign", Action.ASSIGN, channel, i=incident.id, s=step.id,
                                   **extra))
     attachment: dict[str, Any] = {

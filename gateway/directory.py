@@ -83,6 +83,16 @@ class Directory:
         self._users[user["id"]] = (time.monotonic(), user)
         return user
 
+    async def team_user_by_username(self, team_id: str, username: str) -> dict[str, Any] | None:
+        """The active user with this username if they are in ``team_id``; None otherwise.
+
+        The bot sees the users of every team it is in; someone asking in one team must not learn
+        who exists in another, so a user outside the team is answered exactly like a missing one."""
+        user = await self.user_by_username(username)
+        if user is None or user.get("delete_at") or not await self.is_team_member(team_id, user["id"]):
+            return None
+        return user
+
     async def actor(self, user_id: str) -> Actor:
         user = await self.user(user_id)
         return Actor(user_id=user_id, is_system_admin="system_admin" in str(user.get("roles", "")).split())

@@ -30,7 +30,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from multidict import MultiDict
 from pydantic import ValidationError
 
-from gateway.errors import user_message
+from gateway.binding import ChannelTeams
+from gateway.errors import MattermostError, user_message
 from gateway.ids import Route
 from gateway.models import (
     ActionCallback,
@@ -127,8 +128,11 @@ class InboundServer:
     def __init__(self, router: Router, signer: Signer, tokens: CommandTokens,
                  health: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]],
                  *, replays: ReplayGuard | None = None, trigger_guard: TriggerGuard | None = None,
-                 answer_within_s: float = ANSWER_WITHIN_S, limits: InboundLimits | None = None) -> None:
+                 answer_within_s: float = ANSWER_WITHIN_S, limits: InboundLimits | None = None,
+                 channel_teams: ChannelTeams | None = None) -> None:
         self.limits = limits or InboundLimits()
+        # Binds every request's channel to its team (gateway/binding.py); None only in unit tests.
+        self.channel_teams = channel_teams
         self.router = router
         self.signer = signer
         self.tokens = tokens
@@ -243,6 +247,18 @@ class InboundServer:
             request[OUTCOME] = f"refused: {type(error).__name__}: {error}"[:300]
             return on_error(user_message(error))
 
+    async def _unbound(self, channel_id: str, team_id: str, *, signed: bool = False) -> str:
+        """Why a request for ``channel_id`` in ``team_id`` is refused ("" when its channel is the team's).
+
+        ``signed``: the channel is bound by the bot's signature already (see gateway/binding.py)."""
+        if self.channel_teams is None:
+            return ""
+        try:
+            return await self.channel_teams.mismatch(channel_id, team_id, ask=not signed) or ""
+        except MattermostError as error:  # fail closed: nothing runs unbound
+            log.warning("could not look up the team of channel %s: %s", channel_id, error)
+            return "the channel's team could not be checked; try again"
+
     # Slash commands ----------------------------------------------------------------------
 
     async def handle_command(self, request: web.Request) -> web.Response:
@@ -270,6 +286,10 @@ class InboundServer:
             return _reject(request, 400, "the command request is missing required fields")
         request[WHO] = f"{command.user_name or '?'}({command.user_id})"
         request[WHAT] = f"slash {command.command or '/'} {command.subcommand or '(none)'}"
+        # The token is the team's: the channel must be that team's too (or a DM, which has none).
+        refusal = await self._unbound(command.channel_id, command.team_id)
+        if refusal:
+            return _reject(request, 401, refusal)
         try:
             await self.triggers.check(command.trigger_id, command.user_id)
         except SignatureError as exc:
@@ -308,6 +328,10 @@ class InboundServer:
             return _reject(request, 400, "the action request has invalid fields")
         request[WHO] = f"{callback.user_name or '?'}({callback.user_id})"
         request[WHAT] = f"action {action}"
+        # Mattermost sends the clicked post's channel's team (doPostAction); anything else is forged.
+        refusal = await self._unbound(callback.channel_id, callback.team_id, signed=True)
+        if refusal:
+            return _reject(request, 401, refusal)
         handler = self.router.actions.get(action)
         if handler is None:
             request[OUTCOME] = "unknown action"
@@ -353,6 +377,9 @@ class InboundServer:
             return _reject(request, 400, "the dialog submission has invalid fields")
         request[WHO] = user_id
         request[WHAT] = f"dialog {callback_id}{' (cancelled)' if cancelled else ''}"
+        refusal = await self._unbound(form.channel_id, form.team_id, signed=True) if form.channel_id else ""
+        if refusal:
+            return _reject(request, 401, refusal)
         # Claimed before the handler runs, atomically in the store: of two copies of one submission
         # (a replay, a double click, a copy sent after a restart) only one ever runs.
         if not await self.replays.claim(DIALOG_NONCE, state.nonce, state.expires_at_ms):

@@ -133,9 +133,10 @@ class HistoryPlugin(FeaturePlugin):
             if lowered in _STATUS_WORDS:
                 status = _STATUS_WORDS[lowered]
             elif _MENTION.match(word):
-                user = await self.directory.user_by_username(word)
+                # Missing and outside the team get one answer (the bot sees other teams' users).
+                user = await self.directory.team_user_by_username(team_id, word)
                 if user is None:
-                    raise NotFound(f"There is no user {neutralize(word)}. Check the spelling.")
+                    raise NotFound(f"There is no user {neutralize(word)} in this team. Check the spelling.")
                 commander_id = user["id"]
             else:
                 raise ValidationError(f'I do not understand "{neutralize(word)}". {LIST_USAGE}')

@@ -17,6 +17,7 @@ import shlex
 from typing import Any
 
 from domain import NotFound, ValidationError, parse_stage_number, parse_step_ref
+from domain.freshness import status_mark
 from domain.ids import is_valid_id
 from domain.models import Incident, StepRef
 from gateway import dialogs
@@ -68,6 +69,13 @@ def start_buttons(ctx: BotContext, teams: list[dict[str, Any]], channel_id: str,
                         attachments=[{"fallback": "Start an incident", "actions": actions}])
 
 
+def _drawn(args: dict[str, Any]) -> str:
+    """The state mark a button (or the dialog it opened) was drawn with; "" (never current) for a card
+    drawn before buttons carried one, which is then refreshed instead of acted on."""
+    mark = args.get("m")
+    return mark if isinstance(mark, str) else ""
+
+
 class IncidentPlugin(FeaturePlugin):
     """Handles the incident commands, the card's buttons and the incident dialogs."""
 
@@ -81,13 +89,14 @@ class IncidentPlugin(FeaturePlugin):
 
     # Helpers -------------------------------------------------------------------------------
 
-    async def _user_arg(self, text: str) -> dict:
+    async def _user_arg(self, text: str, team_id: str) -> dict:
         match = _MENTION.match(text.strip())
         if not match:
             raise _usage(f'"{neutralize(text)}" is not a username. Write it as @username.')
-        user = await self.directory.user_by_username(match.group(1))
+        # Missing and outside the incident's team get one answer (the bot sees other teams' users).
+        user = await self.directory.team_user_by_username(team_id, match.group(1))
         if user is None:
-            raise NotFound(f"There is no user @{neutralize(match.group(1))}. Check the spelling.")
+            raise NotFound(f"There is no user @{neutralize(match.group(1))} in this team. Check the spelling.")
         return user
 
     async def _incident_for_action(self, callback: ActionCallback) -> Incident:
@@ -252,7 +261,7 @@ class IncidentPlugin(FeaturePlugin):
             name = await self.directory.username(incident.commander_id)
             return CommandReply(text=f"The commander of **{neutralize(incident.name)}** is @{name}. "
                                      "Change it with `/incident commander @user`.")
-        user = await self._user_arg(words[0])
+        user = await self._user_arg(words[0], incident.team_id)
         _, events = await self.service.change_commander(incident, command.user_id, user["id"])
         return CommandReply(text="" if events else f"@{user['username']} is already the commander.")
 
@@ -316,7 +325,8 @@ class IncidentPlugin(FeaturePlugin):
 
     @on_action(Action.NEXT_STAGE)
     async def on_next_stage_clicked(self, callback: ActionCallback) -> ActionReply:
-        await self.service.set_stage(await self._incident_for_action(callback), callback.user_id, "next")
+        await self.service.set_stage(await self._incident_for_action(callback), callback.user_id, "next",
+                                     drawn=_drawn(callback.args))
         return ActionReply()
 
     @on_action(Action.VIEW_STAGE)
@@ -355,7 +365,8 @@ class IncidentPlugin(FeaturePlugin):
 
     @on_action(Action.PREV_STAGE)
     async def on_prev_stage_clicked(self, callback: ActionCallback) -> ActionReply:
-        await self.service.set_stage(await self._incident_for_action(callback), callback.user_id, "prev")
+        await self.service.set_stage(await self._incident_for_action(callback), callback.user_id, "prev",
+                                     drawn=_drawn(callback.args))
         return ActionReply()
 
     # Steps ---------------------------------------------------------------------------------
@@ -381,7 +392,8 @@ class IncidentPlugin(FeaturePlugin):
     async def _check_clicked(self, callback: ActionCallback, done: bool) -> ActionReply:
         incident = await self._incident_for_action(callback)
         step_id = str(callback.args.get("s", ""))
-        updated, events = await self.service.check(incident, callback.user_id, step_id, done)
+        updated, events = await self.service.check(incident, callback.user_id, step_id, done,
+                                                   drawn=_drawn(callback.args))
         if not callback.args.get("e"):
             return ActionReply()
         # A button in a private stage view: that post cannot be updated (an ephemeral post), so say what happened.
@@ -407,7 +419,7 @@ class IncidentPlugin(FeaturePlugin):
         self.check_words(command, "assign", parts)
         incident = await self.service.in_channel(command.channel_id)
         ref = self._step_target(incident, parts[0])
-        assignee = None if parts[1].lower() in ("none", "nobody", "-") else (await self._user_arg(parts[1]))["id"]
+        assignee = None if parts[1].lower() in ("none", "nobody", "-") else (await self._user_arg(parts[1], incident.team_id))["id"]
         _, events = await self.service.assign(incident, command.user_id, ref, assignee)
         return CommandReply(text="" if events else "Nothing changed: that is already the assignee.")
 
@@ -458,7 +470,8 @@ class IncidentPlugin(FeaturePlugin):
     async def on_run_clicked(self, callback: ActionCallback) -> ActionReply:
         incident = await self._incident_for_action(callback)
         step_id = str(callback.args.get("s", ""))
-        reply = await self.service.run_step(incident, callback.user_id, step_id, trigger_id=callback.trigger_id)
+        reply = await self.service.run_step(incident, callback.user_id, step_id, trigger_id=callback.trigger_id,
+                                            drawn=_drawn(callback.args))
         text = reply.text
         if not text and callback.args.get("e"):  # from a private stage view: say it ran
             text = f"Ran {incident.locate(step_id).label}; the channel shows it."
@@ -506,8 +519,11 @@ class IncidentPlugin(FeaturePlugin):
 
     async def _confirm(self, dialog_id: Dialog, trigger_id: str, user_id: str, channel_id: str,
                        incident: Incident) -> None:
-        """Ask before ending or restarting; who may do it is checked when the user confirms."""
-        state = self.ctx.signer.dialog_state(dialog_id, user_id, channel_id, {"i": incident.id})
+        """Ask before ending or restarting; who may do it is checked when the user confirms, and the
+        confirmation holds only for the state it was asked in (an incident ended and restarted meanwhile
+        is not ended by an old dialog)."""
+        state = self.ctx.signer.dialog_state(dialog_id, user_id, channel_id,
+                                             {"i": incident.id, "m": status_mark(incident)})
         if dialog_id is Dialog.END:
             title, label = "End incident", "End incident"
             intro = (f"End **{neutralize(incident.name)}**? Its duration stops and its checklist becomes read-only; "
@@ -542,16 +558,14 @@ class IncidentPlugin(FeaturePlugin):
     @on_action(Action.END)
     async def on_end_clicked(self, callback: ActionCallback) -> ActionReply:
         incident = await self._incident_for_action(callback)
-        if not incident.is_ongoing:
-            return ActionReply(ephemeral_text="This incident has already ended.")
+        await self.service.require_drawn(incident, _drawn(callback.args))
         await self._confirm(Dialog.END, callback.trigger_id, callback.user_id, callback.channel_id, incident)
         return ActionReply()
 
     @on_action(Action.RESTART)
     async def on_restart_clicked(self, callback: ActionCallback) -> ActionReply:
         incident = await self._incident_for_action(callback)
-        if incident.is_ongoing:
-            return ActionReply(ephemeral_text="This incident is already ongoing.")
+        await self.service.require_drawn(incident, _drawn(callback.args))
         await self._confirm(Dialog.RESTART, callback.trigger_id, callback.user_id, callback.channel_id, incident)
         return ActionReply()
 
@@ -565,9 +579,9 @@ class IncidentPlugin(FeaturePlugin):
             # Mattermost checks a submission only against the channel the client names (api4
             # submitDialog), so the membership is asked afresh.
             if end:
-                await self.service.end(incident, form.user_id, fresh=True)
+                await self.service.end(incident, form.user_id, fresh=True, drawn=_drawn(form.args))
             else:
-                await self.service.restart(incident, form.user_id, fresh=True)
+                await self.service.restart(incident, form.user_id, fresh=True, drawn=_drawn(form.args))
         except Exception as error:  # shown in the dialog's footer
             return DialogReply(error=user_message(error))
         return DialogReply()

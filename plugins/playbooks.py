@@ -469,10 +469,11 @@ class PlaybookPlugin(FeaturePlugin):
         match = _MENTION.match(text)
         if not match:
             raise ValidationError(f'"{neutralize(text)}" is not a username. Write it as @username.')
-        user = await self.directory.user_by_username(match.group(1))
-        if user is None or user.get("delete_at"):
-            raise NotFound(f"There is no user @{neutralize(match.group(1))}. Check the spelling.")
-        if user.get("is_bot") or not await self.directory.is_team_member(team_id, user["id"]):
+        # Missing and outside the team get one answer (the bot sees other teams' users).
+        user = await self.directory.team_user_by_username(team_id, match.group(1))
+        if user is None:
+            raise NotFound(f"There is no user @{neutralize(match.group(1))} in this team. Check the spelling.")
+        if user.get("is_bot"):
             raise ValidationError(f"@{user['username']} is not a person in this team.")
         return user["id"]
 

@@ -35,6 +35,7 @@ from domain import (
 )
 from domain import incidents as ops
 from domain import step_commands
+from domain.freshness import StaleCard, require_fresh
 from domain.models import EventKind
 from gateway.cards import (
     CardContext,
@@ -62,6 +63,9 @@ _CHANNEL_NAME_MAX = 64
 _SUFFIX_LEN = 4
 _SUFFIX_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
 _JOURNAL_PREFIX = "start:"
+# A channel name is claimed in the store by the one start that may create (and adopt) a channel of
+# that name: key = prefix + team id + ":" + name, value = the start's incident id.
+_CLAIM_PREFIX = "start-channel:"
 _OPENING_MARK = "command_center_opening"
 _CLOCK_SKEW_MS = 5 * 60 * 1000
 # Mattermost's answer to an edit of a post older than ServiceSettings.PostEditTimeLimit.
@@ -112,6 +116,15 @@ class StartJournal(BaseModel):
     channel_name: str
     created_at: int
     abandoned: bool = False
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """What a card button was drawn for: the mark of its target's state (domain/freshness.py)."""
+
+    mark: str
+    step: StepTarget | None = None
+    what: str = "status"
 
 
 @dataclass
@@ -175,6 +188,11 @@ class CardUpdater:
         context = CardContext(usernames=usernames, signer=self.ctx.signer, action_url=self.ctx.action_url,
                               now_ms=self.clock() if now is None else now, duration_as_of=as_of)
         return incident_card(incident, context)
+
+    def busy(self, incident_id: str) -> bool:
+        """Whether the card is being rebuilt right now (from the newest state once the rebuild reads it)."""
+        lock = self._locks.get(incident_id)
+        return lock is not None and lock.locked()
 
     def _remember(self, incident: Incident, post: dict, card: dict, as_of: bool) -> None:
         created = post.get("create_at")
@@ -452,11 +470,33 @@ class IncidentService:
             telemetry_of(self.ctx).incident_changed(incident, events)
         incident = await self._ensure_opening_and_card(incident)
         await self.store.delete_setting(_JOURNAL_PREFIX + journal.incident_id)
+        await self._release_name(journal)  # the incident now marks the channel as taken
         log.info("incident %s started by %s in channel %s", incident.id, journal.actor_id, incident.channel_id)
         return incident
 
+    def _claim_key(self, journal: StartJournal) -> str:
+        return f"{_CLAIM_PREFIX}{journal.team_id}:{journal.channel_name}"
+
+    async def _claim_name(self, journal: StartJournal) -> bool:
+        """Claim the journal's channel name for this start; False if another start holds it.
+
+        Atomic in the store, and kept until the start is complete or undone, so of two starts
+        choosing one name at once (or one interrupted and recovered later) only the holder ever
+        creates — or adopts — a channel of that name."""
+        holder = await self.store.setting_or_default(self._claim_key(journal), journal.incident_id)
+        return holder == journal.incident_id
+
+    async def _release_name(self, journal: StartJournal) -> None:
+        if await self.store.get_setting(self._claim_key(journal)) == journal.incident_id:
+            await self.store.delete_setting(self._claim_key(journal))
+
     async def _own_channel(self, journal: StartJournal) -> dict | None:
-        """The channel named in the journal, if this start created it (an earlier attempt did)."""
+        """The channel named in the journal, if this start created it (an earlier attempt did).
+
+        Only the start holding the name's claim can have created it: a channel of that name made by
+        another start (the same name chosen at the same moment) is never taken for this one's."""
+        if await self.store.get_setting(self._claim_key(journal)) != journal.incident_id:
+            return None
         try:
             channel = await self.ctx.client.channel_by_name(journal.team_id, journal.channel_name)
         except MattermostError as error:
@@ -472,6 +512,11 @@ class IncidentService:
     async def _channel_for(self, journal: StartJournal) -> dict:
         base = channel_name_for(journal.name)
         for _ in range(6):
+            if not await self._claim_name(journal):
+                # Another start is using this name right now: take another, as for any taken name.
+                journal.channel_name = with_suffix(base)
+                await self._save_journal(journal)
+                continue
             existing = await self._own_channel(journal)
             if existing is not None:
                 return existing
@@ -485,6 +530,7 @@ class IncidentService:
                 if not (error.status == 400 and ("exists" in error.error_id or "previously" in error.error_id)):
                     raise
             # Someone else's channel has this name: pick another and remember it before creating.
+            await self._release_name(journal)
             journal.channel_name = with_suffix(base)
             await self._save_journal(journal)
         raise ValidationError("Could not find a free channel name for this incident; try a different name.")
@@ -540,6 +586,7 @@ class IncidentService:
             if incident is not None:
                 await self.store.delete_incident(incident.id)
             await self.store.delete_setting(_JOURNAL_PREFIX + journal.incident_id)
+            await self._release_name(journal)
             return True
         except Exception:
             log.exception("could not clean up the interrupted start of incident %s yet; will retry at start-up",
@@ -573,6 +620,12 @@ class IncidentService:
                     continue
             done = await self._abandon_start(journal)
             outcomes.append(f"{journal.incident_id}: {'cleaned up' if done else 'clean-up pending'}")
+        # Claims whose start is gone (the bot stopped between the two deletions) block nothing real
+        # (their channel exists), but are dropped here, before any new start can run.
+        journals = await self.store.settings_with_prefix(_JOURNAL_PREFIX)
+        for key, holder in (await self.store.settings_with_prefix(_CLAIM_PREFIX)).items():
+            if _JOURNAL_PREFIX + holder not in journals:
+                await self.store.delete_setting(key)
         for incident in await self.store.incidents_without_card():
             await self._ensure_opening_and_card(incident)
             outcomes.append(f"{incident.id}: card restored")
@@ -593,15 +646,62 @@ class IncidentService:
     async def change(self, incident: Incident, user_id: str,
                      operation: Callable[[Incident], tuple[Incident, list[TimelineEvent]]],
                      describe: Callable[[Incident, list[TimelineEvent], str], str | None], *,
-                     fresh: bool = False) -> tuple[Incident, list[TimelineEvent]]:
-        """The one path for every change: permission, versioned write, announcement, card
-        (``fresh``: see :meth:`require_member`)."""
+                     fresh: bool = False, drawn: Drawn | None = None) -> tuple[Incident, list[TimelineEvent]]:
+        """The one path for every change: permission, versioned write, announcement, card.
+
+        ``fresh``: see :meth:`require_member`. ``drawn``: the change comes from a card button (or a
+        dialog it opened), drawn for the state in the mark; it is refused, inside the versioned write,
+        if that state has moved on.
+        """
         await self.require_member(incident, user_id, fresh=fresh)
-        updated, events = await self.store.mutate_incident(incident.id, operation)
+        updated, events = await self._mutate(incident, operation, drawn)
         if events:
             telemetry_of(self.ctx).incident_changed(updated, events)
             await self._publish(updated, events, user_id, describe)
         return updated, events
+
+    async def _mutate(self, incident: Incident, operation: Callable[[Incident], tuple[Incident, list[TimelineEvent]]],
+                      drawn: Drawn | None) -> tuple[Incident, list[TimelineEvent]]:
+        if drawn is None:
+            return await self.store.mutate_incident(incident.id, operation)
+
+        def checked(current: Incident) -> tuple[Incident, list[TimelineEvent]]:
+            require_fresh(current, drawn.mark, step=drawn.step, what=drawn.what)
+            return operation(current)
+
+        try:
+            return await self.store.mutate_incident(incident.id, checked)
+        except StaleCard:
+            await self._show_current_card(incident)
+            raise
+
+    async def _require_fresh_step(self, incident: Incident, mark: str, target: StepTarget) -> None:
+        """For a step's Run button, which writes only once the command was accepted: refuse it first
+        if the step moved on since the card was drawn (read afresh, like the versioned write would)."""
+        current = await self.store.get_incident(incident.id) or incident
+        try:
+            require_fresh(current, mark, step=target)
+        except StaleCard:
+            await self._show_current_card(incident)
+            raise
+
+    async def require_drawn(self, incident: Incident, mark: str) -> None:
+        """For a button that only opens a dialog: refuse it if the state it was drawn for moved on."""
+        try:
+            require_fresh(incident, mark)
+        except StaleCard:
+            await self._show_current_card(incident)
+            raise
+
+    async def _show_current_card(self, incident: Incident) -> None:
+        """Whoever clicked sees an old card: show them the current one. Normally it is already, or
+        is being redrawn right now after the change that made the click stale (then nothing to do)."""
+        if self.cards.busy(incident.id):
+            return
+        try:
+            await self.cards.refresh(incident.id)
+        except MattermostError as error:
+            log.warning("the card of incident %s was not refreshed after a stale click: %s", incident.id, error)
 
     async def _publish(self, incident: Incident, events: list[TimelineEvent], user_id: str,
                        describe: Callable[[Incident, list[TimelineEvent], str], str | None]) -> None:
@@ -621,10 +721,12 @@ class IncidentService:
                         incident.id, error)
             self.cards.refresh_later(incident.id)
 
-    async def check(self, incident: Incident, user_id: str, target: StepTarget, done: bool):
+    async def check(self, incident: Incident, user_id: str, target: StepTarget, done: bool, *,
+                    drawn: str | None = None):
         return await self.change(
             incident, user_id, lambda current: checklist.set_step_state(current, target, done, user_id, now_ms()),
-            lambda inc, events, who: f"@{who} {'checked' if done else 'unchecked'} {_step_label(events[0])}.")
+            lambda inc, events, who: f"@{who} {'checked' if done else 'unchecked'} {_step_label(events[0])}.",
+            drawn=None if drawn is None else Drawn(drawn, step=target))
 
     async def assign(self, incident: Incident, user_id: str, target: StepTarget, assignee_id: str | None, *,
                      fresh: bool = False):
@@ -658,7 +760,7 @@ class IncidentService:
             current, new_commander_id, user_id, now_ms(), new_commander_in_channel=in_channel),
             lambda inc, events, who: f"@{who} changed the commander to @{name}.", fresh=fresh)
 
-    async def set_stage(self, incident: Incident, user_id: str, how: str | int):
+    async def set_stage(self, incident: Incident, user_id: str, how: str | int, *, drawn: str | None = None):
         def operation(current: Incident):
             if how == "next":
                 return ops.next_stage(current, user_id, now_ms())
@@ -671,20 +773,22 @@ class IncidentService:
             return (f"@{who} moved the incident to stage {stage + 1}/{len(inc.stages)}: "
                     f"**{neutralize(inc.stages[stage].title)}**.")
 
-        return await self.change(incident, user_id, operation, describe)
+        return await self.change(incident, user_id, operation, describe,
+                                 drawn=None if drawn is None else Drawn(drawn, what="stage"))
 
-    async def end(self, incident: Incident, user_id: str, *, fresh: bool = False):
+    async def end(self, incident: Incident, user_id: str, *, fresh: bool = False, drawn: str | None = None):
         def describe(inc: Incident, events: list[TimelineEvent], who: str) -> str:
             details = events[0].details
             return (f"This incident has been ended by @{who}.\n"
                     f"Duration: **{format_duration(details.get('duration_ms', 0))}** · "
                     f"steps done: **{details.get('steps_done', 0)}/{details.get('steps_total', 0)}**")
         return await self.change(incident, user_id, lambda current: ops.end_incident(current, user_id, now_ms()),
-                                 describe, fresh=fresh)
+                                 describe, fresh=fresh, drawn=None if drawn is None else Drawn(drawn))
 
-    async def restart(self, incident: Incident, user_id: str, *, fresh: bool = False):
+    async def restart(self, incident: Incident, user_id: str, *, fresh: bool = False, drawn: str | None = None):
         return await self.change(incident, user_id, lambda current: ops.restart_incident(current, user_id, now_ms()),
-                                 lambda inc, events, who: f"This incident has been restarted by @{who}.", fresh=fresh)
+                                 lambda inc, events, who: f"This incident has been restarted by @{who}.",
+                                 fresh=fresh, drawn=None if drawn is None else Drawn(drawn))
 
     async def add_step(self, incident: Incident, user_id: str, stage: int, title: str):
         return await self.change(incident, user_id, lambda current: checklist.add_step(
@@ -710,7 +814,7 @@ class IncidentService:
                                      f"to position {position + 1}.")
 
     async def run_step(self, incident: Incident, user_id: str, target: StepTarget, *,
-                       trigger_id: str = "") -> CommandReply:
+                       trigger_id: str = "", drawn: str | None = None) -> CommandReply:
         """Run the step's slash command in the incident channel for ``user_id``; returns what to tell them.
 
         Never more than the user could do themselves (gateway/step_commands.py says why and
@@ -723,6 +827,8 @@ class IncidentService:
         """
         await self.require_member(incident, user_id)
         checklist.run_step(incident, target, user_id, now_ms())  # ongoing, and the step has a command
+        if drawn is not None:  # a Run button: refused if the step moved on since the card was drawn
+            await self._require_fresh_step(incident, drawn, target)
         ref = incident.locate(target)
         command = incident.step(target).command
         trigger = self.ctx.settings.command_trigger

@@ -266,12 +266,16 @@ class PlaybookService:
 
     # Sharing --------------------------------------------------------------------------------------
 
-    async def _people(self, team_id: str, usernames: Iterable[str]) -> list[dict]:
+    async def _people(self, team_id: str, usernames: Iterable[str], *, also: Iterable[str] = ()) -> list[dict]:
+        """The people named, each in the team (or in ``also``: a playbook's members, who may have left
+        it). Anyone else is answered like a missing user: the bot sees other teams' people too."""
+        known = set(also)
         people = []
         for name in usernames:
             user = await self.directory.user_by_username(name)
-            if user is None or user.get("delete_at"):
-                raise NotFound(f"There is no user @{neutralize(name.lstrip('@'))}. Check the spelling.")
+            if (user is None or user.get("delete_at")
+                    or (user["id"] not in known and not await self.directory.is_team_member(team_id, user["id"]))):
+                raise NotFound(f"There is no user @{neutralize(name.lstrip('@'))} in this team. Check the spelling.")
             if user.get("is_bot"):
                 raise ValidationError(f"@{user['username']} is a bot; playbooks are shared with people.")
             people.append(user)
@@ -280,18 +284,14 @@ class PlaybookService:
     async def add_members(self, team_id: str, user_id: str, playbook_id: str, usernames: Sequence[str]) -> Playbook:
         """Share with team members (others are refused by name)."""
         people = await self._people(team_id, usernames)
-        for user in people:
-            if not await self.directory.is_team_member(team_id, user["id"]):
-                raise ValidationError(f"@{user['username']} is not a member of this team; only team members can "
-                                      "be added to its playbooks.")
         return await self._mutate(team_id, user_id, playbook_id,
                                   lambda p: ops.add_members(p, [u["id"] for u in people], now_ms()))
 
     async def remove_members(self, team_id: str, user_id: str, playbook_id: str,
                              usernames: Sequence[str]) -> Playbook:
         """Stop sharing; the last member cannot leave (someone must be able to see the playbook)."""
-        people = await self._people(team_id, usernames)
         playbook = await self.get(team_id, user_id, playbook_id)
+        people = await self._people(team_id, usernames, also=playbook.member_ids)
         strangers = [u["username"] for u in people if u["id"] not in playbook.member_ids]
         if strangers:
             raise ValidationError(", ".join(f"@{name}" for name in strangers) + " "

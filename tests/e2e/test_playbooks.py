@@ -175,7 +175,7 @@ async def test_other_teams_never_see_a_playbook(sandbox, bot):
     assert shown.ephemeral[0].startswith('No playbook titled "Acme only"')
     # Users of the other team cannot be added, even by name.
     refused = await bob.command("town-square", '/incident playbook members "Acme only" add @erin')
-    assert "@erin is not a member of this team" in refused.ephemeral[0]
+    assert "There is no user @erin in this team" in refused.ephemeral[0]  # like a missing user (L1)
 
 
 async def test_members_list_add_remove_and_last_member(sandbox, bot):
