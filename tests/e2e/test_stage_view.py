@@ -110,7 +110,7 @@ async def test_stage_show_gives_a_private_view_whose_buttons_work(sandbox, bot):
     assert any("@alice checked 2.1 **Check recent deploys**" in p["message"] for p in channel_posts(sandbox, cid))
     # Clicking the same (now stale) Check again changes nothing and says so.
     again = await alice.click(view["id"], row["Check"])
-    assert again.status == 200 and "already done; nothing changed" in again.ephemeral[0]
+    assert again.status == 200 and "nothing changed: step 2.1 is done now" in again.ephemeral[0]
 
     # Make it the active stage from the view.
     make_active = buttons(view["props"]["attachments"], "Stage 2/3")["Make this the active stage"]
