@@ -18,6 +18,7 @@ _HELP_ROWS: tuple[tuple[str, str, str], ...] = (
     ("uncheck S.N", "Mark a step open again", "uncheck 1.2"),
     ("assign S.N @user|none", "Set or clear a step's assignee", "assign 2.1 @carol"),
     ("run S.N", "Run the step's slash command in the incident channel", "run 1.3"),
+    ("step show S.N", "A step in full: its description, command and assignee", "step show 1.2"),
     ("step add [S] <title> / remove S.N / rename S.N <title> / move S.N <position>",
      "Edit this incident's own checklist", "step add 2 Page the database on-call"),
     ("info [incident]", "Details: commander, playbook, duration, people, stages, timeline", "info"),

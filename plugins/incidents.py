@@ -20,6 +20,7 @@ from domain import NotFound, ValidationError, parse_stage_number, parse_step_ref
 from domain.ids import is_valid_id
 from domain.models import Incident, StepRef
 from gateway import dialogs
+from gateway.cards import step_details
 from gateway.errors import MattermostError, user_message
 from gateway.ids import Action, Dialog
 from gateway.messages import inline_code, neutralize
@@ -388,12 +389,31 @@ class IncidentPlugin(FeaturePlugin):
         text = await self.service.run_step(incident, callback.user_id, str(callback.args.get("s", "")))
         return ActionReply(ephemeral_text=text)
 
+    async def _step_details(self, incident: Incident, user_id: str, ref: StepRef) -> str:
+        await self.service.require_viewer(incident, user_id)
+        step = incident.stages[ref.stage].steps[ref.index]
+        ids = [x for x in (step.assignee_id, step.state_changed_by) if x]
+        names = {uid: name for uid in ids if (name := await self.directory.username(uid))}
+        return step_details(incident, ref, names)
+
+    @on_action(Action.STEP_DETAILS)
+    async def on_step_details_clicked(self, callback: ActionCallback) -> ActionReply:
+        """Read-only, and the card is not ephemeral: answer with private text, leave the card as it is."""
+        incident = await self._incident_for_action(callback)
+        ref = incident.locate(str(callback.args.get("s", "")))
+        return ActionReply(ephemeral_text=await self._step_details(incident, callback.user_id, ref))
+
     @on_command("step")
     async def on_step(self, command: SlashCommand) -> CommandReply:
         incident = await self.service.in_channel(command.channel_id)
         words = command.arguments.split(None, 1)
         verb = words[0].lower() if words else ""
         rest = words[1].strip() if len(words) > 1 else ""
+        if verb == "show":
+            if len(rest.split()) != 1:
+                raise _usage("Usage: /incident step show S.N, e.g. /incident step show 1.2")
+            return CommandReply(text=await self._step_details(incident, command.user_id,
+                                                              self._step_target(incident, rest)))
         if verb == "add":
             parts = rest.split(None, 1)
             if parts and parts[0].isdigit() and len(parts) == 2:
@@ -421,7 +441,8 @@ class IncidentPlugin(FeaturePlugin):
             _, events = await self.service.move_step(incident, command.user_id, self._step_target(incident, parts[0]),
                                                      int(parts[1]) - 1)
             return CommandReply(text="" if events else "The step is already at that position.")
-        raise _usage("Usage: /incident step add [S] <title> | remove S.N | rename S.N <title> | move S.N <position>")
+        raise _usage("Usage: /incident step show S.N | add [S] <title> | remove S.N | rename S.N <title> | "
+                     "move S.N <position>")
 
     # End and restart -----------------------------------------------------------------------
 

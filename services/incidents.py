@@ -224,6 +224,15 @@ class IncidentService:
         permissions.require_modify_incident(actor, incident, is_team_member=is_team_member, is_channel_member=is_member)
         return actor
 
+    async def require_viewer(self, incident: Incident, user_id: str) -> Actor:
+        """The user, if they may look at the incident: members of its channel, anyone in its team when
+        it is public, system admins; NotFound (the same answer as for a missing one) otherwise."""
+        actor = await self.directory.actor(user_id)
+        is_member = await self.directory.is_channel_member(incident.channel_id, user_id)
+        is_team_member = is_member or await self.directory.is_team_member(incident.team_id, user_id)
+        permissions.require_view_incident(actor, incident, is_team_member=is_team_member, is_channel_member=is_member)
+        return actor
+
     # Starting ------------------------------------------------------------------------------
 
     async def readable_source_post(self, post_id: str, user_id: str) -> dict | None:
