@@ -158,7 +158,9 @@ _SOURCE_MAX = 20_000          # a bound on work per call; validated texts are fa
 _NESTING_MAX = 5
 _SPAN_MAX = 400             # characters a styled span may hold: keeps the scan for a closing mark short
 _CODE_SPAN_MAX = 1000
-_ESCAPED = re.compile(r"([\\`*_{}\[\]()#+!|<>~])")
+# What could start markdown mid-line. Parentheses need no escape: with every bracket escaped none can
+# follow a link text; '+', '-', '=' and digits matter only at the start of a line (_safe_line_start).
+_ESCAPED = re.compile(r"([\\`*_\[\]#!|<>~])")
 _TILDE = re.compile(r"~(?=\S)")
 # A word followed by ':' and more text is what a client's autolinker takes for a URL scheme.
 _SCHEME_COLON = re.compile(r"(?<![A-Za-z0-9])([A-Za-z][A-Za-z0-9+.\-]*):(?!\s)")

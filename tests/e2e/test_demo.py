@@ -22,6 +22,8 @@ def test_demo_transcript_shows_a_whole_incident(tmp_path):
         "This incident has been started by @bob.",
         "> Payments API returns 502 for about a third of requests",
         "@bob changed the commander to @alice.",
+        "   | Check from outside: **status checks** and the [synthetic tests](https://status.example.com/synthetics).",
+        "(only bob sees) ⬜ **1.1** Confirm the outage from outside",
         "@alice checked 1.1",
         "@bob ran 1.2 **Set the channel header to the outage status**",
         "the channel header is now: 🔴 Outage in progress",

@@ -78,7 +78,7 @@ async def test_details_and_step_show_give_the_whole_description_privately(sandbo
     assert "Command: `/echo paging`" in text
     assert text.split("\n")[-4:] == [
         "Use the **escalation** policy; see the [runbook](https://wiki.example.com/runbook).",
-        "Tell @\u2060all and \\~\u2060town-square only if it \\(javascript\\:alert\\(1\\)\\) spreads.",
+        "Tell @\u2060all and \\~\u2060town-square only if it (javascript\\:alert(1)) spreads.",
         "**Then**", "• ~~wait~~ call `pager`"]
     assert "Use the **escalation** policy; see the [runbook](https://wiki.example.com/runbook)." in text
     assert "• ~~wait~~ call `pager`" in text and "**Then**" in text
