@@ -126,6 +126,7 @@ class CommandCenter:
         self.ctx: BotContext | None = None
         self.callback_base_url = ""
         self.incidents: IncidentService | None = None
+        self.directory: Directory | None = None
         self._ws_task: asyncio.Task | None = None
         # WebSocket keep-alive/reconnect timings; tests shorten them before start().
         self.websocket_policy = ConnectionPolicy()
@@ -134,10 +135,11 @@ class CommandCenter:
 
     def build_plugins(self, ctx: BotContext) -> list[FeaturePlugin]:
         """Every feature, in one list; each registers its own commands, buttons and dialogs."""
-        directory = Directory(ctx.client)
-        incidents = self.incidents = IncidentService(ctx, directory)
-        return [HelpPlugin(ctx), DirectMessagePlugin(ctx, self.router), IncidentPlugin(ctx, incidents),
-                HistoryPlugin(ctx, HistoryService(ctx, directory)),
+        directory = self.directory = Directory(ctx.client)
+        incidents = self.incidents = IncidentService(ctx, directory, commands=self.router)
+        history = HistoryService(ctx, directory)
+        return [HelpPlugin(ctx), DirectMessagePlugin(ctx, self.router, history), IncidentPlugin(ctx, incidents),
+                HistoryPlugin(ctx, history),
                 PlaybookPlugin(ctx, PlaybookService(ctx, directory))]
 
     async def start(self) -> None:
@@ -209,6 +211,10 @@ class CommandCenter:
         self.events = EventStream(self.mmpy.driver, self.mmpy.settings, self.mmpy.plugin_manager,
                                   client=self.client, policy=self.websocket_policy,
                                   checkpoint=StoreCheckpoint(self.store))
+        if self.directory is not None:
+            # Channel membership follows Mattermost's events, and only while they arrive.
+            self.events.observe(self.directory.observe)
+            self.events.on_connection(self.directory.connection_changed)
         for plugin in plugins:
             for event, callback in getattr(plugin, "event_handlers", dict)().items():
                 self.events.on(event, callback)

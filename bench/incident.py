@@ -6,6 +6,15 @@ well under the 3 s a trigger id lives on older servers.  Toggle = a click on a s
 button until the card shows the new state.
 The bot runs as its own process (`python bot.py`), the sandbox in this one.
 
+Cost figures, from the one-user phase (the sandbox records every REST exchange then):
+  rest_calls_per_start / rest_calls_per_toggle   the bot's REST calls (its token) per start / per toggle
+  bot_cpu_ms_per_start     CPU of the whole bot process (/proc) over the one-user starts ÷ starts
+  bare_cpu_ms_per_call     CPU per call of the same REST calls through a bare aiohttp client: a minimal
+                           "bot" (bench/barebot.py, its own process too) replays the calls the bot made for
+                           one start, with this start's ids, and times process CPU inside each call
+  bot_cpu_ratio            bot_cpu_ms_per_start ÷ (bare_cpu_ms_per_call × rest_calls_per_start); goal ≤ 3
+  start_c20_p99_ratio      our start p99 at 20 users ÷ the bare bot's, same users, same calls; goal ≤ 1.5
+
 python -m bench.incident [--rounds 5]
 """
 
@@ -13,9 +22,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import subprocess
+import sys
+import tempfile
 import time
+from contextlib import asynccontextmanager
+from pathlib import Path
 
-from bench.harness import EDIT_TIME_LIMIT, bot_process, percentiles, world
+import aiohttp
+
+from bench.harness import BOT_TOKEN, EDIT_TIME_LIMIT, ROOT, bot_process, cpu_seconds, percentiles, world
+from gateway.commands import desired_command
 from sandbox import Sandbox, SandboxConfig
 
 USERS = 20
@@ -29,7 +47,7 @@ async def create_playbook(person, index: int) -> None:
     assert outcome.closed, (outcome.errors, outcome.error)
 
 
-async def start_flow(sandbox: Sandbox, person, name: str) -> tuple[float, float, str]:
+async def start_flow(sandbox: Sandbox, person, name: str, trigger: str = "incident") -> tuple[float, float, str]:
     """(whole start flow ms, dialog open ms, card post id)."""
     opened: list[float] = []
 
@@ -40,7 +58,7 @@ async def start_flow(sandbox: Sandbox, person, name: str) -> tuple[float, float,
     unsubscribe = sandbox.world.subscribe(person.id, on_event)
     started = time.perf_counter()
     try:
-        result = await person.command("town-square", f"/incident start {name}")
+        result = await person.command("town-square", f"/{trigger} start {name}")
     finally:
         unsubscribe()
     assert result.dialog is not None and opened, (result.ephemeral, result.error)
@@ -69,29 +87,113 @@ async def toggle(sandbox: Sandbox, person, card_id: str, channel_id: str) -> flo
     return (time.perf_counter() - started) * 1000
 
 
+def _bot_exchanges(exchanges) -> list:
+    return [e for e in exchanges if e.headers.get("Authorization") == f"Bearer {BOT_TOKEN}"]
+
+
+def _json(raw: bytes):
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def start_template(exchanges, sandbox: Sandbox, person, name: str) -> dict:
+    """The bot's calls for the last start in ``exchanges``: those made while the slash command was
+    handled and those made while the dialog submission was handled (an exchange is recorded when
+    its answer is complete, so the bot's calls come before the user's request that caused them)."""
+    commands = [i for i, e in enumerate(exchanges) if e.path == "/api/v4/commands/execute"
+                and e.headers.get("Authorization") != f"Bearer {BOT_TOKEN}" and name.encode() in e.body]
+    command_at = commands[-1]
+    submit_at = next(i for i, e in enumerate(exchanges) if i > command_at and e.path == "/api/v4/actions/dialogs/submit")
+    before = max(i for i, e in enumerate(exchanges[:command_at]) if e.headers.get("Authorization")
+                 != f"Bearer {BOT_TOKEN}") if any(e.headers.get("Authorization") != f"Bearer {BOT_TOKEN}"
+                                                 for e in exchanges[:command_at]) else -1
+
+    def calls(part) -> list[dict]:
+        return [{"method": e.method, "path": e.path, "query": e.query, "body": _json(e.body),
+                 "response": _json(e.response_body)} for e in _bot_exchanges(part)]
+
+    command_calls, dialog_calls = calls(exchanges[before + 1:command_at]), calls(exchanges[command_at + 1:submit_at])
+    opened = next(c["body"] for c in command_calls if c["path"] == "/api/v4/actions/dialogs/open")
+    dialog_url = opened["url"]
+    bot_url = dialog_url[:dialog_url.index("/", len("http://"))]
+    return {"bot_id": sandbox.user_id("incident"), "user_id": person.id, "username": person.username,
+            "name": name, "trigger_id": opened["trigger_id"], "bot_url": bot_url,
+            "command": command_calls, "dialog": dialog_calls}
+
+
+@asynccontextmanager
+async def barebot_process(template: dict, sandbox: Sandbox):
+    """Run bench/barebot.py with ``template``; register /bare for it; yield (process, stats())."""
+    with tempfile.TemporaryDirectory(prefix="cc-barebot-") as folder:
+        path = Path(folder) / "template.json"
+        path.write_text(json.dumps(template))
+        process = subprocess.Popen([sys.executable, "-m", "bench.barebot", str(path), sandbox.url, BOT_TOKEN],
+                                   cwd=str(ROOT), stdout=subprocess.PIPE, text=True)
+        try:
+            assert process.stdout is not None
+            line = await asyncio.to_thread(process.stdout.readline)
+            url = line.strip().split("url=", 1)[1]
+            async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {BOT_TOKEN}"}) as http:
+                command = desired_command(sandbox.team("acme")["id"], "bare", url)
+                async with http.post(sandbox.url + "/api/v4/commands", json=command) as answer:
+                    assert answer.status == 201, (answer.status, await answer.text())
+
+                async def stats() -> dict:
+                    async with http.post(url + "/stats", json={}) as answer:
+                        return await answer.json()
+
+                yield process, stats
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
 async def main(rounds: int) -> None:
     figures: dict[str, float] = {}
     async with Sandbox(world(USERS), config=SandboxConfig(post_edit_time_limit=EDIT_TIME_LIMIT)) as sandbox:
         people = [sandbox.user(f"u{i:03d}") for i in range(USERS)]
-        async with bot_process(sandbox.url):
+        counter = iter(range(10**5))
+
+        def next_name() -> str:
+            return f"bench-{next(counter):05d}"  # one width: no name is the beginning of another
+
+        async with bot_process(sandbox.url) as (process, _):
             for index, person in enumerate(people):
                 await create_playbook(person, index)
-            counter = iter(range(10**6))
             for concurrency in (1, 20):
                 starts: list[float] = []
                 dialogs: list[float] = []
                 toggles: list[float] = []
                 cards: list[tuple[object, str, str]] = []
+                last_start: list[tuple[object, str]] = []
 
                 async def starter(person) -> None:
                     for _ in range(rounds):
-                        name = f"bench-{next(counter)}"
+                        name = next_name()
                         elapsed, dialog_ms, card_id = await start_flow(sandbox, person, name)
                         starts.append(elapsed)
                         dialogs.append(dialog_ms)
                         cards.append((person, card_id, sandbox.channel("acme", name)["id"]))
+                        last_start[:] = [(person, name)]
 
+                measuring = concurrency == 1  # the cost figures come from the one-user phase
+                if measuring:
+                    sandbox.clear_recording()
+                    sandbox.config.record = True
+                    cpu_before = cpu_seconds(process.pid)
                 await asyncio.gather(*(starter(p) for p in people[:concurrency]))
+                if measuring:
+                    bot_cpu_ms = (cpu_seconds(process.pid) - cpu_before) * 1000
+                    start_exchanges = list(sandbox.recording)
+                    sandbox.clear_recording()
+                    figures["rest_calls_per_start"] = len(_bot_exchanges(start_exchanges)) / len(starts)
+                    figures["bot_cpu_ms_per_start"] = bot_cpu_ms / len(starts)
+                    template = start_template(start_exchanges, sandbox, *last_start[0])
 
                 async def toggler(person, card_id: str, channel_id: str) -> None:
                     for _ in range(rounds * 2):
@@ -101,12 +203,44 @@ async def main(rounds: int) -> None:
                 for person, card_id, channel_id in cards:
                     mine.setdefault(person, (card_id, channel_id))
                 await asyncio.gather(*(toggler(p, c, ch) for p, (c, ch) in list(mine.items())[:concurrency]))
+                if measuring:
+                    figures["rest_calls_per_toggle"] = len(_bot_exchanges(sandbox.recording)) / len(toggles)
+                    sandbox.config.record = False
+                    sandbox.clear_recording()
                 for name, samples in (("start", starts), ("dialog_open", dialogs), ("toggle", toggles)):
                     p50, p99 = percentiles(samples)
                     figures[f"{name}_c{concurrency}_p50_ms"] = p50
                     figures[f"{name}_c{concurrency}_p99_ms"] = p99
                     print(f"{name:>11} at {concurrency:>2} users: n={len(samples):>3} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms")
-    print(" ".join(f"{key}={value:.1f}" for key, value in figures.items()))
+
+        # The same calls for the same users through a bare aiohttp client (our bot is stopped by now).
+        async with barebot_process(template, sandbox) as (bare, stats):
+            for concurrency in (1, 20):
+                before, cpu_before = await stats(), cpu_seconds(bare.pid)
+                bare_starts: list[float] = []
+
+                async def bare_starter(person) -> None:
+                    for _ in range(rounds):
+                        bare_starts.append((await start_flow(sandbox, person, next_name(), trigger="bare"))[0])
+
+                await asyncio.gather(*(bare_starter(p) for p in people[:concurrency]))
+                after = await stats()
+                if concurrency == 1:
+                    calls = after["rest_calls"] - before["rest_calls"]
+                    figures["bare_cpu_ms_per_call"] = (after["rest_cpu_s"] - before["rest_cpu_s"]) * 1000 / calls
+                    figures["bare_rest_calls_per_start"] = calls / len(bare_starts)
+                    figures["bare_bot_cpu_ms_per_start"] = (cpu_seconds(bare.pid) - cpu_before) * 1000 / len(bare_starts)
+                p50, p99 = percentiles(bare_starts)
+                figures[f"bare_start_c{concurrency}_p50_ms"] = p50
+                figures[f"bare_start_c{concurrency}_p99_ms"] = p99
+                print(f" bare start at {concurrency:>2} users: n={len(bare_starts):>3} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms")
+    figures["bot_cpu_ratio"] = figures["bot_cpu_ms_per_start"] / (
+        figures["bare_cpu_ms_per_call"] * figures["rest_calls_per_start"])
+    figures["start_c20_p99_ratio"] = figures["start_c20_p99_ms"] / figures["bare_start_c20_p99_ms"]
+    print(f"per start: {figures['rest_calls_per_start']:.1f} REST calls, bot CPU {figures['bot_cpu_ms_per_start']:.1f} ms; "
+          f"bare aiohttp {figures['bare_cpu_ms_per_call']:.3f} ms CPU per call")
+    print(" ".join(f"{key}={value:.2f}" if "ratio" in key or "bare_cpu" in key else f"{key}={value:.1f}"
+                   for key, value in figures.items()))
 
 
 if __name__ == "__main__":

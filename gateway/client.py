@@ -1,95 +1,30 @@
-"""The one outbound Mattermost client: mattermostautodriver's AsyncDriver with timeouts and retries."""
+"""The one outbound Mattermost client: mattermostautodriver's AsyncDriver (over aiohttp, see
+gateway.transport) with timeouts and retries."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import httpx
 from mattermostautodriver import AsyncDriver
-from mattermostautodriver.client import AsyncClient
 
 from gateway.errors import MattermostError
+from gateway.transport import AiohttpClient
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _IDEMPOTENT_METHODS = {"GET", "PUT", "DELETE", "HEAD"}
-# What ids, names, emoji names and the literal "me" are made of; anything else in a path is hostile.
-_PATH_SEGMENT = re.compile(r"[A-Za-z0-9._\-+@]*")
 # Mattermost remembers a pending_post_id for 30 s (app/post.go); retries of one post stay well inside.
 _POST_RETRY_WINDOW = 20.0
 # Trigger ids are short-lived (3 s on older servers): a dialog is either opened quickly or not at all.
 _DIALOG_RETRY_WINDOW = 2.5
 # How far the server's clock may be behind ours when recognising a channel this call created.
 _CLOCK_SKEW_MS = 60_000
-
-
-class _ErrorMappingClient(AsyncClient):
-    """AsyncClient whose failures carry Mattermost's status, error id and retry hints."""
-
-    async def make_request(self, method, endpoint, options=None, params=None, data=None, files=None, basepath=None):
-        _check_path(endpoint, method.upper())
-        request, url, request_params = self._build_request(method, options, params, data, files, basepath)
-        try:
-            response = await request(url + endpoint, **request_params)
-        except httpx.TransportError as exc:  # connection refused, reset, timeout ...
-            raise MattermostError(0, "unreachable", f"{type(exc).__name__}: {exc}",
-                                  method=method.upper(), path=endpoint) from exc
-        if response.status_code >= 400:
-            raise _error_from_response(response, method.upper(), endpoint)
-        return response
-
-    async def get(self, endpoint, options=None, params=None):
-        response = await self.make_request("get", endpoint, options=options, params=params)
-        return _json_or_raw(response)
-
-
-def _check_path(endpoint: str, method: str) -> None:
-    """Refuse paths built from hostile values (a user-chosen "id" such as ``../../users/me`` or one
-    with control characters) before they can address another endpoint; Mattermost would answer
-    such ids with 400 invalid_url_param, and so does this."""
-    for segment in endpoint.split("?", 1)[0].split("/"):
-        if segment in (".", "..") or not _PATH_SEGMENT.fullmatch(segment):
-            raise MattermostError(400, "api.context.invalid_url_param.app_error",
-                                  "Invalid or missing parameter in request URL.", method=method, path=endpoint)
-
-
-def _json_or_raw(response: httpx.Response) -> Any:
-    content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-    if content_type == "application/json":
-        return response.json()
-    return response
-
-
-def _error_from_response(response: httpx.Response, method: str, path: str) -> MattermostError:
-    error_id, message = "unknown", response.reason_phrase or "error"
-    try:
-        body = response.json()
-        if isinstance(body, dict):
-            error_id = str(body.get("id") or error_id)
-            message = str(body.get("message") or message)
-    except ValueError:
-        pass
-    return MattermostError(response.status_code, error_id, message, retry_after=_retry_after(response),
-                           method=method, path=path)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds to wait before retrying, from Retry-After or Mattermost's X-Ratelimit-Reset."""
-    for header in ("Retry-After", "X-Ratelimit-Reset"):
-        value = response.headers.get(header)
-        if value:
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                continue
-    return None
 
 
 class MattermostClient:
@@ -118,7 +53,7 @@ class MattermostClient:
                 "request_timeout": timeout,
                 "timeout": timeout,
             },
-            client_cls=_ErrorMappingClient,
+            client_cls=AiohttpClient,
         )
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
@@ -141,7 +76,7 @@ class MattermostClient:
         return me
 
     async def close(self) -> None:
-        await self.driver.client.client.aclose()
+        await self.driver.client.aclose()
 
     # The retry loop ------------------------------------------------------------------------
 

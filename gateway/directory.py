@@ -1,14 +1,23 @@
-"""What Mattermost knows about people and channels, asked through the one client, briefly cached.
+"""What Mattermost knows about people and channels, asked through the one client, partly kept.
 
 Permission checks need facts only Mattermost has (is this user a system admin, a member of this
-team or channel?).  Membership answers are cached for a few seconds only, so a user removed from a
-channel loses access almost at once; the cache is dropped for a channel whenever the bot changes
-its membership itself.
+team or channel?).  Channel membership is kept from Mattermost's own WebSocket events
+(:meth:`Directory.observe`), so a leaver loses access and a joiner gains it as soon as the event
+arrives, without any expiry:
+
+* only for channels the bot is in (only those send it ``user_added`` / ``user_removed``), and only
+  while the WebSocket is up: losing it, or connecting again, drops everything kept (events missed
+  in between are not caught up);
+* an answer asked over REST is kept only if no membership news about that channel arrived while
+  it was being asked;
+* only "yes" is answered from what is kept; "no" is always asked, so nobody just added is refused;
+  callers pass ``fresh`` where Mattermost has not just vouched for the membership itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -18,7 +27,6 @@ from gateway.client import MattermostClient
 from gateway.errors import MattermostError
 
 _USER_TTL_S = 60.0
-_MEMBERSHIP_TTL_S = 5.0
 
 
 class Directory:
@@ -27,7 +35,12 @@ class Directory:
     def __init__(self, client: MattermostClient) -> None:
         self.client = client
         self._users: dict[str, tuple[float, dict[str, Any]]] = {}
-        self._members: dict[tuple[str, str], tuple[float, bool]] = {}
+        # channel -> the users known to be in it (channels the bot is in only; the bot included)
+        self._members: dict[str, set[str]] = {}
+        self._complete: set[str] = set()  # channels whose every member is in _members
+        self._versions: dict[str, int] = {}  # per channel: bumped by every piece of membership news
+        self._epoch = 0  # bumped when the WebSocket goes down or comes up
+        self._live = False  # events are arriving: what is kept stays right
 
     async def user(self, user_id: str) -> dict[str, Any]:
         cached = self._users.get(user_id)
@@ -91,20 +104,130 @@ class Directory:
     async def is_bot(self, user_id: str) -> bool:
         return bool((await self.user(user_id)).get("is_bot"))
 
-    async def is_channel_member(self, channel_id: str, user_id: str) -> bool:
-        key = (channel_id, user_id)
-        cached = self._members.get(key)
-        if cached and time.monotonic() - cached[0] < _MEMBERSHIP_TTL_S:
-            return cached[1]
+    async def is_channel_member(self, channel_id: str, user_id: str, *, fresh: bool = False) -> bool:
+        """Whether ``user_id`` is in the channel now.
+
+        A "yes" is answered from the membership kept by events, unless ``fresh``: pass it where
+        Mattermost has not just checked the membership itself (dialog submissions — api4
+        ``submitDialog`` checks read access to whatever channel the client names — and the people
+        a change is about, e.g. a new commander). A "no" is always asked, so someone just added is
+        never refused on a stale answer.
+        """
+        members = self._members.get(channel_id)
+        if not fresh and members is not None and user_id in members:
+            return True
+        epoch, version = self._epoch, self._versions.get(channel_id, 0)
+        bot_id = self.client.user_id
+        if members is not None or user_id == bot_id:
+            member = await self._ask_member(channel_id, user_id)
+            bot_member = member if user_id == bot_id else True
+        else:
+            # Only the channels the bot is in send it membership events: learn that at the same time.
+            member, bot_member = await asyncio.gather(self._ask_member(channel_id, user_id),
+                                                      self._ask_member(channel_id, bot_id))
+        if self._unchanged(channel_id, epoch, version):
+            self._learn(channel_id, bot_member, {user_id: member})
+        return member
+
+    async def _ask_member(self, channel_id: str, user_id: str) -> bool:
         try:
             await self.client.get_channel_member(channel_id, user_id)
-            member = True
         except MattermostError as error:
             if error.status not in (403, 404):
                 raise
-            member = False
-        self._members[key] = (time.monotonic(), member)
-        return member
+            return False
+        return True
+
+    def _unchanged(self, channel_id: str, epoch: int, version: int) -> bool:
+        """True when an answer asked at (epoch, version) may be kept: the events are flowing and
+        no membership news about the channel arrived while it was asked."""
+        return self._live and self._epoch == epoch and self._versions.get(channel_id, 0) == version
+
+    def _learn(self, channel_id: str, bot_member: bool, answers: dict[str, bool], *, complete: bool = False) -> None:
+        if not bot_member:
+            self._drop(channel_id)
+            return
+        if complete:
+            self._members[channel_id] = {self.client.user_id}
+            self._complete.add(channel_id)
+        members = self._members.setdefault(channel_id, {self.client.user_id})
+        for user_id, member in answers.items():
+            if member:
+                members.add(user_id)
+            else:
+                members.discard(user_id)
+
+    def _drop(self, channel_id: str) -> None:
+        self._members.pop(channel_id, None)
+        self._complete.discard(channel_id)
+        self._versions[channel_id] = self._versions.get(channel_id, 0) + 1
+
+    # Membership kept by events ---------------------------------------------------------------
+
+    def connection_changed(self, connected: bool) -> None:
+        """The WebSocket came up or went down: whatever happened in between was not seen, so
+        everything kept is dropped, and nothing is kept while no events arrive."""
+        self._members.clear()
+        self._complete.clear()
+        self._epoch += 1
+        self._live = connected
+
+    def observe(self, event: dict[str, Any]) -> None:
+        """Apply one WebSocket event (called for every event, in order, before any handler runs).
+
+        What Mattermost sends (server/channels/app/channel.go): ``AddUserToChannel`` sends
+        ``user_added`` {user_id, team_id} to the channel (without the added user) and to the
+        added user, both with the channel in the broadcast; ``removeUserFromChannel`` sends
+        ``user_removed`` {user_id, remover_id} to the channel and {channel_id, remover_id} to the
+        removed user; ``updateChannelMember`` sends ``channel_member_updated`` {channelMember}
+        only to that member. ``LeaveTeam`` (app/team.go) takes a user out of every channel of the
+        team without a ``user_removed`` per channel; ``leave_team`` {user_id, team_id} goes to
+        the team.
+        """
+        name = event.get("event")
+        data = event.get("data") if isinstance(event.get("data"), dict) else {}
+        broadcast = event.get("broadcast") if isinstance(event.get("broadcast"), dict) else {}
+        bot_id = self.client.user_id
+        if name == "user_added":
+            channel_id, user_id = str(broadcast.get("channel_id") or ""), str(data.get("user_id") or "")
+            if channel_id and user_id:
+                self._bump(channel_id)
+                if user_id == bot_id:
+                    self._members.setdefault(channel_id, {bot_id})
+                elif channel_id in self._members:
+                    self._members[channel_id].add(user_id)
+        elif name == "user_removed":
+            user_id = str(data.get("user_id") or broadcast.get("user_id") or "")
+            channel_id = str(data.get("channel_id") or broadcast.get("channel_id") or "")
+            if not channel_id:
+                return
+            if user_id == bot_id:
+                self._drop(channel_id)  # no more events from there: nothing kept can be trusted
+            elif user_id:
+                self._bump(channel_id)
+                self._members.get(channel_id, set()).discard(user_id)
+        elif name == "channel_member_updated":
+            member = data.get("channelMember")
+            if isinstance(member, str):
+                try:
+                    member = json.loads(member)
+                except ValueError:
+                    return
+            if isinstance(member, dict) and member.get("user_id") == bot_id and member.get("channel_id"):
+                self._bump(str(member["channel_id"]))
+                self._members.setdefault(str(member["channel_id"]), {bot_id})
+        elif name == "leave_team":
+            user_id = str(data.get("user_id") or "")
+            if user_id == bot_id:
+                self.connection_changed(self._live)
+            elif user_id:
+                for channel_id, members in self._members.items():
+                    if user_id in members:
+                        members.discard(user_id)
+                        self._bump(channel_id)
+
+    def _bump(self, channel_id: str) -> None:
+        self._versions[channel_id] = self._versions.get(channel_id, 0) + 1
 
     async def is_team_member(self, team_id: str, user_id: str) -> bool:
         try:
@@ -115,17 +238,29 @@ class Directory:
             return False
         return not member.get("delete_at")
 
+    def channel_created(self, channel_id: str) -> None:
+        """The bot has just created this channel, so it is its only member; joins arrive as events."""
+        if self._live and not self._versions.get(channel_id):
+            self._members[channel_id] = {self.client.user_id}
+            self._complete.add(channel_id)
+
     def forget_channel(self, channel_id: str) -> None:
-        for key in [key for key in self._members if key[0] == channel_id]:
-            del self._members[key]
+        """Drop what is known about a channel's members (the bot changed them itself)."""
+        self._drop(channel_id)
 
     async def channel_member_ids(self, channel_id: str) -> list[str]:
-        """Every member of a channel (all pages)."""
+        """Every member of a channel (all pages; kept by events once asked, for channels the bot is in)."""
+        if channel_id in self._complete:
+            return sorted(self._members[channel_id])
+        epoch, version = self._epoch, self._versions.get(channel_id, 0)
         members: list[str] = []
         page = 0
         while True:
             batch = await self.client.channel_members(channel_id, page=page, per_page=200)
             members.extend(member["user_id"] for member in batch)
             if len(batch) < 200:
-                return members
+                break
             page += 1
+        if self._unchanged(channel_id, epoch, version):
+            self._learn(channel_id, self.client.user_id in members, dict.fromkeys(members, True), complete=True)
+        return members

@@ -114,6 +114,8 @@ class EventStream(EventHandler):
         self._checkpoint_task: asyncio.Task | None = None
         self.policy = policy or ConnectionPolicy()
         self._handlers: dict[str, list[EventCallback]] = {}
+        self._observers: list[Callable[[dict[str, Any]], None]] = []
+        self._connection_observers: list[Callable[[bool], None]] = []
         self.connected = asyncio.Event()
         self.disconnected = asyncio.Event()  # set while no connection is up (after the first one)
         self.caught_up = asyncio.Event()  # set when the last catch-up has finished
@@ -138,6 +140,22 @@ class EventStream(EventHandler):
     def on(self, event: str, callback: EventCallback) -> None:
         """Call ``callback(event)`` for every WebSocket event named ``event`` (JSON strings decoded)."""
         self._handlers.setdefault(event, []).append(callback)
+
+    def observe(self, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``callback(event)`` for every live event, in order and at once (before any handler
+        task runs), e.g. to keep channel membership (gateway/directory.py)."""
+        self._observers.append(callback)
+
+    def on_connection(self, callback: Callable[[bool], None]) -> None:
+        """Call ``callback(True)`` on every hello and ``callback(False)`` whenever the connection is lost."""
+        self._connection_observers.append(callback)
+
+    def _tell_connection(self, connected: bool) -> None:
+        for callback in self._connection_observers:
+            try:
+                callback(connected)
+            except Exception:  # noqa: BLE001  (an observer's bug must not break the connection)
+                log.exception("a connection observer failed")
 
     @property
     def catching_up(self) -> bool:
@@ -285,6 +303,7 @@ class EventStream(EventHandler):
             log.warning("websocket connection lost; events from now on will be caught up after reconnecting")
         self.connected.clear()
         self.disconnected.set()
+        self._tell_connection(False)
         if self.hellos and self._resume_since is None:
             synced = self._synced_ms if self._synced_ms is not None else self._local_guess_ms
             if synced is not None:
@@ -346,11 +365,17 @@ class EventStream(EventHandler):
             self._local_guess_ms = int(time.time() * 1000)
             self.connected.set()
             self.disconnected.clear()
+            self._tell_connection(True)
             log.info("websocket connected (server %s)", (event.get("data") or {}).get("server_version", "?"))
             if self.hellos > 1 or self._restart_pending:
                 self._restart_pending = False
                 self._connected_again()
             return
+        for observer in self._observers:
+            try:
+                observer(event)
+            except Exception:  # noqa: BLE001
+                log.exception("an event observer failed on %s", event.get("event"))
         await self._dispatch(event)
 
     async def _dispatch(self, event: dict[str, Any]) -> None:

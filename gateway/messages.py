@@ -2,40 +2,181 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import html
 import re
+from dataclasses import dataclass
 
-_HELP_ROWS: tuple[tuple[str, str, str], ...] = (
-    ("start [name]", "Open the start dialog: pick a playbook, name the incident", "start Database down"),
-    ("start --post <link or id> [name]", "Start from a post; its text is quoted in the incident channel",
-     "start --post https://chat.example.com/acme/pl/8xk3... Checkout errors"),
-    ("end", "End the incident of this channel (after a confirmation)", "end"),
-    ("restart", "Reopen the ended incident of this channel", "restart"),
-    ("commander [@user]", "Show or change the commander", "commander @bob"),
-    ("stage [next|prev|S]", "Show or change the active stage", "stage next"),
-    ("check S.N", "Mark a step done (N alone means a step of the active stage)", "check 1.2"),
-    ("uncheck S.N", "Mark a step open again", "uncheck 1.2"),
-    ("assign S.N @user|none", "Set or clear a step's assignee", "assign 2.1 @carol"),
-    ("run S.N", "Run the step's slash command in the incident channel", "run 1.3"),
-    ("step show S.N", "A step in full: its description, command and assignee", "step show 1.2"),
-    ("step add [S] <title> / remove S.N / rename S.N <title> / move S.N <position>",
-     "Edit this incident's own checklist", "step add 2 Page the database on-call"),
-    ("info [incident]", "Details: commander, playbook, duration, people, stages, timeline", "info"),
-    ("list [ongoing|ended|all] [@commander] [--playbook NAME] [--search TEXT] [--page N]",
-     "Incidents you can see in this team, newest first", "list ongoing @alice"),
-    ("export [incident] [--raw]", "CSV of the incident channel, sent to you by direct message; spreadsheet-safe "
-     "unless --raw", "export"),
-    ("announce ~channel…", "Tell other channels that this incident started", "announce ~town-square ~ops"),
-    ("playbook list|show|create|edit|delete|members|export|import|templates", "Manage playbooks",
-     "playbook create"),
-    ("help", "This list", "help"),
-)
+from domain.errors import ValidationError
+
+
+@dataclass(frozen=True)
+class Usage:
+    """How one command is typed: its words after the trigger, what it does, an example, and how many
+    words may follow it (``max_words`` None: free text such as a title)."""
+
+    syntax: str
+    purpose: str
+    example: str
+    min_words: int = 0
+    max_words: int | None = None
+    in_help: bool = True  # a row of the command list (sub-verbs are summed up by their family's row)
+    called: str = ""      # how messages name it when that is not its key (words typed after a title)
+
+
+def _edit_verb(words: str, purpose: str, example: str, min_words: int, max_words: int | None) -> Usage:
+    """An outline edit typed after a playbook's title (``playbook edit "<title>" step remove S.N``)."""
+    return Usage(f'playbook edit "<title>" {words}', purpose, f'playbook edit "Incident Response" {example}',
+                 min_words=min_words, max_words=max_words, in_help=False, called=" ".join(words.split()[:2]))
+
+
+#: Every command and sub-verb, keyed by the words that name it: the one place that knows how each is typed.
+#: The help tables, the usage line of a wrong command and "did you mean" all come from here.
+USAGES: dict[str, Usage] = {
+    "start": Usage("start [name]", "Open the start dialog: pick a playbook, name the incident", "start Database down"),
+    "start --post": Usage("start --post <link or id> [name]",
+                          "Start from a post; its text is quoted in the incident channel",
+                          "start --post https://chat.example.com/acme/pl/8xk3... Checkout errors", min_words=1),
+    "end": Usage("end", "End the incident of this channel (after a confirmation)", "end", max_words=0),
+    "restart": Usage("restart", "Reopen the ended incident of this channel", "restart", max_words=0),
+    "commander": Usage("commander [@user]", "Show or change the commander", "commander @bob", max_words=1),
+    "stage": Usage("stage [next|prev|S]", "Show or change the active stage", "stage next", max_words=1),
+    "check": Usage("check S.N", "Mark a step done (N alone means a step of the active stage)", "check 1.2",
+                   min_words=1, max_words=1),
+    "uncheck": Usage("uncheck S.N", "Mark a step open again", "uncheck 1.2", min_words=1, max_words=1),
+    "assign": Usage("assign S.N @user|none", "Set or clear a step's assignee (a person in the incident channel)",
+                    "assign 2.1 @carol", min_words=2, max_words=2),
+    "run": Usage("run S.N", "Run the step's slash command in the incident channel", "run 1.3",
+                 min_words=1, max_words=1),
+    "step show": Usage("step show S.N", "A step in full: its description, command and assignee", "step show 1.2",
+                       min_words=1, max_words=1, in_help=False),
+    "step": Usage("step show S.N / add [S] <title> / remove S.N / rename S.N <title> / move S.N <position>",
+                  "See one step in full, or edit this incident's own checklist",
+                  "step add 2 Page the database on-call", min_words=1),
+    "step add": Usage("step add [S] <title>", "Add a step (to stage S, else to the active stage)",
+                      "step add 2 Page the DBA", min_words=1, in_help=False),
+    "step remove": Usage("step remove S.N", "Remove a step", "step remove 1.3", min_words=1, max_words=1,
+                         in_help=False),
+    "step rename": Usage("step rename S.N <title>", "Rename a step", "step rename 1.3 Page the DBA", min_words=2,
+                         in_help=False),
+    "step move": Usage("step move S.N <position>", "Move a step within its stage", "step move 1.4 1", min_words=2,
+                       max_words=2, in_help=False),
+    "info": Usage("info [incident]", "Details: commander, playbook, duration, people, stages, timeline "
+                  "(the incident by name, ~channel or channel name; this channel's by default)", "info"),
+    "list": Usage("list [ongoing|ended|all] [@commander] [--playbook NAME] [--search TEXT] [--page N]",
+                  "Incidents you can see in this team, newest first", "list ongoing @alice"),
+    "export": Usage("export [incident] [--raw]", "CSV of the incident channel, sent to you by direct message; "
+                    "spreadsheet-safe unless --raw", "export"),
+    "announce": Usage("announce ~channel…", "Tell other channels that this incident started",
+                      "announce ~town-square ~ops", min_words=1),
+    "playbook": Usage("playbook list|show|create|edit|delete|members|export|import|templates", "Manage playbooks",
+                      "playbook create"),
+    "help": Usage("help [command]", "This list, or how to type one command", "help assign", max_words=1),
+    "playbook list": Usage("playbook list", "The playbooks you can use in this team", "playbook list", max_words=0,
+                           in_help=False),
+    "playbook show": Usage("playbook show <title>", "Stages, steps, members; buttons to edit, export, delete",
+                           'playbook show "Incident Response"', min_words=1, in_help=False),
+    "playbook templates": Usage("playbook templates", "The built-in templates", "playbook templates", max_words=0,
+                                in_help=False),
+    "playbook create": Usage("playbook create [template] [title]", "Create a playbook from a template (a dialog)",
+                             'playbook create service-outage "Payments outage"', in_help=False),
+    "playbook edit": Usage("playbook edit <title>", "Edit title, description, channel type, stages and steps "
+                           "(a dialog)", 'playbook edit "Incident Response"', min_words=1, in_help=False),
+    "playbook edit step": Usage(
+        'playbook edit "<title>" step add S <title>',
+        "Also: `step remove S.N`, `step rename S.N <title>`, `step move S.N <N or S.N>`, "
+        "`step describe S.N <text>` (or `none`), `step command S.N </command>` (or `none`), "
+        "`step assign S.N @user` (or `none`), `stage add <title>`, `stage rename S <title>`, "
+        "`stage move S <N>`, `stage remove S`",
+        'playbook edit "Incident Response" step add 2 Check the logs', in_help=False),
+    "playbook edit step add": _edit_verb("step add S <title>", "Add a step to stage S",
+                                        "step add 2 Check the logs", 2, None),
+    "playbook edit step remove": _edit_verb("step remove S.N", "Remove a step", "step remove 1.3", 1, 1),
+    "playbook edit step rename": _edit_verb("step rename S.N <title>", "Rename a step",
+                                           "step rename 1.3 Page the DBA", 2, None),
+    "playbook edit step move": _edit_verb("step move S.N <N or S.N>", "Move a step (within its stage, or to another)",
+                                         "step move 1.3 2.1", 2, 2),
+    "playbook edit step describe": _edit_verb("step describe S.N <text>", "Set a step's description (none clears it)",
+                                             "step describe 1.1 See the runbook", 2, None),
+    "playbook edit step command": _edit_verb("step command S.N </command>",
+                                            "Set a step's slash command (none clears it)",
+                                            "step command 1.1 /echo hi", 2, None),
+    "playbook edit step assign": _edit_verb("step assign S.N @user", "Set a step's default assignee (none clears it)",
+                                           "step assign 1.1 @carol", 2, 2),
+    "playbook edit stage add": _edit_verb("stage add <title>", "Add a stage at the end",
+                                         "stage add Follow-up", 1, None),
+    "playbook edit stage rename": _edit_verb("stage rename S <title>", "Rename a stage",
+                                            "stage rename 2 Mitigate", 2, None),
+    "playbook edit stage move": _edit_verb("stage move S <N>", "Move a stage", "stage move 3 1", 2, 2),
+    "playbook edit stage remove": _edit_verb("stage remove S", "Remove a stage and its steps", "stage remove 3", 1, 1),
+    "playbook members": Usage('playbook members "<title>" [add|remove @user…]',
+                              "Show or change who can use the playbook",
+                              'playbook members "Incident Response" add @carol', min_words=1, in_help=False),
+    "playbook delete": Usage("playbook delete <title>", "Delete it (after a confirmation); incidents keep their "
+                             "checklists", 'playbook delete "Old drill"', min_words=1, in_help=False),
+    "playbook export": Usage("playbook export <title>", "Sends you the playbook as a YAML file",
+                             'playbook export "Incident Response"', min_words=1, in_help=False),
+    "playbook import": Usage("playbook import", "Paste YAML into a dialog, or send me the .yaml file in a direct "
+                             "message", "playbook import", max_words=0, in_help=False),
+}
+
+#: Other words for a command (what people type by habit).
+ALIASES = {"playbooks": "playbook", "playbook new": "playbook create", "step delete": "step remove"}
+
+
+def command_prefix(trigger: str, *, via_dm: bool = False) -> str:
+    """What comes before a command's words: ``/incident `` in a channel, nothing in a direct message."""
+    return "" if via_dm else f"/{trigger} "
+
+
+def usage_line(key: str, prefix: str) -> str:
+    """``Usage: `/incident assign S.N @user|none` — …. Example: `…```` for one command."""
+    usage = USAGES[key]
+    return (f"Usage: {inline_code(prefix + usage.syntax)} — {usage.purpose}. "
+            f"Example: {inline_code(prefix + usage.example)}")
+
+
+def check_words(key: str, words: list[str], prefix: str) -> None:
+    """Refuse missing or extra words after a command, with that command's usage line."""
+    usage = USAGES[key]
+    name = inline_code(usage.called or prefix + key)
+    if len(words) < usage.min_words:
+        raise ValidationError(f"Something is missing after {name}.\n{usage_line(key, prefix)}")
+    if usage.max_words is not None and len(words) > usage.max_words:
+        extra = words[usage.max_words:]
+        verb = "is" if len(extra) == 1 else "are"
+        shown = inline_code(" ".join(extra), limit=80)
+        raise ValidationError(f"Too many words for {name}: {shown} "
+                              f"{verb} more than it takes.\n{usage_line(key, prefix)}")
+
+
+def suggestion(word: str, family: str = "") -> str:
+    """The command ``word`` was probably meant to be (``family``: "" for top-level commands, or e.g.
+    "playbook" or "step" for their verbs); "" when nothing is close."""
+    depth = len(family.split()) + 1 if family else 1
+    names = [key.split()[-1] for key in [*USAGES, *ALIASES]
+             if len(key.split()) == depth and key.startswith(family) and not key.split()[-1].startswith("--")]
+    close = difflib.get_close_matches(word.lower(), names, n=1, cutoff=0.75)
+    return close[0] if close else ""
+
+
+def unknown_command_text(word: str, rest: str, prefix: str, *, family: str = "") -> str:
+    """What a near-miss (``chek 1.1``) gets: "did you mean `check 1.1`?" and that command's usage;
+    "" when no command is close."""
+    meant = suggestion(word, family)
+    if not meant:
+        return ""
+    key = ALIASES.get(f"{family} {meant}".strip(), f"{family} {meant}".strip())
+    typed = " ".join(part for part in (family, meant, rest) if part)
+    return (f"{inline_code(prefix + (family + ' ' if family else '') + word, limit=80)} is not a Command Center "
+            f"command. Did you mean {inline_code(prefix + typed, limit=200)}?\n{usage_line(key, prefix)}\n"
+            f"Type {inline_code(prefix + 'help')} for the full list.")
 
 
 def help_text(trigger: str, *, unknown: str = "", via_dm: bool = False) -> str:
     """The command list with examples; names the unknown subcommand when there was one."""
-    prefix = "" if via_dm else f"/{trigger} "
+    prefix = command_prefix(trigger, via_dm=via_dm)
     lines = []
     if unknown:
         lines.append(f"{inline_code(unknown, limit=200)} is not a Command Center command. Here is what you can type:")
@@ -46,14 +187,37 @@ def help_text(trigger: str, *, unknown: str = "", via_dm: bool = False) -> str:
     lines.append("")
     lines.append("| Command | What it does | Example |")
     lines.append("|:--|:--|:--|")
-    for usage, purpose, example in _HELP_ROWS:
-        # A bare | would end the table cell, even inside code.
-        usage = usage.replace("|", "\\|")
-        lines.append(f"| `{prefix}{usage}` | {purpose} | `{prefix}{example}` |")
+    for usage in USAGES.values():
+        if usage.in_help:
+            lines.append(f"| {_cell_code(prefix + usage.syntax)} | {usage.purpose} | "
+                         f"{_cell_code(prefix + usage.example)} |")
     lines.append("")
     lines.append("Steps are written `S.N` (stage S, step N, counting from 1) or just `N` for the active stage. "
                  "Commands about an incident work in its channel.")
     return "\n".join(lines)
+
+
+def playbook_help_text(trigger: str, *, via_dm: bool = False) -> str:
+    """The playbook commands, from the same table."""
+    prefix = command_prefix(trigger, via_dm=via_dm)
+    lines = ["#### Playbook commands", "| Command | What it does |", "|:--|:--|"]
+    for key, usage in USAGES.items():
+        if key.startswith("playbook ") and len(key.split()) <= 3:  # edit's verbs are summed up in one row
+            purpose = usage.purpose.replace("|", _CELL_BAR)
+            lines.append(f"| {_cell_code(prefix + usage.syntax)} | {purpose} |")
+    lines.append("")
+    lines.append("Titles are matched ignoring case; put quotes around a title when more words follow it. In a direct "
+                 "message with me, add `--team NAME` if we share more than one team. The YAML format: "
+                 "docs/playbooks.md.")
+    return "\n".join(lines)
+
+
+def _cell_code(text: str) -> str:
+    # A bare | would end the table cell, even inside code.
+    return inline_code(text).replace("|", _CELL_BAR)
+
+
+_CELL_BAR = "\\|"
 
 
 # Mattermost looks for mentions in the text of a post as its Markdown parser sees it, escapes and character

@@ -10,6 +10,8 @@ from mmpy_bot import Plugin
 from gateway.client import MattermostClient
 from gateway.errors import MattermostError
 from gateway.ids import Route
+from gateway.messages import check_words, command_prefix
+from gateway.models import SlashCommand
 from gateway.signing import Signer
 from settings import Settings
 
@@ -53,3 +55,11 @@ class FeaturePlugin(Plugin):
                 if error.status != 403:
                     raise
         await self.ctx.client.create_post(dm["id"], text)
+
+    def prefix(self, command: SlashCommand) -> str:
+        """What comes before a command's words where ``command`` was typed (``/incident `` or nothing in a DM)."""
+        return command_prefix(self.ctx.settings.command_trigger, via_dm=command.via_dm)
+
+    def check_words(self, command: SlashCommand, key: str, words: list[str]) -> None:
+        """Refuse missing or extra words after ``key`` with its usage line (gateway.messages.USAGES)."""
+        check_words(key, words, self.prefix(command))

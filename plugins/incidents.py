@@ -23,7 +23,7 @@ from gateway import dialogs
 from gateway.cards import step_details
 from gateway.errors import MattermostError, user_message
 from gateway.ids import Action, Dialog
-from gateway.messages import inline_code, neutralize
+from gateway.messages import ALIASES, USAGES, inline_code, neutralize, unknown_command_text, usage_line
 from gateway.models import (
     ActionCallback,
     ActionReply,
@@ -47,6 +47,22 @@ NO_PLAYBOOKS = ("You are not a member of any playbook in this team yet, so there
 
 def _usage(text: str) -> ValidationError:
     return ValidationError(text)
+
+
+def start_buttons(ctx: BotContext, teams: list[dict[str, Any]], channel_id: str, post_id: str = "") -> CommandReply:
+    """A Start incident button per team (``teams``: the ones the user shares with the bot), bound to
+    ``channel_id``; a click opens the start dialog (IncidentPlugin.on_start_clicked)."""
+    if not teams:
+        return CommandReply(text="We share no team, so I cannot start an incident for you.")
+    actions = [{
+        "id": f"start{team['id']}", "name": f"Start incident in {team.get('display_name') or team['name']}",
+        "type": "button", "style": "primary",
+        "integration": {"url": ctx.action_url,
+                        "context": ctx.signer.action_context(Action.START, channel_id,
+                                                             {"t": team["id"], "p": post_id})},
+    } for team in teams]
+    return CommandReply(text="Click to open the start dialog:",
+                        attachments=[{"fallback": "Start an incident", "actions": actions}])
 
 
 class IncidentPlugin(FeaturePlugin):
@@ -108,7 +124,7 @@ class IncidentPlugin(FeaturePlugin):
         """The people in the incident channel. Whoever clicked a card button may read that channel
         (api4/integration_action.go ``doPostAction`` checks read permission on the post), so may see them."""
         ids = await self.directory.channel_member_ids(incident.channel_id)
-        users = await self.directory.users(ids)
+        users = await self.directory.users(i for i in ids if i != self.ctx.client.user_id)
         people = [u for u in users if not u.get("is_bot") and not u.get("delete_at")]
         return sorted(((f"@{u['username']}", u["id"]) for u in people), key=lambda item: item[0])
 
@@ -121,11 +137,14 @@ class IncidentPlugin(FeaturePlugin):
         except ValueError:
             words = command.arguments.split()
         post_id = ""
-        if words and words[0] == "--post":
-            if len(words) < 2:
-                raise _usage("Give the post: /incident start --post <post link or id> [name]")
+        if words and words[0].lower() == "--post":
+            self.check_words(command, "start --post", words[1:])
             post_id = post_id_from(words[1])
             words = words[2:]
+        option = next((word for word in words if word.startswith("--") and len(word) > 2), "")
+        if option:
+            raise _usage(f"{inline_code(option, limit=60)} is not an option of start (only --post, first).\n"
+                         + usage_line("start --post", self.prefix(command)))
         name = " ".join(words)
         if command.via_dm or not command.trigger_id:
             return await self._start_buttons(command.user_id, command.channel_id, post_id)
@@ -140,17 +159,7 @@ class IncidentPlugin(FeaturePlugin):
         for team in await self.ctx.client.my_teams():
             if await self.directory.is_team_member(team["id"], user_id):
                 teams.append(team)
-        if not teams:
-            return CommandReply(text="We share no team, so I cannot start an incident for you.")
-        actions = [{
-            "id": f"start{team['id']}", "name": f"Start incident in {team.get('display_name') or team['name']}",
-            "type": "button", "style": "primary",
-            "integration": {"url": self.ctx.action_url,
-                            "context": self.ctx.signer.action_context(Action.START, channel_id,
-                                                                      {"t": team["id"], "p": post_id})},
-        } for team in teams]
-        return CommandReply(text="Click to open the start dialog:",
-                            attachments=[{"fallback": "Start an incident", "actions": actions}])
+        return start_buttons(self.ctx, teams, channel_id, post_id)
 
     @on_action(Action.START)
     async def on_start_clicked(self, callback: ActionCallback) -> ActionReply:
@@ -233,12 +242,14 @@ class IncidentPlugin(FeaturePlugin):
 
     @on_command("commander")
     async def on_commander(self, command: SlashCommand) -> CommandReply:
+        words = command.arguments.split()
+        self.check_words(command, "commander", words)
         incident = await self.service.in_channel(command.channel_id)
-        if not command.arguments:
+        if not words:
             name = await self.directory.username(incident.commander_id)
             return CommandReply(text=f"The commander of **{neutralize(incident.name)}** is @{name}. "
                                      "Change it with `/incident commander @user`.")
-        user = await self._user_arg(command.arguments.split()[0])
+        user = await self._user_arg(words[0])
         _, events = await self.service.change_commander(incident, command.user_id, user["id"])
         return CommandReply(text="" if events else f"@{user['username']} is already the commander.")
 
@@ -267,7 +278,7 @@ class IncidentPlugin(FeaturePlugin):
         if not is_valid_id(chosen):
             return DialogReply(errors={"commander": "Choose the new commander from the list."})
         try:
-            await self.service.change_commander(incident, form.user_id, chosen)
+            await self.service.change_commander(incident, form.user_id, chosen, fresh=True)
         except ValidationError as error:
             return DialogReply(errors={"commander": str(error)})
         return DialogReply()
@@ -276,8 +287,10 @@ class IncidentPlugin(FeaturePlugin):
 
     @on_command("stage")
     async def on_stage(self, command: SlashCommand) -> CommandReply:
+        words = command.arguments.split()
+        self.check_words(command, "stage", words)
         incident = await self.service.in_channel(command.channel_id)
-        argument = command.arguments.lower()
+        argument = words[0].lower() if words else ""
         if not argument:
             stage = incident.current_stage
             return CommandReply(
@@ -304,8 +317,10 @@ class IncidentPlugin(FeaturePlugin):
     # Steps ---------------------------------------------------------------------------------
 
     async def _check_command(self, command: SlashCommand, done: bool) -> CommandReply:
+        words = command.arguments.split()
+        self.check_words(command, "check" if done else "uncheck", words)
         incident = await self.service.in_channel(command.channel_id)
-        ref = self._step_target(incident, command.arguments)
+        ref = self._step_target(incident, words[0])
         _, events = await self.service.check(incident, command.user_id, ref, done)
         if events:
             return CommandReply()
@@ -333,10 +348,9 @@ class IncidentPlugin(FeaturePlugin):
 
     @on_command("assign")
     async def on_assign(self, command: SlashCommand) -> CommandReply:
-        incident = await self.service.in_channel(command.channel_id)
         parts = command.arguments.split()
-        if len(parts) != 2:
-            raise _usage("Usage: /incident assign S.N @user (or none to clear), e.g. /incident assign 2.1 @carol")
+        self.check_words(command, "assign", parts)
+        incident = await self.service.in_channel(command.channel_id)
         ref = self._step_target(incident, parts[0])
         assignee = None if parts[1].lower() in ("none", "nobody", "-") else (await self._user_arg(parts[1]))["id"]
         _, events = await self.service.assign(incident, command.user_id, ref, assignee)
@@ -372,22 +386,25 @@ class IncidentPlugin(FeaturePlugin):
             return DialogReply(errors={"assignee": "Choose someone from the list, or Nobody."})
         try:
             await self.service.assign(incident, form.user_id, str(form.args.get("s", "")),
-                                      None if chosen == "none" else chosen)
+                                      None if chosen == "none" else chosen, fresh=True)
         except ValidationError as error:
             return DialogReply(errors={"assignee": str(error)})
         return DialogReply()
 
     @on_command("run")
     async def on_run(self, command: SlashCommand) -> CommandReply:
+        words = command.arguments.split()
+        self.check_words(command, "run", words)
         incident = await self.service.in_channel(command.channel_id)
-        ref = self._step_target(incident, command.arguments)
-        return CommandReply(text=await self.service.run_step(incident, command.user_id, ref))
+        ref = self._step_target(incident, words[0])
+        return await self.service.run_step(incident, command.user_id, ref, trigger_id=command.trigger_id)
 
     @on_action(Action.RUN)
     async def on_run_clicked(self, callback: ActionCallback) -> ActionReply:
         incident = await self._incident_for_action(callback)
-        text = await self.service.run_step(incident, callback.user_id, str(callback.args.get("s", "")))
-        return ActionReply(ephemeral_text=text)
+        reply = await self.service.run_step(incident, callback.user_id, str(callback.args.get("s", "")),
+                                            trigger_id=callback.trigger_id)
+        return ActionReply(ephemeral_text=reply.text)
 
     async def _step_details(self, incident: Incident, user_id: str, ref: StepRef) -> str:
         await self.service.require_viewer(incident, user_id)
@@ -405,13 +422,17 @@ class IncidentPlugin(FeaturePlugin):
 
     @on_command("step")
     async def on_step(self, command: SlashCommand) -> CommandReply:
-        incident = await self.service.in_channel(command.channel_id)
         words = command.arguments.split(None, 1)
-        verb = words[0].lower() if words else ""
+        self.check_words(command, "step", words)
+        verb = ALIASES.get(f"step {words[0].lower()}", f"step {words[0].lower()}").split()[1]
         rest = words[1].strip() if len(words) > 1 else ""
+        if f"step {verb}" not in USAGES:
+            near = unknown_command_text(words[0], rest, self.prefix(command), family="step")
+            raise _usage(near or f"{inline_code(words[0], limit=60)} is not a step command.\n"
+                         + usage_line("step", self.prefix(command)))
+        self.check_words(command, f"step {verb}", rest.split())
+        incident = await self.service.in_channel(command.channel_id)
         if verb == "show":
-            if len(rest.split()) != 1:
-                raise _usage("Usage: /incident step show S.N, e.g. /incident step show 1.2")
             return CommandReply(text=await self._step_details(incident, command.user_id,
                                                               self._step_target(incident, rest)))
         if verb == "add":
@@ -420,8 +441,6 @@ class IncidentPlugin(FeaturePlugin):
                 stage, title = parse_stage_number(parts[0], len(incident.stages)), parts[1]
             else:
                 stage, title = incident.active_stage, rest
-            if not title:
-                raise _usage("Usage: /incident step add [stage] <title>, e.g. /incident step add 2 Page the DBA")
             await self.service.add_step(incident, command.user_id, stage, title)
             return CommandReply()
         if verb == "remove":
@@ -429,20 +448,18 @@ class IncidentPlugin(FeaturePlugin):
             return CommandReply()
         if verb == "rename":
             parts = rest.split(None, 1)
-            if len(parts) != 2:
-                raise _usage("Usage: /incident step rename S.N <new title>")
             _, events = await self.service.rename_step(incident, command.user_id,
                                                        self._step_target(incident, parts[0]), parts[1])
             return CommandReply(text="" if events else "That is already the step's title.")
         if verb == "move":
             parts = rest.split()
-            if len(parts) != 2 or not parts[1].isdigit():
-                raise _usage("Usage: /incident step move S.N <position>, e.g. /incident step move 1.4 1")
+            if not parts[1].isdigit():
+                raise _usage(f"{inline_code(parts[1], limit=60)} is not a position: write a number from 1.\n"
+                             + usage_line("step move", self.prefix(command)))
             _, events = await self.service.move_step(incident, command.user_id, self._step_target(incident, parts[0]),
                                                      int(parts[1]) - 1)
             return CommandReply(text="" if events else "The step is already at that position.")
-        raise _usage("Usage: /incident step show S.N | add [S] <title> | remove S.N | rename S.N <title> | "
-                     "move S.N <position>")
+        raise AssertionError(f"step {verb} has a usage but no handler")
 
     # End and restart -----------------------------------------------------------------------
 
@@ -462,6 +479,7 @@ class IncidentPlugin(FeaturePlugin):
                                                          introduction=intro))
 
     async def _confirm_command(self, command: SlashCommand, dialog_id: Dialog) -> CommandReply:
+        self.check_words(command, "end" if dialog_id is Dialog.END else "restart", command.arguments.split())
         incident = await self.service.in_channel(command.channel_id)
         if dialog_id is Dialog.END and not incident.is_ongoing:
             return CommandReply(text="This incident has already ended. Type /incident restart to reopen it.")
@@ -503,10 +521,12 @@ class IncidentPlugin(FeaturePlugin):
         if incident is None:
             return DialogReply(error="This incident no longer exists.")
         try:
+            # Mattermost checks a submission only against the channel the client names (api4
+            # submitDialog), so the membership is asked afresh.
             if end:
-                await self.service.end(incident, form.user_id)
+                await self.service.end(incident, form.user_id, fresh=True)
             else:
-                await self.service.restart(incident, form.user_id)
+                await self.service.restart(incident, form.user_id, fresh=True)
         except Exception as error:  # shown in the dialog's footer
             return DialogReply(error=user_message(error))
         return DialogReply()
@@ -523,11 +543,10 @@ class IncidentPlugin(FeaturePlugin):
 
     @on_command("announce")
     async def on_announce(self, command: SlashCommand) -> CommandReply:
+        names = command.arguments.split()
+        self.check_words(command, "announce", names)
         incident = await self.service.in_channel(command.channel_id)
         await self.service.require_member(incident, command.user_id)
-        names = command.arguments.split()
-        if not names:
-            raise _usage("Usage: /incident announce ~channel [~channel …], e.g. /incident announce ~town-square")
         incident_channel = await self.ctx.client.get_channel(incident.channel_id)
         commander = await self.directory.username(incident.commander_id)
         done, refused = [], []

@@ -24,7 +24,15 @@ from gateway import playbook_yaml as pyaml
 from gateway.directory import Directory
 from gateway.errors import MattermostError, user_message
 from gateway.ids import Action, Dialog
-from gateway.messages import inline_code, limited_markdown, neutralize
+from gateway.messages import (
+    ALIASES,
+    USAGES,
+    inline_code,
+    limited_markdown,
+    neutralize,
+    playbook_help_text,
+    unknown_command_text,
+)
 from gateway.models import (
     ActionCallback,
     ActionReply,
@@ -55,25 +63,6 @@ _EDIT_KEYWORDS: dict[str, tuple[str, ...]] = {
     "step": ("add", "remove", "delete", "rename", "move", "describe", "description", "command", "assign"),
     "stage": ("add", "remove", "delete", "rename", "move"),
 }
-
-USAGE = """\
-#### Playbook commands
-| Command | What it does |
-|:--|:--|
-| `/incident playbook list` | The playbooks you can use in this team |
-| `/incident playbook show <title>` | Stages, steps, members; buttons to edit, export, delete |
-| `/incident playbook templates` | The built-in templates |
-| `/incident playbook create [template] [title]` | Create a playbook from a template (a dialog) |
-| `/incident playbook edit <title>` | Edit title, description, channel type, stages and steps (a dialog) |
-| `/incident playbook edit "<title>" step add S <title>` | Also: `step remove S.N`, `step rename S.N <title>`, `step move S.N <N or S.N>`, `step describe S.N <text\\|none>`, `step command S.N </cmd\\|none>`, `step assign S.N @user\\|none`, `stage add <title>`, `stage rename S <title>`, `stage move S <N>`, `stage remove S` |
-| `/incident playbook members "<title>" [add\\|remove @user…]` | Show or change who can use the playbook |
-| `/incident playbook delete <title>` | Delete it (after a confirmation); incidents keep their checklists |
-| `/incident playbook export <title>` | Sends you the playbook as a YAML file |
-| `/incident playbook import` | Paste YAML into a dialog, or send me the .yaml file in a direct message |
-
-Titles are matched ignoring case; put quotes around a title when more words follow it. In a direct \
-message with me, add `--team NAME` if we share more than one team. The YAML format: docs/playbooks.md."""
-
 
 def _words(text: str) -> list[str]:
     try:
@@ -223,8 +212,13 @@ class PlaybookPlugin(FeaturePlugin):
         }
         handler = handlers.get(verb)
         if handler is None:
-            unknown = "" if verb == "help" else f"{inline_code(verb, limit=200)} is not a playbook command.\n\n"
-            return CommandReply(text=unknown + USAGE)
+            help_table = playbook_help_text(self.ctx.settings.command_trigger, via_dm=command.via_dm)
+            if verb == "help":
+                return CommandReply(text=help_table)
+            near = unknown_command_text(words[0], " ".join(words[1:]), self.prefix(command), family="playbook")
+            return CommandReply(text=near or f"{inline_code(verb, limit=200)} is not a playbook command.\n\n"
+                                + help_table)
+        self.check_words(command, ALIASES.get(f"playbook {verb}", f"playbook {verb}"), words[1:])
         if verb == "templates":
             return await handler(command, "", words[1:])
         return await handler(command, await self._team(command, team_name), words[1:])
@@ -462,6 +456,8 @@ class PlaybookPlugin(FeaturePlugin):
         """``step ...`` / ``stage ...`` edits typed after the title."""
         kind, verb, args = words[0].lower(), words[1].lower(), words[2:]
         verb = {"delete": "remove", "description": "describe"}.get(verb, verb)
+        if f"playbook edit {kind} {verb}" in USAGES:
+            self.check_words(command, f"playbook edit {kind} {verb}", args)
         assignee_id: str | None = None
         if kind == "step" and verb == "assign":
             if len(args) < 2:
@@ -569,7 +565,8 @@ class PlaybookPlugin(FeaturePlugin):
             destination.insert(position, step)
             done.append(f'moved step "{neutralize(step.title)}" to {target_stage + 1}.{position + 1}.')
             return _with_steps(changed, target_stage, destination)
-        raise ValidationError(f"Unknown edit {inline_code(kind + ' ' + verb, limit=200)}. Type /incident playbook help.")
+        raise ValidationError(f"Unknown edit {inline_code(kind + ' ' + verb, limit=200)}. "
+                              "Type /incident playbook help.")
 
     # Delete -----------------------------------------------------------------------------------
 
@@ -710,4 +707,4 @@ class PlaybookPlugin(FeaturePlugin):
         return DialogReply()
 
 
-__all__ = ["USAGE", "PlaybookPlugin"]
+__all__ = ["PlaybookPlugin"]

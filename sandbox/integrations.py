@@ -370,28 +370,55 @@ def _empty_command_response() -> dict:
             "attachments": None, "extra_responses": None}
 
 
-def _builtin_header(sb: Sandbox, user: dict, ch: dict, text: str, root_id: str) -> dict:
-    """``/header text``: set the channel header, with Mattermost's system post."""
+def _ephemeral_command_response(text: str) -> dict:
+    """How the built-in providers refuse: a 200 answer with an ephemeral text for the caller."""
+    return {**_empty_command_response(), "response_type": "ephemeral", "text": text}
+
+
+def _builtin_channel_property(sb: Sandbox, user: dict, ch: dict, text: str, field: str) -> dict:
+    """``/header text`` and ``/purpose text`` as HeaderProvider / PurposeProvider run them
+    (app/slashcommands/command_channel_header.go, command_channel_purpose.go): the *caller's*
+    manage_*_channel_properties in the channel, then a non-empty text, then the patch and its
+    system post. Each refusal is an ephemeral answer, not an HTTP error."""
     world = sb.world
-    if not (world.is_member(ch["id"], user["id"]) or world.is_admin(user["id"])):
-        raise errors.permissions("manage_public_channel_properties" if ch["type"] == "O"
-                                 else "manage_private_channel_properties")
-    old = ch.get("header", "")
-    world.patch_channel(ch, {"header": text})
-    world.create_post(user_id=user["id"], channel_id=ch["id"], type="system_header_change",
-                      message=f"{user['username']} updated the channel header from: {old} to: {text}",
-                      props={"username": user["username"], "old_header": old, "new_header": text})
+    noun = "header" if field == "header" else "purpose"
+    if ch["type"] not in ("O", "P") and field == "purpose":
+        return _ephemeral_command_response("Unable to update the channel purpose of direct or group messages.")
+    permission = "manage_public_channel_properties" if ch["type"] == "O" else "manage_private_channel_properties"
+    if ch["type"] in ("O", "P") and not world.has_channel_permission(user["id"], ch, permission):
+        return _ephemeral_command_response(f"You don't have the appropriate permissions to edit the channel {noun}.")
+    if ch["type"] not in ("O", "P") and not world.is_member(ch["id"], user["id"]):
+        return _ephemeral_command_response(f"You don't have the appropriate permissions to edit the channel {noun}.")
+    if not text:
+        return _ephemeral_command_response(f"Message must be provided with the /{noun} command.")
+    old = ch.get(field, "")
+    world.patch_channel(ch, {field: text})
+    world.create_post(user_id=user["id"], channel_id=ch["id"], type=f"system_{field}_change",
+                      message=f"{user['username']} updated the channel {noun} from: {old} to: {text}",
+                      props={"username": user["username"], f"old_{field}": old, f"new_{field}": text})
     return _empty_command_response()
 
 
+def _builtin_header(sb: Sandbox, user: dict, ch: dict, text: str, root_id: str) -> dict:
+    """``/header text``: set the channel header, with Mattermost's system post."""
+    return _builtin_channel_property(sb, user, ch, text, "header")
+
+
+def _builtin_purpose(sb: Sandbox, user: dict, ch: dict, text: str, root_id: str) -> dict:
+    """``/purpose text``: set the channel purpose, with Mattermost's system post."""
+    return _builtin_channel_property(sb, user, ch, text, "purpose")
+
+
 def _builtin_echo(sb: Sandbox, user: dict, ch: dict, text: str, root_id: str) -> dict:
-    """``/echo text``: post the text as the user."""
+    """``/echo text``: post the text as the user (EchoProvider; an empty text is refused)."""
+    if not text:
+        return _ephemeral_command_response("A message must be provided with the /echo command.")
     sb.world.create_post(user_id=user["id"], channel_id=ch["id"], message=text, root_id=root_id)
     return _empty_command_response()
 
 
 # The built-in commands a bot's playbook steps commonly run (Mattermost has more).
-BUILT_IN_COMMANDS = {"header": _builtin_header, "echo": _builtin_echo}
+BUILT_IN_COMMANDS = {"header": _builtin_header, "purpose": _builtin_purpose, "echo": _builtin_echo}
 
 
 async def run_command(sb: Sandbox, user: dict, ch: dict, team: dict, command_text: str,
@@ -403,7 +430,10 @@ async def run_command(sb: Sandbox, user: dict, ch: dict, team: dict, command_tex
         raise AppError(400, "api.command.execute_command.start.app_error", "No command trigger found.")
     trigger, text = m.group(1).lower(), m.group(2) or ""
     if trigger in BUILT_IN_COMMANDS:
-        return BUILT_IN_COMMANDS[trigger](sb, user, ch, text, root_id)
+        resp = BUILT_IN_COMMANDS[trigger](sb, user, ch, text, root_id)
+        # HandleCommandResponse: an ephemeral answer goes to the caller as an ephemeral post.
+        apply_command_response(sb, resp, user_id=user["id"], channel_id=ch["id"], root_id=root_id)
+        return resp
     cmd = next((c for c in world.commands.values()
                 if c["team_id"] == team["id"] and c["trigger"] == trigger and not c["delete_at"]), None)
     if cmd is None:

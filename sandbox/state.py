@@ -556,7 +556,12 @@ class World:
                              props={"userId": actor_id, "username": actor["username"],
                                     "addedUserId": user_id, "addedUsername": user["username"]},
                              root_id=post_root_id)
-        self.emit("user_added", {"user_id": user_id, "team_id": ch["team_id"]}, channel_id=ch["id"])
+        # app/channel.go AddUserToChannel: one event to the channel without the added user, and
+        # one to the added user (broadcast user_id and channel_id), both {user_id, team_id}.
+        self.emit("user_added", {"user_id": user_id, "team_id": ch["team_id"]}, channel_id=ch["id"],
+                  omit_users=[user_id])
+        self.emit("user_added", {"user_id": user_id, "team_id": ch["team_id"]}, channel_id=ch["id"],
+                  user_id=user_id)
         self.touch()
         return member
 
@@ -576,6 +581,8 @@ class World:
                              message=f"@{user['username']} removed from the channel.",
                              props={"removedUserId": user_id, "removedUsername": user["username"]})
         del self.channel_members[ch["id"]][user_id]
+        # app/channel.go removeUserFromChannel: {user_id, remover_id} to the channel (the removed
+        # user is no longer in it), {channel_id, remover_id} to the removed user.
         self.emit("user_removed", {"user_id": user_id, "remover_id": actor_id}, channel_id=ch["id"])
         self.emit("user_removed", {"channel_id": ch["id"], "remover_id": actor_id}, user_id=user_id)
         self.touch()

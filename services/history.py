@@ -43,6 +43,7 @@ from domain import (
     ValidationError,
     permissions,
 )
+from gateway.cards import format_time
 from gateway.directory import Directory
 from gateway.errors import MattermostError, user_message
 from gateway.export import UsernameCache, channel_pages, write_channel_csv
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 
 PER_PAGE = 15
 _SCAN_CHUNK = 100
+_MATCHES_SHOWN = 10
 _MEMBERSHIP_CONCURRENCY = 16
 _CHANNEL_NAME_TTL_S = 60.0
 #: How long the export command waits before answering "on its way" and finishing in the background.
@@ -327,11 +329,39 @@ class HistoryService:
                     return incident
             raise NotFound(NOT_VISIBLE.format(what=f"in ~{neutralize(name)}"))
         name = _unquote(reference)
+        # A name, or the incident channel's name typed without its "~" (people copy it from the URL).
+        slug = name.lower()
+        found: dict[str, Incident] = {}
         for team in teams:
             for incident in await self._named(team, name):
-                if await self.can_view(incident, user_id):
-                    return incident
+                found.setdefault(incident.id, incident)
+            by_channel = await self._by_channel_name(team, slug)
+            if by_channel is not None:
+                found.setdefault(by_channel.id, by_channel)
+        # Only what the user may see counts: a hidden match is answered exactly like no match.
+        visible = [incident for incident in found.values() if await self.can_view(incident, user_id)]
+        if len(visible) == 1:
+            return visible[0]
+        if visible:
+            raise ValidationError(await self._several(visible, name, verb))
         raise NotFound(NOT_VISIBLE.format(what=f'called "{neutralize(name)}"'))
+
+    async def _several(self, incidents: list[Incident], name: str, verb: str) -> str:
+        """The matches of an ambiguous name, newest first, each with the ~channel that names it alone."""
+        incidents = sorted(incidents, key=lambda i: (-i.created_at, i.id))
+        channels = await self.channel_names(i.channel_id for i in incidents[:_MATCHES_SHOWN])
+        lines = [f'{len(incidents)} incidents you can see are called "{neutralize(name)}":']
+        for incident in incidents[:_MATCHES_SHOWN]:
+            channel = channels.get(incident.channel_id)
+            where = f" ~{channel}" if channel else ""
+            status = "ongoing" if incident.is_ongoing else "ended"
+            lines.append(f"- **{neutralize(incident.name)}**{where} · {status} · "
+                         f"started {format_time(incident.created_at)}")
+        if len(incidents) > _MATCHES_SHOWN:
+            lines.append(f"- and {len(incidents) - _MATCHES_SHOWN} more (see /incident list --search)")
+        example = next((channels[i.channel_id] for i in incidents if channels.get(i.channel_id)), "channel-name")
+        lines.append(f"Say which one with its channel, e.g. `/incident {verb} ~{example}`.")
+        return "\n".join(lines)
 
     async def _by_channel_name(self, team_id: str, name: str) -> Incident | None:
         if not re.fullmatch(r"[a-z0-9_-]{1,64}", name):

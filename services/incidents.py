@@ -8,6 +8,7 @@ each other), then announce it in the channel and rebuild the card from the store
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import re
 import secrets
@@ -33,11 +34,15 @@ from domain import (
     validation,
 )
 from domain import incidents as ops
+from domain import step_commands
 from domain.models import EventKind
 from gateway.cards import CardContext, card_user_ids, incident_card
 from gateway.directory import Directory
-from gateway.errors import MattermostError
+from gateway.errors import MattermostError, user_message
 from gateway.messages import code_block, format_duration, inline_code, neutralize, quote
+from gateway.models import CommandReply, SlashCommand
+from gateway.routing import Router
+from gateway.step_commands import BOT_MAY_RUN, refusal_in
 from plugins.base import BotContext
 from telemetry import telemetry_of
 
@@ -53,6 +58,8 @@ _OPENING_MARK = "command_center_opening"
 _CLOCK_SKEW_MS = 5 * 60 * 1000
 # Mattermost's answer to an edit of a post older than ServiceSettings.PostEditTimeLimit.
 EDIT_TIME_LIMIT_ERROR = "api.post.update_post.permissions_time_limit.app_error"
+# Set while a step's command runs in-process: a step run started from inside one is refused.
+_RUNNING_STEP: contextvars.ContextVar[bool] = contextvars.ContextVar("running_step", default=False)
 _POST_ID = re.compile(r"(?:^|/)([a-z0-9]{26})(?:[/?#].*)?$")
 
 
@@ -134,29 +141,34 @@ class CardUpdater:
             card = await self.render(incident)
             try:
                 # Only the props: the message never changes once posted (cards.card_message).
-                await self.ctx.client.patch_post(incident.card_post_id, {"props": card["props"]})
+                patched = await self.ctx.client.patch_post(incident.card_post_id, {"props": card["props"]})
             except MattermostError as error:
                 if error.error_id != EDIT_TIME_LIMIT_ERROR:
                     raise
                 await self._replace(incident, card)
+                return
+            if not patched.get("is_pinned"):
+                # A replacement card whose pin was lost part-way (see _replace): pin it now. The patch
+                # answer carries is_pinned, so a card that is pinned costs nothing extra.
+                await self.ctx.client.pin_post(incident.card_post_id)
 
     async def _replace(self, incident: Incident, card: dict) -> None:
         """Post the card afresh when Mattermost no longer lets it be edited.
 
         From Mattermost v11.7, a post older than ``ServiceSettings.PostEditTimeLimit`` cannot be
-        changed at all over REST (message, props, pin), only deleted. The new card is recorded
-        before it is pinned and the old one removed, so a failure part-way leaves one recorded card
-        that the next refresh keeps up to date.
+        changed at all over REST (message, props, pin), only deleted. The new card is recorded, then
+        the old one removed, then the new one pinned, so a failure part-way leaves one recorded card
+        that the next refresh keeps up to date (and pins, if its pin was lost).
         """
         old_id = incident.card_post_id
         fresh = await self.ctx.client.create_post(incident.channel_id, card["message"], props=card["props"])
         await self.ctx.store.mutate_incident(incident.id, lambda current: (ops.set_card_post(current, fresh["id"]), []))
-        await self.ctx.client.pin_post(fresh["id"])
         try:
-            await self.ctx.client.delete_post(old_id)
+            await self.ctx.client.delete_post(old_id)  # its pin goes with it
         except MattermostError as error:
             if error.status != 404:  # already gone is what we wanted
                 log.warning("the outdated card %s of incident %s was not removed: %s", old_id, incident.id, error)
+        await self.ctx.client.pin_post(fresh["id"])
         log.info("incident %s: card %s was past the edit time limit; replaced by %s", incident.id, old_id, fresh["id"])
 
     def refresh_later(self, incident_id: str, delays: tuple[float, ...] = (1, 2, 5, 10, 30)) -> None:
@@ -192,10 +204,12 @@ class CardUpdater:
 class IncidentService:
     """Starting incidents and every change to them."""
 
-    def __init__(self, ctx: BotContext, directory: Directory) -> None:
+    def __init__(self, ctx: BotContext, directory: Directory, *, commands: Router | None = None) -> None:
         self.ctx = ctx
         self.directory = directory
         self.cards = CardUpdater(ctx, directory)
+        # The slash command handlers, for steps whose command is one of Command Center's own.
+        self.commands = commands
 
     @property
     def store(self):
@@ -216,10 +230,14 @@ class IncidentService:
             return []
         return await self.store.playbooks_for_user(team_id, user_id, is_admin=actor.is_system_admin)
 
-    async def require_member(self, incident: Incident, user_id: str) -> Actor:
-        """The acting user, if they may change the incident (members of its channel only)."""
+    async def require_member(self, incident: Incident, user_id: str, *, fresh: bool = False) -> Actor:
+        """The acting user, if they may change the incident (members of its channel only).
+
+        ``fresh``: ask Mattermost even if the user is known to be a member — for requests that
+        Mattermost forwards without checking the membership itself (dialog submissions).
+        """
         actor = await self.directory.actor(user_id)
-        is_member = await self.directory.is_channel_member(incident.channel_id, user_id)
+        is_member = await self.directory.is_channel_member(incident.channel_id, user_id, fresh=fresh)
         is_team_member = is_member or await self.directory.is_team_member(incident.team_id, user_id)
         permissions.require_modify_incident(actor, incident, is_team_member=is_team_member, is_channel_member=is_member)
         return actor
@@ -293,8 +311,7 @@ class IncidentService:
         incident = await self.store.get_incident(journal.incident_id)
         if incident is None:
             channel = await self._channel_for(journal)
-            await self.ctx.client.add_channel_member(channel["id"], journal.actor_id)
-            self.directory.forget_channel(channel["id"])
+            await self.ctx.client.add_channel_member(channel["id"], journal.actor_id)  # user_added tells the directory
             playbook = await self.store.get_playbook(journal.playbook_id)
             if playbook is None:
                 raise NotFound("The playbook was deleted while the incident was being started.")
@@ -330,8 +347,11 @@ class IncidentService:
             if existing is not None:
                 return existing
             try:
-                return await self.ctx.client.create_channel(journal.team_id, journal.channel_name, journal.name,
-                                                            private=journal.private, purpose=journal.description[:250])
+                channel = await self.ctx.client.create_channel(journal.team_id, journal.channel_name, journal.name,
+                                                               private=journal.private,
+                                                               purpose=journal.description[:250])
+                self.directory.channel_created(channel["id"])
+                return channel
             except MattermostError as error:
                 if not (error.status == 400 and ("exists" in error.error_id or "previously" in error.error_id)):
                     raise
@@ -442,9 +462,11 @@ class IncidentService:
 
     async def change(self, incident: Incident, user_id: str,
                      operation: Callable[[Incident], tuple[Incident, list[TimelineEvent]]],
-                     describe: Callable[[Incident, list[TimelineEvent], str], str | None]) -> tuple[Incident, list[TimelineEvent]]:
-        """The one path for every change: permission, versioned write, announcement, card."""
-        await self.require_member(incident, user_id)
+                     describe: Callable[[Incident, list[TimelineEvent], str], str | None], *,
+                     fresh: bool = False) -> tuple[Incident, list[TimelineEvent]]:
+        """The one path for every change: permission, versioned write, announcement, card
+        (``fresh``: see :meth:`require_member`)."""
+        await self.require_member(incident, user_id, fresh=fresh)
         updated, events = await self.store.mutate_incident(incident.id, operation)
         if events:
             telemetry_of(self.ctx).incident_changed(updated, events)
@@ -474,8 +496,14 @@ class IncidentService:
             incident, user_id, lambda current: checklist.set_step_state(current, target, done, user_id, now_ms()),
             lambda inc, events, who: f"@{who} {'checked' if done else 'unchecked'} {_step_label(events[0])}.")
 
-    async def assign(self, incident: Incident, user_id: str, target: StepTarget, assignee_id: str | None):
-        in_channel = assignee_id is None or await self.directory.is_channel_member(incident.channel_id, assignee_id)
+    async def assign(self, incident: Incident, user_id: str, target: StepTarget, assignee_id: str | None, *,
+                     fresh: bool = False):
+        if assignee_id and await self.directory.is_bot(assignee_id):
+            # Bots do no steps, as they lead no incidents (the same rule as change_commander).
+            raise ValidationError("A bot cannot be assigned a step; choose a person (or none).")
+        # Whoever a change is about is always asked: Mattermost vouched only for the one acting.
+        in_channel = assignee_id is None or await self.directory.is_channel_member(
+            incident.channel_id, assignee_id, fresh=True)
         assignee_name = await self.directory.username(assignee_id) if assignee_id else ""
 
         def describe(inc: Incident, events: list[TimelineEvent], who: str) -> str:
@@ -484,20 +512,21 @@ class IncidentService:
             return f"@{who} removed the assignee of {_step_label(events[0])}."
 
         return await self.change(incident, user_id, lambda current: checklist.assign_step(
-            current, target, assignee_id, user_id, now_ms(), assignee_in_channel=in_channel), describe)
+            current, target, assignee_id, user_id, now_ms(), assignee_in_channel=in_channel), describe, fresh=fresh)
 
-    async def change_commander(self, incident: Incident, user_id: str, new_commander_id: str):
-        in_channel = await self.directory.is_channel_member(incident.channel_id, new_commander_id)
+    async def change_commander(self, incident: Incident, user_id: str, new_commander_id: str, *, fresh: bool = False):
+        # The new commander is always asked: Mattermost vouched only for the one acting.
+        in_channel = await self.directory.is_channel_member(incident.channel_id, new_commander_id, fresh=True)
         if await self.directory.is_bot(new_commander_id):
             raise ValidationError("A bot cannot be the commander; choose a person.")
         name = await self.directory.username(new_commander_id)
         if not in_channel:
-            await self.require_member(incident, user_id)
+            await self.require_member(incident, user_id, fresh=fresh)
             raise ValidationError(f"@{name} is not a member of this incident's channel: add @{name} to the "
                                   "channel first, then make them commander.")
         return await self.change(incident, user_id, lambda current: ops.change_commander(
             current, new_commander_id, user_id, now_ms(), new_commander_in_channel=in_channel),
-            lambda inc, events, who: f"@{who} changed the commander to @{name}.")
+            lambda inc, events, who: f"@{who} changed the commander to @{name}.", fresh=fresh)
 
     async def set_stage(self, incident: Incident, user_id: str, how: str | int):
         def operation(current: Incident):
@@ -514,18 +543,18 @@ class IncidentService:
 
         return await self.change(incident, user_id, operation, describe)
 
-    async def end(self, incident: Incident, user_id: str):
+    async def end(self, incident: Incident, user_id: str, *, fresh: bool = False):
         def describe(inc: Incident, events: list[TimelineEvent], who: str) -> str:
             details = events[0].details
             return (f"This incident has been ended by @{who}.\n"
                     f"Duration: **{format_duration(details.get('duration_ms', 0))}** · "
                     f"steps done: **{details.get('steps_done', 0)}/{details.get('steps_total', 0)}**")
         return await self.change(incident, user_id, lambda current: ops.end_incident(current, user_id, now_ms()),
-                                 describe)
+                                 describe, fresh=fresh)
 
-    async def restart(self, incident: Incident, user_id: str):
+    async def restart(self, incident: Incident, user_id: str, *, fresh: bool = False):
         return await self.change(incident, user_id, lambda current: ops.restart_incident(current, user_id, now_ms()),
-                                 lambda inc, events, who: f"This incident has been restarted by @{who}.")
+                                 lambda inc, events, who: f"This incident has been restarted by @{who}.", fresh=fresh)
 
     async def add_step(self, incident: Incident, user_id: str, stage: int, title: str):
         return await self.change(incident, user_id, lambda current: checklist.add_step(
@@ -550,27 +579,91 @@ class IncidentService:
             lambda inc, events, who: f"@{who} moved step **{neutralize(str(events[0].details.get('title', '')))}** "
                                      f"to position {position + 1}.")
 
-    async def run_step(self, incident: Incident, user_id: str, target: StepTarget) -> str:
-        """Run the step's slash command in the incident channel; returns what to tell the user."""
+    async def run_step(self, incident: Incident, user_id: str, target: StepTarget, *,
+                       trigger_id: str = "") -> CommandReply:
+        """Run the step's slash command in the incident channel for ``user_id``; returns what to tell them.
+
+        Never more than the user could do themselves (gateway/step_commands.py says why and
+        which): Command Center's own subcommands run in-process as the user, through the same
+        handlers and checks as if they had typed them in the incident channel; the few built-ins
+        that only touch the incident channel run through Mattermost with the bot's rights, and
+        their answer is read; anything else is handed back for the user to type. A step's
+        command never runs a step. Only a run that was accepted is recorded (timeline, telemetry)
+        and announced.
+        """
         await self.require_member(incident, user_id)
-        step = incident.step(target)
-        updated, events = await self.store.mutate_incident(
-            incident.id, lambda current: checklist.run_step(current, target, user_id, now_ms()))
-        telemetry_of(self.ctx).incident_changed(updated, events)
-        command = step.command
-        who = await self.directory.username(user_id)
+        checklist.run_step(incident, target, user_id, now_ms())  # ongoing, and the step has a command
+        ref = incident.locate(target)
+        command = incident.step(target).command
+        trigger = self.ctx.settings.command_trigger
+        shown = code_block(command)
+        if step_commands.runs_a_step(command, trigger) or _RUNNING_STEP.get():
+            return CommandReply(text=f"Step {ref.label} was not run: {step_commands.step_run_refusal(trigger)}")
+        if step_commands.is_own(command, trigger):
+            outcome = await self._run_own(incident, user_id, command, trigger_id)
+            if outcome.refusal is not None:
+                return CommandReply(text=f"Step {ref.label} was not run: {outcome.refusal}")
+            reply = outcome.reply
+        else:
+            parsed = step_commands.parse(command)
+            if parsed.trigger not in BOT_MAY_RUN:
+                return CommandReply(text=(
+                    f"Command Center runs only its own commands and /echo, /header and /purpose for you; it would "
+                    f"run anything else with its own rights, not yours. Run step {ref.label} yourself in this "
+                    f"channel by typing:\n{shown}"))
+            try:
+                response = await self.ctx.client.execute_command(incident.channel_id, command, team_id=incident.team_id)
+            except MattermostError as error:
+                log.info("running %r for incident %s was refused: %s", command, incident.id, error)
+                return CommandReply(text=f"Mattermost did not let Command Center run this step's command. Run it "
+                                         f"yourself in this channel by typing:\n{shown}")
+            refusal = refusal_in(response)
+            if refusal:
+                return CommandReply(text=f"Mattermost refused step {ref.label}'s command: {neutralize(refusal)}\n"
+                                         f"Nothing was run. The command was:\n{shown}")
+            reply = CommandReply()
+        await self._record_run(incident, user_id, target, command)
+        return reply
+
+    async def _run_own(self, incident: Incident, user_id: str, command: str, trigger_id: str) -> _OwnRun:
+        """One of Command Center's subcommands, dispatched in-process as ``user_id`` typing it in the
+        incident channel; a refusal is reported, never raised."""
+        if self.commands is None:
+            return _OwnRun(refusal="Command Center cannot run its own commands here.")
+        parsed = step_commands.parse(command)
+        typed = SlashCommand(token="", team_id=incident.team_id, channel_id=incident.channel_id, user_id=user_id,
+                             user_name=await self.directory.username(user_id), command=f"/{parsed.trigger}",
+                             text=parsed.text, trigger_id=trigger_id)
+        running = _RUNNING_STEP.set(True)  # whatever the command does, it cannot run a step in turn
         try:
-            await self.ctx.client.execute_command(incident.channel_id, command, team_id=incident.team_id)
-        except MattermostError as error:
-            log.info("running %r for incident %s was refused: %s", command, incident.id, error)
-            return (f"Mattermost did not let Command Center run this step's command. Run it yourself in this "
-                    f"channel by typing:\n{code_block(command)}")
+            reply = await self.commands.command_handler(typed.subcommand)(typed)
+        except Exception as error:  # the same words the user would get typing it
+            return _OwnRun(refusal=user_message(error))
+        finally:
+            _RUNNING_STEP.reset(running)
+        return _OwnRun(reply=reply)
+
+    async def _record_run(self, incident: Incident, user_id: str, target: StepTarget, command: str) -> None:
+        """The run was accepted: record it on the timeline, count it, announce it."""
+        try:
+            updated, events = await self.store.mutate_incident(
+                incident.id, lambda current: checklist.run_step(current, target, user_id, now_ms()))
+        except DomainError as error:  # changed meanwhile (ended, step removed): the command ran anyway
+            log.warning("a step run in incident %s could not be recorded: %s", incident.id, error)
+            return
+        telemetry_of(self.ctx).incident_changed(updated, events)
+        who = await self.directory.username(user_id)
         try:
             await self.ctx.client.create_post(incident.channel_id,
                                               f"@{who} ran {_step_label(events[0])}: {inline_code(command)}")
         except MattermostError as error:  # the command ran and is recorded; only the announcement is lost
             log.warning("the announcement of a step run in incident %s was lost: %s", incident.id, error)
-        return ""
+
+
+@dataclass
+class _OwnRun:
+    reply: CommandReply | None = None
+    refusal: str | None = None
 
 
 def _step_label(event: TimelineEvent) -> str:

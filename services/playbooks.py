@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from domain import Actor, NotFound, Playbook, ValidationError, permissions
 from domain import playbooks as ops
+from domain import step_commands
 from domain.errors import Conflict
 from domain.playbooks import StageDraft, StepDraft
 from domain.templates import Template
@@ -181,6 +182,10 @@ class PlaybookService:
         ids += [step.assignee_id for stage in playbook.stages for step in stage.steps if step.assignee_id]
         return pyaml.playbook_spec(playbook, await self.usernames(ids))
 
+    def _check_step_commands(self, playbook: Playbook) -> None:
+        """Every way a playbook is saved passes here: no step's command may run a step."""
+        step_commands.check_stages(playbook.stages, self.ctx.settings.command_trigger)
+
     # Titles ----------------------------------------------------------------------------------
 
     async def _require_free_title(self, team_id: str, user_id: str, title: str, except_id: str = "") -> None:
@@ -202,6 +207,7 @@ class PlaybookService:
             description=template.description if description is None else description,
             create_public_channel=template.create_public_channel if public is None else public,
             stages=template.stages)
+        self._check_step_commands(playbook)
         async with self.store.transaction():
             await self._require_free_title(team_id, user_id, playbook.title)
             created = await self.store.create_playbook(playbook)
@@ -222,6 +228,7 @@ class PlaybookService:
             drafts = self.drafts(stages, await self.resolve(team_id, refs))
         edited = ops.edit_playbook(playbook, now=now_ms(), title=title, description=description,
                                    create_public_channel=public, stages=drafts)
+        self._check_step_commands(edited)
         async with self.store.transaction():
             await self._require_free_title(team_id, user_id, edited.title, except_id=playbook.id)
             saved = await self.store.update_playbook(edited, expected_version=expected_version)
@@ -246,6 +253,7 @@ class PlaybookService:
             edited = change(playbook)
             if edited == playbook:
                 return playbook
+            self._check_step_commands(edited)
             try:
                 saved = await self.store.update_playbook(edited, expected_version=playbook.version)
             except Conflict:
@@ -330,6 +338,7 @@ class PlaybookService:
         ids = await self.resolve(team_id, spec.usernames())
         member_ids = [ids[ref.username] for ref in spec.members]
         drafts = self.drafts(spec.stages, ids)
+        step_commands.check_stages(drafts, self.ctx.settings.command_trigger)
         result = await self._save_import(team_id, user_id, actor, spec, member_ids, drafts)
         self._track(PlaybookChange.CREATED if result.created else PlaybookChange.UPDATED, result.playbook)
         return result

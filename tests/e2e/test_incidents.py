@@ -333,9 +333,9 @@ async def test_bad_step_references_are_explained(sandbox, bot):
     await make_playbook(bot, sandbox)
     incident, channel = await start_incident(sandbox, bot)
     alice = sandbox.user("alice")
-    cases = {"/incident check": "Say which step", "/incident check 7": "Step 1.7 does not exist",
+    cases = {"/incident check": "Usage: `/incident check S.N`", "/incident check 7": "Step 1.7 does not exist",
              "/incident check 4.1": "this incident has 3 stages", "/incident check one": "is not a step reference",
-             "/incident step frob": "Usage: /incident step", "/incident assign 1.1": "Usage: /incident assign"}
+             "/incident step frob": "Usage: `/incident step", "/incident assign 1.1": "Usage: `/incident assign"}
     for text, expected in cases.items():
         result = await alice.command(channel["id"], text)
         assert result.ephemeral and expected in result.ephemeral[0], (text, result.ephemeral)
@@ -371,16 +371,17 @@ async def test_run_a_step_command(sandbox, bot):
     alice = sandbox.user("alice")
     assert "Run" in button_names(card(sandbox, incident))
     result = await alice.command(channel["id"], "/incident run 1.1")
-    assert result.ephemeral == []
+    # Command Center's own command runs as alice: she gets its answer, as if she had typed it.
+    assert len(result.ephemeral) == 1 and "#### Command Center" in result.ephemeral[0]
     assert any("@alice ran 1.1 **Open the bridge**: `/incident help`" in p["message"]
                for p in channel_posts(sandbox, channel["id"]))
     result = await alice.command(channel["id"], "/incident run 1.2")
-    assert "Run it yourself" in result.ephemeral[0] and "/nosuchcommand now" in result.ephemeral[0]
-    # A built-in command runs as the bot, in the incident channel.
+    assert "yourself" in result.ephemeral[0] and "/nosuchcommand now" in result.ephemeral[0]
+    # A built-in that only touches the incident channel runs as the bot, in the incident channel.
     assert (await alice.command(channel["id"], "/incident run 1.3")).ephemeral == []
     assert sandbox.channel_by_id(channel["id"])["header"] == "🔴 Investigating"
     kinds = [e.kind.value for e in await bot.store.timeline(incident.id)]
-    assert kinds.count("step_run") == 3
+    assert kinds.count("step_run") == 2  # the command handed back was not run
 
 
 async def test_end_and_restart_with_confirmation(sandbox, bot):
@@ -611,3 +612,28 @@ async def test_card_keeps_updating_long_after_the_edit_time_limit(sandbox, bot):
     patches = [json.loads(ex.body) for ex in sandbox.recording
                if ex.method == "PUT" and ex.path.endswith("/patch") and ex.path.split("/")[-2] in card_ids]
     assert patches and all("message" not in body for body in patches)
+
+
+async def test_a_replacement_card_whose_pin_was_lost_is_pinned_by_the_next_refresh(sandbox, bot):
+    """Past the edit limit the card is posted afresh; when pinning it fails (every attempt), the old
+    card is already gone and the next refresh pins the recorded card."""
+    await make_playbook(bot, sandbox, members=("alice",))
+    incident, channel = await start_incident(sandbox, bot)
+    cid, alice = channel["id"], sandbox.user("alice")
+    first = card(sandbox, incident)
+    bot.inbound.triggers.replays.clock = lambda: sandbox.now_ms() / 1000   # see the test above
+    sandbox.advance_clock(10 * 60)
+    attempts = bot.client.max_attempts
+    sandbox.faults.add("error", status=503, path="/api/v4/posts/*/pin", methods="POST", users=["incident"],
+                       limit=attempts)
+    checked = await alice.command(cid, "/incident check 1.1")
+    assert checked.status == 200 and checked.error is None
+    await sandbox.wait_for(lambda: sandbox.faults.counts()["error"] == attempts)  # the pin failed for good
+    replaced = await fresh(bot, incident)
+    assert replaced.card_post_id != first["id"]
+    assert first["id"] not in {p["id"] for p in sandbox.posts(cid)}   # the outdated card is gone
+    pinned = await sandbox.wait_for(lambda: sandbox.pinned(cid))      # the next refresh pins it
+    assert [p["id"] for p in pinned] == [replaced.card_post_id]
+    await alice.command(cid, "/incident check 1.2")
+    pinned = await sandbox.wait_for(lambda: "✅ **1.2**" in card_text(sandbox.pinned(cid)[0]) and sandbox.pinned(cid))
+    assert [p["id"] for p in pinned] == [replaced.card_post_id]

@@ -465,4 +465,4 @@ async def test_usage_and_unknown_playbook_command(sandbox, bot):
     unknown = await alice.command("town-square", "/incident playbook frobnicate")
     assert unknown.ephemeral[0].startswith("`frobnicate` is not a playbook command.")
     missing = await alice.command("town-square", "/incident playbook show")
-    assert "Say which playbook" in missing.ephemeral[0]
+    assert "Usage: `/incident playbook show <title>`" in missing.ephemeral[0]

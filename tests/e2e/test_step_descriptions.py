@@ -98,9 +98,9 @@ async def test_step_show_explains_bad_input(sandbox, bot):
     await description_playbook(bot, sandbox)
     incident, channel = await start_incident(sandbox, bot, name="Described three")
     alice = sandbox.user("alice")
-    assert "Usage: /incident step show S.N" in (await alice.command(channel["id"], "/incident step show")).ephemeral[0]
-    assert "Usage: /incident step show S.N" in (await alice.command(channel["id"],
-                                                                    "/incident step show 1.1 1.2")).ephemeral[0]
+    usage = "Usage: `/incident step show S.N` — A step in full"
+    assert usage in (await alice.command(channel["id"], "/incident step show")).ephemeral[0]
+    assert usage in (await alice.command(channel["id"], "/incident step show 1.1 1.2")).ephemeral[0]
     missing = (await alice.command(channel["id"], "/incident step show 1.9")).ephemeral[0]
     assert "1.9" in missing or "step" in missing.lower()
     assert "step show S.N" in (await alice.command(channel["id"], "/incident step frobnicate")).ephemeral[0]
