@@ -95,6 +95,10 @@ async def act(transcript: Transcript, sandbox: Sandbox, app: CommandCenter) -> N
                                "channel": None})
     transcript.say("@incident", "incident", (await bot_replies(alice_dm, before))[0]["message"])
     await slash(alice, "town-square", '/incident playbook members "Payments outage" add @bob')
+    transcript.note("alice adds a description with a link to step 1.1 (descriptions take limited markdown)")
+    await slash(alice, "town-square", '/incident playbook edit "Payments outage" step describe 1.1 Check from '
+                                      'outside: **status checks** and the '
+                                      '[synthetic tests](https://status.example.com/synthetics).')
 
     transcript.note("alice exports it as a YAML file, to keep it in version control")
     before = len(sandbox.posts(alice_dm))
@@ -149,6 +153,9 @@ async def act(transcript: Transcript, sandbox: Sandbox, app: CommandCenter) -> N
     transcript.note("they work the checklist: a button on the card, and the slash command")
     first_step = sandbox.pinned(cid)[0]["props"]["attachments"][2]
     transcript.say("payments-502s", "alice", f"(clicks Check on: {first_step['text']})")
+    transcript.say("payments-502s", "bob", "(clicks Details on step 1.1)")
+    details = await bob.click(card_id, [a["id"] for a in first_step["actions"] if a["name"] == "Details"][0])
+    transcript.say("payments-502s", "incident", "(only bob sees) " + details.ephemeral[0])
     await alice.click(card_id, [a["id"] for a in first_step["actions"] if a["name"] == "Check"][0])
     await show_new_bot_posts(transcript, sandbox, cid, 1)
     await slash(bob, cid, "/incident run 1.2", "payments-502s")

@@ -23,14 +23,17 @@ from typing import Any
 
 from domain import Incident, Step
 from domain.freshness import stage_mark, status_mark, step_mark
+from domain.models import StepRef
 from gateway.ids import Action
-from gateway.messages import format_duration, format_live_duration, inline_code, neutralize
+from gateway.messages import format_duration, format_live_duration, inline_code, limited_markdown, neutralize
 from gateway.signing import Signer
 
 COLOR_ONGOING = "#d24b4e"
 COLOR_ENDED = "#3db887"
 COLOR_STEP_OPEN = "#a6a6a6"
 COLOR_STEP_DONE = "#3db887"
+#: Visible characters of a step description on the card (one line); the Details button shows all of it.
+CARD_DESCRIPTION_MAX = 160
 
 
 def format_time(ms: int) -> str:
@@ -77,14 +80,39 @@ def card_user_ids(incident: Incident) -> set[str]:
 
 def step_line(incident: Incident, stage_index: int, step_index: int, step: Step, ctx: CardContext) -> str:
     box = "✅" if step.done else "⬜"
-    parts = [f"{box} **{stage_index + 1}.{step_index + 1}** {neutralize(step.title)}"]
+    parts = [f"{box} **{stage_index + 1}.{step_index + 1}** {limited_markdown(step.title, one_line=True)}"]
     if step.assignee_id:
         parts.append(f"· assigned to {ctx.who(step.assignee_id)}")
     if step.done and step.state_changed_by:
         parts.append(f"· done by {ctx.who(step.state_changed_by)}")
     if step.command:
         parts.append(f"· {inline_code(step.command)}")
-    return " ".join(parts)
+    line = " ".join(parts)
+    if step.description:
+        # Under the step, collapsed to one line: the card stays scannable and within a post's size.
+        line += "\n" + limited_markdown(step.description, one_line=True, limit=CARD_DESCRIPTION_MAX)
+    return line
+
+
+def step_details(incident: Incident, ref: StepRef, usernames: dict[str, str]) -> str:
+    """One step in full, as its Details button and ``/incident step show S.N`` answer: title, who,
+    command and the whole description (limited markdown)."""
+    step = incident.stages[ref.stage].steps[ref.index]
+
+    def who(user_id: str) -> str:
+        return f"@{usernames[user_id]}" if user_id in usernames else "a former member"
+
+    stage = incident.stages[ref.stage]
+    lines = [f"{'✅' if step.done else '⬜'} **{ref.label}** {limited_markdown(step.title, one_line=True)}",
+             f"Stage {ref.stage + 1}/{len(incident.stages)}: {neutralize(stage.title)} · "
+             f"{'done' if step.done else 'open'}"
+             + (f" · done by {who(step.state_changed_by)}" if step.done and step.state_changed_by else "")
+             + (f" · assigned to {who(step.assignee_id)}" if step.assignee_id else "")]
+    if step.command:
+        lines.append(f"Command: {inline_code(step.command)}")
+    lines.append("")
+    lines.append(limited_markdown(step.description) if step.description else "This step has no description.")
+    return "\n".join(lines)
 
 
 def incident_card(incident: Incident, ctx: CardContext) -> dict[str, Any]:
@@ -191,6 +219,9 @@ def step_attachment(incident: Incident, stage_index: int, index: int, step: Step
                                       m=mark, **extra))
         actions.append(ctx.button(f"assign{step.id}", "Assign", Action.ASSIGN, channel, i=incident.id, s=step.id,
                                   **extra))
+    if step.description:
+        actions.append(ctx.button(f"details{step.id}", "Details", Action.STEP_DETAILS, channel,
+                                  i=incident.id, s=step.id))
     attachment: dict[str, Any] = {
         "fallback": f"{stage_index + 1}.{index + 1} {step.title}",
         "color": COLOR_STEP_DONE if step.done else COLOR_STEP_OPEN,

@@ -21,6 +21,7 @@ class Action(StrEnum):
     UNCHECK = "uncheck"
     RUN = "run"
     ASSIGN = "assign"
+    STEP_DETAILS = "stepdetails"
     PREV_STAGE = "prevstage"
     NEXT_STAGE = "nextstage"
     COMMANDER = "commander"

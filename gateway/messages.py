@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import functools
+import html
 import re
 from dataclasses import dataclass
 
@@ -49,8 +51,11 @@ USAGES: dict[str, Usage] = {
                     "assign 2.1 @carol", min_words=2, max_words=2),
     "run": Usage("run S.N", "Run the step's slash command in the incident channel", "run 1.3",
                  min_words=1, max_words=1),
-    "step": Usage("step add [S] <title> / remove S.N / rename S.N <title> / move S.N <position>",
-                  "Edit this incident's own checklist", "step add 2 Page the database on-call", min_words=1),
+    "step show": Usage("step show S.N", "A step in full: its description, command and assignee", "step show 1.2",
+                       min_words=1, max_words=1, in_help=False),
+    "step": Usage("step show S.N / add [S] <title> / remove S.N / rename S.N <title> / move S.N <position>",
+                  "See one step in full, or edit this incident's own checklist",
+                  "step add 2 Page the database on-call", min_words=1),
     "step add": Usage("step add [S] <title>", "Add a step (to stage S, else to the active stage)",
                       "step add 2 Page the DBA", min_words=1, in_help=False),
     "step remove": Usage("step remove S.N", "Remove a step", "step remove 1.3", min_words=1, max_words=1,
@@ -331,3 +336,238 @@ def next_live_duration_change(milliseconds: int) -> int:
     milliseconds = max(0, milliseconds)
     step = live_duration_granularity(milliseconds)
     return (milliseconds // step + 1) * step
+
+
+# Limited markdown --------------------------------------------------------------------------------
+# Step titles and descriptions are markdown written by playbook authors; the guide promises "a
+# limited form of markdown, including text styling and hyperlinks". The text is parsed into the few
+# constructs allowed and written out again, so nothing the author typed reaches Mattermost as
+# markdown except what is emitted here: every other markdown character is escaped, every mention
+# is defused, and links are made only to http, https and mailto addresses.
+
+LINK_SCHEMES = ("http", "https", "mailto")
+_SOURCE_MAX = 20_000          # a bound on work per call; validated texts are far shorter
+_NESTING_MAX = 5
+_SPAN_MAX = 400             # characters a styled span may hold: keeps the scan for a closing mark short
+_CODE_SPAN_MAX = 1000
+# What could start markdown mid-line. Parentheses need no escape: with every bracket escaped none can
+# follow a link text; '+', '-', '=' and digits matter only at the start of a line (_safe_line_start).
+_ESCAPED = re.compile(r"([\\`*_\[\]#!|<>~])")
+_TILDE = re.compile(r"~(?=\S)")
+# A word followed by ':' and more text is what a client's autolinker takes for a URL scheme.
+_SCHEME_COLON = re.compile(r"(?<![A-Za-z0-9])([A-Za-z][A-Za-z0-9+.\-]*):(?!\s)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DEST = r"(?:<[^<>\n]*>|(?:\\.|[^\s()\\]|\((?:\\.|[^\s()\\])*\))++)"
+_TITLE = r"""(?:\s+(?:"[^"]*"|'[^']*'|\([^()]*\)))?"""
+_INLINE = re.compile(rf"""
+    (?P<code>(?<!`)(?P<ticks>`++)(?P<code_body>.{{1,{_CODE_SPAN_MAX}}}?)(?<!`)(?P=ticks)(?!`))
+  | (?P<image>!\[(?P<image_text>(?:\\.|[^\\\[\]])*+)\]\(\s*(?P<image_dest>{_DEST}){_TITLE}\s*\))
+  | (?P<link>\[(?P<link_text>(?:\\.|[^\\\[\]])*+)\]\(\s*(?P<link_dest>{_DEST}){_TITLE}\s*\))
+  | (?P<autolink><(?P<auto_dest>[A-Za-z][A-Za-z0-9+.\-]{{1,31}}:[^\s<>]*|[^\s<>@\\]+@[^\s<>@\\]+)>)
+  | (?P<strong>\*\*(?=[^\s*])(?P<strong_body>.{{1,{_SPAN_MAX}}}?)(?<=[^\s*])\*\*
+              |(?<![A-Za-z0-9])__(?=[^\s_])(?P<strong_body2>.{{1,{_SPAN_MAX}}}?)(?<=[^\s_])__(?![A-Za-z0-9]))
+  | (?P<strike>~~(?=[^\s~])(?P<strike_body>.{{1,{_SPAN_MAX}}}?)(?<=[^\s~])~~)
+  | (?P<em>\*(?=[^\s*])(?P<em_body>.{{1,{_SPAN_MAX}}}?)(?<=[^\s*])\*
+          |(?<![A-Za-z0-9])_(?=[^\s_])(?P<em_body2>.{{1,{_SPAN_MAX}}}?)(?<=[^\s_])_(?![A-Za-z0-9]))
+  | (?P<escape>\\[!-/:-@\[-`{{-~])
+""", re.VERBOSE)
+_BACKSLASH_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+_URL_SAFE = re.compile(r"[A-Za-z0-9\-._~:/?#!$&'*+,;=%]")
+_HEADING = re.compile(r"#{1,6}(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+_BULLET = re.compile(r"[-+*][ \t]+(.*)$")
+_QUOTE_MARKERS = re.compile(r"(?:>[ \t]?)+")
+_FENCE_LINE = re.compile(r"(`{3,}|~{3,})")
+_TABLE_RULE = re.compile(r"\|?(?:[ \t]*:?-+:?[ \t]*\|)+(?:[ \t]*:?-+:?[ \t]*)?|\|?[ \t]*:?-+:?[ \t]*\|[ \t]*")
+_ORDERED_START = re.compile(r"([0-9]{1,9})([.)])")
+
+# Nodes: ("text", str) · ("code", str) · ("raw", str) (our own safe text) · ("strong" | "em" | "strike", [nodes])
+# · ("link", [nodes], url) · ("break",) · ("paragraph",)
+_Node = tuple
+
+
+def _link_target(raw: str) -> str | None:
+    """The address of a link destination as written, or None when it is not an http(s)/mailto link."""
+    if raw.startswith("<") and raw.endswith(">"):
+        raw = raw[1:-1]
+    url = html.unescape(_BACKSLASH_ESCAPE.sub(r"\1", raw)).strip()
+    scheme, colon, _ = url.partition(":")
+    if not colon or scheme.lower() not in LINK_SCHEMES or (scheme.lower() != "mailto" and "//" not in url[:len(scheme) + 3]):
+        return None
+    # Percent-encode everything that markdown, a mention or a character reference could read: '@'
+    # (also defeats user@host look-alikes), brackets, quotes, spaces, non-ASCII.
+    encoded = "".join(c if _URL_SAFE.fullmatch(c) else "".join(f"%{b:02X}" for b in c.encode("utf-8"))
+                      for c in url)
+    return _CHARACTER_REFERENCE.sub("%26", encoded)
+
+
+def _parse_inline(text: str, depth: int = 0, in_link: bool = False) -> list[_Node]:
+    if depth > _NESTING_MAX:
+        return [("text", text)]
+    nodes: list[_Node] = []
+    at = 0
+    for match in _INLINE.finditer(text):
+        if match.start() > at:
+            nodes.append(("text", text[at:match.start()]))
+        at = match.end()
+        kind = match.lastgroup
+        group = match.groupdict()
+        if group["code"] is not None:
+            body = group["code_body"]
+            if len(body) > 1 and body[0] == " " and body[-1] == " " and body.strip(" "):
+                body = body[1:-1]
+            # Inside a link's text a bracket in code could look like the end of the text to a lax parser.
+            nodes.append(("text", body) if in_link and ("[" in body or "]" in body) else ("code", body))
+        elif group["image"] is not None or group["link"] is not None:
+            image = group["image"] is not None
+            label = group["image_text" if image else "link_text"]
+            url = _link_target(group["image_dest" if image else "link_dest"])
+            children = _parse_inline(label, depth + 1, True) if label else []
+            if in_link or url is None:
+                # Not a link: its words stay, and so does where it pointed, as text.
+                nodes += children + [("text", f" ({group['image_dest' if image else 'link_dest']})")]
+            else:
+                nodes.append(("link", children or [("text", url)], url))
+        elif group["autolink"] is not None:
+            dest = group["auto_dest"]
+            url = _link_target(dest if ":" in dest.split("@")[0] else f"mailto:{dest}")
+            if url is None or in_link:
+                nodes.append(("text", match.group()))
+            else:
+                nodes.append(("link", [("text", dest)], url))
+        elif kind in ("strong", "strike", "em"):
+            body = group[f"{kind}_body"] or group.get(f"{kind}_body2") or ""
+            nodes.append((kind, _parse_inline(body, depth + 1, in_link)))
+        else:  # an escaped character stands for itself
+            nodes.append(("text", match.group()[1]))
+    if at < len(text):
+        nodes.append(("text", text[at:]))
+    merged: list[_Node] = []
+    for node in nodes:  # one text node per run of text, so that no word is escaped in pieces
+        if node[0] == "text" and merged and merged[-1][0] == "text":
+            merged[-1] = ("text", merged[-1][1] + node[1])
+        else:
+            merged.append(node)
+    return merged
+
+
+def _parse_blocks(text: str) -> list[_Node]:
+    """One node list for the whole text: lines flattened (headings bold, list items bulleted, quotes
+    and tables unwrapped, fenced code as code), ``break`` between lines and ``paragraph`` for blank lines."""
+    nodes: list[_Node] = []
+    fence = ""
+    pending_break: _Node | None = None
+    for raw_line in _LINE_BREAKS.split(text):
+        line = _CONTROL.sub(" ", raw_line).strip()
+        if fence:
+            if line.startswith(fence[0] * len(fence)) and not line.strip(fence[0]):
+                fence = ""
+                continue
+            line_nodes: list[_Node] = [("code", line)] if line else []
+        elif (opening := _FENCE_LINE.match(line)) and not (opening.group(1)[0] == "`" and "`" in line[opening.end():]):
+            fence = opening.group(1)
+            continue
+        elif not line:
+            if nodes:
+                pending_break = ("paragraph",)
+            continue
+        elif _TABLE_RULE.fullmatch(line):
+            continue
+        else:
+            line = _QUOTE_MARKERS.sub("", line, count=1) if line.startswith(">") else line
+            if (heading := _HEADING.match(line)) is not None:
+                line_nodes = [("strong", _parse_inline(heading.group(1) or ""))]
+            elif (bullet := _BULLET.match(line)) is not None:
+                line_nodes = [("raw", "• ")] + _parse_inline(bullet.group(1))
+            else:
+                line_nodes = _parse_inline(line)
+        if not line_nodes:
+            continue
+        if nodes:
+            nodes.append(pending_break or ("break",))
+        pending_break = None
+        nodes += line_nodes
+    return nodes
+
+
+def _escape_text(text: str) -> str:
+    text = _ESCAPED.sub(r"\\\1", text)
+    text = _SCHEME_COLON.sub(lambda m: m.group() if m.group(1).lower() in LINK_SCHEMES else m.group(1) + "\\:", text)
+    return _TILDE.sub("~" + _WORD_JOINER, _defuse_mentions(text))
+
+
+class _Budget:
+    def __init__(self, limit: int | None) -> None:
+        self.left = limit
+        self.cut = False
+
+    def take(self, text: str) -> str:
+        if self.left is None:
+            return text
+        if len(text) > self.left:
+            # Cut at the limit, never after a space: "**bold **" would no longer be bold.
+            text, self.cut = text[: self.left].rstrip(), True
+        self.left -= len(text)
+        return text
+
+
+def _emit(nodes: list[_Node], budget: _Budget, one_line: bool) -> str:
+    out: list[str] = []
+    for node in nodes:
+        if budget.cut:
+            break
+        kind = node[0]
+        if kind == "text":
+            out.append(_escape_text(budget.take(node[1])))
+        elif kind == "raw":
+            out.append(budget.take(node[1]))
+        elif kind == "code":
+            body = budget.take(node[1])
+            if body:
+                out.append(inline_code(_defuse_mentions(body)))
+        elif kind in ("break", "paragraph"):
+            if one_line:
+                out.append(budget.take(" "))
+            else:
+                out.append("\n\n" if kind == "paragraph" else "\n")
+        else:
+            inner = _emit(node[1], budget, one_line)
+            if not inner:
+                continue
+            if kind == "link":
+                out.append(f"[{inner}]({node[2]})")
+            else:
+                mark = {"strong": "**", "em": "*", "strike": "~~"}[kind]
+                out.append(f"{mark}{inner}{mark}")
+    return "".join(out)
+
+
+def _safe_line_start(line: str) -> str:
+    """A line must not start a block: a list item, a setext underline or a thematic break."""
+    if line[:1] in ("-", "+", "="):
+        return "\\" + line
+    if ordered := _ORDERED_START.match(line):
+        return f"{ordered.group(1)}\\{ordered.group(2)}{line[ordered.end():]}"
+    return line
+
+
+@functools.lru_cache(maxsize=4096)
+def limited_markdown(text: str, *, one_line: bool = False, limit: int | None = None) -> str:
+    """``text`` (a step title or description) as the guide's limited markdown, safe to show anywhere.
+
+    Bold, italics, inline code, strikethrough and links to http, https and mailto addresses render;
+    no ``@all``, ``@channel``, ``@here``, ``@user`` or ``~channel`` is live; headings become bold
+    text, list items bullets, quotes, tables, images, HTML and every other markdown character plain
+    text. Links with other schemes (``javascript:``, ``data:``, relative ones) are text. With
+    ``one_line`` the result has no line break (lines are joined with spaces), so it cannot leave
+    the line or attachment field it is put in; otherwise lines and paragraphs are kept, and no line
+    starts a block. At most ``limit`` visible characters are shown; a cut is marked with '…'.
+    """
+    nodes = _parse_blocks(text[:_SOURCE_MAX])
+    budget = _Budget(limit)
+    rendered = _emit(nodes, budget, one_line)
+    if budget.cut and limit is not None:  # again, leaving room for the mark
+        budget = _Budget(max(0, limit - 1))
+        rendered = _emit(nodes, budget, one_line)
+    if budget.cut or len(text) > _SOURCE_MAX:
+        rendered = rendered.rstrip() + "…"
+    return "\n".join(_safe_line_start(line) for line in rendered.split("\n"))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ from domain import IncidentStatus, NotFound, ValidationError
 from domain.models import EventKind, Incident
 from gateway.cards import format_time
 from gateway.ids import Action
-from gateway.messages import format_duration, inline_code, neutralize
+from gateway.messages import format_duration, inline_code, limited_markdown, neutralize
 from gateway.models import ActionCallback, ActionReply, CommandReply, SlashCommand
 from gateway.routing import on_action, on_command
 from plugins.base import BotContext, FeaturePlugin
@@ -40,6 +41,10 @@ _OPTIONS = ("--playbook", "--search", "--page")
 EXPORT_USAGE = ("Usage: /incident export [incident] [--raw] — the CSV is spreadsheet-safe unless you add --raw, "
                 "e.g. /incident export ~payments-502s --raw")
 _MAX_NAMES_SHOWN = 25
+#: Characters of step descriptions /incident info shows in full; later ones get one line (a reply is one post,
+#: at most 16,383 characters, and the rest of the view needs room too).
+_DESCRIPTIONS_IN_FULL_MAX = 6000
+_DESCRIPTION_LINE_MAX = 120
 NOT_YOUR_LIST = ("This incident list was made for someone else (or by an older version of Command Center). "
                  "Type /incident list to see yours.")
 
@@ -310,14 +315,24 @@ def render_details(details: IncidentDetails, now: int) -> str:
                  f"**{incident.steps_done}/{incident.steps_total}**")
     lines.append("")
     lines.append("**Stages**")
+    description_budget = _DESCRIPTIONS_IN_FULL_MAX
     for s, stage in enumerate(incident.stages):
         marker = " ← active" if s == incident.active_stage else ""
         lines.append(f"**{s + 1}. {neutralize(stage.title)}** ({stage.done_count}/{len(stage.steps)} done){marker}")
         for n, step in enumerate(stage.steps):
-            line = f"- {'✅' if step.done else '⬜'} {s + 1}.{n + 1} {neutralize(step.title)}"
+            line = f"- {'✅' if step.done else '⬜'} {s + 1}.{n + 1} {limited_markdown(step.title, one_line=True)}"
             if step.done and step.state_changed_at:
                 line += f" — done by {_who(names, step.state_changed_by)}, {format_time(step.state_changed_at)}"
             lines.append(line)
+            if step.description:
+                # In full while the reply stays well inside a post; past that, one line and where to read it.
+                if len(step.description) <= description_budget:
+                    description_budget -= len(step.description)
+                    shown = limited_markdown(step.description)
+                else:
+                    shown = (limited_markdown(step.description, one_line=True, limit=_DESCRIPTION_LINE_MAX)
+                             + f" (all of it: `/incident step show {s + 1}.{n + 1}`)")
+                lines.append(textwrap.indent(shown, "  "))
     lines.append("")
     lines.append("**Timeline of step completions**")
     if not details.completions:

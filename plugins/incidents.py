@@ -21,6 +21,7 @@ from domain.freshness import status_mark
 from domain.ids import is_valid_id
 from domain.models import Incident, StepRef
 from gateway import dialogs
+from gateway.cards import step_details
 from gateway.errors import MattermostError, user_message
 from gateway.ids import Action, Dialog
 from gateway.messages import ALIASES, USAGES, inline_code, neutralize, unknown_command_text, usage_line
@@ -477,6 +478,20 @@ class IncidentPlugin(FeaturePlugin):
             text = f"Ran {incident.locate(step_id).label}; the channel shows it."
         return ActionReply(ephemeral_text=text)
 
+    async def _step_details(self, incident: Incident, user_id: str, ref: StepRef) -> str:
+        await self.service.require_viewer(incident, user_id)
+        step = incident.stages[ref.stage].steps[ref.index]
+        ids = [x for x in (step.assignee_id, step.state_changed_by) if x]
+        names = {uid: name for uid in ids if (name := await self.directory.username(uid))}
+        return step_details(incident, ref, names)
+
+    @on_action(Action.STEP_DETAILS)
+    async def on_step_details_clicked(self, callback: ActionCallback) -> ActionReply:
+        """Read-only, and the card is not ephemeral: answer with private text, leave the card as it is."""
+        incident = await self._incident_for_action(callback)
+        ref = incident.locate(str(callback.args.get("s", "")))
+        return ActionReply(ephemeral_text=await self._step_details(incident, callback.user_id, ref))
+
     @on_command("step")
     async def on_step(self, command: SlashCommand) -> CommandReply:
         words = command.arguments.split(None, 1)
@@ -489,6 +504,9 @@ class IncidentPlugin(FeaturePlugin):
                          + usage_line("step", self.prefix(command)))
         self.check_words(command, f"step {verb}", rest.split())
         incident = await self.service.in_channel(command.channel_id)
+        if verb == "show":
+            return CommandReply(text=await self._step_details(incident, command.user_id,
+                                                              self._step_target(incident, rest)))
         if verb == "add":
             parts = rest.split(None, 1)
             if parts and parts[0].isdigit() and len(parts) == 2:

@@ -24,7 +24,15 @@ from gateway import playbook_yaml as pyaml
 from gateway.directory import Directory
 from gateway.errors import MattermostError, user_message
 from gateway.ids import Action, Dialog
-from gateway.messages import ALIASES, USAGES, inline_code, neutralize, playbook_help_text, unknown_command_text
+from gateway.messages import (
+    ALIASES,
+    USAGES,
+    inline_code,
+    limited_markdown,
+    neutralize,
+    playbook_help_text,
+    unknown_command_text,
+)
 from gateway.models import (
     ActionCallback,
     ActionReply,
@@ -184,9 +192,10 @@ class PlaybookPlugin(FeaturePlugin):
                     extras.append(inline_code(step.command))
                 if step.assignee_id:
                     extras.append(f"default assignee @{names.get(step.assignee_id, 'a former member')}")
-                lines.append(f"- **{s}.{n}** {neutralize(step.title)}" + "".join(f" · {x}" for x in extras))
+                lines.append(f"- **{s}.{n}** {limited_markdown(step.title, one_line=True)}"
+                             + "".join(f" · {x}" for x in extras))
                 if step.description:
-                    lines.append(f"  {neutralize(_one_line(step.description))}")
+                    lines.append(f"  {limited_markdown(step.description, one_line=True, limit=200)}")
         return "\n".join(lines)
 
     # The command -------------------------------------------------------------------------------

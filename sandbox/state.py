@@ -23,6 +23,9 @@ from .mention_text import post_mention_text
 from .seed import Seed
 
 MAX_MESSAGE_RUNES = 16383
+#: model.PostPropsMaxRunes (server/public/model/post.go): ``Post.IsValid`` refuses a post whose props,
+#: marshalled to JSON, are longer than this many runes; it is checked on create and on every update.
+MAX_PROPS_RUNES = 800_000
 MENTION_RE = re.compile(r"@([a-z0-9][a-z0-9._\-]*)", re.IGNORECASE)
 HASHTAG_RE = re.compile(r"(?<![\w#])#([A-Za-z][A-Za-z0-9_\-.]*[A-Za-z0-9_])")
 CHANNEL_NAME_RE = re.compile(r"^[a-z0-9]+([a-z\-_0-9]+|(__)?)[a-z0-9]+$")
@@ -67,6 +70,18 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "system_post_all_public": frozenset({"create_post_public", "use_channel_mentions"}),
 }
 
+
+
+def props_runes(props: dict) -> int:
+    """The length Mattermost measures: runes of Go's ``json.Marshal`` output, which writes ``<``, ``>``,
+    ``&``, U+2028 and U+2029 as six-character escapes (``StringInterfaceToJSON``)."""
+    text = json.dumps(props, ensure_ascii=False, separators=(",", ":"))
+    return len(text) + 5 * sum(text.count(c) for c in "<>&\u2028\u2029")
+
+
+def check_props_size(props: dict) -> None:
+    if props_runes(props) > MAX_PROPS_RUNES:
+        raise AppError(400, "model.post.is_valid.props.app_error", "Invalid props.")
 
 def roles_grant(roles: Iterable[str], permission: str) -> bool:
     """``RolesGrantPermission``: any of the roles has the permission (system_admin has all)."""
@@ -636,6 +651,7 @@ class World:
             if root is None or root["channel_id"] != channel_id or root["delete_at"] or root["root_id"]:
                 raise AppError(400, "api.post.create_post.root_id.app_error", "Invalid RootId parameter.")
         props = copy.deepcopy(props) if isinstance(props, dict) else {}
+        check_props_size(props)
         if self.users[user_id].get("is_bot"):
             props["from_bot"] = "true"
         if from_webhook:
@@ -724,6 +740,8 @@ class World:
         row with ``original_id`` = the post's id and ``delete_at`` = ``update_at`` = the edit time;
         editing a reply also bumps its root's ``update_at``.
         """
+        if isinstance(props, dict):
+            check_props_size(props)  # before anything changes: a refused edit leaves the post as it was
         t = now_ms()
         self._keep_history(post, t)
         if message is not None:

@@ -381,7 +381,8 @@ class IncidentService:
         return actor
 
     async def require_viewer(self, incident: Incident, user_id: str) -> Actor:
-        """The acting user, if they may see the incident (private: channel members and system admins)."""
+        """The user, if they may look at the incident: members of its channel, anyone in its team when
+        it is public, system admins; NotFound (the same answer as for a missing one) otherwise."""
         actor = await self.directory.actor(user_id)
         is_member = await self.directory.is_channel_member(incident.channel_id, user_id)
         is_team_member = is_member or await self.directory.is_team_member(incident.team_id, user_id)

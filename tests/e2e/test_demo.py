@@ -27,6 +27,8 @@ def test_demo_transcript_shows_a_whole_incident(tmp_path):
         "[payments-502s] bob: /incident stage show 2",
         "#### Stage 2/3: Restore (0/4 done) · the active stage is 1: Respond  [Make this the active stage]",
         "@bob changed the commander to @alice.",
+        "   | Check from outside: **status checks** and the [synthetic tests](https://status.example.com/synthetics).",
+        "(only bob sees) ⬜ **1.1** Confirm the outage from outside",
         "@alice checked 1.1",
         "@bob ran 1.2 **Set the channel header to the outage status**",
         "the channel header is now: 🔴 Outage in progress",

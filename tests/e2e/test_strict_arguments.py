@@ -38,6 +38,8 @@ WRONG_WORDS = [
     ("step rename 1.1", "step rename", "missing"),
     ("step move 1.1", "step move", "missing"),
     ("step move 1.1 2 3", "step move", "extra"),
+    ("step show", "step show", "missing"),
+    ("step show 1.1 1.2", "step show", "extra"),
     ("announce", "announce", "missing"),
     ("start --post", "start --post", "missing"),
     ("help check assign", "help", "extra"),
