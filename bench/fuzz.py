@@ -294,9 +294,9 @@ class Fuzzer:
         if saved.status != 200:
             self.report.problems.append(f"{what}: Mattermost answered {saved.status} {saved.error}")
             return
-        stored = (await self.bot.store.get_playbook(self.playbook_id)).stages[0].steps[0].command
-        trigger = self.bot.ctx.settings.command_trigger
-        if stored == playbook.stages[0].steps[0].command:
+        after = await self.bot.store.get_playbook(self.playbook_id)
+        stored, trigger = after.stages[0].steps[0].command, self.bot.ctx.settings.command_trigger
+        if after.version == playbook.version:
             self.report.rejected += 1
             self.report.kinds["step command"] += 1
             if await self.state() != before:
