@@ -22,3 +22,36 @@ async def test_announce_into_a_direct_message_of_others_is_answered_as_missing(s
     assert [t.replace(dm_name, "NAME") for t in hidden.ephemeral] == \
         [t.replace("no-such-channel", "NAME") for t in missing.ephemeral]
     assert len(sandbox.posts(dm)) == before
+
+
+# -- playbook membership: a captured playbook button sent as a non-member does nothing ----------------
+
+async def test_a_captured_playbook_button_sent_as_a_non_member_does_nothing(sandbox, bot):
+    import json
+
+    import aiohttp
+
+    from gateway.ids import Route
+    from tests.e2e.test_playbooks import last_ephemeral_with_buttons
+    from tests.gateway.test_hostile import fresh_trigger, url
+
+    playbook = await make_playbook(bot, sandbox, title="Secret plan", members=("dave",))
+    dave = sandbox.user("dave")
+    await dave.command("town-square", "/incident playbook show Secret plan")
+    card = last_ephemeral_with_buttons(dave, "town-square")
+    exported = await dave.click(card["id"], "Export YAML")
+    assert "as a YAML file" in exported.ephemeral[0]
+    captured = [c for c in sandbox.callbacks if c.kind == "action"][-1].json()
+    carol = sandbox.user_id("carol")  # in the team and the channel, not a member of the playbook
+    carol_dm = await sandbox.user("carol").dm_channel("incident")
+    before = len(sandbox.posts(carol_dm))
+    async with aiohttp.ClientSession() as http:
+        for forged in ({**captured, "user_id": carol, "user_name": "carol", "trigger_id": fresh_trigger(carol)},):
+            async with http.post(url(bot, Route.ACTION), data=json.dumps(forged).encode(),
+                                 headers={"Content-Type": "application/json"}) as response:
+                assert response.status == 200
+                answer = await response.json()
+    assert answer["ephemeral_text"].startswith("Playbook not found")
+    assert "Secret plan" not in answer["ephemeral_text"]
+    assert len(sandbox.posts(carol_dm)) == before  # no YAML sent to carol
+    assert await bot.store.get_playbook(playbook.id) == playbook

@@ -53,6 +53,7 @@ CLASSES: dict[str, tuple[str, ...]] = {
         "tests.e2e.test_incidents::test_non_member_of_playbook_cannot_start_with_it",
         "tests.e2e.test_incidents::test_start_dialog_lists_only_my_playbooks_sorted",
         "tests.e2e.test_security_quoting::test_two_shared_playbooks_with_one_title_are_told_apart_by_id",
+        "tests.e2e.test_hostile_probes::test_a_captured_playbook_button_sent_as_a_non_member_does_nothing",
     ),
     # Announce: only where the person may post, through a step or typed (F2, L1).
     "announce": (
