@@ -11,7 +11,16 @@ import dialog and as files sent by direct message, with a ``/incident help`` typ
 moment: each must be answered, and the slowest help answer is reported (``max_help_ms``) -- a
 parse on the event loop would show there.
 
-python -m bench.fuzz [--examples 2000] [--seed 0] [--yaml 0]
+With ``--steps N`` it also gives a playbook's step N random commands (backticks, mentions, steps
+that run steps in every spelling, other integrations' and dangerous built-ins' triggers, huge,
+unicode), saved with ``/incident playbook edit … step command`` and, when saved, run in a new
+incident by its Run button and by ``/incident run``. Invariants: a refused save changes nothing;
+the "ran" post mentions nobody but the person who ran it; no step runs a step (no run recorded for
+such a command, at most one run per request, the bot never asks Mattermost to run its own trigger);
+nothing runs with more rights than the person's (the bot runs only /echo, /header and /purpose
+through Mattermost, no membership changes, no bot post where that person is not a member).
+
+python -m bench.fuzz [--examples 2000] [--seed 0] [--yaml 0] [--steps 0]
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 import tempfile
 import time
 from collections import Counter
@@ -78,6 +88,20 @@ def yaml_text(shape: str, size: int, title: str) -> str:
     return head + "stages:\n- title: Only\n  steps:\n" + steps
 
 
+STEP_PREFIXES = ("/incident ", "/INCIDENT ", "/incident run ", "/Incident RUN ", "/incident\u00a0run ",
+                 "/incident  run ", "/incident\trun ", "/incident run\n", "/incident check ", "/incident stage next",
+                 "/incident announce ~town-square ", "/incident commander ", "/incident end", "/echo ",
+                 "/ECHO ", "/header ", "/purpose ", "/invite ", "/kick ", "/leave", "/msg ", "/join ~", "/custom ",
+                 "/echo `", "/echo ```\n", "echo ", "", "/", "//incident run 1.1 ")
+STEP_TOKENS = ("1.1", "1.2", "2.1", "@all", "@channel", "@here", "@u000", "@u002", "`", "``", "```", "\n", "\\@all",
+               "&#64;all", "@al&#108;", "~town-square", "~off-topic", "run", "RUN", "1.1`", "` @all `", "é", "🚨",
+               "\u202e", "\u200b", "\u00a0", "x" * 600, "<!channel>", "[x](http://x)", "**b**", "> q", "|")
+step_commands = st.tuples(
+    st.sampled_from(STEP_PREFIXES),
+    st.lists(st.sampled_from(STEP_TOKENS) | st.text(max_size=6), max_size=6).map(" ".join),
+).map(lambda parts: (parts[0] + parts[1])[:700])
+
+
 def submissions(keys: tuple[str, ...], good: dict) -> st.SearchStrategy[dict]:
     """Dialog submissions: the dialog's own fields and strangers, with good or hostile values."""
     good_values = st.sampled_from([v for v in good.values() if v]) if any(good.values()) else st.nothing()
@@ -96,12 +120,17 @@ class FuzzReport:
     kinds: Counter = field(default_factory=Counter)
     yaml: int = 0
     help_ms: list[float] = field(default_factory=list)
+    steps: int = 0
+    steps_saved: int = 0
+    step_runs: int = 0
 
     def summary(self) -> str:
         line = (f"commands={self.commands} dialogs={self.dialogs} rejected={self.rejected} accepted={self.accepted} "
                 f"problems={len(self.problems)}")
         if self.yaml:
             line += f" yaml={self.yaml} max_help_ms={max(self.help_ms, default=0):.0f}"
+        if self.steps:
+            line += f" step_commands={self.steps} saved={self.steps_saved} runs_recorded={self.step_runs}"
         return line
 
 
@@ -245,17 +274,102 @@ class Fuzzer:
             if await self.state(dm) != before:
                 self.report.problems.append(f"{what}: rejected ({answers[0][:120]!r}) but the state changed")
 
+    async def step_command(self, command: str) -> None:
+        """Save ``command`` as step 1.1 of the playbook; when saved, run it in a new incident (button, then
+        typed) and check that it mentioned nobody, ran no step and did nothing the person could not."""
+        from domain import step_commands as parsing
+        from gateway.step_commands import BOT_MAY_RUN
+        from sandbox.mention_text import mention_text
+        from sandbox.state import MENTION_RE
+
+        self.report.steps += 1
+        person, number = self.sb.user(self.user), self.report.steps
+        playbook = await self.bot.store.get_playbook(self.playbook_id)
+        what = f"step command {command[:120]!r}"
+        before, callbacks = await self.state(), len(self.sb.callbacks)
+        saved = await person.command("town-square", f'/incident playbook edit "{playbook.title}" step command 1.1 '
+                                                    f"{command}")
+        self._check_callbacks(callbacks, what)
+        self._check_texts(saved.ephemeral, what)
+        if saved.status != 200:
+            self.report.problems.append(f"{what}: Mattermost answered {saved.status} {saved.error}")
+            return
+        after = await self.bot.store.get_playbook(self.playbook_id)
+        stored, trigger = after.stages[0].steps[0].command, self.bot.ctx.settings.command_trigger
+        if after.version == playbook.version:
+            self.report.rejected += 1
+            self.report.kinds["step command"] += 1
+            if await self.state() != before:
+                self.report.problems.append(f"{what}: refused ({saved.ephemeral[:1]}) but the state changed")
+            return
+        self.report.steps_saved += 1
+        if parsing.runs_a_step(stored, trigger):
+            self.report.problems.append(f"{what}: saved although it runs a step ({stored!r})")
+        name = f"Fuzz step {number}"
+        opened = await person.command("town-square", f"/incident start {name}")
+        started = await person.submit_dialog({"playbook": self.playbook_id, "name": name, "description": ""})
+        if opened.dialog is None or not started.closed:
+            self.report.problems.append(f"{what}: could not start an incident ({started})")
+            return
+        incident = next(i for i in (await self.bot.store.list_incidents(self.team_id, is_admin=True, search=name,
+                                                                         per_page=5)).items if i.name == name)
+        world, bot_token = self.sb.world, self.sb.token_of("incident")
+        members_before = {cid: sorted(m) for cid, m in world.channel_members.items() if cid != incident.channel_id}
+        posts_before, calls_before = {p_id for p_id in world.posts}, len(self.sb.recording)
+        callbacks = len(self.sb.callbacks)
+        card = self._card(incident.channel_id)
+        run = next((a["id"] for row in card["props"]["attachments"] for a in row.get("actions", [])
+                    if a["name"] == "Run"), None)
+        if run is None:
+            self.report.problems.append(f"{what}: no Run button on the card")
+            return
+        clicked = await person.click(card["id"], run)
+        typed = await person.command(incident.channel_id, "/incident run 1.1")
+        self._check_callbacks(callbacks, what)
+        self._check_texts(clicked.ephemeral + typed.ephemeral, what)
+        runs = [e for e in await self.bot.store.timeline(incident.id) if e.kind.value == "step_run"]
+        self.report.step_runs += len(runs)
+        if len(runs) > 2:
+            self.report.problems.append(f"{what}: {len(runs)} runs recorded for two requests")
+        if runs and parsing.runs_a_step(stored, trigger):
+            self.report.problems.append(f"{what}: a step that runs a step was run")
+        executed = [json.loads(e.body or b"{}").get("command", "") for e in self.sb.recording[calls_before:]
+                    if e.path == "/api/v4/commands/execute" and (e.headers.get("Authorization") or "").endswith(bot_token)]
+        for sent in executed:
+            if parsing.parse(sent).trigger not in BOT_MAY_RUN:
+                self.report.problems.append(f"{what}: the bot asked Mattermost to run {sent[:80]!r} with its rights")
+        if {cid: sorted(m) for cid, m in world.channel_members.items() if cid != incident.channel_id} != members_before:
+            self.report.problems.append(f"{what}: running it changed who is in a channel")
+        bot_id, me = self.sb.user_id("incident"), self.sb.user_id(self.user)
+        live = re.compile(MENTION_RE.pattern, re.IGNORECASE)
+        echoed = parsing.parse(stored).text if parsing.parse(stored).trigger == "echo" else None
+        for post_id in set(world.posts) - posts_before:
+            post = world.posts[post_id]
+            if post["user_id"] != bot_id or post.get("type") or (post.get("props") or {}).get("command_center_card"):
+                continue  # the card (redrawn after a run) is checked by the card's own tests
+            if me not in world.channel_members.get(post["channel_id"], set()):
+                self.report.problems.append(f"{what}: the bot posted where {self.user} is not a member")
+            if " ran 1.1 " in post["message"]:
+                mentioned = {m.group(1).lower().rstrip(".-_") for m in live.finditer(mention_text(post["message"]))}
+                if mentioned - {self.user}:
+                    self.report.problems.append(f"{what}: the ran post mentions {sorted(mentioned)}")
+            elif echoed is not None and post["message"] != echoed and post["channel_id"] == incident.channel_id \
+                    and not post["message"].startswith("@"):
+                self.report.problems.append(f"{what}: /echo posted {post['message'][:80]!r}")
+        self.report.accepted += 1
+
     async def _timed_help(self) -> bool:
         started = time.perf_counter()
         result = await self.sb.user(self.user).command("town-square", "/incident help")
         self.report.help_ms.append((time.perf_counter() - started) * 1000)
         return result.status == 200 and bool(result.response and result.response.get("text"))
 
-    def _card(self) -> dict:
-        return next(p for p in self.sb.pinned(self.incident_channel)
+    def _card(self, channel_id: str = "") -> dict:
+        return next(p for p in self.sb.pinned(channel_id or self.incident_channel)
                     if (p.get("props") or {}).get("command_center_card"))
 
-    async def run(self, examples: int, seed: int | None = None, yaml_examples: int = 0) -> FuzzReport:
+    async def run(self, examples: int, seed: int | None = None, yaml_examples: int = 0,
+                  step_examples: int = 0) -> FuzzReport:
         """Hypothesis drives the examples from a worker thread; each runs on this event loop."""
         loop = asyncio.get_running_loop()
         await self.prepare()
@@ -288,15 +402,20 @@ class Fuzzer:
         def fuzz_yaml(shape: str, size: int, via: str) -> None:
             on_loop(self.yaml_import(shape, size, via))
 
+        @settings(max_examples=max(1, step_examples), **common)
+        @given(command=step_commands)
+        def fuzz_steps(command: str) -> None:
+            on_loop(self.step_command(command))
+
         tests = [fuzz_commands, fuzz_dialogs] if examples else []
-        for test in tests + ([fuzz_yaml] if yaml_examples else []):
+        for test in tests + ([fuzz_yaml] if yaml_examples else []) + ([fuzz_steps] if step_examples else []):
             if seed is not None:
                 test = hypothesis_seed(seed)(test)
             await asyncio.to_thread(test)
         return self.report
 
 
-async def main(examples: int, seed: int, yaml_examples: int = 0) -> FuzzReport:
+async def main(examples: int, seed: int, yaml_examples: int = 0, step_examples: int = 0) -> FuzzReport:
     from bench.harness import BOT_TOKEN, EDIT_TIME_LIMIT, world
     from bot import CommandCenter
     from domain.playbooks import StageDraft, StepDraft, new_playbook
@@ -319,10 +438,11 @@ async def main(examples: int, seed: int, yaml_examples: int = 0) -> FuzzReport:
                     now=int(time.time() * 1000), member_ids=[sandbox.user_id(p) for p in people],
                     stages=[StageDraft(title=t, steps=(StepDraft(title=f"{t} a"), StepDraft(title=f"{t} b")))
                             for t in ("Triage", "Fix")]))
-                report = await Fuzzer(sandbox, bot, "u001", playbook.id).run(examples, seed, yaml_examples)
+                report = await Fuzzer(sandbox, bot, "u001", playbook.id).run(examples, seed, yaml_examples, step_examples)
             finally:
                 await bot.stop()
-    print(f"commands: {report.commands}, dialog submissions: {report.dialogs}, YAML imports: {report.yaml} "
+    print(f"commands: {report.commands}, dialog submissions: {report.dialogs}, YAML imports: {report.yaml}, "
+          f"step commands: {report.steps} ({report.steps_saved} saved, {report.step_runs} runs recorded) "
           f"in {time.monotonic() - started:.1f} s")
     print(f"rejected: {report.rejected} (by subcommand: {dict(report.kinds.most_common(10))}), "
           f"accepted: {report.accepted}")
@@ -337,5 +457,6 @@ if __name__ == "__main__":
     parser.add_argument("--examples", type=int, default=2000, help="slash commands to try (a third as many dialogs)")
     parser.add_argument("--seed", type=int, default=0, help="Hypothesis seed")
     parser.add_argument("--yaml", type=int, default=0, help="playbook YAML imports to try (sizes past every limit)")
+    parser.add_argument("--steps", type=int, default=0, help="random step commands to save and run")
     args = parser.parse_args()
-    asyncio.run(main(args.examples, args.seed, args.yaml))
+    asyncio.run(main(args.examples, args.seed, args.yaml, args.steps))

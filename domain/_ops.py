@@ -20,6 +20,12 @@ def require_ongoing(incident: Incident) -> None:
         raise InvalidState(ENDED_MESSAGE)
 
 
+def moment_after(now: int, previous: int | None) -> int:
+    """``now``, or just after ``previous`` if that is not earlier: the times a state mark carries
+    strictly increase, so two changes in one millisecond never give an old mark back."""
+    return now if previous is None or now > previous else previous + 1
+
+
 def event(incident: Incident, kind: EventKind, actor: str, now: int, **details: Any) -> TimelineEvent:
     """A new timeline event for ``incident``."""
     return TimelineEvent(

@@ -15,7 +15,7 @@ step id (what buttons carry; ids stay valid when steps move).
 from __future__ import annotations
 
 from . import limits, validation
-from ._ops import Result, event, require_ongoing, with_stage_steps
+from ._ops import Result, event, moment_after, require_ongoing, with_stage_steps
 from .errors import InvalidState, ValidationError
 from .ids import new_id
 from .models import EventKind, Incident, Step, StepRef, StepState, StepTarget
@@ -35,7 +35,8 @@ def set_step_state(incident: Incident, target: StepTarget, done: bool, actor: st
     if step.state is wanted:
         return incident, []
     changed = step.model_copy(
-        update={"state": wanted, "state_changed_by": actor, "state_changed_at": now}
+        update={"state": wanted, "state_changed_by": actor,
+                "state_changed_at": moment_after(now, step.state_changed_at)}
     )
     steps = list(incident.stages[ref.stage].steps)
     steps[ref.index] = changed
@@ -83,7 +84,8 @@ def assign_step(
 
 
 def run_step(incident: Incident, target: StepTarget, actor: str, now: int) -> Result:
-    """Record that a step's slash command was run; the step itself does not change."""
+    """Record that a step's slash command was run: only its ``last_run_at`` changes (the Run button
+    carries it, so a captured Run click cannot run it again)."""
     require_ongoing(incident)
     ref = incident.locate(target)
     step = incident.stages[ref.stage].steps[ref.index]
@@ -91,7 +93,9 @@ def run_step(incident: Incident, target: StepTarget, actor: str, now: int) -> Re
         raise InvalidState(f"Step {ref.label} has no slash command to run.")
     details = _step_details(incident, ref)
     details["command"] = step.command
-    return incident, [event(incident, EventKind.STEP_RUN, actor, now, **details)]
+    steps = list(incident.stages[ref.stage].steps)
+    steps[ref.index] = step.model_copy(update={"last_run_at": moment_after(now, step.last_run_at)})
+    return with_stage_steps(incident, ref.stage, steps), [event(incident, EventKind.STEP_RUN, actor, now, **details)]
 
 
 def add_step(

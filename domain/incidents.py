@@ -12,7 +12,7 @@ reopen it.").
 from __future__ import annotations
 
 from . import validation
-from ._ops import ENDED_MESSAGE, Result, event, require_ongoing
+from ._ops import ENDED_MESSAGE, Result, event, moment_after, require_ongoing
 from .errors import InvalidState, ValidationError
 from .ids import new_id
 from .models import EventKind, Incident, IncidentStatus, Playbook, Stage, Step
@@ -138,7 +138,8 @@ def set_stage(incident: Incident, stage: int, actor: str, now: int) -> Result:
         raise ValidationError(f"Stage {stage + 1} does not exist: choose a stage from 1 to {count}.")
     if stage == incident.active_stage:
         return incident, []
-    updated = incident.model_copy(update={"active_stage": stage})
+    updated = incident.model_copy(
+        update={"active_stage": stage, "stage_set_at": moment_after(now, incident.stage_set_at)})
     return updated, [
         event(
             incident,
@@ -191,7 +192,8 @@ def restart_incident(incident: Incident, actor: str, now: int) -> Result:
     """Reopen an ended incident; its duration runs again from the original start."""
     if incident.is_ongoing:
         raise InvalidState("This incident is still ongoing; there is nothing to restart.")
-    updated = incident.model_copy(update={"status": IncidentStatus.ONGOING, "ended_at": None})
+    updated = incident.model_copy(update={"status": IncidentStatus.ONGOING, "ended_at": None,
+                                          "restarted_at": moment_after(now, incident.restarted_at)})
     return updated, [event(incident, EventKind.RESTARTED, actor, now)]
 
 

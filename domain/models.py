@@ -45,6 +45,8 @@ class Step(_Frozen):
     state: StepState = StepState.OPEN
     state_changed_by: str | None = None
     state_changed_at: int | None = None
+    #: When the step's command last ran (recorded runs only); binds the Run button to it.
+    last_run_at: int | None = None
 
     @property
     def done(self) -> bool:
@@ -128,6 +130,11 @@ class Incident(_Frozen):
     source_post_id: str | None = None
     card_post_id: str | None = None
     public: bool = True
+    #: When the active stage was last set, and when the incident was last restarted (None: never
+    #: since it started). Card buttons carry them (domain/freshness.py), so a Next → Previous or an
+    #: End → Restart cycle never makes an old click current again.
+    stage_set_at: int | None = None
+    restarted_at: int | None = None
     version: int = 1
 
     @property

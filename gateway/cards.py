@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain import Incident, Step
-from domain.freshness import stage_mark, status_mark, step_mark
+from domain.freshness import run_mark, stage_mark, status_mark, step_mark
 from domain.models import StepRef
 from gateway.ids import Action
 from gateway.messages import format_duration, format_live_duration, inline_code, limited_markdown, neutralize
@@ -216,7 +216,7 @@ def step_attachment(incident: Incident, stage_index: int, index: int, step: Step
                                       i=incident.id, s=step.id, m=mark, **extra))
         if step.command:
             actions.append(ctx.button(f"run{step.id}", "Run", Action.RUN, channel, i=incident.id, s=step.id,
-                                      m=mark, **extra))
+                                      m=run_mark(step), **extra))
         actions.append(ctx.button(f"assign{step.id}", "Assign", Action.ASSIGN, channel, i=incident.id, s=step.id,
                                   **extra))
     if step.description:

@@ -348,6 +348,9 @@ class IncidentService:
         self.cards = CardUpdater(ctx, directory)
         # The slash command handlers, for steps whose command is one of Command Center's own.
         self.commands = commands
+        #: Steps whose Run button is being acted on: a copy of the click arriving meanwhile (a double
+        #: click, a replay) is refused, since the run is recorded only once the command was accepted.
+        self._running_buttons: set[tuple[str, str]] = set()
 
     @property
     def store(self):
@@ -681,7 +684,7 @@ class IncidentService:
         if the step moved on since the card was drawn (read afresh, like the versioned write would)."""
         current = await self.store.get_incident(incident.id) or incident
         try:
-            require_fresh(current, mark, step=target)
+            require_fresh(current, mark, step=target, what="run")
         except StaleCard:
             await self._show_current_card(incident)
             raise
@@ -828,8 +831,24 @@ class IncidentService:
         """
         await self.require_member(incident, user_id)
         checklist.run_step(incident, target, user_id, now_ms())  # ongoing, and the step has a command
-        if drawn is not None:  # a Run button: refused if the step moved on since the card was drawn
+        if drawn is None:
+            return await self._run_step(incident, user_id, target, trigger_id)
+        # A Run button: drawn for the step's state and its last run, so a copy of the click (a
+        # double click, a captured click replayed) runs nothing once the run is recorded; the key is
+        # held until then, so a copy arriving meanwhile runs nothing either.
+        key = (incident.id, incident.step(target).id)
+        if key in self._running_buttons:
+            raise StaleCard(f"Step {incident.locate(target).label}'s command is being run right now; "
+                            "nothing else was run.")
+        self._running_buttons.add(key)
+        try:
             await self._require_fresh_step(incident, drawn, target)
+            return await self._run_step(incident, user_id, target, trigger_id)
+        finally:
+            self._running_buttons.discard(key)
+
+    async def _run_step(self, incident: Incident, user_id: str, target: StepTarget,
+                        trigger_id: str) -> CommandReply:
         ref = incident.locate(target)
         command = incident.step(target).command
         trigger = self.ctx.settings.command_trigger
@@ -895,6 +914,12 @@ class IncidentService:
                                               f"@{who} ran {_step_label(events[0])}: {inline_code(command)}")
         except MattermostError as error:  # the command ran and is recorded; only the announcement is lost
             log.warning("the announcement of a step run in incident %s was lost: %s", incident.id, error)
+        try:  # the step's Run button is drawn for its last run: draw it for this one
+            await self.cards.refresh(incident.id)
+        except MattermostError as error:
+            log.warning("the card of incident %s was not refreshed after a run (%s); retrying in the background",
+                        incident.id, error)
+            self.cards.refresh_later(incident.id)
 
 
 @dataclass

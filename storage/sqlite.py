@@ -41,7 +41,7 @@ _STAGES = TypeAdapter(tuple[Stage, ...])
 _INCIDENT_COLUMNS = (
     "id, team_id, channel_id, name, description, commander_id, creator_id, playbook_id,"
     " playbook_title, active_stage, status, created_at, ended_at, source_post_id,"
-    " card_post_id, public, version, stages"
+    " card_post_id, public, version, stages, stage_set_at, restarted_at"
 )
 
 _PLAYBOOK_SELECT = (
@@ -100,6 +100,8 @@ def _incident_from_row(row: sqlite3.Row) -> Incident:
         source_post_id=row["source_post_id"],
         card_post_id=row["card_post_id"],
         public=bool(row["public"]),
+        stage_set_at=row["stage_set_at"],
+        restarted_at=row["restarted_at"],
         version=row["version"],
     )
 
@@ -150,6 +152,8 @@ def _mutable_incident_columns(incident: Incident) -> dict[str, object]:
         "card_post_id": incident.card_post_id,
         "public": int(incident.public),
         "stages": _stages_json(incident.stages),
+        "stage_set_at": incident.stage_set_at,
+        "restarted_at": incident.restarted_at,
     }
 
 
@@ -505,7 +509,7 @@ class SqliteStore(Store):
             try:
                 await conn.execute(
                     f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) VALUES"
-                    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         incident.id,
                         incident.team_id,
@@ -525,6 +529,8 @@ class SqliteStore(Store):
                         int(incident.public),
                         incident.version,
                         _stages_json(incident.stages),
+                        incident.stage_set_at,
+                        incident.restarted_at,
                     ),
                 )
             except sqlite3.IntegrityError as exc:

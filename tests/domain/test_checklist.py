@@ -70,8 +70,10 @@ def test_assign_requires_channel_membership_and_clears_with_none():
 
 def test_run_records_an_event_only_for_steps_with_a_command():
     inc = incident()
-    same, events = checklist.run_step(inc, StepRef(0, 0), "bob", T0)
-    assert same is inc and events[0].kind is EventKind.STEP_RUN and events[0].details["command"] == "/echo hi"
+    ran, events = checklist.run_step(inc, StepRef(0, 0), "bob", T0)
+    assert events[0].kind is EventKind.STEP_RUN and events[0].details["command"] == "/echo hi"
+    # Only when it last ran changes (the Run button is bound to it: domain/freshness.py).
+    assert ran.stages[0].steps[0] == inc.stages[0].steps[0].model_copy(update={"last_run_at": T0})
     with pytest.raises(InvalidState, match=r"Step 1\.2 has no slash command"):
         checklist.run_step(inc, StepRef(0, 1), "bob", T0)
 
