@@ -49,11 +49,16 @@ async def bot_process(mattermost_url: str, *, log_level: str = "WARNING"):
             await _wait_healthy(base_url, process)
             yield process, base_url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_process(process)
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """Ask a benchmark's child process to stop; kill it if it has not within 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def _free_port() -> int:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.harness import BOT_TOKEN, EDIT_TIME_LIMIT, ROOT, bot_process, cpu_seconds, percentiles, world
+from bench.harness import BOT_TOKEN, EDIT_TIME_LIMIT, ROOT, bot_process, cpu_seconds, percentiles, stop_process, world
 from gateway.commands import desired_command
 from sandbox import Sandbox, SandboxConfig
 
@@ -146,11 +146,7 @@ async def barebot_process(template: dict, sandbox: Sandbox):
 
                 yield process, stats
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_process(process)
 
 
 async def main(rounds: int) -> None:

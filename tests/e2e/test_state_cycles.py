@@ -9,39 +9,16 @@ is recorded, copies of it sent at once run once, and the card's Run button works
 from __future__ import annotations
 
 import asyncio
-import json
 
-import aiohttp
 import pytest
 
 from domain.models import IncidentStatus
-from gateway.ids import Route
 from tests.e2e.conftest import make_playbook
 from tests.e2e.test_incidents import card, start_incident, step_button
 from tests.e2e.test_step_commands import bot_calls, one_step_incident, ran_posts, step_runs
-from tests.gateway.test_hostile import fresh_trigger, url
+from tests.e2e.test_state_bound_buttons import http, last_click, replay, stored  # noqa: F401 (http: a fixture)
 
 
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-def last_click(sandbox) -> dict:
-    return [c for c in sandbox.callbacks if c.kind == "action"][-1].json()
-
-
-async def replay(http, bot, click: dict) -> tuple[int, dict]:
-    """A captured click sent again by an attacker, with a trigger id minted for the same user."""
-    body = {**click, "trigger_id": fresh_trigger(click["user_id"])}
-    async with http.post(url(bot, Route.ACTION), data=json.dumps(body).encode(),
-                         headers={"Content-Type": "application/json"}) as response:
-        return response.status, await response.json()
-
-
-async def stored(bot, incident):
-    return await bot.store.get_incident(incident.id)
 
 
 @pytest.fixture
