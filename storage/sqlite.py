@@ -196,10 +196,10 @@ def _mutate(
     """``mutate_incident`` as one transaction on the writer's thread; the flag says whether it committed."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        row = conn.execute(f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,)).fetchone()
-        if row is None:
+        rows = conn.execute(f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,)).fetchall()
+        if not rows:
             raise NotFound("This incident no longer exists.")
-        current = _incident_from_row(row)
+        current = _incident_from_row(rows[0])
         updated, events = operation(current)
         if not events and updated == current:
             conn.execute("ROLLBACK")
@@ -317,20 +317,22 @@ class SqliteStore(Store):
         conn = await aiosqlite.connect(self.path, isolation_level=None, timeout=self._busy_timeout_ms / 1000)
         conn.row_factory = sqlite3.Row
         try:
-            await conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-            await conn.execute("PRAGMA foreign_keys = ON")
-            await conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            # Every PRAGMA is fetched to the end: one that answers a row and is left unread
+            # stays an active statement on the connection and makes a later COMMIT fail.
+            await conn.execute_fetchall(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            await conn.execute_fetchall("PRAGMA foreign_keys = ON")
+            await conn.execute_fetchall(f"PRAGMA synchronous = {self._synchronous}")
             # The default 2 MB page cache cannot hold the list indexes of a large install.
-            await conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+            await conn.execute_fetchall(f"PRAGMA cache_size = -{CACHE_KIB}")
             if writer and not self._memory:
-                cursor = await conn.execute("PRAGMA journal_mode = WAL")
-                mode = _scalar(await cursor.fetchone())
+                answer = list(await conn.execute_fetchall("PRAGMA journal_mode = WAL"))
+                mode = _scalar(answer[0] if answer else None)
                 if mode.lower() != "wal":
                     raise StorageError(f"could not switch {self.path} to WAL mode (got {mode!r})")
-                await conn.execute("PRAGMA wal_autocheckpoint = 0")
-                await conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+                await conn.execute_fetchall("PRAGMA wal_autocheckpoint = 0")
+                await conn.execute_fetchall(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
             if not writer:
-                await conn.execute("PRAGMA query_only = ON")
+                await conn.execute_fetchall("PRAGMA query_only = ON")
         except BaseException:
             await conn.close()
             raise
@@ -376,7 +378,7 @@ class SqliteStore(Store):
         writer, self._writer = self._writer, None
         if writer is not None:
             try:
-                await writer.execute("PRAGMA optimize")  # keeps the planner's statistics fresh
+                await writer.execute_fetchall("PRAGMA optimize")  # keeps the planner's statistics fresh
             finally:
                 await writer.close()
 
@@ -448,7 +450,7 @@ class SqliteStore(Store):
             await self._checkpoint_wanted.wait()
             self._checkpoint_wanted.clear()
             try:
-                await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                await self._checkpointer.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.Error:
                 # A failed checkpoint loses nothing (the WAL still holds every commit); try next time.
                 log.warning("WAL checkpoint of %s failed", self.path, exc_info=True)
@@ -727,7 +729,8 @@ class SqliteStore(Store):
         order = _SORTS[IncidentSort(sort)]
 
         def query(conn: sqlite3.Connection) -> tuple[int, list[sqlite3.Row]]:
-            total = _scalar(conn.execute(f"SELECT count(*) FROM incidents WHERE {condition}", params).fetchone())
+            counted = conn.execute(f"SELECT count(*) FROM incidents WHERE {condition}", params).fetchall()
+            total = _scalar(counted[0] if counted else None)
             # Choose the page from the covering indexes first, then read only its rows:
             # sorting full rows would drag every stages document through the sorter.
             rowids = [row[0] for row in conn.execute(
@@ -767,7 +770,8 @@ class SqliteStore(Store):
         order = _SORTS[IncidentSort(sort)]
 
         def query(conn: sqlite3.Connection) -> tuple[int, list[tuple]]:
-            total = _scalar(conn.execute(f"SELECT count(*) FROM incidents WHERE {condition}", params).fetchone())
+            counted = conn.execute(f"SELECT count(*) FROM incidents WHERE {condition}", params).fetchall()
+            total = _scalar(counted[0] if counted else None)
             # Every column here is in the list indexes (0005 added id): the walk never reads a table row.
             refs = conn.execute(
                 f"SELECT id, team_id, channel_id, public FROM incidents WHERE {condition}"
@@ -880,7 +884,9 @@ class SqliteStore(Store):
     async def checkpoint(self) -> None:
         """Copy the whole WAL into the database file and truncate it (e.g. after a bulk import)."""
         async with self._write_lock:
-            await self._require_open().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            # Fetched to the end: a statement left mid-result stays active on the writer
+            # (aiosqlite's thread keeps the last result alive) and would block the next COMMIT.
+            await self._require_open().execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def integrity_check(self) -> list[str]:
         """SQLite's ``PRAGMA integrity_check`` result lines (``["ok"]`` when healthy)."""

@@ -202,3 +202,22 @@ async def test_the_walk_never_reads_table_rows(store):
                 f" WHERE team_id = 'team1' AND (public = 1 OR channel_id IN (SELECT value FROM json_each('[]')))"
                 f"{arguments} ORDER BY {order} LIMIT 100"))
             assert "COVERING INDEX" in plan, (arguments, order, plan)
+
+
+async def test_a_toggle_right_after_a_checkpoint_or_a_fresh_open_commits(store_factory):
+    """A PRAGMA answer left unread stays an active statement on aiosqlite's thread (its last
+    result is kept alive there) and a COMMIT in the same call would be refused."""
+    store = store_factory()
+    await store.open()
+    try:
+        inc, events = incident()
+        await store.create_incident(inc, events)
+        await store.close()
+        await store.open()  # the writer's last call is now its opening PRAGMAs
+        first, _ = await store.mutate_incident(inc.id, lambda i: checklist.check_step(i, StepRef(0, 0), "bob", T0 + 1))
+        await store.checkpoint()
+        second, _ = await store.mutate_incident(inc.id, lambda i: checklist.check_step(i, StepRef(0, 1), "bob", T0 + 2))
+        assert second.version == first.version + 1 == inc.version + 2
+        assert await store.get_incident(inc.id) == second
+    finally:
+        await store.close()
