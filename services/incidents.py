@@ -484,8 +484,9 @@ class IncidentService:
             incident = await self.store.create_incident(incident, events)
             telemetry_of(self.ctx).incident_changed(incident, events)
         incident = await self._ensure_opening_and_card(incident, posted_nothing=posted_nothing)
-        await self.store.delete_setting(_JOURNAL_PREFIX + journal.incident_id)
-        await self._release_name(journal)  # the incident now marks the channel as taken
+        async with self.store.transaction():  # one write for both
+            await self.store.delete_setting(_JOURNAL_PREFIX + journal.incident_id)
+            await self._release_name(journal)  # the incident now marks the channel as taken
         log.info("incident %s started by %s in channel %s", incident.id, journal.actor_id, incident.channel_id)
         return incident
 
