@@ -228,7 +228,7 @@ class IncidentPlugin(FeaturePlugin):
         request = StartRequest(actor_id=form.user_id, team_id=team_id, playbook_id=playbook_id,
                                name=name, description=description, source_post_id=form.args.get("p") or None)
         try:
-            started = await self.service.start(request)
+            started = await self.service.start_named(request)
         except ValidationError as error:
             return DialogReply(errors={"name": str(error)}) if "name" in str(error).lower() else DialogReply(
                 error=str(error))

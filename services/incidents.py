@@ -423,8 +423,13 @@ class IncidentService:
             return post
         return None
 
-    async def start(self, request: StartRequest) -> Started:
-        """Create the channel, the incident, the opening posts and the pinned card.
+    async def start(self, request: StartRequest) -> Incident:
+        """Start an incident (see :meth:`start_named`)."""
+        return (await self.start_named(request)).incident
+
+    async def start_named(self, request: StartRequest) -> Started:
+        """Create the channel, the incident, the opening posts and the pinned card; returns the
+        incident with its channel's name (from the creation answer: no need to ask for it).
 
         The plan is journaled in the store before anything is created in Mattermost, and every
         step can be repeated safely, so a start interrupted at any point (crash, Mattermost error)
