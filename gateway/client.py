@@ -7,6 +7,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -25,6 +26,9 @@ _POST_RETRY_WINDOW = 20.0
 _DIALOG_RETRY_WINDOW = 2.5
 # How far the server's clock may be behind ours when recognising a channel this call created.
 _CLOCK_SKEW_MS = 60_000
+# Direct channels remembered (one small dict per person the bot talked to).
+_DIRECT_CHANNELS_KEPT = 10_000
+_EPHEMERAL_PERMISSION = "create_post_ephemeral"
 
 
 class MattermostClient:
@@ -61,19 +65,44 @@ class MattermostClient:
         self.user_id = ""
         self.username = ""
         self.server_version = ""
+        #: Whether Mattermost lets this bot post ephemeral messages (``create_post_ephemeral``, a system
+        #: permission: only system admins have it by default); learned at login, and from a refusal.
+        self.may_post_ephemeral = False
         self._last_pending_ms = 0
+        # user id -> the bot's direct channel with them. A DM channel's id never changes (its name is
+        # the two user ids, app/channel.go GetOrCreateDirectChannel), so asking again would only repeat.
+        self._direct_channels: OrderedDict[str, dict] = OrderedDict()
 
     # Life cycle ----------------------------------------------------------------------------
 
     async def login(self) -> dict:
-        """Identify the bot (GET /users/me) and read the server version from X-Version-Id."""
+        """Identify the bot (GET /users/me), read the server version from X-Version-Id, and learn its rights."""
         self.driver.client.token = self.driver.options["token"]
         response = await self.call("GET", lambda: self.driver.client.make_request("get", "/api/v4/users/me"))
         me = response.json()
         self.driver.client.userid = self.user_id = me["id"]
         self.driver.client.username = self.username = me["username"]
         self.server_version = _server_version(response.headers.get("X-Version-Id", ""))
+        self.may_post_ephemeral = await self._may_post_ephemeral(str(me.get("roles") or "").split())
         return me
+
+    async def _may_post_ephemeral(self, role_names: list[str]) -> bool:
+        """Whether the bot's system roles grant ``create_post_ephemeral`` — the one permission
+        api4/post.go ``createEphemeralPost`` checks (``SessionHasPermissionTo``, system scope, so the
+        bot's own roles decide; system_admin has every permission). Asked once, with the roles'
+        permissions (POST /roles/names, open to any session); if that cannot be read, from the names."""
+        if "system_admin" in role_names:
+            return True
+        if not role_names:
+            return False
+        try:
+            roles = await self.call("POST", lambda: self.driver.roles.get_roles_by_names(role_names), idempotent=True)
+        except MattermostError as error:
+            log.warning("could not read the bot's roles (%s %s); assuming it may not post ephemeral messages",
+                        error.status, error.error_id)
+            return False
+        return any(_EPHEMERAL_PERMISSION in (role.get("permissions") or []) for role in roles or []
+                   if isinstance(role, dict))
 
     async def close(self) -> None:
         await self.driver.client.aclose()
@@ -219,13 +248,20 @@ class MattermostClient:
 
     async def create_ephemeral_post(self, user_id: str, channel_id: str, message: str,
                                     props: dict | None = None) -> dict:
+        """Post a message only ``user_id`` sees; callers ask only when :attr:`may_post_ephemeral`.
+        A 403 (the permission was taken away since login) is remembered, then raised."""
         post: dict[str, Any] = {"channel_id": channel_id, "message": message}
         if props:
             post["props"] = props
         # Ephemeral posts are not stored: after a lost answer a retry may show the text twice,
         # which beats telling the user an action failed when it did not.
-        return await self.call("POST", lambda: self.driver.posts.create_post_ephemeral(
-            {"user_id": user_id, "post": post}), idempotent=True)
+        try:
+            return await self.call("POST", lambda: self.driver.posts.create_post_ephemeral(
+                {"user_id": user_id, "post": post}), idempotent=True)
+        except MattermostError as error:
+            if error.status == 403:
+                self.may_post_ephemeral = False
+            raise
 
     async def execute_command(self, channel_id: str, command: str, team_id: str = "") -> dict:
         body = {"channel_id": channel_id, "command": command}
@@ -270,9 +306,19 @@ class MattermostClient:
         await self.call("DELETE", lambda: self.driver.posts.delete_post(post_id))
 
     async def direct_channel_with(self, user_id: str) -> dict:
+        """The bot's direct channel with ``user_id`` (asked once per person, then remembered)."""
+        known = self._direct_channels.get(user_id)
+        if known is not None:
+            self._direct_channels.move_to_end(user_id)
+            return known
         # Creating a DM that exists returns the existing one, so repeating is harmless.
-        return await self.call("POST", lambda: self.driver.channels.create_direct_channel([self.user_id, user_id]),
-                               idempotent=True)
+        channel = await self.call("POST", lambda: self.driver.channels.create_direct_channel([self.user_id, user_id]),
+                                  idempotent=True)
+        if isinstance(channel, dict) and channel.get("id"):
+            self._direct_channels[user_id] = channel
+            while len(self._direct_channels) > _DIRECT_CHANNELS_KEPT:
+                self._direct_channels.popitem(last=False)
+        return channel
 
     async def upload_file(self, channel_id: str, filename: str, data: bytes,
                           content_type: str = "application/octet-stream") -> dict:

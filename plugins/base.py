@@ -46,15 +46,17 @@ class FeaturePlugin(Plugin):
     async def tell(self, user_id: str, channel_id: str, text: str) -> None:
         """Tell one user something after a dialog: ephemeral in ``channel_id`` when the bot may post
         ephemerally (Mattermost allows that only to system admins' tokens), else by direct message."""
-        dm = await self.ctx.client.direct_channel_with(user_id)
-        if channel_id and channel_id != dm["id"]:
+        client = self.ctx.client
+        dm = await client.direct_channel_with(user_id)  # remembered per person: asked once
+        # Whether the bot may is learned at login, so a bot that may not never sends a request sure to fail.
+        if client.may_post_ephemeral and channel_id and channel_id != dm["id"]:
             try:
-                await self.ctx.client.create_ephemeral_post(user_id, channel_id, text)
+                await client.create_ephemeral_post(user_id, channel_id, text)
                 return
             except MattermostError as error:
                 if error.status != 403:
                     raise
-        await self.ctx.client.create_post(dm["id"], text)
+        await client.create_post(dm["id"], text)
 
     def prefix(self, command: SlashCommand) -> str:
         """What comes before a command's words where ``command`` was typed (``/incident `` or nothing in a DM)."""

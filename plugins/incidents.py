@@ -46,10 +46,6 @@ NO_PLAYBOOKS = ("You are not a member of any playbook in this team yet, so there
                 "you to theirs with `/incident playbook members add @you`.")
 
 
-# Set in BotContext.extras once Mattermost refused the bot an ephemeral post (create_post_ephemeral).
-_EPHEMERAL_REFUSED = "incidents.ephemeral_posts_refused"
-
-
 def _usage(text: str) -> ValidationError:
     return ValidationError(text)
 
@@ -229,23 +225,23 @@ class IncidentPlugin(FeaturePlugin):
             errors["description"] = "The description must be text."
         if errors:
             return DialogReply(errors=errors)
-        request = StartRequest(actor_id=form.user_id, team_id=str(form.args.get("t", "")), playbook_id=playbook_id,
+        team_id = str(form.args.get("t", ""))
+        request = StartRequest(actor_id=form.user_id, team_id=team_id, playbook_id=playbook_id,
                                name=name, description=description, source_post_id=form.args.get("p") or None)
         try:
-            incident = await self.service.start(request)
+            started = await self.service.start_named(request)
         except ValidationError as error:
             return DialogReply(errors={"name": str(error)}) if "name" in str(error).lower() else DialogReply(
                 error=str(error))
         try:
-            await self._tell_creator(form, incident)
+            await self._tell_creator(form, started.incident, started.channel_name)
         except MattermostError as error:
             # The incident is started (and the creator is in its channel): say so, not that it failed.
-            log.warning("could not tell the creator of incident %s where it is: %s", incident.id, error)
+            log.warning("could not tell the creator of incident %s where it is: %s", started.incident.id, error)
         return DialogReply()
 
-    async def _tell_creator(self, form: DialogSubmission, incident: Incident) -> None:
-        channel = await self.ctx.client.get_channel(incident.channel_id)
-        text = (f"Your incident **{neutralize(incident.name)}** has started: ~{channel['name']}. "
+    async def _tell_creator(self, form: DialogSubmission, incident: Incident, channel_name: str) -> None:
+        text = (f"Your incident **{neutralize(incident.name)}** has started: ~{channel_name}. "
                 "You are its commander.")
         if form.args.get("p") and not incident.source_post_id:
             text += " The post you chose was not quoted because you cannot read it."
@@ -340,7 +336,7 @@ class IncidentPlugin(FeaturePlugin):
         if not isinstance(stage_index, int):
             raise NotFound("This stage no longer exists.")
         view, text = await self.service.stage_view(incident, callback.user_id, stage_index)
-        if self.ctx.extras.get(_EPHEMERAL_REFUSED) is None:
+        if self.ctx.client.may_post_ephemeral:  # learned at login, and forgotten on a refusal
             try:
                 await self.ctx.client.create_ephemeral_post(callback.user_id, callback.channel_id, view["text"],
                                                             props={"attachments": view["attachments"]})
@@ -348,7 +344,6 @@ class IncidentPlugin(FeaturePlugin):
             except MattermostError as error:
                 if error.status != 403:
                     raise
-                self.ctx.extras[_EPHEMERAL_REFUSED] = True  # not allowed: do not ask again on every click
         return ActionReply(ephemeral_text=f"{text}\n\nOnly you can see this. To work these steps with buttons, "
                                           f"type `/incident stage show {stage_index + 1}`.")
 

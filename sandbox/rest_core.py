@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import mimetypes
+import re
 from email.policy import default as email_policy
 from email.parser import BytesParser
 
@@ -13,6 +15,7 @@ from .app import SB_KEY
 from .errors import AppError
 from .httputil import USER, caller, flag, json_response, paging, path_id, read_json, user_path_id
 from .ids import is_valid_id, new_id, now_ms
+from .state import ROLE_PERMISSIONS
 
 ID = "{%s:[A-Za-z0-9]+}"
 
@@ -49,6 +52,45 @@ async def get_client_config(request: web.Request) -> web.Response:
                        "EnablePostUsernameOverride": str(sb.config.enable_post_username_override).lower(),
                        "EnablePostIconOverride": str(sb.config.enable_post_icon_override).lower()})
     return json_response(config)
+
+
+# ---------------------------------------------------------------------- roles
+_ROLE_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
+_ROLES_BY_NAMES_MAX = 100  # api4/role.go GetRolesByNamesMax
+
+
+def _role(name: str) -> dict:
+    if name == "system_admin":  # every permission; these are the ones the sandbox knows
+        permissions = sorted(set().union(*ROLE_PERMISSIONS.values()) | {"create_post_ephemeral", "manage_system"})
+    else:
+        permissions = sorted(ROLE_PERMISSIONS[name])
+    role_id = hashlib.sha256(b"role:" + name.encode()).hexdigest()[:26]
+    return {"id": role_id, "name": name, "display_name": f"authentication.roles.{name}.name",
+            "description": "", "create_at": 0, "update_at": 0, "delete_at": 0, "permissions": permissions,
+            "scheme_managed": True, "built_in": True}
+
+
+async def get_roles_by_names(request: web.Request) -> web.Response:
+    """api4/role.go ``getRolesByNames``: any session; a JSON array of names (none: 400, more than 100:
+    400, a name not ``[a-z0-9_]``: 400, blanks skipped); the roles that exist, with their permissions."""
+    names = await read_json(request, "rolenames", expect=list)
+    if not names:
+        raise errors.invalid_param("rolenames")
+    if len(names) > _ROLES_BY_NAMES_MAX:
+        raise AppError(400, "api.roles.get_multiple_by_name_too_many.request_error",
+                       f"Unable to get more than {_ROLES_BY_NAMES_MAX} roles by name.")
+    cleaned = []
+    for name in names:
+        if not isinstance(name, str):
+            raise errors.invalid_param("rolename")
+        name = name.strip()
+        if not name:
+            continue
+        if not _ROLE_NAME.match(name):
+            raise errors.invalid_param("rolename")
+        cleaned.append(name)
+    known = [n for n in dict.fromkeys(cleaned) if n == "system_admin" or n in ROLE_PERMISSIONS]
+    return json_response([_role(n) for n in known])
 
 
 # ---------------------------------------------------------------------- users
@@ -299,6 +341,7 @@ def setup(app: web.Application) -> None:
     r = app.router
     r.add_get("/api/v4/system/ping", ping)
     r.add_get("/api/v4/config/client", get_client_config)
+    r.add_post("/api/v4/roles/names", get_roles_by_names)
     r.add_get("/api/v4/users", get_users)
     r.add_post("/api/v4/users/ids", get_users_by_ids)
     r.add_post("/api/v4/users/usernames", get_users_by_usernames)

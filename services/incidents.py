@@ -138,6 +138,14 @@ class StartRequest:
 
 
 @dataclass
+class Started:
+    """A started incident and the name of its channel (for telling the creator where it is)."""
+
+    incident: Incident
+    channel_name: str
+
+
+@dataclass
 class CardState:
     """What the bot knows of an incident's card post since it last posted or edited it (in memory)."""
 
@@ -420,7 +428,12 @@ class IncidentService:
         return None
 
     async def start(self, request: StartRequest) -> Incident:
-        """Create the channel, the incident, the opening posts and the pinned card.
+        """Start an incident (see :meth:`start_named`)."""
+        return (await self.start_named(request)).incident
+
+    async def start_named(self, request: StartRequest) -> Started:
+        """Create the channel, the incident, the opening posts and the pinned card; returns the
+        incident with its channel's name (from the creation answer: no need to ask for it).
 
         The plan is journaled in the store before anything is created in Mattermost, and every
         step can be repeated safely, so a start interrupted at any point (crash, Mattermost error)
@@ -429,9 +442,10 @@ class IncidentService:
         """
         name = validation.incident_name(request.name)
         description = validation.incident_description(request.description)
-        actor = await self.directory.actor(request.actor_id)
+        # Asked, not taken from the submission: a dialog state stays valid for a while, and whoever
+        # left the team since opening the dialog could post it to the bot without Mattermost.
+        actor, is_team_member = await self.directory.actor_in_team(request.team_id, request.actor_id)
         playbook = await self.store.get_playbook(request.playbook_id)
-        is_team_member = await self.directory.is_team_member(request.team_id, request.actor_id)
         if playbook is None or playbook.team_id != request.team_id:
             raise NotFound(permissions.PLAYBOOK_NOT_FOUND)
         permissions.require_use_playbook(actor, playbook, is_team_member=is_team_member)
@@ -445,7 +459,8 @@ class IncidentService:
             created_at=now_ms())
         await self._save_journal(journal)
         try:
-            return await self._complete_start(journal)
+            incident = await self._complete_start(journal, recovering=False)
+            return Started(incident, journal.channel_name)
         except Exception:
             # The user is told it failed, so undo what was made; whatever cannot be undone now is
             # undone by recover() at the next start-up.
@@ -457,11 +472,16 @@ class IncidentService:
     async def _save_journal(self, journal: StartJournal) -> None:
         await self.store.set_setting(_JOURNAL_PREFIX + journal.incident_id, journal.model_dump_json())
 
-    async def _complete_start(self, journal: StartJournal) -> Incident:
-        """Do whatever of the start is not done yet; each step checks before it acts."""
+    async def _complete_start(self, journal: StartJournal, *, recovering: bool) -> Incident:
+        """Do whatever of the start is not done yet; each step checks before it acts.
+
+        ``recovering``: an earlier attempt may have made part of it (a restart). A start that is not
+        recovering has just saved its journal, so it knows it made nothing yet and asks nothing."""
         incident = await self.store.get_incident(journal.incident_id)
+        posted_nothing = incident is None  # the opening post and card are made only once it is stored
         if incident is None:
-            channel = await self._channel_for(journal)
+            channel = await self._channel_for(journal, recovering=recovering)
+            journal.channel_name = channel.get("name") or journal.channel_name
             await self.ctx.client.add_channel_member(channel["id"], journal.actor_id)  # user_added tells the directory
             playbook = await self.store.get_playbook(journal.playbook_id)
             if playbook is None:
@@ -472,9 +492,10 @@ class IncidentService:
                 incident_id=journal.incident_id, public=not journal.private)
             incident = await self.store.create_incident(incident, events)
             telemetry_of(self.ctx).incident_changed(incident, events)
-        incident = await self._ensure_opening_and_card(incident)
-        await self.store.delete_setting(_JOURNAL_PREFIX + journal.incident_id)
-        await self._release_name(journal)  # the incident now marks the channel as taken
+        incident = await self._ensure_opening_and_card(incident, posted_nothing=posted_nothing)
+        async with self.store.transaction():  # one write for both
+            await self.store.delete_setting(_JOURNAL_PREFIX + journal.incident_id)
+            await self._release_name(journal)  # the incident now marks the channel as taken
         log.info("incident %s started by %s in channel %s", incident.id, journal.actor_id, incident.channel_id)
         return incident
 
@@ -513,17 +534,23 @@ class IncidentService:
             return channel
         return None
 
-    async def _channel_for(self, journal: StartJournal) -> dict:
+    async def _channel_for(self, journal: StartJournal, *, recovering: bool) -> dict:
         base = channel_name_for(journal.name)
+        # Only the name an interrupted attempt saved can have a channel of ours already: a name this
+        # call claims afresh (a new start, or a new suffix) has none, so it is not asked about.
+        maybe_made = recovering
         for _ in range(6):
             if not await self._claim_name(journal):
                 # Another start is using this name right now: take another, as for any taken name.
                 journal.channel_name = with_suffix(base)
                 await self._save_journal(journal)
+                maybe_made = False
                 continue
-            existing = await self._own_channel(journal)
-            if existing is not None:
-                return existing
+            if maybe_made:
+                existing = await self._own_channel(journal)
+                if existing is not None:
+                    return existing
+                maybe_made = False
             try:
                 channel = await self.ctx.client.create_channel(journal.team_id, journal.channel_name, journal.name,
                                                                private=journal.private,
@@ -537,16 +564,23 @@ class IncidentService:
             await self._release_name(journal)
             journal.channel_name = with_suffix(base)
             await self._save_journal(journal)
+            maybe_made = False
         raise ValidationError("Could not find a free channel name for this incident; try a different name.")
 
-    async def _ensure_opening_and_card(self, incident: Incident) -> Incident:
-        """Post the opening message and the card, pin it and remember it — skipping what exists."""
+    async def _ensure_opening_and_card(self, incident: Incident, *, posted_nothing: bool = False) -> Incident:
+        """Post the opening message and the card, pin it and remember it — skipping what exists.
+
+        ``posted_nothing``: the incident was stored by this very call, so neither post can exist yet
+        (both are made only after it is stored, and carry its id): the channel is not read for them."""
         if incident.card_post_id:
             return incident  # recorded only after it was pinned
-        existing = await self.ctx.client.channel_posts(incident.channel_id, per_page=200)
-        mine = [post for post in existing.get("posts", {}).values() if post.get("user_id") == self.ctx.client.user_id]
-        opening = next((p for p in mine if (p.get("props") or {}).get(_OPENING_MARK) == incident.id), None)
-        card = next((p for p in mine if (p.get("props") or {}).get("command_center_card") == incident.id), None)
+        opening = card = None
+        if not posted_nothing:
+            existing = await self.ctx.client.channel_posts(incident.channel_id, per_page=200)
+            mine = [post for post in existing.get("posts", {}).values()
+                    if post.get("user_id") == self.ctx.client.user_id]
+            opening = next((p for p in mine if (p.get("props") or {}).get(_OPENING_MARK) == incident.id), None)
+            card = next((p for p in mine if (p.get("props") or {}).get("command_center_card") == incident.id), None)
         if opening is None:
             await self.ctx.client.create_post(incident.channel_id, await self._opening_text(incident),
                                               props={_OPENING_MARK: incident.id})
@@ -609,7 +643,7 @@ class IncidentService:
                 continue
             if not journal.abandoned:
                 try:
-                    incident = await self._complete_start(journal)
+                    incident = await self._complete_start(journal, recovering=True)
                 except MattermostError as error:
                     if error.retryable:
                         log.warning("Mattermost unavailable; the start of %s will be completed later",

@@ -138,6 +138,11 @@ async def _drive_everything(sb: Sandbox, integration: Integration) -> set[str]:
         assert (await bot("GET", "/api/v4/config/client", params={"format": "old"}))[0] == 200
         assert (await bot("GET", "/api/v4/config/client"))[0] == 501
         assert (await bot("GET", "/api/v4/config/client", params={"format": "new"}))[0] == 400
+        status, roles = await bot("POST", "/api/v4/roles/names", json=["system_user", "system_admin", "nope"])
+        assert status == 200 and [r["name"] for r in roles] == ["system_user", "system_admin"]
+        assert "create_post_ephemeral" in roles[1]["permissions"] and "create_post_ephemeral" not in roles[0]["permissions"]
+        assert (await bot("POST", "/api/v4/roles/names", json=[]))[0] == 400
+        assert (await bot("POST", "/api/v4/roles/names", json=["Bad Name"]))[0] == 400
         assert (await bot("GET", "/api/v4/users/me"))[0] == 200
         assert (await bot("GET", f"/api/v4/users/{bob_id}"))[0] == 200
         assert (await bot("GET", f"/api/v4/users/{UNKNOWN_ID}"))[0] == 404
@@ -308,7 +313,7 @@ async def _drive_everything(sb: Sandbox, integration: Integration) -> set[str]:
 
 
 EXPECTED_OPERATIONS = [
-    "get /api/v4/system/ping", "get /api/v4/config/client", "get /api/v4/users/{user_id}", "get /api/v4/users/username/{username}",
+    "get /api/v4/system/ping", "get /api/v4/config/client", "post /api/v4/roles/names", "get /api/v4/users/{user_id}", "get /api/v4/users/username/{username}",
     "post /api/v4/users/ids", "post /api/v4/users/usernames", "get /api/v4/users",
     "get /api/v4/users/{user_id}/teams", "get /api/v4/users/{user_id}/teams/members",
     "get /api/v4/teams/name/{name}", "get /api/v4/teams/{team_id}", "get /api/v4/teams/{team_id}/members",

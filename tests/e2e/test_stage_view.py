@@ -67,10 +67,10 @@ async def test_view_button_shows_another_stage_and_changes_nothing(sandbox, bot)
                 and ex.headers.get("Authorization") == f"Bearer {token}"]
 
 
-async def test_a_system_admin_bot_answers_the_view_button_with_buttons(sandbox, bot):
+async def test_a_system_admin_bot_answers_the_view_button_with_buttons(sandbox, start_bot):
     bot_user = sandbox.world.users[sandbox.user_id("incident")]
-    bot_user["roles"] = "system_user system_admin"     # allowed create_post_ephemeral
-    bot.incidents.directory._users.clear()
+    bot_user["roles"] = "system_user system_admin"     # allowed create_post_ephemeral, learnt at login
+    bot = await start_bot()
     await make_playbook(bot, sandbox, members=("alice",))
     incident, channel = await start_incident(sandbox, bot)
     alice = sandbox.user("alice")
