@@ -103,6 +103,10 @@ class _Seen:
                 for key, stamp in self._keys.items() if stamp >= at]
 
 
+# The checkpoint is written at most this often (seconds); before, every event cost a store write.
+CHECKPOINT_INTERVAL_S = 1.0
+
+
 class EventStream(EventHandler):
     """Receives the bot's WebSocket events and dispatches them on the bot's event loop."""
 
@@ -111,6 +115,7 @@ class EventStream(EventHandler):
         super().__init__(driver, settings=settings, plugin_manager=plugin_manager)
         self._checkpoint = checkpoint
         self._checkpoint_dirty = asyncio.Event()
+        self.checkpoint_interval_s = CHECKPOINT_INTERVAL_S
         self._checkpoint_task: asyncio.Task | None = None
         self.policy = policy or ConnectionPolicy()
         self._handlers: dict[str, list[EventCallback]] = {}
@@ -239,6 +244,9 @@ class EventStream(EventHandler):
                 await self.save_checkpoint()
             except Exception:  # noqa: BLE001  (the next event tries again)
                 log.exception("could not save the websocket checkpoint")
+            # At most one write per interval, however busy the channel: the events of the interval
+            # share the next save (a clean stop saves at once; a crash may repeat them, see above).
+            await asyncio.sleep(self.checkpoint_interval_s)
 
     async def _connect_once(self, session: aiohttp.ClientSession) -> str:
         """One connection, from handshake to its end; returns why it ended."""

@@ -111,3 +111,31 @@ async def test_catch_up_past_a_thousand_changed_posts_in_one_channel(sandbox, st
     # (1,220 live posts plus the seed's and system posts): well under 30 calls.
     print(f"catch-up REST calls: {second.events.catchup_rest_calls}")
     assert second.events.catchup_rest_calls < 30
+
+
+async def test_a_burst_of_events_costs_one_checkpoint_write_and_a_clean_stop_saves_the_last(sandbox, start_bot):
+    """The checkpoint is written at most once per interval, however many events arrive; stopping
+    writes the newest at once, so a restart after it replays nothing."""
+    bob = sandbox.user("bob")
+    bob_dm = await bob.dm_channel("incident")
+    first = await start_bot()
+    first.events.checkpoint_interval_s = 3600.0   # nothing but the first event's write within the test
+    saves: list[str] = []
+    checkpoint = first.events._checkpoint
+    original = checkpoint.save
+
+    async def counted(state: str) -> None:
+        saves.append(state)
+        await original(state)
+
+    checkpoint.save = counted
+    for n in range(10):
+        await bob.post(bob_dm, "help")
+        await sandbox.wait_for(lambda: len(bot_posts(sandbox, bob_dm, "Send me these words here")) > n)
+    assert len(saves) <= 1, len(saves)
+    await first.stop()
+    assert len(saves) <= 2
+    second = await start_bot()
+    await asyncio.wait_for(second.events.caught_up.wait(), 15)
+    await settled(sandbox)
+    assert len(bot_posts(sandbox, bob_dm, "Send me these words here")) == 10   # nothing replayed
