@@ -4,13 +4,16 @@ Builds N incidents (default 100,000) of 20 steps spread over 10 teams, then
 measures the incident list page (mixed filters, as a non-admin viewer with 50
 private channels), single step toggles through ``mutate_incident`` (one at a time,
 then 32 concurrent clients for throughput), and the database size. Ends with one
-``key=value`` line.
+``key=value`` line, which also gives the 1-minute load average (``os.getloadavg()``) when
+the measurements started and ended: on a shared machine, compare runs made at similar loads.
+Goals (issue 15): ``toggle_p99_ms`` < 5 and ``list_p99_ms`` < 10 at 100,000 incidents.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import tempfile
@@ -209,11 +212,13 @@ async def main() -> None:
                     await store.mutate_incident(
                         incident_id, lambda i: incidents.restart_incident(i, "bench", int(time.time() * 1000))
                     )
+            load_start = os.getloadavg()[0]
             await bench_list(store, private_channels, rng, 50)  # warm the page cache
             per_variant = await bench_list(store, private_channels, rng, args.list_rounds)
             list_ms = [ms for samples in per_variant.values() for ms in samples]
             toggle_ms = await bench_toggles(store, targets, rng, args.toggle_rounds)
             tps = await bench_throughput(store, targets, rng, clients=32, seconds=3.0)
+            load_end = os.getloadavg()[0]
             integrity = await store.integrity_check()
         finally:
             await store.close()
@@ -231,6 +236,9 @@ async def main() -> None:
         "db_mb": f"{db_mb:.0f}",
         "synchronous": args.synchronous,
         "integrity": integrity[0],
+        "loadavg_start": f"{load_start:.2f}",
+        "loadavg_end": f"{load_end:.2f}",
+        "cores": os.cpu_count(),
     }
     print(" ".join(f"{key}={value}" for key, value in figures.items()))
 

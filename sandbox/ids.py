@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-import secrets
+import base64
+import os
 import time
 
-# Mattermost encodes 16 random bytes with this base32 alphabet and keeps 26 characters.
+# Mattermost's model.NewId (server/public/model/utils.go): a random (version 4) UUID,
+# base32-encoded without padding in this alphabet: 26 characters, the last holding 3 bits.
 ALPHABET = "ybndrfg8ejkmcpqxot1uwisza345h769"
+_FROM_RFC4648 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", ALPHABET.encode("ascii"))
 
 
 def new_id() -> str:
-    """Return a fresh 26-character id drawn from Mattermost's base32 alphabet."""
-    return "".join(secrets.choice(ALPHABET) for _ in range(26))
+    """Return a fresh id exactly as Mattermost makes one: one read of 16 random bytes, one encoding.
+
+    (26 ``secrets.choice`` calls used to cost the sandbox a seventh of its time.)
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # UUID version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    return base64.b32encode(raw)[:26].translate(_FROM_RFC4648).decode("ascii")
 
 
 def is_valid_id(value: object) -> bool:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .base import IncidentOperation, IncidentSort, Page, StorageError, Store
+from .base import IncidentOperation, IncidentRef, IncidentSort, Page, RefPage, StorageError, Store
 
 __all__ = [
     "IncidentOperation",
+    "IncidentRef",
     "IncidentSort",
     "Page",
+    "RefPage",
     "StorageError",
     "Store",
     "UnsupportedDatabaseURL",

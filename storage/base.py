@@ -50,6 +50,26 @@ class Page(NamedTuple):
     total: int
 
 
+class IncidentRef(NamedTuple):
+    """What deciding who may see an incident needs, without its checklist (see ``list_incident_refs``)."""
+
+    id: str
+    team_id: str
+    channel_id: str
+    public: bool
+
+
+class RefPage(NamedTuple):
+    """One page of incident references and the total number of matching incidents."""
+
+    items: list[IncidentRef]
+    total: int
+
+
+#: Largest page of :meth:`Store.list_incident_refs` (references are small; full rows are not).
+REFS_PER_PAGE_MAX = 1000
+
+
 class Store(abc.ABC):
     """Async persistence for playbooks, incidents, timelines and settings."""
 
@@ -160,6 +180,32 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def list_incident_refs(
+        self,
+        team_id: str,
+        *,
+        viewer_channel_ids: Collection[str] = (),
+        is_admin: bool = False,
+        status: IncidentStatus | None = None,
+        commander_id: str | None = None,
+        playbook_id: str | None = None,
+        search: str | None = None,
+        sort: IncidentSort = IncidentSort.CREATED_DESC,
+        page: int = 0,
+        per_page: int = 100,
+    ) -> RefPage:
+        """The same selection, order and total as :meth:`list_incidents`, as light references.
+
+        For walking many incidents to decide which a viewer may see: no checklist is read
+        or parsed. Fetch the few that are shown with :meth:`incidents_by_ids`.
+        ``per_page`` may go up to ``REFS_PER_PAGE_MAX``.
+        """
+
+    @abc.abstractmethod
+    async def incidents_by_ids(self, incident_ids: Sequence[str]) -> list[Incident]:
+        """The incidents with these ids, in the order given; ids that do not exist are left out."""
+
+    @abc.abstractmethod
     async def incidents_without_card(self, limit: int = 100) -> list[Incident]:
         """Incidents whose card post was never recorded, oldest first (to repair after a crash)."""
 
@@ -241,12 +287,12 @@ class Store(abc.ABC):
                     raise
 
 
-def check_paging(page: int, per_page: int) -> None:
+def check_paging(page: int, per_page: int, *, most: int = limits.LIST_PER_PAGE_MAX) -> None:
     """Reject nonsensical paging arguments with a clear message."""
     if page < 0:
         raise ValidationError("Page numbers start at 1.")
-    if not 1 <= per_page <= limits.LIST_PER_PAGE_MAX:
-        raise ValidationError(f"A page holds 1 to {limits.LIST_PER_PAGE_MAX} incidents.")
+    if not 1 <= per_page <= most:
+        raise ValidationError(f"A page holds 1 to {most} incidents.")
 
 
 def like_pattern(search: str) -> str:
@@ -256,9 +302,12 @@ def like_pattern(search: str) -> str:
 
 
 __all__ = [
+    "REFS_PER_PAGE_MAX",
     "IncidentOperation",
+    "IncidentRef",
     "IncidentSort",
     "Page",
+    "RefPage",
     "StorageError",
     "Store",
     "check_paging",

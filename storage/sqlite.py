@@ -20,12 +20,12 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 from pydantic import TypeAdapter
@@ -34,7 +34,18 @@ from domain.errors import Conflict, NotFound
 from domain.models import Incident, IncidentStatus, Playbook, Stage, TimelineEvent
 
 from . import migrations
-from .base import IncidentSort, Page, StorageError, Store, check_paging, like_pattern
+from .base import (
+    REFS_PER_PAGE_MAX,
+    IncidentOperation,
+    IncidentRef,
+    IncidentSort,
+    Page,
+    RefPage,
+    StorageError,
+    Store,
+    check_paging,
+    like_pattern,
+)
 
 _STAGES = TypeAdapter(tuple[Stage, ...])
 
@@ -153,11 +164,113 @@ def _mutable_incident_columns(incident: Incident) -> dict[str, object]:
     }
 
 
+def _update_statement(incident: Incident, expected: int, previous: Incident | None) -> tuple[str, tuple]:
+    """The versioned UPDATE saving ``incident`` over stored version ``expected``."""
+    values = _mutable_incident_columns(incident)
+    if previous is not None and previous.id == incident.id:
+        # Writing only what changed spares SQLite the index maintenance (and WAL
+        # pages) of columns a checklist edit never touches.
+        before = _mutable_incident_columns(previous)
+        values = {column: value for column, value in values.items() if before[column] != value}
+    assignments = "".join(f"{column} = ?, " for column in values)
+    return (
+        f"UPDATE incidents SET {assignments}version = ? WHERE id = ? AND version = ?",
+        (*values.values(), expected + 1, incident.id, expected),
+    )
+
+
+_INSERT_EVENT = "INSERT INTO timeline_events (id, incident_id, at, kind, actor_id, details) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+def _rollback_quietly(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("ROLLBACK")
+    except sqlite3.OperationalError:
+        # Some errors (disk full, I/O) make SQLite roll back by itself; keep the original error.
+        log.debug("ROLLBACK after an automatic rollback", exc_info=True)
+
+
+def _mutate(
+    conn: sqlite3.Connection, incident_id: str, operation: IncidentOperation
+) -> tuple[Incident, list[TimelineEvent], bool]:
+    """``mutate_incident`` as one transaction on the writer's thread; the flag says whether it committed."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        rows = conn.execute(f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,)).fetchall()
+        if not rows:
+            raise NotFound("This incident no longer exists.")
+        current = _incident_from_row(rows[0])
+        updated, events = operation(current)
+        if not events and updated == current:
+            conn.execute("ROLLBACK")
+            return current, [], False
+        if updated.id != current.id:
+            raise StorageError("an incident operation must not change the incident's id")
+        sql, params = _update_statement(updated, current.version, current)
+        if conn.execute(sql, params).rowcount != 1:  # cannot happen: the row is locked since the SELECT
+            raise StorageError(f"incident {incident_id} vanished inside its own write transaction")
+        if events:
+            conn.executemany(_INSERT_EVENT, _event_params(events))
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback_quietly(conn)
+        raise
+    return updated.model_copy(update={"version": current.version + 1}), list(events), True
+
+
+def _list_condition(
+    team_id: str,
+    viewer_channel_ids: Collection[str],
+    is_admin: bool,
+    status: IncidentStatus | None,
+    commander_id: str | None,
+    playbook_id: str | None,
+    search: str | None,
+) -> tuple[str, list]:
+    """The WHERE clause and parameters shared by the list and its light references."""
+    where = ["team_id = ?"]
+    params: list = [team_id]
+    if not is_admin:
+        # The viewer's channels arrive as one JSON array parameter: one statement,
+        # however many channels, and SQLite builds a lookup table from it once.
+        where.append("(public = 1 OR channel_id IN (SELECT value FROM json_each(?)))")
+        params.append(json.dumps(list(viewer_channel_ids)))
+    if status is not None:
+        where.append("status = ?")
+        params.append(IncidentStatus(status).value)
+    if commander_id is not None:
+        where.append("commander_id = ?")
+        params.append(commander_id)
+    if playbook_id is not None:
+        where.append("playbook_id = ?")
+        params.append(playbook_id)
+    if search:
+        where.append("name LIKE ? ESCAPE '\\'")
+        params.append(like_pattern(search.strip()))
+    return " AND ".join(where), params
+
+
 def _event_params(events: Sequence[TimelineEvent]) -> list[tuple]:
     return [
         (e.id, e.incident_id, e.at, e.kind.value, e.actor_id, json.dumps(e.details, separators=(",", ":")))
         for e in events
     ]
+
+
+_T = TypeVar("_T")
+
+
+async def _on_thread(conn: aiosqlite.Connection, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    """Run ``work`` with the raw connection on the connection's own thread, in one hop.
+
+    Every ``await conn.execute(...)`` hands a statement to aiosqlite's thread and waits
+    for the event loop to be woken again; on a loaded machine each of those wake-ups may
+    wait for a CPU, and their waits add up in the tail. Several statements that belong
+    together (a whole write transaction, the three queries of a list page) go as one.
+    ``_execute`` is aiosqlite's own queueing primitive (pinned version; a store test
+    fails if it changes); it keeps the order of everything queued on the connection.
+    """
+    return await conn._execute(lambda: work(conn._conn))
 
 
 def _scalar(row: sqlite3.Row | None) -> Any:
@@ -204,20 +317,22 @@ class SqliteStore(Store):
         conn = await aiosqlite.connect(self.path, isolation_level=None, timeout=self._busy_timeout_ms / 1000)
         conn.row_factory = sqlite3.Row
         try:
-            await conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-            await conn.execute("PRAGMA foreign_keys = ON")
-            await conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            # Every PRAGMA is fetched to the end: one that answers a row and is left unread
+            # stays an active statement on the connection and makes a later COMMIT fail.
+            await conn.execute_fetchall(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            await conn.execute_fetchall("PRAGMA foreign_keys = ON")
+            await conn.execute_fetchall(f"PRAGMA synchronous = {self._synchronous}")
             # The default 2 MB page cache cannot hold the list indexes of a large install.
-            await conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+            await conn.execute_fetchall(f"PRAGMA cache_size = -{CACHE_KIB}")
             if writer and not self._memory:
-                cursor = await conn.execute("PRAGMA journal_mode = WAL")
-                mode = _scalar(await cursor.fetchone())
+                answer = list(await conn.execute_fetchall("PRAGMA journal_mode = WAL"))
+                mode = _scalar(answer[0] if answer else None)
                 if mode.lower() != "wal":
                     raise StorageError(f"could not switch {self.path} to WAL mode (got {mode!r})")
-                await conn.execute("PRAGMA wal_autocheckpoint = 0")
-                await conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+                await conn.execute_fetchall("PRAGMA wal_autocheckpoint = 0")
+                await conn.execute_fetchall(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
             if not writer:
-                await conn.execute("PRAGMA query_only = ON")
+                await conn.execute_fetchall("PRAGMA query_only = ON")
         except BaseException:
             await conn.close()
             raise
@@ -263,7 +378,7 @@ class SqliteStore(Store):
         writer, self._writer = self._writer, None
         if writer is not None:
             try:
-                await writer.execute("PRAGMA optimize")  # keeps the planner's statistics fresh
+                await writer.execute_fetchall("PRAGMA optimize")  # keeps the planner's statistics fresh
             finally:
                 await writer.close()
 
@@ -311,13 +426,16 @@ class SqliteStore(Store):
                 except sqlite3.Error:
                     await self._rollback(writer)
                     raise
-                self._commits_since_checkpoint += 1
-                if self._commits_since_checkpoint >= CHECKPOINT_EVERY:
-                    self._commits_since_checkpoint = 0
-                    self._checkpoint_wanted.set()
+                self._count_commit()
             finally:
                 tx.active = False
                 self._tx_var.reset(token)
+
+    def _count_commit(self) -> None:
+        self._commits_since_checkpoint += 1
+        if self._commits_since_checkpoint >= CHECKPOINT_EVERY:
+            self._commits_since_checkpoint = 0
+            self._checkpoint_wanted.set()
 
     async def _rollback(self, writer: aiosqlite.Connection) -> None:
         try:
@@ -332,7 +450,7 @@ class SqliteStore(Store):
             await self._checkpoint_wanted.wait()
             self._checkpoint_wanted.clear()
             try:
-                await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                await self._checkpointer.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.Error:
                 # A failed checkpoint loses nothing (the WAL still holds every commit); try next time.
                 log.warning("WAL checkpoint of %s failed", self.path, exc_info=True)
@@ -536,10 +654,7 @@ class SqliteStore(Store):
 
     async def _insert_events(self, conn: aiosqlite.Connection, events: Sequence[TimelineEvent]) -> None:
         if events:
-            await conn.executemany(
-                "INSERT INTO timeline_events (id, incident_id, at, kind, actor_id, details) VALUES (?, ?, ?, ?, ?, ?)",
-                _event_params(events),
-            )
+            await conn.executemany(_INSERT_EVENT, _event_params(events))
 
     async def get_incident(self, incident_id: str) -> Incident | None:
         row = await self._fetchone(f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,))
@@ -560,22 +675,33 @@ class SqliteStore(Store):
         previous: Incident | None = None,
     ) -> Incident:
         expected = incident.version if expected_version is None else expected_version
-        values = _mutable_incident_columns(incident)
-        if previous is not None and previous.id == incident.id:
-            # Writing only what changed spares SQLite the index maintenance (and WAL
-            # pages) of columns a checklist edit never touches.
-            before = _mutable_incident_columns(previous)
-            values = {column: value for column, value in values.items() if before[column] != value}
-        assignments = "".join(f"{column} = ?, " for column in values)
+        sql, params = _update_statement(incident, expected, previous)
         async with self._writing() as conn:
-            cursor = await conn.execute(
-                f"UPDATE incidents SET {assignments}version = ? WHERE id = ? AND version = ?",
-                (*values.values(), expected + 1, incident.id, expected),
-            )
+            cursor = await conn.execute(sql, params)
             if cursor.rowcount != 1:
                 await self._explain_missed_update(conn, "incidents", incident.id, "incident")
             await self._insert_events(conn, events)
         return incident.model_copy(update={"version": expected + 1})
+
+    async def mutate_incident(
+        self, incident_id: str, operation: IncidentOperation, *, retries: int = 5
+    ) -> tuple[Incident, list[TimelineEvent]]:
+        """Load, apply and save in one trip to the writer's thread (see :func:`_on_thread`).
+
+        The load is inside the ``BEGIN IMMEDIATE`` transaction, so no other writer can
+        come between it and the save: the version check cannot fail and nothing is retried.
+        Inside an outer ``transaction()`` the shared, statement-by-statement path is used.
+        """
+        if self._current_tx() is not None:
+            return await super().mutate_incident(incident_id, operation, retries=retries)
+        writer = self._require_open()
+        async with self._write_lock:
+            # Cancelling the caller leaves the work queued: it still commits or rolls back
+            # before anything queued after it, exactly like a cancelled transaction().
+            saved, events, wrote = await _on_thread(writer, lambda conn: _mutate(conn, incident_id, operation))
+            if wrote:
+                self._count_commit()
+        return saved, events
 
     async def delete_incident(self, incident_id: str) -> bool:
         async with self._writing() as conn:
@@ -597,43 +723,77 @@ class SqliteStore(Store):
         per_page: int = 15,
     ) -> Page:
         check_paging(page, per_page)
-        where = ["team_id = ?"]
-        params: list = [team_id]
-        if not is_admin:
-            # The viewer's channels arrive as one JSON array parameter: one statement,
-            # however many channels, and SQLite builds a lookup table from it once.
-            where.append("(public = 1 OR channel_id IN (SELECT value FROM json_each(?)))")
-            params.append(json.dumps(list(viewer_channel_ids)))
-        if status is not None:
-            where.append("status = ?")
-            params.append(IncidentStatus(status).value)
-        if commander_id is not None:
-            where.append("commander_id = ?")
-            params.append(commander_id)
-        if playbook_id is not None:
-            where.append("playbook_id = ?")
-            params.append(playbook_id)
-        if search:
-            where.append("name LIKE ? ESCAPE '\\'")
-            params.append(like_pattern(search.strip()))
-        condition = " AND ".join(where)
+        condition, params = _list_condition(
+            team_id, viewer_channel_ids, is_admin, status, commander_id, playbook_id, search
+        )
         order = _SORTS[IncidentSort(sort)]
-        async with self._reading() as conn:
-            counted = await conn.execute_fetchall(f"SELECT count(*) FROM incidents WHERE {condition}", params)
-            total = _scalar(next(iter(counted), None))
+
+        def query(conn: sqlite3.Connection) -> tuple[int, list[sqlite3.Row]]:
+            counted = conn.execute(f"SELECT count(*) FROM incidents WHERE {condition}", params).fetchall()
+            total = _scalar(counted[0] if counted else None)
             # Choose the page from the covering indexes first, then read only its rows:
             # sorting full rows would drag every stages document through the sorter.
-            picked = await conn.execute_fetchall(
+            rowids = [row[0] for row in conn.execute(
                 f"SELECT rowid FROM incidents WHERE {condition} ORDER BY {order} LIMIT ? OFFSET ?",
                 [*params, per_page, page * per_page],
-            )
-            rowids = [row[0] for row in picked]
-            rows = await conn.execute_fetchall(
+            )]
+            if not rowids:
+                return total, []
+            by_rowid = {row["rowid"]: row for row in conn.execute(
                 f"SELECT rowid, {_INCIDENT_COLUMNS} FROM incidents WHERE rowid IN (SELECT value FROM json_each(?))",
                 (json.dumps(rowids),),
-            ) if rowids else []
-        by_rowid = {row["rowid"]: row for row in rows}
-        return Page([_incident_from_row(by_rowid[r]) for r in rowids if r in by_rowid], total)
+            )}
+            return total, [by_rowid[r] for r in rowids if r in by_rowid]
+
+        async with self._reading() as conn:
+            total, rows = await _on_thread(conn, query)  # count, page and rows in one hop
+        return Page([_incident_from_row(row) for row in rows], total)
+
+    async def list_incident_refs(
+        self,
+        team_id: str,
+        *,
+        viewer_channel_ids: Collection[str] = (),
+        is_admin: bool = False,
+        status: IncidentStatus | None = None,
+        commander_id: str | None = None,
+        playbook_id: str | None = None,
+        search: str | None = None,
+        sort: IncidentSort = IncidentSort.CREATED_DESC,
+        page: int = 0,
+        per_page: int = 100,
+    ) -> RefPage:
+        check_paging(page, per_page, most=REFS_PER_PAGE_MAX)
+        condition, params = _list_condition(
+            team_id, viewer_channel_ids, is_admin, status, commander_id, playbook_id, search
+        )
+        order = _SORTS[IncidentSort(sort)]
+
+        def query(conn: sqlite3.Connection) -> tuple[int, list[tuple]]:
+            counted = conn.execute(f"SELECT count(*) FROM incidents WHERE {condition}", params).fetchall()
+            total = _scalar(counted[0] if counted else None)
+            # Every column here is in the list indexes (0005 added id): the walk never reads a table row.
+            refs = conn.execute(
+                f"SELECT id, team_id, channel_id, public FROM incidents WHERE {condition}"
+                f" ORDER BY {order} LIMIT ? OFFSET ?",
+                [*params, per_page, page * per_page],
+            ).fetchall()
+            return total, refs
+
+        async with self._reading() as conn:
+            total, rows = await _on_thread(conn, query)
+        return RefPage([IncidentRef(row[0], row[1], row[2], bool(row[3])) for row in rows], total)
+
+    async def incidents_by_ids(self, incident_ids: Sequence[str]) -> list[Incident]:
+        wanted = list(dict.fromkeys(incident_ids))
+        if not wanted:
+            return []
+        rows = await self._fetchall(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(wanted),),
+        )
+        by_id = {row["id"]: row for row in rows}
+        return [_incident_from_row(by_id[i]) for i in incident_ids if i in by_id]
 
     async def incidents_without_card(self, limit: int = 100) -> list[Incident]:
         rows = await self._fetchall(
@@ -724,7 +884,9 @@ class SqliteStore(Store):
     async def checkpoint(self) -> None:
         """Copy the whole WAL into the database file and truncate it (e.g. after a bulk import)."""
         async with self._write_lock:
-            await self._require_open().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            # Fetched to the end: a statement left mid-result stays active on the writer
+            # (aiosqlite's thread keeps the last result alive) and would block the next COMMIT.
+            await self._require_open().execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def integrity_check(self) -> list[str]:
         """SQLite's ``PRAGMA integrity_check`` result lines (``["ok"]`` when healthy)."""

@@ -44,8 +44,8 @@ def write_v1_data(db_path) -> dict:
     return {"playbook": pb, "incident": inc.model_copy(update={"card_post_id": "card1"}), "event": events[0]}
 
 
-# Versions 2 and 3 only added tables and indexes, so version-1 rows are still what they wrote.
-DATA_WRITERS = {1: write_v1_data, 2: write_v1_data, 3: write_v1_data}
+# Versions 2 to 4 only added tables and indexes, so version-1 rows are still what they wrote.
+DATA_WRITERS = {1: write_v1_data, 2: write_v1_data, 3: write_v1_data, 4: write_v1_data}
 
 
 def test_every_earlier_version_has_a_data_writer():
