@@ -388,6 +388,10 @@ class Directory:
     def live(self) -> bool:
         return self._live
 
+    def kept_members(self, channel_id: str) -> frozenset[str] | None:
+        """The channel's whole member list as kept now, or None when it is not kept (for tests)."""
+        return frozenset(self._members[channel_id]) if channel_id in self._complete else None
+
     def knows_members(self, channel_id: str) -> bool:
         """True when the channel's whole member list (or the bot's absence) is kept."""
         return channel_id in self._complete or channel_id in self._absent
