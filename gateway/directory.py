@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -34,6 +35,8 @@ from typing import Any
 from domain import Actor
 from gateway.client import MattermostClient
 from gateway.errors import MattermostError
+
+log = logging.getLogger(__name__)
 
 _USER_TTL_S = 60.0
 #: Member lists asked at the same time (a list walk, a preload).
@@ -421,8 +424,10 @@ class Directory:
                 results = await asyncio.gather(*(self._members_of(c) for c in batch if not self.knows_members(c)),
                                                return_exceptions=True)
                 for result in results:
-                    if isinstance(result, BaseException) and not isinstance(result, MattermostError):
+                    if isinstance(result, asyncio.CancelledError):
                         raise result
+                    if isinstance(result, Exception):  # that channel is asked when a list needs it
+                        log.debug("preloading a channel's members failed: %s", result)
         finally:
             if self._epoch == epoch:
                 self._queue.clear()
