@@ -278,6 +278,8 @@ class CommandCenter:
                 await self._ws_task
             except (asyncio.CancelledError, Exception):
                 pass
+        if self.directory is not None:
+            await self.directory.close()
         if self.mmpy is not None:
             self.mmpy.plugin_manager.stop()
             self.mmpy.driver.client.client.close()

@@ -12,12 +12,22 @@ arrives, without any expiry:
   it was being asked;
 * only "yes" is answered from what is kept; "no" is always asked, so nobody just added is refused;
   callers pass ``fresh`` where Mattermost has not just vouched for the membership itself.
+
+The incident list needs a definite answer for many channels at once (:meth:`Directory.members_among`),
+and Mattermost lets a bot list another user's channels only with ``manage_system``
+(api4/channel.go ``getChannelMembersForTeamForUser``).  So the directory keeps a channel's *whole*
+member list once asked (``GET /channels/{id}/members``, one call per 200 members, once per channel
+per connection), and keeps it right from the events; "not in the list" is then definite too.  A
+channel the bot is not in is answered "no" for everyone (Mattermost answers the bot 403 there).
+After the WebSocket comes back, the channels whose lists were kept before the loss are loaded again
+in the background (:meth:`Directory.preload`), so nothing from before the outage is trusted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -26,7 +36,14 @@ from domain import Actor
 from gateway.client import MattermostClient
 from gateway.errors import MattermostError
 
+log = logging.getLogger(__name__)
+
 _USER_TTL_S = 60.0
+#: Member lists asked at the same time (a list walk, a preload).
+_LOAD_CONCURRENCY = 8
+#: Background preloads keep this many calls in flight at most, leaving room for people's requests.
+_PRELOAD_CONCURRENCY = 4
+_MEMBERS_PER_PAGE = 200
 
 
 class Directory:
@@ -41,6 +58,15 @@ class Directory:
         self._versions: dict[str, int] = {}  # per channel: bumped by every piece of membership news
         self._epoch = 0  # bumped when the WebSocket goes down or comes up
         self._live = False  # events are arriving: what is kept stays right
+        self._absent: set[str] = set()  # channels the bot is known not to be in (while live)
+        self._loading: dict[str, asyncio.Future] = {}  # channel -> its member list being asked
+        self._load_gate = asyncio.Semaphore(_LOAD_CONCURRENCY)
+        self._reconcile: set[str] = set()  # complete before the last loss: load again when live
+        self._queue: dict[str, None] = {}  # channels to preload, in order
+        self._preloader: asyncio.Task | None = None
+        self.preloaded = asyncio.Event()  # set while nothing is waiting to be preloaded
+        self.preloaded.set()
+        self.member_lists_loaded = 0  # member lists asked over REST (for tests and benchmarks)
 
     async def user(self, user_id: str) -> dict[str, Any]:
         cached = self._users.get(user_id)
@@ -156,7 +182,9 @@ class Directory:
     def _learn(self, channel_id: str, bot_member: bool, answers: dict[str, bool], *, complete: bool = False) -> None:
         if not bot_member:
             self._drop(channel_id)
+            self._absent.add(channel_id)
             return
+        self._absent.discard(channel_id)
         if complete:
             self._members[channel_id] = {self.client.user_id}
             self._complete.add(channel_id)
@@ -177,10 +205,18 @@ class Directory:
     def connection_changed(self, connected: bool) -> None:
         """The WebSocket came up or went down: whatever happened in between was not seen, so
         everything kept is dropped, and nothing is kept while no events arrive."""
+        self._reconcile |= self._complete
         self._members.clear()
         self._complete.clear()
+        self._absent.clear()
+        self._loading.clear()  # answers being asked now belong to the old connection: never shared
         self._epoch += 1
         self._live = connected
+        self._stop_preloading()
+        if connected and self._reconcile:
+            # What was kept before the loss may have changed unseen: load it again, in the background.
+            self.preload(sorted(self._reconcile))
+            self._reconcile.clear()
 
     def observe(self, event: dict[str, Any]) -> None:
         """Apply one WebSocket event (called for every event, in order, before any handler runs).
@@ -203,6 +239,7 @@ class Directory:
             if channel_id and user_id:
                 self._bump(channel_id)
                 if user_id == bot_id:
+                    self._absent.discard(channel_id)
                     self._members.setdefault(channel_id, {bot_id})
                 elif channel_id in self._members:
                     self._members[channel_id].add(user_id)
@@ -213,6 +250,8 @@ class Directory:
                 return
             if user_id == bot_id:
                 self._drop(channel_id)  # no more events from there: nothing kept can be trusted
+                if self._live:
+                    self._absent.add(channel_id)  # until a user_added about the bot says otherwise
             elif user_id:
                 self._bump(channel_id)
                 self._members.get(channel_id, set()).discard(user_id)
@@ -225,6 +264,7 @@ class Directory:
                     return
             if isinstance(member, dict) and member.get("user_id") == bot_id and member.get("channel_id"):
                 self._bump(str(member["channel_id"]))
+                self._absent.discard(str(member["channel_id"]))
                 self._members.setdefault(str(member["channel_id"]), {bot_id})
         elif name == "leave_team":
             user_id = str(data.get("user_id") or "")
@@ -253,6 +293,7 @@ class Directory:
         if self._live and not self._versions.get(channel_id):
             self._members[channel_id] = {self.client.user_id}
             self._complete.add(channel_id)
+            self._absent.discard(channel_id)
 
     def forget_channel(self, channel_id: str) -> None:
         """Drop what is known about a channel's members (the bot changed them itself)."""
@@ -263,14 +304,148 @@ class Directory:
         if channel_id in self._complete:
             return sorted(self._members[channel_id])
         epoch, version = self._epoch, self._versions.get(channel_id, 0)
-        members: list[str] = []
-        page = 0
-        while True:
-            batch = await self.client.channel_members(channel_id, page=page, per_page=200)
-            members.extend(member["user_id"] for member in batch)
-            if len(batch) < 200:
-                break
-            page += 1
+        members = await self._fetch_members(channel_id)
         if self._unchanged(channel_id, epoch, version):
             self._learn(channel_id, self.client.user_id in members, dict.fromkeys(members, True), complete=True)
         return members
+
+    async def _fetch_members(self, channel_id: str) -> list[str]:
+        members: list[str] = []
+        page = 0
+        self.member_lists_loaded += 1
+        while True:
+            batch = await self.client.channel_members(channel_id, page=page, per_page=_MEMBERS_PER_PAGE)
+            members.extend(member["user_id"] for member in batch)
+            if len(batch) < _MEMBERS_PER_PAGE:
+                return members
+            page += 1
+
+    # Definite answers for many channels (the incident list) -----------------------------------
+
+    async def members_among(self, channel_ids: Iterable[str], user_id: str) -> set[str]:
+        """The channels among ``channel_ids`` that ``user_id`` is in now — definite for every one.
+
+        From the member lists kept by events; a channel not known yet has its member list asked
+        once (then kept).  A channel the bot is not in counts as "not a member" (Mattermost answers
+        the bot 403 there).  While no events arrive nothing can be kept: every channel is asked.
+        """
+        ids = list(dict.fromkeys(channel_ids))
+        if not self._live:
+            answers = await asyncio.gather(*(self._gated(self._ask_member(c, user_id)) for c in ids))
+            return {channel_id for channel_id, member in zip(ids, answers) if member}
+        found: set[str] = set()
+        unknown: list[str] = []
+        for channel_id in ids:
+            if channel_id in self._complete:
+                if user_id in self._members[channel_id]:
+                    found.add(channel_id)
+            elif channel_id not in self._absent:
+                unknown.append(channel_id)
+        if unknown:
+            lists = await asyncio.gather(*(self._members_of(channel_id) for channel_id in unknown))
+            found.update(channel_id for channel_id, members in zip(unknown, lists)
+                         if members is not None and user_id in members)
+        return found
+
+    async def _gated(self, call):
+        async with self._load_gate:
+            return await call
+
+    async def _members_of(self, channel_id: str) -> frozenset[str] | None:
+        """The channel's members now (None: the bot cannot read them), kept when no news interfered.
+        Two lists needing the same channel at once share one request."""
+        if channel_id in self._complete:
+            return frozenset(self._members[channel_id])
+        if channel_id in self._absent:
+            return None
+        pending = self._loading.get(channel_id)
+        if pending is None:
+            pending = self._loading[channel_id] = asyncio.ensure_future(self._load(channel_id))
+            pending.add_done_callback(lambda _, c=channel_id, f=pending: self._loading.pop(c, None)
+                                      if self._loading.get(c) is f else None)
+        return await asyncio.shield(pending)
+
+    async def _load(self, channel_id: str) -> frozenset[str] | None:
+        epoch, version = self._epoch, self._versions.get(channel_id, 0)
+        try:
+            async with self._load_gate:
+                members = await self._fetch_members(channel_id)
+        except MattermostError as error:
+            if error.status not in (403, 404):
+                raise
+            if self._unchanged(channel_id, epoch, version):
+                self._drop(channel_id)
+                self._absent.add(channel_id)
+            return None
+        bot_member = self.client.user_id in members
+        if self._unchanged(channel_id, epoch, version):
+            self._learn(channel_id, bot_member, dict.fromkeys(members, True), complete=True)
+        return frozenset(members) if bot_member else None
+
+    @property
+    def epoch(self) -> int:
+        """Changes whenever the WebSocket goes down or comes up (everything kept was dropped)."""
+        return self._epoch
+
+    @property
+    def live(self) -> bool:
+        return self._live
+
+    def kept_members(self, channel_id: str) -> frozenset[str] | None:
+        """The channel's whole member list as kept now, or None when it is not kept (for tests)."""
+        return frozenset(self._members[channel_id]) if channel_id in self._complete else None
+
+    def knows_members(self, channel_id: str) -> bool:
+        """True when the channel's whole member list (or the bot's absence) is kept."""
+        return channel_id in self._complete or channel_id in self._absent
+
+    def preload(self, channel_ids: Iterable[str]) -> None:
+        """Load these channels' member lists in the background (in order, a few at a time), so that
+        a list walking them later asks nothing.  Only while events arrive; a loss stops it."""
+        if not self._live:
+            return
+        for channel_id in channel_ids:
+            if not self.knows_members(channel_id):
+                self._queue[channel_id] = None
+        if self._queue and (self._preloader is None or self._preloader.done()):
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self.preloaded.clear()
+            self._preloader = loop.create_task(self._preload(self._epoch), name="directory-preload")
+
+    async def _preload(self, epoch: int) -> None:
+        try:
+            while self._queue and self._epoch == epoch:
+                batch = list(self._queue)[:_PRELOAD_CONCURRENCY]
+                for channel_id in batch:
+                    self._queue.pop(channel_id, None)
+                results = await asyncio.gather(*(self._members_of(c) for c in batch if not self.knows_members(c)),
+                                               return_exceptions=True)
+                for result in results:
+                    if isinstance(result, asyncio.CancelledError):
+                        raise result
+                    if isinstance(result, Exception):  # that channel is asked when a list needs it
+                        log.debug("preloading a channel's members failed: %s", result)
+        finally:
+            if self._epoch == epoch:
+                self._queue.clear()
+                self.preloaded.set()
+
+    def _stop_preloading(self) -> None:
+        self._queue.clear()
+        if self._preloader is not None and not self._preloader.done():
+            self._preloader.cancel()
+        self._preloader = None
+        self.preloaded.set()
+
+    async def close(self) -> None:
+        """Stop the background preload (at shutdown)."""
+        task = self._preloader
+        self._stop_preloading()
+        if task is not None:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001  (shutting down)
+                pass

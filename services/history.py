@@ -4,16 +4,22 @@ Visibility (SPEC section 6): public incidents are visible to every member of the
 ones to the members of their channel, everything to system admins.
 
 How the list finds a viewer's private incidents.  Mattermost does not let a bot list another user's
-channels (``GET /users/{id}/teams/{id}/channels`` needs ``edit_other_users``), so membership is
-asked per private incident channel (``GET /channels/{id}/members/{user}``, allowed because the bot
-is in every channel it created).  To keep that cheap the list never checks more than it must:
+channels (``GET /users/{id}/teams/{id}/channels/members`` needs ``manage_system``: api4/channel.go
+``getChannelMembersForTeamForUser``), but the bot is in every incident channel, so the directory
+keeps their member lists from Mattermost's events (gateway/directory.py ``members_among``: loaded
+once per channel per connection, definite for "no" as well as "yes").  The list therefore costs
+the same REST calls on page 50 as on page 1:
 
 1. admins: one store query, no checks;
 2. if no private incident matches the filters (two counting queries tell), one store query with
    public incidents only, no checks;
-3. otherwise the store's full list (same filters, same order) is walked in chunks and membership is
-   checked — concurrently, uncached, so someone who left a channel stops seeing it at once — only
-   for the private incidents among the rows up to the requested page.
+3. otherwise the store's light references (id, channel, visibility: ``list_incident_refs``, same
+   filters, same order) are walked in chunks, membership answered by the directory for the private
+   ones among them, and full rows read only for the page shown (``incidents_by_ids``).
+
+The first list in a team after the bot (re)connects also queues, in the background, the member
+lists of the team's newest private incident channels (``PRELOAD_PRIVATE_MAX``), so that even a
+first look at a deep page asks nothing per incident.
 
 In case 3 the exact total is known only when the walk reached the end; otherwise the page says
 there are more.
@@ -54,8 +60,11 @@ log = logging.getLogger(__name__)
 
 PER_PAGE = 15
 _SCAN_CHUNK = 100
+#: Light references read per trip to the store while walking the list (at most REFS_PER_PAGE_MAX).
+_REFS_CHUNK = 1000
+#: Private incident channels per team whose member lists are preloaded after each (re)connection.
+PRELOAD_PRIVATE_MAX = 2000
 _MATCHES_SHOWN = 10
-_MEMBERSHIP_CONCURRENCY = 16
 _CHANNEL_NAME_TTL_S = 60.0
 #: How long the export command waits before answering "on its way" and finishing in the background.
 EXPORT_REPLY_WAIT_S = 3.0
@@ -154,6 +163,7 @@ class HistoryService:
         self._channel_names: dict[str, tuple[float, str]] = {}
         self._exports = asyncio.Semaphore(_EXPORTS_AT_ONCE)
         self._background: set[asyncio.Task] = set()
+        self._preloaded_teams: dict[str, int] = {}  # team -> directory epoch its preload was queued in
 
     @property
     def store(self):
@@ -176,18 +186,8 @@ class HistoryService:
             raise
 
     async def members_among(self, channel_ids: Iterable[str], user_id: str) -> set[str]:
-        """The channels of ``channel_ids`` that ``user_id`` is a member of (checked concurrently)."""
-        ids = list(dict.fromkeys(channel_ids))
-        if not ids:
-            return set()
-        gate = asyncio.Semaphore(_MEMBERSHIP_CONCURRENCY)
-
-        async def check(channel_id: str) -> bool:
-            async with gate:
-                return await self.is_member(channel_id, user_id)
-
-        answers = await asyncio.gather(*(check(channel_id) for channel_id in ids))
-        return {channel_id for channel_id, member in zip(ids, answers) if member}
+        """The channels of ``channel_ids`` that ``user_id`` is a member of (definite, see the directory)."""
+        return await self.directory.members_among(channel_ids, user_id)
 
     async def require_team(self, team_id: str, user_id: str) -> Actor:
         actor = await self.directory.actor(user_id)
@@ -226,10 +226,27 @@ class HistoryService:
             found = await self.store.list_incidents(team_id, is_admin=True, page=page, per_page=per_page, **arguments)
             return self._page(found.items, page, per_page, found.total)
         public = await self.store.list_incidents(team_id, page=page, per_page=per_page, **arguments)
-        everything = await self.store.list_incidents(team_id, is_admin=True, page=0, per_page=1, **arguments)
+        everything = await self.store.list_incident_refs(team_id, is_admin=True, page=0, per_page=1, **arguments)
         if everything.total == public.total:
             return self._page(public.items, page, per_page, public.total)
+        await self._preload(team_id)
         return await self._walk(user_id, team_id, arguments, page, per_page, public.total)
+
+    async def _preload(self, team_id: str) -> None:
+        """Once per team and connection: queue the newest private incident channels' member lists."""
+        directory = self.directory
+        if not directory.live or self._preloaded_teams.get(team_id) == directory.epoch:
+            return
+        self._preloaded_teams[team_id] = directory.epoch
+        channels: list[str] = []
+        chunk = 0
+        while len(channels) < PRELOAD_PRIVATE_MAX:
+            refs = await self.store.list_incident_refs(team_id, is_admin=True, page=chunk, per_page=_REFS_CHUNK)
+            channels.extend(ref.channel_id for ref in refs.items if not ref.public)
+            if (chunk + 1) * _REFS_CHUNK >= refs.total or not refs.items:
+                break
+            chunk += 1
+        directory.preload(channels[:PRELOAD_PRIVATE_MAX])
 
     @staticmethod
     def _page(items: list[Incident], page: int, per_page: int, total: int) -> ListPage:
@@ -237,31 +254,34 @@ class HistoryService:
 
     async def _walk(self, user_id: str, team_id: str, arguments: dict[str, Any], page: int, per_page: int,
                     public_total: int) -> ListPage:
+        """Walk light references until the page is filled (and one more is seen), then read its rows."""
         start, end = page * per_page, (page + 1) * per_page
         # Early pages are the common case: read about twice what they need, not a full chunk.
-        chunk_size = min(_SCAN_CHUNK, max(2 * (end + 1), 32))
-        window: list[Incident] = []
+        chunk_size = min(_REFS_CHUNK, max(2 * (end + 1), 64))
+        window: list[str] = []
         seen = private_visible = 0
         chunk_number = 0
         while True:
-            chunk = await self.store.list_incidents(team_id, is_admin=True, page=chunk_number,
-                                                    per_page=chunk_size, **arguments)
-            private = [incident.channel_id for incident in chunk.items if not incident.public]
-            member_of = await self.members_among(private, user_id)
-            for incident in chunk.items:
-                if incident.public or incident.channel_id in member_of:
-                    private_visible += 0 if incident.public else 1
+            chunk = await self.store.list_incident_refs(team_id, is_admin=True, page=chunk_number,
+                                                        per_page=chunk_size, **arguments)
+            member_of = await self.members_among((ref.channel_id for ref in chunk.items if not ref.public), user_id)
+            for ref in chunk.items:
+                if ref.public or ref.channel_id in member_of:
+                    private_visible += 0 if ref.public else 1
                     if start <= seen < end:
-                        window.append(incident)
+                        window.append(ref.id)
                     seen += 1
             exhausted = (chunk_number + 1) * chunk_size >= chunk.total or not chunk.items
-            if exhausted:
-                return self._page(window, page, per_page, seen)
-            if seen > end:
-                # Public incidents further down are visible too: a cheap lower bound on the total.
-                at_least = max(seen, public_total + private_visible)
-                return ListPage(window, page, per_page, None, at_least, True)
+            if exhausted or seen > end:
+                break
             chunk_number += 1
+        # Full rows only for what is shown; one that vanished since the walk is left out.
+        items = await self.store.incidents_by_ids(window)
+        if exhausted:
+            return self._page(items, page, per_page, seen)
+        # Public incidents further down are visible too: a cheap lower bound on the total.
+        at_least = max(seen, public_total + private_visible)
+        return ListPage(items, page, per_page, None, at_least, True)
 
     async def channel_name(self, channel_id: str) -> str:
         """The channel's name for a ~link, or "" when the bot cannot read it."""
