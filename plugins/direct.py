@@ -128,7 +128,7 @@ class DirectMessagePlugin(FeaturePlugin):
                                                 0, per_page=ONGOING_SHOWN)
             room = ONGOING_SHOWN - len(lines)
             shown = page.items[:max(0, room)]
-            channels = await self.history.channel_names(i.channel_id for i in shown)
+            channels = await self.history.channel_names((i.channel_id for i in shown), team["id"])
             for incident in shown:
                 channel = channels.get(incident.channel_id)
                 name = f"**{neutralize(incident.name)}**"

@@ -235,7 +235,7 @@ class HistoryPlugin(FeaturePlugin):
                  "| Incident | Status | Commander | Stage | Started | Duration |",
                  "|:--|:--|:--|:--|:--|:--|"]
         names = await self.service.usernames(i.commander_id for i in result.items)
-        channels = await self.service.channel_names(i.channel_id for i in result.items)
+        channels = await self.service.channel_names((i.channel_id for i in result.items), view.team_id)
         now = now_ms()
         for incident in result.items:
             channel = channels.get(incident.channel_id)

@@ -161,6 +161,8 @@ class HistoryService:
         self.ctx = ctx
         self.directory = directory
         self._channel_names: dict[str, tuple[float, str]] = {}
+        self._name_loads: dict[str, asyncio.Lock] = {}
+        self._team_names_loaded: dict[str, float] = {}
         self._exports = asyncio.Semaphore(_EXPORTS_AT_ONCE)
         self._background: set[asyncio.Task] = set()
         self._preloaded_teams: dict[str, int] = {}  # team -> directory epoch its preload was queued in
@@ -298,10 +300,35 @@ class HistoryService:
         self._channel_names[channel_id] = (time.monotonic(), name)
         return name
 
-    async def channel_names(self, channel_ids: Iterable[str]) -> dict[str, str]:
+    async def channel_names(self, channel_ids: Iterable[str], team_id: str = "") -> dict[str, str]:
+        """Names for ~links. With ``team_id``, names not known yet come from one list of the bot's
+        channels in that team (it is in every incident channel), not one call per channel."""
         ids = list(dict.fromkeys(channel_ids))
+        if team_id and any(not self._fresh_name(channel_id) for channel_id in ids):
+            await self._load_team_channel_names(team_id)
         names = await asyncio.gather(*(self.channel_name(channel_id) for channel_id in ids))
         return dict(zip(ids, names))
+
+    def _fresh_name(self, channel_id: str) -> bool:
+        cached = self._channel_names.get(channel_id)
+        return cached is not None and time.monotonic() - cached[0] < _CHANNEL_NAME_TTL_S
+
+    async def _load_team_channel_names(self, team_id: str) -> None:
+        lock = self._name_loads.setdefault(team_id, asyncio.Lock())
+        async with lock:  # lists shown at once share one request
+            loaded = self._team_names_loaded.get(team_id, 0.0)
+            if time.monotonic() - loaded < _CHANNEL_NAME_TTL_S:
+                return
+            try:
+                channels = await self.client.my_channels(team_id)
+            except MattermostError as error:
+                log.warning("could not list the bot's channels in team %s: %s", team_id, error)
+                return
+            at = time.monotonic()
+            for channel in channels:
+                name = "" if channel.get("delete_at") else str(channel.get("name", ""))
+                self._channel_names[str(channel.get("id", ""))] = (at, name)
+            self._team_names_loaded[team_id] = at
 
     async def usernames(self, user_ids: Iterable[str]) -> dict[str, str]:
         ids = [user_id for user_id in dict.fromkeys(user_ids) if user_id]
