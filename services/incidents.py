@@ -477,7 +477,8 @@ class IncidentService:
 
         ``recovering``: an earlier attempt may have made part of it (a restart). A start that is not
         recovering has just saved its journal, so it knows it made nothing yet and asks nothing."""
-        incident = await self.store.get_incident(journal.incident_id)
+        # A fresh start's incident id was made with its journal just now: nothing is stored under it.
+        incident = await self.store.get_incident(journal.incident_id) if recovering else None
         posted_nothing = incident is None  # the opening post and card are made only once it is stored
         if incident is None:
             channel = await self._channel_for(journal, recovering=recovering)
@@ -512,8 +513,7 @@ class IncidentService:
         return holder == journal.incident_id
 
     async def _release_name(self, journal: StartJournal) -> None:
-        if await self.store.get_setting(self._claim_key(journal)) == journal.incident_id:
-            await self.store.delete_setting(self._claim_key(journal))
+        await self.store.delete_setting(self._claim_key(journal), if_value=journal.incident_id)
 
     async def _own_channel(self, journal: StartJournal) -> dict | None:
         """The channel named in the journal, if this start created it (an earlier attempt did).

@@ -227,8 +227,9 @@ class Store(abc.ABC):
         """Store (or replace) a setting."""
 
     @abc.abstractmethod
-    async def delete_setting(self, key: str) -> bool:
-        """Remove a setting; False if there was none."""
+    async def delete_setting(self, key: str, *, if_value: str | None = None) -> bool:
+        """Remove a setting; False if there was none. ``if_value``: only if it holds exactly that
+        value (one atomic statement: e.g. release a claim only when this holder still has it)."""
 
     @abc.abstractmethod
     async def settings_with_prefix(self, prefix: str) -> dict[str, str]:

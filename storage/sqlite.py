@@ -16,6 +16,7 @@ updates from writers that loaded outside the transaction.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import sqlite3
@@ -118,18 +119,30 @@ def _incident_from_row(row: sqlite3.Row) -> Incident:
 
 
 def _playbook_from_row(row: sqlite3.Row) -> Playbook:
+    """The playbook of a ``_PLAYBOOK_SELECT`` row, parsed once per distinct row.
+
+    A start reads its playbook three times (dialog, submission, creation) and parsing the stages
+    was a twentieth of the bot's CPU per start. The key is every column of the row, so a changed
+    playbook (new version, members, anything) is a new key; Playbook is frozen, so sharing is safe."""
+    return _parse_playbook(tuple(row))
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_playbook(values: tuple) -> Playbook:
+    (id_, team_id, title, description, create_public_channel, stages, created_by, created_at, updated_at,
+     version, member_ids) = values
     return Playbook(
-        id=row["id"],
-        team_id=row["team_id"],
-        title=row["title"],
-        description=row["description"],
-        create_public_channel=bool(row["create_public_channel"]),
-        member_ids=tuple(json.loads(row["member_ids"])),
-        stages=_STAGES.validate_json(row["stages"]),
-        created_by=row["created_by"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        version=row["version"],
+        id=id_,
+        team_id=team_id,
+        title=title,
+        description=description,
+        create_public_channel=bool(create_public_channel),
+        member_ids=tuple(json.loads(member_ids)),
+        stages=_STAGES.validate_json(stages),
+        created_by=created_by,
+        created_at=created_at,
+        updated_at=updated_at,
+        version=version,
     )
 
 
@@ -192,6 +205,18 @@ def _rollback_quietly(conn: sqlite3.Connection) -> None:
     except sqlite3.OperationalError:
         # Some errors (disk full, I/O) make SQLite roll back by itself; keep the original error.
         log.debug("ROLLBACK after an automatic rollback", exc_info=True)
+
+
+def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    """``work`` as one ``BEGIN IMMEDIATE`` … ``COMMIT`` on the writer's thread; rolled back if it raises."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback_quietly(conn)
+        raise
+    return result
 
 
 def _mutate(
@@ -466,6 +491,22 @@ class SqliteStore(Store):
             assert tx is not None
             yield tx.conn
 
+    async def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """A small write (a few statements) in one hop to the writer's thread, BEGIN and COMMIT included.
+
+        ``transaction()`` costs a hop per statement plus two (BEGIN, COMMIT); each hop is a
+        thread hand-off and an event-loop wake-up, which is most of a small write's CPU. Inside an
+        outer ``transaction()`` the work joins it (still one hop). Cancelling the caller leaves the
+        work queued: it still commits or rolls back before anything queued after it."""
+        tx = self._current_tx()
+        if tx is not None:
+            return await _on_thread(tx.conn, work)
+        writer = self._require_open()
+        async with self._write_lock:
+            result = await _on_thread(writer, lambda conn: _in_transaction(conn, work))
+            self._count_commit()
+        return result
+
     @asynccontextmanager
     async def _reading(self) -> AsyncIterator[aiosqlite.Connection]:
         tx = self._current_tx()
@@ -623,39 +664,42 @@ class SqliteStore(Store):
 
     # -- incidents -----------------------------------------------------------------------------
     async def create_incident(self, incident: Incident, events: Sequence[TimelineEvent] = ()) -> Incident:
-        async with self._writing() as conn:
-            try:
-                await conn.execute(
-                    f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) VALUES"
-                    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        incident.id,
-                        incident.team_id,
-                        incident.channel_id,
-                        incident.name,
-                        incident.description,
-                        incident.commander_id,
-                        incident.creator_id,
-                        incident.playbook_id,
-                        incident.playbook_title,
-                        incident.active_stage,
-                        incident.status.value,
-                        incident.created_at,
-                        incident.ended_at,
-                        incident.source_post_id,
-                        incident.card_post_id,
-                        int(incident.public),
-                        incident.version,
-                        _stages_json(incident.stages),
-                        incident.stage_set_at,
-                        incident.restarted_at,
-                    ),
-                )
-            except sqlite3.IntegrityError as exc:
-                if _is_unique_violation(exc):
-                    raise Conflict("This channel already has an incident.") from exc
-                raise
-            await self._insert_events(conn, events)
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) VALUES"
+                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    incident.id,
+                    incident.team_id,
+                    incident.channel_id,
+                    incident.name,
+                    incident.description,
+                    incident.commander_id,
+                    incident.creator_id,
+                    incident.playbook_id,
+                    incident.playbook_title,
+                    incident.active_stage,
+                    incident.status.value,
+                    incident.created_at,
+                    incident.ended_at,
+                    incident.source_post_id,
+                    incident.card_post_id,
+                    int(incident.public),
+                    incident.version,
+                    _stages_json(incident.stages),
+                    incident.stage_set_at,
+                    incident.restarted_at,
+                ),
+            )
+            if events:
+                conn.executemany(_INSERT_EVENT, _event_params(events))
+
+        try:
+            await self._write(work)
+        except sqlite3.IntegrityError as exc:
+            if _is_unique_violation(exc):
+                raise Conflict("This channel already has an incident.") from exc
+            raise
         return incident
 
     async def _insert_events(self, conn: aiosqlite.Connection, events: Sequence[TimelineEvent]) -> None:
@@ -831,17 +875,18 @@ class SqliteStore(Store):
         return row[0] if row else None
 
     async def set_setting(self, key: str, value: str) -> None:
-        async with self._writing() as conn:
-            await conn.execute(
-                "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                (key, value, int(time.time() * 1000)),
-            )
+        params = (key, value, int(time.time() * 1000))
+        await self._write(lambda conn: conn.execute(
+            "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            params).close())
 
-    async def delete_setting(self, key: str) -> bool:
-        async with self._writing() as conn:
-            cursor = await conn.execute("DELETE FROM settings WHERE key = ?", (key,))
-            return cursor.rowcount > 0
+    async def delete_setting(self, key: str, *, if_value: str | None = None) -> bool:
+        if if_value is None:
+            sql, params = "DELETE FROM settings WHERE key = ?", (key,)
+        else:
+            sql, params = "DELETE FROM settings WHERE key = ? AND value = ?", (key, if_value)
+        return await self._write(lambda conn: conn.execute(sql, params).rowcount > 0)
 
     async def settings_with_prefix(self, prefix: str) -> dict[str, str]:
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -850,23 +895,25 @@ class SqliteStore(Store):
         return {row[0]: row[1] for row in rows}
 
     async def setting_or_default(self, key: str, default: str) -> str:
-        async with self._writing() as conn:
-            await conn.execute(
-                "INSERT OR IGNORE INTO settings (key, value, updated_at) VALUES (?, ?, ?)",
-                (key, default, int(time.time() * 1000)),
-            )
-            async with conn.execute("SELECT value FROM settings WHERE key = ?", (key,)) as cursor:
-                return str(_scalar(await cursor.fetchone()))
+        now = int(time.time() * 1000)
+
+        def work(conn: sqlite3.Connection) -> str:
+            conn.execute("INSERT OR IGNORE INTO settings (key, value, updated_at) VALUES (?, ?, ?)",
+                         (key, default, now))
+            # Fetched to the end: a statement left mid-result would block the COMMIT.
+            return str(_scalar(conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()))
+
+        return await self._write(work)
 
     # -- single-use keys --------------------------------------------------------------------------
     async def claim_single_use(self, kind: str, key: str, *, expires_at: int, now: int) -> bool:
-        async with self._writing() as conn:
-            await conn.execute("DELETE FROM single_use_keys WHERE kind = ? AND key = ? AND expires_at < ?",
-                               (kind, key, now))
-            cursor = await conn.execute(
-                "INSERT OR IGNORE INTO single_use_keys (kind, key, expires_at) VALUES (?, ?, ?)",
-                (kind, key, expires_at))
-            return cursor.rowcount == 1
+        def work(conn: sqlite3.Connection) -> bool:
+            conn.execute("DELETE FROM single_use_keys WHERE kind = ? AND key = ? AND expires_at < ?",
+                         (kind, key, now))
+            return conn.execute("INSERT OR IGNORE INTO single_use_keys (kind, key, expires_at) VALUES (?, ?, ?)",
+                                (kind, key, expires_at)).rowcount == 1
+
+        return await self._write(work)
 
     async def release_single_use(self, kind: str, key: str) -> bool:
         async with self._writing() as conn:

@@ -1,0 +1,41 @@
+"""The start flow's store cost (issue 15, bot CPU per start): each of a start's small writes is one trip to
+the store's writer thread, and a fresh start does not read back the incident it has just journaled."""
+
+from __future__ import annotations
+
+from tests.e2e.conftest import make_playbook
+from tests.e2e.test_incidents import all_incidents, card
+from tests.e2e.test_start_flow_calls import start
+
+
+async def test_a_start_costs_few_store_trips_and_reads_no_incident_back(sandbox, bot):
+    await make_playbook(bot, sandbox, members=("alice",))
+    await start(sandbox, "alice", "Warm up")
+    store = bot.store
+    trips, reads = [], []
+    original_execute, original_get = store._writer._execute, store.get_incident
+
+    async def counting(fn, *args, **kwargs):
+        trips.append(fn)
+        return await original_execute(fn, *args, **kwargs)
+
+    async def get_incident(incident_id):
+        reads.append(incident_id)
+        return await original_get(incident_id)
+
+    store._writer._execute, store.get_incident = counting, get_incident
+    try:
+        await start(sandbox, "alice", "Payments down")
+    finally:
+        store._writer._execute, store.get_incident = original_execute, original_get
+    # trigger key, dialog key, journal, name claim, incident, card post id: one trip each; the journal's
+    # removal with the claim's release: one transaction (4 trips); at most one WebSocket checkpoint.
+    assert len(trips) <= 11, len(trips)
+    assert reads == []
+    # What alice sees and the store holds is unchanged: the card pinned, nothing half-written.
+    (incident,) = [i for i in await all_incidents(bot) if i.name == "Payments down"]
+    shown = card(sandbox, incident)
+    assert shown["id"] == incident.card_post_id and sandbox.pinned(incident.channel_id)
+    assert "Payments down" in shown["message"]
+    assert await store.settings_with_prefix("start:") == {}
+    assert await store.settings_with_prefix("start-channel:") == {}
