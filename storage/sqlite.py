@@ -247,6 +247,12 @@ def _mutate(
     return updated.model_copy(update={"version": current.version + 1}), list(events), True
 
 
+def _count_incidents(conn: sqlite3.Connection, condition: str, params: Sequence[Any]) -> int:
+    """How many incidents match a list condition (read to the end, so no statement stays active)."""
+    counted = conn.execute(f"SELECT count(*) FROM incidents WHERE {condition}", params).fetchall()
+    return _scalar(counted[0] if counted else None)
+
+
 def _list_condition(
     team_id: str,
     viewer_channel_ids: Collection[str],
@@ -779,8 +785,7 @@ class SqliteStore(Store):
         order = _SORTS[IncidentSort(sort)]
 
         def query(conn: sqlite3.Connection) -> tuple[int, list[sqlite3.Row]]:
-            counted = conn.execute(f"SELECT count(*) FROM incidents WHERE {condition}", params).fetchall()
-            total = _scalar(counted[0] if counted else None)
+            total = _count_incidents(conn, condition, params)
             # Choose the page from the covering indexes first, then read only its rows:
             # sorting full rows would drag every stages document through the sorter.
             rowids = [row[0] for row in conn.execute(
@@ -820,8 +825,7 @@ class SqliteStore(Store):
         order = _SORTS[IncidentSort(sort)]
 
         def query(conn: sqlite3.Connection) -> tuple[int, list[tuple]]:
-            counted = conn.execute(f"SELECT count(*) FROM incidents WHERE {condition}", params).fetchall()
-            total = _scalar(counted[0] if counted else None)
+            total = _count_incidents(conn, condition, params)
             # Every column here is in the list indexes (0005 added id): the walk never reads a table row.
             refs = conn.execute(
                 f"SELECT id, team_id, channel_id, public FROM incidents WHERE {condition}"

@@ -3,6 +3,7 @@
 import os
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -15,3 +16,10 @@ def _no_stray_settings(monkeypatch):
     for key in list(os.environ):
         if key.startswith("CC_") or key in ("MATTERMOST_URL", "MATTERMOST_PORT", "BOT_TOKEN", "MATTERMOST_API_PATH"):
             monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture
+async def http():
+    """One plain HTTP client session for a test (tests that need other limits define their own)."""
+    async with aiohttp.ClientSession() as session:
+        yield session

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 
-import aiohttp
 import pytest
 
 from gateway.ids import Route
@@ -19,12 +18,6 @@ from tests.e2e.test_incidents import card, start_incident, step_button
 from tests.gateway.test_hostile import fresh_trigger, url
 
 CARD_PATCH = r"^/api/v4/posts/[a-z0-9]{26}/patch$"
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from domain.models import IncidentStatus
 from tests.e2e.conftest import make_playbook
 from tests.e2e.test_incidents import card, start_incident, step_button
 from tests.e2e.test_step_commands import bot_calls, one_step_incident, ran_posts, step_runs
-from tests.e2e.test_state_bound_buttons import http, last_click, replay, stored  # noqa: F401 (http: a fixture)
+from tests.e2e.test_state_bound_buttons import last_click, replay, stored
 
 
 

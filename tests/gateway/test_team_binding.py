@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
-import aiohttp
 import pytest
 
 from bot import CommandCenter
@@ -39,12 +38,6 @@ async def bot(sandbox, tmp_path):
         yield app
     finally:
         await app.stop()
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @pytest.fixture

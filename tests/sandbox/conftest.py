@@ -101,12 +101,6 @@ async def integration():
     await it.stop()
 
 
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 class Api:
     """Raw REST calls as a given user, returning (status, headers, parsed body)."""
 
