@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test setup clean
+.PHONY: demo test lint setup clean
 
 # A virtualenv with every pinned dependency; rebuilt when the requirements change.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -17,6 +17,11 @@ setup: $(VENV)/.installed
 ## Run the bot against the embedded sandbox and print a scripted incident as a transcript.
 demo: setup
 	$(BIN)/python -m demo
+
+## Lint (ruff) and type-check (mypy) the whole tree; configured in pyproject.toml.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 ## Run the whole test suite.
 test: setup

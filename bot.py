@@ -15,9 +15,9 @@ from typing import Any
 from mmpy_bot import Bot
 from mmpy_bot import Settings as MmpySettings
 
+from gateway.binding import ChannelTeams
 from gateway.client import MattermostClient
 from gateway.commands import register_commands
-from gateway.binding import ChannelTeams
 from gateway.directory import Directory
 from gateway.errors import MattermostError
 from gateway.events import ConnectionPolicy, EventStream

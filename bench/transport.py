@@ -195,7 +195,7 @@ async def main(rounds: int, repeats: int) -> None:
         for option in options:
             try:
                 await option.close()
-            except Exception:  # noqa: BLE001  (an option that never opened)
+            except Exception:
                 pass
         proc.terminate()
         await proc.wait()

@@ -128,7 +128,7 @@ async def act(transcript: Transcript, sandbox: Sandbox, app: CommandCenter) -> N
     transcript.say("@incident", "incident", (await bot_replies(bob_dm, before))[0]["message"])
     channel = sandbox.channel("acme", "payments-502s")
     cid = channel["id"]
-    opening = [p for p in sandbox.posts(cid) if p["user_id"] == bot_id and not p["type"].startswith("system_")][0]
+    opening = next(p for p in sandbox.posts(cid) if p["user_id"] == bot_id and not p["type"].startswith("system_"))
     transcript.say("payments-502s", "incident", opening["message"])
     card_id = sandbox.pinned(cid)[0]["id"]
     show_card(transcript, sandbox, card_id, "the pinned incident card")
@@ -154,9 +154,9 @@ async def act(transcript: Transcript, sandbox: Sandbox, app: CommandCenter) -> N
     first_step = sandbox.pinned(cid)[0]["props"]["attachments"][2]
     transcript.say("payments-502s", "alice", f"(clicks Check on: {first_step['text']})")
     transcript.say("payments-502s", "bob", "(clicks Details on step 1.1)")
-    details = await bob.click(card_id, [a["id"] for a in first_step["actions"] if a["name"] == "Details"][0])
+    details = await bob.click(card_id, next(a["id"] for a in first_step["actions"] if a["name"] == "Details"))
     transcript.say("payments-502s", "incident", "(only bob sees) " + details.ephemeral[0])
-    await alice.click(card_id, [a["id"] for a in first_step["actions"] if a["name"] == "Check"][0])
+    await alice.click(card_id, next(a["id"] for a in first_step["actions"] if a["name"] == "Check"))
     await show_new_bot_posts(transcript, sandbox, cid, 1)
     await slash(bob, cid, "/incident run 1.2", "payments-502s")
     await show_new_bot_posts(transcript, sandbox, cid, 1)

@@ -157,7 +157,7 @@ class CatchUp:
             self.rest_calls += 1
             try:
                 self._usernames[user_id] = str((await self.client.get_user(user_id)).get("username", ""))
-            except Exception:  # noqa: BLE001  (a name only feeds mmpy_bot's own-message filter; the post still counts)
+            except Exception:
                 log.warning("catch-up: cannot look up user %s", user_id)
                 return ""
         return self._usernames[user_id]

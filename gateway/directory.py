@@ -447,5 +447,5 @@ class Directory:
         if task is not None:
             try:
                 await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001  (shutting down)
+            except (asyncio.CancelledError, Exception):
                 pass

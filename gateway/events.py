@@ -159,7 +159,7 @@ class EventStream(EventHandler):
         for callback in self._connection_observers:
             try:
                 callback(connected)
-            except Exception:  # noqa: BLE001  (an observer's bug must not break the connection)
+            except Exception:
                 log.exception("a connection observer failed")
 
     @property
@@ -206,7 +206,7 @@ class EventStream(EventHandler):
         try:
             raw = await self._checkpoint.load()
             state = json.loads(raw) if raw else None
-        except Exception:  # noqa: BLE001  (a bad checkpoint only costs the restart catch-up)
+        except Exception:
             log.exception("ignoring an unreadable websocket checkpoint")
             return
         if not isinstance(state, dict) or not isinstance(state.get("synced_ms"), int):
@@ -242,7 +242,7 @@ class EventStream(EventHandler):
             self._checkpoint_dirty.clear()
             try:
                 await self.save_checkpoint()
-            except Exception:  # noqa: BLE001  (the next event tries again)
+            except Exception:
                 log.exception("could not save the websocket checkpoint")
             # At most one write per interval, however busy the channel: the events of the interval
             # share the next save (a clean stop saves at once; a crash may repeat them, see above).
@@ -339,7 +339,7 @@ class EventStream(EventHandler):
                 break
             except asyncio.CancelledError:
                 raise
-            except Exception as error:  # noqa: BLE001  (REST trouble: try again; the range stays pending)
+            except Exception as error:
                 delay = self.policy.backoff(attempt)
                 log.warning("catch-up since %d failed (%s); retry in %.1f s", since, error, delay)
                 await asyncio.sleep(delay)
@@ -382,7 +382,7 @@ class EventStream(EventHandler):
         for observer in self._observers:
             try:
                 observer(event)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("an event observer failed on %s", event.get("event"))
         await self._dispatch(event)
 

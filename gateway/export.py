@@ -70,7 +70,7 @@ async def channel_pages(client: MattermostClient, channel_id: str, *, per_page: 
 
 def iso_time(milliseconds: int) -> str:
     """Epoch milliseconds → ISO 8601 UTC with milliseconds, e.g. ``2024-05-01T12:00:00.123Z``."""
-    moment = dt.datetime.fromtimestamp(milliseconds / 1000, tz=dt.timezone.utc)
+    moment = dt.datetime.fromtimestamp(milliseconds / 1000, tz=dt.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{milliseconds % 1000:03d}Z"
 
 

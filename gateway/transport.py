@@ -11,7 +11,6 @@ could not be reached or did not answer in time), never an aiohttp exception.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import re
@@ -36,7 +35,7 @@ _MAX_CONNECTIONS = 100
 class Response:
     """The part of an HTTP response the client reads: status, headers, the whole body."""
 
-    __slots__ = ("status_code", "reason_phrase", "headers", "content")
+    __slots__ = ("content", "headers", "reason_phrase", "status_code")
 
     def __init__(self, status_code: int, reason_phrase: str, headers: Any, content: bytes) -> None:
         self.status_code = status_code
@@ -102,7 +101,7 @@ class AiohttpClient(BaseClient):
             async with self._http().request(verb, url + endpoint, params=_query(params), headers=self.auth_header(),
                                             **body) as answer:
                 content = await answer.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:  # refused, reset, timed out ...
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:  # refused, reset, timed out ...
             raise MattermostError(0, "unreachable", f"{type(exc).__name__}: {exc}".rstrip(": "),
                                   method=verb, path=endpoint) from exc
         response = Response(answer.status, answer.reason or "", answer.headers, content)

@@ -354,7 +354,7 @@ class IncidentPlugin(FeaturePlugin):
         stage_index = callback.args.get("g")
         if not isinstance(stage_index, int) or not 0 <= stage_index < len(incident.stages):
             raise NotFound("This stage no longer exists.")
-        updated, events = await self.service.set_stage(incident, callback.user_id, stage_index)
+        _updated, events = await self.service.set_stage(incident, callback.user_id, stage_index)
         if not events:
             return ActionReply(ephemeral_text=f"Stage {stage_index + 1} is already the active stage.")
         return ActionReply(ephemeral_text=f"Stage {stage_index + 1} is now the active stage; the card shows it.")

@@ -22,7 +22,7 @@ from domain.templates import DEFAULT_TEMPLATE, TEMPLATES, Template, find_templat
 from gateway import dialogs
 from gateway import playbook_yaml as pyaml
 from gateway.directory import Directory
-from gateway.errors import MattermostError, user_message
+from gateway.errors import user_message
 from gateway.ids import Action, Dialog
 from gateway.messages import (
     ALIASES,

@@ -8,27 +8,27 @@ import hashlib
 import inspect
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from . import errors
-from .gates import Gates
+from . import errors, ids
 from .errors import AppError
 from .faults import FaultInjector, FaultRule
-from .pending_posts import PendingPostCache
+from .gates import Gates
 from .httputil import REQUEST_ID, USER, json_response
-from . import ids
 from .ids import new_id
+from .pending_posts import PendingPostCache
 from .seed import Seed, load_seed
 from .state import World
 
 log = logging.getLogger("sandbox")
 
-SB_KEY: web.AppKey["Sandbox"] = web.AppKey("sandbox", object)  # type: ignore[arg-type]
+SB_KEY: web.AppKey[Sandbox] = web.AppKey("sandbox", object)  # type: ignore[arg-type]
 
 # Routes under /api/v4 that need no session (Mattermost registers them as plain API handlers).
 PUBLIC_API = {"/api/v4/system/ping", "/api/v4/config/client", "/api/v4/actions/dialogs/open", "/api/v4/websocket"}
@@ -113,7 +113,7 @@ class Sandbox:
     Use as ``async with Sandbox(seed, config=cfg) as sb:``; see sandbox/README.md.
     """
 
-    def __init__(self, seed: Union[str, Path, dict, Seed, None] = None, *,
+    def __init__(self, seed: str | Path | dict | Seed | None = None, *,
                  config: SandboxConfig | None = None) -> None:
         self.config = config or SandboxConfig()
         self.seed = load_seed(seed)
@@ -155,7 +155,7 @@ class Sandbox:
             module.setup(app)
         return app
 
-    async def start(self) -> "Sandbox":
+    async def start(self) -> Sandbox:
         """Bind the port and start serving."""
         self.http = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.config.integration_timeout),
@@ -188,7 +188,7 @@ class Sandbox:
             ids.reset_clock()
             self._advanced_clock = False
 
-    async def __aenter__(self) -> "Sandbox":
+    async def __aenter__(self) -> Sandbox:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -383,7 +383,7 @@ class Sandbox:
                 raise TimeoutError(f"timed out after {timeout}s waiting for {_describe(fn)}")
             try:
                 await asyncio.wait_for(fut, remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
 

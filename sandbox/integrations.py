@@ -6,7 +6,6 @@ These are the server-to-integration callbacks, made exactly as Mattermost makes 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import copy
@@ -111,7 +110,7 @@ async def call_integration(sb: Sandbox, kind: str, method: str, url: str, *,
             record.status = resp.status
             record.response_headers = dict(resp.headers)
             record.response_body = data
-    except asyncio.TimeoutError:
+    except TimeoutError:
         record.error = f"timeout after {sb.config.integration_timeout}s"
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         record.error = f"{type(exc).__name__}: {exc}"

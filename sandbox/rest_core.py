@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import re
-from email.policy import default as email_policy
 from email.parser import BytesParser
+from email.policy import default as email_policy
 
 from aiohttp import web
 

@@ -208,7 +208,7 @@ async def get_post(request: web.Request) -> web.Response:
 
 async def update_post(request: web.Request) -> web.Response:
     world = request.app[SB_KEY].world
-    me = caller(request)
+    caller(request)
     body = await read_json(request, "post")
     if body.get("id") != request.match_info["post_id"]:
         raise errors.invalid_body_param("id")
@@ -229,7 +229,7 @@ async def update_post(request: web.Request) -> web.Response:
 
 async def patch_post(request: web.Request) -> web.Response:
     world = request.app[SB_KEY].world
-    me = caller(request)
+    caller(request)
     body = await read_json(request, "post")
     post = _editable_post(request)
     message = body.get("message")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -64,7 +64,7 @@ class SeedUser(_Model):
     owner: str | None = None
     token: str | None = None
     tokens: list[str] = Field(default_factory=list)
-    teams: list[Union[str, SeedMembership]] = Field(default_factory=list)
+    teams: list[str | SeedMembership] = Field(default_factory=list)
 
     _v_id = field_validator("id")(classmethod(lambda cls, v: _check_id(v)))
 
@@ -146,7 +146,7 @@ class Seed(_Model):
     incoming_webhooks: list[SeedWebhook] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _cross_refs(self) -> "Seed":
+    def _cross_refs(self) -> Seed:
         team_names = {t.name for t in self.teams}
         if len(team_names) != len(self.teams):
             raise ValueError("duplicate team name")
@@ -171,7 +171,7 @@ class Seed(_Model):
         return self
 
 
-def load_seed(source: Union[str, Path, dict, Seed, None]) -> Seed:
+def load_seed(source: str | Path | dict | Seed | None) -> Seed:
     """Load a seed from a path (.yaml/.yml/.json), a dict, or pass a Seed through."""
     if source is None:
         return Seed()

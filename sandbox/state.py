@@ -13,8 +13,9 @@ import copy
 import json
 import re
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from . import errors
 from .errors import AppError
@@ -91,7 +92,7 @@ def roles_grant(roles: Iterable[str], permission: str) -> bool:
 class Event:
     """One WebSocket event, serialised once and shared by every recipient connection."""
 
-    __slots__ = ("event", "data", "broadcast", "_prefix")
+    __slots__ = ("_prefix", "broadcast", "data", "event")
 
     def __init__(self, event: str, data: dict, broadcast: dict) -> None:
         self.event = event

@@ -531,7 +531,7 @@ class HistoryService:
     async def _export(self, incident: Incident, user_id: str, raw: bool) -> ExportResult:
         async with self._exports:
             channel_name = await self.channel_name(incident.channel_id) or "incident"
-            stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M")
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M")
             filename = f"{channel_name}-{stamp}.csv"
             dm = await self.client.direct_channel_with(user_id)
             with tempfile.TemporaryFile() as out:

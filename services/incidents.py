@@ -31,10 +31,10 @@ from domain import (
     checklist,
     new_id,
     permissions,
+    step_commands,
     validation,
 )
 from domain import incidents as ops
-from domain import step_commands
 from domain.freshness import StaleCard, require_fresh
 from domain.models import EventKind
 from gateway.cards import (

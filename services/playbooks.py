@@ -20,9 +20,8 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from domain import Actor, NotFound, Playbook, ValidationError, permissions
+from domain import Actor, NotFound, Playbook, ValidationError, permissions, step_commands
 from domain import playbooks as ops
-from domain import step_commands
 from domain.errors import Conflict
 from domain.playbooks import StageDraft, StepDraft
 from domain.templates import Template

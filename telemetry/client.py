@@ -46,7 +46,7 @@ class Telemetry(abc.ABC):
     def track(self, event: str, properties: Mapping[str, Any]) -> None:
         """Queue one event; the installation's metadata is added by the sender."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional: a sender without a queue has nothing to close
         """Stop sending (bounded in time); events still queued may be dropped."""
 
     def incident_changed(self, incident: Incident, timeline_events: Iterable[TimelineEvent]) -> None:
@@ -139,7 +139,7 @@ class RudderTelemetry(Telemetry):
         try:
             queued, _ = self._client.track(anonymous_id=self.diagnostic_id, event=str(event),
                                            properties={**properties, **self.metadata})
-        except Exception as error:  # noqa: BLE001  (a user action must never fail because of telemetry)
+        except Exception as error:
             log.warning("telemetry: event %s not queued: %s", event, error)
             return
         if not queued:
@@ -200,7 +200,7 @@ async def build(settings: Any, store: Any, server_version: str, *, options: Rudd
         diagnostic_id = await store.setting_or_default(DIAGNOSTIC_ID_KEY, new_id())
         sender = RudderTelemetry(settings.rudder_write_key, settings.rudder_data_plane_url,
                                  diagnostic_id=diagnostic_id, server_version=server_version, options=options)
-    except Exception as error:  # noqa: BLE001  (start-up goes on without telemetry)
+    except Exception as error:
         log.warning("telemetry is off: it could not be started (%s)", error)
         return NULL_TELEMETRY
     log.info("telemetry is on: usage events (ids and counts only) go to %s", sender.data_plane_url)

@@ -1165,7 +1165,7 @@ class ContractChecker:
                 self.openapi.validate_request(request)
             except _ROUTE_ERRORS as exc:
                 return [_route_problem(request, exc)]
-            except Exception as exc:  # noqa: BLE001 - besides OpenAPIError, deserializers raise AssertionError/ValueError on malformed bodies
+            except Exception as exc:
                 problems += [f"request: {msg}" for msg in _describe(exc)]
         try:
             self.openapi.validate_response(request, response)
@@ -1173,7 +1173,7 @@ class ContractChecker:
             return [_route_problem(request, exc)]
         except ResponseNotFound as exc:
             problems.append(f"response: status {response.status_code} is not documented ({_clip(str(exc))})")
-        except Exception as exc:  # noqa: BLE001 - same as above
+        except Exception as exc:
             problems += [f"response: {msg}" for msg in _describe(exc)]
         if self.wire_rules:
             problems += _wire_problems(request.method, request.path, response)

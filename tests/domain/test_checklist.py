@@ -106,7 +106,8 @@ def test_stage_step_limit():
 
 def test_move_within_and_across_stages():
     inc = incident()
-    titles = lambda i, s: [step.title for step in i.stages[s].steps]
+    def titles(i, s):
+        return [step.title for step in i.stages[s].steps]
     moved, events = checklist.move_step(inc, StepRef(0, 0), 2, "bob", T0)
     assert titles(moved, 0) == ["Step 1.2", "Step 1.3", "Step 1.1"]
     assert events[0].details["from_index"] == 0 and events[0].details["index"] == 2

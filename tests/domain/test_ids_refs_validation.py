@@ -66,7 +66,7 @@ def test_incident_name_limits():
     assert validation.incident_name("x" * limits.INCIDENT_NAME_MAX) == "x" * 64
     with pytest.raises(ValidationError, match='2–64 characters long; "a" has 1'):
         validation.incident_name("a")
-    with pytest.raises(ValidationError, match="has 65. Shorten it"):
+    with pytest.raises(ValidationError, match=r"has 65\. Shorten it"):
         validation.incident_name("x" * 65)
     with pytest.raises(ValidationError, match="single line"):
         validation.incident_name("two\nlines")

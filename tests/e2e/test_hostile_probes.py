@@ -6,7 +6,6 @@ from __future__ import annotations
 from tests.e2e.conftest import make_playbook
 from tests.e2e.test_incidents import start_incident
 
-
 # -- visibility: a direct message between two other people is neither announced into nor named ---------
 
 async def test_announce_into_a_direct_message_of_others_is_answered_as_missing(sandbox, bot):

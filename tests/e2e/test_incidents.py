@@ -194,7 +194,7 @@ async def test_reaction_trigger_offers_a_start_button(sandbox, bot):
     options = action.dialog["dialog"]["elements"][0]["options"]
     outcome = await bob.submit_dialog({"playbook": options[0]["value"], "name": "Slow payments", "description": None})
     assert outcome.closed
-    incident = [i for i in await all_incidents(bot) if i.name == "Slow payments"][0]
+    incident = next(i for i in await all_incidents(bot) if i.name == "Slow payments")
     assert incident.source_post_id == post["id"]
     assert "> Payments API latency is 10s" in channel_posts(sandbox, incident.channel_id)[0]["message"]
 
@@ -436,7 +436,7 @@ def _refusal(text: str, name: str) -> str:
 
 async def test_announce_only_where_the_user_can_post(sandbox, bot):
     await make_playbook(bot, sandbox, members=("bob",))
-    incident, channel = await start_incident(sandbox, bot, "bob", "Search is down")
+    _incident, channel = await start_incident(sandbox, bot, "bob", "Search is down")
     bob = sandbox.user("bob")
     off_topic = sandbox.channel("acme", "off-topic")["id"]
     leadership = sandbox.channel("acme", "leadership")["id"]
@@ -461,7 +461,7 @@ async def test_announce_only_where_the_user_can_post(sandbox, bot):
 
 async def test_announce_into_a_public_channel_the_bot_is_not_in(sandbox, bot):
     await make_playbook(bot, sandbox, members=("bob",))
-    incident, channel = await start_incident(sandbox, bot, "bob", "Search is down")
+    _incident, channel = await start_incident(sandbox, bot, "bob", "Search is down")
     off_topic = sandbox.channel("acme", "off-topic")["id"]
     assert sandbox.user_id("incident") not in sandbox.channel_members(off_topic)
     result = await sandbox.user("bob").command(channel["id"], "/incident announce ~off-topic")
@@ -472,7 +472,7 @@ async def test_announce_into_a_public_channel_the_bot_is_not_in(sandbox, bot):
 
 async def test_announce_into_a_private_channel_the_bot_is_not_in(sandbox, bot):
     await make_playbook(bot, sandbox, members=("carol",))
-    incident, channel = await start_incident(sandbox, bot, "carol", "Search is down")
+    _incident, channel = await start_incident(sandbox, bot, "carol", "Search is down")
     leadership = sandbox.channel("acme", "leadership")["id"]   # carol is in it, the bot is not
     before = len(sandbox.posts(leadership))
     carol = sandbox.user("carol")
@@ -489,7 +489,7 @@ async def test_announce_into_a_private_channel_the_bot_is_not_in(sandbox, bot):
 
 async def test_announce_into_a_private_channel_the_user_is_not_in(sandbox, bot):
     await make_playbook(bot, sandbox, members=("bob",))
-    incident, channel = await start_incident(sandbox, bot, "bob", "Search is down")
+    _incident, channel = await start_incident(sandbox, bot, "bob", "Search is down")
     secret = await _new_channel(sandbox, "secret-ops", "P", "incident")   # the bot is in it, bob is not
     before = len(sandbox.posts(secret))
     text = (await sandbox.user("bob").command(channel["id"], "/incident announce ~secret-ops ~nope")).ephemeral[0]
@@ -558,7 +558,7 @@ async def test_two_users_clicking_at_once_both_count(sandbox, bot):
 
 async def test_tampered_dialog_choices_are_refused_without_change(sandbox, bot):
     await make_playbook(bot, sandbox)
-    incident, channel = await start_incident(sandbox, bot)
+    incident, _channel = await start_incident(sandbox, bot)
     alice = sandbox.user("alice")
     await alice.click(incident.card_post_id, "Change commander")
     outcome = await alice.submit_dialog({"commander": "../../users/me"})

@@ -11,7 +11,7 @@ import json
 
 from services import livecard
 from tests.e2e.conftest import EDIT_TIME_LIMIT, make_playbook
-from tests.e2e.test_incidents import card, card_text, channel_posts, fresh, start_incident, step_button
+from tests.e2e.test_incidents import card, card_text, fresh, start_incident, step_button
 
 
 def synchronise(sandbox, bot) -> None:

@@ -42,7 +42,7 @@ async def test_backticks_in_a_step_command_do_not_break_out_of_the_ran_post(sand
     command = "/echo ok` @all ping `"
     await make_playbook(bot, sandbox, stages=(("Triage", ("Open the bridge",)),),
                         commands={"Open the bridge": command})
-    incident, channel = await start_incident(sandbox, bot)
+    _incident, channel = await start_incident(sandbox, bot)
     await add_member(sandbox, channel["id"], "bob")
     bob_sees = record_posted(sandbox, "bob")
     assert (await sandbox.user("alice").command(channel["id"], "/incident run 1.1")).ephemeral == []
@@ -103,7 +103,7 @@ async def test_a_post_quoted_from_the_reaction_button_mentions_nobody(sandbox, b
 
 async def test_export_is_spreadsheet_safe_unless_raw(sandbox, bot):
     await make_playbook(bot, sandbox)
-    incident, channel = await start_incident(sandbox, bot, name="Export safety")
+    _incident, channel = await start_incident(sandbox, bot, name="Export safety")
     alice = sandbox.user("alice")
     payloads = ['=HYPERLINK("http://evil.example","x")', "+1+1", "-2+3", "@SUM(1)", "\t=1", "plain"]
     for message in payloads:
@@ -128,7 +128,7 @@ async def test_export_is_spreadsheet_safe_unless_raw(sandbox, bot):
 
 async def test_export_raw_works_with_a_named_incident(sandbox, bot):
     await make_playbook(bot, sandbox)
-    incident, channel = await start_incident(sandbox, bot, name="Named one")
+    _incident, channel = await start_incident(sandbox, bot, name="Named one")
     await sandbox.user("alice").post(channel["id"], "=1+1")
     result = await sandbox.user("alice").command("town-square", f"/incident export --raw ~{channel['name']}")
     assert "I sent you the CSV of **Named one**" in result.ephemeral[0]

@@ -7,9 +7,10 @@ whose buttons act on the incident. Buttons on an ephemeral post cannot be answer
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 import aiohttp
 import pytest
-from urllib.parse import parse_qsl
 
 from domain import NotFound
 from gateway.ids import Route
@@ -135,7 +136,7 @@ async def test_stage_show_bad_input_is_explained(sandbox, bot):
 
 async def test_an_ended_incidents_stages_can_still_be_viewed_without_buttons(sandbox, bot):
     await make_playbook(bot, sandbox, members=("alice",))
-    incident, channel = await start_incident(sandbox, bot)
+    _incident, channel = await start_incident(sandbox, bot)
     alice = sandbox.user("alice")
     await alice.command(channel["id"], "/incident end")
     assert (await alice.submit_dialog({})).closed

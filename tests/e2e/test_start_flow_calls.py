@@ -93,7 +93,7 @@ async def test_no_request_sure_to_fail_and_no_read_of_what_the_bot_knows(sandbox
     assert [c for c in calls if c[2] >= 400] == []
     paths = shape(calls)
     assert "POST /api/v4/posts/ephemeral" not in paths
-    assert not [p for p in paths if "/channels/name/" in p or p.endswith("/posts") and p.startswith("GET")]
+    assert not [p for p in paths if "/channels/name/" in p or (p.endswith("/posts") and p.startswith("GET"))]
     created = {c["id"] for c in sandbox.world.channels.values() if c["display_name"] in ("Alpha", "Beta")}
     assert len(created) == 2 and not [c for c in calls if c[0] == "GET" and c[1].rsplit("/", 1)[-1] in created]
 

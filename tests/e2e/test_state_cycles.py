@@ -15,10 +15,8 @@ import pytest
 from domain.models import IncidentStatus
 from tests.e2e.conftest import make_playbook
 from tests.e2e.test_incidents import card, start_incident, step_button
-from tests.e2e.test_step_commands import bot_calls, one_step_incident, ran_posts, step_runs
 from tests.e2e.test_state_bound_buttons import last_click, replay, stored
-
-
+from tests.e2e.test_step_commands import bot_calls, one_step_incident, ran_posts, step_runs
 
 
 @pytest.fixture
@@ -155,7 +153,7 @@ async def test_copies_of_one_run_click_sent_at_once_run_once(sandbox, bot, http)
 
 async def test_a_run_costs_one_card_edit_more(sandbox, bot):
     """REST calls of a Run click: the command, the announcement and the card redrawn for the run."""
-    incident, channel = await run_incident(sandbox, bot)
+    incident, _channel = await run_incident(sandbox, bot)
     start = len(bot_calls(sandbox))
     await sandbox.user("alice").click(incident.card_post_id,
                                       step_button(card(sandbox, incident), "Run", "Do the thing"))

@@ -44,7 +44,7 @@ async def one_step_incident(sandbox, bot, command: str, *, user="alice", title="
 async def test_f2_announce_in_a_step_cannot_reach_someone_elses_private_incident(sandbox, bot):
     # carol's private incident: the bot is a member of its channel, dave is not.
     await make_playbook(bot, sandbox, title="Secret", members=("carol",), public=False)
-    secret, secret_channel = await start_incident(sandbox, bot, user="carol", name="Secret breach", playbook="Secret")
+    _secret, secret_channel = await start_incident(sandbox, bot, user="carol", name="Secret breach", playbook="Secret")
     assert secret_channel["name"] == "secret-breach" and secret_channel["type"] == "P"
     before = [p["id"] for p in sandbox.posts(secret_channel["id"])]
     # dave, in none of the target channels, makes a step that announces there and runs it.
@@ -99,7 +99,7 @@ async def test_a_non_member_or_someone_who_left_cannot_run_a_step(sandbox, bot):
 
 
 async def test_a_step_that_ends_the_incident_opens_the_end_dialog_for_the_clicker(sandbox, bot):
-    incident, channel = await one_step_incident(sandbox, bot, "/incident end")
+    incident, _channel = await one_step_incident(sandbox, bot, "/incident end")
     alice = sandbox.user("alice")
     clicked = await alice.click(incident.card_post_id, step_button(card(sandbox, incident), "Run", "Do the thing"))
     assert clicked.status == 200 and clicked.dialog is not None  # the click's trigger id opened it, for alice

@@ -96,7 +96,7 @@ async def test_details_and_step_show_give_the_whole_description_privately(sandbo
 
 async def test_step_show_explains_bad_input(sandbox, bot):
     await description_playbook(bot, sandbox)
-    incident, channel = await start_incident(sandbox, bot, name="Described three")
+    _incident, channel = await start_incident(sandbox, bot, name="Described three")
     alice = sandbox.user("alice")
     usage = "Usage: `/incident step show S.N` — A step in full"
     assert usage in (await alice.command(channel["id"], "/incident step show")).ephemeral[0]
@@ -108,7 +108,7 @@ async def test_step_show_explains_bad_input(sandbox, bot):
 
 async def test_info_shows_descriptions_in_full(sandbox, bot):
     await description_playbook(bot, sandbox)
-    incident, channel = await start_incident(sandbox, bot, name="Described four")
+    _incident, channel = await start_incident(sandbox, bot, name="Described four")
     text = (await sandbox.user("alice").command(channel["id"], "/incident info")).ephemeral[0]
     assert "- ⬜ 1.1 Page the *on-call* via [PagerDuty](https://pd.example.com)" in text
     assert "  Use the **escalation** policy; see the [runbook](https://wiki.example.com/runbook)." in text

@@ -185,7 +185,7 @@ async def test_help_tables_have_no_slack_style_links_and_no_live_mentions(sandbo
 # Finding an incident by name ---------------------------------------------------------------------
 
 async def test_info_and_export_take_a_channel_name_without_tilde(sandbox, bot, incident_channel):
-    incident, channel = incident_channel
+    _incident, channel = incident_channel
     bob = sandbox.user("bob")
     info = await bob.command("town-square", f"/incident info {channel['name']}")
     assert info.ephemeral[0].startswith("#### 🚨 Checkout 502s"), info.ephemeral
@@ -200,10 +200,10 @@ async def test_info_and_export_take_a_channel_name_without_tilde(sandbox, bot, i
 async def test_an_ambiguous_name_lists_the_matches_the_person_may_see(sandbox, bot):
     await make_playbook(bot, sandbox, title="Public", members=("alice", "bob", "dave"))
     await make_playbook(bot, sandbox, title="Private", members=("alice",), public=False)
-    first, first_channel = await start_incident(sandbox, bot, name="DB down", playbook="Public")
+    _first, first_channel = await start_incident(sandbox, bot, name="DB down", playbook="Public")
     # Names match ignoring case (and the helper needs a distinct spelling to find each one).
-    second, second_channel = await start_incident(sandbox, bot, name="db down", playbook="Public")
-    hidden, hidden_channel = await start_incident(sandbox, bot, name="DB Down", playbook="Private")
+    _second, second_channel = await start_incident(sandbox, bot, name="db down", playbook="Public")
+    _hidden, hidden_channel = await start_incident(sandbox, bot, name="DB Down", playbook="Private")
     alice = await sandbox.user("alice").command("town-square", '/incident info "DB down"')
     reply = alice.ephemeral[0]
     assert reply.startswith('3 incidents you can see are called "DB down":'), reply

@@ -11,7 +11,14 @@ import tempfile
 
 import pytest
 
-from gateway.export import CSV_COLUMNS, FORMULA_STARTS, UsernameCache, channel_pages, spreadsheet_safe, write_channel_csv
+from gateway.export import (
+    CSV_COLUMNS,
+    FORMULA_STARTS,
+    UsernameCache,
+    channel_pages,
+    spreadsheet_safe,
+    write_channel_csv,
+)
 from tests.gateway.test_export_csv import ALICE, BOB, FakeMattermost, export, make_post, read_rows
 
 PAYLOADS = {

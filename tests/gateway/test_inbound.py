@@ -1,7 +1,6 @@
 """The bot's HTTP server fed literal Mattermost request bodies: authentication and dispatch."""
 
 import base64
-import json
 import time
 from urllib.parse import urlencode
 
@@ -107,7 +106,7 @@ async def test_slash_command_dispatch_and_reply(server):
 
 
 async def test_get_method_command(server):
-    client, recorder, *_ = server
+    client, _recorder, *_ = server
     response = await client.get(Route.COMMAND.value, params=form("ping q"))
     assert response.status == 200 and (await response.json())["text"] == "pong q"
 

@@ -53,7 +53,7 @@ def test_a_long_or_multi_line_description_is_one_line_on_the_card():
     step = Step(id=ids(10), title="Step", description=description)
     card = incident_card(make_incident((Stage(id=ids(9), title="Triage", steps=(step,)),)), context())
     text = card["props"]["attachments"][2]["text"]
-    title_line, description_line = text.split("\n")
+    _title_line, description_line = text.split("\n")
     assert description_line.startswith("First **line** word word")
     assert description_line.endswith("…")
     visible = re.sub(r"\*\*", "", description_line)

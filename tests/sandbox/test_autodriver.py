@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
 from aiohttp import web
 from mattermostautodriver import AsyncDriver, Driver
-from mattermostautodriver.exceptions import (InvalidOrMissingParameters, NoAccessTokenProvided,
-                                             NotEnoughPermissions, ResourceNotFound)
+from mattermostautodriver.exceptions import (
+    InvalidOrMissingParameters,
+    NoAccessTokenProvided,
+    NotEnoughPermissions,
+    ResourceNotFound,
+)
 
 from sandbox import Sandbox
 

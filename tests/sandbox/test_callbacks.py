@@ -528,7 +528,7 @@ async def test_update_of_an_ephemeral_post_in_place_when_opted_in(api, sb: Sandb
 
 # ---------------------------------------------------------------------- incoming webhooks
 async def test_incoming_webhook(api, sb: Sandbox) -> None:
-    status, headers, body = await api("POST", "/hooks/pojxk7i9e3ydiq9qfwsd6npg5c",
+    status, _headers, body = await api("POST", "/hooks/pojxk7i9e3ydiq9qfwsd6npg5c",
                                       json_body={"text": "alert <http://g|graph>", "attachments": [{"text": "a"}]})
     assert (status, body) == (200, b"ok")
     post = sb.posts(sb.channel("acme", "town-square")["id"])[-1]

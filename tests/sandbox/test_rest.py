@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-
 from sandbox import Sandbox, SandboxConfig
 from sandbox.ids import ALPHABET, is_valid_id, new_id
 
@@ -124,7 +123,7 @@ async def test_ok_only_routes_return_status_ok(api, sb: Sandbox) -> None:
     ch = sb.channel("acme", "town-square")
     _, _, post = await api("POST", "/api/v4/posts", as_user="bob", json_body={"channel_id": ch["id"], "message": "x"})
     for path in (f"/api/v4/posts/{post['id']}/pin", f"/api/v4/posts/{post['id']}/unpin"):
-        status, headers, body = await api("POST", path, as_user="bob")
+        status, _headers, body = await api("POST", path, as_user="bob")
         assert (status, body) == (200, {"status": "OK"})
     status, _, body = await api("DELETE", f"/api/v4/posts/{post['id']}", as_user="bob")
     assert (status, body) == (200, {"status": "OK"})
@@ -289,7 +288,7 @@ async def test_reactions_and_files(api, sb: Sandbox) -> None:
     assert info["name"] == "notes.txt" and info["size"] == 5 and info["mime_type"] == "text/plain"
     p = await sb.user("bob").post("town-square", "with file", files=[("a.txt", b"abc")])
     fid = p["file_ids"][0]
-    status, headers, data = await api("GET", f"/api/v4/files/{fid}", as_user="dave")
+    status, _headers, data = await api("GET", f"/api/v4/files/{fid}", as_user="dave")
     assert status == 200 and data == b"abc"
     _, _, finfo = await api("GET", f"/api/v4/files/{fid}/info", as_user="dave")
     assert finfo["post_id"] == p["id"]

@@ -94,7 +94,7 @@ async def test_mutate_retries_after_a_conflict(store):
     store.get_incident = get_incident  # type: ignore[method-assign]
     try:
         # The shared algorithm (a backend may load inside its write lock and never conflict).
-        saved, _ = await Store.mutate_incident(store, 
+        saved, _ = await Store.mutate_incident(store,
             inc.id, lambda i: checklist.check_step(i, StepRef(0, 0), "bob", T0 + 2)
         )
     finally:
