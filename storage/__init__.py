@@ -3,16 +3,20 @@
 ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` (SQLAlchemy's
 convention: the path is everything after ``sqlite:///``) or ``sqlite:///:memory:``.
 Options go in the query string: ``?synchronous=normal``.
+
+``memory://`` is a private in-process store (no SQLite, for fast tests); ``memory://NAME``
+is shared by the stores opened on NAME while one of them exists (see ``storage/memory.py``).
 """
 
 from __future__ import annotations
 
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .base import IncidentOperation, IncidentRef, IncidentSort, Page, RefPage, StorageError, Store
+from .base import IncidentOperation, IncidentQuery, IncidentRef, IncidentSort, Page, RefPage, StorageError, Store
 
 __all__ = [
     "IncidentOperation",
+    "IncidentQuery",
     "IncidentRef",
     "IncidentSort",
     "Page",
@@ -24,7 +28,7 @@ __all__ = [
     "open_store",
 ]
 
-SUPPORTED_SCHEMES = ("sqlite",)
+SUPPORTED_SCHEMES = ("sqlite", "memory")
 
 
 class UnsupportedDatabaseURL(StorageError, ValueError):
@@ -39,11 +43,26 @@ def create_store(url: str) -> Store:
             f"{url!r} is not a database URL; use for example sqlite:///data/command-center.db"
         )
     scheme = scheme.lower()
+    if scheme == "memory":
+        return _memory_store(url)
     if scheme != "sqlite":
         raise UnsupportedDatabaseURL(
             f"database URL scheme {scheme!r} is not supported (supported: {', '.join(SUPPORTED_SCHEMES)});"
             " use for example sqlite:///data/command-center.db"
         )
+    return _sqlite_store(url)
+
+
+def _memory_store(url: str) -> Store:
+    parts = urlsplit(url)
+    if parts.query:
+        raise UnsupportedDatabaseURL("in-memory store URLs take no options: write memory:// or memory://NAME")
+    from .memory import MemoryStore
+
+    return MemoryStore(unquote(parts.netloc + parts.path))
+
+
+def _sqlite_store(url: str) -> Store:
     parts = urlsplit(url)
     if parts.netloc:
         raise UnsupportedDatabaseURL(

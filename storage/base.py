@@ -19,6 +19,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple, Self
 
@@ -68,6 +69,63 @@ class RefPage(NamedTuple):
 
 #: Largest page of :meth:`Store.list_incident_refs` (references are small; full rows are not).
 REFS_PER_PAGE_MAX = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentQuery:
+    """Which incidents of a team a list shows, in which order, and which page of them.
+
+    Build it with :meth:`of`, which checks the paging and normalises the values, so a
+    backend gets a query it can run as it is: the same one serves the full list and its
+    light references. ``search`` is stripped; None (or blank) means no name filter.
+    """
+
+    team_id: str
+    viewer_channel_ids: frozenset[str] = frozenset()
+    is_admin: bool = False
+    status: IncidentStatus | None = None
+    commander_id: str | None = None
+    playbook_id: str | None = None
+    search: str | None = None
+    sort: IncidentSort = IncidentSort.CREATED_DESC
+    page: int = 0
+    per_page: int = 15
+
+    @classmethod
+    def of(
+        cls,
+        team_id: str,
+        *,
+        viewer_channel_ids: Collection[str] = (),
+        is_admin: bool = False,
+        status: IncidentStatus | None = None,
+        commander_id: str | None = None,
+        playbook_id: str | None = None,
+        search: str | None = None,
+        sort: IncidentSort = IncidentSort.CREATED_DESC,
+        page: int = 0,
+        per_page: int = 15,
+        most: int = limits.LIST_PER_PAGE_MAX,
+    ) -> IncidentQuery:
+        """A checked query (ValidationError for impossible paging, ValueError for an unknown sort or status)."""
+        check_paging(page, per_page, most=most)
+        return cls(
+            team_id=team_id,
+            viewer_channel_ids=frozenset(viewer_channel_ids),
+            is_admin=is_admin,
+            status=None if status is None else IncidentStatus(status),
+            commander_id=commander_id,
+            playbook_id=playbook_id,
+            search=(search.strip() or None) if search else None,
+            sort=IncidentSort(sort),
+            page=page,
+            per_page=per_page,
+        )
+
+    @property
+    def offset(self) -> int:
+        """How many matching incidents come before the page."""
+        return self.page * self.per_page
 
 
 class Store(abc.ABC):
@@ -157,7 +215,6 @@ class Store(abc.ABC):
     async def delete_incident(self, incident_id: str) -> bool:
         """Delete an incident and its timeline (used to clean up a half-made start)."""
 
-    @abc.abstractmethod
     async def list_incidents(
         self,
         team_id: str,
@@ -176,10 +233,14 @@ class Store(abc.ABC):
 
         Visible: public incidents, plus private ones whose channel id is in
         ``viewer_channel_ids``; everything when ``is_admin``. ``search`` matches
-        a substring of the name, ignoring case. ``page`` counts from 0.
+        a substring of the name, ignoring ASCII case. ``page`` counts from 0.
+        The keywords are those of :class:`IncidentQuery` (see :meth:`incidents_page`).
         """
+        return await self.incidents_page(IncidentQuery.of(
+            team_id, viewer_channel_ids=viewer_channel_ids, is_admin=is_admin, status=status,
+            commander_id=commander_id, playbook_id=playbook_id, search=search, sort=sort,
+            page=page, per_page=per_page))
 
-    @abc.abstractmethod
     async def list_incident_refs(
         self,
         team_id: str,
@@ -200,6 +261,18 @@ class Store(abc.ABC):
         or parsed. Fetch the few that are shown with :meth:`incidents_by_ids`.
         ``per_page`` may go up to ``REFS_PER_PAGE_MAX``.
         """
+        return await self.incident_refs_page(IncidentQuery.of(
+            team_id, viewer_channel_ids=viewer_channel_ids, is_admin=is_admin, status=status,
+            commander_id=commander_id, playbook_id=playbook_id, search=search, sort=sort,
+            page=page, per_page=per_page, most=REFS_PER_PAGE_MAX))
+
+    @abc.abstractmethod
+    async def incidents_page(self, query: IncidentQuery) -> Page:
+        """The page of incidents ``query`` selects, with the total count (what backends implement)."""
+
+    @abc.abstractmethod
+    async def incident_refs_page(self, query: IncidentQuery) -> RefPage:
+        """The same selection, order and total as :meth:`incidents_page`, as light references."""
 
     @abc.abstractmethod
     async def incidents_by_ids(self, incident_ids: Sequence[str]) -> list[Incident]:
@@ -305,6 +378,7 @@ def like_pattern(search: str) -> str:
 __all__ = [
     "REFS_PER_PAGE_MAX",
     "IncidentOperation",
+    "IncidentQuery",
     "IncidentRef",
     "IncidentSort",
     "Page",

@@ -21,7 +21,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -36,15 +36,14 @@ from domain.models import Incident, IncidentStatus, Playbook, Stage, TimelineEve
 
 from . import migrations
 from .base import (
-    REFS_PER_PAGE_MAX,
     IncidentOperation,
+    IncidentQuery,
     IncidentRef,
     IncidentSort,
     Page,
     RefPage,
     StorageError,
     Store,
-    check_paging,
     like_pattern,
 )
 
@@ -253,35 +252,27 @@ def _count_incidents(conn: sqlite3.Connection, condition: str, params: Sequence[
     return _scalar(counted[0] if counted else None)
 
 
-def _list_condition(
-    team_id: str,
-    viewer_channel_ids: Collection[str],
-    is_admin: bool,
-    status: IncidentStatus | None,
-    commander_id: str | None,
-    playbook_id: str | None,
-    search: str | None,
-) -> tuple[str, list]:
+def _list_condition(query: IncidentQuery) -> tuple[str, list]:
     """The WHERE clause and parameters shared by the list and its light references."""
     where = ["team_id = ?"]
-    params: list = [team_id]
-    if not is_admin:
+    params: list = [query.team_id]
+    if not query.is_admin:
         # The viewer's channels arrive as one JSON array parameter: one statement,
         # however many channels, and SQLite builds a lookup table from it once.
         where.append("(public = 1 OR channel_id IN (SELECT value FROM json_each(?)))")
-        params.append(json.dumps(list(viewer_channel_ids)))
-    if status is not None:
+        params.append(json.dumps(sorted(query.viewer_channel_ids)))
+    if query.status is not None:
         where.append("status = ?")
-        params.append(IncidentStatus(status).value)
-    if commander_id is not None:
+        params.append(query.status.value)
+    if query.commander_id is not None:
         where.append("commander_id = ?")
-        params.append(commander_id)
-    if playbook_id is not None:
+        params.append(query.commander_id)
+    if query.playbook_id is not None:
         where.append("playbook_id = ?")
-        params.append(playbook_id)
-    if search:
+        params.append(query.playbook_id)
+    if query.search:
         where.append("name LIKE ? ESCAPE '\\'")
-        params.append(like_pattern(search.strip()))
+        params.append(like_pattern(query.search))
     return " AND ".join(where), params
 
 
@@ -764,33 +755,18 @@ class SqliteStore(Store):
             cursor = await conn.execute("DELETE FROM incidents WHERE id = ?", (incident_id,))
             return cursor.rowcount == 1
 
-    async def list_incidents(
-        self,
-        team_id: str,
-        *,
-        viewer_channel_ids: Collection[str] = (),
-        is_admin: bool = False,
-        status: IncidentStatus | None = None,
-        commander_id: str | None = None,
-        playbook_id: str | None = None,
-        search: str | None = None,
-        sort: IncidentSort = IncidentSort.CREATED_DESC,
-        page: int = 0,
-        per_page: int = 15,
-    ) -> Page:
-        check_paging(page, per_page)
-        condition, params = _list_condition(
-            team_id, viewer_channel_ids, is_admin, status, commander_id, playbook_id, search
-        )
-        order = _SORTS[IncidentSort(sort)]
+    async def incidents_page(self, query: IncidentQuery) -> Page:
+        condition, params = _list_condition(query)
+        order = _SORTS[query.sort]
+        per_page, offset = query.per_page, query.offset
 
-        def query(conn: sqlite3.Connection) -> tuple[int, list[sqlite3.Row]]:
+        def work(conn: sqlite3.Connection) -> tuple[int, list[sqlite3.Row]]:
             total = _count_incidents(conn, condition, params)
             # Choose the page from the covering indexes first, then read only its rows:
             # sorting full rows would drag every stages document through the sorter.
             rowids = [row[0] for row in conn.execute(
                 f"SELECT rowid FROM incidents WHERE {condition} ORDER BY {order} LIMIT ? OFFSET ?",
-                [*params, per_page, page * per_page],
+                [*params, per_page, offset],
             )]
             if not rowids:
                 return total, []
@@ -801,41 +777,26 @@ class SqliteStore(Store):
             return total, [by_rowid[r] for r in rowids if r in by_rowid]
 
         async with self._reading() as conn:
-            total, rows = await _on_thread(conn, query)  # count, page and rows in one hop
+            total, rows = await _on_thread(conn, work)  # count, page and rows in one hop
         return Page([_incident_from_row(row) for row in rows], total)
 
-    async def list_incident_refs(
-        self,
-        team_id: str,
-        *,
-        viewer_channel_ids: Collection[str] = (),
-        is_admin: bool = False,
-        status: IncidentStatus | None = None,
-        commander_id: str | None = None,
-        playbook_id: str | None = None,
-        search: str | None = None,
-        sort: IncidentSort = IncidentSort.CREATED_DESC,
-        page: int = 0,
-        per_page: int = 100,
-    ) -> RefPage:
-        check_paging(page, per_page, most=REFS_PER_PAGE_MAX)
-        condition, params = _list_condition(
-            team_id, viewer_channel_ids, is_admin, status, commander_id, playbook_id, search
-        )
-        order = _SORTS[IncidentSort(sort)]
+    async def incident_refs_page(self, query: IncidentQuery) -> RefPage:
+        condition, params = _list_condition(query)
+        order = _SORTS[query.sort]
+        per_page, offset = query.per_page, query.offset
 
-        def query(conn: sqlite3.Connection) -> tuple[int, list[tuple]]:
+        def work(conn: sqlite3.Connection) -> tuple[int, list[tuple]]:
             total = _count_incidents(conn, condition, params)
             # Every column here is in the list indexes (0005 added id): the walk never reads a table row.
             refs = conn.execute(
                 f"SELECT id, team_id, channel_id, public FROM incidents WHERE {condition}"
                 f" ORDER BY {order} LIMIT ? OFFSET ?",
-                [*params, per_page, page * per_page],
+                [*params, per_page, offset],
             ).fetchall()
             return total, refs
 
         async with self._reading() as conn:
-            total, rows = await _on_thread(conn, query)
+            total, rows = await _on_thread(conn, work)
         return RefPage([IncidentRef(row[0], row[1], row[2], bool(row[3])) for row in rows], total)
 
     async def incidents_by_ids(self, incident_ids: Sequence[str]) -> list[Incident]:
@@ -886,16 +847,16 @@ class SqliteStore(Store):
             params).close())
 
     async def delete_setting(self, key: str, *, if_value: str | None = None) -> bool:
-        if if_value is None:
-            sql, params = "DELETE FROM settings WHERE key = ?", (key,)
-        else:
-            sql, params = "DELETE FROM settings WHERE key = ? AND value = ?", (key, if_value)
+        sql = "DELETE FROM settings WHERE key = ?"
+        params: tuple[str, ...] = (key,)
+        if if_value is not None:
+            sql, params = sql + " AND value = ?", (key, if_value)
         return await self._write(lambda conn: conn.execute(sql, params).rowcount > 0)
 
     async def settings_with_prefix(self, prefix: str) -> dict[str, str]:
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = await self._fetchall("SELECT key, value FROM settings WHERE key LIKE ? ESCAPE '\\' ORDER BY key",
-                                    (escaped + "%",))
+        # A prefix of exactly these characters: LIKE would ignore ASCII case.
+        rows = await self._fetchall("SELECT key, value FROM settings WHERE substr(key, 1, ?) = ? ORDER BY key",
+                                    (len(prefix), prefix))
         return {row[0]: row[1] for row in rows}
 
     async def setting_or_default(self, key: str, default: str) -> str:

@@ -1,31 +1,56 @@
 """Store fixtures: every test that uses ``store`` runs once per backend.
 
-To add a backend, add its name to BACKENDS and a branch to ``make_url``; the
-tests themselves must not change.
+To add a backend, add its name and a URL maker to BACKENDS; the tests themselves must not
+change. A test that is about one backend's own machinery says so with
+``@pytest.mark.backends("sqlite", reason="...")`` and runs on those only.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
 from storage import Store, create_store
 
-BACKENDS = ["sqlite"]
+#: Each backend and the URL of a fresh, empty database of it (one line per backend).
+BACKENDS: dict[str, Callable[[Path], str]] = {
+    "sqlite": lambda tmp_path: f"sqlite:///{tmp_path / 'store.db'}",
+    "memory": lambda tmp_path: f"memory://{uuid.uuid4().hex}",  # named: store_factory reopens the same one
+}
 
 
-def make_url(backend: str, tmp_path) -> str:
-    """A database URL for an empty database of ``backend``."""
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    raise AssertionError(f"no test database for backend {backend!r}")
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers", "backends(*names, reason): the store tests run on these backends only, and why"
+    )
 
 
-@pytest.fixture(params=BACKENDS)
-def store_url(request, tmp_path) -> str:
+def pytest_generate_tests(metafunc) -> None:
+    if "backend" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("backends")
+    names = list(BACKENDS)
+    if marker is not None:
+        assert marker.kwargs.get("reason"), f"{metafunc.definition.nodeid}: say why it is limited to {marker.args}"
+        unknown = set(marker.args) - set(BACKENDS)
+        assert not unknown, f"{metafunc.definition.nodeid}: no backend {sorted(unknown)}"
+        names = [name for name in names if name in marker.args]
+    metafunc.parametrize("backend", names, indirect=True)
+
+
+@pytest.fixture
+def backend(request) -> str:
+    """The backend under test (parametrised by ``pytest_generate_tests``)."""
+    return request.param
+
+
+@pytest.fixture
+def store_url(backend, tmp_path) -> str:
     """The URL of a fresh database, per backend."""
-    return make_url(request.param, tmp_path)
+    return BACKENDS[backend](tmp_path)
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ def hops(monkeypatch) -> list[str]:
     return seen
 
 
+@pytest.mark.backends("sqlite", reason="counts hand-offs to aiosqlite threads")
 async def test_a_toggle_is_one_hop_to_the_writer(store, hops):
     inc, events = incident()
     await store.create_incident(inc, events)
@@ -48,6 +49,7 @@ async def test_a_toggle_is_one_hop_to_the_writer(store, hops):
     assert [e.kind for e in await store.timeline(inc.id)][-1] == EventKind.STEP_CHECKED
 
 
+@pytest.mark.backends("sqlite", reason="counts hand-offs to aiosqlite threads")
 async def test_a_list_page_is_one_hop_to_a_reader(store, hops):
     for n in range(20):
         await store.create_incident(*incident(name=f"Outage {n}", now=T0 + n, public=n % 2 == 0))
@@ -57,6 +59,7 @@ async def test_a_list_page_is_one_hop_to_a_reader(store, hops):
     assert page.total == 10 and [i.name for i in page.items] == [f"Outage {n}" for n in (8, 6, 4, 2, 0)]
 
 
+@pytest.mark.backends("sqlite", reason="counts hand-offs to aiosqlite threads")
 async def test_a_noop_toggle_writes_nothing_and_is_one_hop(store, hops):
     inc, events = incident()
     await store.create_incident(inc, events)
@@ -185,6 +188,7 @@ async def test_incidents_by_ids_keeps_the_order_given_and_ignores_unknown_or_hos
     assert [i.id for i in await store.incidents_by_ids(many)] == [made[3].id]
 
 
+@pytest.mark.backends("sqlite", reason="reads SQLite's query plans")
 async def test_the_walk_never_reads_table_rows(store):
     """Every list index covers the references, so walking reads only index pages."""
     await _mixed_team(store)
@@ -204,6 +208,7 @@ async def test_the_walk_never_reads_table_rows(store):
             assert "COVERING INDEX" in plan, (arguments, order, plan)
 
 
+@pytest.mark.backends("sqlite", reason="about SQLite's PRAGMAs and WAL checkpoint")
 async def test_a_toggle_right_after_a_checkpoint_or_a_fresh_open_commits(store_factory):
     """A PRAGMA answer left unread stays an active statement on aiosqlite's thread (its last
     result is kept alive there) and a COMMIT in the same call would be refused."""

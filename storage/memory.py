@@ -1,0 +1,517 @@
+"""The in-memory backend: a complete :class:`Store` kept in Python structures, for fast tests.
+
+It keeps SQLite's semantics (the same store suite runs on both): the same uniqueness rules
+(one incident per channel, ids, single-use keys), conditional updates by version, the same
+list order (ties broken by insertion order, like SQLite's rowid; names compared ignoring
+ASCII case only, like ``COLLATE NOCASE`` and ``LIKE``) and paging.
+
+Atomicity: one writer at a time (an asyncio lock, shared by every store on the same
+database). A single call does all its checks before it changes anything and never
+awaits while changing, so it is whole or absent. ``transaction()`` works on a copy of the
+data (each container is copied on its first write) and puts it in place on commit, so other
+tasks keep reading the last committed state, as WAL readers do. Every call yields to the
+event loop once before it starts, as a real backend does, so code that only works because a
+store call never suspends is not hidden by this one.
+
+Copies: stored models are rebuilt (validated) on write, so a caller cannot keep a handle on
+anything stored; incidents and playbooks are frozen and hold only tuples, so they are shared
+on read (like the SQLite backend's parse cache); event details (dicts) are kept as JSON and
+parsed anew on every read.
+
+``memory://`` is a private database; ``memory://NAME`` is shared by every store opened
+on NAME in this process while one of them exists (e.g. to reopen it). Nothing survives
+the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import string
+import weakref
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from domain.errors import Conflict, NotFound
+from domain.models import Incident, Playbook, TimelineEvent
+
+from . import migrations
+from .base import (
+    IncidentOperation,
+    IncidentQuery,
+    IncidentRef,
+    IncidentSort,
+    Page,
+    RefPage,
+    StorageError,
+    Store,
+)
+
+#: ``COLLATE NOCASE`` and ``LIKE`` fold ASCII letters only.
+_ASCII_FOLD = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+#: What ``update_incident`` writes; the rest (id, team, channel, creator, creation time) stays as created.
+_MUTABLE_INCIDENT_FIELDS: set[str] = {
+    "name", "description", "commander_id", "playbook_id", "playbook_title", "active_stage", "status",
+    "ended_at", "source_post_id", "card_post_id", "public", "stages", "stage_set_at", "restarted_at",
+}
+#: What ``update_playbook`` writes (and the members).
+_MUTABLE_PLAYBOOK_FIELDS: set[str] = {"title", "description", "create_public_channel", "stages", "updated_at"}
+
+
+def _fold(text: str) -> str:
+    return text.translate(_ASCII_FOLD)
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    """A stored timeline event: the event without details, and its details as JSON."""
+
+    event: TimelineEvent
+    details: str
+
+    def read(self) -> TimelineEvent:
+        return self.event.model_copy(update={"details": json.loads(self.details)})
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """A stored incident and its insertion number (SQLite's rowid: it breaks ties in every order)."""
+
+    rowid: int
+    incident: Incident
+
+
+class _Data:
+    """Everything a database holds. Containers are copied on their first write after :meth:`fork`."""
+
+    _CONTAINERS = ("playbooks", "incidents", "by_channel", "timelines", "event_ids", "settings", "single_use")
+
+    def __init__(self) -> None:
+        self.playbooks: dict[str, Playbook] = {}
+        self.incidents: dict[str, _Row] = {}
+        self.by_channel: dict[str, str] = {}
+        self.timelines: dict[str, list[_Event]] = {}
+        self.event_ids: set[str] = set()
+        self.settings: dict[str, str] = {}
+        self.single_use: dict[tuple[str, str], int] = {}
+        self.rowids = itertools.count(1)
+        self._owned = set(self._CONTAINERS)
+        self._owned_timelines: set[str] | None = None  # None: every timeline list is this copy's own
+
+    def fork(self) -> _Data:
+        """A copy sharing every container until it writes one (``rowids`` is shared: numbers only grow)."""
+        copy = _Data.__new__(_Data)
+        for name in self._CONTAINERS:
+            setattr(copy, name, getattr(self, name))
+        copy.rowids = self.rowids
+        copy._owned = set()
+        copy._owned_timelines = set()
+        return copy
+
+    def own(self) -> None:
+        """Called when this copy becomes the committed state: the one it was forked from is dropped."""
+        self._owned = set(self._CONTAINERS)
+        self._owned_timelines = None
+
+    def _writable(self, name: str) -> Any:
+        if name not in self._owned:
+            setattr(self, name, getattr(self, name).copy())
+            self._owned.add(name)
+        return getattr(self, name)
+
+    # Writable views of each container (copied first if shared with the committed state).
+    def w_playbooks(self) -> dict[str, Playbook]:
+        return self._writable("playbooks")
+
+    def w_incidents(self) -> dict[str, _Row]:
+        return self._writable("incidents")
+
+    def w_by_channel(self) -> dict[str, str]:
+        return self._writable("by_channel")
+
+    def w_timelines(self) -> dict[str, list[_Event]]:
+        return self._writable("timelines")
+
+    def w_timeline(self, incident_id: str) -> list[_Event]:
+        """The incident's timeline to append to (copied first if shared with the committed state)."""
+        timelines = self.w_timelines()
+        events = timelines.get(incident_id)
+        if events is None:
+            events = timelines[incident_id] = []
+        elif self._owned_timelines is not None and incident_id not in self._owned_timelines:
+            events = timelines[incident_id] = events.copy()
+        if self._owned_timelines is not None:
+            self._owned_timelines.add(incident_id)
+        return events
+
+    def w_event_ids(self) -> set[str]:
+        return self._writable("event_ids")
+
+    def w_settings(self) -> dict[str, str]:
+        return self._writable("settings")
+
+    def w_single_use(self) -> dict[tuple[str, str], int]:
+        return self._writable("single_use")
+
+
+@dataclass
+class _Tx:
+    """The write transaction a task is running: its working copy of the data."""
+
+    data: _Data
+    task: asyncio.Task | None
+    active: bool = True
+
+
+class _Database:
+    """The committed data, the writers' lock and the running transaction: shared by every store on it."""
+
+    def __init__(self) -> None:
+        self.data = _Data()
+        self.lock = asyncio.Lock()
+        self.tx_var: ContextVar[_Tx | None] = ContextVar(f"memory_tx_{id(self)}", default=None)
+
+
+_NAMED: weakref.WeakValueDictionary[str, _Database] = weakref.WeakValueDictionary()
+
+
+def _database(name: str) -> _Database:
+    if not name:
+        return _Database()
+    database = _NAMED.get(name)
+    if database is None:
+        database = _NAMED[name] = _Database()
+    return database
+
+
+# -- canonical copies (what SQLite's write-then-parse gives) ------------------------------------------
+def _stored_incident(incident: Incident) -> Incident:
+    return Incident.model_validate(incident.model_dump())
+
+
+def _stored_playbook(playbook: Playbook) -> Playbook:
+    fields = playbook.model_dump(exclude={"member_ids"})
+    fields["member_ids"] = tuple(dict.fromkeys(playbook.member_ids))
+    return Playbook.model_validate(fields)
+
+
+def _stored_events(data: _Data, events: Sequence[TimelineEvent], new_incident: str | None = None) -> list[_Event]:
+    """The events as stored, after every check (Conflict for a known event id, NotFound for a missing incident)."""
+    stored = []
+    seen: set[str] = set()
+    for event in events:
+        if event.id in data.event_ids or event.id in seen:
+            raise Conflict("A timeline event with this id is already recorded.")
+        if event.incident_id != new_incident and event.incident_id not in data.incidents:
+            raise NotFound("This incident no longer exists.")
+        seen.add(event.id)
+        details = json.dumps(event.details, separators=(",", ":"))
+        bare = TimelineEvent.model_validate({**event.model_dump(exclude={"details"}), "details": {}})
+        stored.append(_Event(bare, details))
+    return stored
+
+
+def _append(data: _Data, events: Iterable[_Event]) -> None:
+    ids = data.w_event_ids()
+    for stored in events:
+        data.w_timeline(stored.event.incident_id).append(stored)
+        ids.add(stored.event.id)
+
+
+def _save_incident(
+    data: _Data, incident: Incident, events: Sequence[TimelineEvent], expected: int
+) -> Incident:
+    """``update_incident`` on ``data``: the version check, then the write (nothing if a check fails)."""
+    row = data.incidents.get(incident.id)
+    if row is None:
+        raise NotFound("This incident no longer exists.")
+    if row.incident.version != expected:
+        raise Conflict("Someone else changed this incident at the same time. Look at it again and retry.")
+    fields = row.incident.model_dump()
+    fields.update(incident.model_dump(include=_MUTABLE_INCIDENT_FIELDS), version=expected + 1)
+    stored = Incident.model_validate(fields)
+    new_events = _stored_events(data, events)
+    data.w_incidents()[incident.id] = _Row(row.rowid, stored)
+    _append(data, new_events)
+    return incident.model_copy(update={"version": expected + 1})
+
+
+def _sorted_rows(rows: list[_Row], sort: IncidentSort) -> list[_Row]:
+    if sort in (IncidentSort.NAME_ASC, IncidentSort.NAME_DESC):
+        return sorted(rows, key=lambda r: (_fold(r.incident.name), r.rowid), reverse=sort is IncidentSort.NAME_DESC)
+    return sorted(rows, key=lambda r: (r.incident.created_at, r.rowid), reverse=sort is IncidentSort.CREATED_DESC)
+
+
+def _select(data: _Data, query: IncidentQuery) -> tuple[int, list[Incident]]:
+    """The total and the page of incidents ``query`` selects."""
+    needle = _fold(query.search) if query.search else None
+    rows = [
+        row for row in data.incidents.values()
+        if (i := row.incident).team_id == query.team_id
+        and (query.is_admin or i.public or i.channel_id in query.viewer_channel_ids)
+        and (query.status is None or i.status is query.status)
+        and (query.commander_id is None or i.commander_id == query.commander_id)
+        and (query.playbook_id is None or i.playbook_id == query.playbook_id)
+        and (needle is None or needle in _fold(i.name))
+    ]
+    page = _sorted_rows(rows, query.sort)[query.offset:query.offset + query.per_page]
+    return len(rows), [row.incident for row in page]
+
+
+class MemoryStore(Store):
+    """:class:`Store` in this process's memory (see the module's documentation)."""
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name
+        self._db = _database(name)
+        self._open = False
+
+    # -- lifecycle and transactions --------------------------------------------------------------
+    async def open(self) -> None:
+        self._open = True
+
+    async def close(self) -> None:
+        self._open = False
+
+    async def schema_version(self) -> int:
+        """The latest schema version: the data is always in the current shape."""
+        await self._read()
+        return len(migrations.load("sqlite"))
+
+    def _require_open(self) -> _Database:
+        if not self._open:
+            raise StorageError("the store is not open; call await store.open() first")
+        return self._db
+
+    def _current_tx(self) -> _Tx | None:
+        tx = self._db.tx_var.get()
+        # A task started inside a transaction inherits the context; it must not use it.
+        if tx is not None and tx.active and tx.task is asyncio.current_task():
+            return tx
+        return None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """One writer at a time, on a copy of the data that replaces it on commit; nested calls join."""
+        if self._current_tx() is not None:
+            yield
+            return
+        db = self._require_open()
+        await asyncio.sleep(0)  # a scheduling point, like every call (see the module's documentation)
+        async with db.lock:
+            tx = _Tx(db.data.fork(), asyncio.current_task())
+            token = db.tx_var.set(tx)
+            try:
+                yield
+                tx.data.own()
+                db.data = tx.data  # commit
+            finally:
+                tx.active = False
+                db.tx_var.reset(token)
+
+    async def _read(self) -> _Data:
+        """The data a read sees: the transaction's own (uncommitted) writes, or the last commit."""
+        db = self._require_open()
+        await asyncio.sleep(0)
+        tx = self._current_tx()
+        return tx.data if tx is not None else db.data
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[_Data]:
+        """The data to change: the running transaction's, or the committed data under the writers' lock."""
+        db = self._require_open()
+        await asyncio.sleep(0)
+        tx = self._current_tx()
+        if tx is not None:
+            yield tx.data
+            return
+        async with db.lock:
+            yield db.data
+
+    # -- playbooks -----------------------------------------------------------------------------
+    async def create_playbook(self, playbook: Playbook) -> Playbook:
+        stored = _stored_playbook(playbook)
+        async with self._writing() as data:
+            if playbook.id in data.playbooks:
+                raise Conflict("A playbook with this id already exists.")
+            data.w_playbooks()[playbook.id] = stored
+        return playbook
+
+    async def get_playbook(self, playbook_id: str) -> Playbook | None:
+        return (await self._read()).playbooks.get(playbook_id)
+
+    async def update_playbook(self, playbook: Playbook, *, expected_version: int | None = None) -> Playbook:
+        expected = playbook.version if expected_version is None else expected_version
+        async with self._writing() as data:
+            current = data.playbooks.get(playbook.id)
+            if current is None:
+                raise NotFound("This playbook no longer exists.")
+            if current.version != expected:
+                raise Conflict("Someone else changed this playbook at the same time. Look at it again and retry.")
+            fields = current.model_dump()
+            fields.update(playbook.model_dump(include=_MUTABLE_PLAYBOOK_FIELDS),
+                          member_ids=tuple(dict.fromkeys(playbook.member_ids)), version=expected + 1)
+            data.w_playbooks()[playbook.id] = Playbook.model_validate(fields)
+        return playbook.model_copy(update={"version": expected + 1})
+
+    async def delete_playbook(self, playbook_id: str, *, expected_version: int | None = None) -> bool:
+        async with self._writing() as data:
+            current = data.playbooks.get(playbook_id)
+            if current is None:
+                return False
+            if expected_version is not None and current.version != expected_version:
+                raise Conflict("Someone else changed this playbook at the same time. Look at it again and retry.")
+            del data.w_playbooks()[playbook_id]
+            return True
+
+    async def playbooks_for_user(self, team_id: str, user_id: str, *, is_admin: bool = False) -> list[Playbook]:
+        data = await self._read()
+        found = [p for p in data.playbooks.values()
+                 if p.team_id == team_id and (is_admin or user_id in p.member_ids)]
+        return sorted(found, key=lambda p: (_fold(p.title), p.id))
+
+    # -- incidents -------------------------------------------------------------------------------
+    async def create_incident(self, incident: Incident, events: Sequence[TimelineEvent] = ()) -> Incident:
+        stored = _stored_incident(incident)
+        async with self._writing() as data:
+            if incident.id in data.incidents or incident.channel_id in data.by_channel:
+                raise Conflict("This channel already has an incident.")
+            new_events = _stored_events(data, events, new_incident=incident.id)
+            data.w_incidents()[incident.id] = _Row(next(data.rowids), stored)
+            data.w_by_channel()[incident.channel_id] = incident.id
+            _append(data, new_events)
+        return incident
+
+    async def get_incident(self, incident_id: str) -> Incident | None:
+        row = (await self._read()).incidents.get(incident_id)
+        return row.incident if row else None
+
+    async def incident_by_channel(self, channel_id: str) -> Incident | None:
+        data = await self._read()
+        incident_id = data.by_channel.get(channel_id)
+        return data.incidents[incident_id].incident if incident_id is not None else None
+
+    async def update_incident(
+        self,
+        incident: Incident,
+        events: Sequence[TimelineEvent] = (),
+        *,
+        expected_version: int | None = None,
+        previous: Incident | None = None,
+    ) -> Incident:
+        expected = incident.version if expected_version is None else expected_version
+        async with self._writing() as data:
+            return _save_incident(data, incident, events, expected)
+
+    async def mutate_incident(
+        self, incident_id: str, operation: IncidentOperation, *, retries: int = 5
+    ) -> tuple[Incident, list[TimelineEvent]]:
+        """Load, apply and save while holding the writers' lock: no other writer can come between."""
+        async with self._writing() as data:
+            row = data.incidents.get(incident_id)
+            if row is None:
+                raise NotFound("This incident no longer exists.")
+            current = row.incident
+            updated, events = operation(current)
+            if not events and updated == current:
+                return current, []
+            if updated.id != current.id:
+                raise StorageError("an incident operation must not change the incident's id")
+            return _save_incident(data, updated, events, current.version), list(events)
+
+    async def delete_incident(self, incident_id: str) -> bool:
+        async with self._writing() as data:
+            row = data.incidents.get(incident_id)
+            if row is None:
+                return False
+            del data.w_incidents()[incident_id]
+            del data.w_by_channel()[row.incident.channel_id]
+            dropped = data.w_timelines().pop(incident_id, [])
+            if dropped:
+                data.w_event_ids().difference_update(stored.event.id for stored in dropped)
+            return True
+
+    async def incidents_page(self, query: IncidentQuery) -> Page:
+        total, items = _select(await self._read(), query)
+        return Page(items, total)
+
+    async def incident_refs_page(self, query: IncidentQuery) -> RefPage:
+        total, items = _select(await self._read(), query)
+        return RefPage([IncidentRef(i.id, i.team_id, i.channel_id, i.public) for i in items], total)
+
+    async def incidents_by_ids(self, incident_ids: Sequence[str]) -> list[Incident]:
+        incidents = (await self._read()).incidents
+        return [incidents[i].incident for i in incident_ids if i in incidents]
+
+    async def incidents_without_card(self, limit: int = 100) -> list[Incident]:
+        rows = [row for row in (await self._read()).incidents.values() if row.incident.card_post_id is None]
+        rows.sort(key=lambda r: (r.incident.created_at, r.rowid))
+        return [row.incident for row in (rows if limit < 0 else rows[:limit])]  # SQLite: a negative LIMIT is none
+
+    async def timeline(self, incident_id: str) -> list[TimelineEvent]:
+        return [stored.read() for stored in (await self._read()).timelines.get(incident_id, ())]
+
+    async def append_events(self, events: Sequence[TimelineEvent]) -> None:
+        async with self._writing() as data:
+            _append(data, _stored_events(data, events))
+
+    # -- settings ----------------------------------------------------------------------------------
+    async def get_setting(self, key: str) -> str | None:
+        return (await self._read()).settings.get(key)
+
+    async def set_setting(self, key: str, value: str) -> None:
+        async with self._writing() as data:
+            data.w_settings()[key] = value
+
+    async def delete_setting(self, key: str, *, if_value: str | None = None) -> bool:
+        async with self._writing() as data:
+            current = data.settings.get(key)
+            if current is None or (if_value is not None and current != if_value):
+                return False
+            del data.w_settings()[key]
+            return True
+
+    async def settings_with_prefix(self, prefix: str) -> dict[str, str]:
+        settings = (await self._read()).settings
+        return {key: settings[key] for key in sorted(settings) if key.startswith(prefix)}
+
+    async def setting_or_default(self, key: str, default: str) -> str:
+        async with self._writing() as data:
+            current = data.settings.get(key)
+            if current is None:
+                current = data.w_settings()[key] = default
+            return current
+
+    # -- single-use keys ---------------------------------------------------------------------------
+    async def claim_single_use(self, kind: str, key: str, *, expires_at: int, now: int) -> bool:
+        async with self._writing() as data:
+            recorded = data.single_use.get((kind, key))
+            if recorded is not None and recorded >= now:
+                return False
+            data.w_single_use()[(kind, key)] = expires_at
+            return True
+
+    async def release_single_use(self, kind: str, key: str) -> bool:
+        async with self._writing() as data:
+            if (kind, key) not in data.single_use:
+                return False
+            del data.w_single_use()[(kind, key)]
+            return True
+
+    async def prune_single_use(self, now: int, *, max_entries: int) -> int:
+        async with self._writing() as data:
+            kept = sorted((expires_at, kind_key) for kind_key, expires_at in data.single_use.items()
+                          if expires_at >= now)
+            excess = max(0, len(kept) - max(0, max_entries))
+            kept = kept[excess:]  # the soonest-expiring go first (ties by kind, then key, like SQLite's index)
+            deleted = len(data.single_use) - len(kept)
+            if deleted:
+                keys = data.w_single_use()
+                keys.clear()
+                keys.update((kind_key, expires_at) for expires_at, kind_key in kept)
+            return deleted
