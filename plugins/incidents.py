@@ -230,9 +230,10 @@ class IncidentPlugin(FeaturePlugin):
                                name=name, description=description, source_post_id=form.args.get("p") or None)
         try:
             started = await self.service.start_named(request)
-        except ValidationError as error:
-            return DialogReply(errors={"name": str(error)}) if "name" in str(error).lower() else DialogReply(
-                error=str(error))
+        except ValidationError as error:  # at its field (the name, the description), else in the footer
+            if error.field in ("name", "description"):
+                return DialogReply(errors={error.field: error.message})
+            return DialogReply(error=error.message)
         try:
             await self._tell_creator(form, started.incident, started.channel_name)
         except MattermostError as error:

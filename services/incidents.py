@@ -565,7 +565,8 @@ class IncidentService:
             journal.channel_name = with_suffix(base)
             await self._save_journal(journal)
             maybe_made = False
-        raise ValidationError("Could not find a free channel name for this incident; try a different name.")
+        raise ValidationError("Could not find a free channel name for this incident; try a different name.",
+                              field="name")
 
     async def _ensure_opening_and_card(self, incident: Incident, *, posted_nothing: bool = False) -> Incident:
         """Post the opening message and the card, pin it and remember it — skipping what exists.
