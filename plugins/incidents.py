@@ -223,7 +223,7 @@ class IncidentPlugin(FeaturePlugin):
             errors["name"] = str(error)
         if not isinstance(description, str):
             errors["description"] = "The description must be text."
-        if errors:
+        if errors or not isinstance(playbook_id, str) or not isinstance(name, str):
             return DialogReply(errors=errors)
         team_id = str(form.args.get("t", ""))
         request = StartRequest(actor_id=form.user_id, team_id=team_id, playbook_id=playbook_id,

@@ -112,7 +112,7 @@ def _one_line(text: str, width: int = 200) -> str:
 def _field_error(error: DomainError, fields: Sequence[str]) -> DialogReply:
     """The error at the dialog field it names (``DomainError.field``), or in the dialog's footer when it
     names none of ``fields`` (the dialog's elements)."""
-    if error.field in fields:
+    if error.field is not None and error.field in fields:
         return DialogReply(errors={error.field: error.message})
     return DialogReply(error=error.message)
 

@@ -249,6 +249,7 @@ class CardUpdater:
                 self._drawn_from(incident)
             if incident is None or not incident.card_post_id:
                 return "gone", incident
+            card_post_id = incident.card_post_id
             state = self._states.get(incident.id)
             if state is not None and state.post_id != incident.card_post_id:
                 state = None
@@ -287,7 +288,7 @@ class CardUpdater:
             if isinstance(post, dict) and not post.get("is_pinned"):
                 # A replacement card whose pin was lost part-way (see _replace): pin it now. The patch
                 # answer carries is_pinned, so a card that is pinned costs nothing extra.
-                await self.ctx.client.pin_post(incident.card_post_id)
+                await self.ctx.client.pin_post(card_post_id)
             self._remember(incident, post if isinstance(post, dict) else {}, card, as_of)
             if not tick:
                 self._notify(incident)
@@ -299,14 +300,17 @@ class CardUpdater:
 
     async def _learn_card_age(self, incident: Incident) -> CardState | None:
         """After a restart: when the card was posted (one GET), so a tick knows its edit window."""
+        post_id = incident.card_post_id
+        if not post_id:
+            return None
         try:
-            post = await self.ctx.client.get_post(incident.card_post_id)
+            post = await self.ctx.client.get_post(post_id)
         except MattermostError as error:
             if error.status in (403, 404):
                 return None
             raise
         created = post.get("create_at")
-        state = CardState(post_id=incident.card_post_id, created_at=created if isinstance(created, int) else None)
+        state = CardState(post_id=post_id, created_at=created if isinstance(created, int) else None)
         self._states[incident.id] = state
         return state
 
@@ -325,7 +329,8 @@ class CardUpdater:
         incident, _ = await self.ctx.store.mutate_incident(
             incident.id, lambda current: (ops.set_card_post(current, fresh["id"]), []))
         try:
-            await self.ctx.client.delete_post(old_id)  # its pin goes with it
+            if old_id:
+                await self.ctx.client.delete_post(old_id)  # its pin goes with it
         except MattermostError as error:
             if error.status != 404:  # already gone is what we wanted
                 log.warning("the outdated card %s of incident %s was not removed: %s", old_id, incident.id, error)
@@ -987,7 +992,7 @@ class IncidentService:
             outcome = await self._run_own(incident, user_id, command, trigger_id)
             if outcome.refusal is not None:
                 return CommandReply(text=f"Step {ref.label} was not run: {outcome.refusal}")
-            reply = outcome.reply
+            reply = outcome.reply or CommandReply()
         else:
             parsed = step_commands.parse(command)
             if parsed.trigger not in BOT_MAY_RUN:
