@@ -6,12 +6,16 @@ from __future__ import annotations
 class DomainError(Exception):
     """Base class of every error the domain raises on purpose.
 
-    ``message`` is written for the person who caused it and can be shown as is.
+    ``message`` is written for the person who caused it and can be shown as is. ``field`` names the
+    input it is about, as the operation's model calls it (``"title"``, ``"description"``,
+    ``"stages"``, ``"name"``, ...), or is None; a form shows the message at that field without
+    reading the message.
     """
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.field = field
 
     def __str__(self) -> str:
         return self.message

@@ -11,6 +11,8 @@ leak; things they can see but may not change give PermissionDenied.
 
 from __future__ import annotations
 
+from enum import Enum
+
 from .errors import NotFound, PermissionDenied
 from .models import Actor, Incident, Playbook
 
@@ -64,3 +66,28 @@ def require_use_playbook(actor: Actor, playbook: Playbook, *, is_team_member: bo
 def can_see_team(actor: Actor, *, is_team_member: bool) -> bool:
     """Team-scoped data (playbook and incident lists) is for team members and system admins."""
     return actor.is_system_admin or is_team_member
+
+
+class AnnounceRefusal(Enum):
+    """Why an incident is not announced in a channel."""
+
+    #: Missing, or private and not seen from inside: one answer, so nobody learns that it exists.
+    UNSEEN = "unseen"
+    #: A public channel the user is not in: announcements are posted only where the user could post.
+    NOT_A_MEMBER = "not a member"
+
+
+def announce_refusal(*, found: bool, public: bool, bot_is_member: bool,
+                     user_is_member: bool | None) -> AnnounceRefusal | None:
+    """Whether the incident may be announced in a channel for the user (None: it may).
+
+    The user must be a member of the channel. The bot can check that only from inside the channel
+    (Mattermost shows a channel's members to its members): it may join a public channel to look,
+    but into a private channel it is not in it cannot look, so that channel, a missing one and a
+    private one the user is not in get the same answer. ``user_is_member`` is None while unknown.
+    """
+    if not found or (not public and not bot_is_member):
+        return AnnounceRefusal.UNSEEN
+    if user_is_member is None or user_is_member:
+        return None
+    return AnnounceRefusal.NOT_A_MEMBER if public else AnnounceRefusal.UNSEEN

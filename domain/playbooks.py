@@ -38,10 +38,12 @@ class StageDraft(BaseModel):
 
 
 DEFAULT_STAGE_TITLE = "Default Stage"
+#: The ``field`` of every error about a playbook's stages and steps (DomainError.field).
+STAGES = "stages"
 
 
 def _located(where: str, error: DomainError) -> ValidationError:
-    return ValidationError(f"{where}: {error.message}")
+    return ValidationError(f"{where}: {error.message}", field=STAGES)
 
 
 def build_stages(drafts: Sequence[StageDraft | Stage]) -> tuple[Stage, ...]:
@@ -50,10 +52,10 @@ def build_stages(drafts: Sequence[StageDraft | Stage]) -> tuple[Stage, ...]:
     Errors name the stage and step they are about ("Stage 2, step 3: ...").
     """
     if len(drafts) < limits.STAGES_MIN:
-        raise ValidationError("A playbook needs at least one stage.")
+        raise ValidationError("A playbook needs at least one stage.", field=STAGES)
     if len(drafts) > limits.STAGES_MAX:
         raise ValidationError(
-            f"A playbook may have at most {limits.STAGES_MAX} stages; this one has {len(drafts)}."
+            f"A playbook may have at most {limits.STAGES_MAX} stages; this one has {len(drafts)}.", field=STAGES
         )
     stages = []
     for s, draft in enumerate(drafts, start=1):
@@ -64,7 +66,8 @@ def build_stages(drafts: Sequence[StageDraft | Stage]) -> tuple[Stage, ...]:
         if len(draft.steps) > limits.STEPS_PER_STAGE_MAX:
             raise ValidationError(
                 f'Stage {s} "{title}" has {len(draft.steps)} steps; the maximum is'
-                f" {limits.STEPS_PER_STAGE_MAX}."
+                f" {limits.STEPS_PER_STAGE_MAX}.",
+                field=STAGES,
             )
         steps = []
         step_inputs: Sequence[StepDraft | Step] = draft.steps
@@ -85,11 +88,26 @@ def build_stages(drafts: Sequence[StageDraft | Stage]) -> tuple[Stage, ...]:
     return tuple(stages)
 
 
+def drafts_of(stages: Iterable[Stage]) -> tuple[StageDraft, ...]:
+    """A playbook's stages as an editor describes them (no ids), to edit and build again."""
+    return tuple(
+        StageDraft(
+            title=stage.title,
+            steps=tuple(
+                StepDraft(title=s.title, description=s.description, command=s.command, assignee_id=s.assignee_id)
+                for s in stage.steps
+            ),
+        )
+        for stage in stages
+    )
+
+
 def _members(member_ids: Iterable[str]) -> tuple[str, ...]:
     unique = tuple(dict.fromkeys(m for m in member_ids if m))
     if len(unique) > limits.PLAYBOOK_MEMBERS_MAX:
         raise ValidationError(
-            f"A playbook may have at most {limits.PLAYBOOK_MEMBERS_MAX} members; this one has {len(unique)}."
+            f"A playbook may have at most {limits.PLAYBOOK_MEMBERS_MAX} members; this one has {len(unique)}.",
+            field="member_ids",
         )
     return unique
 

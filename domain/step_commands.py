@@ -75,4 +75,4 @@ def check_stages(stages: Iterable[_Stage], trigger: str) -> None:
     for s, stage in enumerate(stages, start=1):
         for n, step in enumerate(stage.steps, start=1):
             if runs_a_step(step.command, trigger):
-                raise ValidationError(f"Stage {s}, step {n}: {step_run_refusal(trigger)}")
+                raise ValidationError(f"Stage {s}, step {n}: {step_run_refusal(trigger)}", field="stages")

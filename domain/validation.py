@@ -21,8 +21,17 @@ def _has_control(value: str, allowed: str = "") -> bool:
     return any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in value)
 
 
-def clean_line(value: str, what: str, min_len: int, max_len: int) -> str:
-    """Strip ``value`` and check it is one line of ``min_len``–``max_len`` characters."""
+def clean_line(value: str, what: str, min_len: int, max_len: int, *, field: str | None = None) -> str:
+    """Strip ``value`` and check it is one line of ``min_len``–``max_len`` characters.
+
+    Errors carry ``field`` (see :class:`~domain.errors.DomainError`)."""
+    try:
+        return _clean_line(value, what, min_len, max_len)
+    except ValidationError as error:
+        raise ValidationError(error.message, field=field) from None
+
+
+def _clean_line(value: str, what: str, min_len: int, max_len: int) -> str:
     if not isinstance(value, str):
         raise ValidationError(f"The {what} must be text.")
     text = value.strip()
@@ -42,8 +51,17 @@ def clean_line(value: str, what: str, min_len: int, max_len: int) -> str:
     return text
 
 
-def clean_text(value: str, what: str, max_len: int) -> str:
-    """Normalise line endings, strip, and check a multi-line text against ``max_len``."""
+def clean_text(value: str, what: str, max_len: int, *, field: str | None = None) -> str:
+    """Normalise line endings, strip, and check a multi-line text against ``max_len``.
+
+    Errors carry ``field`` (see :class:`~domain.errors.DomainError`)."""
+    try:
+        return _clean_text(value, what, max_len)
+    except ValidationError as error:
+        raise ValidationError(error.message, field=field) from None
+
+
+def _clean_text(value: str, what: str, max_len: int) -> str:
     if not isinstance(value, str):
         raise ValidationError(f"The {what} must be text.")
     text = value.replace("\r\n", "\n").replace("\r", "\n").strip()
@@ -58,44 +76,45 @@ def clean_text(value: str, what: str, max_len: int) -> str:
 
 def incident_name(value: str) -> str:
     """Validate an incident name (2–64 characters, one line)."""
-    return clean_line(value, "incident name", limits.INCIDENT_NAME_MIN, limits.INCIDENT_NAME_MAX)
+    return clean_line(value, "incident name", limits.INCIDENT_NAME_MIN, limits.INCIDENT_NAME_MAX, field="name")
 
 
 def incident_description(value: str) -> str:
     """Validate an incident description."""
-    return clean_text(value, "incident description", limits.INCIDENT_DESCRIPTION_MAX)
+    return clean_text(value, "incident description", limits.INCIDENT_DESCRIPTION_MAX, field="description")
 
 
 def playbook_title(value: str) -> str:
     """Validate a playbook title."""
-    return clean_line(value, "playbook title", limits.PLAYBOOK_TITLE_MIN, limits.PLAYBOOK_TITLE_MAX)
+    return clean_line(value, "playbook title", limits.PLAYBOOK_TITLE_MIN, limits.PLAYBOOK_TITLE_MAX, field="title")
 
 
 def playbook_description(value: str) -> str:
     """Validate a playbook description."""
-    return clean_text(value, "playbook description", limits.PLAYBOOK_DESCRIPTION_MAX)
+    return clean_text(value, "playbook description", limits.PLAYBOOK_DESCRIPTION_MAX, field="description")
 
 
 def stage_title(value: str) -> str:
     """Validate a stage title."""
-    return clean_line(value, "stage title", limits.STAGE_TITLE_MIN, limits.STAGE_TITLE_MAX)
+    return clean_line(value, "stage title", limits.STAGE_TITLE_MIN, limits.STAGE_TITLE_MAX, field="title")
 
 
 def step_title(value: str) -> str:
     """Validate a step title (one line of markdown)."""
-    return clean_line(value, "step title", limits.STEP_TITLE_MIN, limits.STEP_TITLE_MAX)
+    return clean_line(value, "step title", limits.STEP_TITLE_MIN, limits.STEP_TITLE_MAX, field="title")
 
 
 def step_description(value: str) -> str:
     """Validate a step description (markdown)."""
-    return clean_text(value, "step description", limits.STEP_DESCRIPTION_MAX)
+    return clean_text(value, "step description", limits.STEP_DESCRIPTION_MAX, field="description")
 
 
 def step_command(value: str) -> str:
     """Validate a step's slash command: empty, or one line starting with ``/``."""
-    text = clean_line(value, "step command", 0, limits.STEP_COMMAND_MAX)
+    text = clean_line(value, "step command", 0, limits.STEP_COMMAND_MAX, field="command")
     if text and (not text.startswith("/") or len(text) < 2 or text[1].isspace()):
         raise ValidationError(
-            f'The step command must be a slash command such as "/echo hello"; got "{_preview(text)}".'
+            f'The step command must be a slash command such as "/echo hello"; got "{_preview(text)}".',
+            field="command",
         )
     return text

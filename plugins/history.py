@@ -211,8 +211,8 @@ class HistoryPlugin(FeaturePlugin):
         if filters.commander_id:
             parts.append(f"commander @{await self.directory.username(filters.commander_id)}")
         if filters.playbook_id:
-            playbook = await self.ctx.store.get_playbook(filters.playbook_id)
-            parts.append(f'playbook "{neutralize(playbook.title)}"' if playbook else "the chosen playbook")
+            title = await self.service.playbook_title(filters.playbook_id)
+            parts.append(f'playbook "{neutralize(title)}"' if title is not None else "the chosen playbook")
         if filters.search:
             parts.append(f'name contains "{neutralize(filters.search)}"')
         return ", ".join(parts)

@@ -97,8 +97,8 @@ class IncidentPlugin(FeaturePlugin):
         return user
 
     async def _incident_for_action(self, callback: ActionCallback) -> Incident:
-        incident = await self.ctx.store.get_incident(str(callback.args.get("i", "")))
-        if incident is None or incident.channel_id != callback.channel_id:
+        incident = await self.service.incident(str(callback.args.get("i", "")), channel_id=callback.channel_id)
+        if incident is None:
             raise NotFound("This incident no longer exists.")
         return incident
 
@@ -223,16 +223,17 @@ class IncidentPlugin(FeaturePlugin):
             errors["name"] = str(error)
         if not isinstance(description, str):
             errors["description"] = "The description must be text."
-        if errors:
+        if errors or not isinstance(playbook_id, str) or not isinstance(name, str):
             return DialogReply(errors=errors)
         team_id = str(form.args.get("t", ""))
         request = StartRequest(actor_id=form.user_id, team_id=team_id, playbook_id=playbook_id,
                                name=name, description=description, source_post_id=form.args.get("p") or None)
         try:
             started = await self.service.start_named(request)
-        except ValidationError as error:
-            return DialogReply(errors={"name": str(error)}) if "name" in str(error).lower() else DialogReply(
-                error=str(error))
+        except ValidationError as error:  # at its field (the name, the description), else in the footer
+            if error.field in ("name", "description"):
+                return DialogReply(errors={error.field: error.message})
+            return DialogReply(error=error.message)
         try:
             await self._tell_creator(form, started.incident, started.channel_name)
         except MattermostError as error:
@@ -278,7 +279,7 @@ class IncidentPlugin(FeaturePlugin):
     async def on_commander_submitted(self, form: DialogSubmission) -> DialogReply:
         if form.cancelled:
             return DialogReply()
-        incident = await self.ctx.store.get_incident(str(form.args.get("i", "")))
+        incident = await self.service.incident(str(form.args.get("i", "")))
         if incident is None:
             return DialogReply(error="This incident no longer exists.")
         chosen = form.submission.get("commander")
@@ -439,7 +440,7 @@ class IncidentPlugin(FeaturePlugin):
     async def on_assign_submitted(self, form: DialogSubmission) -> DialogReply:
         if form.cancelled:
             return DialogReply()
-        incident = await self.ctx.store.get_incident(str(form.args.get("i", "")))
+        incident = await self.service.incident(str(form.args.get("i", "")))
         if incident is None:
             return DialogReply(error="This incident no longer exists.")
         chosen = form.submission.get("assignee")
@@ -585,7 +586,7 @@ class IncidentPlugin(FeaturePlugin):
     async def _confirmed(self, form: DialogSubmission, end: bool) -> DialogReply:
         if form.cancelled:
             return DialogReply()
-        incident = await self.ctx.store.get_incident(str(form.args.get("i", "")))
+        incident = await self.service.incident(str(form.args.get("i", "")))
         if incident is None:
             return DialogReply(error="This incident no longer exists.")
         try:
@@ -611,67 +612,23 @@ class IncidentPlugin(FeaturePlugin):
 
     @on_command("announce")
     async def on_announce(self, command: SlashCommand) -> CommandReply:
-        names = command.arguments.split()
-        self.check_words(command, "announce", names)
+        words = command.arguments.split()
+        self.check_words(command, "announce", words)
         incident = await self.service.in_channel(command.channel_id)
-        await self.service.require_member(incident, command.user_id)
-        incident_channel = await self.ctx.client.get_channel(incident.channel_id)
-        commander = await self.directory.username(incident.commander_id)
+        typed = list(dict.fromkeys(words))
+        names = {raw: match.group(1).lower() for raw in typed if (match := _CHANNEL_MENTION.match(raw))}
+        outcomes = await self.service.announce(incident, command.user_id, list(names.values()))
         done, refused = [], []
-        for raw in dict.fromkeys(names):
-            match = _CHANNEL_MENTION.match(raw)
-            if not match:
+        for raw in typed:
+            if raw not in names:
                 refused.append(f"{inline_code(raw, limit=200)} is not a channel; write it as ~channel-name")
-                continue
-            name = match.group(1).lower()
-            try:
-                refusal = await self._announce_in(incident.team_id, name, command.user_id,
-                                                  f"@{commander} started an incident in ~{incident_channel['name']}: "
-                                                  f"**{neutralize(incident.name)}**")
-            except MattermostError as error:
-                refusal = user_message(error)
-            if refusal:
-                refused.append(f"~{name}: {refusal}")
+            elif outcomes[names[raw]]:
+                refused.append(f"~{names[raw]}: {outcomes[names[raw]]}")
             else:
-                done.append(f"~{name}")
+                done.append(f"~{names[raw]}")
         lines = []
         if done:
-            lines.append("Announced in " + ", ".join(done) + ".")
+            lines.append("Announced in " + ", ".join(dict.fromkeys(done)) + ".")
         if refused:
-            lines.append("Not announced:\n" + "\n".join(f"- {item}" for item in refused))
+            lines.append("Not announced:\n" + "\n".join(f"- {item}" for item in dict.fromkeys(refused)))
         return CommandReply(text="\n".join(lines))
-
-    async def _announce_in(self, team_id: str, name: str, user_id: str, message: str) -> str:
-        """Post ``message`` in the team's channel ``name`` for ``user_id``; "" when done, else why not.
-
-        Real Mattermost lets the bot read a channel's members only from inside it (getChannelMember
-        needs read_channel at channel scope), so it checks the user's membership as a member: it
-        joins a public channel first (join_public_channels) and leaves again if the user is not in
-        it. Into a private channel it cannot look without being a member, so a missing channel, a
-        private one the bot is not in and a private one the user is not in get one answer, which
-        tells a member what to do without telling anyone else that the channel exists.
-        """
-        client = self.ctx.client
-        unseen = f"no such channel in this team that I am in; for a private channel, add @{client.username} to it first"
-        try:
-            channel = await client.channel_by_name(team_id, name)
-        except MattermostError as error:
-            if error.status not in (403, 404):
-                raise
-            return unseen
-        # Fresh answers: someone may just have added the bot (or the user) to the channel.
-        self.directory.forget_channel(channel["id"])
-        joined = False
-        if not await self.directory.is_channel_member(channel["id"], client.user_id):
-            if channel.get("type") != "O":
-                return unseen
-            await client.add_channel_member(channel["id"], client.user_id)
-            self.directory.forget_channel(channel["id"])
-            joined = True
-        if not await self.directory.is_channel_member(channel["id"], user_id):
-            if joined:  # nothing to announce there: leave the channel as it was
-                await client.remove_channel_member(channel["id"], client.user_id)
-                self.directory.forget_channel(channel["id"])
-            return unseen if channel.get("type") != "O" else "you can only announce in channels you are a member of"
-        await client.create_post(channel["id"], message)
-        return ""

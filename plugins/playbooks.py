@@ -12,12 +12,11 @@ from __future__ import annotations
 import logging
 import re
 import shlex
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from domain import NotFound, Playbook, ValidationError, limits
+from domain import NotFound, Playbook, ValidationError, limits, outline
 from domain.errors import Conflict, DomainError
-from domain.playbooks import StageDraft, StepDraft
 from domain.templates import DEFAULT_TEMPLATE, TEMPLATES, Template, find_template
 from gateway import dialogs
 from gateway import playbook_yaml as pyaml
@@ -54,14 +53,11 @@ IMPORT_DIALOG_YAML = pyaml.SizeLimit(TEXTAREA_MAX, "Send longer playbooks to me 
                                                    f"message (up to {MAX_FILE_BYTES // 1024} KB).")
 EDIT_DIALOG_STAGES = pyaml.SizeLimit(TEXTAREA_MAX, 'Edit longer playbooks with quick edits (`/incident playbook '
                                                    'edit "<title>" step ...`), or export, edit and import the file.')
-_STEP_REF = re.compile(r"^([0-9]{1,4})\.([0-9]{1,4})$")
-_NUMBER = re.compile(r"^[0-9]{1,4}$")
 _MENTION = re.compile(r"^@?([a-z0-9._-]{1,64})$", re.IGNORECASE)
-_NONE_WORDS = ("none", "-", "clear")
-#: Words that end a title in ``edit <title> step|stage <verb> ...``.
+#: Words that end a title in ``edit <title> step|stage <verb> ...``: each kind's verbs and their other names.
 _EDIT_KEYWORDS: dict[str, tuple[str, ...]] = {
-    "step": ("add", "remove", "delete", "rename", "move", "describe", "description", "command", "assign"),
-    "stage": ("add", "remove", "delete", "rename", "move"),
+    kind: verbs + tuple(word for word, verb in outline.SYNONYMS.items() if verb in verbs)
+    for kind, verbs in outline.VERBS.items()
 }
 
 def _words(text: str) -> list[str]:
@@ -87,37 +83,38 @@ def _pop_option(words: list[str], name: str) -> tuple[str, list[str]]:
     return value, rest
 
 
-def _step_ref(text: str, stages: list[StageDraft]) -> tuple[int, int]:
-    match = _STEP_REF.match(text or "")
-    if not match:
-        raise ValidationError(f'"{neutralize(text or "(nothing)")}" is not a step: write S.N (stage S, step N, '
-                              "both from 1), for example 2.3.")
-    stage, step = int(match.group(1)) - 1, int(match.group(2)) - 1
-    _stage_index(str(stage + 1), stages)
-    count = len(stages[stage].steps)
-    if not 0 <= step < count:
-        raise NotFound(f"Step {stage + 1}.{step + 1} does not exist: stage {stage + 1} has {count} "
-                       f"step{'s' if count != 1 else ''}.")
-    return stage, step
-
-
-def _stage_index(text: str, stages: list[StageDraft], *, allow_end: bool = False) -> int:
-    count = len(stages) + (1 if allow_end else 0)
-    if not _NUMBER.match(text or "") or not 1 <= int(text) <= count:
-        raise ValidationError(f'"{neutralize(text or "(nothing)")}" is not a stage: type a number from 1 to '
-                              f"{count}.")
-    return int(text) - 1
-
-
-def _with_steps(stages: list[StageDraft], index: int, steps: list[StepDraft]) -> list[StageDraft]:
-    changed = list(stages)
-    changed[index] = changed[index].model_copy(update={"steps": tuple(steps)})
-    return changed
+def _done_text(change: outline.OutlineChange) -> str:
+    """What an outline edit did, for the person who typed it."""
+    label, title, value = change.label, neutralize(change.title), change.value
+    texts = {
+        "stage add": f'added stage {label} "{title}".',
+        "stage rename": f'renamed stage {label} to "{title}".',
+        "stage remove": f'removed stage {label} "{title}" and its steps.',
+        "stage move": f"moved stage {change.before} to position {label}.",
+        "step add": f'added step {label} "{title}".',
+        "step remove": f'removed step {label} "{title}".',
+        "step rename": f'renamed step {label} to "{title}".',
+        "step describe": f"{'set' if value else 'cleared'} the description of step {label}.",
+        "step command": (f"step {label} now runs {inline_code(value)}." if value
+                         else f"step {label} no longer has a command."),
+        "step assign": (f"set the default assignee of step {label}." if value
+                        else f"cleared the default assignee of step {label}."),
+        "step move": f'moved step "{title}" to {label}.',
+    }
+    return texts[change.what]
 
 
 def _one_line(text: str, width: int = 200) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _field_error(error: DomainError, fields: Sequence[str]) -> DialogReply:
+    """The error at the dialog field it names (``DomainError.field``), or in the dialog's footer when it
+    names none of ``fields`` (the dialog's elements)."""
+    if error.field is not None and error.field in fields:
+        return DialogReply(errors={error.field: error.message})
+    return DialogReply(error=error.message)
 
 
 def _template_for(value: Any) -> Template | None:
@@ -343,8 +340,7 @@ class PlaybookPlugin(FeaturePlugin):
                 str(form.args.get("t", "")), form.user_id, title=title, template=template,
                 description=description or None, public=None if not channel else channel == "public")
         except (ValidationError, Conflict) as error:
-            field = "description" if "description" in str(error) else "title"
-            return DialogReply(errors={field: str(error)})
+            return _field_error(error, ("title", "description"))
         await self._tell(form, self._created_text(playbook, template))
         return DialogReply()
 
@@ -439,13 +435,10 @@ class PlaybookPlugin(FeaturePlugin):
         except PlaybookFormatError as error:  # an assignee who does not exist, at its line
             return DialogReply(errors={"stages": str(error)})
         except ValidationError as error:
-            text = str(error)
-            field = next((f for f, word in (("title", "playbook title"), ("description", "playbook description"),
-                                            ("stages", "stage")) if word in text.lower() and f in values), "")
-            return DialogReply(errors={field: text}) if field else DialogReply(error=text)
+            return _field_error(error, [name for name in ("title", "description", "stages") if name in values])
         except Conflict as error:
-            if "titled" in str(error):
-                return DialogReply(errors={"title": str(error)})
+            if error.field == "title":  # the title is taken; another Conflict (a newer version) is answered as usual
+                return _field_error(error, ("title",))
             raise
         await self._tell(form, f"Saved playbook **{neutralize(playbook.title)}**: {len(playbook.stages)} stages, "
                                f"{playbook.step_count} steps. Incidents already started are unchanged.")
@@ -454,120 +447,21 @@ class PlaybookPlugin(FeaturePlugin):
     async def _edit_outline(self, command: SlashCommand, team_id: str, playbook: Playbook,
                             words: list[str]) -> CommandReply:
         """``step ...`` / ``stage ...`` edits typed after the title."""
-        kind, verb, args = words[0].lower(), words[1].lower(), words[2:]
-        verb = {"delete": "remove", "description": "describe"}.get(verb, verb)
-        if f"playbook edit {kind} {verb}" in USAGES:
-            self.check_words(command, f"playbook edit {kind} {verb}", args)
-        assignee_id: str | None = None
-        if kind == "step" and verb == "assign":
-            if len(args) < 2:
+        edit = outline.OutlineEdit.of(words[0], words[1], words[2:])
+        if f"playbook edit {edit.kind} {edit.verb}" in USAGES:
+            self.check_words(command, f"playbook edit {edit.kind} {edit.verb}", list(edit.args))
+        if edit.kind == "step" and edit.verb == "assign":
+            if len(edit.args) < 2:
                 raise ValidationError("Write: step assign S.N @user (or none).")
-            if args[1].lower() not in _NONE_WORDS:
-                assignee_id = await self._team_member_id(team_id, args[1])
-        done: list[str] = []
-
-        def change(stages: list[StageDraft]) -> list[StageDraft]:
-            done.clear()  # a retry after a conflict starts over
-            return self._apply(kind, verb, args, stages, assignee_id, done)
-
-        updated = await self.service.edit_outline(team_id, command.user_id, playbook.id, change)
+            if edit.args[1].lower() not in outline.NONE_WORDS:
+                match = _MENTION.match(edit.args[1])
+                if not match:
+                    raise ValidationError(f'"{neutralize(edit.args[1])}" is not a username. Write it as @username.')
+                person = await self.service.team_person(team_id, match.group(1))
+                edit = outline.OutlineEdit.of(edit.kind, edit.verb, edit.args, assignee_id=person)
+        updated, change = await self.service.edit_outline(team_id, command.user_id, playbook.id, edit)
         show = inline_code('/incident playbook show "{}"'.format(updated.title.replace('"', "")))
-        return CommandReply(text=f"Playbook **{neutralize(updated.title)}**: {done[0]} See it with {show}.")
-
-    async def _team_member_id(self, team_id: str, text: str) -> str:
-        match = _MENTION.match(text)
-        if not match:
-            raise ValidationError(f'"{neutralize(text)}" is not a username. Write it as @username.')
-        # Missing and outside the team get one answer (the bot sees other teams' users).
-        user = await self.directory.team_user_by_username(team_id, match.group(1))
-        if user is None:
-            raise NotFound(f"There is no user @{neutralize(match.group(1))} in this team. Check the spelling.")
-        if user.get("is_bot"):
-            raise ValidationError(f"@{user['username']} is not a person in this team.")
-        return user["id"]
-
-    @staticmethod
-    def _apply(kind: str, verb: str, args: list[str], stages: list[StageDraft], assignee_id: str | None,
-               done: list[str]) -> list[StageDraft]:
-        """One outline edit on the drafts; ``done`` receives what to tell the user."""
-        text = " ".join(args[1:])
-        if kind == "stage":
-            if verb == "add":
-                title = " ".join(args)
-                done.append(f'added stage {len(stages) + 1} "{neutralize(title)}".')
-                return [*stages, StageDraft(title=title)]
-            index = _stage_index(args[0] if args else "", stages)
-            if verb == "rename":
-                done.append(f'renamed stage {index + 1} to "{neutralize(text)}".')
-                changed = list(stages)
-                changed[index] = stages[index].model_copy(update={"title": text})
-                return changed
-            if verb == "remove":
-                if len(stages) == 1:
-                    raise ValidationError("A playbook needs at least one stage; add another before removing this one.")
-                done.append(f'removed stage {index + 1} "{neutralize(stages[index].title)}" and its steps.')
-                return [s for i, s in enumerate(stages) if i != index]
-            if verb == "move":
-                target = _stage_index(args[1] if len(args) > 1 else "", stages)
-                changed = list(stages)
-                changed.insert(target, changed.pop(index))
-                done.append(f"moved stage {index + 1} to position {target + 1}.")
-                return changed
-        if verb == "add":
-            index = _stage_index(args[0] if args else "", stages)
-            if not text:
-                raise ValidationError("Write: step add S <title>, for example step add 2 Check the logs.")
-            steps = [*stages[index].steps, StepDraft(title=text)]
-            done.append(f'added step {index + 1}.{len(steps)} "{neutralize(text)}".')
-            return _with_steps(stages, index, steps)
-        s, n = _step_ref(args[0] if args else "", stages)
-        steps = list(stages[s].steps)
-        step = steps[n]
-        label = f"{s + 1}.{n + 1}"
-        if verb == "remove":
-            steps.pop(n)
-            done.append(f'removed step {label} "{neutralize(step.title)}".')
-            return _with_steps(stages, s, steps)
-        if verb == "rename":
-            steps[n] = step.model_copy(update={"title": text})
-            done.append(f'renamed step {label} to "{neutralize(text)}".')
-            return _with_steps(stages, s, steps)
-        if verb == "describe":
-            value = "" if text.lower() in _NONE_WORDS else text
-            steps[n] = step.model_copy(update={"description": value})
-            done.append(f"{'set' if value else 'cleared'} the description of step {label}.")
-            return _with_steps(stages, s, steps)
-        if verb == "command":
-            value = "" if text.lower() in _NONE_WORDS else text
-            steps[n] = step.model_copy(update={"command": value})
-            done.append(f"step {label} now runs {inline_code(value)}." if value
-                        else f"step {label} no longer has a command.")
-            return _with_steps(stages, s, steps)
-        if verb == "assign":
-            steps[n] = step.model_copy(update={"assignee_id": assignee_id})
-            done.append(f"set the default assignee of step {label}." if assignee_id
-                        else f"cleared the default assignee of step {label}.")
-            return _with_steps(stages, s, steps)
-        if verb == "move":
-            where = args[1] if len(args) > 1 else ""
-            if _STEP_REF.match(where):
-                target_stage, position = int(where.split(".")[0]) - 1, int(where.split(".")[1]) - 1
-                _stage_index(str(target_stage + 1), stages)
-            elif _NUMBER.match(where):
-                target_stage, position = s, int(where) - 1
-            else:
-                raise ValidationError("Write: step move S.N <position> (N, or S.N to move it to another stage).")
-            steps.pop(n)
-            changed = _with_steps(stages, s, steps)
-            destination = list(changed[target_stage].steps)
-            if not 0 <= position <= len(destination):
-                raise ValidationError(f"Position {position + 1} does not exist in stage {target_stage + 1}: "
-                                      f"choose 1 to {len(destination) + 1}.")
-            destination.insert(position, step)
-            done.append(f'moved step "{neutralize(step.title)}" to {target_stage + 1}.{position + 1}.')
-            return _with_steps(changed, target_stage, destination)
-        raise ValidationError(f"Unknown edit {inline_code(kind + ' ' + verb, limit=200)}. "
-                              "Type /incident playbook help.")
+        return CommandReply(text=f"Playbook **{neutralize(updated.title)}**: {_done_text(change)} See it with {show}.")
 
     # Delete -----------------------------------------------------------------------------------
 

@@ -350,6 +350,11 @@ class HistoryService:
         titles = ", ".join(f'"{neutralize(p.title)}"' for p in matches[:5])
         raise ValidationError(f'"{neutralize(name)}" matches several playbooks ({titles}); give the full title.')
 
+    async def playbook_title(self, playbook_id: str) -> str | None:
+        """The title of the playbook a list is narrowed to (the list's filters carry its id), if it exists."""
+        playbook = await self.store.get_playbook(playbook_id)
+        return playbook.title if playbook is not None else None
+
     # Finding one incident -----------------------------------------------------------------
 
     async def resolve(self, user_id: str, team_id: str, channel_id: str, reference: str, verb: str) -> Incident:

@@ -14,7 +14,7 @@ import re
 import secrets
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel
@@ -167,6 +167,9 @@ class CardUpdater:
         self._retrying: dict[str, asyncio.Task] = {}
         self._states: dict[str, CardState] = {}
         self._names: dict[str, dict[str, str]] = {}
+        # The newest version of each incident a rebuild has drawn (or been handed): a change hands its
+        # saved incident to refresh(), which draws it without reading it back unless a newer one was drawn.
+        self._versions: dict[str, int] = {}
         #: The time cards are rendered at (epoch ms); tests and benchmarks inject a simulated clock.
         self.clock: Callable[[], int] = now_ms
         #: ServiceSettings.PostEditTimeLimit in seconds (-1: none), learned by services.livecard; None: unknown.
@@ -215,13 +218,22 @@ class CardUpdater:
             except Exception:  # a listener must never break a user's change
                 log.exception("a card listener failed for incident %s", incident.id)
 
+    def _drawn_from(self, incident: Incident) -> None:
+        self._versions[incident.id] = max(incident.version, self._versions.get(incident.id, incident.version))
+
     def posted(self, incident: Incident, post: dict, card: dict) -> None:
         """A card was just posted for ``incident`` (start, or re-posted past the edit limit)."""
+        self._drawn_from(incident)
         self._remember(incident, post, card, False)
         self._notify(incident)
 
-    async def refresh(self, incident_id: str, *, tick: bool = False) -> tuple[str, Incident | None]:
+    async def refresh(self, incident_id: str, *, tick: bool = False,
+                      saved: Incident | None = None) -> tuple[str, Incident | None]:
         """Bring the card up to date; returns (what happened, the incident).
+
+        ``saved``: the incident as a change has just stored it. It is drawn as it is (no read) unless
+        a newer version was drawn meanwhile; then the store is read, as it is without ``saved``, so
+        an older rebuild never draws over a newer one.
 
         ``tick``: a duration refresh by the live card scheduler. It is skipped when the card would look
         the same, or when the card can no longer be edited (PostEditTimeLimit) — a tick never re-posts.
@@ -229,9 +241,15 @@ class CardUpdater:
         """
         lock = self._locks.setdefault(incident_id, asyncio.Lock())
         async with lock:
-            incident = await self.ctx.store.get_incident(incident_id)
+            if saved is not None and saved.id == incident_id and saved.version >= self._versions.get(incident_id, 0):
+                incident: Incident | None = saved
+            else:
+                incident = await self.ctx.store.get_incident(incident_id)
+            if incident is not None:
+                self._drawn_from(incident)
             if incident is None or not incident.card_post_id:
                 return "gone", incident
+            card_post_id = incident.card_post_id
             state = self._states.get(incident.id)
             if state is not None and state.post_id != incident.card_post_id:
                 state = None
@@ -270,7 +288,7 @@ class CardUpdater:
             if isinstance(post, dict) and not post.get("is_pinned"):
                 # A replacement card whose pin was lost part-way (see _replace): pin it now. The patch
                 # answer carries is_pinned, so a card that is pinned costs nothing extra.
-                await self.ctx.client.pin_post(incident.card_post_id)
+                await self.ctx.client.pin_post(card_post_id)
             self._remember(incident, post if isinstance(post, dict) else {}, card, as_of)
             if not tick:
                 self._notify(incident)
@@ -282,14 +300,17 @@ class CardUpdater:
 
     async def _learn_card_age(self, incident: Incident) -> CardState | None:
         """After a restart: when the card was posted (one GET), so a tick knows its edit window."""
+        post_id = incident.card_post_id
+        if not post_id:
+            return None
         try:
-            post = await self.ctx.client.get_post(incident.card_post_id)
+            post = await self.ctx.client.get_post(post_id)
         except MattermostError as error:
             if error.status in (403, 404):
                 return None
             raise
         created = post.get("create_at")
-        state = CardState(post_id=incident.card_post_id, created_at=created if isinstance(created, int) else None)
+        state = CardState(post_id=post_id, created_at=created if isinstance(created, int) else None)
         self._states[incident.id] = state
         return state
 
@@ -308,7 +329,8 @@ class CardUpdater:
         incident, _ = await self.ctx.store.mutate_incident(
             incident.id, lambda current: (ops.set_card_post(current, fresh["id"]), []))
         try:
-            await self.ctx.client.delete_post(old_id)  # its pin goes with it
+            if old_id:
+                await self.ctx.client.delete_post(old_id)  # its pin goes with it
         except MattermostError as error:
             if error.status != 404:  # already gone is what we wanted
                 log.warning("the outdated card %s of incident %s was not removed: %s", old_id, incident.id, error)
@@ -372,6 +394,14 @@ class IncidentService:
             raise NotFound(NOT_AN_INCIDENT_CHANNEL)
         return incident
 
+    async def incident(self, incident_id: str, *, channel_id: str | None = None) -> Incident | None:
+        """The incident with this id (a signed button or dialog carries it); None if it is gone, or
+        if ``channel_id`` is given and is not the incident's channel (a button is bound to its channel)."""
+        incident = await self.store.get_incident(incident_id) if incident_id else None
+        if incident is None or (channel_id is not None and incident.channel_id != channel_id):
+            return None
+        return incident
+
     async def playbooks_for(self, team_id: str, user_id: str, *, vouched: bool = False) -> list[Playbook]:
         """The playbooks the user may start with in this team (``vouched``: see Directory.actor_in_team)."""
         actor, is_team_member = await self.directory.actor_in_team(team_id, user_id, vouched=vouched)
@@ -409,6 +439,74 @@ class IncidentService:
                                   f"{len(incident.stages)}.")
         context = await self.cards.context(incident)
         return stage_view(incident, stage_index, context), stage_view_text(incident, stage_index, context)
+
+    # Announcing ----------------------------------------------------------------------------
+
+    async def announce(self, incident: Incident, user_id: str, channel_names: Sequence[str]) -> dict[str, str]:
+        """Announce the incident in the team's channels named (without ``~``), for a member of the
+        incident's channel; returns, per name, "" where it was announced and why not elsewhere.
+
+        Only in channels the user is a member of (domain.permissions.announce_refusal says what
+        is answered where); a Mattermost refusal for one channel is that channel's answer.
+        """
+        await self.require_member(incident, user_id)
+        names = list(dict.fromkeys(name.lower() for name in channel_names))
+        if not names:
+            return {}
+        incident_channel = await self.ctx.client.get_channel(incident.channel_id)
+        commander = await self.directory.username(incident.commander_id)
+        message = (f"@{commander} started an incident in ~{incident_channel['name']}: "
+                   f"**{neutralize(incident.name)}**")
+        outcomes: dict[str, str] = {}
+        for name in names:
+            try:
+                outcomes[name] = await self._announce_in(incident.team_id, name, user_id, message)
+            except MattermostError as error:
+                outcomes[name] = user_message(error)
+        return outcomes
+
+    def _refusal_text(self, refusal: permissions.AnnounceRefusal) -> str:
+        if refusal is permissions.AnnounceRefusal.NOT_A_MEMBER:
+            return "you can only announce in channels you are a member of"
+        return (f"no such channel in this team that I am in; for a private channel, add @{self.ctx.client.username} "
+                "to it first")
+
+    async def _announce_in(self, team_id: str, name: str, user_id: str, message: str) -> str:
+        """Post ``message`` in the team's channel ``name`` for ``user_id``; "" when done, else why not.
+
+        Real Mattermost lets the bot read a channel's members only from inside it (getChannelMember
+        needs read_channel at channel scope), so it checks the user's membership as a member: it
+        joins a public channel first (join_public_channels) and leaves again if the user is not in it.
+        """
+        client = self.ctx.client
+        try:
+            channel = await client.channel_by_name(team_id, name)
+        except MattermostError as error:
+            if error.status not in (403, 404):
+                raise
+            return self._refusal_text(permissions.AnnounceRefusal.UNSEEN)
+        public = channel.get("type") == "O"
+        # Fresh answers: someone may just have added the bot (or the user) to the channel.
+        self.directory.forget_channel(channel["id"])
+        bot_is_member = await self.directory.is_channel_member(channel["id"], client.user_id)
+        refusal = permissions.announce_refusal(found=True, public=public, bot_is_member=bot_is_member,
+                                               user_is_member=None)
+        if refusal is not None:
+            return self._refusal_text(refusal)
+        joined = not bot_is_member
+        if joined:
+            await client.add_channel_member(channel["id"], client.user_id)
+            self.directory.forget_channel(channel["id"])
+        user_is_member = await self.directory.is_channel_member(channel["id"], user_id)
+        refusal = permissions.announce_refusal(found=True, public=public, bot_is_member=True,
+                                               user_is_member=user_is_member)
+        if refusal is not None:
+            if joined:  # nothing to announce there: leave the channel as it was
+                await client.remove_channel_member(channel["id"], client.user_id)
+                self.directory.forget_channel(channel["id"])
+            return self._refusal_text(refusal)
+        await client.create_post(channel["id"], message)
+        return ""
 
     # Starting ------------------------------------------------------------------------------
 
@@ -565,7 +663,8 @@ class IncidentService:
             journal.channel_name = with_suffix(base)
             await self._save_journal(journal)
             maybe_made = False
-        raise ValidationError("Could not find a free channel name for this incident; try a different name.")
+        raise ValidationError("Could not find a free channel name for this incident; try a different name.",
+                              field="name")
 
     async def _ensure_opening_and_card(self, incident: Incident, *, posted_nothing: bool = False) -> Incident:
         """Post the opening message and the card, pin it and remember it — skipping what exists.
@@ -753,7 +852,7 @@ class IncidentService:
         except MattermostError as error:
             log.warning("the announcement of a change to incident %s was lost: %s", incident.id, error)
         try:
-            await self.cards.refresh(incident.id)
+            await self.cards.refresh(incident.id, saved=incident)
         except MattermostError as error:
             log.warning("the card of incident %s was not refreshed (%s); retrying in the background",
                         incident.id, error)
@@ -893,7 +992,7 @@ class IncidentService:
             outcome = await self._run_own(incident, user_id, command, trigger_id)
             if outcome.refusal is not None:
                 return CommandReply(text=f"Step {ref.label} was not run: {outcome.refusal}")
-            reply = outcome.reply
+            reply = outcome.reply or CommandReply()
         else:
             parsed = step_commands.parse(command)
             if parsed.trigger not in BOT_MAY_RUN:
@@ -949,7 +1048,7 @@ class IncidentService:
         except MattermostError as error:  # the command ran and is recorded; only the announcement is lost
             log.warning("the announcement of a step run in incident %s was lost: %s", incident.id, error)
         try:  # the step's Run button is drawn for its last run: draw it for this one
-            await self.cards.refresh(incident.id)
+            await self.cards.refresh(incident.id, saved=updated)
         except MattermostError as error:
             log.warning("the card of incident %s was not refreshed after a run (%s); retrying in the background",
                         incident.id, error)

@@ -20,7 +20,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from domain import Actor, NotFound, Playbook, ValidationError, permissions, step_commands
+from domain import Actor, NotFound, Playbook, ValidationError, outline, permissions, step_commands
 from domain import playbooks as ops
 from domain.errors import Conflict
 from domain.playbooks import StageDraft, StepDraft
@@ -193,7 +193,7 @@ class PlaybookService:
         for other in await self.store.playbooks_for_user(team_id, user_id, is_admin=actor.is_system_admin):
             if other.id != except_id and title_key(other.title) == title_key(title):
                 raise Conflict(f'A playbook you can use in this team is already titled "{neutralize(other.title)}". '
-                               "Choose another title.")
+                               "Choose another title.", field="title")
 
     # Creating ----------------------------------------------------------------------------------
 
@@ -235,15 +235,28 @@ class PlaybookService:
         return saved
 
     async def edit_outline(self, team_id: str, user_id: str, playbook_id: str,
-                           change: Callable[[list[StageDraft]], list[StageDraft]]) -> Playbook:
-        """Apply ``change`` to the playbook's stages (as drafts) with a version check, retrying on conflicts."""
-        def apply(playbook: Playbook) -> Playbook:
-            drafts = [StageDraft(title=stage.title, steps=tuple(
-                StepDraft(title=s.title, description=s.description, command=s.command, assignee_id=s.assignee_id)
-                for s in stage.steps)) for stage in playbook.stages]
-            return ops.edit_playbook(playbook, now=now_ms(), stages=change(drafts))
+                           edit: outline.OutlineEdit) -> tuple[Playbook, outline.OutlineChange]:
+        """One quick edit of the playbook's stages (domain.outline) with a version check, retried on
+        conflicts; returns the saved playbook and what the edit did (to the stages it was saved on)."""
+        done: list[outline.OutlineChange] = []
 
-        return await self._mutate(team_id, user_id, playbook_id, apply)
+        def apply(playbook: Playbook) -> Playbook:
+            change = outline.apply(ops.drafts_of(playbook.stages), edit)
+            done[:] = [change]  # a retry after a conflict starts over
+            return ops.edit_playbook(playbook, now=now_ms(), stages=change.stages)
+
+        saved = await self._mutate(team_id, user_id, playbook_id, apply)
+        return saved, done[0]
+
+    async def team_person(self, team_id: str, username: str) -> str:
+        """The id of the person ``@username`` in the team (a step's default assignee)."""
+        # Missing and outside the team get one answer (the bot sees other teams' users).
+        user = await self.directory.team_user_by_username(team_id, username)
+        if user is None:
+            raise NotFound(f"There is no user @{neutralize(username)} in this team. Check the spelling.")
+        if user.get("is_bot"):
+            raise ValidationError(f"@{user['username']} is not a person in this team.")
+        return str(user["id"])
 
     async def _mutate(self, team_id: str, user_id: str, playbook_id: str,
                       change: Callable[[Playbook], Playbook]) -> Playbook:

@@ -293,7 +293,7 @@ async def test_edit_by_subcommands_covers_every_step_and_stage_change(sandbox, b
     assert "no longer has a command" in await edit("step command 1.1 none")
     # Refusals say what to type instead.
     assert "Step 1.5 does not exist: stage 1 has 1 step." in await edit("step remove 1.5")
-    assert "is not a stage: type a number from 1 to 2" in await edit("stage rename 9 X")
+    assert "Stage 9 does not exist: type a number from 1 to 2." in await edit("stage rename 9 X")
     assert "must be a slash command" in await edit("step command 1.1 echo hi")
     final = await stored(bot, sandbox, "Ops")
     assert outline(final) == [("Triage", ["Acknowledge the page"]), ("Fix", ["Verify the fix", "Patch"])]
