@@ -11,6 +11,8 @@ from . import errors
 from .state import check_id
 
 JSON = "application/json"
+# A route variable that only matches Mattermost-style ids (so literal siblings like /commands/execute win).
+ID = "{%s:[A-Za-z0-9]+}"
 USER: web.RequestKey[dict | None] = web.RequestKey("sandbox_user", dict)  # type: ignore[arg-type]
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("sandbox_request_id", str)
 

@@ -9,13 +9,12 @@ import re
 from aiohttp import web
 
 from . import errors
-from .app import SB_KEY
 from .errors import AppError
-from .httputil import caller, flag, json_response, path_id, read_json, status_ok, user_path_id
+from .httputil import ID, caller, flag, json_response, path_id, read_json, status_ok, user_path_id
 from .ids import is_valid_id, now_ms
+from .keys import SB_KEY
 from .posts_view import thread_post_list
 
-ID = "{%s:[A-Za-z0-9]+}"
 PID = ID % "post_id"
 EMOJI_RE = re.compile(r"^[a-zA-Z0-9\-+_]{1,64}$")
 TIME_LIMIT_ERROR = "api.post.update_post.permissions_time_limit.app_error"

@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
-from .app import SB_KEY, Sandbox
 from .httputil import USER
 from .ids import new_id, now_ms
+from .keys import SB_KEY
 from .state import Event
+
+if TYPE_CHECKING:  # the Sandbox is handed in; app.py imports this module
+    from .app import Sandbox
 
 log = logging.getLogger("sandbox.websocket")
 
