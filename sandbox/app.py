@@ -277,7 +277,7 @@ class Sandbox:
         uid = self.user_id(username)
         return next(tok for tok, owner in self.world.tokens.items() if owner == uid)
 
-    def user(self, username: str) -> SimUser:
+    def user(self, username: str) -> Any:  # SimUser; Any until demo/ and bench/ type their uses
         """The SimUser acting as ``username`` (one per user, created on first use)."""
         if username not in self._sim_users:
             self._sim_users[username] = SimUser(self, username)

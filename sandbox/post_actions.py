@@ -75,7 +75,8 @@ async def do_post_action(request: web.Request) -> web.Response:
     integration = integrations.get(action_id)
     if not integration or not integration.get("url"):
         raise action_failed("no integration url")
-    context = copy.deepcopy(integration.get("context")) if isinstance(integration.get("context"), dict) else {}
+    given_context = integration.get("context")
+    context: dict = copy.deepcopy(given_context) if isinstance(given_context, dict) else {}
     atype = str(action.get("type") or "")
     data_source = ""
     if selected:

@@ -268,7 +268,8 @@ async def upload_file(request: web.Request) -> web.Response:
             raise errors.invalid_param("multipart")
         for part in msg.iter_parts():
             name = part.get_param("name", header="content-disposition")
-            payload = part.get_payload(decode=True) or b""
+            decoded = part.get_payload(decode=True)
+            payload = decoded if isinstance(decoded, bytes) and decoded else b""
             if name == "channel_id":
                 channel_id = payload.decode().strip()
             elif name == "client_ids":

@@ -312,7 +312,7 @@ class SimUser:
 
 # ---------------------------------------------------------------------- /_sandbox HTTP API
 def _result(obj: Any) -> web.Response:
-    return json_response(dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj)
+    return json_response(dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) and not isinstance(obj, type) else obj)
 
 
 def _sim(request: web.Request) -> SimUser:

@@ -228,7 +228,8 @@ def apply_command_response(sb: Sandbox, resp: dict, *, user_id: str, channel_id:
         text = str(item.get("text") or "")
         if not skip:
             text = slack_to_markdown(text)
-        props = copy.deepcopy(item.get("props")) if isinstance(item.get("props"), dict) else {}
+        given_props = item.get("props")
+        props: dict = copy.deepcopy(given_props) if isinstance(given_props, dict) else {}
         ptype = str(item.get("type") or "")
         if ptype.startswith("system_"):
             raise AppError(400, "api.command.execute_command.create_post_failed.app_error",

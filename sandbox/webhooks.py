@@ -54,7 +54,8 @@ def _webhook_props(sb: Sandbox, hook: dict, data: dict) -> dict:
     copies the payload's other props; the payload cannot set those reserved keys itself, and a
     props ``attachments`` is not taken (only top-level ``attachments`` are).
     """
-    given = data.get("props") if isinstance(data.get("props"), dict) else {}
+    raw = data.get("props")
+    given: dict = raw if isinstance(raw, dict) else {}
     props = {k: v for k, v in given.items()
              if k not in ("from_webhook", "override_username", "override_icon_url", "attachments")}
     props["webhook_display_name"] = hook.get("display_name", "")
