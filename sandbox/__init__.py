@@ -1,8 +1,9 @@
 """A Mattermost-compatible server (REST v4, WebSocket, integration callbacks) for tests,
 demos and benchmarks. See sandbox/README.md."""
 
-from .app import Callback, Exchange, Sandbox, SandboxConfig
+from .app import Sandbox, SandboxConfig
 from .faults import FaultEvent, FaultInjector, FaultRule
+from .records import Callback, Exchange
 from .seed import Seed, SeedError, load_seed
 from .simulate import ActionResult, CommandResult, DialogResult, SandboxHTTPError, SimUser
 

@@ -16,19 +16,33 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from . import errors, ids
+from . import (
+    dialogs,
+    errors,
+    faults,
+    ids,
+    post_actions,
+    rest_channels,
+    rest_core,
+    rest_posts,
+    simulate,
+    slash_commands,
+    webhooks,
+    websocket,
+)
 from .errors import AppError
 from .faults import FaultInjector, FaultRule
 from .gates import Gates
 from .httputil import REQUEST_ID, USER, json_response
 from .ids import new_id
+from .keys import SB_KEY
 from .pending_posts import PendingPostCache
+from .records import Callback, Exchange
 from .seed import Seed, load_seed
+from .simulate import SimUser
 from .state import World
 
 log = logging.getLogger("sandbox")
-
-SB_KEY: web.AppKey[Sandbox] = web.AppKey("sandbox", object)  # type: ignore[arg-type]
 
 # Routes under /api/v4 that need no session (Mattermost registers them as plain API handlers).
 PUBLIC_API = {"/api/v4/system/ping", "/api/v4/config/client", "/api/v4/actions/dialogs/open", "/api/v4/websocket"}
@@ -60,51 +74,10 @@ class SandboxConfig:
     faults: list[dict] = field(default_factory=list)   # fault rules (sandbox/faults.py), active from the start
     fault_seed: int = 0
     # Released servers send an action's `update` to UpdatePost, which cannot find an ephemeral post
-    # (404, integrations._ephemeral_update_refused); only the newest source updates it in place.
+    # (404, post_actions._ephemeral_update_refused); only the newest source updates it in place.
     update_ephemeral_in_place: bool = False
     # ServiceSettings.PostEditTimeLimit: seconds after creation a post may still be changed; -1 = always.
     post_edit_time_limit: int = -1
-
-
-@dataclass
-class Exchange:
-    """One REST request/response pair that crossed the sandbox (for contract checks)."""
-
-    method: str
-    url: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-    status: int
-    response_headers: dict[str, str]
-    response_body: bytes
-
-
-@dataclass
-class Callback:
-    """One outbound request the sandbox made to an integration, and what came back."""
-
-    kind: str                      # "command" | "action" | "dialog"
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes
-    status: int | None = None      # None when the integration never answered
-    response_headers: dict[str, str] = field(default_factory=dict)
-    response_body: bytes = b""
-    error: str | None = None       # timeout / connection error text
-
-    def json(self) -> Any:
-        """The request body decoded as JSON (action and dialog callbacks)."""
-        import json
-        return json.loads(self.body)
-
-    def form(self) -> dict[str, list[str]]:
-        """The request fields of a slash command (form body or GET query)."""
-        from urllib.parse import parse_qs, urlsplit
-        raw = self.body.decode() if self.body else urlsplit(self.url).query
-        return parse_qs(raw, keep_blank_values=True)
 
 
 class Sandbox:
@@ -133,7 +106,7 @@ class Sandbox:
         self.site_url = ""
         self._runner: web.AppRunner | None = None
         self.http: aiohttp.ClientSession | None = None
-        self._sim_users: dict[str, Any] = {}
+        self._sim_users: dict[str, SimUser] = {}
         self.ws_connections: set[Any] = set()
         self.ws_blocked: set[str] = set()  # user ids whose WebSockets are refused and silenced
         self.ws_refused: dict[str, int] = {}  # user id -> connections refused while blocked
@@ -147,11 +120,11 @@ class Sandbox:
 
     # ------------------------------------------------------------------ lifecycle
     def _build_app(self) -> web.Application:
-        from . import faults, integrations, rest_channels, rest_core, rest_posts, simulate, websocket
         app = web.Application(middlewares=[self._middleware],
                               client_max_size=self.config.max_body_bytes)
         app[SB_KEY] = self
-        for module in (rest_core, rest_channels, rest_posts, integrations, websocket, simulate, faults):
+        for module in (rest_core, rest_channels, rest_posts, slash_commands, post_actions, dialogs, webhooks,
+                       websocket, simulate, faults):
             module.setup(app)
         return app
 
@@ -304,9 +277,8 @@ class Sandbox:
         uid = self.user_id(username)
         return next(tok for tok, owner in self.world.tokens.items() if owner == uid)
 
-    def user(self, username: str) -> Any:
+    def user(self, username: str) -> Any:  # SimUser; Any until demo/ and bench/ type their uses
         """The SimUser acting as ``username`` (one per user, created on first use)."""
-        from .simulate import SimUser
         if username not in self._sim_users:
             self._sim_users[username] = SimUser(self, username)
         return self._sim_users[username]
@@ -343,8 +315,7 @@ class Sandbox:
     def drop_websockets(self, username: str | None = None) -> int:
         """Reset the WebSocket connections of ``username`` (everyone's when None), like a network
         failure; returns how many were dropped.  Clients may reconnect unless blocked."""
-        from .websocket import drop_connections
-        return drop_connections(self, None if username is None else self.user_id(username))
+        return websocket.drop_connections(self, None if username is None else self.user_id(username))
 
     def block_websockets(self, username: str, blocked: bool = True) -> None:
         """While blocked, ``username``'s open WebSockets go silent (a dead peer: events are lost)

@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from .httputil import REQUEST_ID
+from .keys import SB_KEY
 
 KINDS = ("error", "rate_limit", "slow", "drop_before", "drop_after")
 _PROXY_STATUSES = (502, 503, 504)  # what a reverse proxy in front of Mattermost answers itself
@@ -258,8 +259,6 @@ def _server_error(status: int, request_id: str) -> web.Response:
 # /_sandbox/faults: the same control for drivers that are not Python ----------------------------
 
 def setup(app: web.Application) -> None:
-    from .app import SB_KEY
-
     async def show(request: web.Request) -> web.Response:
         return web.json_response(request.app[SB_KEY].faults.to_dict())
 

@@ -11,7 +11,9 @@ from . import errors
 from .state import check_id
 
 JSON = "application/json"
-USER: web.RequestKey[dict | None] = web.RequestKey("sandbox_user", dict)  # type: ignore[arg-type]
+# A route variable that only matches Mattermost-style ids (so literal siblings like /commands/execute win).
+ID = "{%s:[A-Za-z0-9]+}"
+USER: web.RequestKey[dict | None] = web.RequestKey("sandbox_user")
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("sandbox_request_id", str)
 
 
@@ -47,7 +49,9 @@ async def read_json(request: web.Request, name: str, *, expect: type | tuple = d
 
 def caller(request: web.Request) -> dict:
     """The authenticated user (the auth middleware guarantees one on session routes)."""
-    return request[USER]  # type: ignore[return-value]
+    user = request[USER]
+    assert user is not None, "caller() on a route without a session"
+    return user
 
 
 def path_id(request: web.Request, name: str) -> str:

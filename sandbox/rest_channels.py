@@ -5,13 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import errors
-from .app import SB_KEY
 from .errors import AppError
-from .httputil import caller, flag, json_response, paging, path_id, read_json, status_ok, user_path_id
+from .httputil import ID, caller, flag, json_response, paging, path_id, read_json, status_ok, user_path_id
 from .ids import is_valid_id
+from .keys import SB_KEY
 from .posts_view import channel_post_list, pinned_post_list
 
-ID = "{%s:[A-Za-z0-9]+}"
 CID = ID % "channel_id"
 
 

@@ -11,13 +11,11 @@ from email.policy import default as email_policy
 from aiohttp import web
 
 from . import errors
-from .app import SB_KEY
 from .errors import AppError
-from .httputil import USER, caller, flag, json_response, paging, path_id, read_json, user_path_id
+from .httputil import ID, USER, caller, flag, json_response, paging, path_id, read_json, user_path_id
 from .ids import is_valid_id, new_id, now_ms
+from .keys import SB_KEY
 from .state import ROLE_PERMISSIONS
-
-ID = "{%s:[A-Za-z0-9]+}"
 
 
 def _uid_param(name: str = "user_id") -> str:
@@ -270,7 +268,8 @@ async def upload_file(request: web.Request) -> web.Response:
             raise errors.invalid_param("multipart")
         for part in msg.iter_parts():
             name = part.get_param("name", header="content-disposition")
-            payload = part.get_payload(decode=True) or b""
+            decoded = part.get_payload(decode=True)
+            payload = decoded if isinstance(decoded, bytes) and decoded else b""
             if name == "channel_id":
                 channel_id = payload.decode().strip()
             elif name == "client_ids":

@@ -9,13 +9,12 @@ import re
 from aiohttp import web
 
 from . import errors
-from .app import SB_KEY
 from .errors import AppError
-from .httputil import caller, flag, json_response, path_id, read_json, status_ok, user_path_id
+from .httputil import ID, caller, flag, json_response, path_id, read_json, status_ok, user_path_id
 from .ids import is_valid_id, now_ms
+from .keys import SB_KEY
 from .posts_view import thread_post_list
 
-ID = "{%s:[A-Za-z0-9]+}"
 PID = ID % "post_id"
 EMOJI_RE = re.compile(r"^[a-zA-Z0-9\-+_]{1,64}$")
 TIME_LIMIT_ERROR = "api.post.update_post.permissions_time_limit.app_error"
@@ -116,7 +115,8 @@ def _check_update_window(world, post: dict, body: dict) -> None:
     if not edit_window_closed(world, post):
         return
     props = body.get("props") if isinstance(body.get("props"), dict) else stored_props(world, post)
-    file_ids = body.get("file_ids") if body.get("file_ids") is not None else post.get("file_ids", [])
+    given_files = body.get("file_ids")
+    file_ids = given_files if given_files is not None else post.get("file_ids", [])
     if (body.get("message", "") != post["message"] or list(file_ids) != list(post.get("file_ids", []))
             or not _same_json(props, stored_props(world, post))
             or bool(body.get("is_pinned", False)) != post["is_pinned"]):
@@ -331,6 +331,7 @@ async def save_reaction(request: web.Request) -> web.Response:
     if not world.has_channel_permission(me["id"], world.channels[post["channel_id"]] if post else None,
                                         "add_reaction"):
         raise errors.permissions("add_reaction")
+    assert post is not None  # an unknown post has no channel permission
     if post["delete_at"]:
         raise AppError(400, "app.reaction.save.save.app_error", "Unable to save reaction.")
     return json_response(world.add_reaction(post, me["id"], emoji), status=201)
@@ -349,6 +350,7 @@ async def delete_reaction(request: web.Request) -> web.Response:
     if not world.has_channel_permission(me["id"], world.channels[post["channel_id"]] if post else None,
                                         "remove_reaction"):
         raise errors.permissions("remove_reaction")
+    assert post is not None  # an unknown post has no channel permission
     if uid != me["id"] and not world.has_system_permission(me["id"], "remove_others_reactions"):
         raise errors.permissions("remove_others_reactions")
     world.remove_reaction(post, uid, emoji)

@@ -11,15 +11,19 @@ import base64
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
 
-from .app import SB_KEY, Sandbox
 from .errors import AppError
 from .httputil import json_response
+from .ids import clock_offset_ms
+from .keys import SB_KEY
 from .state import Event
+
+if TYPE_CHECKING:  # the Sandbox is handed in; app.py imports this module
+    from .app import Sandbox
 
 
 class SandboxHTTPError(Exception):
@@ -308,7 +312,7 @@ class SimUser:
 
 # ---------------------------------------------------------------------- /_sandbox HTTP API
 def _result(obj: Any) -> web.Response:
-    return json_response(dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj)
+    return json_response(dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) and not isinstance(obj, type) else obj)
 
 
 def _sim(request: web.Request) -> SimUser:
@@ -450,7 +454,6 @@ async def state_callbacks(request: web.Request) -> web.Response:
 
 
 def _clock(sb: Any) -> web.Response:
-    from .ids import clock_offset_ms
     return json_response({"now": sb.now_ms(), "offset_ms": clock_offset_ms(),
                           "post_edit_time_limit": sb.world.post_edit_time_limit})
 

@@ -382,11 +382,11 @@ class World:
 
     def is_admin(self, user_id: str) -> bool:
         user = self.users.get(user_id)
-        return bool(user) and "system_admin" in user["roles"].split()
+        return user is not None and "system_admin" in user["roles"].split()
 
     def has_role(self, user_id: str, role: str) -> bool:
         user = self.users.get(user_id)
-        return bool(user) and role in user["roles"].split()
+        return user is not None and role in user["roles"].split()
 
     def is_team_member(self, team_id: str, user_id: str) -> bool:
         return user_id in self.team_members.get(team_id, {})
@@ -403,7 +403,7 @@ class World:
     def has_system_permission(self, user_id: str, permission: str) -> bool:
         """``SessionHasPermissionTo``: the user's system roles grant it."""
         user = self.users.get(user_id)
-        return bool(user) and roles_grant(user["roles"].split(), permission)
+        return user is not None and roles_grant(user["roles"].split(), permission)
 
     def has_team_permission(self, team_id: str, user_id: str, permission: str) -> bool:
         """``SessionHasPermissionToTeam``: the team member's roles, else the system roles."""
@@ -662,7 +662,7 @@ class World:
         integrations = self._prepare_actions(props)
         t = now_ms()
         pid = new_id()
-        post = {
+        post: dict[str, Any] = {
             "id": pid, "create_at": t, "update_at": t, "edit_at": 0, "delete_at": 0,
             "is_pinned": False, "user_id": user_id, "channel_id": channel_id, "root_id": root_id,
             "original_id": "", "message": message, "type": type, "props": props,
@@ -823,7 +823,7 @@ class World:
         props = copy.deepcopy(props) if isinstance(props, dict) else {}
         integrations = self._prepare_actions(props)
         t = now_ms()
-        post = {
+        post: dict[str, Any] = {
             "id": new_id(), "create_at": t, "update_at": t, "edit_at": 0, "delete_at": 0,
             "is_pinned": False, "user_id": author_id, "channel_id": channel_id, "root_id": root_id,
             "original_id": "", "message": message, "type": "system_ephemeral", "props": props,

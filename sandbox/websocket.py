@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
-from .app import SB_KEY, Sandbox
 from .httputil import USER
 from .ids import new_id, now_ms
+from .keys import SB_KEY
 from .state import Event
+
+if TYPE_CHECKING:  # the Sandbox is handed in; app.py imports this module
+    from .app import Sandbox
 
 log = logging.getLogger("sandbox.websocket")
 
@@ -19,7 +24,7 @@ log = logging.getLogger("sandbox.websocket")
 class Connection:
     """One authenticated WebSocket: its own sequence counter and an ordered send queue."""
 
-    def __init__(self, sb: Sandbox, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None = None) -> None:
+    def __init__(self, sb: Sandbox, ws: web.WebSocketResponse, transport: asyncio.Transport | None = None) -> None:
         self.sb = sb
         self.ws = ws
         self.transport = transport
@@ -27,7 +32,7 @@ class Connection:
         self.user_id = ""
         self.seq = 0
         self.queue: asyncio.Queue[str | None] = asyncio.Queue()
-        self._unsubscribe = None
+        self._unsubscribe: Callable[[], None] | None = None
         self._writer: asyncio.Task | None = None
 
     def register(self, user_id: str) -> None:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.contract.openapi_contract import ContractChecker, default_checker
+from tests.contract.checker import ContractChecker, default_checker
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,9 @@ import pytest
 from openapi_spec_validator import OpenAPIV30SpecValidator
 
 from tests.contract import examples as ex
-from tests.contract.openapi_contract import (
-    ERRATA,
-    ContractChecker,
-    load_spec,
-    patched_spec,
-)
+from tests.contract.checker import ContractChecker
+from tests.contract.errata import ERRATA, patched_spec
+from tests.contract.spec import load_spec
 
 CID, PID, UID, TID = ex.CHANNEL_ID, ex.POST_ID, ex.USER_ID, ex.TEAM_ID
 

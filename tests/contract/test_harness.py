@@ -8,13 +8,9 @@ import time
 import pytest
 
 from tests.contract import examples as ex
-from tests.contract.openapi_contract import (
-    ContractChecker,
-    assert_exchanges_valid,
-    load_spec,
-    to_openapi_request,
-    validate_exchange,
-)
+from tests.contract.adapters import to_openapi_request
+from tests.contract.checker import ContractChecker, assert_exchanges_valid, validate_exchange
+from tests.contract.spec import load_spec
 
 CID, PID, UID, TID = ex.CHANNEL_ID, ex.POST_ID, ex.USER_ID, ex.TEAM_ID
 

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from sandbox import Sandbox, SandboxConfig
-from tests.contract.openapi_contract import ContractChecker
+from tests.contract.checker import ContractChecker
 
 SEED = Path(__file__).resolve().parents[2] / "sandbox" / "seeds" / "demo.yaml"
 INCOMING_HOOK_ID = "pojxk7i9e3ydiq9qfwsd6npg5c"  # the demo seed's incoming webhook

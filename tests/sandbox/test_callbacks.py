@@ -374,9 +374,9 @@ async def test_dialog_generic_error_and_failures(api, sb: Sandbox, integration: 
 
 async def test_trigger_id_rules(api, integration: Integration, monkeypatch) -> None:
     """A trigger id opens a dialog for 3 s by default (the strictest supported server), then 400 expired."""
-    import sandbox.integrations as integrations
-    clock = [integrations.now_ms()]
-    monkeypatch.setattr(integrations, "now_ms", lambda: clock[0])
+    import sandbox.trigger_ids as trigger_ids
+    clock = [trigger_ids.now_ms()]
+    monkeypatch.setattr(trigger_ids, "now_ms", lambda: clock[0])
     async with Sandbox(DEMO) as sb:
         api.sb = sb
         triggers = []
@@ -417,9 +417,9 @@ async def test_trigger_id_rules(api, integration: Integration, monkeypatch) -> N
 
 async def test_trigger_id_lifetime_is_configurable(api, integration: Integration, monkeypatch) -> None:
     """Newer servers allow OutgoingIntegrationRequestsTimeout; the sandbox can be told so."""
-    import sandbox.integrations as integrations
-    clock = [integrations.now_ms()]
-    monkeypatch.setattr(integrations, "now_ms", lambda: clock[0])
+    import sandbox.trigger_ids as trigger_ids
+    clock = [trigger_ids.now_ms()]
+    monkeypatch.setattr(trigger_ids, "now_ms", lambda: clock[0])
     async with Sandbox(DEMO, config=SandboxConfig(trigger_id_lifetime=30.0)) as sb:
         api.sb = sb
         triggers = []
