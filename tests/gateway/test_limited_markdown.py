@@ -65,7 +65,9 @@ def violations(markdown: str, *, one_line: bool) -> list[str]:
     if one_line and LINE_BREAK.search(markdown):
         problems.append("a line break")
     for line in markdown.split("\n"):
-        if re.match(r" {0,3}(?:[#>|<]|[-+*](?:\s|$)|[0-9]+[.)](?:\s|$)|=+\s*$|-+\s*$|`{3}|~{3})|\s{4}", line):
+        # A backtick fence's info string may hold no backtick (CommonMark 4.5; Mattermost's marked
+        # fork requires the same with its lookahead), so "```` ``` ````" is a code span, not a fence.
+        if re.match(r" {0,3}(?:[#>|<]|[-+*](?:\s|$)|[0-9]+[.)](?:\s|$)|=+\s*$|-+\s*$|`{3,}[^`]*$|~{3})|\s{4}", line):
             problems.append(f"a block starts the line {line!r}")
         live = live_characters(line)
         shown = ["\0"] * len(line)  # what markdown reads, escaped and code characters blanked
@@ -141,6 +143,14 @@ def test_blocks_are_flattened_or_escaped():
         "**Heading**", "• item", "• star item", "1\\. first", "quoted **b**", "\\| a \\| b \\|",
         "\\<b\\>html\\</b\\>", "\\---", "\\===", "indented", "[alt](https://e.com/i.png)", "`kubectl get pods`"]
     assert violations(rendered, one_line=False) == []
+
+
+def test_a_code_span_of_backticks_at_a_line_start_is_no_fence():
+    """Found by the property test below: six backticks, a line break and three more."""
+    assert limited_markdown("``````\r```") == "```` ``` ````"
+    assert violations("```` ``` ````", one_line=False) == []
+    assert violations("```` ```", one_line=False) == []  # a backtick after the run: a code span, no fence
+    assert violations("```sh", one_line=False) != []      # a fence with an info string
 
 
 def test_one_line_joins_lines_and_a_limit_cuts_visible_text():
