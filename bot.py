@@ -99,7 +99,7 @@ class CommandCenter:
         self.tokens = CommandTokens()
         self.registry = Registry()
         self.client: MattermostClient | None = None
-        self.store: Store | None = None
+        self._store: Store | None = None
         self.inbound: InboundServer | None = None
         self.events: EventStream | None = None
         self.ctx: BotContext | None = None
@@ -134,7 +134,7 @@ class CommandCenter:
         except SettingsError as error:
             raise StartupError(str(error)) from None
         try:
-            store = self.store = await open_store(settings.effective_database_url)
+            store = self._store = await open_store(settings.effective_database_url)
         except Exception as error:
             raise StartupError(f"Cannot open the database ({settings.effective_database_url}): {error}. "
                                "Check CC_DATABASE_URL / CC_DATA_DIR.") from None
@@ -205,9 +205,15 @@ class CommandCenter:
             except Exception:  # the cards still follow every change; only the duration would stand still
                 log.exception("the live card scheduler did not start")
 
+    @property
+    def store(self) -> Store:
+        """The open store (once :meth:`start` has opened it)."""
+        if self._store is None:
+            raise RuntimeError("the store is open only once the bot has started")
+        return self._store
+
     async def _incident_team(self, channel_id: str) -> str | None:
         """The team of an incident channel, from the store (known even if the bot was removed from it)."""
-        assert self.store is not None
         incident = await self.store.incident_by_channel(channel_id)
         return incident.team_id if incident is not None else None
 
@@ -227,8 +233,8 @@ class CommandCenter:
         await self.telemetry.close()
         if self.client is not None:
             await self.client.close()
-        if self.store is not None:
-            await self.store.close()
+        if self._store is not None:
+            await self._store.close()
 
     async def stop(self) -> None:
         """Stop taking requests, close the WebSocket, then close the store last."""

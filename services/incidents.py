@@ -269,7 +269,7 @@ class CardUpdater:
             if isinstance(post, dict) and not post.get("is_pinned"):
                 # A replacement card whose pin was lost part-way (see _replace): pin it now. The patch
                 # answer carries is_pinned, so a card that is pinned costs nothing extra.
-                await self.ctx.client.pin_post(incident.card_post_id)
+                await self.ctx.client.pin_post(post["id"])
             self._remember(incident, post if isinstance(post, dict) else {}, card, as_of)
             if not tick:
                 self._notify(incident)
