@@ -12,9 +12,6 @@ import signal
 import sys
 from typing import Any
 
-from mmpy_bot import Bot
-from mmpy_bot import Settings as MmpySettings
-
 from gateway.binding import ChannelTeams
 from gateway.client import MattermostClient
 from gateway.commands import register_commands
@@ -22,22 +19,23 @@ from gateway.directory import Directory
 from gateway.errors import MattermostError
 from gateway.events import ConnectionPolicy, EventStream
 from gateway.inbound import CommandTokens, InboundLimits, InboundServer
-from gateway.routing import Router
+from gateway.routing import Registry
 from gateway.signing import ReplayGuard, Signer
-from plugins.base import BotContext, FeaturePlugin
+from plugins.base import FeaturePlugin
 from plugins.direct import DirectMessagePlugin
 from plugins.help import HelpPlugin
 from plugins.history import HistoryPlugin
 from plugins.incidents import IncidentPlugin
 from plugins.playbooks import PlaybookPlugin
+from services.context import BotContext
 from services.history import HistoryService
 from services.incidents import IncidentService
 from services.livecard import LiveCardScheduler
 from services.playbooks import PlaybookService
 from settings import Settings, SettingsError, load_settings
 from storage import open_store
-from telemetry import CONTEXT_KEY as TELEMETRY_KEY
-from telemetry import NULL_TELEMETRY
+from storage.base import Store
+from telemetry import NULL_TELEMETRY, Telemetry
 from telemetry import build as build_telemetry
 from version import MIN_MATTERMOST, mattermost_supported
 
@@ -77,33 +75,12 @@ def configure_logging(level: str) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def _mmpy_settings(settings: Settings) -> MmpySettings:
-    """mmpy_bot settings for our connection; mmpy_bot lets environment variables override its
-    constructor arguments, so the values are set again afterwards."""
-    scheme, _, rest = settings.mattermost_url.partition("://")
-    host_port, _, basepath = rest.partition("/")
-    host, _, port = host_port.partition(":")
-    values: dict[str, Any] = {
-        "MATTERMOST_URL": f"{scheme}://{host}",
-        "MATTERMOST_PORT": int(port) if port else (443 if scheme == "https" else 80),
-        "MATTERMOST_API_PATH": ("/" + basepath.rstrip("/")) if basepath else "",
-        "BOT_TOKEN": settings.bot_token,
-        "SSL_VERIFY": True,
-        "WEBHOOK_HOST_ENABLED": False,  # our own aiohttp server handles callbacks (gateway/inbound.py)
-    }
-    mmpy = MmpySettings(**values)
-    for key, value in values.items():
-        setattr(mmpy, key, value)
-    mmpy.SCHEME, mmpy.MATTERMOST_URL = scheme, host
-    return mmpy
-
-
 class StoreCheckpoint:
     """Keeps the WebSocket checkpoint (how far events were handled) in the store's settings."""
 
     KEY = "websocket.checkpoint"
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
 
     async def load(self) -> str | None:
@@ -114,17 +91,17 @@ class StoreCheckpoint:
 
 
 class CommandCenter:
-    """The running bot: owns the store, the HTTP server, the WebSocket and the plugins."""
+    """The running bot: owns the store, the one Mattermost client, the HTTP server, the WebSocket and
+    the plugins (mmpy_bot ``Plugin`` classes whose handlers the one ``Registry`` collects)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.tokens = CommandTokens()
-        self.router = Router()
+        self.registry = Registry()
         self.client: MattermostClient | None = None
-        self.store: Any = None
+        self._store: Store | None = None
         self.inbound: InboundServer | None = None
         self.events: EventStream | None = None
-        self.mmpy: Bot | None = None
         self.ctx: BotContext | None = None
         self.callback_base_url = ""
         self.incidents: IncidentService | None = None
@@ -134,14 +111,14 @@ class CommandCenter:
         # WebSocket keep-alive/reconnect timings; tests shorten them before start().
         self.websocket_policy = ConnectionPolicy()
         self.inbound_limits = InboundLimits()
-        self.telemetry = NULL_TELEMETRY
+        self.telemetry: Telemetry = NULL_TELEMETRY
 
     def build_plugins(self, ctx: BotContext) -> list[FeaturePlugin]:
-        """Every feature, in one list; each registers its own commands, buttons and dialogs."""
+        """Every feature, in one list; each declares its own handlers on its methods."""
         directory = self.directory = Directory(ctx.client)
-        incidents = self.incidents = IncidentService(ctx, directory, commands=self.router)
+        incidents = self.incidents = IncidentService(ctx, directory, commands=self.registry)
         history = HistoryService(ctx, directory)
-        return [HelpPlugin(ctx), DirectMessagePlugin(ctx, self.router, history), IncidentPlugin(ctx, incidents),
+        return [HelpPlugin(ctx), DirectMessagePlugin(ctx, self.registry, history), IncidentPlugin(ctx, incidents),
                 HistoryPlugin(ctx, history),
                 PlaybookPlugin(ctx, PlaybookService(ctx, directory))]
 
@@ -157,13 +134,15 @@ class CommandCenter:
         except SettingsError as error:
             raise StartupError(str(error)) from None
         try:
-            self.store = await open_store(settings.effective_database_url)
+            store = self._store = await open_store(settings.effective_database_url)
         except Exception as error:
             raise StartupError(f"Cannot open the database ({settings.effective_database_url}): {error}. "
                                "Check CC_DATABASE_URL / CC_DATA_DIR.") from None
-        self.client = MattermostClient(settings.mattermost_url, settings.bot_token, timeout=settings.request_timeout)
+        # The one client and the one login: every REST call of the bot goes through it.
+        client = self.client = MattermostClient(settings.mattermost_url, settings.bot_token,
+                                                timeout=settings.request_timeout)
         try:
-            me = await self.client.login()
+            me = await client.login()
         except MattermostError as error:
             await self._close_partial()
             if error.status == 401:
@@ -171,20 +150,19 @@ class CommandCenter:
                                    "set CC_BOT_TOKEN to it.") from None
             raise StartupError(f"Cannot reach Mattermost at CC_MATTERMOST_URL={settings.mattermost_url}: "
                                f"{error.message}") from None
-        log.info("signed in to Mattermost %s as @%s", self.client.server_version or "?", me.get("username"))
-        warn_if_unsupported(self.client.server_version)
+        log.info("signed in to Mattermost %s as @%s", client.server_version or "?", me.get("username"))
+        warn_if_unsupported(client.server_version)
 
-        self.ctx = BotContext(settings=settings, client=self.client, signer=signer, store=self.store)
-        self.telemetry = await build_telemetry(settings, self.store, self.client.server_version)
-        self.ctx.extras[TELEMETRY_KEY] = self.telemetry
-        plugins = self.build_plugins(self.ctx)
-        for plugin in plugins:
-            self.router.include(plugin)
+        self.telemetry = await build_telemetry(settings, store, client.server_version)
+        self.ctx = BotContext(settings=settings, client=client, signer=signer, store=store, telemetry=self.telemetry)
+        self.registry.identify(client.user_id, client.username)
+        for plugin in self.build_plugins(self.ctx):
+            self.registry.include(plugin)
 
         # Spent trigger ids and dialog nonces live in the store, so a restart does not forget them.
-        self.inbound = InboundServer(self.router, signer, self.tokens, self.health, limits=self.inbound_limits,
-                                     replays=ReplayGuard(self.store),
-                                     channel_teams=ChannelTeams(self.client, known=self._incident_team))
+        self.inbound = InboundServer(self.registry, signer, self.tokens, self.health, limits=self.inbound_limits,
+                                     replays=ReplayGuard(store),
+                                     channel_teams=ChannelTeams(client, known=self._incident_team))
         try:
             port = await self.inbound.start(settings.listen_host, settings.listen_port)
         except OSError as error:
@@ -195,7 +173,7 @@ class CommandCenter:
         log.info("listening on %s:%d; Mattermost calls back at %s", settings.listen_host, port, self.callback_base_url)
 
         try:
-            await register_commands(self.client, settings.command_trigger, self.callback_base_url, self.tokens)
+            await register_commands(client, settings.command_trigger, self.callback_base_url, self.tokens)
         except MattermostError as error:
             await self._close_partial()
             raise StartupError(f"Cannot list the bot's teams to register /{settings.command_trigger}: "
@@ -208,30 +186,31 @@ class CommandCenter:
             except Exception:  # never keep the bot down because a repair failed; it is retried next start
                 log.exception("recovering interrupted incident starts failed")
 
-        # mmpy_bot owns the WebSocket and message routing. Its constructor signs in with a
-        # blocking HTTP call, so it is built off the event loop.
-        self.mmpy = await asyncio.to_thread(Bot, settings=_mmpy_settings(settings), plugins=plugins,
-                                            enable_logging=False)
-        self.events = EventStream(self.mmpy.driver, self.mmpy.settings, self.mmpy.plugin_manager,
-                                  client=self.client, policy=self.websocket_policy,
-                                  checkpoint=StoreCheckpoint(self.store))
+        # The WebSocket is ours (gateway/events.py: reconnects, catch-up, checkpoint), over the same
+        # client's address and token; every event it receives goes through the registry.
+        self.events = EventStream(client, self.registry.event, policy=self.websocket_policy,
+                                  checkpoint=StoreCheckpoint(store))
         if self.directory is not None:
             # Channel membership follows Mattermost's events, and only while they arrive.
             self.events.observe(self.directory.observe)
             self.events.on_connection(self.directory.connection_changed)
-        for plugin in plugins:
-            for event, callback in getattr(plugin, "event_handlers", dict)().items():
-                self.events.on(event, callback)
-        self.mmpy.plugin_manager.start()
+        self.registry.start()
         self._ws_task = asyncio.create_task(self.events.run(), name="websocket")
 
         if self.incidents is not None:
             # The duration on the cards of ongoing incidents refreshes on its own (services/livecard.py).
-            self.livecard = LiveCardScheduler(self.incidents.cards, self.store, self.tokens.teams)
+            self.livecard = LiveCardScheduler(self.incidents.cards, store, self.tokens.teams)
             try:
                 await self.livecard.start()
             except Exception:  # the cards still follow every change; only the duration would stand still
                 log.exception("the live card scheduler did not start")
+
+    @property
+    def store(self) -> Store:
+        """The open store (once :meth:`start` has opened it)."""
+        if self._store is None:
+            raise RuntimeError("the store is open only once the bot has started")
+        return self._store
 
     async def _incident_team(self, channel_id: str) -> str | None:
         """The team of an incident channel, from the store (known even if the bot was removed from it)."""
@@ -254,8 +233,8 @@ class CommandCenter:
         await self.telemetry.close()
         if self.client is not None:
             await self.client.close()
-        if self.store is not None:
-            await self.store.close()
+        if self._store is not None:
+            await self._store.close()
 
     async def stop(self) -> None:
         """Stop taking requests, close the WebSocket, then close the store last."""
@@ -280,9 +259,8 @@ class CommandCenter:
                 pass
         if self.directory is not None:
             await self.directory.close()
-        if self.mmpy is not None:
-            self.mmpy.plugin_manager.stop()
-            self.mmpy.driver.client.client.close()
+        if self.ctx is not None:
+            self.registry.stop()
         await self._close_partial()
 
 

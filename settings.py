@@ -8,7 +8,6 @@ message naming the variable (see :func:`load_settings`).
 from __future__ import annotations
 
 import ipaddress
-import logging
 import os
 import secrets
 from pathlib import Path
@@ -111,10 +110,6 @@ class Settings(BaseSettings):
     def telemetry_configured(self) -> bool:
         """True when telemetry is switched on and both RudderStack keys are present."""
         return bool(self.telemetry_enabled and self.rudder_write_key and self.rudder_data_plane_url)
-
-    @property
-    def log_level_number(self) -> int:
-        return logging.getLevelName(self.log_level)
 
     def callback_base_url(self, bound_port: int) -> str:
         """The URL Mattermost should call back, given the port the HTTP server really bound."""

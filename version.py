@@ -30,4 +30,5 @@ def mattermost_supported(server_version: str) -> bool | None:
     if parsed is None:
         return None
     minimum = parse_version(MIN_MATTERMOST)
+    assert minimum is not None  # MIN_MATTERMOST is dotted numbers
     return parsed[:len(minimum)] >= minimum

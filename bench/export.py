@@ -23,7 +23,7 @@ from pathlib import Path
 from domain.models import Incident, Stage
 from gateway.client import MattermostClient
 from gateway.directory import Directory
-from plugins.base import BotContext
+from services.context import BotContext
 from services.history import HistoryService
 
 SEED = Path(__file__).resolve().parents[1] / "sandbox" / "seeds" / "demo.yaml"
@@ -76,7 +76,9 @@ async def _export_once(world: dict, traced: bool) -> tuple[float, int, object]:
     client = MattermostClient(world["url"], world["token"], timeout=60.0)
     await client.login()
     try:
-        service = HistoryService(BotContext(settings=None, client=client, signer=None), Directory(client))
+        # The export needs only the client: the other parts of the context are left out.
+        ctx = BotContext(settings=None, client=client, signer=None, store=None)  # type: ignore[arg-type]
+        service = HistoryService(ctx, Directory(client))
         incident = Incident(id="i" * 26, team_id=world["team_id"], channel_id=world["channel_id"], name="Big incident",
                             commander_id=world["alice"], creator_id=world["alice"], public=False,
                             stages=(Stage(id="s" * 26, title="Triage"),), created_at=int(time.time() * 1000))

@@ -1,16 +1,15 @@
-"""The WebSocket side: a connection that survives outages, feeding mmpy_bot's event handling.
+"""The WebSocket side: a connection that survives outages, feeding the one dispatch pipeline.
 
-mmpy_bot 2.2.1 dispatches only ``posted`` events (to ``@listen_to`` plugin methods).  This
-subclass keeps that and also hands other events (reactions, membership changes ...) to
-handlers registered here, tracks the connection state for health checks, and skips system
-posts that mmpy_bot would otherwise offer to listeners.
-
-mattermostautodriver's own WebSocket loop never notices a dead peer and reconnects after a
-fixed 5 s without recovering anything (protocol.md §6.1), so the connection is run here:
-a JSON ``ping`` after a quiet spell, a connection with no frame at all for ``dead_after_s``
-is abandoned, reconnects back off exponentially with jitter, and after every reconnect the
-events missed in between are fetched over REST (gateway/catchup.py) and dispatched exactly
-like live ones.  Posts and reactions are remembered by id so none is acted on twice.
+Every event, live or caught up, goes once to the dispatch callback (bot.py: ``Registry.event``, which
+hands ``posted`` direct messages to mmpy_bot ``listen_to`` handlers and every event to its
+``on_event`` handler); system posts are skipped.  mmpy_bot's own ``EventHandler`` is not used: its
+loop is mattermostautodriver's synchronous-driver WebSocket, which never notices a dead peer and
+reconnects after a fixed 5 s without recovering anything (protocol.md §6.1).  So the connection is
+run here, over the bot's one client's address and token: a JSON ``ping`` after a quiet spell, a
+connection with no frame at all for ``dead_after_s`` is abandoned, reconnects back off
+exponentially with jitter, and after every reconnect the events missed in between are fetched over
+REST (gateway/catchup.py) and dispatched exactly like live ones.  Posts and reactions are remembered
+by id so none is acted on twice.
 
 A checkpoint (how far events were handled, and the keys handled lately) is saved in the store
 as events arrive and at shutdown, so after a restart the first connection catches up what
@@ -33,13 +32,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
-from mmpy_bot.event_handler import EventHandler
 
-from gateway.catchup import CatchUp, CatchUpClient
+from gateway.catchup import CatchUp
+from gateway.client import MattermostClient
 
 log = logging.getLogger(__name__)
 
-EventCallback = Callable[[dict[str, Any]], Awaitable[None]]
+#: Where every event goes (nested JSON decoded): bot.py passes ``Registry.event``.
+EventDispatch = Callable[[dict[str, Any]], Awaitable[None]]
 # Values that Mattermost sends as JSON strings inside ``data`` and that need a second decode.
 _NESTED_JSON = ("post", "reaction", "channel", "mentions")
 
@@ -107,18 +107,19 @@ class _Seen:
 CHECKPOINT_INTERVAL_S = 1.0
 
 
-class EventStream(EventHandler):
+class EventStream:
     """Receives the bot's WebSocket events and dispatches them on the bot's event loop."""
 
-    def __init__(self, driver, settings, plugin_manager, *, client: CatchUpClient | None = None,
-                 policy: ConnectionPolicy | None = None, checkpoint: Checkpoint | None = None) -> None:
-        super().__init__(driver, settings=settings, plugin_manager=plugin_manager)
+    def __init__(self, client: MattermostClient, dispatch: EventDispatch, *, policy: ConnectionPolicy | None = None,
+                 checkpoint: Checkpoint | None = None, catch_up: bool = True) -> None:
+        self.client = client
+        self.driver = client.driver
+        self._dispatch_to = dispatch
         self._checkpoint = checkpoint
         self._checkpoint_dirty = asyncio.Event()
         self.checkpoint_interval_s = CHECKPOINT_INTERVAL_S
         self._checkpoint_task: asyncio.Task | None = None
         self.policy = policy or ConnectionPolicy()
-        self._handlers: dict[str, list[EventCallback]] = {}
         self._observers: list[Callable[[dict[str, Any]], None]] = []
         self._connection_observers: list[Callable[[bool], None]] = []
         self.connected = asyncio.Event()
@@ -128,7 +129,7 @@ class EventStream(EventHandler):
         self.catchups = 0  # completed catch-ups
         self.catchup_rest_calls = 0  # REST calls the last completed catch-up made
         self.stopping = False
-        self._catchup = CatchUp(client) if client is not None else None
+        self._catchup = CatchUp(client) if catch_up else None
         self._catchup_task: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         self._seen = _Seen(self.policy.remember)
@@ -141,10 +142,6 @@ class EventStream(EventHandler):
         self._restart_pending = False
         self._saved_synced_ms = 0
         self._generation = 0
-
-    def on(self, event: str, callback: EventCallback) -> None:
-        """Call ``callback(event)`` for every WebSocket event named ``event`` (JSON strings decoded)."""
-        self._handlers.setdefault(event, []).append(callback)
 
     def observe(self, callback: Callable[[dict[str, Any]], None]) -> None:
         """Call ``callback(event)`` for every live event, in order and at once (before any handler
@@ -387,7 +384,7 @@ class EventStream(EventHandler):
         await self._dispatch(event)
 
     async def _dispatch(self, event: dict[str, Any]) -> None:
-        """Hand one event (live or replayed) to mmpy_bot and the registered handlers, once."""
+        """Hand one event (live or replayed) to the dispatch pipeline, once."""
         name = event.get("event") or ""
         data_field = event.get("data")
         if not isinstance(data_field, dict):
@@ -402,7 +399,6 @@ class EventStream(EventHandler):
             self._checkpoint_dirty.set()
             if str(post.get("type", "")).startswith("system_"):
                 return
-            await self._handle_post(event)
         elif name == "reaction_added":
             reaction = _decoded(data_field.get("reaction"))
             if not isinstance(reaction, dict):
@@ -413,16 +409,13 @@ class EventStream(EventHandler):
             if not self._seen.add(key, _stamp(reaction.get("create_at"))):
                 return
             self._checkpoint_dirty.set()
-        callbacks = self._handlers.get(name)
-        if callbacks:
-            for field in _NESTED_JSON:
-                if field in data_field:
-                    data_field[field] = _decoded(data_field[field])
-            for callback in callbacks:
-                # Run each handler as its own task so a slow one never stalls reception.
-                task = asyncio.create_task(self._guarded(callback, event))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+        for field in _NESTED_JSON:
+            if field in data_field:
+                data_field[field] = _decoded(data_field[field])
+        # Each event runs as its own task so a slow handler never stalls reception.
+        task = asyncio.create_task(self._guarded(event))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _synced(self, server_ms: Any) -> None:
         if isinstance(server_ms, int) and (self._synced_ms is None or server_ms > self._synced_ms):
@@ -431,12 +424,11 @@ class EventStream(EventHandler):
             if server_ms - self._saved_synced_ms > 60_000:
                 self._checkpoint_dirty.set()
 
-    @staticmethod
-    async def _guarded(callback: EventCallback, event: dict[str, Any]) -> None:
+    async def _guarded(self, event: dict[str, Any]) -> None:
         try:
-            await callback(event)
+            await self._dispatch_to(event)
         except Exception:
-            log.exception("websocket %s handler failed", event.get("event"))
+            log.exception("websocket %s handling failed", event.get("event"))
 
 
 def _stamp(value: Any) -> int:

@@ -16,7 +16,7 @@ import datetime as dt
 import io
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from gateway.client import MattermostClient
 
@@ -33,7 +33,14 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 UsernameLookup = Callable[[Iterable[str]], Awaitable[dict[str, str]]]
 
 
-async def channel_pages(client: MattermostClient, channel_id: str, *, per_page: int = PAGE_SIZE,
+class PostPages(Protocol):
+    """The one call :func:`channel_pages` makes (MattermostClient has it; so do catch-up's clients)."""
+
+    async def channel_posts(self, channel_id: str, *, before: str = "", page: int = 0,
+                            per_page: int = 200) -> dict: ...
+
+
+async def channel_pages(client: PostPages, channel_id: str, *, per_page: int = PAGE_SIZE,
                         on_call: Callable[[], None] | None = None) -> AsyncIterator[list[dict[str, Any]]]:
     """Every post of a channel (deleted ones excluded), each once, as pages ordered newest first.
 

@@ -41,7 +41,7 @@ from gateway.models import (
     DialogSubmission,
     SlashCommand,
 )
-from gateway.routing import Router
+from gateway.routing import Registry, Surface
 from gateway.signing import ReplayGuard, SignatureError, Signer, TriggerGuard
 
 log = logging.getLogger("command_center.http")
@@ -125,7 +125,7 @@ def _reject(request: web.Request, status: int, reason: str) -> web.Response:
 class InboundServer:
     """aiohttp application that authenticates Mattermost's callbacks and dispatches them."""
 
-    def __init__(self, router: Router, signer: Signer, tokens: CommandTokens,
+    def __init__(self, registry: Registry, signer: Signer, tokens: CommandTokens,
                  health: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]],
                  *, replays: ReplayGuard | None = None, trigger_guard: TriggerGuard | None = None,
                  answer_within_s: float = ANSWER_WITHIN_S, limits: InboundLimits | None = None,
@@ -133,7 +133,7 @@ class InboundServer:
         self.limits = limits or InboundLimits()
         # Binds every request's channel to its team (gateway/binding.py); None only in unit tests.
         self.channel_teams = channel_teams
-        self.router = router
+        self.registry = registry
         self.signer = signer
         self.tokens = tokens
         self.health = health
@@ -160,8 +160,8 @@ class InboundServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, reuse_address=True)
         await site.start()
-        server = site._server  # aiohttp exposes no public accessor for the bound socket
-        self.port = server.sockets[0].getsockname()[1] if server and server.sockets else port
+        addresses = self._runner.addresses  # (host, port, ...) of each socket really bound
+        self.port = int(addresses[0][1]) if addresses else port
         return self.port
 
     async def stop(self) -> None:
@@ -294,9 +294,8 @@ class InboundServer:
             await self.triggers.check(command.trigger_id, command.user_id)
         except SignatureError as exc:
             return _reject(request, 401, str(exc))
-        handler = self.router.command_handler(command.subcommand)
         reply = await self._answer(
-            request, handler(command),
+            request, self.registry.command(command),
             on_error=lambda message: CommandReply(text=message),
             on_slow=lambda: CommandReply(text="This is taking longer than usual; the result will appear in the channel."),
         )
@@ -332,13 +331,12 @@ class InboundServer:
         refusal = await self._unbound(callback.channel_id, callback.team_id, signed=True)
         if refusal:
             return _reject(request, 401, refusal)
-        handler = self.router.actions.get(action)
-        if handler is None:
+        if not self.registry.handles(Surface.ACTION, action):
             request[OUTCOME] = "unknown action"
             return _json(ActionReply(ephemeral_text="This button is no longer supported. "
                                      "Type /incident help to see what you can do.").to_json())
         reply = await self._answer(
-            request, handler(callback),
+            request, self.registry.action(callback),
             on_error=lambda message: ActionReply(ephemeral_text=message),
             on_slow=lambda: ActionReply(ephemeral_text="This is taking longer than usual; the card will update when it is done."),
         )
@@ -355,7 +353,7 @@ class InboundServer:
             return _reject(request, 400, "not a dialog submission")
         callback_id, user_id = body.get("callback_id"), body.get("user_id")
         channel_id = body.get("channel_id") or ""
-        if not isinstance(callback_id, str) or callback_id not in self.router.dialogs:
+        if not isinstance(callback_id, str) or not self.registry.handles(Surface.DIALOG, callback_id):
             return _reject(request, 401, "unknown dialog")
         if not isinstance(user_id, str) or not user_id or not isinstance(channel_id, str):
             return _reject(request, 400, "user_id is required")
@@ -387,7 +385,7 @@ class InboundServer:
         closes = False
         try:
             reply = await self._answer(
-                request, self.router.dialogs[callback_id](form),
+                request, self.registry.dialog(form),
                 on_error=lambda message: DialogReply(error=message),
                 on_slow=lambda: DialogReply(),
             )

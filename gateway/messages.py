@@ -297,10 +297,6 @@ def code_block(text: str) -> str:
     return f"{fence}\n{body}\n{fence}"
 
 
-def mention(username: str) -> str:
-    return f"@{username}" if username else "someone"
-
-
 def format_duration(milliseconds: int) -> str:
     """'3d 4h', '2h 5m', '4m 10s', '12s' — the two largest units."""
     seconds = max(0, milliseconds // 1000)

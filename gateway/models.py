@@ -142,3 +142,51 @@ class DialogReply:
     @property
     def closes(self) -> bool:
         return not self.errors and not self.error
+
+
+class Reaction(_Inbound):
+    """A reaction on a post, as the ``reaction_added`` event carries it."""
+
+    user_id: str = ""
+    post_id: str = ""
+    emoji_name: str = ""
+    channel_id: str = ""
+    create_at: int = 0
+
+
+class Broadcast(_Inbound):
+    """Who a WebSocket event was sent to (its ``broadcast`` part)."""
+
+    channel_id: str = ""
+    team_id: str = ""
+    user_id: str = ""
+
+
+class WebSocketEvent(_Inbound):
+    """One WebSocket event (live, or replayed by catch-up), as ``on_event`` handlers receive it.
+
+    ``data`` keeps the event's own fields, with the ones Mattermost sends as JSON strings decoded.
+    """
+
+    event: str
+    data: dict[str, Any] = {}
+    broadcast: Broadcast = Broadcast()
+    seq: int = 0
+    replayed: bool = False
+
+    @property
+    def reaction(self) -> Reaction | None:
+        """The reaction of a ``reaction_added``/``reaction_removed`` event (None for other events)."""
+        raw = self.data.get("reaction")
+        return Reaction.model_validate(raw) if isinstance(raw, dict) else None
+
+    @property
+    def channel_id(self) -> str:
+        """The channel the event happened in (the broadcast's, else the reaction's or post's own)."""
+        if self.broadcast.channel_id:
+            return self.broadcast.channel_id
+        for key in ("reaction", "post"):
+            raw = self.data.get(key)
+            if isinstance(raw, dict) and isinstance(raw.get("channel_id"), str):
+                return raw["channel_id"]
+        return ""

@@ -1,9 +1,29 @@
-"""Handler registration: plugins mark methods, the router collects them per surface."""
+"""The one registry of handlers and the one dispatch pipeline every transport goes through.
+
+Plugins are mmpy_bot ``Plugin`` classes whose handlers are declared on their methods:
+
+- direct messages with mmpy_bot's own ``listen_to`` (its ``MessageFunction``: a regex, ``direct_only``),
+- slash subcommands, button actions, dialog submissions and WebSocket events with the decorators
+  here, in the same style: ``on_command("check")``, ``on_action(Action.CHECK)``,
+  ``on_dialog(Dialog.START)``, ``on_event("reaction_added")``.
+
+:meth:`Registry.include` collects both kinds (mmpy_bot's ``PluginManager`` collects the ``listen_to``
+methods and owns their regexes) and refuses two handlers for one key.  Inbound HTTP (gateway/inbound.py),
+the WebSocket and its catch-up (gateway/events.py) and direct messages all end in :meth:`Registry.dispatch`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from enum import StrEnum
+from typing import Any, cast
+
+from mmpy_bot import Plugin
+from mmpy_bot.function import MessageFunction
+from mmpy_bot.plugins import PluginManager
+from mmpy_bot.wrappers import Message
 
 from gateway.ids import Action, Dialog
 from gateway.models import (
@@ -13,20 +33,35 @@ from gateway.models import (
     DialogReply,
     DialogSubmission,
     SlashCommand,
+    WebSocketEvent,
 )
+
+log = logging.getLogger(__name__)
 
 CommandHandler = Callable[[SlashCommand], Awaitable[CommandReply]]
 ActionHandler = Callable[[ActionCallback], Awaitable[ActionReply]]
 DialogHandler = Callable[[DialogSubmission], Awaitable[DialogReply]]
+EventHandler = Callable[[WebSocketEvent], Awaitable[None]]
+Handler = Callable[[Any], Awaitable[Any]]
 
 _MARK = "_command_center_routes"
 DEFAULT_COMMAND = ""  # the handler for no subcommand and unknown subcommands
 
 
-def _mark(kind: str, key: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+class Surface(StrEnum):
+    """Where a handler is reached from; each surface keys its handlers by one string."""
+
+    COMMAND = "command"  # the subcommand (first word after the trigger)
+    ACTION = "action"  # the action id in a button's signed context
+    DIALOG = "dialog"  # the dialog's callback id
+    EVENT = "event"  # the WebSocket event's name
+    MESSAGE = "message"  # a listen_to regex (mmpy_bot's)
+
+
+def _mark(surface: Surface, key: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
         routes = getattr(function, _MARK, [])
-        setattr(function, _MARK, [*routes, (kind, key)])
+        setattr(function, _MARK, [*routes, (surface, key)])
         return function
     return decorate
 
@@ -35,36 +70,181 @@ def on_command(*subcommands: str) -> Callable[[Callable[..., Any]], Callable[...
     """Handle ``/<trigger> <subcommand> ...``; ``on_command(DEFAULT_COMMAND)`` takes the rest."""
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
         for name in subcommands:
-            function = _mark("command", name.lower())(function)
+            function = _mark(Surface.COMMAND, name.lower())(function)
         return function
     return decorate
 
 
 def on_action(action: Action) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    return _mark("action", action.value)
+    """Handle clicks on buttons (and menu selections) signed with ``action``."""
+    return _mark(Surface.ACTION, action.value)
 
 
 def on_dialog(dialog: Dialog) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    return _mark("dialog", dialog.value)
+    """Handle submissions (and cancellations) of the dialog with callback id ``dialog``."""
+    return _mark(Surface.DIALOG, dialog.value)
 
 
-class Router:
-    """Maps subcommands, action ids and dialog callback ids to plugin methods."""
+def on_event(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Handle the WebSocket event ``name`` (``reaction_added`` ...), live or caught up, as a
+    :class:`~gateway.models.WebSocketEvent`."""
+    return _mark(Surface.EVENT, name)
 
-    def __init__(self) -> None:
+
+class Registry:
+    """Every handler of every plugin, by surface and key, and the one way to reach them."""
+
+    def __init__(self, plugins: Iterable[object] = ()) -> None:
         self.commands: dict[str, CommandHandler] = {}
         self.actions: dict[str, ActionHandler] = {}
         self.dialogs: dict[str, DialogHandler] = {}
+        self.events: dict[str, EventHandler] = {}
+        self._tables: dict[Surface, dict[str, Any]] = {
+            Surface.COMMAND: self.commands, Surface.ACTION: self.actions,
+            Surface.DIALOG: self.dialogs, Surface.EVENT: self.events,
+        }
+        # mmpy_bot's own collection of listen_to methods (and their regexes).
+        self._mmpy_plugins: list[Plugin] = []
+        self.plugin_manager = PluginManager(self._mmpy_plugins)
+        self._bot_user_id = ""
+        self._name_prefix: re.Pattern[str] | None = None
+        for plugin in plugins:
+            self.include(plugin)
+
+    # Collecting ----------------------------------------------------------------------------
 
     def include(self, plugin: object) -> None:
-        tables = {"command": self.commands, "action": self.actions, "dialog": self.dialogs}
+        """Collect ``plugin``'s handlers; ValueError when one's key is taken already (nothing is added then)."""
+        found: list[tuple[Surface, str, Any]] = []
         for name in dir(type(plugin)):
             function = getattr(type(plugin), name, None)
-            for kind, key in getattr(function, _MARK, []):
-                table = tables[kind]
-                if key in table:
-                    raise ValueError(f"two handlers for {kind} {key!r}")
-                table[key] = getattr(plugin, name)
+            for surface, key in getattr(function, _MARK, []):
+                found.append((surface, key, getattr(plugin, name)))
+        seen: set[tuple[Surface, str]] = set()
+        for surface, key, _ in found:
+            if key in self._tables[surface] or (surface, key) in seen:
+                raise ValueError(f"two handlers for {surface} {key!r}")
+            seen.add((surface, key))
+        if isinstance(plugin, Plugin):
+            self._include_listeners(plugin)
+        for surface, key, handler in found:
+            self._tables[surface][key] = handler
+
+    def _include_listeners(self, plugin: Plugin) -> None:
+        """Let mmpy_bot's PluginManager collect ``plugin``'s ``listen_to`` methods.
+
+        The plugins reach Mattermost through ``ctx.client``: mmpy_bot's synchronous ``Driver`` and its
+        environment-reading ``Settings`` are never built, so listeners that would need them (mentions,
+        allowed users or channels, which answer through the driver) are refused.
+        """
+        for attribute in dir(type(plugin)):
+            function = getattr(type(plugin), attribute, None)
+            if isinstance(function, MessageFunction) and (
+                    function.needs_mention or function.allowed_users or function.allowed_channels):
+                raise ValueError(f"{type(plugin).__name__}.{attribute}: listen_to with needs_mention, allowed_users "
+                                 "or allowed_channels needs mmpy_bot's Driver, which Command Center does not run")
+        self._mmpy_plugins.append(plugin)
+        self.plugin_manager.message_listeners.clear()
+        self.plugin_manager.initialize(cast(Any, None), cast(Any, None))
+        for pattern, functions in self.plugin_manager.message_listeners.items():
+            if len(functions) > 1:
+                self._mmpy_plugins.pop()
+                self.plugin_manager.message_listeners.clear()
+                self.plugin_manager.initialize(cast(Any, None), cast(Any, None))
+                raise ValueError(f"two handlers for {Surface.MESSAGE} {pattern.pattern!r}")
+
+    @property
+    def message_patterns(self) -> list[str]:
+        """The regexes of the ``listen_to`` handlers."""
+        return [pattern.pattern for pattern in self.plugin_manager.message_listeners]
+
+    def identify(self, user_id: str, username: str) -> None:
+        """The bot's own account: its posts are never dispatched, and a leading ``@bot`` is dropped
+        from a message before it is matched (as mmpy_bot's EventHandler does)."""
+        self._bot_user_id = user_id
+        self._name_prefix = re.compile(rf"^@?{re.escape(username)}[:,]?\s?") if username else None
+
+    def start(self) -> None:
+        """mmpy_bot's ``on_start`` of every plugin."""
+        self.plugin_manager.start()
+
+    def stop(self) -> None:
+        """mmpy_bot's ``on_stop`` of every plugin."""
+        self.plugin_manager.stop()
+
+    # Dispatching ---------------------------------------------------------------------------
+
+    def handles(self, surface: Surface, key: str) -> bool:
+        """Whether a handler is registered for exactly ``key`` (not counting the default command)."""
+        return key in self._tables[surface]
 
     def command_handler(self, subcommand: str) -> CommandHandler:
         return self.commands.get(subcommand) or self.commands[DEFAULT_COMMAND]
+
+    async def dispatch(self, surface: Surface, key: str, payload: Any) -> Any:
+        """The one pipeline: the handler registered for ``key`` on ``surface`` gets ``payload``.
+
+        A subcommand without a handler goes to the default one; other unknown keys raise KeyError
+        (transports check :meth:`handles` first when they answer differently).
+        """
+        if surface is Surface.COMMAND:
+            handler: Handler = self.command_handler(key)
+        else:
+            handler = self._tables[surface][key]
+        return await handler(payload)
+
+    async def command(self, command: SlashCommand) -> CommandReply:
+        """A slash command (or the same words in a direct message, or a step's own command)."""
+        return cast(CommandReply, await self.dispatch(Surface.COMMAND, command.subcommand, command))
+
+    async def action(self, callback: ActionCallback) -> ActionReply:
+        return cast(ActionReply, await self.dispatch(Surface.ACTION, callback.action, callback))
+
+    async def dialog(self, form: DialogSubmission) -> DialogReply:
+        return cast(DialogReply, await self.dispatch(Surface.DIALOG, form.callback_id, form))
+
+    async def event(self, raw: dict[str, Any]) -> None:
+        """One WebSocket event (nested JSON already decoded): a ``posted`` one to the ``listen_to``
+        handlers its message matches, every one to its ``on_event`` handler. A failing handler is
+        logged and never stops the others."""
+        name = raw.get("event")
+        if not isinstance(name, str):
+            return
+        if name == "posted":
+            await self._message(raw)
+        if name in self.events:
+            try:
+                event = WebSocketEvent.model_validate(raw)
+            except ValueError:
+                log.warning("ignoring a malformed %s event", name)
+                return
+            try:
+                await self.dispatch(Surface.EVENT, name, event)
+            except Exception:
+                log.exception("websocket %s handler failed", name)
+
+    async def _message(self, raw: dict[str, Any]) -> None:
+        data = raw.get("data")
+        post = data.get("post") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or not isinstance(post, dict) or not isinstance(post.get("message", ""), str):
+            return
+        if self._bot_user_id and post.get("user_id") == self._bot_user_id:
+            return
+        if self._name_prefix is not None:
+            post["message"] = self._name_prefix.sub("", post.get("message", ""))
+        data.setdefault("channel_type", "")
+        data.setdefault("channel_name", "")
+        post.setdefault("message", "")
+        post.setdefault("root_id", "")
+        message = Message(raw)
+        for pattern, functions in self.plugin_manager.message_listeners.items():
+            match = pattern.search(message.text)
+            if match is None:
+                continue
+            for function in functions:
+                try:
+                    assert function.plugin is not None  # set by PluginManager.initialize
+                    await function.plugin.call_function(
+                        function, message, groups=[group for group in match.groups() if group != ""])
+                except Exception:
+                    log.exception("direct message handler %s failed", function.name)

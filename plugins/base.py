@@ -1,43 +1,19 @@
-"""What every feature plugin gets: the shared services, and mmpy_bot's Plugin base."""
+"""What every feature plugin is: an mmpy_bot ``Plugin`` with the shared context (services.context)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 from mmpy_bot import Plugin
 
-from gateway.client import MattermostClient
 from gateway.errors import MattermostError
-from gateway.ids import Route
 from gateway.messages import check_words, command_prefix
 from gateway.models import SlashCommand
-from gateway.signing import Signer
-from settings import Settings
-
-
-@dataclass
-class BotContext:
-    """Services shared by the plugins, built once by the composition root (bot.py)."""
-
-    settings: Settings
-    client: MattermostClient
-    signer: Signer
-    store: Any = None
-    callback_base_url: str = ""
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def action_url(self) -> str:
-        return self.callback_base_url + Route.ACTION.value
-
-    @property
-    def dialog_url(self) -> str:
-        return self.callback_base_url + Route.DIALOG.value
+from services.context import BotContext
 
 
 class FeaturePlugin(Plugin):
-    """An mmpy_bot plugin that also handles slash commands, buttons and dialogs via the router."""
+    """An mmpy_bot plugin: its handlers are methods marked with ``listen_to`` (direct messages) or with
+    gateway.routing's ``on_command``/``on_action``/``on_dialog``/``on_event``, collected by the one
+    ``Registry``."""
 
     def __init__(self, ctx: BotContext) -> None:
         super().__init__()

@@ -20,9 +20,10 @@ from domain.conversation import Intent, intent_of
 from gateway.errors import user_message
 from gateway.messages import ALIASES, USAGES, neutralize, unknown_command_text
 from gateway.models import CommandReply, SlashCommand
-from gateway.routing import DEFAULT_COMMAND, Router
-from plugins.base import BotContext, FeaturePlugin
+from gateway.routing import DEFAULT_COMMAND, Registry, Surface
+from plugins.base import FeaturePlugin
 from plugins.incidents import start_buttons
+from services.context import BotContext
 from services.history import HistoryService, ListFilters
 
 log = logging.getLogger(__name__)
@@ -37,11 +38,12 @@ HELP_HINT = "Send `help` for everything I can do."
 
 
 class DirectMessagePlugin(FeaturePlugin):
-    """Routes direct messages that are commands to the slash command handlers; answers the others."""
+    """Sends direct messages that are commands through the registry to the slash command handlers
+    (the same pipeline as the slash command); answers the others."""
 
-    def __init__(self, ctx: BotContext, router: Router, history: HistoryService) -> None:
+    def __init__(self, ctx: BotContext, registry: Registry, history: HistoryService) -> None:
         super().__init__(ctx)
-        self.router = router
+        self.registry = registry
         self.history = history
         self.directory = history.directory
 
@@ -58,7 +60,7 @@ class DirectMessagePlugin(FeaturePlugin):
         )
         try:
             if self._is_command(command):
-                reply = await self.router.command_handler(command.subcommand)(command)
+                reply = await self.registry.command(command)
             else:
                 reply = await self.converse(command)
             text, props = reply.text, ({"attachments": reply.attachments} if reply.attachments else None)
@@ -82,7 +84,7 @@ class DirectMessagePlugin(FeaturePlugin):
         subcommand = command.subcommand
         if not subcommand:
             return True  # nothing but a file, or an empty message: the import, or the help
-        if subcommand == DEFAULT_COMMAND or subcommand not in self.router.commands:
+        if subcommand == DEFAULT_COMMAND or not self.registry.handles(Surface.COMMAND, subcommand):
             return False
         if subcommand == "help":
             # "help, the site is down" is a person asking for help, not for the command list.

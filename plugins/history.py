@@ -29,7 +29,8 @@ from gateway.ids import Action
 from gateway.messages import format_duration, inline_code, limited_markdown, neutralize
 from gateway.models import ActionCallback, ActionReply, CommandReply, SlashCommand
 from gateway.routing import on_action, on_command
-from plugins.base import BotContext, FeaturePlugin
+from plugins.base import FeaturePlugin
+from services.context import BotContext
 from services.history import NO_TEAM, HistoryService, IncidentDetails, ListFilters, ListPage, now_ms
 
 LIST_USAGE = ("Usage: /incident list [ongoing|ended|all] [@commander] [--playbook NAME] [--search TEXT] [--page N], "

@@ -32,9 +32,11 @@ from gateway.models import (
     DialogReply,
     DialogSubmission,
     SlashCommand,
+    WebSocketEvent,
 )
-from gateway.routing import on_action, on_command, on_dialog
-from plugins.base import BotContext, FeaturePlugin
+from gateway.routing import on_action, on_command, on_dialog, on_event
+from plugins.base import FeaturePlugin
+from services.context import BotContext
 from services.incidents import IncidentService, StartRequest, post_id_from
 
 log = logging.getLogger(__name__)
@@ -80,9 +82,6 @@ class IncidentPlugin(FeaturePlugin):
         super().__init__(ctx)
         self.service = service
         self.directory = service.directory
-
-    def event_handlers(self) -> dict[str, Any]:
-        return {"reaction_added": self.on_reaction_added}
 
     # Helpers -------------------------------------------------------------------------------
 
@@ -180,15 +179,16 @@ class IncidentPlugin(FeaturePlugin):
     async def on_start_from_post_clicked(self, callback: ActionCallback) -> ActionReply:
         return await self.on_start_clicked(callback)
 
-    async def on_reaction_added(self, event: dict[str, Any]) -> None:
+    @on_event("reaction_added")
+    async def on_reaction_added(self, event: WebSocketEvent) -> None:
         """The reaction trigger: offer the reacting user a button that starts an incident from the post."""
-        reaction = event.get("data", {}).get("reaction")
-        if not isinstance(reaction, dict) or reaction.get("emoji_name") != self.ctx.settings.reaction_emoji:
+        reaction = event.reaction
+        if reaction is None or reaction.emoji_name != self.ctx.settings.reaction_emoji:
             return
-        user_id, post_id = reaction.get("user_id", ""), reaction.get("post_id", "")
+        user_id, post_id = reaction.user_id, reaction.post_id
         if not user_id or not post_id or user_id == self.ctx.client.user_id or await self.directory.is_bot(user_id):
             return
-        channel_id = event.get("broadcast", {}).get("channel_id") or reaction.get("channel_id", "")
+        channel_id = event.channel_id
         channel = await self.ctx.client.get_channel(channel_id)
         team_id = channel.get("team_id", "")
         if not team_id:

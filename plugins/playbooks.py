@@ -42,7 +42,8 @@ from gateway.models import (
 )
 from gateway.playbook_yaml import PlaybookFormatError
 from gateway.routing import on_action, on_command, on_dialog
-from plugins.base import BotContext, FeaturePlugin
+from plugins.base import FeaturePlugin
+from services.context import BotContext
 from services.playbooks import MAX_FILE_BYTES, PlaybookService
 
 log = logging.getLogger(__name__)

@@ -54,7 +54,7 @@ from gateway.directory import Directory
 from gateway.errors import MattermostError, user_message
 from gateway.export import UsernameCache, channel_pages, write_channel_csv
 from gateway.messages import neutralize
-from plugins.base import BotContext
+from services.context import BotContext
 
 log = logging.getLogger(__name__)
 

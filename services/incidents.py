@@ -49,11 +49,10 @@ from gateway.directory import Directory
 from gateway.errors import MattermostError, user_message
 from gateway.messages import code_block, format_duration, inline_code, neutralize, quote
 from gateway.models import CommandReply, SlashCommand
-from gateway.routing import Router
+from gateway.routing import Registry
 from gateway.step_commands import BOT_MAY_RUN, refusal_in
-from plugins.base import BotContext
 from services import livecard
-from telemetry import telemetry_of
+from services.context import BotContext
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +271,7 @@ class CardUpdater:
                     return "unchanged", incident
             try:
                 # Only the props: the message never changes once posted (cards.card_message).
-                post = await self.ctx.client.patch_post(incident.card_post_id, {"props": card["props"]})
+                post = await self.ctx.client.patch_post(card_post_id, {"props": card["props"]})
             except MattermostError as error:
                 if error.error_id != EDIT_TIME_LIMIT_ERROR:
                     raise
@@ -372,7 +371,7 @@ class CardUpdater:
 class IncidentService:
     """Starting incidents and every change to them."""
 
-    def __init__(self, ctx: BotContext, directory: Directory, *, commands: Router | None = None) -> None:
+    def __init__(self, ctx: BotContext, directory: Directory, *, commands: Registry | None = None) -> None:
         self.ctx = ctx
         self.directory = directory
         self.cards = CardUpdater(ctx, directory)
@@ -590,7 +589,7 @@ class IncidentService:
                 creator_id=journal.actor_id, now=journal.created_at, source_post_id=journal.source_post_id,
                 incident_id=journal.incident_id, public=not journal.private)
             incident = await self.store.create_incident(incident, events)
-            telemetry_of(self.ctx).incident_changed(incident, events)
+            self.ctx.telemetry.incident_changed(incident, events)
         incident = await self._ensure_opening_and_card(incident, posted_nothing=posted_nothing)
         async with self.store.transaction():  # one write for both
             await self.store.delete_setting(_JOURNAL_PREFIX + journal.incident_id)
@@ -793,7 +792,7 @@ class IncidentService:
         await self.require_member(incident, user_id, fresh=fresh)
         updated, events = await self._mutate(incident, operation, drawn)
         if events:
-            telemetry_of(self.ctx).incident_changed(updated, events)
+            self.ctx.telemetry.incident_changed(updated, events)
             await self._publish(updated, events, user_id, describe)
         return updated, events
 
@@ -1025,7 +1024,7 @@ class IncidentService:
                              text=parsed.text, trigger_id=trigger_id)
         running = _RUNNING_STEP.set(True)  # whatever the command does, it cannot run a step in turn
         try:
-            reply = await self.commands.command_handler(typed.subcommand)(typed)
+            reply = await self.commands.command(typed)
         except Exception as error:  # the same words the user would get typing it
             return _OwnRun(refusal=user_message(error))
         finally:
@@ -1040,7 +1039,7 @@ class IncidentService:
         except DomainError as error:  # changed meanwhile (ended, step removed): the command ran anyway
             log.warning("a step run in incident %s could not be recorded: %s", incident.id, error)
             return
-        telemetry_of(self.ctx).incident_changed(updated, events)
+        self.ctx.telemetry.incident_changed(updated, events)
         who = await self.directory.username(user_id)
         try:
             await self.ctx.client.create_post(incident.channel_id,

@@ -36,8 +36,8 @@ from gateway.playbook_yaml import (
     StageSpec,
     UserRef,
 )
-from plugins.base import BotContext
-from telemetry import PlaybookChange, telemetry_of
+from services.context import BotContext
+from telemetry import PlaybookChange
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class PlaybookService:
         return self.ctx.store
 
     def _track(self, change: PlaybookChange, playbook: Playbook) -> None:
-        telemetry_of(self.ctx).playbook_changed(change, playbook)
+        self.ctx.telemetry.playbook_changed(change, playbook)
 
     # Who may do what -----------------------------------------------------------------------
 

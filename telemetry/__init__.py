@@ -1,11 +1,10 @@
 """Privacy-respecting usage telemetry (SPEC section 8): RudderStack ``track`` events made of ids and counts.
 
-Build the sender once with :func:`build` and keep it in ``BotContext.extras`` (``telemetry_of(ctx)``
-finds it); services call ``incident_changed`` / ``playbook_changed`` after a change is saved.
+Build the sender once with :func:`build` and keep it in ``BotContext.telemetry``; services call
+``incident_changed`` / ``playbook_changed`` after a change is saved.
 """
 
 from .client import (
-    CONTEXT_KEY,
     DIAGNOSTIC_ID_KEY,
     NULL_TELEMETRY,
     UPLOAD_THREAD_NAME,
@@ -14,7 +13,6 @@ from .client import (
     RudderTelemetry,
     Telemetry,
     build,
-    telemetry_of,
 )
 from .events import (
     ALLOWED_PROPERTIES,
@@ -28,7 +26,6 @@ from .events import (
 
 __all__ = [
     "ALLOWED_PROPERTIES",
-    "CONTEXT_KEY",
     "DIAGNOSTIC_ID_KEY",
     "METADATA_PROPERTIES",
     "NULL_TELEMETRY",
@@ -43,5 +40,4 @@ __all__ = [
     "event_for_playbook_change",
     "event_for_timeline_event",
     "events_for_incident_change",
-    "telemetry_of",
 ]

@@ -32,8 +32,6 @@ log = logging.getLogger(__name__)
 
 #: Store setting holding this installation's random diagnostic id (created on first use).
 DIAGNOSTIC_ID_KEY = "telemetry.diagnostic_id"
-#: Key of the telemetry sender in ``BotContext.extras``.
-CONTEXT_KEY = "telemetry"
 UPLOAD_THREAD_NAME = "telemetry-upload"
 
 
@@ -205,9 +203,3 @@ async def build(settings: Any, store: Any, server_version: str, *, options: Rudd
         return NULL_TELEMETRY
     log.info("telemetry is on: usage events (ids and counts only) go to %s", sender.data_plane_url)
     return sender
-
-
-def telemetry_of(ctx: Any) -> Telemetry:
-    """The sender kept in a BotContext's ``extras``, or :data:`NULL_TELEMETRY` if there is none."""
-    sender = getattr(ctx, "extras", {}).get(CONTEXT_KEY)
-    return sender if isinstance(sender, Telemetry) else NULL_TELEMETRY

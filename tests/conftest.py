@@ -11,10 +11,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(autouse=True)
 def _no_stray_settings(monkeypatch):
-    """Tests control the bot's configuration themselves; nothing leaks in from the shell or mmpy_bot's
-    environment overrides."""
+    """Tests control the bot's own settings (``CC_*``) themselves; nothing leaks in from the shell."""
     for key in list(os.environ):
-        if key.startswith("CC_") or key in ("MATTERMOST_URL", "MATTERMOST_PORT", "BOT_TOKEN", "MATTERMOST_API_PATH"):
+        if key.startswith("CC_"):
             monkeypatch.delenv(key, raising=False)
 
 

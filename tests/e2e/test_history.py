@@ -83,11 +83,11 @@ async def quick_incident(bot, sandbox, playbook, name: str, creator: str, *, at:
 
 
 def incident_service(bot):
-    return bot.router.commands["start"].__self__.service
+    return bot.registry.commands["start"].__self__.service
 
 
 def history_service(bot):
-    return bot.router.commands["list"].__self__.service
+    return bot.registry.commands["list"].__self__.service
 
 
 async def list_names(sandbox, username: str, arguments: str = "", channel: str = "town-square") -> list[str]:
@@ -319,7 +319,7 @@ async def test_only_the_owner_turns_the_pages_of_a_list(sandbox, bot, world):
             assert answer.status == 401
     assert sandbox.world.posts[listed["id"]]["message"] == turned.post["message"]
     # A button signed for alice's list, delivered to dave: refused, and nothing is posted for him.
-    plugin = bot.router.commands["list"].__self__
+    plugin = bot.registry.commands["list"].__self__
     town_square = sandbox.channel("acme", "town-square")["id"]
     alices = plugin._page_button("Next", ListView(alice.id, sandbox.team("acme")["id"], town_square, ListFilters(),
                                                   on_ephemeral=True), 1)
@@ -399,7 +399,7 @@ async def test_paging_through_a_mix_of_public_and_private_incidents(sandbox, bot
 
 async def test_page_button_shows_what_the_clicker_may_see(sandbox, bot, world):
     """A page context cannot widen visibility: the list is computed for the clicking owner on every click."""
-    plugin = bot.router.commands["list"].__self__
+    plugin = bot.registry.commands["list"].__self__
     channel_id = sandbox.channel("acme", "town-square")["id"]
     dave = sandbox.user("dave")
     view = ListView(dave.id, sandbox.team("acme")["id"], channel_id, ListFilters(), on_ephemeral=True)

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway.ids import Action, Route
 from gateway.inbound import CommandTokens, InboundServer
 from gateway.models import ActionReply, CommandReply, DialogReply
-from gateway.routing import DEFAULT_COMMAND, Router, on_action, on_command, on_dialog
+from gateway.routing import DEFAULT_COMMAND, Registry, on_action, on_command, on_dialog
 from gateway.signing import Signer
 
 TEAM, CHANNEL, USER = "t" * 26, "c" * 26, "u" * 26
@@ -74,7 +74,7 @@ def form(text="ping hello", token=TOKEN, **extra):
 
 @pytest.fixture
 async def server():
-    router, recorder, dialogs = Router(), Recorder(), DialogPlugin()
+    router, recorder, dialogs = Registry(), Recorder(), DialogPlugin()
     router.include(recorder)
     router.include(dialogs)
     tokens = CommandTokens()

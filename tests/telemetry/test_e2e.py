@@ -20,7 +20,6 @@ from telemetry import (
     NULL_TELEMETRY,
     UPLOAD_THREAD_NAME,
     RudderTelemetry,
-    telemetry_of,
 )
 from tests.e2e.conftest import make_playbook
 from tests.telemetry.sink import closed_port_url
@@ -70,7 +69,7 @@ def upload_threads() -> list[threading.Thread]:
 
 async def test_each_user_action_sends_its_event_with_ids_and_metadata(sandbox, sink, start_bot):
     app = await start_bot(**keys(sink.url))
-    telemetry = telemetry_of(app.ctx)
+    telemetry = app.ctx.telemetry
     assert isinstance(telemetry, RudderTelemetry)
     await make_playbook(app, sandbox, members=("alice", "bob"), commands={"Acknowledge the alert": "/incident help"})
     incident = await start_incident(sandbox, app)
@@ -132,14 +131,14 @@ async def test_refused_actions_send_nothing(sandbox, sink, start_bot):
     app = await start_bot(**keys(sink.url))
     await make_playbook(app, sandbox)
     incident = await start_incident(sandbox, app)
-    await asyncio.to_thread(telemetry_of(app.ctx).flush)
+    await asyncio.to_thread(app.ctx.telemetry.flush)
     assert [e["event"] for e in sink.events()] == ["incident_created"]
     dave, alice = sandbox.user("dave"), sandbox.user("alice")
     await dave.command(incident.channel_id, "/incident check 1.1")  # not a member: refused
     await command(alice, incident.channel_id, "/incident check 9.9")  # no such step
     await command(alice, incident.channel_id, "/incident stage 1")  # already there: no change
     await command(alice, incident.channel_id, "/incident check 1.1")
-    await asyncio.to_thread(telemetry_of(app.ctx).flush)
+    await asyncio.to_thread(app.ctx.telemetry.flush)
     assert [e["event"] for e in sink.events()] == ["incident_created", "checklist_item_checked"]
 
 
@@ -163,7 +162,7 @@ async def test_playbook_changes_send_their_events(sandbox, sink, start_bot):
     await command(bob, "town-square", '/incident playbook edit "Payments down" stage add Learn')
     await command(bob, "town-square", '/incident playbook delete "Payments down"', confirm=True)
     assert await app.store.get_playbook(playbook.id) is None
-    await asyncio.to_thread(telemetry_of(app.ctx).flush)
+    await asyncio.to_thread(app.ctx.telemetry.flush)
     stages, steps = len(playbook.stages), playbook.step_count
     assert [(e["event"], {k: v for k, v in e["properties"].items()
                           if k not in ("diagnosticID", "serverVersion", "pluginVersion")}) for e in sink.events()] == [
@@ -203,7 +202,7 @@ def strings_in(value):
 
 async def test_no_incident_or_playbook_text_ever_reaches_the_data_plane(sandbox, sink, start_bot):
     app = await start_bot(**keys(sink.url))
-    telemetry = telemetry_of(app.ctx)
+    telemetry = app.ctx.telemetry
     await add_member(sandbox, sandbox.channel("acme", "town-square")["id"], "bob")
     loop = asyncio.get_running_loop()
     alice, bob = sandbox.user("alice"), sandbox.user("bob")
@@ -298,7 +297,7 @@ async def test_actions_complete_normally_when_the_data_plane_hangs_or_is_down(sa
         await hanging_sink.wait_for(lambda s: s.batches)  # the sender did try
         hanging_sink.release()
     else:
-        await asyncio.wait_for(asyncio.to_thread(telemetry_of(app.ctx).flush), 15)  # retries, then drops
+        await asyncio.wait_for(asyncio.to_thread(app.ctx.telemetry.flush), 15)  # retries, then drops
         assert any("telemetry: dropped" in r.getMessage() for r in caplog.records)
     begun = time.perf_counter()
     await app.stop()
@@ -310,7 +309,7 @@ async def test_actions_complete_normally_when_the_data_plane_hangs_or_is_down(sa
 async def test_off_by_default_sends_nothing_and_starts_no_thread(sandbox, sink, start_bot):
     before = set(threading.enumerate())
     app = await start_bot()
-    assert telemetry_of(app.ctx) is NULL_TELEMETRY
+    assert app.ctx.telemetry is NULL_TELEMETRY
     await make_playbook(app, sandbox)
     incident = await start_incident(sandbox, app)
     await command(sandbox.user("alice"), incident.channel_id, "/incident check 1.1")
@@ -324,7 +323,7 @@ async def test_off_by_default_sends_nothing_and_starts_no_thread(sandbox, sink, 
 
 async def test_the_switch_turns_it_off_even_with_both_keys(sandbox, sink, start_bot):
     app = await start_bot(telemetry_enabled=False, **keys(sink.url))
-    assert telemetry_of(app.ctx) is NULL_TELEMETRY
+    assert app.ctx.telemetry is NULL_TELEMETRY
     await make_playbook(app, sandbox)
     incident = await start_incident(sandbox, app)
     await command(sandbox.user("alice"), incident.channel_id, "/incident check 1.1")

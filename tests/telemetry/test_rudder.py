@@ -12,10 +12,8 @@ from types import SimpleNamespace
 import pytest
 
 from domain.ids import is_valid_id
-from plugins.base import BotContext
 from storage import open_store
 from telemetry import (
-    CONTEXT_KEY,
     DIAGNOSTIC_ID_KEY,
     NULL_TELEMETRY,
     UPLOAD_THREAD_NAME,
@@ -23,7 +21,6 @@ from telemetry import (
     RudderOptions,
     RudderTelemetry,
     build,
-    telemetry_of,
 )
 from tests.telemetry.sink import Sink, closed_port_url
 from version import __version__
@@ -286,10 +283,8 @@ async def test_build_never_raises():
     assert telemetry is NULL_TELEMETRY
 
 
-def test_telemetry_of_a_context():
-    ctx = BotContext(settings=None, client=None, signer=None)  # type: ignore[arg-type]
-    assert telemetry_of(ctx) is NULL_TELEMETRY
-    null = NullTelemetry()
-    ctx.extras[CONTEXT_KEY] = null
-    assert telemetry_of(ctx) is null
-    assert telemetry_of(object()) is NULL_TELEMETRY
+def test_a_context_without_a_sender_has_the_null_one():
+    from services.context import BotContext
+
+    ctx = BotContext(settings=None, client=None, signer=None, store=None)  # type: ignore[arg-type]
+    assert ctx.telemetry is NULL_TELEMETRY

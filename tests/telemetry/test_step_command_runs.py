@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-from telemetry import telemetry_of
 from tests.e2e.conftest import make_playbook
 from tests.telemetry.test_e2e import command, keys, start_incident
 
@@ -19,7 +18,7 @@ async def test_only_accepted_step_runs_are_counted(sandbox, sink, start_bot):
     alice = sandbox.user("alice")
     for n in range(1, 6):
         await command(alice, incident.channel_id, f"/incident run 1.{n}")
-    await asyncio.to_thread(telemetry_of(app.ctx).flush)
+    await asyncio.to_thread(app.ctx.telemetry.flush)
     runs = sink.events("checklist_item_command_run")
     assert len(runs) == 2  # 1.4 and 1.5; Mattermost refused 1.1, 1.2 was handed back, 1.3 runs a step
     assert all(e["properties"]["UserID"] == alice.id for e in runs)
