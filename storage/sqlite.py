@@ -886,6 +886,7 @@ class SqliteStore(Store):
             params).close())
 
     async def delete_setting(self, key: str, *, if_value: str | None = None) -> bool:
+        params: tuple[str, ...]
         if if_value is None:
             sql, params = "DELETE FROM settings WHERE key = ?", (key,)
         else:
