@@ -20,11 +20,15 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from bench.harness import found
 from domain.models import Incident, Stage
 from gateway.client import MattermostClient
 from gateway.directory import Directory
+from gateway.signing import Signer
 from services.context import BotContext
-from services.history import HistoryService
+from services.history import ExportResult, HistoryService
+from settings import Settings
+from storage.memory import MemoryStore
 
 SEED = Path(__file__).resolve().parents[1] / "sandbox" / "seeds" / "demo.yaml"
 
@@ -46,7 +50,7 @@ async def _serve_async(posts: int, ready, stop) -> None:
 
     async with Sandbox(SEED) as sandbox:
         world = sandbox.world
-        team_id = sandbox.team("acme")["id"]
+        team_id = found(sandbox.team("acme"), "team acme")["id"]
         bot_id = sandbox.user_id("incident")
         people = [sandbox.user_id(name) for name in ("alice", "bob", "carol", "dave")]
         channel = world.create_channel(team_id=team_id, name="big-incident", display_name="Big incident",
@@ -72,12 +76,13 @@ def _peak_rss_kib() -> int:
     return 0
 
 
-async def _export_once(world: dict, traced: bool) -> tuple[float, int, object]:
+async def _export_once(world: dict, traced: bool) -> tuple[float, int, tuple[ExportResult, dict]]:
     client = MattermostClient(world["url"], world["token"], timeout=60.0)
     await client.login()
     try:
-        # The export needs only the client: the other parts of the context are left out.
-        ctx = BotContext(settings=None, client=client, signer=None, store=None)  # type: ignore[arg-type]
+        # The export needs only the client; the store is an empty in-memory one.
+        settings = Settings(mattermost_url=world["url"], bot_token=world["token"])
+        ctx = BotContext(settings=settings, client=client, signer=Signer("bench"), store=MemoryStore())
         service = HistoryService(ctx, Directory(client))
         incident = Incident(id="i" * 26, team_id=world["team_id"], channel_id=world["channel_id"], name="Big incident",
                             commander_id=world["alice"], creator_id=world["alice"], public=False,

@@ -36,6 +36,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
@@ -377,7 +378,7 @@ class Fuzzer:
         def on_loop(coroutine) -> None:
             asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=120)
 
-        common = {"deadline": None, "database": None, "derandomize": seed is None,
+        common: dict[str, Any] = {"deadline": None, "database": None, "derandomize": seed is None,
                   "phases": (Phase.explicit, Phase.generate), "suppress_health_check": list(HealthCheck)}
 
         @settings(max_examples=max(1, examples), **common)
@@ -416,7 +417,7 @@ class Fuzzer:
 
 
 async def main(examples: int, seed: int, yaml_examples: int = 0, step_examples: int = 0) -> FuzzReport:
-    from bench.harness import BOT_TOKEN, EDIT_TIME_LIMIT, world
+    from bench.harness import BOT_TOKEN, EDIT_TIME_LIMIT, found, world
     from bot import CommandCenter
     from domain.playbooks import StageDraft, StepDraft, new_playbook
     from sandbox import Sandbox, SandboxConfig
@@ -434,7 +435,7 @@ async def main(examples: int, seed: int, yaml_examples: int = 0, step_examples: 
                 await bot.wait_connected()
                 people = [f"u{i:03d}" for i in range(3)]
                 playbook = await bot.store.create_playbook(new_playbook(
-                    team_id=sandbox.team("acme")["id"], title="Fuzz", created_by=sandbox.user_id("u001"),
+                    team_id=found(sandbox.team("acme"), "team acme")["id"], title="Fuzz", created_by=sandbox.user_id("u001"),
                     now=int(time.time() * 1000), member_ids=[sandbox.user_id(p) for p in people],
                     stages=[StageDraft(title=t, steps=(StepDraft(title=f"{t} a"), StepDraft(title=f"{t} b")))
                             for t in ("Triage", "Fix")]))

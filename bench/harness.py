@@ -11,13 +11,22 @@ import tempfile
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 BOT_TOKEN = "xoeg5dzc1pd7zri85ryzeg3gda"
 # Benchmarks run with ServiceSettings.PostEditTimeLimit set (seconds), as tests and the demo do.
 EDIT_TIME_LIMIT = 300
+
+
+def found(value: T | None, what: str) -> T:
+    """``value``, which a benchmark can count on (its world's team, a started bot's parts); stop if missing."""
+    if value is None:
+        raise RuntimeError(f"the benchmark found no {what}")
+    return value
 
 
 def world(users: int) -> dict:
@@ -89,6 +98,21 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def thread_cpu_seconds(pid: int) -> dict[int, tuple[str, float]]:
+    """User + system CPU time of each thread of a process (thread id -> (name, seconds)), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    threads: dict[int, tuple[str, float]] = {}
+    for entry in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = raw[raw.index("(") + 1:raw.rindex(")")]
+        fields = raw.rsplit(")", 1)[1].split()
+        threads[int(entry.name)] = (name, (int(fields[11]) + int(fields[12])) / ticks)
+    return threads
 
 
 def rss_mb(pid: int) -> float:

@@ -15,6 +15,16 @@ Cost figures, from the one-user phase (the sandbox records every REST exchange t
   bot_cpu_ratio            bot_cpu_ms_per_start ÷ (bare_cpu_ms_per_call × rest_calls_per_start); goal ≤ 3
   start_c20_p99_ratio      our start p99 at 20 users ÷ the bare bot's, same users, same calls; goal ≤ 1.5
 
+What the figures are made of (same runs):
+  bot_main_cpu_ms_per_start    the bot's event-loop thread (REST, inbound HTTP, WebSocket, rendering, rules)
+  bot_store_cpu_ms_per_start   the bot's other threads: SQLite's (aiosqlite runs each connection on its own
+                               thread; a committed write is an fsync), which the bare bot does not have
+  sandbox_cpu_ms_per_start_c20 / bare_sandbox_cpu_ms_per_start_c20   CPU of this process (the sandbox and
+                               the simulated users) per start at 20 users, with our bot and with the bare
+                               one: the sandbox shares the machine's cores with the bot it serves, so its
+                               extra work for our bot (the WebSocket events it pushes, the bot's own
+                               requests) is in our p99 too
+
 python -m bench.incident [--rounds 5]
 """
 
@@ -32,7 +42,18 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.harness import BOT_TOKEN, EDIT_TIME_LIMIT, ROOT, bot_process, cpu_seconds, percentiles, stop_process, world
+from bench.harness import (
+    BOT_TOKEN,
+    EDIT_TIME_LIMIT,
+    ROOT,
+    bot_process,
+    cpu_seconds,
+    found,
+    percentiles,
+    stop_process,
+    thread_cpu_seconds,
+    world,
+)
 from gateway.commands import desired_command
 from sandbox import Sandbox, SandboxConfig
 
@@ -61,8 +82,9 @@ async def start_flow(sandbox: Sandbox, person, name: str, trigger: str = "incide
         result = await person.command("town-square", f"/{trigger} start {name}")
     finally:
         unsubscribe()
-    assert result.dialog is not None and opened, (result.ephemeral, result.error)
-    playbook = result.dialog["dialog"]["elements"][0]["options"][0]["value"]
+    dialog = result.dialog
+    assert dialog is not None and opened, (result.ephemeral, result.error)
+    playbook = dialog["dialog"]["elements"][0]["options"][0]["value"]
     outcome = await person.submit_dialog({"playbook": playbook, "name": name, "description": None})
     assert outcome.closed, (outcome.errors, outcome.error)
     channel = await sandbox.wait_for(lambda: sandbox.channel("acme", name.lower()), timeout=10)
@@ -123,6 +145,19 @@ def start_template(exchanges, sandbox: Sandbox, person, name: str) -> dict:
             "command": command_calls, "dialog": dialog_calls}
 
 
+def _split_threads(pid: int, before: dict[int, tuple[str, float]],
+                   after: dict[int, tuple[str, float]]) -> tuple[float, float]:
+    """(ms of the main thread, ms of every other thread) between two ``thread_cpu_seconds`` readings."""
+    main = other = 0.0
+    for tid, (_, seconds) in after.items():
+        spent = (seconds - before.get(tid, ("", 0.0))[1]) * 1000
+        if tid == pid:
+            main += spent
+        else:
+            other += spent
+    return main, other
+
+
 @asynccontextmanager
 async def barebot_process(template: dict, sandbox: Sandbox):
     """Run bench/barebot.py with ``template``; register /bare for it; yield (process, stats())."""
@@ -136,7 +171,7 @@ async def barebot_process(template: dict, sandbox: Sandbox):
             line = await asyncio.to_thread(process.stdout.readline)
             url = line.strip().split("url=", 1)[1]
             async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {BOT_TOKEN}"}) as http:
-                command = desired_command(sandbox.team("acme")["id"], "bare", url)
+                command = desired_command(found(sandbox.team("acme"), "team acme")["id"], "bare", url)
                 async with http.post(sandbox.url + "/api/v4/commands", json=command) as answer:
                     assert answer.status == 201, (answer.status, await answer.text())
 
@@ -174,7 +209,7 @@ async def main(rounds: int) -> None:
                         elapsed, dialog_ms, card_id = await start_flow(sandbox, person, name)
                         starts.append(elapsed)
                         dialogs.append(dialog_ms)
-                        cards.append((person, card_id, sandbox.channel("acme", name)["id"]))
+                        cards.append((person, card_id, found(sandbox.channel("acme", name), name)["id"]))
                         last_start[:] = [(person, name)]
 
                 measuring = concurrency == 1  # the cost figures come from the one-user phase
@@ -182,9 +217,16 @@ async def main(rounds: int) -> None:
                     sandbox.clear_recording()
                     sandbox.config.record = True
                     cpu_before = cpu_seconds(process.pid)
+                    threads_before = thread_cpu_seconds(process.pid)
+                here_before = time.process_time()
                 await asyncio.gather(*(starter(p) for p in people[:concurrency]))
+                if not measuring:
+                    figures["sandbox_cpu_ms_per_start_c20"] = (time.process_time() - here_before) * 1000 / len(starts)
                 if measuring:
                     bot_cpu_ms = (cpu_seconds(process.pid) - cpu_before) * 1000
+                    main_ms, other_ms = _split_threads(process.pid, threads_before, thread_cpu_seconds(process.pid))
+                    figures["bot_main_cpu_ms_per_start"] = main_ms / len(starts)
+                    figures["bot_store_cpu_ms_per_start"] = other_ms / len(starts)
                     start_exchanges = list(sandbox.recording)
                     sandbox.clear_recording()
                     figures["rest_calls_per_start"] = len(_bot_exchanges(start_exchanges)) / len(starts)
@@ -195,7 +237,7 @@ async def main(rounds: int) -> None:
                     for _ in range(rounds * 2):
                         toggles.append(await toggle(sandbox, person, card_id, channel_id))
 
-                mine = {}
+                mine: dict[object, tuple[str, str]] = {}
                 for person, card_id, channel_id in cards:
                     mine.setdefault(person, (card_id, channel_id))
                 await asyncio.gather(*(toggler(p, c, ch) for p, (c, ch) in list(mine.items())[:concurrency]))
@@ -213,6 +255,7 @@ async def main(rounds: int) -> None:
         async with barebot_process(template, sandbox) as (bare, stats):
             for concurrency in (1, 20):
                 before, cpu_before = await stats(), cpu_seconds(bare.pid)
+                here_before = time.process_time()
                 bare_starts: list[float] = []
 
                 async def bare_starter(person) -> None:
@@ -221,6 +264,9 @@ async def main(rounds: int) -> None:
 
                 await asyncio.gather(*(bare_starter(p) for p in people[:concurrency]))
                 after = await stats()
+                if concurrency == 20:
+                    figures["bare_sandbox_cpu_ms_per_start_c20"] = (
+                        (time.process_time() - here_before) * 1000 / len(bare_starts))
                 if concurrency == 1:
                     calls = after["rest_calls"] - before["rest_calls"]
                     figures["bare_cpu_ms_per_call"] = (after["rest_cpu_s"] - before["rest_cpu_s"]) * 1000 / calls

@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import percentiles
+from bench.harness import found, percentiles
 from bot import CommandCenter
 from domain import incidents as ops
 from domain.playbooks import StageDraft, StepDraft, new_playbook
@@ -54,7 +54,7 @@ def _playbook(team_id: str, creator: str, public: bool):
 async def build_world(sandbox: Sandbox, database_url: str, public: int, shared: int, hidden: int) -> int:
     """Channels in the sandbox and incidents in the store; returns how many dave can see."""
     world = sandbox.world
-    team_id = sandbox.team("acme")["id"]
+    team_id = found(sandbox.team("acme"), "team acme")["id"]
     bot_id, alice, dave = sandbox.user_id("incident"), sandbox.user_id("alice"), sandbox.user_id("dave")
     kinds = ["public"] * public + ["shared"] * shared + ["hidden"] * hidden
     random.Random(7).shuffle(kinds)  # every page mixes public and private incidents
@@ -125,11 +125,12 @@ async def main(args: argparse.Namespace) -> None:
             try:
                 await app.wait_connected()
                 dave, alice = sandbox.user("dave"), sandbox.user("alice")
+                directory = found(app.directory, "directory (is the bot started?)")
                 preload_started = time.perf_counter()
                 await measure(sandbox, dave, "/incident list", 3)  # warm-up: connections, caches of names
                 # The first list queued the team's private incident channels' member lists (services/history.py).
-                await app.directory.preloaded.wait()
-                print(f"member lists loaded after connecting: {app.directory.member_lists_loaded} "
+                await directory.preloaded.wait()
+                print(f"member lists loaded after connecting: {directory.member_lists_loaded} "
                       f"in {time.perf_counter() - preload_started:.1f} s (in the background)")
                 scenarios = [("first page", dave, "/incident list"),
                              ("page 2", dave, "/incident list --page 2"),

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import BOT_TOKEN, world
+from bench.harness import BOT_TOKEN, found, world
 from bot import CommandCenter
 from sandbox import Sandbox, SandboxConfig
 from services.incidents import StartRequest
@@ -31,14 +31,15 @@ async def _started(app: CommandCenter, sandbox: Sandbox, count: int) -> list:
     from domain.playbooks import StageDraft, StepDraft, new_playbook
 
     owner = sandbox.user_id("u000")
-    team_id = sandbox.team("acme")["id"]
+    team_id = found(sandbox.team("acme"), "team acme")["id"]
     playbook = await app.store.create_playbook(new_playbook(
         team_id=team_id, title="Bench", created_by=owner, now=int(time.time() * 1000), create_public_channel=True,
         member_ids=[owner], stages=[StageDraft(title=f"Stage {s}", steps=tuple(
             StepDraft(title=f"Step {s}.{n}", command="") for n in range(4))) for s in range(3)]))
+    service = found(app.incidents, "incident service (is the bot started?)")
     incidents = []
     for index in range(count):
-        incidents.append(await app.incidents.start(StartRequest(actor_id=owner, team_id=team_id,
+        incidents.append(await service.start(StartRequest(actor_id=owner, team_id=team_id,
                                                                 playbook_id=playbook.id, name=f"bench {index}")))
     return incidents
 
@@ -54,10 +55,11 @@ async def measure(count: int, minutes: int, limit: int) -> dict[str, float]:
             await app.start()
             try:
                 await app.wait_connected()
-                app.incidents.cards.clock = sandbox.now_ms
+                cards = found(app.incidents, "incident service (is the bot started?)").cards
+                cards.clock = sandbox.now_ms
                 await _started(app, sandbox, count)
                 assert app.livecard is not None
-                scheduler, cards = app.livecard, app.incidents.cards
+                scheduler = app.livecard
                 await scheduler.run_due()
 
                 async def minutes_of_ticks(label: str, start_minute: int, span: int, step_s: int = 1) -> None:

@@ -17,7 +17,7 @@ import time
 import aiohttp
 from aiohttp import web
 
-from bench.harness import EDIT_TIME_LIMIT, bot_process, percentiles, world
+from bench.harness import EDIT_TIME_LIMIT, bot_process, found, percentiles, world
 from sandbox import Sandbox, SandboxConfig
 
 
@@ -32,7 +32,9 @@ async def _bare_server() -> tuple[web.AppRunner, str]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    server = site._server  # aiohttp exposes no public accessor for the bound socket
+    assert isinstance(server, asyncio.Server)
+    port = server.sockets[0].getsockname()[1]
     return runner, f"http://127.0.0.1:{port}/bare"
 
 
@@ -57,7 +59,7 @@ async def main(total: int) -> None:
     try:
         async with Sandbox(world(users), config=SandboxConfig(post_edit_time_limit=EDIT_TIME_LIMIT)) as sandbox:
             admin = sandbox.user("u000")
-            team_id = sandbox.team("acme")["id"]
+            team_id = found(sandbox.team("acme"), "team acme")["id"]
             async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {admin.token}"}) as http:
                 async with http.post(f"{sandbox.url}/api/v4/commands", json={
                         "team_id": team_id, "trigger": "bare", "method": "P", "url": bare_url}) as response:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.harness import found
 from gateway.cards import CardContext, incident_card
 
 FAULT_MIX: tuple[tuple[str, float, dict[str, Any]], ...] = (  # kind, probability, extra arguments: roughly one bot request in six misbehaves
@@ -233,7 +234,7 @@ class Soak:
         card = self._card(model)
         rows = [a for a in (card or {}).get("props", {}).get("attachments", [])[2:]
                 if any(b["name"] in ("Check", "Uncheck") for b in a.get("actions", []))]
-        if not rows:
+        if card is None or not rows:
             await self.command_step(model, rng)
             return
         button = next(b for b in rng.choice(rows)["actions"] if b["name"] in ("Check", "Uncheck"))
@@ -410,7 +411,8 @@ async def main(seconds: float, incidents: int, concurrency: int, seed: int, scal
             try:
                 await bot.wait_connected()
                 playbook = await bot.store.create_playbook(new_playbook(
-                    team_id=sandbox.team("acme")["id"], title="Soak", created_by=sandbox.user_id(people[0]),
+                    team_id=found(sandbox.team("acme"), "team acme")["id"], title="Soak",
+                    created_by=sandbox.user_id(people[0]),
                     now=int(time.time() * 1000), member_ids=[sandbox.user_id(p) for p in people],
                     stages=[StageDraft(title=title, steps=tuple(StepDraft(title=f"{title} {n}") for n in range(3)))
                             for title in ("Triage", "Mitigation", "Resolution")]))

@@ -24,6 +24,7 @@ from domain import checklist, incidents, playbooks
 from domain.models import IncidentStatus, StepRef
 from storage import create_store
 from storage.base import IncidentSort
+from storage.sqlite import SqliteStore
 
 TEAMS = 10
 USERS = 200
@@ -69,7 +70,7 @@ def make_playbook(rng: random.Random, team_id: str, user: str, number: int) -> p
 async def build(store, count: int, rng: random.Random) -> tuple[list[str], dict[str, list[str]], float]:
     """Create playbooks and ``count`` incidents; return ids, private channels per team and seconds taken."""
     started = time.perf_counter()
-    team_playbooks = {}
+    team_playbooks: dict[str, list[playbooks.Playbook]] = {}
     for t in range(TEAMS):
         team_id = f"team{t:02d}"
         team_playbooks[team_id] = []
@@ -199,6 +200,7 @@ async def main() -> None:
         if path.exists():
             raise SystemExit(f"{path} exists; pass a new file")
         store = create_store(f"sqlite:///{path}?synchronous={args.synchronous}")
+        assert isinstance(store, SqliteStore)  # checkpoint and integrity_check are SQLite's
         await store.open()
         try:
             ids, private_channels, build_s = await build(store, args.incidents, rng)
@@ -208,7 +210,7 @@ async def main() -> None:
             targets = rng.sample(ids, min(1000, len(ids)))
             for incident_id in targets:
                 incident = await store.get_incident(incident_id)
-                if not incident.is_ongoing:
+                if incident is not None and not incident.is_ongoing:
                     await store.mutate_incident(
                         incident_id, lambda i: incidents.restart_incident(i, "bench", int(time.time() * 1000))
                     )

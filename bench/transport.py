@@ -50,7 +50,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         async with self.session.request(request.method, str(request.url), headers=request.headers.multi_items(),
                                         data=body or None) as answer:
             content = await answer.read()
-        return httpx.Response(answer.status, headers=answer.headers.items(), content=content)
+        return httpx.Response(answer.status, headers=list(answer.headers.items()), content=content)
 
 
 def driver_options(url: str) -> dict:

@@ -271,16 +271,23 @@ def stage_view_text(incident: Incident, stage_index: int, ctx: CardContext) -> s
     return "\n".join(lines)
 
 
+# The digest's encoding (made once: ``json.dumps`` with options builds an encoder per call).
+_DIGEST_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
+
+
+def _visible(value: Any) -> Any:
+    """``value`` without its ``integration`` entries (at any depth); strings and numbers as they are."""
+    if isinstance(value, dict):
+        return {key: _visible(item) if isinstance(item, dict | list) else item
+                for key, item in value.items() if key != "integration"}
+    if isinstance(value, list):
+        return [_visible(item) if isinstance(item, dict | list) else item for item in value]
+    return value
+
+
 def visible_digest(card: dict[str, Any]) -> str:
     """A fingerprint of what people see of a card (the buttons' signed contexts left out)."""
-    def strip(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {key: strip(item) for key, item in value.items() if key != "integration"}
-        if isinstance(value, list):
-            return [strip(item) for item in value]
-        return value
-    encoded = json.dumps(strip(card), sort_keys=True, ensure_ascii=False).encode()
-    return hashlib.sha256(encoded).hexdigest()
+    return hashlib.sha256(_DIGEST_JSON.encode(_visible(card)).encode()).hexdigest()
 
 
 def card_message(incident: Incident) -> str:

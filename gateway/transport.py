@@ -24,6 +24,7 @@ from gateway.errors import MattermostError
 
 # What ids, names, emoji names and the literal "me" are made of; anything else in a path is hostile.
 _PATH_SEGMENT = re.compile(r"[A-Za-z0-9._\-+@]*")
+_SAFE_PATH = re.compile(r"[A-Za-z0-9._\-+@/]*")  # segments of those characters, "/" between them
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Idle connections are closed well before servers and proxies drop them (Go's net/http and nginx
 # keep an idle connection 60–75 s), so a pooled connection is not found dead when reused.
@@ -60,6 +61,8 @@ class AiohttpClient(BaseClient):
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self._verify = options.get("verify", True)
+        # The Authorization header, made once per token (the token is set at login).
+        self._headers_for: tuple[str, dict[str, str] | None] | None = None
 
     def _http(self) -> aiohttp.ClientSession:
         session = self._session
@@ -76,6 +79,13 @@ class AiohttpClient(BaseClient):
                 connector=connector, cookie_jar=aiohttp.DummyCookieJar(), timeout=self._timeout,
                 proxy=proxy, proxy_auth=proxy_auth)
         return session
+
+    def _auth_headers(self) -> dict[str, str] | None:
+        """``auth_header()`` (mattermostautodriver's), built again only when the token changed."""
+        cached = self._headers_for
+        if cached is None or cached[0] != self._token:
+            cached = self._headers_for = (self._token, self.auth_header())
+        return cached[1]
 
     async def aclose(self) -> None:
         self._closed = True
@@ -98,7 +108,7 @@ class AiohttpClient(BaseClient):
             elif data:
                 body["data"] = data
         try:
-            async with self._http().request(verb, url + endpoint, params=_query(params), headers=self.auth_header(),
+            async with self._http().request(verb, url + endpoint, params=_query(params), headers=self._auth_headers(),
                                             **body) as answer:
                 content = await answer.read()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:  # refused, reset, timed out ...
@@ -142,7 +152,10 @@ def check_path(endpoint: str, method: str) -> None:
     """Refuse paths built from hostile values (a user-chosen "id" such as ``../../users/me`` or one
     with control characters) before they can address another endpoint; Mattermost would answer
     such ids with 400 invalid_url_param, and so does this."""
-    for segment in endpoint.split("?", 1)[0].split("/"):
+    path = endpoint.split("?", 1)[0]
+    if _SAFE_PATH.fullmatch(path) and "/." not in path and not path.startswith("."):
+        return  # every segment is made of safe characters and none starts with a dot: none is . or ..
+    for segment in path.split("/"):
         if segment in (".", "..") or not _PATH_SEGMENT.fullmatch(segment):
             raise MattermostError(400, "api.context.invalid_url_param.app_error",
                                   "Invalid or missing parameter in request URL.", method=method, path=endpoint)
