@@ -397,9 +397,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def retry_job(self, job_id: str, token: str, *, due_at: int, now: int, error: str | None = None) -> bool:
-        """Give a claimed job back as pending, due at ``due_at`` (keeping its attempts and delivery
-        marker); if its key has meanwhile been scheduled again, it is cancelled instead. False
-        unless ``token`` is its current claim."""
+        """Give a claimed job back as pending, due at ``due_at``: its attempt ended without the side
+        effect (the delivery marker is cleared; attempts are kept). If its key has meanwhile been
+        scheduled again, it is cancelled instead. False unless ``token`` is its current claim."""
 
     @abc.abstractmethod
     async def cancel_jobs(
@@ -416,9 +416,10 @@ class Store(abc.ABC):
         nor complete it. Returns how many were cancelled."""
 
     @abc.abstractmethod
-    async def next_job_time(self, kinds: Collection[str] | None = None) -> int | None:
+    async def next_job_time(self, kinds: Collection[str] | None = None, *, not_claimed_by: str | None = None) -> int | None:
         """The earliest moment a job may become claimable: the soonest pending due time or claimed
-        lease expiry (of ``kinds``; None: all); None when there is none."""
+        lease expiry (of ``kinds``; None: all; leases held by ``not_claimed_by`` left out: that
+        owner settles its own claims); None when there is none."""
 
     @abc.abstractmethod
     async def prune_jobs(self, before: int) -> int:

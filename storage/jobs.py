@@ -18,6 +18,8 @@ A job's life::
   whether its side effect is known not to have happened (no marker) or may have
   (``maybe_delivered``); the scheduler then asks the handler's delivery check (the job id is the
   idempotency key) instead of repeating it blindly.
+- **Retry**: an attempt that ended with an error (the handler raised) is given back as pending
+  with a later due time and the marker cleared: its outcome is known, not lost in a crash.
 """
 
 from __future__ import annotations

@@ -626,7 +626,7 @@ class MemoryStore(Store):
             else:
                 data.w_jobs()[job_id] = dataclasses.replace(
                     job, state=JobState.PENDING, due_at=due_at, token=None, lease_until=None, claimed_by=None,
-                    last_error=short_error(error))
+                    delivery_started_at=None, last_error=short_error(error))
             return True
 
     async def cancel_jobs(
@@ -651,11 +651,13 @@ class MemoryStore(Store):
                                                        lease_until=None)
             return len(chosen)
 
-    async def next_job_time(self, kinds: Collection[str] | None = None) -> int | None:
+    async def next_job_time(self, kinds: Collection[str] | None = None, *, not_claimed_by: str | None = None) -> int | None:
         wanted = None if kinds is None else set(kinds)
         times = [job.due_at if job.state is JobState.PENDING else job.lease_until
                  for job in (await self._read()).jobs.values()
-                 if (wanted is None or job.kind in wanted) and job.state in LIVE]
+                 if (wanted is None or job.kind in wanted) and (
+                     job.state is JobState.PENDING
+                     or (job.state is JobState.CLAIMED and (not_claimed_by is None or job.claimed_by != not_claimed_by)))]
         return min((t for t in times if t is not None), default=None)
 
     async def prune_jobs(self, before: int) -> int:

@@ -1039,7 +1039,8 @@ class SqliteStore(Store):
                              " last_error = 'rescheduled' WHERE id = ?", (now, job_id))
             else:
                 conn.execute("UPDATE jobs SET state = 'pending', due_at = ?, token = NULL, lease_until = NULL,"
-                             " claimed_by = NULL, last_error = ? WHERE id = ?", (due_at, short_error(error), job_id))
+                             " claimed_by = NULL, delivery_started_at = NULL, last_error = ? WHERE id = ?",
+                             (due_at, short_error(error), job_id))
             return True
 
         return await self._write(work)
@@ -1064,7 +1065,7 @@ class SqliteStore(Store):
                f" WHERE {condition} AND state IN (?, ?)")
         return await self._write(lambda conn: conn.execute(sql, [now, *params, *_LIVE_STATES]).rowcount)
 
-    async def next_job_time(self, kinds: Collection[str] | None = None) -> int | None:
+    async def next_job_time(self, kinds: Collection[str] | None = None, *, not_claimed_by: str | None = None) -> int | None:
         if kinds is not None and not kinds:
             return None
         kind_sql, kind_params = _kinds_condition(kinds)
@@ -1072,8 +1073,9 @@ class SqliteStore(Store):
             "SELECT min(t) FROM ("
             f" SELECT min(due_at) AS t FROM jobs WHERE state = 'pending' AND {kind_sql}"
             " UNION ALL"
-            f" SELECT min(lease_until) FROM jobs WHERE state = 'claimed' AND {kind_sql})",
-            [*kind_params, *kind_params])
+            f" SELECT min(lease_until) FROM jobs WHERE state = 'claimed' AND {kind_sql}"
+            "  AND claimed_by IS NOT ?)",
+            [*kind_params, *kind_params, not_claimed_by])
         return None if row is None or row[0] is None else int(row[0])
 
     async def prune_jobs(self, before: int) -> int:

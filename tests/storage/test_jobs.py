@@ -72,7 +72,7 @@ async def test_dedupe_key_moves_the_pending_job(store):
     assert [j.id for j in live] == [third.id]
 
 
-async def test_retry_keeps_attempts_and_marker(store):
+async def test_retry_keeps_attempts_and_clears_the_marker(store):
     await schedule(store)
     [claimed] = await store.claim_due_jobs(NOW, "a", lease_ms=LEASE, limit=1)
     assert await store.begin_job_delivery(claimed.id, claimed.token, now=NOW)
@@ -81,9 +81,9 @@ async def test_retry_keeps_attempts_and_marker(store):
     back = await store.get_job(claimed.id)
     assert back is not None
     assert (back.state, back.due_at, back.attempts, back.last_error) == (JobState.PENDING, NOW + 5000, 1, "boom")
-    assert back.maybe_delivered
+    assert not back.maybe_delivered  # the attempt ended (with an error): its outcome is not unknown
     [again] = await store.claim_due_jobs(NOW + 5000, "b", lease_ms=LEASE, limit=1)
-    assert (again.attempts, again.maybe_delivered, again.claimed_by) == (2, True, "b")
+    assert (again.attempts, again.maybe_delivered, again.claimed_by) == (2, False, "b")
     assert again.token != claimed.token
 
 
@@ -93,6 +93,8 @@ async def test_expired_lease_is_claimable_again_and_says_whether_delivery_began(
     claims = {j.key: j for j in await store.claim_due_jobs(NOW, "dead", lease_ms=LEASE, limit=5)}
     assert await store.begin_job_delivery(begun.id, claims["begun"].token, now=NOW + 1)
     assert await store.next_job_time() == NOW + LEASE
+    assert await store.next_job_time(not_claimed_by="dead") is None  # the holder settles its own claims
+    assert await store.next_job_time(not_claimed_by="alive") == NOW + LEASE
     assert await store.claim_due_jobs(NOW + LEASE - 1, "alive", lease_ms=LEASE, limit=5) == []
     # After the lease, a dead holder's delivery may not begin any more.
     assert not await store.begin_job_delivery(quiet.id, claims["quiet"].token, now=NOW + LEASE)
