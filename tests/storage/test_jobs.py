@@ -181,7 +181,9 @@ async def test_two_stores_racing_never_claim_a_job_twice(store_factory):
     await two.open()
     try:
         jobs = [await schedule(one, f"k{n}", due=NOW + n % 7) for n in range(120)]
-        claims: list[tuple[str, Job]] = []
+        # The second store sees the first one's jobs and claims (which of them wins a race is timing).
+        [early] = await two.claim_due_jobs(NOW + 10, "two-early", lease_ms=LEASE, limit=1)
+        claims: list[tuple[str, Job]] = [("two-early", early)]
 
         async def claimer(store: Store, owner: str) -> None:
             for _ in range(40):
@@ -193,7 +195,6 @@ async def test_two_stores_racing_never_claim_a_job_twice(store_factory):
                                for n in range(6)))
         claimed_ids = [job.id for _, job in claims]
         assert sorted(claimed_ids) == sorted(job.id for job in jobs)  # all claimed, none twice
-        assert {owner.split("-")[0] for owner, _ in claims} == {"one", "two"}
         # Each job completes once, through its holder's token; the other store's try fails.
         results = await asyncio.gather(*(
             store.complete_job(job.id, job.token or "", now=NOW + 11)
