@@ -32,6 +32,7 @@ from services.history import HistoryService
 from services.incidents import IncidentService
 from services.livecard import LiveCardScheduler
 from services.playbooks import PlaybookService
+from services.scheduler import Scheduler
 from settings import Settings, SettingsError, load_settings
 from storage import open_store
 from storage.base import Store
@@ -107,6 +108,7 @@ class CommandCenter:
         self.incidents: IncidentService | None = None
         self.directory: Directory | None = None
         self.livecard: LiveCardScheduler | None = None
+        self.scheduler: Scheduler | None = None
         self._ws_task: asyncio.Task | None = None
         # WebSocket keep-alive/reconnect timings; tests shorten them before start().
         self.websocket_policy = ConnectionPolicy()
@@ -205,6 +207,12 @@ class CommandCenter:
             except Exception:  # the cards still follow every change; only the duration would stand still
                 log.exception("the live card scheduler did not start")
 
+        # Stored jobs (reminders) fire from here; an ended incident's jobs are cancelled (services/scheduler.py).
+        self.scheduler = Scheduler(store)
+        if self.incidents is not None:
+            self.incidents.cards.listeners.append(self.scheduler.incident_changed)
+        await self.scheduler.start()
+
     @property
     def store(self) -> Store:
         """The open store (once :meth:`start` has opened it)."""
@@ -242,6 +250,8 @@ class CommandCenter:
             await self.inbound.stop()
         if self.livecard is not None:
             await self.livecard.stop()
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         if self.incidents is not None:
             await self.incidents.cards.close()
         if self.events is not None:

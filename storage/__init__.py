@@ -13,12 +13,15 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .base import IncidentOperation, IncidentQuery, IncidentRef, IncidentSort, Page, RefPage, StorageError, Store
+from .jobs import Job, JobState
 
 __all__ = [
     "IncidentOperation",
     "IncidentQuery",
     "IncidentRef",
     "IncidentSort",
+    "Job",
+    "JobState",
     "Page",
     "RefPage",
     "StorageError",

@@ -17,15 +17,17 @@ outside run in a transaction of their own. Nothing returns before it is committe
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import NamedTuple, Self
+from typing import Any, NamedTuple, Self
 
 from domain import limits
 from domain.errors import Conflict, NotFound, ValidationError
 from domain.models import Incident, IncidentStatus, Playbook, TimelineEvent
+
+from .jobs import Job, JobState
 
 #: A pure operation as given to :meth:`Store.mutate_incident`.
 IncidentOperation = Callable[[Incident], tuple[Incident, list[TimelineEvent]]]
@@ -329,6 +331,99 @@ class Store(abc.ABC):
     async def prune_single_use(self, now: int, *, max_entries: int) -> int:
         """Delete keys expired at ``now``, then the soonest-expiring ones beyond ``max_entries``;
         returns how many were deleted."""
+
+    # -- scheduled jobs (storage/jobs.py explains the life of a job) -----------------------
+    @abc.abstractmethod
+    async def schedule_job(
+        self,
+        kind: str,
+        key: str,
+        *,
+        due_at: int,
+        now: int,
+        payload: Mapping[str, Any] | None = None,
+        incident_id: str | None = None,
+        job_id: str | None = None,
+    ) -> Job:
+        """Insert a pending job; a pending job of the same (kind, key) is cancelled in the same
+        transaction (one pending job per key). ``job_id`` defaults to a new random id."""
+
+    @abc.abstractmethod
+    async def get_job(self, job_id: str) -> Job | None:
+        """The job with this id, or None."""
+
+    @abc.abstractmethod
+    async def list_jobs(
+        self,
+        *,
+        kind: str | None = None,
+        key: str | None = None,
+        incident_id: str | None = None,
+        states: Collection[JobState] | None = None,
+    ) -> list[Job]:
+        """Jobs matching every filter given, by due time (then id)."""
+
+    @abc.abstractmethod
+    async def claim_due_jobs(
+        self,
+        now: int,
+        owner: str,
+        *,
+        lease_ms: int,
+        limit: int,
+        kinds: Collection[str] | None = None,
+        late_ms: int = 60_000,
+    ) -> list[Job]:
+        """Atomically claim up to ``limit`` jobs, soonest due first: pending ones due at ``now`` and
+        claimed ones whose lease has expired. Each gets a fresh token, ``lease_until = now +
+        lease_ms``, one more attempt, and ``late`` if it is claimed ``late_ms`` or more after it was
+        due. ``kinds``: only these kinds (None: all)."""
+
+    @abc.abstractmethod
+    async def begin_job_delivery(self, job_id: str, token: str, *, now: int) -> bool:
+        """Record that the side effect is about to happen; False (nothing recorded) unless ``token``
+        is the job's current claim and its lease has not expired at ``now``."""
+
+    @abc.abstractmethod
+    async def finish_job(
+        self, job_id: str, token: str, *, now: int, state: JobState = JobState.DONE, error: str | None = None
+    ) -> bool:
+        """Move the claimed job to done (``fired_at = now``), failed or cancelled; False unless
+        ``token`` is its current claim."""
+
+    async def complete_job(self, job_id: str, token: str, *, now: int) -> bool:
+        """The job fired: done, if ``token`` is still its claim."""
+        return await self.finish_job(job_id, token, now=now)
+
+    @abc.abstractmethod
+    async def retry_job(self, job_id: str, token: str, *, due_at: int, now: int, error: str | None = None) -> bool:
+        """Give a claimed job back as pending, due at ``due_at``: its attempt ended without the side
+        effect (the delivery marker is cleared; attempts are kept). If its key has meanwhile been
+        scheduled again, it is cancelled instead. False unless ``token`` is its current claim."""
+
+    @abc.abstractmethod
+    async def cancel_jobs(
+        self,
+        *,
+        now: int,
+        job_id: str | None = None,
+        kind: str | None = None,
+        key: str | None = None,
+        incident_id: str | None = None,
+    ) -> int:
+        """Cancel the pending and claimed jobs with this id, or this kind and key, or of this
+        incident (exactly one selector); a claimed job's holder can then neither begin its delivery
+        nor complete it. Returns how many were cancelled."""
+
+    @abc.abstractmethod
+    async def next_job_time(self, kinds: Collection[str] | None = None, *, not_claimed_by: str | None = None) -> int | None:
+        """The earliest moment a job may become claimable: the soonest pending due time or claimed
+        lease expiry (of ``kinds``; None: all; leases held by ``not_claimed_by`` left out: that
+        owner settles its own claims); None when there is none."""
+
+    @abc.abstractmethod
+    async def prune_jobs(self, before: int) -> int:
+        """Delete done, failed and cancelled jobs finished before ``before``; returns how many."""
 
     # -- shared behaviour --------------------------------------------------------------
     async def mutate_incident(

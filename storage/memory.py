@@ -26,17 +26,20 @@ the process.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
+import secrets
 import string
 import weakref
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import Conflict, NotFound
+from domain.ids import new_id
 from domain.models import Incident, Playbook, TimelineEvent
 
 from . import migrations
@@ -50,6 +53,7 @@ from .base import (
     StorageError,
     Store,
 )
+from .jobs import FINISHED, LIVE, Job, JobState, check_selector, payload_json, short_error
 
 #: ``COLLATE NOCASE`` and ``LIKE`` fold ASCII letters only.
 _ASCII_FOLD = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
@@ -89,7 +93,8 @@ class _Row:
 class _Data:
     """Everything a database holds. Containers are copied on their first write after :meth:`fork`."""
 
-    _CONTAINERS = ("playbooks", "incidents", "by_channel", "timelines", "event_ids", "settings", "single_use")
+    _CONTAINERS = ("playbooks", "incidents", "by_channel", "timelines", "event_ids", "settings", "single_use",
+                   "jobs")
 
     def __init__(self) -> None:
         self.playbooks: dict[str, Playbook] = {}
@@ -99,6 +104,7 @@ class _Data:
         self.event_ids: set[str] = set()
         self.settings: dict[str, str] = {}
         self.single_use: dict[tuple[str, str], int] = {}
+        self.jobs: dict[str, Job] = {}  # Job is frozen: a change replaces the entry
         self.rowids = itertools.count(1)
         self._owned = set(self._CONTAINERS)
         self._owned_timelines: set[str] | None = None  # None: every timeline list is this copy's own
@@ -157,6 +163,9 @@ class _Data:
 
     def w_single_use(self) -> dict[tuple[str, str], int]:
         return self._writable("single_use")
+
+    def w_jobs(self) -> dict[str, Job]:
+        return self._writable("jobs")
 
 
 @dataclass
@@ -515,3 +524,178 @@ class MemoryStore(Store):
                 keys.clear()
                 keys.update((kind_key, expires_at) for expires_at, kind_key in kept)
             return deleted
+
+    # -- scheduled jobs (SQLite's semantics: storage/sqlite.py) --------------------------------------
+    async def schedule_job(
+        self,
+        kind: str,
+        key: str,
+        *,
+        due_at: int,
+        now: int,
+        payload: Mapping[str, Any] | None = None,
+        incident_id: str | None = None,
+        job_id: str | None = None,
+    ) -> Job:
+        text = payload_json(payload)
+        job = Job(id=job_id or new_id(), kind=kind, key=key, due_at=due_at, created_at=now, incident_id=incident_id,
+                  payload=json.loads(text))
+        async with self._writing() as data:
+            if job.id in data.jobs:
+                raise Conflict("A job with this id already exists.")
+            jobs = data.w_jobs()
+            for old in _pending_with_key(data, kind, key):
+                jobs[old.id] = _finished(old, JobState.CANCELLED, now, error="rescheduled")
+            jobs[job.id] = job
+        return _copy(job)
+
+    async def get_job(self, job_id: str) -> Job | None:
+        job = (await self._read()).jobs.get(job_id)
+        return _copy(job) if job else None
+
+    async def list_jobs(
+        self,
+        *,
+        kind: str | None = None,
+        key: str | None = None,
+        incident_id: str | None = None,
+        states: Collection[JobState] | None = None,
+    ) -> list[Job]:
+        wanted = None if states is None else {JobState(state) for state in states}
+        found = [job for job in (await self._read()).jobs.values()
+                 if (kind is None or job.kind == kind) and (key is None or job.key == key)
+                 and (incident_id is None or job.incident_id == incident_id)
+                 and (wanted is None or job.state in wanted)]
+        return [_copy(job) for job in sorted(found, key=lambda job: (job.due_at, job.id))]
+
+    async def claim_due_jobs(
+        self,
+        now: int,
+        owner: str,
+        *,
+        lease_ms: int,
+        limit: int,
+        kinds: Collection[str] | None = None,
+        late_ms: int = 60_000,
+    ) -> list[Job]:
+        if limit <= 0 or (kinds is not None and not kinds):
+            return []
+        wanted = None if kinds is None else set(kinds)
+        async with self._writing() as data:
+            due = sorted((job for job in data.jobs.values() if _claimable(job, now, wanted)),
+                         key=lambda job: (job.due_at, job.id))[:limit]
+            claimed = [dataclasses.replace(
+                job, state=JobState.CLAIMED, claimed_by=owner, token=secrets.token_hex(16),
+                lease_until=now + lease_ms, attempts=job.attempts + 1, late=job.late or job.due_at <= now - late_ms)
+                for job in due]
+            if claimed:
+                jobs = data.w_jobs()
+                for job in claimed:
+                    jobs[job.id] = job
+        return [_copy(job) for job in claimed]
+
+    async def begin_job_delivery(self, job_id: str, token: str, *, now: int) -> bool:
+        async with self._writing() as data:
+            job = _held(data, job_id, token)
+            if job is None or job.lease_until is None or job.lease_until <= now:
+                return False
+            if job.delivery_started_at is None:
+                data.w_jobs()[job_id] = dataclasses.replace(job, delivery_started_at=now)
+            return True
+
+    async def finish_job(
+        self, job_id: str, token: str, *, now: int, state: JobState = JobState.DONE, error: str | None = None
+    ) -> bool:
+        state = JobState(state)
+        if state not in FINISHED:
+            raise ValueError(f"a job is finished as done, failed or cancelled, not {state}")
+        async with self._writing() as data:
+            job = _held(data, job_id, token)
+            if job is None:
+                return False
+            data.w_jobs()[job_id] = _finished(job, state, now, error=error)
+            return True
+
+    async def retry_job(self, job_id: str, token: str, *, due_at: int, now: int, error: str | None = None) -> bool:
+        async with self._writing() as data:
+            job = _held(data, job_id, token)
+            if job is None:
+                return False
+            if _pending_with_key(data, job.kind, job.key):
+                data.w_jobs()[job_id] = _finished(job, JobState.CANCELLED, now, error="rescheduled")
+            else:
+                data.w_jobs()[job_id] = dataclasses.replace(
+                    job, state=JobState.PENDING, due_at=due_at, token=None, lease_until=None, claimed_by=None,
+                    delivery_started_at=None, last_error=short_error(error))
+            return True
+
+    async def cancel_jobs(
+        self,
+        *,
+        now: int,
+        job_id: str | None = None,
+        kind: str | None = None,
+        key: str | None = None,
+        incident_id: str | None = None,
+    ) -> int:
+        check_selector(job_id, kind, key, incident_id)
+        async with self._writing() as data:
+            chosen = [job for job in data.jobs.values() if job.state in LIVE and (
+                job.id == job_id if job_id is not None
+                else job.incident_id == incident_id if incident_id is not None
+                else (job.kind, job.key) == (kind, key))]
+            if chosen:
+                jobs = data.w_jobs()
+                for job in chosen:
+                    jobs[job.id] = dataclasses.replace(job, state=JobState.CANCELLED, finished_at=now, token=None,
+                                                       lease_until=None)
+            return len(chosen)
+
+    async def next_job_time(self, kinds: Collection[str] | None = None, *, not_claimed_by: str | None = None) -> int | None:
+        wanted = None if kinds is None else set(kinds)
+        times = [job.due_at if job.state is JobState.PENDING else job.lease_until
+                 for job in (await self._read()).jobs.values()
+                 if (wanted is None or job.kind in wanted) and (
+                     job.state is JobState.PENDING
+                     or (job.state is JobState.CLAIMED and (not_claimed_by is None or job.claimed_by != not_claimed_by)))]
+        return min((t for t in times if t is not None), default=None)
+
+    async def prune_jobs(self, before: int) -> int:
+        async with self._writing() as data:
+            old = [job.id for job in data.jobs.values()
+                   if job.state in FINISHED and job.finished_at is not None and job.finished_at < before]
+            if old:
+                jobs = data.w_jobs()
+                for job_id in old:
+                    del jobs[job_id]
+            return len(old)
+
+
+def _copy(job: Job) -> Job:
+    """A job as handed out: its payload is the caller's own (the stored one cannot be changed through it)."""
+    return dataclasses.replace(job, payload=json.loads(json.dumps(dict(job.payload))))
+
+
+def _pending_with_key(data: _Data, kind: str, key: str) -> list[Job]:
+    return [job for job in data.jobs.values() if job.state is JobState.PENDING and (job.kind, job.key) == (kind, key)]
+
+
+def _claimable(job: Job, now: int, kinds: set[str] | None) -> bool:
+    if kinds is not None and job.kind not in kinds:
+        return False
+    if job.state is JobState.PENDING:
+        return job.due_at <= now
+    return job.state is JobState.CLAIMED and job.lease_until is not None and job.lease_until <= now
+
+
+def _held(data: _Data, job_id: str, token: str) -> Job | None:
+    """The job, if ``token`` is its current claim."""
+    job = data.jobs.get(job_id)
+    return job if job is not None and job.state is JobState.CLAIMED and job.token == token else None
+
+
+def _finished(job: Job, state: JobState, now: int, *, error: str | None = None) -> Job:
+    return dataclasses.replace(
+        job, state=state, finished_at=now, token=None, lease_until=None,
+        fired_at=now if state is JobState.DONE else job.fired_at,
+        last_error=short_error(error) if error is not None else job.last_error)

@@ -21,7 +21,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -32,6 +32,7 @@ import aiosqlite
 from pydantic import TypeAdapter
 
 from domain.errors import Conflict, NotFound
+from domain.ids import new_id
 from domain.models import Incident, IncidentStatus, Playbook, Stage, TimelineEvent
 
 from . import migrations
@@ -46,6 +47,7 @@ from .base import (
     Store,
     like_pattern,
 )
+from .jobs import LIVE, Job, JobState, check_selector, payload_json, short_error
 
 _STAGES = TypeAdapter(tuple[Stage, ...])
 
@@ -281,6 +283,30 @@ def _event_params(events: Sequence[TimelineEvent]) -> list[tuple]:
         (e.id, e.incident_id, e.at, e.kind.value, e.actor_id, json.dumps(e.details, separators=(",", ":")))
         for e in events
     ]
+
+
+_JOB_COLUMNS = (
+    "id, kind, key, incident_id, due_at, payload, state, attempts, claimed_by, token, lease_until,"
+    " delivery_started_at, fired_at, finished_at, late, created_at, last_error"
+)
+_LIVE_STATES = tuple(sorted(state.value for state in LIVE))
+
+
+def _job_from_row(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"], kind=row["kind"], key=row["key"], incident_id=row["incident_id"], due_at=row["due_at"],
+        payload=json.loads(row["payload"]), state=JobState(row["state"]), attempts=row["attempts"],
+        claimed_by=row["claimed_by"], token=row["token"], lease_until=row["lease_until"],
+        delivery_started_at=row["delivery_started_at"], fired_at=row["fired_at"], finished_at=row["finished_at"],
+        late=bool(row["late"]), created_at=row["created_at"], last_error=row["last_error"],
+    )
+
+
+def _kinds_condition(kinds: Collection[str] | None) -> tuple[str, list]:
+    """A condition on ``kind`` (one JSON array parameter, however many kinds)."""
+    if kinds is None:
+        return "1", []
+    return "kind IN (SELECT value FROM json_each(?))", [json.dumps(sorted(kinds))]
 
 
 _T = TypeVar("_T")
@@ -897,6 +923,165 @@ class SqliteStore(Store):
                     " (SELECT kind, key FROM single_use_keys ORDER BY expires_at LIMIT ?)", (excess,))
                 deleted += max(0, cursor.rowcount)
             return deleted
+
+    # -- scheduled jobs ---------------------------------------------------------------------------
+    async def schedule_job(
+        self,
+        kind: str,
+        key: str,
+        *,
+        due_at: int,
+        now: int,
+        payload: Mapping[str, Any] | None = None,
+        incident_id: str | None = None,
+        job_id: str | None = None,
+    ) -> Job:
+        job = Job(id=job_id or new_id(), kind=kind, key=key, due_at=due_at, created_at=now, incident_id=incident_id,
+                  payload=json.loads(payload_json(payload)))
+        params = (job.id, kind, key, incident_id, due_at, payload_json(payload), now)
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE jobs SET state = 'cancelled', finished_at = ?, token = NULL, last_error = 'rescheduled'"
+                         " WHERE kind = ? AND key = ? AND state = 'pending'", (now, kind, key))
+            conn.execute("INSERT INTO jobs (id, kind, key, incident_id, due_at, payload, state, created_at)"
+                         " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)", params)
+
+        try:
+            await self._write(work)
+        except sqlite3.IntegrityError as exc:
+            if _is_unique_violation(exc):
+                raise Conflict("A job with this id already exists.") from exc
+            raise
+        return job
+
+    async def get_job(self, job_id: str) -> Job | None:
+        row = await self._fetchone(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        return _job_from_row(row) if row else None
+
+    async def list_jobs(
+        self,
+        *,
+        kind: str | None = None,
+        key: str | None = None,
+        incident_id: str | None = None,
+        states: Collection[JobState] | None = None,
+    ) -> list[Job]:
+        where, params = ["1"], []
+        for column, value in (("kind", kind), ("key", key), ("incident_id", incident_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if states is not None:
+            where.append("state IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(sorted(JobState(state).value for state in states)))
+        rows = await self._fetchall(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} ORDER BY due_at, id", params)
+        return [_job_from_row(row) for row in rows]
+
+    async def claim_due_jobs(
+        self,
+        now: int,
+        owner: str,
+        *,
+        lease_ms: int,
+        limit: int,
+        kinds: Collection[str] | None = None,
+        late_ms: int = 60_000,
+    ) -> list[Job]:
+        if limit <= 0 or (kinds is not None and not kinds):
+            return []
+        kind_sql, kind_params = _kinds_condition(kinds)
+        # One statement: the due jobs are chosen and claimed together, inside BEGIN IMMEDIATE, so no
+        # other writer (thread or process) can claim any of them in between.
+        sql = (
+            "UPDATE jobs SET state = 'claimed', claimed_by = ?, token = lower(hex(randomblob(16))),"
+            " lease_until = ?, attempts = attempts + 1, late = (late OR due_at <= ?)"
+            " WHERE id IN (SELECT id FROM ("
+            f"   SELECT id, due_at FROM jobs WHERE state = 'pending' AND due_at <= ? AND {kind_sql}"
+            "    UNION ALL"
+            f"   SELECT id, due_at FROM jobs WHERE state = 'claimed' AND lease_until <= ? AND {kind_sql}"
+            " ) ORDER BY due_at, id LIMIT ?)"
+            f" RETURNING {_JOB_COLUMNS}"
+        )
+        params = [owner, now + lease_ms, now - late_ms, now, *kind_params, now, *kind_params, limit]
+        rows = await self._write(lambda conn: conn.execute(sql, params).fetchall())
+        return sorted((_job_from_row(row) for row in rows), key=lambda job: (job.due_at, job.id))
+
+    async def begin_job_delivery(self, job_id: str, token: str, *, now: int) -> bool:
+        return await self._write(lambda conn: conn.execute(
+            "UPDATE jobs SET delivery_started_at = coalesce(delivery_started_at, ?)"
+            " WHERE id = ? AND token = ? AND state = 'claimed' AND lease_until > ?",
+            (now, job_id, token, now)).rowcount == 1)
+
+    async def finish_job(
+        self, job_id: str, token: str, *, now: int, state: JobState = JobState.DONE, error: str | None = None
+    ) -> bool:
+        state = JobState(state)
+        if state not in (JobState.DONE, JobState.FAILED, JobState.CANCELLED):
+            raise ValueError(f"a job is finished as done, failed or cancelled, not {state}")
+        fired_at = now if state is JobState.DONE else None
+        return await self._write(lambda conn: conn.execute(
+            "UPDATE jobs SET state = ?, fired_at = coalesce(?, fired_at), finished_at = ?, token = NULL,"
+            " lease_until = NULL, last_error = coalesce(?, last_error)"
+            " WHERE id = ? AND token = ? AND state = 'claimed'",
+            (state.value, fired_at, now, short_error(error), job_id, token)).rowcount == 1)
+
+    async def retry_job(self, job_id: str, token: str, *, due_at: int, now: int, error: str | None = None) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            rows = conn.execute("SELECT kind, key FROM jobs WHERE id = ? AND token = ? AND state = 'claimed'",
+                                (job_id, token)).fetchall()
+            if not rows:
+                return False
+            superseded = conn.execute("SELECT 1 FROM jobs WHERE kind = ? AND key = ? AND state = 'pending'",
+                                      (rows[0][0], rows[0][1])).fetchall()
+            if superseded:
+                conn.execute("UPDATE jobs SET state = 'cancelled', finished_at = ?, token = NULL, lease_until = NULL,"
+                             " last_error = 'rescheduled' WHERE id = ?", (now, job_id))
+            else:
+                conn.execute("UPDATE jobs SET state = 'pending', due_at = ?, token = NULL, lease_until = NULL,"
+                             " claimed_by = NULL, delivery_started_at = NULL, last_error = ? WHERE id = ?",
+                             (due_at, short_error(error), job_id))
+            return True
+
+        return await self._write(work)
+
+    async def cancel_jobs(
+        self,
+        *,
+        now: int,
+        job_id: str | None = None,
+        kind: str | None = None,
+        key: str | None = None,
+        incident_id: str | None = None,
+    ) -> int:
+        check_selector(job_id, kind, key, incident_id)
+        if job_id is not None:
+            condition, params = "id = ?", [job_id]
+        elif incident_id is not None:
+            condition, params = "incident_id = ?", [incident_id]
+        else:
+            condition, params = "kind = ? AND key = ?", [kind or "", key or ""]
+        sql = (f"UPDATE jobs SET state = 'cancelled', finished_at = ?, token = NULL, lease_until = NULL"
+               f" WHERE {condition} AND state IN (?, ?)")
+        return await self._write(lambda conn: conn.execute(sql, [now, *params, *_LIVE_STATES]).rowcount)
+
+    async def next_job_time(self, kinds: Collection[str] | None = None, *, not_claimed_by: str | None = None) -> int | None:
+        if kinds is not None and not kinds:
+            return None
+        kind_sql, kind_params = _kinds_condition(kinds)
+        row = await self._fetchone(
+            "SELECT min(t) FROM ("
+            f" SELECT min(due_at) AS t FROM jobs WHERE state = 'pending' AND {kind_sql}"
+            " UNION ALL"
+            f" SELECT min(lease_until) FROM jobs WHERE state = 'claimed' AND {kind_sql}"
+            "  AND claimed_by IS NOT ?)",
+            [*kind_params, *kind_params, not_claimed_by])
+        return None if row is None or row[0] is None else int(row[0])
+
+    async def prune_jobs(self, before: int) -> int:
+        return await self._write(lambda conn: conn.execute(
+            "DELETE FROM jobs WHERE state IN ('done', 'cancelled', 'failed') AND finished_at < ?",
+            (before,)).rowcount)
 
     # -- maintenance ------------------------------------------------------------------------------
     async def checkpoint(self) -> None:

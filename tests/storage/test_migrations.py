@@ -45,8 +45,10 @@ def write_v1_data(db_path) -> dict:
 
 
 # Versions 2 to 5 only added tables and indexes, so version-1 rows are still what they wrote
-# (version 6 adds nullable columns, NULL for those rows: see test_state_marks_migration).
-DATA_WRITERS = {1: write_v1_data, 2: write_v1_data, 3: write_v1_data, 4: write_v1_data, 5: write_v1_data}
+# (version 6 adds nullable columns, NULL for those rows: see test_state_marks_migration; the
+# writer names its columns, so it serves version 6 too; version 7 only adds the jobs table).
+DATA_WRITERS = {1: write_v1_data, 2: write_v1_data, 3: write_v1_data, 4: write_v1_data, 5: write_v1_data,
+                6: write_v1_data}
 
 
 def test_every_earlier_version_has_a_data_writer():
