@@ -385,9 +385,14 @@ def test_validation_after_warm_up_repeats_no_route_search(openapi_contract: Cont
     scan of every path template nor our route index's search runs again. (Seconds: ``bench.contract``.)"""
     exchanges = list(VALID.values())
     first = openapi_contract.check(exchanges)  # warm the per-operation caches
-    scans = []
+    scans: list[tuple] = []
     full_scan = APICallPathFinder.find
-    monkeypatch.setattr(APICallPathFinder, "find", lambda self, *a, **k: scans.append(a) or full_scan(self, *a, **k))
+
+    def counted_scan(self, *args, **kwargs):
+        scans.append(args)
+        return full_scan(self, *args, **kwargs)
+
+    monkeypatch.setattr(APICallPathFinder, "find", counted_scan)
     searches = openapi_contract.routes.resolve.cache_info().misses
     for _ in range(5):
         assert openapi_contract.check(exchanges) == first
