@@ -8,7 +8,6 @@ calls are counted from the sandbox's recording.
 from __future__ import annotations
 
 import asyncio
-import time
 
 from bot import CommandCenter
 from sandbox import Sandbox, SandboxConfig
@@ -57,20 +56,17 @@ async def test_twenty_users_open_the_start_dialog_at_once_on_a_slow_server(tmp_p
             sandbox.faults.add("slow", delay=1.6, path="/api/v4/users*", methods="GET", users=["incident"])
             sandbox.faults.add("slow", delay=1.6, path="/api/v4/teams/*", methods="GET", users=["incident"])
 
-            async def start(index: int, person) -> tuple[float, object]:
-                started = time.perf_counter()
-                result = await person.command("town-square", f"/incident start Outage {index}")
-                return time.perf_counter() - started, result
-
-            outcomes = await asyncio.gather(*(start(i, p) for i, p in enumerate(people)))
+            # Whether each dialog opened within its trigger id's life is the sandbox's judgement (it
+            # refuses an expired trigger id, as Mattermost does); nothing here reads a clock.
+            outcomes = await asyncio.gather(*(person.command("town-square", f"/incident start Outage {index}")
+                                              for index, person in enumerate(people)))
         finally:
             await app.stop()
-    for index, (elapsed, result) in enumerate(outcomes):
+    for index, result in enumerate(outcomes):
         assert result.status == 200 and not result.ephemeral, (index, result.ephemeral, result.error)
         assert result.dialog is not None, index
         options = result.dialog["dialog"]["elements"][0]["options"]
         assert [o["text"] for o in options] == [f"Playbook {index}"]
-        assert elapsed < 3.0, (index, elapsed)
 
 
 async def test_what_the_bot_asks_before_each_dialog(sandbox, bot):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from gateway.client import MattermostClient
 from gateway.errors import MattermostError
+from tests.faults.sleeps import record_sleeps
 
 
 @pytest.fixture
@@ -74,14 +73,18 @@ async def test_commands_are_not_repeated_after_an_unknown_outcome(sandbox, clien
     assert sandbox.faults.counts()["drop_after"] == 1
 
 
-async def test_retries_stop_inside_the_window(sandbox, client):
+async def test_retries_stop_inside_the_window(sandbox, client, monkeypatch):
     client.backoff_base = client.backoff_cap = 1.0  # every backoff is longer than the window
     sandbox.faults.add("error", path="/api/v4/users/*", users=["incident"])
-    started = time.monotonic()
+    slept = record_sleeps(monkeypatch, "gateway.client")
     with pytest.raises(MattermostError):
         await client.call("GET", lambda: client.driver.users.get_user("me"), retry_window=0.2)
     assert sandbox.faults.counts()["error"] == 1
-    assert time.monotonic() - started < 0.5
+    assert slept == []  # it gave up at once instead of waiting for a retry it could not make
+    client.backoff_base = client.backoff_cap = 0.01  # the recorder does see the waits when they fit
+    with pytest.raises(MattermostError):
+        await client.call("GET", lambda: client.driver.users.get_user("me"), retry_window=0.2)
+    assert len(slept) == client.max_attempts - 1 and all(0.005 <= delay <= 0.01 for delay in slept), slept
 
 
 @pytest.mark.parametrize("kind", ["drop_after", "error"])
