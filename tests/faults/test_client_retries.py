@@ -31,7 +31,7 @@ def bot_posts(sandbox, channel_id, text):
 async def test_a_post_whose_answer_is_lost_is_made_exactly_once(sandbox, client, kind):
     sandbox.faults.add(kind, path="/api/v4/posts", methods="POST", users=["incident"], limit=2)
     post = await client.create_post(town_square(sandbox), "exactly once")
-    assert [p["id"] for p in bot_posts(sandbox, town_square(sandbox), "exactly once")] == [post["id"]]
+    assert [p["id"] for p in bot_posts(sandbox, town_square(sandbox), "exactly once")] == [post.id]
     assert sandbox.faults.counts()[kind] == 2
 
 
@@ -46,7 +46,7 @@ async def test_each_logical_post_gets_its_own_pending_post_id(sandbox, client):
 async def test_rate_limit_is_retried_after_the_advertised_reset(sandbox, client):
     sandbox.faults.add("rate_limit", path="/api/v4/users/*", retry_after=0, limit=3)
     me = await client.get_user(client.user_id)
-    assert me["username"] == "incident"
+    assert me.username == "incident"
     assert sandbox.faults.counts()["rate_limit"] == 3
 
 
@@ -89,8 +89,8 @@ async def test_a_channel_whose_creation_answer_was_lost_is_adopted_not_duplicate
     team_id = sandbox.team("acme")["id"]
     sandbox.faults.add(kind, path="/api/v4/channels", methods="POST", users=["incident"], limit=1)
     channel = await client.create_channel(team_id, "db-outage", "DB outage", private=False, purpose="p")
-    assert channel["name"] == "db-outage"
-    assert sandbox.channel("acme", "db-outage")["id"] == channel["id"]
+    assert channel.name == "db-outage"
+    assert sandbox.channel("acme", "db-outage")["id"] == channel.id
     made = [c for c in sandbox.world.channels.values() if c["display_name"] == "DB outage"]
     assert len(made) == 1
 
