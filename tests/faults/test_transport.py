@@ -90,7 +90,7 @@ async def test_a_call_costs_about_what_a_bare_aiohttp_call_costs(sandbox):
 async def test_calls_at_once_share_the_clients_one_session(sandbox, client):
     channel_id = town_square(sandbox)
     answers = await asyncio.gather(*(client.get_channel(channel_id) for _ in range(30)))
-    assert {a["id"] for a in answers} == {channel_id}
+    assert {a.id for a in answers} == {channel_id}
     session = client.driver.client._session
     assert session is not None and not session.closed
     await asyncio.gather(*(client.get_channel(channel_id) for _ in range(30)))
@@ -146,7 +146,7 @@ async def test_errors_carry_the_servers_status_and_error_id(sandbox, client):
 async def test_rate_limit_headers_set_the_wait(sandbox, client):
     sandbox.faults.add("rate_limit", path="/api/v4/users/*", retry_after=0, limit=1)
     started = time.monotonic()
-    assert (await client.get_user(client.user_id))["username"] == "incident"
+    assert (await client.get_user(client.user_id)).username == "incident"
     assert time.monotonic() - started < 1.0  # Retry-After: 0 was honoured, not the backoff cap
     assert sandbox.faults.counts()["rate_limit"] == 1
 
@@ -235,6 +235,6 @@ async def test_proxy_settings_in_the_environment_are_honoured_as_before(sandbox,
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     direct = MattermostClient(sandbox.url, sandbox.token_of("incident"), timeout=1.0, max_attempts=1)
     try:
-        assert (await direct.login())["username"] == "incident"
+        assert (await direct.login()).username == "incident"
     finally:
         await direct.close()
