@@ -260,6 +260,7 @@ class Post(_Mattermost):
     props: dict[str, Any] = {}
     file_ids: tuple[str, ...] = ()
     has_reactions: bool = False
+    pending_post_id: str = ""  # the client's id for a post being made (repeats return the same post)
     metadata: PostMetadata = PostMetadata()
 
     @property

@@ -38,9 +38,9 @@ async def test_a_post_whose_answer_is_lost_is_made_exactly_once(sandbox, client,
 async def test_each_logical_post_gets_its_own_pending_post_id(sandbox, client):
     first = await client.create_post(town_square(sandbox), "same text")
     second = await client.create_post(town_square(sandbox), "same text")
-    assert first["id"] != second["id"]
-    assert first["pending_post_id"] != second["pending_post_id"]
-    assert first["pending_post_id"].startswith(client.user_id + ":")
+    assert first.id != second.id
+    assert first.pending_post_id != second.pending_post_id
+    assert first.pending_post_id.startswith(client.user_id + ":")
 
 
 async def test_rate_limit_is_retried_after_the_advertised_reset(sandbox, client):
@@ -98,7 +98,7 @@ async def test_a_channel_whose_creation_answer_was_lost_is_adopted_not_duplicate
 async def test_an_older_channel_with_the_same_name_is_not_adopted(sandbox, client):
     team_id = sandbox.team("acme")["id"]
     older = await client.create_channel(team_id, "db-outage", "DB outage", private=False, purpose="p")
-    await client.add_channel_member(older["id"], sandbox.user_id("alice"))
+    await client.add_channel_member(older.id, sandbox.user_id("alice"))
     # This time nothing is created, but the client cannot know: the retry finds the name taken.
     sandbox.faults.add("drop_before", path="/api/v4/channels", methods="POST", users=["incident"], limit=1)
     with pytest.raises(MattermostError) as raised:
