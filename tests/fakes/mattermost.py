@@ -23,6 +23,7 @@ No sockets, no threads, no sleeps: a call returns at once.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -112,13 +113,13 @@ class FakeMattermost:
     def deactivate(self, user_id: str) -> None:
         self.users[user_id] = self.users[user_id].model_copy(update={"delete_at": self.tick()})
 
-    def add_team(self, name: str, members: list[User] = ()) -> Team:  # type: ignore[assignment]
+    def add_team(self, name: str, members: Sequence[User] = ()) -> Team:
         team = Team(id=self.new_id(), name=name, display_name=name.title(), type="O")
         self.teams[team.id] = team
         self.team_members[team.id] = {self.user_id, *(user.id for user in members)}
         return team
 
-    def add_channel(self, team: Team, name: str, members: list[User] = (), *,  # type: ignore[assignment]
+    def add_channel(self, team: Team, name: str, members: Sequence[User] = (), *,
                     private: bool = False, bot_in: bool = True) -> Channel:
         channel = Channel(id=self.new_id(), team_id=team.id, type="P" if private else "O", name=name,
                           display_name=name.replace("-", " ").title(), creator_id="", create_at=self.tick())

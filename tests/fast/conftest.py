@@ -202,7 +202,7 @@ def fake_world() -> tuple[FakeMattermost, People, Team, Team, Channel]:
 @pytest.fixture
 async def fast(tmp_path):
     mm, people, acme, other, town = fake_world()
-    settings = Settings(_env_file=None, mattermost_url=mm.base_url, bot_token="x" * 26,  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, mattermost_url=mm.base_url, bot_token="x" * 26,
                         data_dir=tmp_path, signing_secret=SECRET, database_url="memory://", telemetry_enabled=False)
     store = await open_store("memory://")
     ctx = BotContext(settings=settings, client=mm, signer=Signer(SECRET), store=store,
