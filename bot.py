@@ -152,7 +152,7 @@ class CommandCenter:
                                    "set CC_BOT_TOKEN to it.") from None
             raise StartupError(f"Cannot reach Mattermost at CC_MATTERMOST_URL={settings.mattermost_url}: "
                                f"{error.message}") from None
-        log.info("signed in to Mattermost %s as @%s", client.server_version or "?", me.get("username"))
+        log.info("signed in to Mattermost %s as @%s", client.server_version or "?", me.username)
         warn_if_unsupported(client.server_version)
 
         self.telemetry = await build_telemetry(settings, store, client.server_version)

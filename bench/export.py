@@ -97,8 +97,8 @@ async def _export_once(world: dict, traced: bool) -> tuple[float, int, tuple[Exp
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
         dm = await client.direct_channel_with(world["alice"])
-        newest = await client.channel_posts(dm["id"], per_page=1)
-        info = await client.file_info(newest["posts"][newest["order"][0]]["file_ids"][0])
+        newest = await client.channel_posts(dm.id, per_page=1)
+        info = await client.file_info(newest.listed[0].file_ids[0])
         return elapsed, peak, (result, info)
     finally:
         await client.close()
@@ -120,12 +120,12 @@ def main() -> None:
         rss_growth = _peak_rss_kib() - rss_before
         if result.posts != world["posts"]:
             raise SystemExit(f"exported {result.posts} posts, expected {world['posts']}")
-        size_mib = info["size"] / (1 << 20)
+        size_mib = info.size / (1 << 20)
         print(f"timed run: {elapsed:.2f} s for {result.posts} posts ({result.posts / elapsed:,.0f} posts/s), "
               f"CSV {size_mib:.1f} MiB, peak RSS grew {rss_growth / 1024:.1f} MiB")
         traced_elapsed, peak, _ = asyncio.run(_export_once(world, traced=True))
         print(f"traced run: {traced_elapsed:.2f} s, peak Python allocations {peak / (1 << 20):.1f} MiB "
-              f"({peak / info['size']:.0%} of the CSV size)")
+              f"({peak / info.size:.0%} of the CSV size)")
         print(f"export_posts={result.posts} export_seconds={elapsed:.2f} export_csv_mib={size_mib:.1f} "
               f"export_peak_alloc_mib={peak / (1 << 20):.1f} export_peak_rss_growth_mib={rss_growth / 1024:.1f}")
     finally:

@@ -117,8 +117,8 @@ class Ours(Option):
         await client.get_user("me")
         await client.get_channel(TOWN_SQUARE)
         post = await client.create_post(TOWN_SQUARE, "bench", props=PROPS)
-        await client.patch_post(post["id"], {"props": PROPS})
-        await client.pin_post(post["id"])
+        await client.patch_post(post.id, {"props": PROPS})
+        await client.pin_post(post.id)
 
     async def close(self):
         await self.client.close()

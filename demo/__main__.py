@@ -43,7 +43,9 @@ async def let_minutes_pass(sandbox: Sandbox, app: CommandCenter, minutes: int) -
     from gateway.messages import format_live_duration
 
     assert app.incidents is not None and app.livecard is not None
-    incident = next(i for i in (await app.store.list_incidents(sandbox.team("acme")["id"], is_admin=True)).items)
+    team = sandbox.team("acme")
+    assert team is not None
+    incident = next(i for i in (await app.store.list_incidents(team["id"], is_admin=True)).items)
     target = incident.created_at + minutes * 60_000 + 31_000  # past the refresh of that minute (spread ≤ 30 s)
     sandbox.advance_clock(max(0, target - sandbox.now_ms()) / 1000)
     app.livecard.wake()
@@ -127,6 +129,7 @@ async def act(transcript: Transcript, sandbox: Sandbox, app: CommandCenter) -> N
                              "description": "A third of payment requests fail with 502."})
     transcript.say("@incident", "incident", (await bot_replies(bob_dm, before))[0]["message"])
     channel = sandbox.channel("acme", "payments-502s")
+    assert channel is not None
     cid = channel["id"]
     opening = next(p for p in sandbox.posts(cid) if p["user_id"] == bot_id and not p["type"].startswith("system_"))
     transcript.say("payments-502s", "incident", opening["message"])
@@ -160,7 +163,7 @@ async def act(transcript: Transcript, sandbox: Sandbox, app: CommandCenter) -> N
     await show_new_bot_posts(transcript, sandbox, cid, 1)
     await slash(bob, cid, "/incident run 1.2", "payments-502s")
     await show_new_bot_posts(transcript, sandbox, cid, 1)
-    transcript.note(f'the channel header is now: {sandbox.channel_by_id(cid)["header"]}')
+    transcript.note(f'the channel header is now: {(sandbox.channel_by_id(cid) or {}).get("header", "")}')
     await slash(bob, cid, "/incident check 1.2", "payments-502s")
     await show_new_bot_posts(transcript, sandbox, cid, 1)
     await slash(alice, cid, "/incident assign 1.3 @bob", "payments-502s")
@@ -182,7 +185,7 @@ async def show_new_bot_posts(transcript: Transcript, sandbox: Sandbox, channel_i
     bot_id = sandbox.user_id("incident")
     posts = [p for p in sandbox.posts(channel_id) if p["user_id"] == bot_id
              and not p.get("type", "").startswith("system_") and not p["props"].get("command_center_card")]
-    name = sandbox.channel_by_id(channel_id)["name"]
+    name = (sandbox.channel_by_id(channel_id) or {}).get("name", "")
     for post in posts[-count:]:
         transcript.say(name, "incident", post["message"])
 
@@ -234,6 +237,7 @@ async def main(argv: list[str]) -> int:
                 # The bot's card clock follows the sandbox's simulated time (as a host synced with the server).
                 assert app.incidents is not None
                 app.incidents.cards.clock = sandbox.now_ms
+                assert app.inbound is not None
                 app.inbound.triggers.replays.clock = lambda: sandbox.now_ms() / 1000
                 await act(transcript, sandbox, app)
             finally:

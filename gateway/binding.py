@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from gateway.errors import MattermostError
+from gateway.models import Channel
 
 #: A channel the bot cannot read and knows nothing about (someone else's direct message, a
 #: private channel the bot is not in): its team cannot be known, and nothing the bot does can
@@ -35,7 +36,7 @@ UNKNOWN: None = None
 
 
 class _ChannelReader(Protocol):
-    async def get_channel(self, channel_id: str) -> dict: ...
+    async def get_channel(self, channel_id: str) -> Channel: ...
 
 
 class ChannelTeams:
@@ -72,7 +73,7 @@ class ChannelTeams:
                 if error.status in (400, 403, 404):
                     return UNKNOWN  # not cached: the bot may be added to it later
                 raise
-            team_id = str(channel.get("team_id") or "")
+            team_id = channel.team_id
         self._teams[channel_id] = team_id
         self._teams.move_to_end(channel_id)
         while len(self._teams) > self.max_entries:

@@ -25,6 +25,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from gateway.models import Channel, Post, PostList, Reaction, Team, User
+
 log = logging.getLogger(__name__)
 
 # Mattermost answers a ``since`` query with at most this many changed rows, picked arbitrarily
@@ -38,13 +40,13 @@ class CatchUpClient(Protocol):
     user_id: str
     username: str
 
-    async def my_teams(self) -> list[dict]: ...
-    async def my_channels(self, team_id: str) -> list[dict]: ...
-    async def channel_posts_since(self, channel_id: str, since: int) -> dict: ...
+    async def my_teams(self) -> list[Team]: ...
+    async def my_channels(self, team_id: str) -> list[Channel]: ...
+    async def channel_posts_since(self, channel_id: str, since: int) -> PostList: ...
     async def channel_posts(self, channel_id: str, *, before: str = "", page: int = 0,
-                            per_page: int = 200) -> dict: ...
-    async def post_reactions(self, post_id: str) -> list[dict]: ...
-    async def get_user(self, user_id: str) -> dict: ...
+                            per_page: int = 200) -> PostList: ...
+    async def post_reactions(self, post_id: str) -> list[Reaction]: ...
+    async def get_user(self, user_id: str) -> User: ...
 
 
 Dispatch = Callable[[dict[str, Any]], Awaitable[None]]
@@ -68,7 +70,7 @@ class CatchUp:
         channels = await self._channels()
         limit = asyncio.Semaphore(self._parallel)
 
-        async def one(channel: dict) -> list[tuple[int, dict[str, Any]]]:
+        async def one(channel: Channel) -> list[tuple[int, dict[str, Any]]]:
             async with limit:
                 return await self._channel_events(channel, since)
 
@@ -87,45 +89,44 @@ class CatchUp:
             await dispatch(event)
         return len(events)
 
-    async def _channels(self) -> list[dict]:
-        by_id: dict[str, dict] = {}
+    async def _channels(self) -> list[Channel]:
+        by_id: dict[str, Channel] = {}
         self.rest_calls += 1
         for team in await self.client.my_teams():
             # Direct and group channels come back once per team; keep one copy.
             self.rest_calls += 1
-            for channel in await self.client.my_channels(team["id"]):
-                if not channel.get("delete_at"):
-                    by_id.setdefault(channel["id"], channel)
+            for channel in await self.client.my_channels(team.id):
+                if not channel.archived:
+                    by_id.setdefault(channel.id, channel)
         return list(by_id.values())
 
-    async def _channel_events(self, channel: dict, since: int) -> list[tuple[int, dict[str, Any]]]:
+    async def _channel_events(self, channel: Channel, since: int) -> list[tuple[int, dict[str, Any]]]:
         self.rest_calls += 1
-        post_list = await self.client.channel_posts_since(channel["id"], since) or {}
-        posts = list((post_list.get("posts") or {}).values())
-        if len(post_list.get("order") or []) >= SINCE_CAP:
+        post_list = await self.client.channel_posts_since(channel.id, since)
+        posts = list(post_list.posts.values())
+        if len(post_list.order) >= SINCE_CAP:
             log.info("catch-up: ~%s has at least %d changed posts since %d (the server's cap); reading it whole",
-                     channel.get("name", channel["id"]), SINCE_CAP, since)
-            posts = await self._whole_channel(channel["id"])
+                     channel.name or channel.id, SINCE_CAP, since)
+            posts = await self._whole_channel(channel.id)
         events: list[tuple[int, dict[str, Any]]] = []
         for post in posts:
-            if post.get("delete_at"):
+            if post.delete_at:
                 continue
-            if int(post.get("create_at") or 0) > since and not str(post.get("type") or "").startswith("system_") \
-                    and post.get("user_id") != self.client.user_id:
-                events.append((int(post["create_at"]), await self._posted(channel, post)))
+            if post.create_at > since and not post.is_system and post.user_id != self.client.user_id:
+                events.append((post.create_at, await self._posted(channel, post)))
             for reaction in await self._reactions(post):
-                if int(reaction.get("create_at") or 0) > since and not reaction.get("delete_at"):
-                    reaction = {**reaction, "channel_id": reaction.get("channel_id") or channel["id"]}
-                    events.append((int(reaction["create_at"]), {
-                        "event": "reaction_added", "data": {"reaction": json.dumps(reaction)},
-                        "broadcast": _broadcast(channel["id"]), "replayed": True}))
+                if reaction.create_at > since and not reaction.delete_at:
+                    reaction = reaction.model_copy(update={"channel_id": reaction.channel_id or channel.id})
+                    events.append((reaction.create_at, {
+                        "event": "reaction_added", "data": {"reaction": reaction.model_dump_json()},
+                        "broadcast": _broadcast(channel.id), "replayed": True}))
         return events
 
-    async def _whole_channel(self, channel_id: str) -> list[dict]:
+    async def _whole_channel(self, channel_id: str) -> list[Post]:
         """Every live post of the channel, each once (gateway.export.channel_pages walks it)."""
-        from gateway.export import channel_pages  # export imports the client; keep this module light
+        from gateway.export import channel_pages  # keep this module light
 
-        posts: list[dict] = []
+        posts: list[Post] = []
         async for page in channel_pages(self.client, channel_id, on_call=self._count_call):
             posts.extend(page)
         return posts
@@ -133,30 +134,29 @@ class CatchUp:
     def _count_call(self) -> None:
         self.rest_calls += 1
 
-    async def _reactions(self, post: dict) -> list[dict]:
-        metadata = post.get("metadata") or {}
-        if "reactions" in metadata:
-            return list(metadata.get("reactions") or [])
-        if post.get("has_reactions"):
+    async def _reactions(self, post: Post) -> list[Reaction]:
+        if post.metadata.reactions is not None:
+            return list(post.metadata.reactions)
+        if post.has_reactions:
             self.rest_calls += 1
-            return await self.client.post_reactions(post["id"])
+            return await self.client.post_reactions(post.id)
         return []
 
-    async def _posted(self, channel: dict, post: dict) -> dict[str, Any]:
+    async def _posted(self, channel: Channel, post: Post) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "post": json.dumps(post), "channel_type": channel.get("type", ""),
-            "channel_display_name": channel.get("display_name", ""), "channel_name": channel.get("name", ""),
-            "sender_name": "@" + await self._username(post.get("user_id", "")), "team_id": channel.get("team_id", ""),
+            "post": post.model_dump_json(), "channel_type": channel.type,
+            "channel_display_name": channel.display_name, "channel_name": channel.name,
+            "sender_name": "@" + await self._username(post.user_id), "team_id": channel.team_id,
         }
-        if self.client.username and f"@{self.client.username}" in str(post.get("message", "")):
+        if self.client.username and f"@{self.client.username}" in post.message:
             data["mentions"] = json.dumps([self.client.user_id])
-        return {"event": "posted", "data": data, "broadcast": _broadcast(channel["id"]), "replayed": True}
+        return {"event": "posted", "data": data, "broadcast": _broadcast(channel.id), "replayed": True}
 
     async def _username(self, user_id: str) -> str:
         if user_id not in self._usernames:
             self.rest_calls += 1
             try:
-                self._usernames[user_id] = str((await self.client.get_user(user_id)).get("username", ""))
+                self._usernames[user_id] = (await self.client.get_user(user_id)).username
             except Exception:
                 log.warning("catch-up: cannot look up user %s", user_id)
                 return ""

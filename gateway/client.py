@@ -14,6 +14,18 @@ from typing import Any, TypeVar
 from mattermostautodriver import AsyncDriver
 
 from gateway.errors import MattermostError
+from gateway.models import (
+    Channel,
+    ChannelMember,
+    ClientConfig,
+    FileInfo,
+    Post,
+    PostList,
+    Reaction,
+    Team,
+    TeamMember,
+    User,
+)
 from gateway.transport import AiohttpClient
 
 log = logging.getLogger(__name__)
@@ -71,19 +83,19 @@ class MattermostClient:
         self._last_pending_ms = 0
         # user id -> the bot's direct channel with them. A DM channel's id never changes (its name is
         # the two user ids, app/channel.go GetOrCreateDirectChannel), so asking again would only repeat.
-        self._direct_channels: OrderedDict[str, dict] = OrderedDict()
+        self._direct_channels: OrderedDict[str, Channel] = OrderedDict()
 
     # Life cycle ----------------------------------------------------------------------------
 
-    async def login(self) -> dict:
+    async def login(self) -> User:
         """Identify the bot (GET /users/me), read the server version from X-Version-Id, and learn its rights."""
         self.driver.client.token = self.driver.options["token"]
         response = await self.call("GET", lambda: self.driver.client.make_request("get", "/api/v4/users/me"))
-        me = response.json()
-        self.driver.client.userid = self.user_id = me["id"]
-        self.driver.client.username = self.username = me["username"]
+        me = User.model_validate(response.json())
+        self.driver.client.userid = self.user_id = me.id
+        self.driver.client.username = self.username = me.username
         self.server_version = _server_version(response.headers.get("X-Version-Id", ""))
-        self.may_post_ephemeral = await self._may_post_ephemeral(str(me.get("roles") or "").split())
+        self.may_post_ephemeral = await self._may_post_ephemeral(me.role_names)
         return me
 
     async def _may_post_ephemeral(self, role_names: list[str]) -> bool:
@@ -144,43 +156,51 @@ class MattermostClient:
     # Endpoints the bot uses ----------------------------------------------------------------
     # Thin wrappers so the rest of the code never builds paths or JSON for Mattermost itself.
 
-    async def client_config(self) -> dict:
+    async def client_config(self) -> ClientConfig:
         """The server's client configuration (api4/config.go ``getClientConfig``: any signed-in session,
         bots included, gets config/client.go ``GenerateClientConfig``, e.g. ``PostEditTimeLimit``)."""
-        return await self.call("GET", lambda: self.driver.system.get_client_config(params={"format": "old"}))
+        return ClientConfig.model_validate(await self.call(
+            "GET", lambda: self.driver.system.get_client_config(params={"format": "old"})))
 
-    async def my_teams(self) -> list[dict]:
-        return await self.call("GET", lambda: self.driver.teams.get_teams_for_user("me"))
+    async def my_teams(self) -> list[Team]:
+        return [Team.model_validate(team) for team in
+                await self.call("GET", lambda: self.driver.teams.get_teams_for_user("me")) or []]
 
-    async def get_user(self, user_id: str) -> dict:
-        return await self.call("GET", lambda: self.driver.users.get_user(user_id))
+    async def get_user(self, user_id: str) -> User:
+        return User.model_validate(await self.call("GET", lambda: self.driver.users.get_user(user_id)))
 
-    async def get_user_by_username(self, username: str) -> dict:
-        return await self.call("GET", lambda: self.driver.users.get_user_by_username(username))
+    async def get_user_by_username(self, username: str) -> User:
+        return User.model_validate(await self.call(
+            "GET", lambda: self.driver.users.get_user_by_username(username)))
 
-    async def get_channel(self, channel_id: str) -> dict:
-        return await self.call("GET", lambda: self.driver.channels.get_channel(channel_id))
+    async def get_channel(self, channel_id: str) -> Channel:
+        return Channel.model_validate(await self.call("GET", lambda: self.driver.channels.get_channel(channel_id)))
 
-    async def get_channel_member(self, channel_id: str, user_id: str) -> dict:
-        return await self.call("GET", lambda: self.driver.channels.get_channel_member(channel_id, user_id))
+    async def get_channel_member(self, channel_id: str, user_id: str) -> ChannelMember:
+        return ChannelMember.model_validate(await self.call(
+            "GET", lambda: self.driver.channels.get_channel_member(channel_id, user_id)))
 
-    async def get_team_member(self, team_id: str, user_id: str) -> dict:
-        return await self.call("GET", lambda: self.driver.teams.get_team_member(team_id, user_id))
+    async def get_team_member(self, team_id: str, user_id: str) -> TeamMember:
+        return TeamMember.model_validate(await self.call(
+            "GET", lambda: self.driver.teams.get_team_member(team_id, user_id)))
 
-    async def channel_members(self, channel_id: str, *, page: int = 0, per_page: int = 200) -> list[dict]:
-        return await self.call("GET", lambda: self.driver.channels.get_channel_members(
-            channel_id, params={"page": page, "per_page": per_page}))
+    async def channel_members(self, channel_id: str, *, page: int = 0, per_page: int = 200) -> list[ChannelMember]:
+        return [ChannelMember.model_validate(member) for member in await self.call(
+            "GET", lambda: self.driver.channels.get_channel_members(
+                channel_id, params={"page": page, "per_page": per_page})) or []]
 
-    async def users_by_ids(self, user_ids: list[str]) -> list[dict]:
+    async def users_by_ids(self, user_ids: list[str]) -> list[User]:
         if not user_ids:
             return []
-        return await self.call("POST", lambda: self.driver.users.get_users_by_ids(user_ids), idempotent=True)
+        return [User.model_validate(user) for user in await self.call(
+            "POST", lambda: self.driver.users.get_users_by_ids(user_ids), idempotent=True) or []]
 
-    async def channel_by_name(self, team_id: str, name: str) -> dict:
-        return await self.call("GET", lambda: self.driver.channels.get_channel_by_name(team_id, name))
+    async def channel_by_name(self, team_id: str, name: str) -> Channel:
+        return Channel.model_validate(await self.call(
+            "GET", lambda: self.driver.channels.get_channel_by_name(team_id, name)))
 
     async def create_channel(self, team_id: str, name: str, display_name: str, *, private: bool,
-                             purpose: str = "") -> dict:
+                             purpose: str = "") -> Channel:
         """Create a channel; retried after 5xx or a lost answer without ever making two.
 
         When an attempt may have created the channel without our hearing, a later attempt that
@@ -192,23 +212,23 @@ class MattermostClient:
         started_ms = int(time.time() * 1000)
         outcome_unknown = False
 
-        async def attempt() -> dict:
+        async def attempt() -> Channel:
             nonlocal outcome_unknown
             try:
-                return await self.driver.channels.create_channel(body)
+                return Channel.model_validate(await self.driver.channels.create_channel(body))
             except MattermostError as error:
                 if error.retryable and error.status != 429:
                     outcome_unknown = True
                 elif outcome_unknown and error.status == 400 and "exists" in error.error_id:
                     adopted = await self._channel_we_just_created(body, started_ms)
                     if adopted is not None:
-                        log.info("adopted channel %s created by an attempt whose answer was lost", adopted["id"])
+                        log.info("adopted channel %s created by an attempt whose answer was lost", adopted.id)
                         return adopted
                 raise
 
         return await self.call("POST", attempt, idempotent=True)
 
-    async def _channel_we_just_created(self, body: dict, started_ms: int) -> dict | None:
+    async def _channel_we_just_created(self, body: dict, started_ms: int) -> Channel | None:
         """The channel named ``body["name"]`` if this very creation made it: created by us, after the
         call began, with exactly what we sent, and nobody but us in it yet (the caller adds people
         only after creation returns; an older incident's channel has its commander in it)."""
@@ -218,36 +238,37 @@ class MattermostClient:
             if error.status in (403, 404):
                 return None
             raise
-        same = (channel.get("creator_id") == self.user_id and not channel.get("delete_at")
-                and channel.get("create_at", 0) >= started_ms - _CLOCK_SKEW_MS
-                and all(channel.get(key, "") == body[key] for key in ("type", "display_name", "purpose")))
+        same = (channel.creator_id == self.user_id and not channel.delete_at
+                and channel.create_at >= started_ms - _CLOCK_SKEW_MS
+                and (channel.type, channel.display_name, channel.purpose)
+                == (body["type"], body["display_name"], body["purpose"]))
         if not same:
             return None
-        members = await self.channel_members(channel["id"], per_page=2)
-        return channel if [m.get("user_id") for m in members] == [self.user_id] else None
+        members = await self.channel_members(channel.id, per_page=2)
+        return channel if [m.user_id for m in members] == [self.user_id] else None
 
     async def archive_channel(self, channel_id: str) -> None:
         # Archiving an archived channel is harmless, so this may be repeated.
         await self.call("DELETE", lambda: self.driver.channels.delete_channel(channel_id))
 
-    async def add_channel_member(self, channel_id: str, user_id: str) -> dict:
+    async def add_channel_member(self, channel_id: str, user_id: str) -> ChannelMember:
         # Adding an existing member is a no-op in Mattermost, so this may be repeated.
-        return await self.call("POST", lambda: self.driver.channels.add_channel_member(
-            channel_id, {"user_id": user_id}), idempotent=True)
+        return ChannelMember.model_validate(await self.call("POST", lambda: self.driver.channels.add_channel_member(
+            channel_id, {"user_id": user_id}), idempotent=True))
 
     async def remove_channel_member(self, channel_id: str, user_id: str) -> None:
         # Removing someone who already left is a 404 the caller may ignore, so this may be repeated.
         await self.call("DELETE", lambda: self.driver.channels.remove_user_from_channel(channel_id, user_id),
                         idempotent=True)
 
-    async def get_post(self, post_id: str) -> dict:
-        return await self.call("GET", lambda: self.driver.posts.get_post(post_id))
+    async def get_post(self, post_id: str) -> Post:
+        return Post.model_validate(await self.call("GET", lambda: self.driver.posts.get_post(post_id)))
 
     async def pin_post(self, post_id: str) -> None:
         await self.call("POST", lambda: self.driver.posts.pin_post(post_id), idempotent=True)
 
     async def create_ephemeral_post(self, user_id: str, channel_id: str, message: str,
-                                    props: dict | None = None) -> dict:
+                                    props: dict | None = None) -> Post:
         """Post a message only ``user_id`` sees; callers ask only when :attr:`may_post_ephemeral`.
         A 403 (the permission was taken away since login) is remembered, then raised."""
         post: dict[str, Any] = {"channel_id": channel_id, "message": message}
@@ -256,8 +277,8 @@ class MattermostClient:
         # Ephemeral posts are not stored: after a lost answer a retry may show the text twice,
         # which beats telling the user an action failed when it did not.
         try:
-            return await self.call("POST", lambda: self.driver.posts.create_post_ephemeral(
-                {"user_id": user_id, "post": post}), idempotent=True)
+            return Post.model_validate(await self.call("POST", lambda: self.driver.posts.create_post_ephemeral(
+                {"user_id": user_id, "post": post}), idempotent=True))
         except MattermostError as error:
             if error.status == 403:
                 self.may_post_ephemeral = False
@@ -280,7 +301,7 @@ class MattermostClient:
         return await self.call("PUT", lambda: self.driver.commands.update_command(command_id, command))
 
     async def create_post(self, channel_id: str, message: str, *, props: dict | None = None,
-                          root_id: str = "", file_ids: list[str] | None = None) -> dict:
+                          root_id: str = "", file_ids: list[str] | None = None) -> Post:
         """Create one post; safe to retry because every logical post gets its own pending_post_id."""
         body: dict[str, Any] = {"channel_id": channel_id, "message": message,
                                 "pending_post_id": self._pending_post_id()}
@@ -290,80 +311,84 @@ class MattermostClient:
             body["root_id"] = root_id
         if file_ids:
             body["file_ids"] = file_ids
-        return await self.call("POST", lambda: self.driver.posts.create_post(body), idempotent=True,
-                               retry_window=_POST_RETRY_WINDOW)
+        return Post.model_validate(await self.call("POST", lambda: self.driver.posts.create_post(body),
+                                                   idempotent=True, retry_window=_POST_RETRY_WINDOW))
 
     def _pending_post_id(self) -> str:
         """The web app's format, ``<user id>:<ms>``, made unique within this client."""
         self._last_pending_ms = max(int(time.time() * 1000), self._last_pending_ms + 1)
         return f"{self.user_id}:{self._last_pending_ms}"
 
-    async def patch_post(self, post_id: str, patch: dict) -> dict:
-        return await self.call("PUT", lambda: self.driver.posts.patch_post(post_id, patch))
+    async def patch_post(self, post_id: str, patch: dict) -> Post:
+        return Post.model_validate(await self.call("PUT", lambda: self.driver.posts.patch_post(post_id, patch)))
 
     async def delete_post(self, post_id: str) -> None:
         # Deleting an already deleted post answers 404, which callers may treat as done.
         await self.call("DELETE", lambda: self.driver.posts.delete_post(post_id))
 
-    async def direct_channel_with(self, user_id: str) -> dict:
+    async def direct_channel_with(self, user_id: str) -> Channel:
         """The bot's direct channel with ``user_id`` (asked once per person, then remembered)."""
         known = self._direct_channels.get(user_id)
         if known is not None:
             self._direct_channels.move_to_end(user_id)
             return known
         # Creating a DM that exists returns the existing one, so repeating is harmless.
-        channel = await self.call("POST", lambda: self.driver.channels.create_direct_channel([self.user_id, user_id]),
-                                  idempotent=True)
-        if isinstance(channel, dict) and channel.get("id"):
+        channel = Channel.model_validate(await self.call(
+            "POST", lambda: self.driver.channels.create_direct_channel([self.user_id, user_id]), idempotent=True))
+        if channel.id:
             self._direct_channels[user_id] = channel
             while len(self._direct_channels) > _DIRECT_CHANNELS_KEPT:
                 self._direct_channels.popitem(last=False)
         return channel
 
     async def upload_file(self, channel_id: str, filename: str, data: bytes,
-                          content_type: str = "application/octet-stream") -> dict:
+                          content_type: str = "application/octet-stream") -> FileInfo:
         """Upload one file to a channel (multipart); returns its FileInfo, to attach via ``file_ids``."""
         # A repeated upload only leaves an unattached file behind, which nobody sees.
         result = await self.call("POST", lambda: self.driver.files.upload_file(
             files={"files": (filename, data, content_type)}, data={"channel_id": channel_id}), idempotent=True)
-        return result["file_infos"][0]
+        return FileInfo.model_validate(result["file_infos"][0])
 
-    async def file_info(self, file_id: str) -> dict:
-        return await self.call("GET", lambda: self.driver.files.get_file_info(file_id))
+    async def file_info(self, file_id: str) -> FileInfo:
+        return FileInfo.model_validate(await self.call("GET", lambda: self.driver.files.get_file_info(file_id)))
 
     async def file_content(self, file_id: str) -> bytes:
         # Raw bytes whatever the content type (the autodriver would parse a JSON file).
         response = await self.call("GET", lambda: self.driver.client.make_request("get", f"/api/v4/files/{file_id}"))
         return response.content
 
-    async def channel_posts(self, channel_id: str, *, before: str = "", page: int = 0, per_page: int = 200) -> dict:
+    async def channel_posts(self, channel_id: str, *, before: str = "", page: int = 0,
+                            per_page: int = 200) -> PostList:
         """One PostList page, newest first; ``before`` anchors paging so new posts do not shift pages."""
         params: dict[str, Any] = {"page": page, "per_page": per_page}
         if before:
             params["before"] = before
-        return await self.call("GET", lambda: self.driver.posts.get_posts_for_channel(channel_id, params=params))
+        return PostList.model_validate(await self.call(
+            "GET", lambda: self.driver.posts.get_posts_for_channel(channel_id, params=params)) or {})
 
-    async def my_channels(self, team_id: str) -> list[dict]:
+    async def my_channels(self, team_id: str) -> list[Channel]:
         """The bot's channels in a team, direct and group messages included."""
-        return await self.call("GET", lambda: self.driver.channels.get_channels_for_team_for_user("me", team_id))
+        return [Channel.model_validate(channel) for channel in await self.call(
+            "GET", lambda: self.driver.channels.get_channels_for_team_for_user("me", team_id)) or []]
 
-    async def channel_posts_since(self, channel_id: str, since: int) -> dict:
+    async def channel_posts_since(self, channel_id: str, since: int) -> PostList:
         """PostList of every post whose update_at is after ``since`` (ms): new, edited, reacted-to, deleted."""
-        return await self.call("GET", lambda: self.driver.posts.get_posts_for_channel(channel_id,
-                                                                                       params={"since": since}))
+        return PostList.model_validate(await self.call(
+            "GET", lambda: self.driver.posts.get_posts_for_channel(channel_id, params={"since": since})) or {})
 
-    async def post_reactions(self, post_id: str) -> list[dict]:
-        return await self.call("GET", lambda: self.driver.reactions.get_reactions(post_id)) or []
+    async def post_reactions(self, post_id: str) -> list[Reaction]:
+        return [Reaction.model_validate(reaction) for reaction in
+                await self.call("GET", lambda: self.driver.reactions.get_reactions(post_id)) or []]
 
     async def upload_file_stream(self, channel_id: str, filename: str, stream: Any,
-                                 content_type: str = "text/csv") -> dict:
+                                 content_type: str = "text/csv") -> FileInfo:
         """Upload an open binary file, streamed rather than read into memory (rewound for each attempt)."""
         def send():
             stream.seek(0)
             return self.driver.files.upload_file(files={"files": (filename, stream, content_type)},
                                                  data={"channel_id": channel_id})
         response = await self.call("POST", send, idempotent=True)
-        return response["file_infos"][0]
+        return FileInfo.model_validate(response["file_infos"][0])
 
     async def open_dialog(self, trigger_id: str, url: str, dialog: dict) -> None:
         # Opening the same dialog twice shows it once; trigger ids expire within seconds, so

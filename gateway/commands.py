@@ -53,7 +53,7 @@ async def register_commands(client: MattermostClient, trigger: str, callback_bas
     """
     results = []
     for team in await client.my_teams():
-        team_id, team_name = team["id"], team.get("name", team["id"])
+        team_id, team_name = team.id, team.name or team.id
         desired = desired_command(team_id, trigger, callback_base_url)
         try:
             existing = [c for c in await client.list_commands(team_id)

@@ -26,17 +26,20 @@ in the background (:meth:`Directory.preload`), so nothing from before the outage
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Iterable
+from typing import TYPE_CHECKING, TypeVar
 
 from domain import Actor
-from gateway.client import MattermostClient
 from gateway.errors import MattermostError
+from gateway.models import ChannelMember, User, WebSocketEvent
+
+if TYPE_CHECKING:
+    from gateway.api import MattermostAPI
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _USER_TTL_S = 60.0
 #: Member lists asked at the same time (a list walk, a preload).
@@ -49,9 +52,9 @@ _MEMBERS_PER_PAGE = 200
 class Directory:
     """User, team and channel lookups for permission checks and rendering."""
 
-    def __init__(self, client: MattermostClient) -> None:
+    def __init__(self, client: MattermostAPI) -> None:
         self.client = client
-        self._users: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._users: dict[str, tuple[float, User]] = {}
         # channel -> the users known to be in it (channels the bot is in only; the bot included)
         self._members: dict[str, set[str]] = {}
         self._complete: set[str] = set()  # channels whose every member is in _members
@@ -59,16 +62,16 @@ class Directory:
         self._epoch = 0  # bumped when the WebSocket goes down or comes up
         self._live = False  # events are arriving: what is kept stays right
         self._absent: set[str] = set()  # channels the bot is known not to be in (while live)
-        self._loading: dict[str, asyncio.Future] = {}  # channel -> its member list being asked
+        self._loading: dict[str, asyncio.Future[frozenset[str] | None]] = {}  # channel -> its member list being asked
         self._load_gate = asyncio.Semaphore(_LOAD_CONCURRENCY)
         self._reconcile: set[str] = set()  # complete before the last loss: load again when live
         self._queue: dict[str, None] = {}  # channels to preload, in order
-        self._preloader: asyncio.Task | None = None
+        self._preloader: asyncio.Task[None] | None = None
         self.preloaded = asyncio.Event()  # set while nothing is waiting to be preloaded
         self.preloaded.set()
         self.member_lists_loaded = 0  # member lists asked over REST (for tests and benchmarks)
 
-    async def user(self, user_id: str) -> dict[str, Any]:
+    async def user(self, user_id: str) -> User:
         cached = self._users.get(user_id)
         if cached and time.monotonic() - cached[0] < _USER_TTL_S:
             return cached[1]
@@ -76,7 +79,7 @@ class Directory:
         self._users[user_id] = (time.monotonic(), user)
         return user
 
-    async def users(self, user_ids: Iterable[str]) -> list[dict[str, Any]]:
+    async def users(self, user_ids: Iterable[str]) -> list[User]:
         """The users with these ids, in order; one request for those not cached, unknown ids left out."""
         wanted = list(dict.fromkeys(user_id for user_id in user_ids if user_id))
         now = time.monotonic()
@@ -84,18 +87,18 @@ class Directory:
                    if user_id not in self._users or now - self._users[user_id][0] >= _USER_TTL_S]
         if missing:
             for user in await self.client.users_by_ids(missing):
-                self._users[user["id"]] = (now, user)
+                self._users[user.id] = (now, user)
         return [self._users[user_id][1] for user_id in wanted if user_id in self._users]
 
     async def username(self, user_id: str | None) -> str:
         if not user_id:
             return ""
         try:
-            return (await self.user(user_id)).get("username", "")
+            return (await self.user(user_id)).username
         except MattermostError:
             return ""
 
-    async def user_by_username(self, username: str) -> dict[str, Any] | None:
+    async def user_by_username(self, username: str) -> User | None:
         """The user with this username (leading @ ignored), or None when there is none."""
         name = username.strip().lstrip("@").lower()
         if not name:
@@ -106,22 +109,22 @@ class Directory:
             if error.status in (400, 404):
                 return None
             raise
-        self._users[user["id"]] = (time.monotonic(), user)
+        self._users[user.id] = (time.monotonic(), user)
         return user
 
-    async def team_user_by_username(self, team_id: str, username: str) -> dict[str, Any] | None:
+    async def team_user_by_username(self, team_id: str, username: str) -> User | None:
         """The active user with this username if they are in ``team_id``; None otherwise.
 
         The bot sees the users of every team it is in; someone asking in one team must not learn
         who exists in another, so a user outside the team is answered exactly like a missing one."""
         user = await self.user_by_username(username)
-        if user is None or user.get("delete_at") or not await self.is_team_member(team_id, user["id"]):
+        if user is None or not user.active or not await self.is_team_member(team_id, user.id):
             return None
         return user
 
     async def actor(self, user_id: str) -> Actor:
         user = await self.user(user_id)
-        return Actor(user_id=user_id, is_system_admin="system_admin" in str(user.get("roles", "")).split())
+        return Actor(user_id=user_id, is_system_admin=user.is_system_admin)
 
     async def actor_in_team(self, team_id: str, user_id: str, *, vouched: bool = False) -> tuple[Actor, bool]:
         """The actor and whether they are a member of ``team_id``, asked at the same time.
@@ -138,7 +141,7 @@ class Directory:
         return actor, is_member
 
     async def is_bot(self, user_id: str) -> bool:
-        return bool((await self.user(user_id)).get("is_bot"))
+        return (await self.user(user_id)).is_bot
 
     async def is_channel_member(self, channel_id: str, user_id: str, *, fresh: bool = False) -> bool:
         """Whether ``user_id`` is in the channel now.
@@ -218,7 +221,7 @@ class Directory:
             self.preload(sorted(self._reconcile))
             self._reconcile.clear()
 
-    def observe(self, event: dict[str, Any]) -> None:
+    def observe(self, event: WebSocketEvent) -> None:
         """Apply one WebSocket event (called for every event, in order, before any handler runs).
 
         What Mattermost sends (server/channels/app/channel.go): ``AddUserToChannel`` sends
@@ -230,12 +233,10 @@ class Directory:
         team without a ``user_removed`` per channel; ``leave_team`` {user_id, team_id} goes to
         the team.
         """
-        name = event.get("event")
-        data = event.get("data") if isinstance(event.get("data"), dict) else {}
-        broadcast = event.get("broadcast") if isinstance(event.get("broadcast"), dict) else {}
+        name, data, broadcast = event.event, event.data, event.broadcast
         bot_id = self.client.user_id
         if name == "user_added":
-            channel_id, user_id = str(broadcast.get("channel_id") or ""), str(data.get("user_id") or "")
+            channel_id, user_id = broadcast.channel_id, str(data.get("user_id") or "")
             if channel_id and user_id:
                 self._bump(channel_id)
                 if user_id == bot_id:
@@ -244,8 +245,8 @@ class Directory:
                 elif channel_id in self._members:
                     self._members[channel_id].add(user_id)
         elif name == "user_removed":
-            user_id = str(data.get("user_id") or broadcast.get("user_id") or "")
-            channel_id = str(data.get("channel_id") or broadcast.get("channel_id") or "")
+            user_id = str(data.get("user_id") or broadcast.user_id)
+            channel_id = str(data.get("channel_id") or broadcast.channel_id)
             if not channel_id:
                 return
             if user_id == bot_id:
@@ -256,16 +257,16 @@ class Directory:
                 self._bump(channel_id)
                 self._members.get(channel_id, set()).discard(user_id)
         elif name == "channel_member_updated":
-            member = data.get("channelMember")
-            if isinstance(member, str):
-                try:
-                    member = json.loads(member)
-                except ValueError:
-                    return
-            if isinstance(member, dict) and member.get("user_id") == bot_id and member.get("channel_id"):
-                self._bump(str(member["channel_id"]))
-                self._absent.discard(str(member["channel_id"]))
-                self._members.setdefault(str(member["channel_id"]), {bot_id})
+            raw = data.get("channelMember")
+            try:
+                member = (ChannelMember.model_validate_json(raw) if isinstance(raw, str)
+                          else ChannelMember.model_validate(raw))
+            except ValueError:
+                return
+            if member.user_id == bot_id and member.channel_id:
+                self._bump(member.channel_id)
+                self._absent.discard(member.channel_id)
+                self._members.setdefault(member.channel_id, {bot_id})
         elif name == "leave_team":
             user_id = str(data.get("user_id") or "")
             if user_id == bot_id:
@@ -286,7 +287,7 @@ class Directory:
             if error.status not in (403, 404):
                 raise
             return False
-        return not member.get("delete_at")
+        return not member.delete_at
 
     def channel_created(self, channel_id: str) -> None:
         """The bot has just created this channel, so it is its only member; joins arrive as events."""
@@ -315,7 +316,7 @@ class Directory:
         self.member_lists_loaded += 1
         while True:
             batch = await self.client.channel_members(channel_id, page=page, per_page=_MEMBERS_PER_PAGE)
-            members.extend(member["user_id"] for member in batch)
+            members.extend(member.user_id for member in batch)
             if len(batch) < _MEMBERS_PER_PAGE:
                 return members
             page += 1
@@ -347,7 +348,7 @@ class Directory:
                          if members is not None and user_id in members)
         return found
 
-    async def _gated(self, call):
+    async def _gated(self, call: Awaitable[T]) -> T:
         async with self._load_gate:
             return await call
 
@@ -361,8 +362,13 @@ class Directory:
         pending = self._loading.get(channel_id)
         if pending is None:
             pending = self._loading[channel_id] = asyncio.ensure_future(self._load(channel_id))
-            pending.add_done_callback(lambda _, c=channel_id, f=pending: self._loading.pop(c, None)
-                                      if self._loading.get(c) is f else None)
+            loading = pending
+
+            def forget(_: object) -> None:
+                if self._loading.get(channel_id) is loading:
+                    self._loading.pop(channel_id, None)
+
+            pending.add_done_callback(forget)
         return await asyncio.shield(pending)
 
     async def _load(self, channel_id: str) -> frozenset[str] | None:

@@ -8,6 +8,9 @@ from domain.errors import DomainError
 
 log = logging.getLogger(__name__)
 
+#: app/post.go: a post past ``PostEditTimeLimit`` cannot be patched, updated or (un)pinned.
+EDIT_TIME_LIMIT_ERROR = "api.post.update_post.permissions_time_limit.app_error"
+
 
 class MattermostError(Exception):
     """Mattermost answered with an error object (or could not be reached at all).
@@ -29,6 +32,33 @@ class MattermostError(Exception):
     @property
     def unreachable(self) -> bool:
         return self.status == 0
+
+    # What the bot decides on, named so nothing outside gateway/ compares Mattermost's id strings.
+
+    @property
+    def is_edit_time_limit(self) -> bool:
+        """The post is older than ``ServiceSettings.PostEditTimeLimit`` and can no longer be changed
+        (app/post.go; enforced for every REST change of a post from Mattermost v11.7)."""
+        return self.error_id == EDIT_TIME_LIMIT_ERROR
+
+    @property
+    def is_name_taken(self) -> bool:
+        """A channel with that name exists in the team, live or archived (store ``SaveChannel``:
+        ``…save_channel.exists…`` / ``…save_channel.previously…``)."""
+        return self.status == 400 and ("exists" in self.error_id or "previously" in self.error_id)
+
+    @property
+    def is_forbidden(self) -> bool:
+        return self.status == 403
+
+    @property
+    def is_not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def is_refusal(self) -> bool:
+        """Not allowed or not there: Mattermost answers a bot that may not see something either way."""
+        return self.status in (403, 404)
 
     @property
     def retryable(self) -> bool:

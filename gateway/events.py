@@ -29,12 +29,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
 from gateway.catchup import CatchUp
 from gateway.client import MattermostClient
+from gateway.models import Post, Reaction, WebSocketEvent
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ class EventStream:
         self.checkpoint_interval_s = CHECKPOINT_INTERVAL_S
         self._checkpoint_task: asyncio.Task | None = None
         self.policy = policy or ConnectionPolicy()
-        self._observers: list[Callable[[dict[str, Any]], None]] = []
+        self._observers: list[Callable[[WebSocketEvent], None]] = []
         self._connection_observers: list[Callable[[bool], None]] = []
         self.connected = asyncio.Event()
         self.disconnected = asyncio.Event()  # set while no connection is up (after the first one)
@@ -143,7 +144,7 @@ class EventStream:
         self._saved_synced_ms = 0
         self._generation = 0
 
-    def observe(self, callback: Callable[[dict[str, Any]], None]) -> None:
+    def observe(self, callback: Callable[[WebSocketEvent], None]) -> None:
         """Call ``callback(event)`` for every live event, in order and at once (before any handler
         task runs), e.g. to keep channel membership (gateway/directory.py)."""
         self._observers.append(callback)
@@ -376,11 +377,17 @@ class EventStream:
                 self._restart_pending = False
                 self._connected_again()
             return
-        for observer in self._observers:
+        if self._observers:
             try:
-                observer(event)
-            except Exception:
-                log.exception("an event observer failed on %s", event.get("event"))
+                typed = WebSocketEvent.model_validate(event)
+            except ValueError:
+                log.warning("ignoring a malformed websocket event")
+                return
+            for observer in self._observers:
+                try:
+                    observer(typed)
+                except Exception:
+                    log.exception("an event observer failed on %s", typed.event)
         await self._dispatch(event)
 
     async def _dispatch(self, event: dict[str, Any]) -> None:
@@ -390,23 +397,22 @@ class EventStream:
         if not isinstance(data_field, dict):
             return
         if name == "posted":
-            post = _decoded(data_field.get("post"))
-            if not isinstance(post, dict) or not post.get("id"):
+            post = _model(Post, data_field.get("post"))
+            if post is None or not post.id:
                 return
-            self._synced(post.get("create_at"))
-            if not self._seen.add(("post", post["id"]), _stamp(post.get("create_at"))):
+            self._synced(post.create_at)
+            if not self._seen.add(("post", post.id), post.create_at):
                 return
             self._checkpoint_dirty.set()
-            if str(post.get("type", "")).startswith("system_"):
+            if post.is_system:
                 return
         elif name == "reaction_added":
-            reaction = _decoded(data_field.get("reaction"))
-            if not isinstance(reaction, dict):
+            reaction = _model(Reaction, data_field.get("reaction"))
+            if reaction is None:
                 return
-            self._synced(reaction.get("create_at"))
-            key = ("reaction", reaction.get("post_id"), reaction.get("user_id"), reaction.get("emoji_name"),
-                   reaction.get("create_at"))
-            if not self._seen.add(key, _stamp(reaction.get("create_at"))):
+            self._synced(reaction.create_at)
+            key = ("reaction", reaction.post_id, reaction.user_id, reaction.emoji_name, reaction.create_at)
+            if not self._seen.add(key, reaction.create_at):
                 return
             self._checkpoint_dirty.set()
         for field in _NESTED_JSON:
@@ -431,8 +437,18 @@ class EventStream:
             log.exception("websocket %s handling failed", event.get("event"))
 
 
-def _stamp(value: Any) -> int:
-    return value if isinstance(value, int) else 0
+M = TypeVar("M", Post, Reaction)
+
+
+def _model(model: type[M], value: Any) -> M | None:
+    """The post or reaction of an event (sent as a JSON string), or None when it is not one."""
+    value = _decoded(value)
+    if not isinstance(value, dict):
+        return None
+    try:
+        return model.model_validate(value)
+    except ValueError:
+        return None
 
 
 def _decoded(value: Any) -> Any:

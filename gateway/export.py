@@ -16,9 +16,9 @@ import datetime as dt
 import io
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
 
-from gateway.client import MattermostClient
+from gateway.models import Post, PostList, User
 
 #: The columns of the export, in order (SPEC section 7).
 CSV_COLUMNS = ("time", "user", "user id", "type", "message", "post id", "root id")
@@ -37,11 +37,15 @@ class PostPages(Protocol):
     """The one call :func:`channel_pages` makes (MattermostClient has it; so do catch-up's clients)."""
 
     async def channel_posts(self, channel_id: str, *, before: str = "", page: int = 0,
-                            per_page: int = 200) -> dict: ...
+                            per_page: int = 200) -> PostList: ...
+
+
+class UsersByIds(Protocol):
+    async def users_by_ids(self, user_ids: list[str]) -> list[User]: ...
 
 
 async def channel_pages(client: PostPages, channel_id: str, *, per_page: int = PAGE_SIZE,
-                        on_call: Callable[[], None] | None = None) -> AsyncIterator[list[dict[str, Any]]]:
+                        on_call: Callable[[], None] | None = None) -> AsyncIterator[list[Post]]:
     """Every post of a channel (deleted ones excluded), each once, as pages ordered newest first.
 
     Only ``order`` is followed: a PostList also carries the roots of listed replies in ``posts``,
@@ -52,27 +56,25 @@ async def channel_pages(client: PostPages, channel_id: str, *, per_page: int = P
     already seen are dropped when they come again.  A page all of one millisecond is stepped over
     with ``page`` under the same anchor.  ``on_call`` is told of every request.
     """
-    before, page_number, seen = "", 0, set()
+    before, page_number, seen = "", 0, set[str]()
     while True:
         if on_call is not None:
             on_call()
         page = await client.channel_posts(channel_id, before=before, page=page_number, per_page=per_page)
-        order = page.get("order") or []
-        posts = page.get("posts") or {}
-        listed = [posts[post_id] for post_id in order if post_id in posts]
-        batch = [post for post in listed if post["id"] not in seen]
+        listed = page.listed
+        batch = [post for post in listed if post.id not in seen]
         if batch:
             yield batch
-        if len(order) < per_page or not listed:
+        if len(page.order) < per_page or not listed:
             return
-        last_ms = listed[-1].get("create_at")
-        newer = [post for post in listed if post.get("create_at") != last_ms]
+        last_ms = listed[-1].create_at
+        newer = [post for post in listed if post.create_at != last_ms]
         if newer:
-            before, page_number = newer[-1]["id"], 0
-            seen = {post["id"] for post in listed if post.get("create_at") == last_ms}
+            before, page_number = newer[-1].id, 0
+            seen = {post.id for post in listed if post.create_at == last_ms}
         else:
             page_number += 1
-            seen |= {post["id"] for post in listed}
+            seen |= {post.id for post in listed}
 
 
 def iso_time(milliseconds: int) -> str:
@@ -81,17 +83,10 @@ def iso_time(milliseconds: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{milliseconds % 1000:03d}Z"
 
 
-def post_row(post: dict[str, Any], username: str) -> list[str]:
+def post_row(post: Post, username: str) -> list[str]:
     """One CSV row for a post.  File attachments are left out by design; the post itself stays."""
-    return [
-        iso_time(int(post.get("create_at") or 0)),
-        username,
-        str(post.get("user_id") or ""),
-        str(post.get("type") or ORDINARY_POST_TYPE),
-        str(post.get("message") or ""),
-        str(post.get("id") or ""),
-        str(post.get("root_id") or ""),
-    ]
+    return [iso_time(post.create_at), username, post.user_id, post.type or ORDINARY_POST_TYPE, post.message,
+            post.id, post.root_id]
 
 
 def spreadsheet_safe(cell: str) -> str:
@@ -120,7 +115,7 @@ def _copy_reversed(spool: IO[bytes], chunks: list[tuple[int, int]], out: IO[byte
             remaining -= len(piece)
 
 
-async def write_channel_csv(pages: AsyncIterator[list[dict[str, Any]]], out: IO[bytes],
+async def write_channel_csv(pages: AsyncIterator[list[Post]], out: IO[bytes],
                             usernames: UsernameLookup, *, raw: bool = False) -> int:
     """Write the posts of ``pages`` (newest first, as :func:`channel_pages` yields them) to ``out``
     as CSV, oldest first, with a header row.  Returns the number of posts written.
@@ -131,8 +126,8 @@ async def write_channel_csv(pages: AsyncIterator[list[dict[str, Any]]], out: IO[
     chunks: list[tuple[int, int]] = []
     with tempfile.TemporaryFile() as spool:
         async for batch in pages:
-            names = await usernames({str(post.get("user_id") or "") for post in batch})
-            data = _csv_text((post_row(post, names.get(str(post.get("user_id") or ""), ""))
+            names = await usernames({post.user_id for post in batch})
+            data = _csv_text((post_row(post, names.get(post.user_id, ""))
                               for post in reversed(batch)), safe=not raw).encode("utf-8")
             chunks.append((spool.tell(), len(data)))
             spool.write(data)
@@ -147,7 +142,7 @@ async def write_channel_csv(pages: AsyncIterator[list[dict[str, Any]]], out: IO[
 class UsernameCache:
     """Usernames for user ids, fetched in batches (``POST /users/ids``) and kept for one export."""
 
-    def __init__(self, client: MattermostClient) -> None:
+    def __init__(self, client: UsersByIds) -> None:
         self.client = client
         self.names: dict[str, str] = {}
 
@@ -156,7 +151,7 @@ class UsernameCache:
         for start in range(0, len(missing), 100):
             batch = missing[start:start + 100]
             for user in await self.client.users_by_ids(batch):
-                self.names[user["id"]] = user.get("username", "")
+                self.names[user.id] = user.username
             for uid in batch:
                 self.names.setdefault(uid, "")
         return self.names

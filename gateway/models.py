@@ -144,14 +144,168 @@ class DialogReply:
         return not self.errors and not self.error
 
 
-class Reaction(_Inbound):
-    """A reaction on a post, as the ``reaction_added`` event carries it."""
+# Mattermost's own objects, as the REST API and the event stream return them --------------------
+# (server/public/model/*.go). Only the fields the bot reads; anything else Mattermost adds is ignored.
+# No length limits: these come from the server, not from a person's request.
+
+
+class _Mattermost(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Reaction(_Mattermost):
+    """A reaction on a post (model/reaction.go), as ``reaction_added`` and ``GET /posts/{id}/reactions`` carry it."""
 
     user_id: str = ""
     post_id: str = ""
     emoji_name: str = ""
     channel_id: str = ""
     create_at: int = 0
+    delete_at: int = 0
+
+
+class User(_Mattermost):
+    """A person or bot account (model/user.go)."""
+
+    id: str
+    username: str = ""
+    roles: str = ""  # space-separated role names, e.g. "system_user system_admin"
+    is_bot: bool = False
+    delete_at: int = 0
+
+    @property
+    def is_system_admin(self) -> bool:
+        return "system_admin" in self.roles.split()
+
+    @property
+    def role_names(self) -> list[str]:
+        return self.roles.split()
+
+    @property
+    def active(self) -> bool:
+        return not self.delete_at
+
+
+class Team(_Mattermost):
+    """A team (model/team.go)."""
+
+    id: str
+    name: str = ""
+    display_name: str = ""
+    type: str = ""
+    delete_at: int = 0
+
+
+class TeamMember(_Mattermost):
+    """Someone's membership of a team (model/team_member.go); ``delete_at`` set once they left."""
+
+    team_id: str = ""
+    user_id: str = ""
+    roles: str = ""
+    delete_at: int = 0
+
+
+class Channel(_Mattermost):
+    """A channel (model/channel.go). ``type``: O public, P private, D direct, G group."""
+
+    id: str
+    team_id: str = ""
+    type: str = ""
+    name: str = ""
+    display_name: str = ""
+    purpose: str = ""
+    header: str = ""
+    creator_id: str = ""
+    create_at: int = 0
+    update_at: int = 0
+    delete_at: int = 0
+
+    @property
+    def is_public(self) -> bool:
+        return self.type == "O"
+
+    @property
+    def archived(self) -> bool:
+        return bool(self.delete_at)
+
+
+class ChannelMember(_Mattermost):
+    """Someone's membership of a channel (model/channel_member.go)."""
+
+    channel_id: str = ""
+    user_id: str = ""
+    roles: str = ""
+
+
+class PostMetadata(_Mattermost):
+    """The part of a post's ``metadata`` the bot reads: its current reactions (absent when none)."""
+
+    reactions: tuple[Reaction, ...] | None = None
+
+
+class Post(_Mattermost):
+    """A post (model/post.go)."""
+
+    id: str
+    create_at: int = 0
+    update_at: int = 0
+    edit_at: int = 0
+    delete_at: int = 0
+    is_pinned: bool = False
+    user_id: str = ""
+    channel_id: str = ""
+    root_id: str = ""
+    message: str = ""
+    type: str = ""
+    props: dict[str, Any] = {}
+    file_ids: tuple[str, ...] = ()
+    has_reactions: bool = False
+    pending_post_id: str = ""  # the client's id for a post being made (repeats return the same post)
+    metadata: PostMetadata = PostMetadata()
+
+    @property
+    def is_system(self) -> bool:
+        """A message Mattermost wrote itself (joins, header changes, ...), not a person's."""
+        return self.type.startswith("system_")
+
+    @property
+    def from_integration(self) -> bool:
+        """Posted by a webhook or a slash command's answer (its author may never have been in the channel)."""
+        return self.props.get("from_webhook") == "true" or self.props.get("from_bot") == "true"
+
+
+class PostList(_Mattermost):
+    """A page of posts (model/post_list.go): ``order`` lists the page newest first; ``posts`` holds
+    those and, for replies, their roots."""
+
+    order: tuple[str, ...] = ()
+    posts: dict[str, Post] = {}
+
+    @property
+    def listed(self) -> list[Post]:
+        """The posts of the page itself, in ``order`` (roots brought along for replies left out)."""
+        return [self.posts[post_id] for post_id in self.order if post_id in self.posts]
+
+
+class FileInfo(_Mattermost):
+    """An uploaded file (model/file_info.go)."""
+
+    id: str
+    user_id: str = ""
+    post_id: str = ""
+    channel_id: str = ""
+    name: str = ""
+    extension: str = ""
+    size: int = 0
+    mime_type: str = ""
+    create_at: int = 0
+
+
+class ClientConfig(_Mattermost):
+    """The server's client configuration (config/client.go, ``format=old``: every value a string)."""
+
+    post_edit_time_limit: str = Field(default="-1", alias="PostEditTimeLimit")
+    version: str = Field(default="", alias="Version")
 
 
 class Broadcast(_Inbound):

@@ -25,14 +25,14 @@ class FeaturePlugin(Plugin):
         client = self.ctx.client
         dm = await client.direct_channel_with(user_id)  # remembered per person: asked once
         # Whether the bot may is learned at login, so a bot that may not never sends a request sure to fail.
-        if client.may_post_ephemeral and channel_id and channel_id != dm["id"]:
+        if client.may_post_ephemeral and channel_id and channel_id != dm.id:
             try:
                 await client.create_ephemeral_post(user_id, channel_id, text)
                 return
             except MattermostError as error:
                 if error.status != 403:
                     raise
-        await client.create_post(dm["id"], text)
+        await client.create_post(dm.id, text)
 
     def prefix(self, command: SlashCommand) -> str:
         """What comes before a command's words where ``command`` was typed (``/incident `` or nothing in a DM)."""

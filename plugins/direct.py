@@ -19,7 +19,7 @@ from domain import IncidentStatus
 from domain.conversation import Intent, intent_of
 from gateway.errors import user_message
 from gateway.messages import ALIASES, USAGES, neutralize, unknown_command_text
-from gateway.models import CommandReply, SlashCommand
+from gateway.models import CommandReply, SlashCommand, Team
 from gateway.routing import DEFAULT_COMMAND, Registry, Surface
 from plugins.base import FeaturePlugin
 from plugins.incidents import start_buttons
@@ -105,7 +105,7 @@ class DirectMessagePlugin(FeaturePlugin):
         parts: list[str] = []
         attachments: list[dict] = []
         teams = [team for team in await self.ctx.client.my_teams()
-                 if await self.directory.is_team_member(team["id"], command.user_id)]
+                 if await self.directory.is_team_member(team.id, command.user_id)]
         if intent is Intent.TROUBLE:
             start = start_buttons(self.ctx, teams, command.channel_id)
             parts.append(TROUBLE_TEXT)
@@ -121,21 +121,21 @@ class DirectMessagePlugin(FeaturePlugin):
         parts.append(HELP_HINT)
         return CommandReply(text="\n\n".join(parts), attachments=attachments)
 
-    async def _ongoing(self, user_id: str, teams: list[dict]) -> str:
+    async def _ongoing(self, user_id: str, teams: list[Team]) -> str:
         """Links to the ongoing incidents ``user_id`` may see, newest first ("" when there are none)."""
         lines: list[str] = []
         more = 0
         for team in teams:
-            page = await self.history.list_page(user_id, team["id"], ListFilters(status=IncidentStatus.ONGOING),
+            page = await self.history.list_page(user_id, team.id, ListFilters(status=IncidentStatus.ONGOING),
                                                 0, per_page=ONGOING_SHOWN)
             room = ONGOING_SHOWN - len(lines)
             shown = page.items[:max(0, room)]
-            channels = await self.history.channel_names((i.channel_id for i in shown), team["id"])
+            channels = await self.history.channel_names((i.channel_id for i in shown), team.id)
             for incident in shown:
                 channel = channels.get(incident.channel_id)
                 name = f"**{neutralize(incident.name)}**"
                 if channel:
-                    url = f"{self.ctx.client.base_url}/{team['name']}/channels/{channel}"
+                    url = f"{self.ctx.client.base_url}/{team.name}/channels/{channel}"
                     name = f"[{name}]({url})"
                 lines.append(f"- {name}")
             more += len(page.items) - len(shown) + (1 if page.has_more else 0)

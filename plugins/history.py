@@ -143,7 +143,7 @@ class HistoryPlugin(FeaturePlugin):
                 user = await self.directory.team_user_by_username(team_id, word)
                 if user is None:
                     raise NotFound(f"There is no user {neutralize(word)} in this team. Check the spelling.")
-                commander_id = user["id"]
+                commander_id = user.id
             else:
                 raise ValidationError(f'I do not understand "{neutralize(word)}". {LIST_USAGE}')
             position += 1
@@ -190,9 +190,9 @@ class HistoryPlugin(FeaturePlugin):
                                        page: int) -> ActionReply:
         """Turn a page of an ephemeral list: post it where its buttons can update it in place."""
         dm = await self.ctx.client.direct_channel_with(user_id)
-        view = ListView(user_id, team_id, dm["id"], filters, on_ephemeral=False)
+        view = ListView(user_id, team_id, dm.id, filters, on_ephemeral=False)
         text, attachments = await self._render_list(view, page)
-        await self.ctx.client.create_post(dm["id"], text, props={"attachments": attachments} if attachments else None)
+        await self.ctx.client.create_post(dm.id, text, props={"attachments": attachments} if attachments else None)
         return ActionReply(ephemeral_text=f"Page {page + 1} of your incident list is in your direct messages with "
                                           f"@{self.ctx.client.username}; its buttons turn the pages there.")
 

@@ -32,6 +32,8 @@ from gateway.models import (
     DialogReply,
     DialogSubmission,
     SlashCommand,
+    Team,
+    User,
     WebSocketEvent,
 )
 from gateway.routing import on_action, on_command, on_dialog, on_event
@@ -52,17 +54,17 @@ def _usage(text: str) -> ValidationError:
     return ValidationError(text)
 
 
-def start_buttons(ctx: BotContext, teams: list[dict[str, Any]], channel_id: str, post_id: str = "") -> CommandReply:
+def start_buttons(ctx: BotContext, teams: list[Team], channel_id: str, post_id: str = "") -> CommandReply:
     """A Start incident button per team (``teams``: the ones the user shares with the bot), bound to
     ``channel_id``; a click opens the start dialog (IncidentPlugin.on_start_clicked)."""
     if not teams:
         return CommandReply(text="We share no team, so I cannot start an incident for you.")
     actions = [{
-        "id": f"start{team['id']}", "name": f"Start incident in {team.get('display_name') or team['name']}",
+        "id": f"start{team.id}", "name": f"Start incident in {team.display_name or team.name}",
         "type": "button", "style": "primary",
         "integration": {"url": ctx.action_url,
                         "context": ctx.signer.action_context(Action.START, channel_id,
-                                                             {"t": team["id"], "p": post_id})},
+                                                             {"t": team.id, "p": post_id})},
     } for team in teams]
     return CommandReply(text="Click to open the start dialog:",
                         attachments=[{"fallback": "Start an incident", "actions": actions}])
@@ -85,7 +87,7 @@ class IncidentPlugin(FeaturePlugin):
 
     # Helpers -------------------------------------------------------------------------------
 
-    async def _user_arg(self, text: str, team_id: str) -> dict:
+    async def _user_arg(self, text: str, team_id: str) -> User:
         match = _MENTION.match(text.strip())
         if not match:
             raise _usage(f'"{neutralize(text)}" is not a username. Write it as @username.')
@@ -133,8 +135,8 @@ class IncidentPlugin(FeaturePlugin):
         (api4/integration_action.go ``doPostAction`` checks read permission on the post), so may see them."""
         ids = await self.directory.channel_member_ids(incident.channel_id)
         users = await self.directory.users(i for i in ids if i != self.ctx.client.user_id)
-        people = [u for u in users if not u.get("is_bot") and not u.get("delete_at")]
-        return sorted(((f"@{u['username']}", u["id"]) for u in people), key=lambda item: item[0])
+        people = [u for u in users if not u.is_bot and u.active]
+        return sorted(((f"@{u.username}", u.id) for u in people), key=lambda item: item[0])
 
     # Start ---------------------------------------------------------------------------------
 
@@ -165,7 +167,7 @@ class IncidentPlugin(FeaturePlugin):
         """In a direct message there is no team and no trigger id: offer a button per team."""
         teams = []
         for team in await self.ctx.client.my_teams():
-            if await self.directory.is_team_member(team["id"], user_id):
+            if await self.directory.is_team_member(team.id, user_id):
                 teams.append(team)
         return start_buttons(self.ctx, teams, channel_id, post_id)
 
@@ -190,19 +192,19 @@ class IncidentPlugin(FeaturePlugin):
             return
         channel_id = event.channel_id
         channel = await self.ctx.client.get_channel(channel_id)
-        team_id = channel.get("team_id", "")
+        team_id = channel.team_id
         if not team_id:
             return  # direct and group messages belong to no team
         dm = await self.ctx.client.direct_channel_with(user_id)
         button = {"id": "startfrompost", "name": "Start incident from this post", "type": "button",
                   "style": "primary",
                   "integration": {"url": self.ctx.action_url,
-                                  "context": self.ctx.signer.action_context(Action.START_FROM_POST, dm["id"],
+                                  "context": self.ctx.signer.action_context(Action.START_FROM_POST, dm.id,
                                                                             {"t": team_id, "p": post_id})}}
         link = f"{self.ctx.client.base_url}/_redirect/pl/{post_id}"
         await self.ctx.client.create_post(
-            dm["id"], f"You reacted with :{self.ctx.settings.reaction_emoji}: to [a post]({link}) in "
-                      f"~{channel.get('name', '')}.",
+            dm.id, f"You reacted with :{self.ctx.settings.reaction_emoji}: to [a post]({link}) in "
+                   f"~{channel.name}.",
             props={"attachments": [{"fallback": "Start incident from this post", "actions": [button]}]})
 
     @on_dialog(Dialog.START)
@@ -260,8 +262,8 @@ class IncidentPlugin(FeaturePlugin):
             return CommandReply(text=f"The commander of **{neutralize(incident.name)}** is @{name}. "
                                      "Change it with `/incident commander @user`.")
         user = await self._user_arg(words[0], incident.team_id)
-        _, events = await self.service.change_commander(incident, command.user_id, user["id"])
-        return CommandReply(text="" if events else f"@{user['username']} is already the commander.")
+        _, events = await self.service.change_commander(incident, command.user_id, user.id)
+        return CommandReply(text="" if events else f"@{user.username} is already the commander.")
 
     @on_action(Action.COMMANDER)
     async def on_commander_clicked(self, callback: ActionCallback) -> ActionReply:
@@ -416,7 +418,7 @@ class IncidentPlugin(FeaturePlugin):
         self.check_words(command, "assign", parts)
         incident = await self.service.in_channel(command.channel_id)
         ref = self._step_target(incident, parts[0])
-        assignee = None if parts[1].lower() in ("none", "nobody", "-") else (await self._user_arg(parts[1], incident.team_id))["id"]
+        assignee = None if parts[1].lower() in ("none", "nobody", "-") else (await self._user_arg(parts[1], incident.team_id)).id
         _, events = await self.service.assign(incident, command.user_id, ref, assignee)
         return CommandReply(text="" if events else "Nothing changed: that is already the assignee.")
 

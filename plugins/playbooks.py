@@ -137,19 +137,19 @@ class PlaybookPlugin(FeaturePlugin):
         if not team_name and command.team_id:
             return command.team_id
         teams = [t for t in await self.ctx.client.my_teams()
-                 if await self.directory.is_team_member(t["id"], command.user_id)]
+                 if await self.directory.is_team_member(t.id, command.user_id)]
         if team_name:
             wanted = team_name.strip().lstrip("~").lower()
             for team in teams:
-                if wanted in (team["name"].lower(), str(team.get("display_name", "")).lower()):
-                    return team["id"]
+                if wanted in (team.name.lower(), team.display_name.lower()):
+                    return team.id
             raise NotFound(f'We share no team called "{neutralize(team_name)}". Teams we share: '
-                           + (", ".join(t["name"] for t in teams) or "none") + ".")
+                           + (", ".join(t.name for t in teams) or "none") + ".")
         if len(teams) == 1:
-            return teams[0]["id"]
+            return teams[0].id
         if not teams:
             raise NotFound("We share no team, so there are no playbooks to show you here.")
-        names = ", ".join(t["name"] for t in teams)
+        names = ", ".join(t.name for t in teams)
         raise ValidationError(f"We share several teams; say which one with `--team NAME` ({names}).")
 
     @staticmethod
@@ -544,7 +544,7 @@ class PlaybookPlugin(FeaturePlugin):
         post = await self.service.send_export(user_id, playbook)
         if via_dm:
             return ""  # the file itself is the answer
-        link = f"{self.ctx.client.base_url}/_redirect/pl/{post['id']}"
+        link = f"{self.ctx.client.base_url}/_redirect/pl/{post.id}"
         return (f"I sent you **{neutralize(playbook.title)}** as a YAML file in [a direct message]({link}). "
                 "Send it back to me after editing to update the playbook.")
 
@@ -554,7 +554,7 @@ class PlaybookPlugin(FeaturePlugin):
                                           str(callback.args.get("p", "")))
         dm = await self.ctx.client.direct_channel_with(callback.user_id)
         return ActionReply(ephemeral_text=await self._send_export(callback.user_id, playbook,
-                                                                  via_dm=dm["id"] == callback.channel_id))
+                                                                  via_dm=dm.id == callback.channel_id))
 
     async def _import(self, command: SlashCommand, team_id: str, words: list[str]) -> CommandReply:
         await self.service.require_team(team_id, command.user_id, vouched=command.vouches_for_team(team_id))

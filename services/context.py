@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.client import MattermostClient
+from gateway.api import MattermostAPI
 from gateway.ids import Route
 from gateway.signing import Signer
 from settings import Settings
@@ -20,7 +20,7 @@ class BotContext:
     """The settings, the one Mattermost client, the signer, the store and the telemetry sender."""
 
     settings: Settings
-    client: MattermostClient
+    client: MattermostAPI
     signer: Signer
     store: Store
     telemetry: Telemetry = NULL_TELEMETRY

@@ -211,8 +211,8 @@ class HistoryService:
             return [team_id]
         shared = []
         for team in await self.client.my_teams():
-            if await self.directory.is_team_member(team["id"], user_id):
-                shared.append(team["id"])
+            if await self.directory.is_team_member(team.id, user_id):
+                shared.append(team.id)
         return shared
 
     # The list -----------------------------------------------------------------------------
@@ -292,7 +292,7 @@ class HistoryService:
             return cached[1]
         try:
             channel = await self.client.get_channel(channel_id)
-            name = "" if channel.get("delete_at") else str(channel.get("name", ""))
+            name = "" if channel.archived else channel.name
         except MattermostError as error:
             if error.status not in (403, 404):
                 raise
@@ -326,8 +326,7 @@ class HistoryService:
                 return
             at = time.monotonic()
             for channel in channels:
-                name = "" if channel.get("delete_at") else str(channel.get("name", ""))
-                self._channel_names[str(channel.get("id", ""))] = (at, name)
+                self._channel_names[channel.id] = (at, "" if channel.archived else channel.name)
             self._team_names_loaded[team_id] = at
 
     async def usernames(self, user_ids: Iterable[str]) -> dict[str, str]:
@@ -424,7 +423,7 @@ class HistoryService:
             if error.status in (403, 404):
                 return None
             raise
-        incident = await self.store.incident_by_channel(channel["id"])
+        incident = await self.store.incident_by_channel(channel.id)
         return incident if incident is not None and incident.team_id == team_id else None
 
     async def _named(self, team_id: str, name: str) -> list[Incident]:
@@ -455,13 +454,12 @@ class HistoryService:
         try:
             async for batch in channel_pages(self.client, channel_id):
                 for post in batch:
-                    author = str(post.get("user_id") or "")
-                    props = post.get("props") or {}
-                    if str(post.get("type") or "").startswith("system_"):
+                    author = post.user_id
+                    if post.is_system:
                         figures.system_messages += 1
                         involved.add(author)
-                        involved.update(str(props.get(key)) for key in _SYSTEM_PROP_USERS if props.get(key))
-                    elif props.get("from_webhook") == "true" or props.get("from_bot") == "true":
+                        involved.update(str(post.props[key]) for key in _SYSTEM_PROP_USERS if post.props.get(key))
+                    elif post.from_integration:
                         figures.messages_by_bots += 1
                     else:
                         involved.add(author)
@@ -487,8 +485,8 @@ class HistoryService:
         people: set[str] = set()
         for start in range(0, len(ids), 100):
             for user in await self.client.users_by_ids(ids[start:start + 100]):
-                if not user.get("is_bot"):
-                    people.add(user["id"])
+                if not user.is_bot:
+                    people.add(user.id)
         return people
 
     async def details(self, incident: Incident) -> IncidentDetails:
@@ -528,8 +526,8 @@ class HistoryService:
             log.error("export of incident %s for %s failed: %s", incident.id, user_id, error)
             try:
                 dm = await self.client.direct_channel_with(user_id)
-                await self.client.create_post(dm["id"], f"The export of **{neutralize(incident.name)}** failed: "
-                                                        f"{user_message(error)}")
+                await self.client.create_post(dm.id, f"The export of **{neutralize(incident.name)}** failed: "
+                                                     f"{user_message(error)}")
             except MattermostError:
                 log.exception("could not tell %s that the export failed", user_id)
 
@@ -549,11 +547,11 @@ class HistoryService:
                                            f"**{neutralize(incident.name)}**. Add @{self.client.username} back "
                                            "to it, then export again.") from error
                     raise
-                info = await self.client.upload_file_stream(dm["id"], filename, out)
+                info = await self.client.upload_file_stream(dm.id, filename, out)
             note = _RAW_NOTE if raw else _SAFE_NOTE
             await self.client.create_post(
-                dm["id"], f"Export of **{neutralize(incident.name)}** (~{channel_name}): {count} posts, oldest "
-                          f"first, system messages included, attachments left out. {note}", file_ids=[info["id"]])
+                dm.id, f"Export of **{neutralize(incident.name)}** (~{channel_name}): {count} posts, oldest "
+                       f"first, system messages included, attachments left out. {note}", file_ids=[info.id])
             return ExportResult(posts=count, filename=filename)
 
 

@@ -48,7 +48,7 @@ from gateway.cards import (
 from gateway.directory import Directory
 from gateway.errors import MattermostError, user_message
 from gateway.messages import code_block, format_duration, inline_code, neutralize, quote
-from gateway.models import CommandReply, SlashCommand
+from gateway.models import Channel, CommandReply, Post, SlashCommand
 from gateway.routing import Registry
 from gateway.step_commands import BOT_MAY_RUN, refusal_in
 from services import livecard
@@ -67,8 +67,6 @@ _JOURNAL_PREFIX = "start:"
 _CLAIM_PREFIX = "start-channel:"
 _OPENING_MARK = "command_center_opening"
 _CLOCK_SKEW_MS = 5 * 60 * 1000
-# Mattermost's answer to an edit of a post older than ServiceSettings.PostEditTimeLimit.
-EDIT_TIME_LIMIT_ERROR = "api.post.update_post.permissions_time_limit.app_error"
 # Set while a step's command runs in-process: a step run started from inside one is refused.
 _RUNNING_STEP: contextvars.ContextVar[bool] = contextvars.ContextVar("running_step", default=False)
 _POST_ID = re.compile(r"(?:^|/)([a-z0-9]{26})(?:[/?#].*)?$")
@@ -204,10 +202,9 @@ class CardUpdater:
         lock = self._locks.get(incident_id)
         return lock is not None and lock.locked()
 
-    def _remember(self, incident: Incident, post: dict, card: dict, as_of: bool) -> None:
-        created = post.get("create_at")
-        self._states[incident.id] = CardState(post_id=post.get("id") or incident.card_post_id or "",
-                                              created_at=created if isinstance(created, int) else None,
+    def _remember(self, incident: Incident, post: Post | None, card: dict, as_of: bool) -> None:
+        self._states[incident.id] = CardState(post_id=(post.id if post else "") or incident.card_post_id or "",
+                                              created_at=(post.create_at or None) if post else None,
                                               digest=visible_digest(card), as_of=as_of)
 
     def _notify(self, incident: Incident) -> None:
@@ -220,7 +217,7 @@ class CardUpdater:
     def _drawn_from(self, incident: Incident) -> None:
         self._versions[incident.id] = max(incident.version, self._versions.get(incident.id, incident.version))
 
-    def posted(self, incident: Incident, post: dict, card: dict) -> None:
+    def posted(self, incident: Incident, post: Post, card: dict) -> None:
         """A card was just posted for ``incident`` (start, or re-posted past the edit limit)."""
         self._drawn_from(incident)
         self._remember(incident, post, card, False)
@@ -273,7 +270,7 @@ class CardUpdater:
                 # Only the props: the message never changes once posted (cards.card_message).
                 post = await self.ctx.client.patch_post(card_post_id, {"props": card["props"]})
             except MattermostError as error:
-                if error.error_id != EDIT_TIME_LIMIT_ERROR:
+                if not error.is_edit_time_limit:
                     raise
                 if tick:  # never move the card to the bottom of the channel for a duration tick
                     frozen = state or CardState(post_id=incident.card_post_id, created_at=None)
@@ -284,11 +281,11 @@ class CardUpdater:
                     return "locked", incident
                 incident = await self._replace(incident, card)
                 return "replaced", incident
-            if isinstance(post, dict) and not post.get("is_pinned"):
+            if not post.is_pinned:
                 # A replacement card whose pin was lost part-way (see _replace): pin it now. The patch
                 # answer carries is_pinned, so a card that is pinned costs nothing extra.
                 await self.ctx.client.pin_post(card_post_id)
-            self._remember(incident, post if isinstance(post, dict) else {}, card, as_of)
+            self._remember(incident, post, card, as_of)
             if not tick:
                 self._notify(incident)
             return "edited", incident
@@ -308,8 +305,7 @@ class CardUpdater:
             if error.status in (403, 404):
                 return None
             raise
-        created = post.get("create_at")
-        state = CardState(post_id=post_id, created_at=created if isinstance(created, int) else None)
+        state = CardState(post_id=post_id, created_at=post.create_at or None)
         self._states[incident.id] = state
         return state
 
@@ -326,15 +322,15 @@ class CardUpdater:
         card = await self.render(incident, reuse_names=True)
         fresh = await self.ctx.client.create_post(incident.channel_id, card["message"], props=card["props"])
         incident, _ = await self.ctx.store.mutate_incident(
-            incident.id, lambda current: (ops.set_card_post(current, fresh["id"]), []))
+            incident.id, lambda current: (ops.set_card_post(current, fresh.id), []))
         try:
             if old_id:
                 await self.ctx.client.delete_post(old_id)  # its pin goes with it
         except MattermostError as error:
             if error.status != 404:  # already gone is what we wanted
                 log.warning("the outdated card %s of incident %s was not removed: %s", old_id, incident.id, error)
-        await self.ctx.client.pin_post(fresh["id"])
-        log.info("incident %s: card %s was past the edit time limit; replaced by %s", incident.id, old_id, fresh["id"])
+        await self.ctx.client.pin_post(fresh.id)
+        log.info("incident %s: card %s was past the edit time limit; replaced by %s", incident.id, old_id, fresh.id)
         self.posted(incident, fresh, card)
         return incident
 
@@ -454,7 +450,7 @@ class IncidentService:
             return {}
         incident_channel = await self.ctx.client.get_channel(incident.channel_id)
         commander = await self.directory.username(incident.commander_id)
-        message = (f"@{commander} started an incident in ~{incident_channel['name']}: "
+        message = (f"@{commander} started an incident in ~{incident_channel.name}: "
                    f"**{neutralize(incident.name)}**")
         outcomes: dict[str, str] = {}
         for name in names:
@@ -484,43 +480,43 @@ class IncidentService:
             if error.status not in (403, 404):
                 raise
             return self._refusal_text(permissions.AnnounceRefusal.UNSEEN)
-        public = channel.get("type") == "O"
+        public = channel.is_public
         # Fresh answers: someone may just have added the bot (or the user) to the channel.
-        self.directory.forget_channel(channel["id"])
-        bot_is_member = await self.directory.is_channel_member(channel["id"], client.user_id)
+        self.directory.forget_channel(channel.id)
+        bot_is_member = await self.directory.is_channel_member(channel.id, client.user_id)
         refusal = permissions.announce_refusal(found=True, public=public, bot_is_member=bot_is_member,
                                                user_is_member=None)
         if refusal is not None:
             return self._refusal_text(refusal)
         joined = not bot_is_member
         if joined:
-            await client.add_channel_member(channel["id"], client.user_id)
-            self.directory.forget_channel(channel["id"])
-        user_is_member = await self.directory.is_channel_member(channel["id"], user_id)
+            await client.add_channel_member(channel.id, client.user_id)
+            self.directory.forget_channel(channel.id)
+        user_is_member = await self.directory.is_channel_member(channel.id, user_id)
         refusal = permissions.announce_refusal(found=True, public=public, bot_is_member=True,
                                                user_is_member=user_is_member)
         if refusal is not None:
             if joined:  # nothing to announce there: leave the channel as it was
-                await client.remove_channel_member(channel["id"], client.user_id)
-                self.directory.forget_channel(channel["id"])
+                await client.remove_channel_member(channel.id, client.user_id)
+                self.directory.forget_channel(channel.id)
             return self._refusal_text(refusal)
-        await client.create_post(channel["id"], message)
+        await client.create_post(channel.id, message)
         return ""
 
     # Starting ------------------------------------------------------------------------------
 
-    async def readable_source_post(self, post_id: str, user_id: str) -> dict | None:
+    async def readable_source_post(self, post_id: str, user_id: str) -> Post | None:
         """The post, if it exists and ``user_id`` may read it; None otherwise."""
         try:
             post = await self.ctx.client.get_post(post_id)
-            channel = await self.ctx.client.get_channel(post["channel_id"])
+            channel = await self.ctx.client.get_channel(post.channel_id)
         except MattermostError as error:
             if error.status in (403, 404):
                 return None
             raise
-        if await self.directory.is_channel_member(channel["id"], user_id):
+        if await self.directory.is_channel_member(channel.id, user_id):
             return post
-        if channel.get("type") == "O" and await self.directory.is_team_member(channel.get("team_id", ""), user_id):
+        if channel.is_public and await self.directory.is_team_member(channel.team_id, user_id):
             return post
         return None
 
@@ -552,7 +548,7 @@ class IncidentService:
         journal = StartJournal(
             incident_id=new_id(), team_id=request.team_id, actor_id=request.actor_id, playbook_id=playbook.id,
             name=name, description=description, private=not playbook.create_public_channel,
-            source_post_id=source["id"] if source else None, channel_name=channel_name_for(name),
+            source_post_id=source.id if source else None, channel_name=channel_name_for(name),
             created_at=now_ms())
         await self._save_journal(journal)
         try:
@@ -579,13 +575,13 @@ class IncidentService:
         posted_nothing = incident is None  # the opening post and card are made only once it is stored
         if incident is None:
             channel = await self._channel_for(journal, recovering=recovering)
-            journal.channel_name = channel.get("name") or journal.channel_name
-            await self.ctx.client.add_channel_member(channel["id"], journal.actor_id)  # user_added tells the directory
+            journal.channel_name = channel.name or journal.channel_name
+            await self.ctx.client.add_channel_member(channel.id, journal.actor_id)  # user_added tells the directory
             playbook = await self.store.get_playbook(journal.playbook_id)
             if playbook is None:
                 raise NotFound("The playbook was deleted while the incident was being started.")
             incident, events = ops.start_incident(
-                playbook, name=journal.name, description=journal.description, channel_id=channel["id"],
+                playbook, name=journal.name, description=journal.description, channel_id=channel.id,
                 creator_id=journal.actor_id, now=journal.created_at, source_post_id=journal.source_post_id,
                 incident_id=journal.incident_id, public=not journal.private)
             incident = await self.store.create_incident(incident, events)
@@ -612,7 +608,7 @@ class IncidentService:
     async def _release_name(self, journal: StartJournal) -> None:
         await self.store.delete_setting(self._claim_key(journal), if_value=journal.incident_id)
 
-    async def _own_channel(self, journal: StartJournal) -> dict | None:
+    async def _own_channel(self, journal: StartJournal) -> Channel | None:
         """The channel named in the journal, if this start created it (an earlier attempt did).
 
         Only the start holding the name's claim can have created it: a channel of that name made by
@@ -625,13 +621,13 @@ class IncidentService:
             if error.status in (403, 404):
                 return None
             raise
-        if (channel.get("creator_id") == self.ctx.client.user_id and not channel.get("delete_at")
-                and channel.get("create_at", 0) >= journal.created_at - _CLOCK_SKEW_MS
-                and await self.store.incident_by_channel(channel["id"]) is None):
+        if (channel.creator_id == self.ctx.client.user_id and not channel.archived
+                and channel.create_at >= journal.created_at - _CLOCK_SKEW_MS
+                and await self.store.incident_by_channel(channel.id) is None):
             return channel
         return None
 
-    async def _channel_for(self, journal: StartJournal, *, recovering: bool) -> dict:
+    async def _channel_for(self, journal: StartJournal, *, recovering: bool) -> Channel:
         base = channel_name_for(journal.name)
         # Only the name an interrupted attempt saved can have a channel of ours already: a name this
         # call claims afresh (a new start, or a new suffix) has none, so it is not asked about.
@@ -652,10 +648,10 @@ class IncidentService:
                 channel = await self.ctx.client.create_channel(journal.team_id, journal.channel_name, journal.name,
                                                                private=journal.private,
                                                                purpose=journal.description[:250])
-                self.directory.channel_created(channel["id"])
+                self.directory.channel_created(channel.id)
                 return channel
             except MattermostError as error:
-                if not (error.status == 400 and ("exists" in error.error_id or "previously" in error.error_id)):
+                if not error.is_name_taken:
                     raise
             # Someone else's channel has this name: pick another and remember it before creating.
             await self._release_name(journal)
@@ -672,22 +668,22 @@ class IncidentService:
         (both are made only after it is stored, and carry its id): the channel is not read for them."""
         if incident.card_post_id:
             return incident  # recorded only after it was pinned
-        opening = card = None
+        opening: Post | None = None
+        card: Post | None = None
         if not posted_nothing:
             existing = await self.ctx.client.channel_posts(incident.channel_id, per_page=200)
-            mine = [post for post in existing.get("posts", {}).values()
-                    if post.get("user_id") == self.ctx.client.user_id]
-            opening = next((p for p in mine if (p.get("props") or {}).get(_OPENING_MARK) == incident.id), None)
-            card = next((p for p in mine if (p.get("props") or {}).get("command_center_card") == incident.id), None)
+            mine = [post for post in existing.posts.values() if post.user_id == self.ctx.client.user_id]
+            opening = next((p for p in mine if p.props.get(_OPENING_MARK) == incident.id), None)
+            card = next((p for p in mine if p.props.get("command_center_card") == incident.id), None)
         if opening is None:
             await self.ctx.client.create_post(incident.channel_id, await self._opening_text(incident),
                                               props={_OPENING_MARK: incident.id})
         rendered = await self.cards.render(incident)
         if card is None:
             card = await self.ctx.client.create_post(incident.channel_id, rendered["message"], props=rendered["props"])
-        if not card.get("is_pinned"):
-            await self.ctx.client.pin_post(card["id"])
-        card_id = card["id"]
+        if not card.is_pinned:
+            await self.ctx.client.pin_post(card.id)
+        card_id = card.id
         incident, _ = await self.store.mutate_incident(incident.id, lambda current: (
             ops.set_card_post(current, card_id), []))
         self.cards.posted(incident, card, rendered)
@@ -704,8 +700,8 @@ class IncidentService:
                     raise
                 source = None
             if source is not None:
-                quoted = quote(source.get("message") or "(no text)")
-                text += (f"\nStarted from [this post]({self.ctx.client.base_url}/_redirect/pl/{source['id']}):"
+                quoted = quote(source.message or "(no text)")
+                text += (f"\nStarted from [this post]({self.ctx.client.base_url}/_redirect/pl/{source.id}):"
                          f"\n{quoted}")
         return text
 
@@ -716,7 +712,7 @@ class IncidentService:
             channel_id = incident.channel_id if incident else None
             if channel_id is None:
                 own = await self._own_channel(journal)
-                channel_id = own["id"] if own else None
+                channel_id = own.id if own else None
             if channel_id:
                 await self.ctx.client.archive_channel(channel_id)
             if incident is not None:
@@ -772,8 +768,8 @@ class IncidentService:
             channel = await self.ctx.client.get_channel(incident.channel_id)
             dm = await self.ctx.client.direct_channel_with(incident.creator_id)
             await self.ctx.client.create_post(
-                dm["id"], f"Command Center restarted while starting your incident **{neutralize(incident.name)}**; "
-                          f"it is ready now: ~{channel['name']}.")
+                dm.id, f"Command Center restarted while starting your incident **{neutralize(incident.name)}**; "
+                       f"it is ready now: ~{channel.name}.")
         except MattermostError:
             log.exception("could not tell the creator of incident %s that it was completed", incident.id)
 

@@ -143,7 +143,7 @@ class LiveCardScheduler:
         cannot be read, ticks find out from a refusal instead (and still never re-post)."""
         try:
             config = await self.cards.ctx.client.client_config()
-            self.cards.edit_time_limit_s = int(str(config.get("PostEditTimeLimit", "-1")))
+            self.cards.edit_time_limit_s = int(config.post_edit_time_limit)
         except (MattermostError, ValueError) as error:
             log.warning("cannot read PostEditTimeLimit (%s); live card ticks stop at the first refused edit", error)
             self.cards.edit_time_limit_s = None

@@ -29,6 +29,7 @@ from gateway import playbook_yaml as pyaml
 from gateway.directory import Directory
 from gateway.errors import MattermostError
 from gateway.messages import neutralize
+from gateway.models import Post, User
 from gateway.playbook_yaml import (
     PlaybookFormatError,
     PlaybookSpec,
@@ -142,7 +143,7 @@ class PlaybookService:
         if not ids:
             return {}
         users = await self.directory.users(ids)
-        return {u["id"]: u["username"] for u in users if not u.get("delete_at")}
+        return {u.id: u.username for u in users if u.active}
 
     async def resolve(self, team_id: str, refs: Sequence[UserRef]) -> dict[str, str]:
         """username → user id for every ref; unknown or outside-the-team users are problems at their line."""
@@ -154,14 +155,14 @@ class PlaybookService:
                 continue
             if ref.username not in refused:
                 user = await self.directory.user_by_username(ref.username)
-                if user is None or user.get("delete_at"):
+                if user is None or not user.active:
                     refused[ref.username] = f"there is no active user @{ref.username}."
-                elif user.get("is_bot"):
+                elif user.is_bot:
                     refused[ref.username] = f"@{ref.username} is a bot; name a person."
-                elif not await self.directory.is_team_member(team_id, user["id"]):
+                elif not await self.directory.is_team_member(team_id, user.id):
                     refused[ref.username] = f"@{ref.username} is not a member of this team."
                 else:
-                    resolved[ref.username] = user["id"]
+                    resolved[ref.username] = user.id
                     continue
             problems.append(Problem(ref.line, ref.where, refused[ref.username]))
         if problems:
@@ -254,9 +255,9 @@ class PlaybookService:
         user = await self.directory.team_user_by_username(team_id, username)
         if user is None:
             raise NotFound(f"There is no user @{neutralize(username)} in this team. Check the spelling.")
-        if user.get("is_bot"):
-            raise ValidationError(f"@{user['username']} is not a person in this team.")
-        return str(user["id"])
+        if user.is_bot:
+            raise ValidationError(f"@{user.username} is not a person in this team.")
+        return user.id
 
     async def _mutate(self, team_id: str, user_id: str, playbook_id: str,
                       change: Callable[[Playbook], Playbook]) -> Playbook:
@@ -278,18 +279,18 @@ class PlaybookService:
 
     # Sharing --------------------------------------------------------------------------------------
 
-    async def _people(self, team_id: str, usernames: Iterable[str], *, also: Iterable[str] = ()) -> list[dict]:
+    async def _people(self, team_id: str, usernames: Iterable[str], *, also: Iterable[str] = ()) -> list[User]:
         """The people named, each in the team (or in ``also``: a playbook's members, who may have left
         it). Anyone else is answered like a missing user: the bot sees other teams' people too."""
         known = set(also)
         people = []
         for name in usernames:
             user = await self.directory.user_by_username(name)
-            if (user is None or user.get("delete_at")
-                    or (user["id"] not in known and not await self.directory.is_team_member(team_id, user["id"]))):
+            if (user is None or not user.active
+                    or (user.id not in known and not await self.directory.is_team_member(team_id, user.id))):
                 raise NotFound(f"There is no user @{neutralize(name.lstrip('@'))} in this team. Check the spelling.")
-            if user.get("is_bot"):
-                raise ValidationError(f"@{user['username']} is a bot; playbooks are shared with people.")
+            if user.is_bot:
+                raise ValidationError(f"@{user.username} is a bot; playbooks are shared with people.")
             people.append(user)
         return people
 
@@ -297,19 +298,19 @@ class PlaybookService:
         """Share with team members (others are refused by name)."""
         people = await self._people(team_id, usernames)
         return await self._mutate(team_id, user_id, playbook_id,
-                                  lambda p: ops.add_members(p, [u["id"] for u in people], now_ms()))
+                                  lambda p: ops.add_members(p, [u.id for u in people], now_ms()))
 
     async def remove_members(self, team_id: str, user_id: str, playbook_id: str,
                              usernames: Sequence[str]) -> Playbook:
         """Stop sharing; the last member cannot leave (someone must be able to see the playbook)."""
         playbook = await self.get(team_id, user_id, playbook_id)
         people = await self._people(team_id, usernames, also=playbook.member_ids)
-        strangers = [u["username"] for u in people if u["id"] not in playbook.member_ids]
+        strangers = [u.username for u in people if u.id not in playbook.member_ids]
         if strangers:
             raise ValidationError(", ".join(f"@{name}" for name in strangers) + " "
                                   + ("is" if len(strangers) == 1 else "are") + " not a member of this playbook.")
         return await self._mutate(team_id, user_id, playbook_id,
-                                  lambda p: ops.remove_members(p, [u["id"] for u in people], now_ms()))
+                                  lambda p: ops.remove_members(p, [u.id for u in people], now_ms()))
 
     # Deleting -------------------------------------------------------------------------------------
 
@@ -328,14 +329,14 @@ class PlaybookService:
         """(file name, YAML text) of a playbook the caller already may use."""
         return file_name_for(playbook.title), pyaml.dump(await self.spec(playbook))
 
-    async def send_export(self, user_id: str, playbook: Playbook) -> dict:
+    async def send_export(self, user_id: str, playbook: Playbook) -> Post:
         """Upload the YAML file to the user's direct channel with the bot; returns the post."""
         name, text = await self.export_text(playbook)
         dm = await self.ctx.client.direct_channel_with(user_id)
-        info = await self.ctx.client.upload_file(dm["id"], name, text.encode("utf-8"), "application/x-yaml")
+        info = await self.ctx.client.upload_file(dm.id, name, text.encode("utf-8"), "application/x-yaml")
         return await self.ctx.client.create_post(
-            dm["id"], f"Playbook **{neutralize(playbook.title)}** as YAML. Edit it and send it back to me "
-                      "(or use `/incident playbook import`) to update the playbook.", file_ids=[info["id"]])
+            dm.id, f"Playbook **{neutralize(playbook.title)}** as YAML. Edit it and send it back to me "
+                   "(or use `/incident playbook import`) to update the playbook.", file_ids=[info.id])
 
     async def import_text(self, team_id: str, user_id: str, text: str,
                           limit: pyaml.SizeLimit = pyaml.ANY_SIZE) -> ImportResult:
@@ -388,19 +389,19 @@ class PlaybookService:
                 raise
             # Only files this user sent in this conversation: never read someone else's file.
             # (Servers older than FileInfo.channel_id only give the uploader.)
-            if info.get("user_id") == user_id and info.get("channel_id", channel_id) == channel_id:
+            if info.user_id == user_id and (info.channel_id or channel_id) == channel_id:
                 infos.append(info)
-        yaml_files = [i for i in infos if str(i.get("extension", "")).lower() in YAML_EXTENSIONS]
+        yaml_files = [i for i in infos if i.extension.lower() in YAML_EXTENSIONS]
         if not yaml_files:
             raise ValidationError("Attach the playbook as a .yaml (or .yml) file. Export one with "
                                   "`/incident playbook export <title>` to see the format.")
         if len(yaml_files) > 1:
             raise ValidationError("Send one playbook file per message, so that each is imported on its own.")
         info = yaml_files[0]
-        if int(info.get("size") or 0) > MAX_FILE_BYTES:
-            raise ValidationError(f"{neutralize(info.get('name', 'The file'))} is larger than "
+        if info.size > MAX_FILE_BYTES:
+            raise ValidationError(f"{neutralize(info.name or 'The file')} is larger than "
                                   f"{MAX_FILE_BYTES // 1024} KB; a playbook file is much smaller.")
-        data = await self.ctx.client.file_content(info["id"])
+        data = await self.ctx.client.file_content(info.id)
         if len(data) > MAX_FILE_BYTES:
             raise ValidationError(f"The file is larger than {MAX_FILE_BYTES // 1024} KB.")
         try:

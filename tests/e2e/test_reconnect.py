@@ -11,6 +11,7 @@ import pytest
 
 from bot import CommandCenter
 from gateway.events import ConnectionPolicy
+from gateway.models import Channel, PostList, Reaction, Team, User
 from tests.e2e.conftest import bot_settings
 
 FAST = ConnectionPolicy(connect_timeout_s=2.0, ping_after_s=0.2, dead_after_s=0.6, backoff_base_s=0.05,
@@ -145,25 +146,25 @@ class FakeClient:
         self.reaction_lookups: list[str] = []
 
     async def my_teams(self):
-        return [{"id": "t1"}, {"id": "t2"}]
+        return [Team(id="t1"), Team(id="t2")]
 
     async def my_channels(self, team_id):
-        direct = {"id": "d1", "type": "D", "name": "bot__u1", "display_name": "", "team_id": "", "delete_at": 0}
+        direct = Channel(id="d1", type="D", name="bot__u1")
         if team_id == "t1":
-            return [{"id": "c1", "type": "O", "name": "town-square", "display_name": "Town Square", "team_id": "t1",
-                     "delete_at": 0}, direct]
+            return [Channel(id="c1", type="O", name="town-square", display_name="Town Square", team_id="t1"), direct]
         return [direct]
 
     async def channel_posts_since(self, channel_id, since):
         assert since == 1000
-        return {"order": list(self.posts.get(channel_id, {})), "posts": self.posts.get(channel_id, {})}
+        return PostList.model_validate({"order": list(self.posts.get(channel_id, {})),
+                                        "posts": self.posts.get(channel_id, {})})
 
     async def post_reactions(self, post_id):
         self.reaction_lookups.append(post_id)
-        return self.reactions.get(post_id, [])
+        return [Reaction.model_validate(r) for r in self.reactions.get(post_id, [])]
 
     async def get_user(self, user_id):
-        return {"id": user_id, "username": f"name-{user_id}"}
+        return User(id=user_id, username=f"name-{user_id}")
 
 
 def fake_post(post_id, create_at, *, user="u1", reactions=None, **extra):
@@ -221,7 +222,8 @@ class CappedClient(FakeClient):
 
     async def channel_posts_since(self, channel_id, since):
         if channel_id == "c1":
-            return {"order": self.since_answer, "posts": {pid: self.posts["c1"][pid] for pid in self.since_answer}}
+            return PostList.model_validate({"order": self.since_answer,
+                                            "posts": {pid: self.posts["c1"][pid] for pid in self.since_answer}})
         return await super().channel_posts_since(channel_id, since)
 
     async def channel_posts(self, channel_id, *, before="", page=0, per_page=200):
@@ -231,7 +233,7 @@ class CappedClient(FakeClient):
             at = self.posts[channel_id][before]["create_at"]
             newest_first = [p for p in newest_first if p["create_at"] < at]
         window = newest_first[page * per_page:(page + 1) * per_page]
-        return {"order": [p["id"] for p in window], "posts": {p["id"]: p for p in window}}
+        return PostList.model_validate({"order": [p["id"] for p in window], "posts": {p["id"]: p for p in window}})
 
 
 async def test_catch_up_reads_a_channel_whole_when_since_hits_the_cap():

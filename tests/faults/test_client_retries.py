@@ -30,22 +30,22 @@ def bot_posts(sandbox, channel_id, text):
 async def test_a_post_whose_answer_is_lost_is_made_exactly_once(sandbox, client, kind):
     sandbox.faults.add(kind, path="/api/v4/posts", methods="POST", users=["incident"], limit=2)
     post = await client.create_post(town_square(sandbox), "exactly once")
-    assert [p["id"] for p in bot_posts(sandbox, town_square(sandbox), "exactly once")] == [post["id"]]
+    assert [p["id"] for p in bot_posts(sandbox, town_square(sandbox), "exactly once")] == [post.id]
     assert sandbox.faults.counts()[kind] == 2
 
 
 async def test_each_logical_post_gets_its_own_pending_post_id(sandbox, client):
     first = await client.create_post(town_square(sandbox), "same text")
     second = await client.create_post(town_square(sandbox), "same text")
-    assert first["id"] != second["id"]
-    assert first["pending_post_id"] != second["pending_post_id"]
-    assert first["pending_post_id"].startswith(client.user_id + ":")
+    assert first.id != second.id
+    assert first.pending_post_id != second.pending_post_id
+    assert first.pending_post_id.startswith(client.user_id + ":")
 
 
 async def test_rate_limit_is_retried_after_the_advertised_reset(sandbox, client):
     sandbox.faults.add("rate_limit", path="/api/v4/users/*", retry_after=0, limit=3)
     me = await client.get_user(client.user_id)
-    assert me["username"] == "incident"
+    assert me.username == "incident"
     assert sandbox.faults.counts()["rate_limit"] == 3
 
 
@@ -92,8 +92,8 @@ async def test_a_channel_whose_creation_answer_was_lost_is_adopted_not_duplicate
     team_id = sandbox.team("acme")["id"]
     sandbox.faults.add(kind, path="/api/v4/channels", methods="POST", users=["incident"], limit=1)
     channel = await client.create_channel(team_id, "db-outage", "DB outage", private=False, purpose="p")
-    assert channel["name"] == "db-outage"
-    assert sandbox.channel("acme", "db-outage")["id"] == channel["id"]
+    assert channel.name == "db-outage"
+    assert sandbox.channel("acme", "db-outage")["id"] == channel.id
     made = [c for c in sandbox.world.channels.values() if c["display_name"] == "DB outage"]
     assert len(made) == 1
 
@@ -101,7 +101,7 @@ async def test_a_channel_whose_creation_answer_was_lost_is_adopted_not_duplicate
 async def test_an_older_channel_with_the_same_name_is_not_adopted(sandbox, client):
     team_id = sandbox.team("acme")["id"]
     older = await client.create_channel(team_id, "db-outage", "DB outage", private=False, purpose="p")
-    await client.add_channel_member(older["id"], sandbox.user_id("alice"))
+    await client.add_channel_member(older.id, sandbox.user_id("alice"))
     # This time nothing is created, but the client cannot know: the retry finds the name taken.
     sandbox.faults.add("drop_before", path="/api/v4/channels", methods="POST", users=["incident"], limit=1)
     with pytest.raises(MattermostError) as raised:

@@ -100,7 +100,7 @@ async def test_a_call_costs_about_what_a_bare_aiohttp_call_costs(sandbox):
 async def test_calls_at_once_share_the_clients_one_session(sandbox, client):
     channel_id = town_square(sandbox)
     answers = await asyncio.gather(*(client.get_channel(channel_id) for _ in range(30)))
-    assert {a["id"] for a in answers} == {channel_id}
+    assert {a.id for a in answers} == {channel_id}
     session = client.driver.client._session
     assert session is not None and not session.closed
     await asyncio.gather(*(client.get_channel(channel_id) for _ in range(30)))
@@ -115,7 +115,7 @@ async def test_an_answer_slower_than_the_timeout_is_unreachable_and_only_safe_ca
     await mm.login()
     try:
         sandbox.faults.add("slow", delay=1.0, path="/api/v4/channels/*", methods="GET", users=["incident"], limit=1)
-        assert (await mm.get_channel(town_square(sandbox)))["name"] == "town-square"  # the retry got through
+        assert (await mm.get_channel(town_square(sandbox))).name == "town-square"  # the retry got through
         assert sandbox.faults.counts()["slow"] == 1
         sandbox.faults.add("slow", delay=1.0, path="/api/v4/commands/execute", users=["incident"], limit=1)
         with pytest.raises(MattermostError) as raised:
@@ -156,7 +156,7 @@ async def test_errors_carry_the_servers_status_and_error_id(sandbox, client):
 async def test_rate_limit_headers_set_the_wait(sandbox, client, monkeypatch):
     sandbox.faults.add("rate_limit", path="/api/v4/users/*", retry_after=0, limit=1)
     slept = record_sleeps(monkeypatch, "gateway.client")
-    assert (await client.get_user(client.user_id))["username"] == "incident"
+    assert (await client.get_user(client.user_id)).username == "incident"
     assert slept == [0]  # Retry-After: 0 was honoured, not the backoff
     assert sandbox.faults.counts()["rate_limit"] == 1
 
@@ -169,7 +169,7 @@ async def test_requests_go_out_as_mattermost_reads_them(sandbox, client):
     with pytest.raises(MattermostError):  # a hostile value stays one value
         await client.driver.client.get("/api/v4/commands", params={"team_id": "x&custom_only=false#"})
     post = await client.create_post(town_square(sandbox), "héllo *there*", props={"k": [1, "ü"]})
-    await client.pin_post(post["id"])
+    await client.pin_post(post.id)
     listed, hostile, created, pinned = bot_exchanges(sandbox, "/api/v4/")
     assert listed.query == {"team_id": team_id, "custom_only": "true", "page": "0"}
     assert hostile.query == {"team_id": "x&custom_only=false#"}
@@ -185,8 +185,8 @@ async def test_requests_go_out_as_mattermost_reads_them(sandbox, client):
 async def test_a_file_goes_out_with_its_name_and_bytes(sandbox, client):
     data = bytes(range(256)) * 40
     info = await client.upload_file(town_square(sandbox), 'rep"ort\r\nX-Evil: 1 é.csv', data, "text/csv")
-    assert info["name"] == 'rep"ort__X-Evil: 1 é.csv'  # control characters cannot end the header early
-    assert await client.file_content(info["id"]) == data
+    assert info.name == 'rep"ort__X-Evil: 1 é.csv'  # control characters cannot end the header early
+    assert await client.file_content(info.id) == data
 
 
 async def test_a_streamed_upload_is_sent_whole_again_after_a_dropped_connection(sandbox, client):
@@ -197,12 +197,12 @@ async def test_a_streamed_upload_is_sent_whole_again_after_a_dropped_connection(
         info = await client.upload_file_stream(town_square(sandbox), "export.csv", stream)
         assert not stream.closed  # the caller's file stays the caller's
     assert sandbox.faults.counts()["drop_before"] == 1
-    assert await client.file_content(info["id"]) == data
+    assert await client.file_content(info.id) == data
 
 
 async def test_raw_answers_stay_raw(sandbox, client):
     info = await client.upload_file(town_square(sandbox), "data.json", b'{"not": "parsed"}', "application/json")
-    assert await client.file_content(info["id"]) == b'{"not": "parsed"}'
+    assert await client.file_content(info.id) == b'{"not": "parsed"}'
 
 
 async def test_a_closed_client_refuses_calls_and_closing_twice_is_harmless(sandbox):
@@ -223,7 +223,7 @@ async def test_a_client_made_outside_the_loop_works_inside_it(sandbox):
     thread.join()
     mm = box["client"]
     try:
-        assert (await mm.login())["username"] == "incident"
+        assert (await mm.login()).username == "incident"
     finally:
         await mm.close()
 
@@ -245,6 +245,6 @@ async def test_proxy_settings_in_the_environment_are_honoured_as_before(sandbox,
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     direct = MattermostClient(sandbox.url, sandbox.token_of("incident"), timeout=1.0, max_attempts=1)
     try:
-        assert (await direct.login())["username"] == "incident"
+        assert (await direct.login()).username == "incident"
     finally:
         await direct.close()

@@ -15,6 +15,7 @@ import pytest
 
 from gateway.client import MattermostClient
 from gateway.export import CSV_COLUMNS, CSV_ENCODING, UsernameCache, channel_pages, iso_time, write_channel_csv
+from gateway.models import PostList, User
 from sandbox import Sandbox
 from tests.e2e.conftest import DEMO_SEED
 
@@ -40,7 +41,8 @@ class FakeMattermost:
         self.requests: list[dict] = []
         self.user_requests: list[list[str]] = []
 
-    async def channel_posts(self, channel_id: str, *, before: str = "", page: int = 0, per_page: int = 200) -> dict:
+    async def channel_posts(self, channel_id: str, *, before: str = "", page: int = 0,
+                            per_page: int = 200) -> PostList:
         self.requests.append({"before": before, "page": page, "per_page": per_page})
         newest_first = list(reversed(self.posts))
         if before:
@@ -52,11 +54,11 @@ class FakeMattermost:
         for post in window:
             if post["root_id"]:
                 by_id.setdefault(post["root_id"], next(p for p in self.posts if p["id"] == post["root_id"]))
-        return {"order": [post["id"] for post in window], "posts": by_id}
+        return PostList.model_validate({"order": [post["id"] for post in window], "posts": by_id})
 
-    async def users_by_ids(self, user_ids: list[str]) -> list[dict]:
+    async def users_by_ids(self, user_ids: list[str]) -> list[User]:
         self.user_requests.append(list(user_ids))
-        return [{"id": uid, "username": self.users[uid]} for uid in user_ids if uid in self.users]
+        return [User(id=uid, username=self.users[uid]) for uid in user_ids if uid in self.users]
 
 
 async def export(fake, *, per_page: int = 200) -> tuple[bytes, int]:
@@ -149,14 +151,15 @@ class CreateAtFakeMattermost(FakeMattermost):
     """Selects ``before`` like store getPostsAround: ``CreateAt <`` the anchor's, so posts of the
     anchor's millisecond are left out."""
 
-    async def channel_posts(self, channel_id: str, *, before: str = "", page: int = 0, per_page: int = 200) -> dict:
+    async def channel_posts(self, channel_id: str, *, before: str = "", page: int = 0,
+                            per_page: int = 200) -> PostList:
         self.requests.append({"before": before, "page": page, "per_page": per_page})
         newest_first = list(reversed(self.posts))
         if before:
             at = next(p["create_at"] for p in self.posts if p["id"] == before)
             newest_first = [p for p in newest_first if p["create_at"] < at]
         window = newest_first[page * per_page:(page + 1) * per_page]
-        return {"order": [p["id"] for p in window], "posts": {p["id"]: p for p in window}}
+        return PostList.model_validate({"order": [p["id"] for p in window], "posts": {p["id"]: p for p in window}})
 
 
 async def test_posts_sharing_a_millisecond_across_pages_are_all_exported_once():
@@ -168,7 +171,7 @@ async def test_posts_sharing_a_millisecond_across_pages_are_all_exported_once():
     assert count == 30
     assert sorted(row[5] for row in read_rows(data)[1:]) == sorted(p["id"] for p in posts)
     everything = [p for page in [page async for page in channel_pages(fake, "channel", per_page=4)] for p in page]
-    assert sorted(p["id"] for p in everything) == sorted(p["id"] for p in posts)  # a page all of one ms too
+    assert sorted(p.id for p in everything) == sorted(p["id"] for p in posts)  # a page all of one ms too
 
 
 async def test_reply_roots_from_other_pages_are_not_duplicated():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from gateway.directory import Directory
+from gateway.models import WebSocketEvent
 from tests.gateway.test_membership_directory import (
     ALICE,
     BOT,
@@ -46,8 +47,8 @@ async def test_joins_and_leaves_change_the_answer_at_once_without_a_call():
     for event in user_removed(CHANNEL, DAVE):
         directory.observe(event)
     assert await directory.members_among([CHANNEL], DAVE) == set()
-    directory.observe({"event": "leave_team", "data": {"user_id": ALICE, "team_id": "t" * 26},
-                       "broadcast": {"team_id": "t" * 26}})
+    directory.observe(WebSocketEvent.model_validate({"event": "leave_team", "data": {"user_id": ALICE, "team_id": "t" * 26},
+                                                     "broadcast": {"team_id": "t" * 26}}))
     assert await directory.members_among([CHANNEL], ALICE) == set()
     assert client.calls == []
 

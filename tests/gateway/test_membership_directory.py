@@ -9,6 +9,7 @@ import json
 
 from gateway.directory import Directory
 from gateway.errors import MattermostError
+from gateway.models import ChannelMember, WebSocketEvent
 
 BOT, ALICE, DAVE = "b" * 26, "a" * 26, "d" * 26
 CHANNEL, OTHER = "c" * 26, "o" * 26
@@ -25,31 +26,31 @@ class FakeClient:
         self.gate: asyncio.Event | None = None  # when set, member lookups wait for it
         self.asked = asyncio.Event()  # set by every member lookup
 
-    async def get_channel_member(self, channel_id: str, user_id: str) -> dict:
+    async def get_channel_member(self, channel_id: str, user_id: str) -> ChannelMember:
         self.calls.append((channel_id, user_id))
         self.asked.set()
         if self.gate is not None:
             await self.gate.wait()
         if user_id in self.members.get(channel_id, set()):
-            return {"channel_id": channel_id, "user_id": user_id}
+            return ChannelMember(channel_id=channel_id, user_id=user_id)
         raise MattermostError(403, "api.context.permissions.app_error", "no")
 
-    async def channel_members(self, channel_id: str, *, page: int = 0, per_page: int = 200) -> list[dict]:
+    async def channel_members(self, channel_id: str, *, page: int = 0, per_page: int = 200) -> list[ChannelMember]:
         self.calls.append((channel_id, "*"))
-        return [{"user_id": uid} for uid in sorted(self.members.get(channel_id, set()))][page * per_page:][:per_page]
+        return [ChannelMember(channel_id=channel_id, user_id=uid) for uid in sorted(self.members.get(channel_id, set()))][page * per_page:][:per_page]
 
 
-def user_added(channel_id: str, user_id: str, *, to: str = "") -> dict:
-    return {"event": "user_added", "data": {"user_id": user_id, "team_id": "t" * 26},
-            "broadcast": {"channel_id": channel_id, "user_id": to, "omit_users": None if to else {user_id: True}}}
+def user_added(channel_id: str, user_id: str, *, to: str = "") -> WebSocketEvent:
+    return WebSocketEvent.model_validate({"event": "user_added", "data": {"user_id": user_id, "team_id": "t" * 26},
+            "broadcast": {"channel_id": channel_id, "user_id": to, "omit_users": None if to else {user_id: True}}})
 
 
-def user_removed(channel_id: str, user_id: str) -> list[dict]:
+def user_removed(channel_id: str, user_id: str) -> list[WebSocketEvent]:
     """Both copies: to the channel, and to the removed user."""
-    return [{"event": "user_removed", "data": {"user_id": user_id, "remover_id": ALICE},
+    return [WebSocketEvent.model_validate(event) for event in [{"event": "user_removed", "data": {"user_id": user_id, "remover_id": ALICE},
              "broadcast": {"channel_id": channel_id, "user_id": ""}},
             {"event": "user_removed", "data": {"channel_id": channel_id, "remover_id": ALICE},
-             "broadcast": {"channel_id": "", "user_id": user_id}}]
+             "broadcast": {"channel_id": "", "user_id": user_id}}]]
 
 
 def live(members: dict[str, set[str]]) -> tuple[Directory, FakeClient]:
@@ -169,8 +170,8 @@ async def test_leaving_the_team_leaves_every_channel_without_a_user_removed():
     assert await directory.is_channel_member(OTHER, DAVE)
     client.members[CHANNEL].discard(DAVE)
     client.members[OTHER].discard(DAVE)
-    directory.observe({"event": "leave_team", "data": {"user_id": DAVE, "team_id": "t" * 26},
-                       "broadcast": {"team_id": "t" * 26}})
+    directory.observe(WebSocketEvent.model_validate({"event": "leave_team", "data": {"user_id": DAVE, "team_id": "t" * 26},
+                                                     "broadcast": {"team_id": "t" * 26}}))
     assert not await directory.is_channel_member(CHANNEL, DAVE)
     assert not await directory.is_channel_member(OTHER, DAVE)
 
@@ -178,8 +179,9 @@ async def test_leaving_the_team_leaves_every_channel_without_a_user_removed():
 async def test_channel_member_updated_for_the_bot_marks_the_channel_as_one_it_is_in():
     directory, client = live({CHANNEL: {BOT, DAVE}})
     member = {"channel_id": CHANNEL, "user_id": BOT, "roles": "channel_user"}
-    directory.observe({"event": "channel_member_updated", "data": {"channelMember": json.dumps(member)},
-                       "broadcast": {"user_id": BOT}})
+    directory.observe(WebSocketEvent.model_validate({
+        "event": "channel_member_updated", "data": {"channelMember": json.dumps(member)},
+        "broadcast": {"user_id": BOT}}))
     assert await directory.is_channel_member(CHANNEL, DAVE)
     assert client.calls == [(CHANNEL, DAVE)]  # the bot's own membership is known already
 
@@ -192,7 +194,11 @@ async def test_hostile_events_change_nothing_and_raise_nothing():
                   {"event": "channel_member_updated", "data": {"channelMember": "{not json"}},
                   {"event": "channel_member_updated", "data": {"channelMember": 7}},
                   {"event": "leave_team", "data": {}}):
-        directory.observe(event)
+        try:  # the event stream hands observers only frames that are events (gateway/events.py)
+            typed = WebSocketEvent.model_validate(event)
+        except ValueError:
+            continue
+        directory.observe(typed)
     client.calls.clear()
     assert await directory.is_channel_member(CHANNEL, DAVE)
     assert client.calls == []

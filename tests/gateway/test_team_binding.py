@@ -16,6 +16,7 @@ from bot import CommandCenter
 from gateway.binding import ChannelTeams
 from gateway.errors import MattermostError
 from gateway.ids import Route
+from gateway.models import Channel
 from sandbox import Sandbox, SandboxConfig
 from tests.e2e.conftest import EDIT_TIME_LIMIT, bot_settings
 from tests.e2e.test_history import store_playbook, two_team_seed
@@ -134,11 +135,11 @@ class _Channels:
         self.teams = teams
         self.calls = 0
 
-    async def get_channel(self, channel_id: str) -> dict:
+    async def get_channel(self, channel_id: str) -> Channel:
         self.calls += 1
         if channel_id not in self.teams:
             raise MattermostError(403, "api.context.permissions.app_error", "no")
-        return {"id": channel_id, "team_id": self.teams[channel_id]}
+        return Channel(id=channel_id, team_id=self.teams[channel_id])
 
 
 async def test_channel_teams_costs_one_lookup_per_channel_and_follows_a_moved_channel():
