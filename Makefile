@@ -23,8 +23,8 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-## Run the whole test suite.
-test: setup
+## Lint, type-check, then run the whole test suite (a ruff or mypy error fails it).
+test: lint
 	$(BIN)/python -m pytest
 
 clean:

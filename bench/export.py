@@ -24,6 +24,7 @@ from bench.harness import found
 from domain.models import Incident, Stage
 from gateway.client import MattermostClient
 from gateway.directory import Directory
+from gateway.models import FileInfo
 from gateway.signing import Signer
 from services.context import BotContext
 from services.history import ExportResult, HistoryService
@@ -76,7 +77,7 @@ def _peak_rss_kib() -> int:
     return 0
 
 
-async def _export_once(world: dict, traced: bool) -> tuple[float, int, tuple[ExportResult, dict]]:
+async def _export_once(world: dict, traced: bool) -> tuple[float, int, tuple[ExportResult, FileInfo]]:
     client = MattermostClient(world["url"], world["token"], timeout=60.0)
     await client.login()
     try:
