@@ -13,9 +13,10 @@ from gateway import ui
 OPTION_TEXT_MAX = 150
 
 
-def _cut(text: str, limit: int) -> str:
-    """``text`` within ``limit`` characters and ``limit`` UTF-8 bytes (the server counts bytes)."""
-    return ui.fit_title(text[:limit], limit)
+def _cut(text: str, limit: int, characters: int | None = None) -> str:
+    """``text`` within ``characters`` (default ``limit``) characters and ``limit`` UTF-8 bytes (the
+    server counts bytes)."""
+    return ui.fit_title(text[:limit if characters is None else characters], limit)
 
 
 def select(name: str, display_name: str, options: list[tuple[str, str]], *, default: str | None = None,
@@ -34,7 +35,7 @@ def text(name: str, display_name: str, *, default: str = "", placeholder: str = 
     kind = ui.TextArea if textarea else ui.Text
     limit = ui.TEXTAREA_MAX if textarea else ui.TEXT_MAX
     return kind(name, display_name, help_text=_cut(help_text, ui.ELEMENT_HELP_TEXT_MAX), optional=optional,
-                default=_cut(default, min(max_length, limit)), placeholder=_cut(placeholder, limit),
+                default=_cut(default, limit, max_length), placeholder=_cut(placeholder, limit),
                 min_length=min_length, max_length=max_length)
 
 
