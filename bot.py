@@ -164,7 +164,8 @@ class CommandCenter:
         # Spent trigger ids and dialog nonces live in the store, so a restart does not forget them.
         self.inbound = InboundServer(self.registry, signer, self.tokens, self.health, limits=self.inbound_limits,
                                      replays=ReplayGuard(store),
-                                     channel_teams=ChannelTeams(client, known=self._incident_team))
+                                     channel_teams=ChannelTeams(client, known=self._incident_team),
+                                     trigger=settings.command_trigger)
         try:
             port = await self.inbound.start(settings.listen_host, settings.listen_port)
         except OSError as error:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import InvalidState
+from .errors import COMMAND, InvalidState
 from .ids import new_id
 from .models import EventKind, Incident, Stage, Step, TimelineEvent
 
 #: What every operation on an ended incident answers.
-ENDED_MESSAGE = "This incident has ended. Type /incident restart to reopen it."
+ENDED_MESSAGE = f"This incident has ended. Type {COMMAND}restart to reopen it."
 
 Result = tuple[Incident, list[TimelineEvent]]
 

@@ -6,7 +6,7 @@ and returns ``(new_incident, events)``. An operation that would change nothing
 unchanged and no events, so a double click gives one consistent result.
 
 Ended incidents are read-only: every operation here raises InvalidState
-("This incident has ended. Type /incident restart to reopen it.").
+("This incident has ended. Type <the command> restart to reopen it.").
 
 Steps are addressed by :class:`StepRef` (position, as people type it) or by
 step id (what buttons carry; ids stay valid when steps move).

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+#: Stands for the slash command and its trigger (``/incident `` by default) in a domain message: the
+#: domain does not know the configured trigger (``settings.command_trigger``), so where a message is
+#: shown, ``gateway.messages.with_trigger`` writes the command out (``gateway.errors.user_message``
+#: does it for every error). Should it ever be shown unrendered, it still reads as a slash.
+COMMAND = "/\u2060"
+
 
 class DomainError(Exception):
     """Base class of every error the domain raises on purpose.

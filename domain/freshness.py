@@ -15,7 +15,7 @@ field existed keep working.
 
 from __future__ import annotations
 
-from .errors import InvalidState
+from .errors import COMMAND, InvalidState
 from .models import Incident, Step, StepTarget
 
 
@@ -58,7 +58,7 @@ def require_fresh(incident: Incident, mark: object, *, step: StepTarget | None =
         if what == "run" and isinstance(mark, str) and mark.split("/ran")[0] == step_mark(current):
             raise StaleCard(f"The card was out of date, so nothing changed: step {ref.label}'s command has run "
                             "since the card was drawn. Click Run on the current card, or type "
-                            f"/incident run {ref.label}, to run it again.")
+                            f"{COMMAND}run {ref.label}, to run it again.")
         state = "done" if current.done else "open"
         raise StaleCard(f"The card was out of date, so nothing changed: step {ref.label} is {state} now "
                         "(someone changed it since the card was drawn). The card shows the current state.")

@@ -5,7 +5,7 @@ and returns ``(new_incident, events)``; setting something to the value it
 already has changes nothing and records nothing.
 
 Ended incidents are read-only except for :func:`restart_incident`; everything
-else raises InvalidState ("This incident has ended. Type /incident restart to
+else raises InvalidState ("This incident has ended. Type <the command> restart to
 reopen it.").
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from . import validation
 from ._ops import ENDED_MESSAGE, Result, event, moment_after, require_ongoing
-from .errors import InvalidState, ValidationError
+from .errors import COMMAND, InvalidState, ValidationError
 from .ids import new_id
 from .models import EventKind, Incident, IncidentStatus, Playbook, Stage, Step
 
@@ -157,7 +157,7 @@ def next_stage(incident: Incident, actor: str, now: int) -> Result:
     """Advance to the following stage."""
     require_ongoing(incident)
     if incident.active_stage + 1 >= len(incident.stages):
-        raise InvalidState("This is already the last stage. Type /incident end when the incident is over.")
+        raise InvalidState(f"This is already the last stage. Type {COMMAND}end when the incident is over.")
     return set_stage(incident, incident.active_stage + 1, actor, now)
 
 
@@ -172,7 +172,7 @@ def previous_stage(incident: Incident, actor: str, now: int) -> Result:
 def end_incident(incident: Incident, actor: str, now: int) -> Result:
     """End the incident: its duration stops and it becomes read-only until restarted."""
     if not incident.is_ongoing:
-        raise InvalidState("This incident has already ended. Type /incident restart to reopen it.")
+        raise InvalidState(f"This incident has already ended. Type {COMMAND}restart to reopen it.")
     ended_at = max(now, incident.created_at)
     updated = incident.model_copy(update={"status": IncidentStatus.ENDED, "ended_at": ended_at})
     return updated, [

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import NotFound
+from .errors import COMMAND, NotFound
 
 
 class _Frozen(BaseModel):
@@ -175,7 +175,7 @@ class Incident(_Frozen):
                         return StepRef(s, i)
             raise NotFound(
                 "That step is no longer in this incident's checklist; it may have been removed."
-                " Type /incident info to see the current steps."
+                f" Type {COMMAND}info to see the current steps."
             )
         ref = StepRef(*target)
         if not 0 <= ref.stage < len(self.stages):

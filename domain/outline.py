@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from . import limits, validation
-from .errors import NotFound, ValidationError
+from .errors import COMMAND, NotFound, ValidationError
 from .models import StepRef
 from .playbooks import STAGES, StageDraft, StepDraft
 from .refs import parse_stage_number, parse_step_ref
@@ -278,7 +278,7 @@ def apply(stages: Sequence[StageDraft], edit: OutlineEdit) -> OutlineChange:
             return assign_step(stages, first, edit.assignee_id)
         if edit.verb == "move":
             return move_step(stages, first, second)
-    raise _error(f"Unknown edit: {edit.kind} {edit.verb}. Type /incident playbook help.")
+    raise _error(f"Unknown edit: {edit.kind} {edit.verb}. Type {COMMAND}playbook help.")
 
 
 __all__ = [

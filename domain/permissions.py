@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from enum import Enum
 
-from .errors import NotFound, PermissionDenied
+from .errors import COMMAND, NotFound, PermissionDenied
 from .models import Actor, Incident, Playbook
 
-PLAYBOOK_NOT_FOUND = "Playbook not found. Type /incident playbook list to see the playbooks you can use."
-INCIDENT_NOT_FOUND = "Incident not found. Type /incident list to see the incidents you can view."
+PLAYBOOK_NOT_FOUND = f"Playbook not found. Type {COMMAND}playbook list to see the playbooks you can use."
+INCIDENT_NOT_FOUND = f"Incident not found. Type {COMMAND}list to see the incidents you can view."
 
 
 def can_view_incident(actor: Actor, incident: Incident, *, is_team_member: bool, is_channel_member: bool) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from .errors import COMMAND
 from .playbooks import DEFAULT_STAGE_TITLE, StageDraft, StepDraft
 
 
@@ -65,7 +66,7 @@ INCIDENT_RESPONSE = Template(
                   "Page the owning team's on-call if the cause is outside your area."),
             _step("Announce the incident to the company",
                   "Lets support and leadership know where to follow along.",
-                  "/incident announce ~town-square"),
+                  f"{COMMAND}announce ~town-square"),
         ),
         _stage(
             "Investigation",

@@ -24,9 +24,10 @@ from typing import Any
 from domain import Incident, Step
 from domain.freshness import run_mark, stage_mark, status_mark, step_mark
 from domain.models import StepRef
-from gateway.ids import Action
+from gateway import payloads as p
 from gateway.messages import format_duration, format_live_duration, inline_code, limited_markdown, neutralize
 from gateway.signing import Signer
+from gateway.ui import Attachment, Button, Field
 
 COLOR_ONGOING = "#d24b4e"
 COLOR_ENDED = "#3db887"
@@ -57,16 +58,9 @@ class CardContext:
         name = self.usernames.get(user_id)
         return f"@{name}" if name else "a former member"
 
-    def button(self, action_id: str, label: str, action: Action, channel_id: str, style: str = "default",
-               **args: Any) -> dict[str, Any]:
-        return {
-            "id": action_id,
-            "name": label,
-            "type": "button",
-            "style": style,
-            "integration": {"url": self.action_url,
-                            "context": self.signer.action_context(action, channel_id, args)},
-        }
+    def attachment(self, attachment: Attachment, channel_id: str) -> dict[str, Any]:
+        """``attachment`` as JSON, its buttons signed and bound to ``channel_id`` (the card's channel)."""
+        return attachment.to_json(self.signer, self.action_url, channel_id)
 
 
 def card_user_ids(incident: Incident) -> set[str]:
@@ -95,7 +89,7 @@ def step_line(incident: Incident, stage_index: int, step_index: int, step: Step,
 
 
 def step_details(incident: Incident, ref: StepRef, usernames: dict[str, str]) -> str:
-    """One step in full, as its Details button and ``/incident step show S.N`` answer: title, who,
+    """One step in full, as its Details button and the ``step show S.N`` command answer: title, who,
     command and the whole description (limited markdown)."""
     step = incident.stages[ref.stage].steps[ref.index]
 
@@ -126,67 +120,66 @@ def incident_card(incident: Incident, ctx: CardContext) -> dict[str, Any]:
     if incident.ended_at is not None:
         times += f" · ended {format_time(incident.ended_at)}"
     header_fields = [
-        {"title": "Commander", "value": ctx.who(incident.commander_id), "short": True},
-        {"title": "Status", "value": status, "short": True},
-        {"title": "Duration", "value": duration_value(incident, ctx), "short": True},
-        {"title": "Stage", "value": f"({incident.active_stage + 1}/{stage_count}) {neutralize(stage.title)}",
-         "short": True},
+        Field("Commander", ctx.who(incident.commander_id)),
+        Field("Status", status),
+        Field("Duration", duration_value(incident, ctx)),
+        Field("Stage", f"({incident.active_stage + 1}/{stage_count}) {neutralize(stage.title)}"),
     ]
     if incident.playbook_title:
-        header_fields.append({"title": "Playbook", "value": neutralize(incident.playbook_title), "short": True})
+        header_fields.append(Field("Playbook", neutralize(incident.playbook_title)))
     # Every button that changes something carries the mark of the state its own target had when it
     # was drawn (domain/freshness.py): a click on an outdated card changes nothing. (Commander and
     # Assign only open a dialog, which needs Mattermost's own trigger id; the choice made in it stands.)
-    header_actions = []
+    header_actions: list[Button] = []
     at_stage, status_now = stage_mark(incident), status_mark(incident)
     if ongoing:
         if incident.active_stage > 0:
-            header_actions.append(ctx.button("prevstage", "◀ Previous stage", Action.PREV_STAGE, channel,
-                                             i=incident.id, m=at_stage))
+            header_actions.append(Button("prevstage", "◀ Previous stage",
+                                         p.PreviousStage(incident_id=incident.id, mark=at_stage)))
         if incident.active_stage < stage_count - 1:
-            header_actions.append(ctx.button("nextstage", "Next stage ▶", Action.NEXT_STAGE, channel, "primary",
-                                             i=incident.id, m=at_stage))
-        header_actions.append(ctx.button("commander", "Change commander", Action.COMMANDER, channel, i=incident.id))
-        header_actions.append(ctx.button("end", "End incident", Action.END, channel, "danger", i=incident.id,
-                                         m=status_now))
+            header_actions.append(Button("nextstage", "Next stage ▶",
+                                         p.NextStage(incident_id=incident.id, mark=at_stage), "primary"))
+        header_actions.append(Button("commander", "Change commander", p.ChangeCommander(incident_id=incident.id)))
+        header_actions.append(Button("end", "End incident", p.EndIncident(incident_id=incident.id, mark=status_now),
+                                     "danger"))
     else:
-        header_actions.append(ctx.button("restart", "Restart incident", Action.RESTART, channel, i=incident.id,
-                                         m=status_now))
+        header_actions.append(Button("restart", "Restart incident",
+                                     p.RestartIncident(incident_id=incident.id, mark=status_now)))
 
-    attachments: list[dict[str, Any]] = [{
-        "fallback": f"Incident {incident.name}: {status}",
-        "color": COLOR_ONGOING if ongoing else COLOR_ENDED,
+    attachments = [Attachment(
+        fallback=f"Incident {incident.name}: {status}",
+        color=COLOR_ONGOING if ongoing else COLOR_ENDED,
         # Titles are shown as plain text (no markdown, no mentions); keep them on one line.
-        "title": ("🚨 " if ongoing else "✅ ") + " ".join(incident.name.split()),
-        "text": times + (f"\n{neutralize(incident.description)}" if incident.description else ""),
-        "fields": header_fields,
-        "actions": header_actions,
-    }]
+        title=("🚨 " if ongoing else "✅ ") + " ".join(incident.name.split()),
+        text=times + (f"\n{neutralize(incident.description)}" if incident.description else ""),
+        fields=tuple(header_fields),
+        actions=tuple(header_actions),
+    )]
 
     done = stage.done_count
-    attachments.append({
-        "fallback": f"Stage {incident.active_stage + 1}: {stage.title}",
-        "color": COLOR_ONGOING if ongoing else COLOR_ENDED,
-        "text": f"#### Stage {incident.active_stage + 1}/{stage_count}: {neutralize(stage.title)} "
-                f"({done}/{len(stage.steps)} done)" + ("" if stage.steps else "\nNo steps in this stage yet."),
-    })
+    attachments.append(Attachment(
+        fallback=f"Stage {incident.active_stage + 1}: {stage.title}",
+        color=COLOR_ONGOING if ongoing else COLOR_ENDED,
+        text=f"#### Stage {incident.active_stage + 1}/{stage_count}: {neutralize(stage.title)} "
+             f"({done}/{len(stage.steps)} done)" + ("" if stage.steps else "\nNo steps in this stage yet."),
+    ))
     for index, step in enumerate(stage.steps):
-        attachments.append(step_attachment(incident, incident.active_stage, index, step, ctx))
+        attachments.append(_step_attachment(incident, incident.active_stage, index, step, ctx))
 
     for number, other in enumerate(incident.stages):
         if number == incident.active_stage:
             continue
-        other_stage: dict[str, Any] = {
-            "fallback": f"Stage {number + 1}: {other.title}",
-            "text": f"Stage {number + 1}: {neutralize(other.title)} — {other.done_count}/{len(other.steps)} done",
-        }
-        if ongoing:  # an ended card is read-only; /incident stage show S still shows any stage
-            other_stage["actions"] = [ctx.button(f"viewstage{number}", "View", Action.VIEW_STAGE, channel,
-                                                 i=incident.id, g=number)]
-        attachments.append(other_stage)
+        attachments.append(Attachment(
+            fallback=f"Stage {number + 1}: {other.title}",
+            text=f"Stage {number + 1}: {neutralize(other.title)} — {other.done_count}/{len(other.steps)} done",
+            # an ended card is read-only; the stage show command still shows any stage
+            actions=(Button(f"viewstage{number}", "View", p.ViewStage(incident_id=incident.id, stage=number)),)
+            if ongoing else (),
+        ))
 
     return {"message": card_message(incident),
-            "props": {"attachments": attachments, "command_center_card": incident.id}}
+            "props": {"attachments": [ctx.attachment(a, channel) for a in attachments],
+                      "command_center_card": incident.id}}
 
 
 def duration_value(incident: Incident, ctx: CardContext) -> str:
@@ -201,35 +194,34 @@ def duration_value(incident: Incident, ctx: CardContext) -> str:
 
 def step_attachment(incident: Incident, stage_index: int, index: int, step: Step, ctx: CardContext,
                     *, view: bool = False) -> dict[str, Any]:
+    """One step row with its buttons, as JSON (see :func:`_step_attachment`)."""
+    return ctx.attachment(_step_attachment(incident, stage_index, index, step, ctx, view=view), incident.channel_id)
+
+
+def _step_attachment(incident: Incident, stage_index: int, index: int, step: Step, ctx: CardContext,
+                     *, view: bool = False) -> Attachment:
     """One step row with its buttons. ``view``: for a private stage view, whose buttons answer with
     a private message (a click on an ephemeral post cannot update it)."""
-    channel = incident.channel_id
-    extra: dict[str, Any] = {"e": 1} if view else {}
-    actions = []
+    ids = {"incident_id": incident.id, "step_id": step.id}
+    actions: list[Button] = []
     if incident.is_ongoing:
         mark = step_mark(step)  # the state this row is drawn for (domain/freshness.py)
         if step.done:
-            actions.append(ctx.button(f"uncheck{step.id}", "Uncheck", Action.UNCHECK, channel,
-                                      i=incident.id, s=step.id, m=mark, **extra))
+            actions.append(Button(f"uncheck{step.id}", "Uncheck", p.UncheckStep(**ids, mark=mark, from_view=view)))
         else:
-            actions.append(ctx.button(f"check{step.id}", "Check", Action.CHECK, channel, "success",
-                                      i=incident.id, s=step.id, m=mark, **extra))
+            actions.append(Button(f"check{step.id}", "Check", p.CheckStep(**ids, mark=mark, from_view=view),
+                                  "success"))
         if step.command:
-            actions.append(ctx.button(f"run{step.id}", "Run", Action.RUN, channel, i=incident.id, s=step.id,
-                                      m=run_mark(step), **extra))
-        actions.append(ctx.button(f"assign{step.id}", "Assign", Action.ASSIGN, channel, i=incident.id, s=step.id,
-                                  **extra))
+            actions.append(Button(f"run{step.id}", "Run", p.RunStep(**ids, mark=run_mark(step), from_view=view)))
+        actions.append(Button(f"assign{step.id}", "Assign", p.AssignStep(**ids, from_view=view)))
     if step.description:
-        actions.append(ctx.button(f"details{step.id}", "Details", Action.STEP_DETAILS, channel,
-                                  i=incident.id, s=step.id))
-    attachment: dict[str, Any] = {
-        "fallback": f"{stage_index + 1}.{index + 1} {step.title}",
-        "color": COLOR_STEP_DONE if step.done else COLOR_STEP_OPEN,
-        "text": step_line(incident, stage_index, index, step, ctx),
-    }
-    if actions:
-        attachment["actions"] = actions
-    return attachment
+        actions.append(Button(f"details{step.id}", "Details", p.StepDetails(**ids)))
+    return Attachment(
+        fallback=f"{stage_index + 1}.{index + 1} {step.title}",
+        color=COLOR_STEP_DONE if step.done else COLOR_STEP_OPEN,
+        text=step_line(incident, stage_index, index, step, ctx),
+        actions=tuple(actions),
+    )
 
 
 def stage_heading(incident: Incident, stage_index: int) -> str:
@@ -246,16 +238,16 @@ def stage_view(incident: Incident, stage_index: int, ctx: CardContext) -> dict[s
     """A private look at one stage (``text`` and ``attachments`` for an ephemeral post): its steps with
     their own buttons, and a button to make it the active stage. Nothing here changes the card."""
     stage = incident.stages[stage_index]
-    header: dict[str, Any] = {
-        "fallback": f"Stage {stage_index + 1}: {stage.title}",
-        "color": COLOR_ONGOING if incident.is_ongoing else COLOR_ENDED,
-        "text": "#### " + stage_heading(incident, stage_index) + ("" if stage.steps else "\nNo steps in this stage yet."),
-    }
-    if incident.is_ongoing and stage_index != incident.active_stage:
-        header["actions"] = [ctx.button(f"setstage{stage_index}", "Make this the active stage", Action.SET_STAGE,
-                                        incident.channel_id, "primary", i=incident.id, g=stage_index)]
-    attachments = [header] + [step_attachment(incident, stage_index, index, step, ctx, view=True)
-                              for index, step in enumerate(stage.steps)]
+    header = Attachment(
+        fallback=f"Stage {stage_index + 1}: {stage.title}",
+        color=COLOR_ONGOING if incident.is_ongoing else COLOR_ENDED,
+        text="#### " + stage_heading(incident, stage_index) + ("" if stage.steps else "\nNo steps in this stage yet."),
+        actions=(Button(f"setstage{stage_index}", "Make this the active stage",
+                        p.SetStage(incident_id=incident.id, stage=stage_index), "primary"),)
+        if incident.is_ongoing and stage_index != incident.active_stage else (),
+    )
+    attachments = [ctx.attachment(header, incident.channel_id)] + [
+        step_attachment(incident, stage_index, index, step, ctx, view=True) for index, step in enumerate(stage.steps)]
     note = ("Only you can see this. The buttons act on the incident; the card shows the result."
             if incident.is_ongoing else "Only you can see this. The incident has ended; its checklist is read-only.")
     return {"text": f"**{neutralize(' '.join(incident.name.split()))}** · {note}", "attachments": attachments}

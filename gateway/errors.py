@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from domain.errors import DomainError
+from gateway.messages import DEFAULT_TRIGGER, with_trigger
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +77,11 @@ _MESSAGES_BY_STATUS = {
 }
 
 
-def user_message(error: BaseException) -> str:
-    """The one mapping from any error to a message a user understands (never a traceback)."""
+def user_message(error: BaseException, trigger: str = DEFAULT_TRIGGER) -> str:
+    """The one mapping from any error to a message a user understands (never a traceback); the
+    commands it names are written for ``trigger`` (``settings.command_trigger``)."""
     if isinstance(error, DomainError):
-        return str(error)
+        return with_trigger(str(error), trigger)
     if isinstance(error, MattermostError):
         if error.unreachable:
             return "Command Center could not reach Mattermost. Please try again in a moment."

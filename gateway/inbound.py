@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from gateway.binding import ChannelTeams
 from gateway.errors import MattermostError, user_message
 from gateway.ids import Route
+from gateway.messages import DEFAULT_TRIGGER, command
 from gateway.models import (
     ActionCallback,
     ActionReply,
@@ -41,14 +42,20 @@ from gateway.models import (
     DialogSubmission,
     SlashCommand,
 )
+from gateway.payloads import PayloadError
 from gateway.routing import Registry, Surface
-from gateway.signing import ReplayGuard, SignatureError, Signer, TriggerGuard
+from gateway.signing import OutdatedPayload, ReplayGuard, SignatureError, Signer, TriggerGuard
 
 log = logging.getLogger("command_center.http")
 
 MAX_BODY_BYTES = 1024 * 1024
 #: The kind of single-use key a dialog state's nonce is recorded as.
 DIALOG_NONCE = "dialog"
+#: What a click on a button signed in a previous format gets when no plugin answers it.
+OUTDATED_BUTTON = "This message is out of date (Command Center has been updated). Run the command again."
+#: What a dialog opened before an update gets on submission: nothing in it is acted on.
+OUTDATED_DIALOG = ("This dialog is out of date (Command Center has been updated), so nothing was changed. "
+                   "Close it and open it again.")
 # Mattermost gives up on an integration after 30 s; answer well before that.
 ANSWER_WITHIN_S = 20.0
 # Per-request notes for the log line.
@@ -129,11 +136,13 @@ class InboundServer:
                  health: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]],
                  *, replays: ReplayGuard | None = None, trigger_guard: TriggerGuard | None = None,
                  answer_within_s: float = ANSWER_WITHIN_S, limits: InboundLimits | None = None,
-                 channel_teams: ChannelTeams | None = None) -> None:
+                 channel_teams: ChannelTeams | None = None, trigger: str = DEFAULT_TRIGGER) -> None:
         self.limits = limits or InboundLimits()
         # Binds every request's channel to its team (gateway/binding.py); None only in unit tests.
         self.channel_teams = channel_teams
         self.registry = registry
+        #: The slash command's trigger (``settings.command_trigger``), for the commands replies name.
+        self.trigger = trigger
         self.signer = signer
         self.tokens = tokens
         self.health = health
@@ -245,7 +254,7 @@ class InboundServer:
             return task.result()
         except Exception as error:  # domain refusals and Mattermost failures become words
             request[OUTCOME] = f"refused: {type(error).__name__}: {error}"[:300]
-            return on_error(user_message(error))
+            return on_error(user_message(error, self.trigger))
 
     async def _unbound(self, channel_id: str, team_id: str, *, signed: bool = False) -> str:
         """Why a request for ``channel_id`` in ``team_id`` is refused ("" when its channel is the team's).
@@ -311,10 +320,16 @@ class InboundServer:
         user_id, channel_id = body.get("user_id"), body.get("channel_id")
         if not isinstance(user_id, str) or not isinstance(channel_id, str) or not user_id or not channel_id:
             return _reject(request, 400, "user_id and channel_id are required")
+        outdated: OutdatedPayload | None = None
         try:
-            action, args = self.signer.open_action_context(body.get("context"), channel_id)
+            try:
+                action, args = self.signer.open_action_context(body.get("context"), channel_id)
+            except OutdatedPayload as old:  # a button posted by a previous version
+                outdated, action, args = old, old.action, old.old_args
             await self.triggers.check(body.get("trigger_id"), user_id)
-        except SignatureError as exc:
+            if outdated is None and self.registry.handles(Surface.ACTION, action):
+                self.registry.payload(Surface.ACTION, action, args)  # refused like a bad signature
+        except (SignatureError, PayloadError) as exc:
             return _reject(request, 401, str(exc))
         context = body.get("context") or {}
         try:
@@ -331,16 +346,28 @@ class InboundServer:
         refusal = await self._unbound(callback.channel_id, callback.team_id, signed=True)
         if refusal:
             return _reject(request, 401, refusal)
+        if outdated is not None:
+            request[OUTCOME] = "outdated button"
+            reply = await self._answer(
+                request, self._outdated(callback),
+                on_error=lambda message: ActionReply(ephemeral_text=message),
+                on_slow=lambda: ActionReply(ephemeral_text=OUTDATED_BUTTON),
+            )
+            return _json(reply.to_json())
         if not self.registry.handles(Surface.ACTION, action):
             request[OUTCOME] = "unknown action"
             return _json(ActionReply(ephemeral_text="This button is no longer supported. "
-                                     "Type /incident help to see what you can do.").to_json())
+                                     f"Type {command(self.trigger, 'help')} to see what you can do.").to_json())
         reply = await self._answer(
             request, self.registry.action(callback),
             on_error=lambda message: ActionReply(ephemeral_text=message),
             on_slow=lambda: ActionReply(ephemeral_text="This is taking longer than usual; the card will update when it is done."),
         )
         return _json(reply.to_json())
+
+    async def _outdated(self, callback: ActionCallback) -> ActionReply:
+        reply = await self.registry.outdated(callback)
+        return reply if reply is not None else ActionReply(ephemeral_text=OUTDATED_BUTTON)
 
     # Dialog submissions -------------------------------------------------------------------
 
@@ -359,7 +386,11 @@ class InboundServer:
             return _reject(request, 400, "user_id is required")
         try:
             state = self.signer.open_dialog_state(body.get("state"), callback_id, user_id, channel_id)
-        except SignatureError as exc:
+            self.registry.payload(Surface.DIALOG, callback_id, state.args)  # refused like a bad signature
+        except OutdatedPayload:  # opened before an update: nothing to act on, and the user can see why
+            request[OUTCOME] = "outdated dialog"
+            return _json(DialogReply(error=OUTDATED_DIALOG).to_json())
+        except (SignatureError, PayloadError) as exc:
             return _reject(request, 401, str(exc))
         cancelled = body.get("cancelled") is True
         submission = body.get("submission")

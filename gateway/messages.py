@@ -8,7 +8,22 @@ import html
 import re
 from dataclasses import dataclass
 
-from domain.errors import ValidationError
+from domain.errors import COMMAND, ValidationError
+
+#: The trigger when none is configured (``settings.command_trigger``'s default).
+DEFAULT_TRIGGER = "incident"
+
+
+def command(trigger: str, words: str = "") -> str:
+    """A command as the user types it with the configured trigger: ``command("ir", "list")`` is
+    ``/ir list`` (the default trigger gives ``/incident list``). Every user-facing mention of a
+    command is written with this (or :func:`command_prefix`, which it shares), never as a literal."""
+    return f"/{trigger} {words}" if words else f"/{trigger}"
+
+
+def with_trigger(text: str, trigger: str) -> str:
+    """``text`` with the domain's :data:`~domain.errors.COMMAND` placeholders written out for ``trigger``."""
+    return text.replace(COMMAND, command(trigger) + " ") if COMMAND in text else text
 
 
 @dataclass(frozen=True)
@@ -128,12 +143,12 @@ ALIASES = {"playbooks": "playbook", "playbook new": "playbook create", "step del
 
 
 def command_prefix(trigger: str, *, via_dm: bool = False) -> str:
-    """What comes before a command's words: ``/incident `` in a channel, nothing in a direct message."""
-    return "" if via_dm else f"/{trigger} "
+    """What comes before a command's words: the slash and trigger in a channel, nothing in a direct message."""
+    return "" if via_dm else command(trigger) + " "
 
 
 def usage_line(key: str, prefix: str) -> str:
-    """``Usage: `/incident assign S.N @user|none` — …. Example: `…```` for one command."""
+    """``Usage: `/<trigger> assign S.N @user|none` — …. Example: `…```` for one command."""
     usage = USAGES[key]
     return (f"Usage: {inline_code(prefix + usage.syntax)} — {usage.purpose}. "
             f"Example: {inline_code(prefix + usage.example)}")

@@ -38,6 +38,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from domain import limits, validation
 from domain.errors import ValidationError
 from domain.models import Playbook, Stage
+from gateway.messages import DEFAULT_TRIGGER, command
 
 #: Largest YAML text read at all, in characters (as large as the largest file accepted).
 MAX_YAML_CHARS = 256 * 1024
@@ -521,7 +522,8 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 
 _Dumper.add_representer(str, _represent_str)
 
-_HEADER = "# Command Center playbook. Format: docs/playbooks.md (import with /incident playbook import).\n"
+def _header(trigger: str) -> str:
+    return f"# Command Center playbook. Format: docs/playbooks.md (import with {command(trigger, 'playbook import')}).\n"
 
 
 def _step_data(step: StepSpec) -> str | dict[str, str]:
@@ -546,15 +548,16 @@ def _yaml(data: object) -> str:
                      width=100_000, indent=2)
 
 
-def dump(spec: PlaybookSpec) -> str:
-    """The playbook as YAML text; ``parse(dump(spec)) == spec`` for every valid spec."""
+def dump(spec: PlaybookSpec, trigger: str = DEFAULT_TRIGGER) -> str:
+    """The playbook as YAML text; ``parse(dump(spec)) == spec`` for every valid spec. ``trigger``: the
+    slash command's, named in the header comment."""
     data: dict[str, object] = {"title": spec.title}
     if spec.description:
         data["description"] = spec.description
     data["public"] = spec.public
     data["members"] = [ref.username for ref in spec.members]
     data["stages"] = _stages_data(spec.stages)
-    return _HEADER + _yaml(data)
+    return _header(trigger) + _yaml(data)
 
 
 def dump_stages(stages: Iterable[StageSpec]) -> str:

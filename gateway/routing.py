@@ -14,8 +14,10 @@ the WebSocket and its catch-up (gateway/events.py) and direct messages all end i
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
+import typing
 from collections.abc import Awaitable, Callable, Iterable
 from enum import StrEnum
 from typing import Any, cast
@@ -35,6 +37,7 @@ from gateway.models import (
     SlashCommand,
     WebSocketEvent,
 )
+from gateway.payloads import ActionPayload, DialogPayload, Payload, PayloadError
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,11 @@ Handler = Callable[[Any], Awaitable[Any]]
 
 _MARK = "_command_center_routes"
 DEFAULT_COMMAND = ""  # the handler for no subcommand and unknown subcommands
+OUTDATED = ""  # the action handler for buttons signed in a previous format (see on_outdated_button)
+
+
+class _Empty(Payload):
+    """The payload of a handler that declares none: nothing may be in it."""
 
 
 class Surface(StrEnum):
@@ -85,6 +93,13 @@ def on_dialog(dialog: Dialog) -> Callable[[Callable[..., Any]], Callable[..., An
     return _mark(Surface.DIALOG, dialog.value)
 
 
+def on_outdated_button() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Handle clicks on buttons posted by a previous version (a context in a format no longer read,
+    genuinely signed): the handler gets the callback with the old arguments in ``args`` and answers
+    "out of date" (and redraws what it can); the click itself is never acted on."""
+    return _mark(Surface.ACTION, OUTDATED)
+
+
 def on_event(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Handle the WebSocket event ``name`` (``reaction_added`` ...), live or caught up, as a
     :class:`~gateway.models.WebSocketEvent`."""
@@ -99,6 +114,8 @@ class Registry:
         self.actions: dict[str, ActionHandler] = {}
         self.dialogs: dict[str, DialogHandler] = {}
         self.events: dict[str, EventHandler] = {}
+        #: The payload model each action and dialog handler declared (its second parameter).
+        self.payload_models: dict[tuple[Surface, str], type[Payload] | None] = {}
         self._tables: dict[Surface, dict[str, Any]] = {
             Surface.COMMAND: self.commands, Surface.ACTION: self.actions,
             Surface.DIALOG: self.dialogs, Surface.EVENT: self.events,
@@ -121,12 +138,16 @@ class Registry:
             for surface, key in getattr(function, _MARK, []):
                 found.append((surface, key, getattr(plugin, name)))
         seen: set[tuple[Surface, str]] = set()
-        for surface, key, _ in found:
+        models: dict[tuple[Surface, str], type[Payload] | None] = {}
+        for surface, key, handler in found:
             if key in self._tables[surface] or (surface, key) in seen:
                 raise ValueError(f"two handlers for {surface} {key!r}")
             seen.add((surface, key))
+            if surface in (Surface.ACTION, Surface.DIALOG):
+                models[(surface, key)] = _declared_payload(surface, key, handler)
         if isinstance(plugin, Plugin):
             self._include_listeners(plugin)
+        self.payload_models.update(models)
         for surface, key, handler in found:
             self._tables[surface][key] = handler
 
@@ -181,6 +202,14 @@ class Registry:
     def command_handler(self, subcommand: str) -> CommandHandler:
         return self.commands.get(subcommand) or self.commands[DEFAULT_COMMAND]
 
+    def payload(self, surface: Surface, key: str, args: object) -> Payload:
+        """The verified ``args`` of a click or dialog parsed as the model its handler declared;
+        :class:`~gateway.payloads.PayloadError` when they do not fit (or nobody handles ``key``)."""
+        if (surface, key) not in self.payload_models:
+            raise PayloadError(f"no handler for {surface} {key!r}")
+        model = self.payload_models[(surface, key)] or _Empty
+        return cast(Payload, model.parse(args))
+
     async def dispatch(self, surface: Surface, key: str, payload: Any) -> Any:
         """The one pipeline: the handler registered for ``key`` on ``surface`` gets ``payload``.
 
@@ -198,10 +227,26 @@ class Registry:
         return cast(CommandReply, await self.dispatch(Surface.COMMAND, command.subcommand, command))
 
     async def action(self, callback: ActionCallback) -> ActionReply:
-        return cast(ActionReply, await self.dispatch(Surface.ACTION, callback.action, callback))
+        """A click: its handler gets the callback and, when it declares one, the parsed payload model
+        (PayloadError before the handler runs when ``callback.args`` do not fit it)."""
+        return cast(ActionReply, await self._with_payload(Surface.ACTION, callback.action, callback, callback.args))
+
+    async def outdated(self, callback: ActionCallback) -> ActionReply | None:
+        """A click on a button signed in a previous format: the ``on_outdated_button`` handler's
+        answer, or None when no plugin has one."""
+        handler = self.actions.get(OUTDATED)
+        return None if handler is None else await handler(callback)
 
     async def dialog(self, form: DialogSubmission) -> DialogReply:
-        return cast(DialogReply, await self.dispatch(Surface.DIALOG, form.callback_id, form))
+        """A submission: like :meth:`action`, with the dialog state's payload."""
+        return cast(DialogReply, await self._with_payload(Surface.DIALOG, form.callback_id, form, form.args))
+
+    async def _with_payload(self, surface: Surface, key: str, request: Any, args: object) -> Any:
+        handler = self._tables[surface][key]
+        if self.payload_models.get((surface, key)) is None:
+            self.payload(surface, key, args)  # nothing may be in it
+            return await handler(request)
+        return await handler(request, self.payload(surface, key, args))
 
     async def event(self, raw: dict[str, Any]) -> None:
         """One WebSocket event (nested JSON already decoded): a ``posted`` one to the ``listen_to``
@@ -248,3 +293,22 @@ class Registry:
                         function, message, groups=[group for group in match.groups() if group != ""])
                 except Exception:
                     log.exception("direct message handler %s failed", function.name)
+
+
+def _declared_payload(surface: Surface, key: str, handler: Callable[..., Any]) -> type[Payload] | None:
+    """The payload model ``handler`` takes as its second parameter (None: it takes none); ValueError
+    when the model belongs to another action or dialog, so a button can only reach its own handler."""
+    parameters = list(inspect.signature(handler).parameters.values())
+    if len(parameters) < 2 or key == OUTDATED:
+        return None
+    hints = typing.get_type_hints(getattr(handler, "__func__", handler))
+    model = hints.get(parameters[1].name)
+    base = ActionPayload if surface is Surface.ACTION else DialogPayload
+    if not (isinstance(model, type) and issubclass(model, base)):
+        raise ValueError(f"{getattr(handler, '__qualname__', handler)}: the second parameter must be annotated "
+                         f"with a {base.__name__} model")
+    owner = model.action.value if issubclass(model, ActionPayload) else model.dialog.value
+    if owner != key:
+        raise ValueError(f"{getattr(handler, '__qualname__', handler)} handles {surface} {key!r} "
+                         f"but takes {model.__name__}, the payload of {owner!r}")
+    return model

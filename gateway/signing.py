@@ -1,5 +1,8 @@
 """Signatures for what the bot hands to Mattermost and gets back: button contexts and dialog state.
 
+Each carries one payload model (gateway/payloads.py); what is signed is the model's dump with its
+action or dialog id, the channel (and for dialogs the user, expiry and nonce).
+
 Mattermost forwards button clicks and dialog submissions unsigned, and anyone who can reach the
 bot's port can POST them.  So every button context and dialog state the bot creates carries an
 HMAC made with the bot's secret, and callbacks are accepted only when it verifies.  Replays are
@@ -21,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from gateway.payloads import ActionPayload, DialogPayload
+
 
 class SignatureError(Exception):
     """A callback's signature, freshness or binding did not verify."""
@@ -28,6 +33,24 @@ class SignatureError(Exception):
 
 # One encoder for every signature: ``json.dumps`` with options builds a new encoder per call.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class OutdatedPayload(SignatureError):
+    """A genuine context or state signed by a previous version, in a format no longer read: the
+    click or submission is answered with "out of date" (and the card redrawn), never acted on."""
+
+    def __init__(self, action: str, old_args: dict[str, Any]) -> None:
+        super().__init__("signed in a previous format")
+        self.action = action
+        #: What the old context carried (verified): enough to find, say, the incident whose card it was.
+        self.old_args = old_args
+
+
+#: Purposes of the signatures (a signature made for one never verifies as another).
+_BUTTON = "button"
+_DIALOG = "dialog-state"
+#: The keys of a button context before payload models (``a`` action, ``c`` channel, ``v`` arguments, ``s``).
+_LEGACY_ACTION_KEYS = frozenset({"a", "c", "v", "s"})
 
 
 def _canonical(value: Any) -> bytes:
@@ -63,15 +86,31 @@ class Signer:
 
     # Button contexts -------------------------------------------------------------------------
 
-    def action_context(self, action: str, channel_id: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The ``integration.context`` of a button: the action, its arguments, bound to one channel."""
-        body = {"a": action, "c": channel_id, "v": args or {}}
-        return {**body, "s": self.sign("action", body)}
+    def action_context(self, payload: ActionPayload, channel_id: str) -> dict[str, Any]:
+        """The ``integration.context`` of a button: its payload model, signed with its action id and
+        bound to one channel."""
+        body = {"action": payload.action.value, "channel_id": channel_id, "payload": payload.dump()}
+        return {**body, "signature": self.sign(_BUTTON, body)}
 
     def open_action_context(self, context: object, channel_id: str) -> tuple[str, dict[str, Any]]:
-        """Verify a button context from a callback; return (action, args)."""
+        """Verify a button context from a callback; return (action id, payload dump) for the action's
+        model to parse. :class:`OutdatedPayload` for a genuine context of the previous format."""
         if not isinstance(context, dict):
             raise SignatureError("missing context")
+        if "signature" not in context and _LEGACY_ACTION_KEYS <= context.keys():
+            self._open_legacy_action(context, channel_id)
+        body = {"action": context.get("action"), "channel_id": context.get("channel_id"),
+                "payload": context.get("payload")}
+        if not isinstance(body["action"], str) or not isinstance(body["payload"], dict):
+            raise SignatureError("malformed context")
+        if not self.verify(_BUTTON, body, context.get("signature")):
+            raise SignatureError("bad context signature")
+        if body["channel_id"] != channel_id:
+            raise SignatureError("context used outside its channel")
+        return body["action"], body["payload"]
+
+    def _open_legacy_action(self, context: dict[str, Any], channel_id: str) -> None:
+        """A context with one-letter keys, as versions before the payload models signed them."""
         body = {"a": context.get("a"), "c": context.get("c"), "v": context.get("v")}
         if not isinstance(body["a"], str) or not isinstance(body["v"], dict):
             raise SignatureError("malformed context")
@@ -79,17 +118,19 @@ class Signer:
             raise SignatureError("bad context signature")
         if body["c"] != channel_id:
             raise SignatureError("context used outside its channel")
-        return body["a"], body["v"]
+        raise OutdatedPayload(body["a"], body["v"])
 
     # Dialog state ---------------------------------------------------------------------------
 
-    def dialog_state(self, dialog: str, user_id: str, channel_id: str, args: dict[str, Any] | None = None,
+    def dialog_state(self, payload: DialogPayload, user_id: str, channel_id: str,
                      *, lifetime_s: int = 3600, now_ms: int | None = None) -> str:
-        """Opaque ``state`` for a dialog: who it is for, where, until when, and a single-use nonce."""
+        """Opaque ``state`` for a dialog: its payload model, who it is for, where, until when, and a
+        single-use nonce."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        body = {"d": dialog, "u": user_id, "c": channel_id, "e": now_ms + lifetime_s * 1000,
-                "n": secrets.token_urlsafe(12), "v": args or {}}
-        return _b64(_canonical(body)) + "." + self.sign("dialog", body)
+        body = {"dialog": payload.dialog.value, "user_id": user_id, "channel_id": channel_id,
+                "expires_at": now_ms + lifetime_s * 1000, "nonce": secrets.token_urlsafe(12),
+                "payload": payload.dump()}
+        return _b64(_canonical(body)) + "." + self.sign(_DIALOG, body)
 
     def open_dialog_state(self, state: object, dialog: str, user_id: str, channel_id: str,
                           *, now_ms: int | None = None) -> DialogState:
@@ -100,20 +141,25 @@ class Signer:
             body = json.loads(_unb64(encoded))
         except (ValueError, binascii.Error):
             raise SignatureError("undecodable state") from None
-        if not isinstance(body, dict) or not self.verify("dialog", body, signature):
+        if not isinstance(body, dict):
+            raise SignatureError("bad state signature")
+        if "dialog" not in body and self.verify("dialog", body, signature):
+            raise OutdatedPayload(str(body.get("d", "")), {})  # the previous format, genuine
+        if not self.verify(_DIALOG, body, signature):
             raise SignatureError("bad state signature")
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        if body.get("d") != dialog:
+        if body.get("dialog") != dialog:
             raise SignatureError("state belongs to another dialog")
-        if body.get("u") != user_id:
+        if body.get("user_id") != user_id:
             raise SignatureError("state belongs to another user")
-        if body.get("c") != channel_id:
+        if body.get("channel_id") != channel_id:
             raise SignatureError("state belongs to another channel")
-        if not isinstance(body.get("e"), int) or body["e"] < now_ms:
+        expires_at = body.get("expires_at")
+        if not isinstance(expires_at, int) or expires_at < now_ms:
             raise SignatureError("dialog expired")
-        if not isinstance(body.get("v"), dict) or not isinstance(body.get("n"), str):
+        if not isinstance(body.get("payload"), dict) or not isinstance(body.get("nonce"), str):
             raise SignatureError("malformed state")
-        return DialogState(nonce=body["n"], args=body["v"], expires_at_ms=body["e"])
+        return DialogState(nonce=body["nonce"], args=body["payload"], expires_at_ms=expires_at)
 
 
 @dataclass(frozen=True)

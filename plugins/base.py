@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from mmpy_bot import Plugin
 
-from gateway.errors import MattermostError
-from gateway.messages import check_words, command_prefix
+from gateway.errors import MattermostError, user_message
+from gateway.messages import check_words, command_prefix, with_trigger
+from gateway.messages import command as typed_command
 from gateway.models import SlashCommand
 from services.context import BotContext
 
@@ -34,8 +35,24 @@ class FeaturePlugin(Plugin):
                     raise
         await client.create_post(dm.id, text)
 
+    @property
+    def trigger(self) -> str:
+        return self.ctx.settings.command_trigger
+
+    def command(self, words: str = "") -> str:
+        """``words`` as a command typed with the configured trigger (gateway.messages.command)."""
+        return typed_command(self.trigger, words)
+
+    def rendered(self, text: str) -> str:
+        """``text`` with the domain's command placeholders written for this bot's trigger."""
+        return with_trigger(text, self.trigger)
+
+    def error_text(self, error: BaseException) -> str:
+        """``error`` in words for the user (gateway.errors.user_message), with this bot's trigger."""
+        return user_message(error, self.trigger)
+
     def prefix(self, command: SlashCommand) -> str:
-        """What comes before a command's words where ``command`` was typed (``/incident `` or nothing in a DM)."""
+        """What comes before a command's words where ``command`` was typed (the trigger, or nothing in a DM)."""
         return command_prefix(self.ctx.settings.command_trigger, via_dm=command.via_dm)
 
     def check_words(self, command: SlashCommand, key: str, words: list[str]) -> None:

@@ -1,7 +1,7 @@
 """Direct messages with the bot: the same verbs as the slash command, typed as plain words, and a short
 helpful answer to anything else ("hi, the website is down, what do I do?", "thanks!").
 
-A message whose first word is a command (``list``, ``check 1.1``; ``incident list`` and ``/incident list``
+A message whose first word is a command (``list``, ``check 1.1``; ``incident list`` and the slash command's own words
 too) runs that command with the same strict arguments as the slash command. Anything else is read as
 plain words (domain.conversation): trouble gets a Start incident button per team (the same button as
 ``start``, which opens the start dialog within the trigger id's life), the ongoing incidents the person
@@ -17,7 +17,6 @@ from mmpy_bot.wrappers import Message
 
 from domain import IncidentStatus
 from domain.conversation import Intent, intent_of
-from gateway.errors import user_message
 from gateway.messages import ALIASES, USAGES, neutralize, unknown_command_text
 from gateway.models import CommandReply, SlashCommand, Team
 from gateway.routing import DEFAULT_COMMAND, Registry, Surface
@@ -65,7 +64,7 @@ class DirectMessagePlugin(FeaturePlugin):
                 reply = await self.converse(command)
             text, props = reply.text, ({"attachments": reply.attachments} if reply.attachments else None)
         except Exception as error:  # refusals and failures become words, never silence
-            text, props = user_message(error), None
+            text, props = self.error_text(error), None
         if text or props:
             try:
                 await self.ctx.client.create_post(message.channel_id, text, props=props)
@@ -73,7 +72,7 @@ class DirectMessagePlugin(FeaturePlugin):
                 log.exception("could not answer a direct message from %s", message.user_id)
 
     def _command_text(self, text: str) -> str:
-        """``/incident list`` and ``incident list`` typed here mean ``list``."""
+        """The trigger's words (``/<trigger> list`` and ``<trigger> list``) typed here mean ``list``."""
         text = text.strip().lstrip("/")
         words = text.split(None, 1)
         if len(words) == 2 and words[0].lower() == self.ctx.settings.command_trigger.lower():

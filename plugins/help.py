@@ -1,4 +1,4 @@
-"""`/incident help`, `help <command>`, unknown subcommands (with "did you mean"), and `help` by direct message."""
+"""`help`, `help <command>`, unknown subcommands (with "did you mean"), and `help` by direct message."""
 
 from __future__ import annotations
 

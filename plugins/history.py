@@ -1,4 +1,4 @@
-"""Looking back: ``/incident list``, ``/incident info`` and ``/incident export``.
+"""Looking back: the ``list``, ``info`` and ``export`` commands.
 
 Thin: parse what the user typed (or the signed page button) → HistoryService → markdown reply.
 Who is asking always comes from Mattermost (``user_id``); the page buttons carry the filters and the
@@ -7,7 +7,7 @@ again on every click.
 
 Paging must work on every supported Mattermost release. Released servers hand an action's
 ``update`` to ``UpdatePost`` (app/integration_action.go ``DoPostActionWithCookie``), which cannot
-find an ephemeral post and answers 404, so the ephemeral ``/incident list`` reply is never updated.
+find an ephemeral post and answers 404, so the ephemeral ``list`` reply is never updated.
 A page button on that reply instead posts the page as a real post in the user's direct messages
 with the bot; that post's buttons update it in place, which every release allows. (A fresh
 ephemeral post with buttons is no way out: ``POST /posts/ephemeral`` needs ``create_post_ephemeral``,
@@ -23,9 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain import IncidentStatus, NotFound, ValidationError
+from domain.errors import COMMAND
 from domain.models import EventKind, Incident
+from gateway import payloads as p
+from gateway import ui
 from gateway.cards import format_time
 from gateway.ids import Action
+from gateway.messages import command as typed_command
 from gateway.messages import format_duration, inline_code, limited_markdown, neutralize
 from gateway.models import ActionCallback, ActionReply, CommandReply, SlashCommand
 from gateway.routing import on_action, on_command
@@ -33,21 +37,21 @@ from plugins.base import FeaturePlugin
 from services.context import BotContext
 from services.history import NO_TEAM, HistoryService, IncidentDetails, ListFilters, ListPage, now_ms
 
-LIST_USAGE = ("Usage: /incident list [ongoing|ended|all] [@commander] [--playbook NAME] [--search TEXT] [--page N], "
-              'e.g. /incident list ongoing @alice --search "database"')
+LIST_USAGE = (f"Usage: {COMMAND}list [ongoing|ended|all] [@commander] [--playbook NAME] [--search TEXT] [--page N], "
+              f'e.g. {COMMAND}list ongoing @alice --search "database"')
 _STATUS_WORDS = {"ongoing": IncidentStatus.ONGOING, "active": IncidentStatus.ONGOING,
                  "ended": IncidentStatus.ENDED, "all": None}
 _MENTION = re.compile(r"^@([a-z0-9._-]{1,64})$", re.IGNORECASE)
 _OPTIONS = ("--playbook", "--search", "--page")
-EXPORT_USAGE = ("Usage: /incident export [incident] [--raw] — the CSV is spreadsheet-safe unless you add --raw, "
-                "e.g. /incident export ~payments-502s --raw")
+EXPORT_USAGE = (f"Usage: {COMMAND}export [incident] [--raw] — the CSV is spreadsheet-safe unless you add --raw, "
+                f"e.g. {COMMAND}export ~payments-502s --raw")
 _MAX_NAMES_SHOWN = 25
-#: Characters of step descriptions /incident info shows in full; later ones get one line (a reply is one post,
+#: Characters of step descriptions the info command shows in full; later ones get one line (a reply is one post,
 #: at most 16,383 characters, and the rest of the view needs room too).
 _DESCRIPTIONS_IN_FULL_MAX = 6000
 _DESCRIPTION_LINE_MAX = 120
 NOT_YOUR_LIST = ("This incident list was made for someone else (or by an older version of Command Center). "
-                 "Type /incident list to see yours.")
+                 f"Type {COMMAND}list to see yours.")
 
 
 def _words(text: str) -> list[str]:
@@ -165,22 +169,19 @@ class HistoryPlugin(FeaturePlugin):
         return CommandReply(text=text, attachments=attachments)
 
     @on_action(Action.LIST_PAGE)
-    async def on_list_page(self, callback: ActionCallback) -> ActionReply:
-        args = callback.args
-        if args.get("u") != callback.user_id:
+    async def on_list_page(self, callback: ActionCallback, button: p.ListPage) -> ActionReply:
+        if button.owner_id != callback.user_id:
             # Another reader of the post (a system admin can read any DM) must not replace its owner's
             # list with what they may see.
-            return ActionReply(ephemeral_text=NOT_YOUR_LIST)
-        status = str(args.get("s") or "")
-        filters = ListFilters(status=IncidentStatus(status) if status else None,
-                              commander_id=str(args.get("c") or "") or None,
-                              playbook_id=str(args.get("p") or "") or None,
-                              search=str(args.get("q") or "") or None)
-        page = args.get("n")
-        if not isinstance(page, int) or page < 0:
-            raise ValidationError("This page button is broken; type /incident list again.")
-        team_id = str(args.get("t", ""))
-        if args.get("e"):
+            return ActionReply(ephemeral_text=self.rendered(NOT_YOUR_LIST))
+        try:
+            status = IncidentStatus(button.status) if button.status else None
+        except ValueError:
+            raise ValidationError(f"This page button is broken; type {COMMAND}list again.") from None
+        filters = ListFilters(status=status, commander_id=button.commander_id or None,
+                              playbook_id=button.playbook_id or None, search=button.search or None)
+        page, team_id = button.page, button.team_id
+        if button.on_ephemeral:
             return await self._page_in_direct_messages(callback.user_id, team_id, filters, page)
         view = ListView(callback.user_id, team_id, callback.channel_id, filters, on_ephemeral=False)
         text, attachments = await self._render_list(view, page)
@@ -196,14 +197,19 @@ class HistoryPlugin(FeaturePlugin):
         return ActionReply(ephemeral_text=f"Page {page + 1} of your incident list is in your direct messages with "
                                           f"@{self.ctx.client.username}; its buttons turn the pages there.")
 
-    def _page_button(self, label: str, view: ListView, page: int, style: str = "default") -> dict[str, Any]:
+    def _page_button(self, label: str, view: ListView, page: int, style: str = "default") -> ui.Button:
         filters = view.filters
-        args = {"t": view.team_id, "s": filters.status.value if filters.status else "",
-                "c": filters.commander_id or "", "p": filters.playbook_id or "", "q": filters.search or "",
-                "n": page, "u": view.owner_id, "e": 1 if view.on_ephemeral else 0}
-        return {"id": f"listpage{page}", "name": label, "type": "button", "style": style,
-                "integration": {"url": self.ctx.action_url,
-                                "context": self.ctx.signer.action_context(Action.LIST_PAGE, view.channel_id, args)}}
+        return ui.Button(f"listpage{page}", label, p.ListPage(
+            team_id=view.team_id, status=filters.status.value if filters.status else "",
+            commander_id=filters.commander_id or "", playbook_id=filters.playbook_id or "",
+            search=filters.search or "", page=page, owner_id=view.owner_id, on_ephemeral=view.on_ephemeral), style)
+
+    def _pages(self, view: ListView, buttons: list[ui.Button]) -> list[dict[str, Any]]:
+        """The page buttons' attachment as JSON (none without buttons)."""
+        if not buttons:
+            return []
+        return [ui.Attachment(fallback="Incident list pages", actions=tuple(buttons)).to_json(
+            self.ctx.signer, self.ctx.action_url, view.channel_id)]
 
     async def _describe_filters(self, filters: ListFilters) -> str:
         parts = []
@@ -225,13 +231,12 @@ class HistoryPlugin(FeaturePlugin):
         heading = "#### Incidents" + (f" ({described})" if described else "")
         if not result.items:
             if page > 0 and (result.total or result.at_least):
-                text = f"{heading}\nThere is no page {page + 1}; type /incident list to start again."
+                text = f"{heading}\nThere is no page {page + 1}; type {self.command('list')} to start again."
             elif described:
                 text = f"{heading}\nNo incident you can see matches these filters."
             else:
-                text = f"{heading}\nNo incidents you can see in this team yet. Start one with /incident start."
-            buttons = [self._page_button("◀ First page", view, 0)] if page > 0 else []
-            return text, ([{"fallback": "Incident list pages", "actions": buttons}] if buttons else [])
+                text = f"{heading}\nNo incidents you can see in this team yet. Start one with {self.command('start')}."
+            return text, self._pages(view, [self._page_button("◀ First page", view, 0)] if page > 0 else [])
         lines = [heading, self._range_line(result), "",
                  "| Incident | Status | Commander | Stage | Started | Duration |",
                  "|:--|:--|:--|:--|:--|:--|"]
@@ -244,15 +249,14 @@ class HistoryPlugin(FeaturePlugin):
             lines.append(f"| **{neutralize(incident.name)}**{link} | {_status_label(incident)} | "
                          f"{_who(names, incident.commander_id)} | {_stage_label(incident)} | "
                          f"{format_time(incident.created_at)} | {format_duration(incident.duration_ms(now))} |")
-        buttons = []
+        buttons: list[ui.Button] = []
         if page > 0:
             buttons.append(self._page_button("◀ Previous", view, page - 1))
         if result.has_more:
             buttons.append(self._page_button("Next ▶", view, page + 1, "primary"))
             lines.append("")
-            lines.append(f"More: click Next, or type `/incident list … --page {page + 2}`.")
-        attachments = [{"fallback": "Incident list pages", "actions": buttons}] if buttons else []
-        return "\n".join(lines), attachments
+            lines.append(f"More: click Next, or type `{self.command(f'list … --page {page + 2}')}`.")
+        return "\n".join(lines), self._pages(view, buttons)
 
     @staticmethod
     def _range_line(result: ListPage) -> str:
@@ -269,7 +273,7 @@ class HistoryPlugin(FeaturePlugin):
     async def on_info(self, command: SlashCommand) -> CommandReply:
         incident = await self.service.resolve(command.user_id, command.team_id, command.channel_id,
                                               command.arguments, "info")
-        return CommandReply(text=render_details(await self.service.details(incident), now_ms()))
+        return CommandReply(text=render_details(await self.service.details(incident), now_ms(), self.trigger))
 
     # Export --------------------------------------------------------------------------------
 
@@ -287,7 +291,7 @@ class HistoryPlugin(FeaturePlugin):
                                  f"your direct messages with @{bot}.")
 
 
-def render_details(details: IncidentDetails, now: int) -> str:
+def render_details(details: IncidentDetails, now: int, trigger: str) -> str:
     """The details view as markdown."""
     incident, figures, names = details.incident, details.figures, details.usernames
     icon = "🚨" if incident.is_ongoing else "✅"
@@ -332,7 +336,7 @@ def render_details(details: IncidentDetails, now: int) -> str:
                     shown = limited_markdown(step.description)
                 else:
                     shown = (limited_markdown(step.description, one_line=True, limit=_DESCRIPTION_LINE_MAX)
-                             + f" (all of it: `/incident step show {s + 1}.{n + 1}`)")
+                             + f" (all of it: `{typed_command(trigger, f'step show {s + 1}.{n + 1}')}`)")
                 lines.append(textwrap.indent(shown, "  "))
     lines.append("")
     lines.append("**Timeline of step completions**")

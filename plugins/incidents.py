@@ -14,15 +14,16 @@ from __future__ import annotations
 import logging
 import re
 import shlex
-from typing import Any
 
 from domain import NotFound, ValidationError, parse_stage_number, parse_step_ref
+from domain.errors import COMMAND
 from domain.freshness import status_mark
 from domain.ids import is_valid_id
 from domain.models import Incident, StepRef
-from gateway import dialogs
+from gateway import dialogs, ui
+from gateway import payloads as p
 from gateway.cards import step_details
-from gateway.errors import MattermostError, user_message
+from gateway.errors import MattermostError
 from gateway.ids import Action, Dialog
 from gateway.messages import ALIASES, USAGES, inline_code, neutralize, unknown_command_text, usage_line
 from gateway.models import (
@@ -36,7 +37,7 @@ from gateway.models import (
     User,
     WebSocketEvent,
 )
-from gateway.routing import on_action, on_command, on_dialog, on_event
+from gateway.routing import on_action, on_command, on_dialog, on_event, on_outdated_button
 from plugins.base import FeaturePlugin
 from services.context import BotContext
 from services.incidents import IncidentService, StartRequest, post_id_from
@@ -46,8 +47,8 @@ log = logging.getLogger(__name__)
 _MENTION = re.compile(r"^@?([a-z0-9._-]{1,64})$", re.IGNORECASE)
 _CHANNEL_MENTION = re.compile(r"^~([a-z0-9_-]{1,64})$", re.IGNORECASE)
 NO_PLAYBOOKS = ("You are not a member of any playbook in this team yet, so there is nothing to start an incident "
-                "with. Create one with `/incident playbook create` (templates included), or ask a teammate to add "
-                "you to theirs with `/incident playbook members add @you`.")
+                f"with. Create one with `{COMMAND}playbook create` (templates included), or ask a teammate to add "
+                f"you to theirs with `{COMMAND}playbook members add @you`.")
 
 
 def _usage(text: str) -> ValidationError:
@@ -59,22 +60,14 @@ def start_buttons(ctx: BotContext, teams: list[Team], channel_id: str, post_id: 
     ``channel_id``; a click opens the start dialog (IncidentPlugin.on_start_clicked)."""
     if not teams:
         return CommandReply(text="We share no team, so I cannot start an incident for you.")
-    actions = [{
-        "id": f"start{team.id}", "name": f"Start incident in {team.display_name or team.name}",
-        "type": "button", "style": "primary",
-        "integration": {"url": ctx.action_url,
-                        "context": ctx.signer.action_context(Action.START, channel_id,
-                                                             {"t": team.id, "p": post_id})},
-    } for team in teams]
+    buttons = tuple(ui.Button(f"start{team.id}", f"Start incident in {team.display_name or team.name}",
+                              p.StartIncident(team_id=team.id, post_id=post_id), "primary") for team in teams)
+    attachment = ui.Attachment(fallback="Start an incident", actions=buttons)
     return CommandReply(text="Click to open the start dialog:",
-                        attachments=[{"fallback": "Start an incident", "actions": actions}])
+                        attachments=[attachment.to_json(ctx.signer, ctx.action_url, channel_id)])
 
-
-def _drawn(args: dict[str, Any]) -> str:
-    """The state mark a button (or the dialog it opened) was drawn with; "" (never current) for a card
-    drawn before buttons carried one, which is then refreshed instead of acted on."""
-    mark = args.get("m")
-    return mark if isinstance(mark, str) else ""
+#: What a click on a button posted by a previous version gets (and the card is redrawn).
+OUTDATED_CARD = "This card is out of date — it has been refreshed; try again."
 
 
 class IncidentPlugin(FeaturePlugin):
@@ -97,8 +90,8 @@ class IncidentPlugin(FeaturePlugin):
             raise NotFound(f"There is no user @{neutralize(match.group(1))} in this team. Check the spelling.")
         return user
 
-    async def _incident_for_action(self, callback: ActionCallback) -> Incident:
-        incident = await self.service.incident(str(callback.args.get("i", "")), channel_id=callback.channel_id)
+    async def _incident_for_action(self, callback: ActionCallback, button: p.IncidentButton) -> Incident:
+        incident = await self.service.incident(button.incident_id, channel_id=callback.channel_id)
         if incident is None:
             raise NotFound("This incident no longer exists.")
         return incident
@@ -118,16 +111,16 @@ class IncidentPlugin(FeaturePlugin):
         """
         playbooks = await self.service.playbooks_for(team_id, user_id, vouched=vouched)
         if not playbooks:
-            return NO_PLAYBOOKS
+            return self.rendered(NO_PLAYBOOKS)
         options = sorted(((p.title, p.id) for p in playbooks), key=lambda item: (item[0].lower(), item[1]))
-        state = self.ctx.signer.dialog_state(Dialog.START, user_id, channel_id, {"t": team_id, "p": post_id})
+        state = self.ctx.signer.dialog_state(p.StartDialog(team_id=team_id, post_id=post_id), user_id, channel_id)
         intro = "Start an incident: Command Center creates its channel, adds you as commander and pins its card."
         if post_id:
             intro += " The post you chose is quoted in the new channel."
-        body = dialogs.dialog(Dialog.START, "Start incident", state,
-                              dialogs.start_incident_elements(options, name[:64]), submit_label="Start",
-                              introduction=intro)
-        await self.ctx.client.open_dialog(trigger_id, self.ctx.dialog_url, body)
+        body = ui.DialogForm(Dialog.START, "Start incident", state,
+                             dialogs.start_incident_elements(options, name[:64]), submit_label="Start",
+                             introduction=intro)
+        await self.ctx.client.open_dialog(trigger_id, self.ctx.dialog_url, body.to_json())
         return ""
 
     async def _member_options(self, incident: Incident) -> list[tuple[str, str]]:
@@ -172,14 +165,27 @@ class IncidentPlugin(FeaturePlugin):
         return start_buttons(self.ctx, teams, channel_id, post_id)
 
     @on_action(Action.START)
-    async def on_start_clicked(self, callback: ActionCallback) -> ActionReply:
-        error = await self._open_start_dialog(callback.trigger_id, callback.user_id, str(callback.args.get("t", "")),
-                                              callback.channel_id, post_id=str(callback.args.get("p", "")))
+    async def on_start_clicked(self, callback: ActionCallback, start: p.StartIncident) -> ActionReply:
+        error = await self._open_start_dialog(callback.trigger_id, callback.user_id, start.team_id,
+                                              callback.channel_id, post_id=start.post_id)
         return ActionReply(ephemeral_text=error)
 
     @on_action(Action.START_FROM_POST)
-    async def on_start_from_post_clicked(self, callback: ActionCallback) -> ActionReply:
-        return await self.on_start_clicked(callback)
+    async def on_start_from_post_clicked(self, callback: ActionCallback, start: p.StartFromPost) -> ActionReply:
+        return await self.on_start_clicked(callback, start)
+
+    @on_outdated_button()
+    async def on_outdated_button(self, callback: ActionCallback) -> ActionReply:
+        """A button posted by a previous version: never acted on; its card (if it was one) is redrawn
+        with current buttons, and the user is told to click again."""
+        incident_id = callback.args.get("i")
+        incident = (await self.service.incident(incident_id, channel_id=callback.channel_id)
+                    if isinstance(incident_id, str) and incident_id else None)
+        if incident is None:
+            return ActionReply(ephemeral_text="This message is out of date. Type "
+                                              f"{self.command('help')} to see what you can do.")
+        await self.service.show_current_card(incident)
+        return ActionReply(ephemeral_text=OUTDATED_CARD)
 
     @on_event("reaction_added")
     async def on_reaction_added(self, event: WebSocketEvent) -> None:
@@ -196,19 +202,17 @@ class IncidentPlugin(FeaturePlugin):
         if not team_id:
             return  # direct and group messages belong to no team
         dm = await self.ctx.client.direct_channel_with(user_id)
-        button = {"id": "startfrompost", "name": "Start incident from this post", "type": "button",
-                  "style": "primary",
-                  "integration": {"url": self.ctx.action_url,
-                                  "context": self.ctx.signer.action_context(Action.START_FROM_POST, dm.id,
-                                                                            {"t": team_id, "p": post_id})}}
+        attachment = ui.Attachment(fallback="Start incident from this post", actions=(
+            ui.Button("startfrompost", "Start incident from this post",
+                      p.StartFromPost(team_id=team_id, post_id=post_id), "primary"),))
         link = f"{self.ctx.client.base_url}/_redirect/pl/{post_id}"
         await self.ctx.client.create_post(
             dm.id, f"You reacted with :{self.ctx.settings.reaction_emoji}: to [a post]({link}) in "
                    f"~{channel.name}.",
-            props={"attachments": [{"fallback": "Start incident from this post", "actions": [button]}]})
+            props={"attachments": [attachment.to_json(self.ctx.signer, self.ctx.action_url, dm.id)]})
 
     @on_dialog(Dialog.START)
-    async def on_start_submitted(self, form: DialogSubmission) -> DialogReply:
+    async def on_start_submitted(self, form: DialogSubmission, start: p.StartDialog) -> DialogReply:
         if form.cancelled:
             return DialogReply()
         submission = form.submission
@@ -222,31 +226,31 @@ class IncidentPlugin(FeaturePlugin):
             from domain import validation
             validation.incident_name(name if isinstance(name, str) else "")
         except ValidationError as error:
-            errors["name"] = str(error)
+            errors["name"] = self.error_text(error)
         if not isinstance(description, str):
             errors["description"] = "The description must be text."
         if errors or not isinstance(playbook_id, str) or not isinstance(name, str):
             return DialogReply(errors=errors)
-        team_id = str(form.args.get("t", ""))
-        request = StartRequest(actor_id=form.user_id, team_id=team_id, playbook_id=playbook_id,
-                               name=name, description=description, source_post_id=form.args.get("p") or None)
+        request = StartRequest(actor_id=form.user_id, team_id=start.team_id, playbook_id=playbook_id,
+                               name=name, description=description, source_post_id=start.post_id or None)
         try:
             started = await self.service.start_named(request)
         except ValidationError as error:  # at its field (the name, the description), else in the footer
             if error.field in ("name", "description"):
-                return DialogReply(errors={error.field: error.message})
-            return DialogReply(error=error.message)
+                return DialogReply(errors={error.field: self.error_text(error)})
+            return DialogReply(error=self.error_text(error))
         try:
-            await self._tell_creator(form, started.incident, started.channel_name)
+            await self._tell_creator(form, start, started.incident, started.channel_name)
         except MattermostError as error:
             # The incident is started (and the creator is in its channel): say so, not that it failed.
             log.warning("could not tell the creator of incident %s where it is: %s", started.incident.id, error)
         return DialogReply()
 
-    async def _tell_creator(self, form: DialogSubmission, incident: Incident, channel_name: str) -> None:
+    async def _tell_creator(self, form: DialogSubmission, start: p.StartDialog, incident: Incident,
+                            channel_name: str) -> None:
         text = (f"Your incident **{neutralize(incident.name)}** has started: ~{channel_name}. "
                 "You are its commander.")
-        if form.args.get("p") and not incident.source_post_id:
+        if start.post_id and not incident.source_post_id:
             text += " The post you chose was not quoted because you cannot read it."
         await self.tell(form.user_id, form.channel_id, text)
 
@@ -260,28 +264,29 @@ class IncidentPlugin(FeaturePlugin):
         if not words:
             name = await self.directory.username(incident.commander_id)
             return CommandReply(text=f"The commander of **{neutralize(incident.name)}** is @{name}. "
-                                     "Change it with `/incident commander @user`.")
+                                     f"Change it with `{self.command('commander @user')}`.")
         user = await self._user_arg(words[0], incident.team_id)
         _, events = await self.service.change_commander(incident, command.user_id, user.id)
         return CommandReply(text="" if events else f"@{user.username} is already the commander.")
 
     @on_action(Action.COMMANDER)
-    async def on_commander_clicked(self, callback: ActionCallback) -> ActionReply:
-        incident = await self._incident_for_action(callback)
+    async def on_commander_clicked(self, callback: ActionCallback, button: p.ChangeCommander) -> ActionReply:
+        incident = await self._incident_for_action(callback, button)
         options = await self._member_options(incident)
-        state = self.ctx.signer.dialog_state(Dialog.COMMANDER, callback.user_id, callback.channel_id, {"i": incident.id})
-        body = dialogs.dialog(Dialog.COMMANDER, "Change commander", state, [
+        state = self.ctx.signer.dialog_state(p.CommanderDialog(incident_id=incident.id), callback.user_id,
+                                             callback.channel_id)
+        body = ui.DialogForm(Dialog.COMMANDER, "Change commander", state, (
             dialogs.select("commander", "New commander", options, default=incident.commander_id,
-                           help_text="Only members of the incident channel can be commander.")],
+                           help_text="Only members of the incident channel can be commander."),),
             submit_label="Change")
-        await self.ctx.client.open_dialog(callback.trigger_id, self.ctx.dialog_url, body)
+        await self.ctx.client.open_dialog(callback.trigger_id, self.ctx.dialog_url, body.to_json())
         return ActionReply()
 
     @on_dialog(Dialog.COMMANDER)
-    async def on_commander_submitted(self, form: DialogSubmission) -> DialogReply:
+    async def on_commander_submitted(self, form: DialogSubmission, dialog: p.CommanderDialog) -> DialogReply:
         if form.cancelled:
             return DialogReply()
-        incident = await self.service.incident(str(form.args.get("i", "")))
+        incident = await self.service.incident(dialog.incident_id)
         if incident is None:
             return DialogReply(error="This incident no longer exists.")
         chosen = form.submission.get("commander")
@@ -292,7 +297,7 @@ class IncidentPlugin(FeaturePlugin):
         try:
             await self.service.change_commander(incident, form.user_id, chosen, fresh=True)
         except ValidationError as error:
-            return DialogReply(errors={"commander": str(error)})
+            return DialogReply(errors={"commander": self.error_text(error)})
         return DialogReply()
 
     # Stages --------------------------------------------------------------------------------
@@ -314,8 +319,8 @@ class IncidentPlugin(FeaturePlugin):
             return CommandReply(
                 text=f"Active stage: **{incident.active_stage + 1}/{len(incident.stages)} {neutralize(stage.title)}** "
                      f"({stage.done_count}/{len(stage.steps)} done).\n"
-                     "Change it with `/incident stage next`, `/incident stage prev` or `/incident stage <number>`; "
-                     "look at another with `/incident stage show <number>`.")
+                     f"Change it with `{self.command('stage next')}`, `{self.command('stage prev')}` or "
+                     f"`{self.command('stage <number>')}`; look at another with `{self.command('stage show <number>')}`.")
         if argument in ("next", "prev", "previous"):
             how: str | int = "next" if argument == "next" else "prev"
         else:
@@ -324,20 +329,18 @@ class IncidentPlugin(FeaturePlugin):
         return CommandReply(text="" if events else "That stage is already the active one.")
 
     @on_action(Action.NEXT_STAGE)
-    async def on_next_stage_clicked(self, callback: ActionCallback) -> ActionReply:
-        await self.service.set_stage(await self._incident_for_action(callback), callback.user_id, "next",
-                                     drawn=_drawn(callback.args))
+    async def on_next_stage_clicked(self, callback: ActionCallback, button: p.NextStage) -> ActionReply:
+        await self.service.set_stage(await self._incident_for_action(callback, button), callback.user_id, "next",
+                                     drawn=button.mark)
         return ActionReply()
 
     @on_action(Action.VIEW_STAGE)
-    async def on_view_stage_clicked(self, callback: ActionCallback) -> ActionReply:
+    async def on_view_stage_clicked(self, callback: ActionCallback, button: p.ViewStage) -> ActionReply:
         """A private look at another stage. Its buttons need an ephemeral post, which only a bot allowed
         create_post_ephemeral (system admins, api4/post.go ``createEphemeralPost``) can make from a
-        click; otherwise the view comes as text, and ``/incident stage show S`` gives the buttons."""
-        incident = await self._incident_for_action(callback)
-        stage_index = callback.args.get("g")
-        if not isinstance(stage_index, int):
-            raise NotFound("This stage no longer exists.")
+        click; otherwise the view comes as text, and the ``stage show S`` command gives the buttons."""
+        incident = await self._incident_for_action(callback, button)
+        stage_index = button.stage
         view, text = await self.service.stage_view(incident, callback.user_id, stage_index)
         if self.ctx.client.may_post_ephemeral:  # learned at login, and forgotten on a refusal
             try:
@@ -348,14 +351,14 @@ class IncidentPlugin(FeaturePlugin):
                 if error.status != 403:
                     raise
         return ActionReply(ephemeral_text=f"{text}\n\nOnly you can see this. To work these steps with buttons, "
-                                          f"type `/incident stage show {stage_index + 1}`.")
+                                          f"type `{self.command(f'stage show {stage_index + 1}')}`.")
 
     @on_action(Action.SET_STAGE)
-    async def on_set_stage_clicked(self, callback: ActionCallback) -> ActionReply:
+    async def on_set_stage_clicked(self, callback: ActionCallback, button: p.SetStage) -> ActionReply:
         """"Make this the active stage" in a private stage view: answered privately (no ``update``)."""
-        incident = await self._incident_for_action(callback)
-        stage_index = callback.args.get("g")
-        if not isinstance(stage_index, int) or not 0 <= stage_index < len(incident.stages):
+        incident = await self._incident_for_action(callback, button)
+        stage_index = button.stage
+        if not 0 <= stage_index < len(incident.stages):
             raise NotFound("This stage no longer exists.")
         _updated, events = await self.service.set_stage(incident, callback.user_id, stage_index)
         if not events:
@@ -363,9 +366,9 @@ class IncidentPlugin(FeaturePlugin):
         return ActionReply(ephemeral_text=f"Stage {stage_index + 1} is now the active stage; the card shows it.")
 
     @on_action(Action.PREV_STAGE)
-    async def on_prev_stage_clicked(self, callback: ActionCallback) -> ActionReply:
-        await self.service.set_stage(await self._incident_for_action(callback), callback.user_id, "prev",
-                                     drawn=_drawn(callback.args))
+    async def on_prev_stage_clicked(self, callback: ActionCallback, button: p.PreviousStage) -> ActionReply:
+        await self.service.set_stage(await self._incident_for_action(callback, button), callback.user_id, "prev",
+                                     drawn=button.mark)
         return ActionReply()
 
     # Steps ---------------------------------------------------------------------------------
@@ -388,12 +391,11 @@ class IncidentPlugin(FeaturePlugin):
     async def on_uncheck(self, command: SlashCommand) -> CommandReply:
         return await self._check_command(command, False)
 
-    async def _check_clicked(self, callback: ActionCallback, done: bool) -> ActionReply:
-        incident = await self._incident_for_action(callback)
-        step_id = str(callback.args.get("s", ""))
-        updated, events = await self.service.check(incident, callback.user_id, step_id, done,
-                                                   drawn=_drawn(callback.args))
-        if not callback.args.get("e"):
+    async def _check_clicked(self, callback: ActionCallback, button: p.MarkedStepButton, done: bool) -> ActionReply:
+        incident = await self._incident_for_action(callback, button)
+        step_id = button.step_id
+        updated, events = await self.service.check(incident, callback.user_id, step_id, done, drawn=button.mark)
+        if not button.from_view:
             return ActionReply()
         # A button in a private stage view: that post cannot be updated (an ephemeral post), so say what happened.
         ref = updated.locate(step_id)
@@ -405,12 +407,12 @@ class IncidentPlugin(FeaturePlugin):
                                           "the card shows it.")
 
     @on_action(Action.CHECK)
-    async def on_check_clicked(self, callback: ActionCallback) -> ActionReply:
-        return await self._check_clicked(callback, True)
+    async def on_check_clicked(self, callback: ActionCallback, button: p.CheckStep) -> ActionReply:
+        return await self._check_clicked(callback, button, True)
 
     @on_action(Action.UNCHECK)
-    async def on_uncheck_clicked(self, callback: ActionCallback) -> ActionReply:
-        return await self._check_clicked(callback, False)
+    async def on_uncheck_clicked(self, callback: ActionCallback, button: p.UncheckStep) -> ActionReply:
+        return await self._check_clicked(callback, button, False)
 
     @on_command("assign")
     async def on_assign(self, command: SlashCommand) -> CommandReply:
@@ -423,26 +425,26 @@ class IncidentPlugin(FeaturePlugin):
         return CommandReply(text="" if events else "Nothing changed: that is already the assignee.")
 
     @on_action(Action.ASSIGN)
-    async def on_assign_clicked(self, callback: ActionCallback) -> ActionReply:
-        incident = await self._incident_for_action(callback)
-        step_id = str(callback.args.get("s", ""))
+    async def on_assign_clicked(self, callback: ActionCallback, button: p.AssignStep) -> ActionReply:
+        incident = await self._incident_for_action(callback, button)
+        step_id = button.step_id
         step = incident.step(step_id)
         ref = incident.locate(step_id)
         options = [("Nobody", "none")] + await self._member_options(incident)
-        state = self.ctx.signer.dialog_state(Dialog.ASSIGN, callback.user_id, callback.channel_id,
-                                             {"i": incident.id, "s": step_id})
-        body = dialogs.dialog(Dialog.ASSIGN, f"Assign step {ref.label}", state, [
+        state = self.ctx.signer.dialog_state(p.AssignDialog(incident_id=incident.id, step_id=step_id),
+                                             callback.user_id, callback.channel_id)
+        body = ui.DialogForm(Dialog.ASSIGN, ui.fit_title(f"Assign step {ref.label}"), state, (
             dialogs.select("assignee", "Assignee", options, default=step.assignee_id or "none",
-                           help_text="Members of the incident channel.")],
+                           help_text="Members of the incident channel."),),
             submit_label="Assign", introduction=f"**{ref.label}** {neutralize(step.title)}")
-        await self.ctx.client.open_dialog(callback.trigger_id, self.ctx.dialog_url, body)
+        await self.ctx.client.open_dialog(callback.trigger_id, self.ctx.dialog_url, body.to_json())
         return ActionReply()
 
     @on_dialog(Dialog.ASSIGN)
-    async def on_assign_submitted(self, form: DialogSubmission) -> DialogReply:
+    async def on_assign_submitted(self, form: DialogSubmission, dialog: p.AssignDialog) -> DialogReply:
         if form.cancelled:
             return DialogReply()
-        incident = await self.service.incident(str(form.args.get("i", "")))
+        incident = await self.service.incident(dialog.incident_id)
         if incident is None:
             return DialogReply(error="This incident no longer exists.")
         chosen = form.submission.get("assignee")
@@ -451,10 +453,10 @@ class IncidentPlugin(FeaturePlugin):
         if chosen != "none" and not is_valid_id(chosen):
             return DialogReply(errors={"assignee": "Choose someone from the list, or Nobody."})
         try:
-            await self.service.assign(incident, form.user_id, str(form.args.get("s", "")),
+            await self.service.assign(incident, form.user_id, dialog.step_id,
                                       None if chosen == "none" else chosen, fresh=True)
         except ValidationError as error:
-            return DialogReply(errors={"assignee": str(error)})
+            return DialogReply(errors={"assignee": self.error_text(error)})
         return DialogReply()
 
     @on_command("run")
@@ -466,13 +468,13 @@ class IncidentPlugin(FeaturePlugin):
         return await self.service.run_step(incident, command.user_id, ref, trigger_id=command.trigger_id)
 
     @on_action(Action.RUN)
-    async def on_run_clicked(self, callback: ActionCallback) -> ActionReply:
-        incident = await self._incident_for_action(callback)
-        step_id = str(callback.args.get("s", ""))
+    async def on_run_clicked(self, callback: ActionCallback, button: p.RunStep) -> ActionReply:
+        incident = await self._incident_for_action(callback, button)
+        step_id = button.step_id
         reply = await self.service.run_step(incident, callback.user_id, step_id, trigger_id=callback.trigger_id,
-                                            drawn=_drawn(callback.args))
+                                            drawn=button.mark)
         text = reply.text
-        if not text and callback.args.get("e"):  # from a private stage view: say it ran
+        if not text and button.from_view:  # from a private stage view: say it ran
             text = f"Ran {incident.locate(step_id).label}; the channel shows it."
         return ActionReply(ephemeral_text=text)
 
@@ -484,10 +486,10 @@ class IncidentPlugin(FeaturePlugin):
         return step_details(incident, ref, names)
 
     @on_action(Action.STEP_DETAILS)
-    async def on_step_details_clicked(self, callback: ActionCallback) -> ActionReply:
+    async def on_step_details_clicked(self, callback: ActionCallback, button: p.StepDetails) -> ActionReply:
         """Read-only, and the card is not ephemeral: answer with private text, leave the card as it is."""
-        incident = await self._incident_for_action(callback)
-        ref = incident.locate(str(callback.args.get("s", "")))
+        incident = await self._incident_for_action(callback, button)
+        ref = incident.locate(button.step_id)
         return ActionReply(ephemeral_text=await self._step_details(incident, callback.user_id, ref))
 
     @on_command("step")
@@ -538,8 +540,9 @@ class IncidentPlugin(FeaturePlugin):
         """Ask before ending or restarting; who may do it is checked when the user confirms, and the
         confirmation holds only for the state it was asked in (an incident ended and restarted meanwhile
         is not ended by an old dialog)."""
-        state = self.ctx.signer.dialog_state(dialog_id, user_id, channel_id,
-                                             {"i": incident.id, "m": status_mark(incident)})
+        confirmation = (p.EndDialog if dialog_id is Dialog.END else p.RestartDialog)(
+            incident_id=incident.id, mark=status_mark(incident))
+        state = self.ctx.signer.dialog_state(confirmation, user_id, channel_id)
         if dialog_id is Dialog.END:
             title, label = "End incident", "End incident"
             intro = (f"End **{neutralize(incident.name)}**? Its duration stops and its checklist becomes read-only; "
@@ -548,14 +551,14 @@ class IncidentPlugin(FeaturePlugin):
             title, label = "Restart incident", "Restart"
             intro = f"Reopen **{neutralize(incident.name)}**? Its duration runs again from the original start."
         await self.ctx.client.open_dialog(trigger_id, self.ctx.dialog_url,
-                                          dialogs.dialog(dialog_id, title, state, [], submit_label=label,
-                                                         introduction=intro))
+                                          ui.DialogForm(dialog_id, title, state, (), submit_label=label,
+                                                        introduction=intro).to_json())
 
     async def _confirm_command(self, command: SlashCommand, dialog_id: Dialog) -> CommandReply:
         self.check_words(command, "end" if dialog_id is Dialog.END else "restart", command.arguments.split())
         incident = await self.service.in_channel(command.channel_id)
         if dialog_id is Dialog.END and not incident.is_ongoing:
-            return CommandReply(text="This incident has already ended. Type /incident restart to reopen it.")
+            return CommandReply(text=f"This incident has already ended. Type {self.command('restart')} to reopen it.")
         if dialog_id is Dialog.RESTART and incident.is_ongoing:
             return CommandReply(text="This incident is still ongoing; there is nothing to restart.")
         if not command.trigger_id:
@@ -572,43 +575,43 @@ class IncidentPlugin(FeaturePlugin):
         return await self._confirm_command(command, Dialog.RESTART)
 
     @on_action(Action.END)
-    async def on_end_clicked(self, callback: ActionCallback) -> ActionReply:
-        incident = await self._incident_for_action(callback)
-        await self.service.require_drawn(incident, _drawn(callback.args))
+    async def on_end_clicked(self, callback: ActionCallback, button: p.EndIncident) -> ActionReply:
+        incident = await self._incident_for_action(callback, button)
+        await self.service.require_drawn(incident, button.mark)
         await self._confirm(Dialog.END, callback.trigger_id, callback.user_id, callback.channel_id, incident)
         return ActionReply()
 
     @on_action(Action.RESTART)
-    async def on_restart_clicked(self, callback: ActionCallback) -> ActionReply:
-        incident = await self._incident_for_action(callback)
-        await self.service.require_drawn(incident, _drawn(callback.args))
+    async def on_restart_clicked(self, callback: ActionCallback, button: p.RestartIncident) -> ActionReply:
+        incident = await self._incident_for_action(callback, button)
+        await self.service.require_drawn(incident, button.mark)
         await self._confirm(Dialog.RESTART, callback.trigger_id, callback.user_id, callback.channel_id, incident)
         return ActionReply()
 
-    async def _confirmed(self, form: DialogSubmission, end: bool) -> DialogReply:
+    async def _confirmed(self, form: DialogSubmission, dialog: p.EndDialog | p.RestartDialog) -> DialogReply:
         if form.cancelled:
             return DialogReply()
-        incident = await self.service.incident(str(form.args.get("i", "")))
+        incident = await self.service.incident(dialog.incident_id)
         if incident is None:
             return DialogReply(error="This incident no longer exists.")
         try:
             # Mattermost checks a submission only against the channel the client names (api4
             # submitDialog), so the membership is asked afresh.
-            if end:
-                await self.service.end(incident, form.user_id, fresh=True, drawn=_drawn(form.args))
+            if isinstance(dialog, p.EndDialog):
+                await self.service.end(incident, form.user_id, fresh=True, drawn=dialog.mark)
             else:
-                await self.service.restart(incident, form.user_id, fresh=True, drawn=_drawn(form.args))
+                await self.service.restart(incident, form.user_id, fresh=True, drawn=dialog.mark)
         except Exception as error:  # shown in the dialog's footer
-            return DialogReply(error=user_message(error))
+            return DialogReply(error=self.error_text(error))
         return DialogReply()
 
     @on_dialog(Dialog.END)
-    async def on_end_submitted(self, form: DialogSubmission) -> DialogReply:
-        return await self._confirmed(form, True)
+    async def on_end_submitted(self, form: DialogSubmission, dialog: p.EndDialog) -> DialogReply:
+        return await self._confirmed(form, dialog)
 
     @on_dialog(Dialog.RESTART)
-    async def on_restart_submitted(self, form: DialogSubmission) -> DialogReply:
-        return await self._confirmed(form, False)
+    async def on_restart_submitted(self, form: DialogSubmission, dialog: p.RestartDialog) -> DialogReply:
+        return await self._confirmed(form, dialog)
 
     # Announce ------------------------------------------------------------------------------
 

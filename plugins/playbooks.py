@@ -1,4 +1,4 @@
-"""`/incident playbook ...`: list, show, create, edit, delete, members, export, import, templates.
+"""The `playbook ...` commands: list, show, create, edit, delete, members, export, import, templates.
 
 Thin: parse what the user typed, clicked or submitted → PlaybookService → reply. Playbooks are
 addressed by title (any case; quote titles with spaces when more words follow) or by id. The team
@@ -16,12 +16,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from domain import NotFound, Playbook, ValidationError, limits, outline
-from domain.errors import Conflict, DomainError
+from domain.errors import COMMAND, Conflict, DomainError
 from domain.templates import DEFAULT_TEMPLATE, TEMPLATES, Template, find_template
-from gateway import dialogs
+from gateway import dialogs, ui
+from gateway import payloads as p
 from gateway import playbook_yaml as pyaml
 from gateway.directory import Directory
-from gateway.errors import user_message
 from gateway.ids import Action, Dialog
 from gateway.messages import (
     ALIASES,
@@ -52,7 +52,7 @@ TEXTAREA_MAX = 3000  # the web client's limit for a dialog textarea
 # Only the web client enforces a textarea's max_length: anyone can submit more, so it is checked again.
 IMPORT_DIALOG_YAML = pyaml.SizeLimit(TEXTAREA_MAX, "Send longer playbooks to me as a .yaml file in a direct "
                                                    f"message (up to {MAX_FILE_BYTES // 1024} KB).")
-EDIT_DIALOG_STAGES = pyaml.SizeLimit(TEXTAREA_MAX, 'Edit longer playbooks with quick edits (`/incident playbook '
+EDIT_DIALOG_STAGES = pyaml.SizeLimit(TEXTAREA_MAX, f'Edit longer playbooks with quick edits (`{COMMAND}playbook '
                                                    'edit "<title>" step ...`), or export, edit and import the file.')
 _MENTION = re.compile(r"^@?([a-z0-9._-]{1,64})$", re.IGNORECASE)
 #: Words that end a title in ``edit <title> step|stage <verb> ...``: each kind's verbs and their other names.
@@ -110,12 +110,12 @@ def _one_line(text: str, width: int = 200) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _field_error(error: DomainError, fields: Sequence[str]) -> DialogReply:
-    """The error at the dialog field it names (``DomainError.field``), or in the dialog's footer when it
-    names none of ``fields`` (the dialog's elements)."""
+def _field_error(error: DomainError, fields: Sequence[str], text: str) -> DialogReply:
+    """``text`` (the error in words) at the dialog field the error names (``DomainError.field``), or in
+    the dialog's footer when it names none of ``fields`` (the dialog's elements)."""
     if error.field is not None and error.field in fields:
-        return DialogReply(errors={error.field: error.message})
-    return DialogReply(error=error.message)
+        return DialogReply(errors={error.field: text})
+    return DialogReply(error=text)
 
 
 def _template_for(value: Any) -> Template | None:
@@ -123,7 +123,7 @@ def _template_for(value: Any) -> Template | None:
 
 
 class PlaybookPlugin(FeaturePlugin):
-    """Handles `/incident playbook ...`, its buttons and its dialogs, and YAML files sent by DM."""
+    """Handles the `playbook ...` commands, their buttons and dialogs, and YAML files sent by DM."""
 
     def __init__(self, ctx: BotContext, service: PlaybookService) -> None:
         super().__init__(ctx)
@@ -161,13 +161,16 @@ class PlaybookPlugin(FeaturePlugin):
                 return " ".join(words[:index]), words[index:]
         return " ".join(words), []
 
-    def _buttons(self, playbook: Playbook, team_id: str, channel_id: str) -> list[dict[str, Any]]:
-        def button(action: Action, label: str, style: str = "default") -> dict[str, Any]:
-            return {"id": f"{action.value}", "name": label, "type": "button", "style": style,
-                    "integration": {"url": self.ctx.action_url, "context": self.ctx.signer.action_context(
-                        action, channel_id, {"t": team_id, "p": playbook.id})}}
-        return [button(Action.PLAYBOOK_EDIT, "Edit", "primary"), button(Action.PLAYBOOK_EXPORT, "Export YAML"),
-                button(Action.PLAYBOOK_DELETE, "Delete", "danger")]
+    def _actions(self, playbook: Playbook, team_id: str, channel_id: str) -> dict[str, Any]:
+        """The Edit, Export and Delete buttons of ``show``, as an attachment's JSON."""
+        ids = {"team_id": team_id, "playbook_id": playbook.id}
+        return self._attachment(ui.Attachment(fallback="Playbook actions", actions=(
+            ui.Button(Action.PLAYBOOK_EDIT.value, "Edit", p.EditPlaybook(**ids), "primary"),
+            ui.Button(Action.PLAYBOOK_EXPORT.value, "Export YAML", p.ExportPlaybook(**ids)),
+            ui.Button(Action.PLAYBOOK_DELETE.value, "Delete", p.DeletePlaybook(**ids), "danger"))), channel_id)
+
+    def _attachment(self, attachment: ui.Attachment, channel_id: str) -> dict[str, Any]:
+        return attachment.to_json(self.ctx.signer, self.ctx.action_url, channel_id)
 
     # Rendering -----------------------------------------------------------------------------
 
@@ -225,21 +228,22 @@ class PlaybookPlugin(FeaturePlugin):
         playbooks = await self.service.visible(team_id, command.user_id, vouched=command.vouches_for_team(team_id))
         if not playbooks:
             return CommandReply(text="You are not a member of any playbook in this team yet. Create one with "
-                                     "`/incident playbook create` (see `/incident playbook templates`), or ask a "
-                                     "teammate to add you with `/incident playbook members \"<title>\" add @you`.")
+                                     f"`{self.command('playbook create')}` (see `{self.command('playbook templates')}`), "
+                                     "or ask a teammate to add you with "
+                                     "`" + self.command('playbook members "<title>" add @you') + "`.")
         rows = ["#### Playbooks you can use in this team", "",
                 "| Playbook | Stages | Steps | Incident channels | Members |", "|:--|--:|--:|:--|--:|"]
         for playbook in playbooks:
             rows.append(f"| {neutralize(playbook.title)} | {len(playbook.stages)} | {playbook.step_count} | "
                         f"{'public' if playbook.create_public_channel else 'private'} | {len(playbook.member_ids)} |")
-        rows += ["", "Details: `/incident playbook show <title>` · new: `/incident playbook create`"]
+        rows += ["", f"Details: `{self.command('playbook show <title>')}` · new: `{self.command('playbook create')}`"]
         return CommandReply(text="\n".join(rows))
 
     async def _show(self, command: SlashCommand, team_id: str, words: list[str]) -> CommandReply:
         playbook = await self.service.find(team_id, command.user_id, " ".join(words),
                                           vouched=command.vouches_for_team(team_id))
-        return CommandReply(text=await self.render(playbook), attachments=[{
-            "fallback": "Playbook actions", "actions": self._buttons(playbook, team_id, command.channel_id)}])
+        return CommandReply(text=await self.render(playbook),
+                            attachments=[self._actions(playbook, team_id, command.channel_id)])
 
     async def _templates(self, command: SlashCommand, team_id: str, words: list[str]) -> CommandReply:
         lines = ["#### Playbook templates", "", "| Template | Stages | Steps | Channels | About |",
@@ -247,14 +251,14 @@ class PlaybookPlugin(FeaturePlugin):
         for template in TEMPLATES:
             lines.append(f"| **{template.title}** (`{template.key}`) | {len(template.stages)} | {template.step_count} "
                          f"| {'public' if template.create_public_channel else 'private'} | {template.summary} |")
-        lines += ["", 'Create one: `/incident playbook create service-outage "Payments outage"`']
+        lines += ["", "Create one: `" + self.command('playbook create service-outage "Payments outage"') + "`"]
         return CommandReply(text="\n".join(lines))
 
     # Create ----------------------------------------------------------------------------------
 
     def _create_dialog(self, team_id: str, user_id: str, channel_id: str, template: Template, title: str) -> dict:
-        state = self.ctx.signer.dialog_state(Dialog.PLAYBOOK_CREATE, user_id, channel_id, {"t": team_id})
-        elements = [
+        state = self.ctx.signer.dialog_state(p.CreatePlaybookDialog(team_id=team_id), user_id, channel_id)
+        elements = (
             dialogs.select("template", "Template", [(f"{t.title}: {t.summary}", t.key) for t in TEMPLATES],
                            default=template.key, help_text="The stages and steps to start from; edit them later."),
             dialogs.text("title", "Title", default=title, min_length=limits.PLAYBOOK_TITLE_MIN,
@@ -266,10 +270,10 @@ class PlaybookPlugin(FeaturePlugin):
                                                             ("Private: members are added", "private")],
                            optional=True, help_text="Leave empty for the template's choice "
                                                     "(Security Incident: private; the others: public)."),
-        ]
-        return dialogs.dialog(Dialog.PLAYBOOK_CREATE, "Create playbook", state, elements, submit_label="Create",
-                              introduction="You become the playbook's first member; share it with "
-                                           "`/incident playbook members`.")
+        )
+        return ui.DialogForm(Dialog.PLAYBOOK_CREATE, "Create playbook", state, elements, submit_label="Create",
+                             introduction="You become the playbook's first member; share it with "
+                                          f"`{self.command('playbook members')}`.").to_json()
 
     async def _create(self, command: SlashCommand, team_id: str, words: list[str]) -> CommandReply:
         await self.service.require_team(team_id, command.user_id, vouched=command.vouches_for_team(team_id))
@@ -281,42 +285,40 @@ class PlaybookPlugin(FeaturePlugin):
                 playbook = await self.service.create(team_id, command.user_id, title=title,
                                                      template=template or DEFAULT_TEMPLATE)
                 return CommandReply(text=self._created_text(playbook, template or DEFAULT_TEMPLATE))
-            return self._dialog_button("Create a playbook", Action.PLAYBOOK_CREATE, command.channel_id,
-                                       {"t": team_id, "k": (template or DEFAULT_TEMPLATE).key})
+            return self._dialog_button("Create a playbook", command.channel_id,
+                                       p.CreatePlaybook(team_id=team_id, template=(template or DEFAULT_TEMPLATE).key))
         await self.ctx.client.open_dialog(command.trigger_id, self.ctx.dialog_url, self._create_dialog(
             team_id, command.user_id, command.channel_id, template or DEFAULT_TEMPLATE, title))
         return CommandReply()
 
-    def _dialog_button(self, label: str, action: Action, channel_id: str, args: dict[str, Any]) -> CommandReply:
+    def _dialog_button(self, label: str, channel_id: str, payload: p.ActionPayload) -> CommandReply:
         """Direct messages carry no trigger id, so dialogs open from a button instead."""
-        button = {"id": action.value, "name": label, "type": "button", "style": "primary",
-                  "integration": {"url": self.ctx.action_url,
-                                  "context": self.ctx.signer.action_context(action, channel_id, args)}}
-        return CommandReply(text="Click to open the dialog:", attachments=[{"fallback": label, "actions": [button]}])
+        button = ui.Button(payload.action.value, label, payload, "primary")
+        return CommandReply(text="Click to open the dialog:",
+                            attachments=[self._attachment(ui.Attachment(fallback=label, actions=(button,)), channel_id)])
 
     @on_action(Action.PLAYBOOK_CREATE)
-    async def on_create_clicked(self, callback: ActionCallback) -> ActionReply:
-        team_id = str(callback.args.get("t", ""))
+    async def on_create_clicked(self, callback: ActionCallback, button: p.CreatePlaybook) -> ActionReply:
+        team_id = button.team_id
         # The dialog shows only templates; whether the user may create in the team is checked on
         # submission (PlaybookService.create), so the dialog opens within the trigger id's life.
-        template = find_template(str(callback.args.get("k", ""))) or DEFAULT_TEMPLATE
+        template = find_template(button.template) or DEFAULT_TEMPLATE
         await self.ctx.client.open_dialog(callback.trigger_id, self.ctx.dialog_url, self._create_dialog(
             team_id, callback.user_id, callback.channel_id, template, ""))
         return ActionReply()
 
-    @staticmethod
-    def _created_text(playbook: Playbook, template: Template) -> str:
+    def _created_text(self, playbook: Playbook, template: Template) -> str:
         quoted = playbook.title.replace('"', "")
-        edit = inline_code(f'/incident playbook edit "{quoted}"')
-        share = inline_code(f'/incident playbook members "{quoted}" add @someone')
+        edit = inline_code(self.command(f'playbook edit "{quoted}"'))
+        share = inline_code(self.command(f'playbook members "{quoted}" add @someone'))
         return (f"Created playbook **{neutralize(playbook.title)}** from the {template.title} template: "
                 f"{len(playbook.stages)} stages, {playbook.step_count} steps, "
                 f"{'public' if playbook.create_public_channel else 'private'} incident channels. You are its only "
                 f"member.\nNext: {edit} to change it, {share} to share it, "
-                "`/incident start` to use it.")
+                f"`{self.command('start')}` to use it.")
 
     @on_dialog(Dialog.PLAYBOOK_CREATE)
-    async def on_create_submitted(self, form: DialogSubmission) -> DialogReply:
+    async def on_create_submitted(self, form: DialogSubmission, dialog: p.CreatePlaybookDialog) -> DialogReply:
         if form.cancelled:
             return DialogReply()
         values = form.submission
@@ -338,10 +340,10 @@ class PlaybookPlugin(FeaturePlugin):
         assert template is not None and isinstance(title, str)
         try:
             playbook = await self.service.create(
-                str(form.args.get("t", "")), form.user_id, title=title, template=template,
+                dialog.team_id, form.user_id, title=title, template=template,
                 description=description or None, public=None if not channel else channel == "public")
         except (ValidationError, Conflict) as error:
-            return _field_error(error, ("title", "description"))
+            return _field_error(error, ("title", "description"), self.error_text(error))
         await self._tell(form, self._created_text(playbook, template))
         return DialogReply()
 
@@ -361,8 +363,8 @@ class PlaybookPlugin(FeaturePlugin):
         if operation:
             return await self._edit_outline(command, team_id, playbook, operation)
         if command.via_dm or not command.trigger_id:
-            return self._dialog_button(f"Edit {playbook.title}"[:60], Action.PLAYBOOK_EDIT, command.channel_id,
-                                       {"t": team_id, "p": playbook.id})
+            return self._dialog_button(f"Edit {playbook.title}"[:60], command.channel_id,
+                                       p.EditPlaybook(team_id=team_id, playbook_id=playbook.id))
         await self._open_edit_dialog(command.trigger_id, command.user_id, command.channel_id, team_id, playbook)
         return CommandReply()
 
@@ -370,9 +372,10 @@ class PlaybookPlugin(FeaturePlugin):
                                 playbook: Playbook) -> None:
         spec = await self.service.spec(playbook)
         outline = pyaml.dump_stages(spec.stages)
-        state = self.ctx.signer.dialog_state(Dialog.PLAYBOOK_EDIT, user_id, channel_id,
-                                             {"t": team_id, "p": playbook.id, "v": playbook.version})
-        elements = [dialogs.text("title", "Title", default=playbook.title, min_length=limits.PLAYBOOK_TITLE_MIN,
+        state = self.ctx.signer.dialog_state(
+            p.EditPlaybookDialog(team_id=team_id, playbook_id=playbook.id, version=playbook.version),
+            user_id, channel_id)
+        elements: list[ui.Element] = [dialogs.text("title", "Title", default=playbook.title, min_length=limits.PLAYBOOK_TITLE_MIN,
                                  max_length=limits.PLAYBOOK_TITLE_MAX)]
         notes = []
         if len(playbook.description) <= TEXTAREA_MAX:
@@ -380,9 +383,9 @@ class PlaybookPlugin(FeaturePlugin):
                                          textarea=True, max_length=TEXTAREA_MAX))
         else:
             notes.append("the description")
-        elements.append({"display_name": "Incident channels", "name": "channel", "type": "radio",
-                         "options": [{"text": "Public", "value": "public"}, {"text": "Private", "value": "private"}],
-                         "default": "public" if playbook.create_public_channel else "private"})
+        elements.append(ui.Radio("channel", "Incident channels",
+                                 options=(ui.Option("Public", "public"), ui.Option("Private", "private")),
+                                 default="public" if playbook.create_public_channel else "private"))
         if len(outline) <= TEXTAREA_MAX:
             elements.append(dialogs.text(
                 "stages", "Stages and steps", default=outline, textarea=True, max_length=TEXTAREA_MAX,
@@ -393,20 +396,21 @@ class PlaybookPlugin(FeaturePlugin):
         intro = "Edit the playbook. Incidents already started keep their own checklists."
         if notes:
             intro += (f" {' and '.join(notes).capitalize()} are too long for this dialog: edit them with "
-                      "`/incident playbook edit \"<title>\" step ...` or export, edit and import the YAML file.")
-        body = dialogs.dialog(Dialog.PLAYBOOK_EDIT, "Edit playbook", state, elements, submit_label="Save",
-                              introduction=intro)
-        await self.ctx.client.open_dialog(trigger_id, self.ctx.dialog_url, body)
+                      "`" + self.command('playbook edit "<title>" step ...') + "` or export, edit and import the "
+                      "YAML file.")
+        body = ui.DialogForm(Dialog.PLAYBOOK_EDIT, "Edit playbook", state, tuple(elements), submit_label="Save",
+                             introduction=intro)
+        await self.ctx.client.open_dialog(trigger_id, self.ctx.dialog_url, body.to_json())
 
     @on_action(Action.PLAYBOOK_EDIT)
-    async def on_edit_clicked(self, callback: ActionCallback) -> ActionReply:
-        team_id = str(callback.args.get("t", ""))
-        playbook = await self.service.get(team_id, callback.user_id, str(callback.args.get("p", "")))
+    async def on_edit_clicked(self, callback: ActionCallback, button: p.EditPlaybook) -> ActionReply:
+        team_id = button.team_id
+        playbook = await self.service.get(team_id, callback.user_id, button.playbook_id)
         await self._open_edit_dialog(callback.trigger_id, callback.user_id, callback.channel_id, team_id, playbook)
         return ActionReply()
 
     @on_dialog(Dialog.PLAYBOOK_EDIT)
-    async def on_edit_submitted(self, form: DialogSubmission) -> DialogReply:
+    async def on_edit_submitted(self, form: DialogSubmission, dialog: p.EditPlaybookDialog) -> DialogReply:
         if form.cancelled:
             return DialogReply()
         values = form.submission
@@ -424,22 +428,23 @@ class PlaybookPlugin(FeaturePlugin):
             try:
                 stages = await pyaml.read_stages(outline if isinstance(outline, str) else "", EDIT_DIALOG_STAGES)
             except PlaybookFormatError as error:
-                errors["stages"] = str(error)
+                errors["stages"] = self.error_text(error)
         if errors:
             return DialogReply(errors=errors)
         try:
             playbook = await self.service.update(
-                str(form.args.get("t", "")), form.user_id, str(form.args.get("p", "")),
-                expected_version=int(form.args.get("v", 0)), title=title,
+                dialog.team_id, form.user_id, dialog.playbook_id,
+                expected_version=dialog.version, title=title,
                 description=(description or "") if "description" in values else None,
                 public=channel == "public", stages=stages)
         except PlaybookFormatError as error:  # an assignee who does not exist, at its line
-            return DialogReply(errors={"stages": str(error)})
+            return DialogReply(errors={"stages": self.error_text(error)})
         except ValidationError as error:
-            return _field_error(error, [name for name in ("title", "description", "stages") if name in values])
+            return _field_error(error, [name for name in ("title", "description", "stages") if name in values],
+                                self.error_text(error))
         except Conflict as error:
             if error.field == "title":  # the title is taken; another Conflict (a newer version) is answered as usual
-                return _field_error(error, ("title",))
+                return _field_error(error, ("title",), self.error_text(error))
             raise
         await self._tell(form, f"Saved playbook **{neutralize(playbook.title)}**: {len(playbook.stages)} stages, "
                                f"{playbook.step_count} steps. Incidents already started are unchanged.")
@@ -461,42 +466,43 @@ class PlaybookPlugin(FeaturePlugin):
                 person = await self.service.team_person(team_id, match.group(1))
                 edit = outline.OutlineEdit.of(edit.kind, edit.verb, edit.args, assignee_id=person)
         updated, change = await self.service.edit_outline(team_id, command.user_id, playbook.id, edit)
-        show = inline_code('/incident playbook show "{}"'.format(updated.title.replace('"', "")))
+        show = inline_code(self.command('playbook show "{}"'.format(updated.title.replace('"', ""))))
         return CommandReply(text=f"Playbook **{neutralize(updated.title)}**: {_done_text(change)} See it with {show}.")
 
     # Delete -----------------------------------------------------------------------------------
 
     async def _open_delete_dialog(self, trigger_id: str, user_id: str, channel_id: str, team_id: str,
                                   playbook: Playbook) -> None:
-        state = self.ctx.signer.dialog_state(Dialog.PLAYBOOK_DELETE, user_id, channel_id,
-                                             {"t": team_id, "p": playbook.id, "v": playbook.version})
+        state = self.ctx.signer.dialog_state(
+            p.DeletePlaybookDialog(team_id=team_id, playbook_id=playbook.id, version=playbook.version),
+            user_id, channel_id)
         intro = (f"Delete the playbook **{neutralize(playbook.title)}** for everyone? This cannot be undone. "
                  "Incidents already started from it keep their checklists. Export it first to keep a copy.")
-        await self.ctx.client.open_dialog(trigger_id, self.ctx.dialog_url, dialogs.dialog(
-            Dialog.PLAYBOOK_DELETE, "Delete playbook", state, [], submit_label="Delete", introduction=intro))
+        await self.ctx.client.open_dialog(trigger_id, self.ctx.dialog_url, ui.DialogForm(
+            Dialog.PLAYBOOK_DELETE, "Delete playbook", state, (), submit_label="Delete", introduction=intro).to_json())
 
     async def _delete(self, command: SlashCommand, team_id: str, words: list[str]) -> CommandReply:
         playbook = await self.service.find(team_id, command.user_id, " ".join(words),
                                           vouched=command.vouches_for_team(team_id))
         if command.via_dm or not command.trigger_id:
-            return self._dialog_button(f"Delete {playbook.title}"[:60], Action.PLAYBOOK_DELETE, command.channel_id,
-                                       {"t": team_id, "p": playbook.id})
+            return self._dialog_button(f"Delete {playbook.title}"[:60], command.channel_id,
+                                       p.DeletePlaybook(team_id=team_id, playbook_id=playbook.id))
         await self._open_delete_dialog(command.trigger_id, command.user_id, command.channel_id, team_id, playbook)
         return CommandReply()
 
     @on_action(Action.PLAYBOOK_DELETE)
-    async def on_delete_clicked(self, callback: ActionCallback) -> ActionReply:
-        team_id = str(callback.args.get("t", ""))
-        playbook = await self.service.get(team_id, callback.user_id, str(callback.args.get("p", "")))
+    async def on_delete_clicked(self, callback: ActionCallback, button: p.DeletePlaybook) -> ActionReply:
+        team_id = button.team_id
+        playbook = await self.service.get(team_id, callback.user_id, button.playbook_id)
         await self._open_delete_dialog(callback.trigger_id, callback.user_id, callback.channel_id, team_id, playbook)
         return ActionReply()
 
     @on_dialog(Dialog.PLAYBOOK_DELETE)
-    async def on_delete_submitted(self, form: DialogSubmission) -> DialogReply:
+    async def on_delete_submitted(self, form: DialogSubmission, dialog: p.DeletePlaybookDialog) -> DialogReply:
         if form.cancelled:
             return DialogReply()
-        playbook = await self.service.delete(str(form.args.get("t", "")), form.user_id, str(form.args.get("p", "")),
-                                             expected_version=int(form.args.get("v", 0)))
+        playbook = await self.service.delete(dialog.team_id, form.user_id, dialog.playbook_id,
+                                             expected_version=dialog.version)
         await self._tell(form, f"Deleted playbook **{neutralize(playbook.title)}**. Incidents started from it are "
                                "unchanged.")
         return DialogReply()
@@ -519,7 +525,7 @@ class PlaybookPlugin(FeaturePlugin):
                 operation, names, words = words[tail - 1].lower(), words[tail:], words[: tail - 1]
             reference = " ".join(words)
         if operation and not names:
-            raise ValidationError(f"Say whom to {operation}: `/incident playbook members \"<title>\" {operation} "
+            raise ValidationError(f"Say whom to {operation}: `{COMMAND}playbook members \"<title>\" {operation} "
                                   "@user`.")
         playbook = await self.service.find(team_id, command.user_id, reference,
                                           vouched=command.vouches_for_team(team_id))
@@ -549,9 +555,8 @@ class PlaybookPlugin(FeaturePlugin):
                 "Send it back to me after editing to update the playbook.")
 
     @on_action(Action.PLAYBOOK_EXPORT)
-    async def on_export_clicked(self, callback: ActionCallback) -> ActionReply:
-        playbook = await self.service.get(str(callback.args.get("t", "")), callback.user_id,
-                                          str(callback.args.get("p", "")))
+    async def on_export_clicked(self, callback: ActionCallback, button: p.ExportPlaybook) -> ActionReply:
+        playbook = await self.service.get(button.team_id, callback.user_id, button.playbook_id)
         dm = await self.ctx.client.direct_channel_with(callback.user_id)
         return ActionReply(ephemeral_text=await self._send_export(callback.user_id, playbook,
                                                                   via_dm=dm.id == callback.channel_id))
@@ -565,17 +570,17 @@ class PlaybookPlugin(FeaturePlugin):
             return CommandReply(text="Attach the playbook's .yaml file to a message to me (the message text can be "
                                      "empty or `playbook import`). Export one with `playbook export <title>` to see "
                                      "the format.")
-        state = self.ctx.signer.dialog_state(Dialog.PLAYBOOK_IMPORT, command.user_id, command.channel_id,
-                                             {"t": team_id})
-        body = dialogs.dialog(Dialog.PLAYBOOK_IMPORT, "Import playbook", state, [
+        state = self.ctx.signer.dialog_state(p.ImportPlaybookDialog(team_id=team_id), command.user_id,
+                                             command.channel_id)
+        body = ui.DialogForm(Dialog.PLAYBOOK_IMPORT, "Import playbook", state, (
             dialogs.text("yaml", "Playbook YAML", textarea=True, max_length=TEXTAREA_MAX,
                          placeholder="title: Payments outage\nstages:\n  - title: Triage\n    steps:\n"
                                      "      - Acknowledge the alert",
                          help_text="The format of exported playbooks. Longer files: send the file to me in a "
                                    "direct message."),
-        ], submit_label="Import", introduction="A playbook with the same title is replaced (if you are its member); "
+        ), submit_label="Import", introduction="A playbook with the same title is replaced (if you are its member); "
                                                "otherwise a new one is created. Nothing is saved if anything is wrong.")
-        await self.ctx.client.open_dialog(command.trigger_id, self.ctx.dialog_url, body)
+        await self.ctx.client.open_dialog(command.trigger_id, self.ctx.dialog_url, body.to_json())
         return CommandReply()
 
     async def _imported(self, team_id: str, user_id: str, text: str,
@@ -588,17 +593,17 @@ class PlaybookPlugin(FeaturePlugin):
                 f"{'s' if len(playbook.member_ids) != 1 else ''}.")
 
     @on_dialog(Dialog.PLAYBOOK_IMPORT)
-    async def on_import_submitted(self, form: DialogSubmission) -> DialogReply:
+    async def on_import_submitted(self, form: DialogSubmission, dialog: p.ImportPlaybookDialog) -> DialogReply:
         if form.cancelled:
             return DialogReply()
         text = form.submission.get("yaml")
         try:
-            message = await self._imported(str(form.args.get("t", "")), form.user_id,
+            message = await self._imported(dialog.team_id, form.user_id,
                                            text if isinstance(text, str) else "", IMPORT_DIALOG_YAML)
         except (PlaybookFormatError, Conflict) as error:
-            return DialogReply(errors={"yaml": str(error)})
+            return DialogReply(errors={"yaml": self.error_text(error)})
         except DomainError as error:
-            return DialogReply(errors={"yaml": user_message(error)})
+            return DialogReply(errors={"yaml": self.error_text(error)})
         await self._tell(form, message)
         return DialogReply()
 

@@ -49,11 +49,12 @@ from domain import (
     ValidationError,
     permissions,
 )
+from domain.errors import COMMAND
 from gateway.cards import format_time
 from gateway.directory import Directory
 from gateway.errors import MattermostError, user_message
 from gateway.export import UsernameCache, channel_pages, write_channel_csv
-from gateway.messages import neutralize
+from gateway.messages import command, neutralize
 from services.context import BotContext
 
 log = logging.getLogger(__name__)
@@ -70,10 +71,10 @@ _CHANNEL_NAME_TTL_S = 60.0
 EXPORT_REPLY_WAIT_S = 3.0
 _EXPORTS_AT_ONCE = 2
 
-NOT_VISIBLE = ("No incident {what} that you can see. Type /incident list to see the incidents you can view, "
+NOT_VISIBLE = ("No incident {what} that you can see. Type " + COMMAND + "list to see the incidents you can view, "
                "then use its name in quotes or its ~channel.")
-NOT_HERE = ("This channel is not an incident channel. Name the incident: /incident {verb} \"Database down\" or "
-            "/incident {verb} ~channel-name (type /incident list to find it).")
+NOT_HERE = ("This channel is not an incident channel. Name the incident: " + COMMAND + "{verb} \"Database down\" or "
+            + COMMAND + "{verb} ~channel-name (type " + COMMAND + "list to find it).")
 NO_TEAM = ("I cannot tell which team you mean here. Type the command in a channel of the team instead.")
 
 
@@ -145,7 +146,7 @@ class ExportResult:
 
 
 _SAFE_NOTE = ("Cells a spreadsheet would run as a formula (starting with = + - @, a tab or a carriage return) "
-              "start with ' so they show as text; `/incident export --raw` leaves them as posted.")
+              "start with ' so they show as text; `{export_raw}` leaves them as posted.")
 _RAW_NOTE = ("Raw: every cell is exactly as posted, so a cell starting with = + - or @ is a formula to a "
              "spreadsheet; open it only in a text editor or a tool that does not run formulas.")
 
@@ -344,7 +345,7 @@ class HistoryService:
         if len(matches) == 1:
             return matches[0]
         if not matches:
-            raise NotFound(f'No playbook called "{neutralize(name)}" among yours. Type /incident playbook list '
+            raise NotFound(f'No playbook called "{neutralize(name)}" among yours. Type {COMMAND}playbook list '
                            "to see their titles.")
         titles = ", ".join(f'"{neutralize(p.title)}"' for p in matches[:5])
         raise ValidationError(f'"{neutralize(name)}" matches several playbooks ({titles}); give the full title.')
@@ -409,9 +410,9 @@ class HistoryService:
             lines.append(f"- **{neutralize(incident.name)}**{where} · {status} · "
                          f"started {format_time(incident.created_at)}")
         if len(incidents) > _MATCHES_SHOWN:
-            lines.append(f"- and {len(incidents) - _MATCHES_SHOWN} more (see /incident list --search)")
+            lines.append(f"- and {len(incidents) - _MATCHES_SHOWN} more (see {COMMAND}list --search)")
         example = next((channels[i.channel_id] for i in incidents if channels.get(i.channel_id)), "channel-name")
-        lines.append(f"Say which one with its channel, e.g. `/incident {verb} ~{example}`.")
+        lines.append(f"Say which one with its channel, e.g. `{COMMAND}{verb} ~{example}`.")
         return "\n".join(lines)
 
     async def _by_channel_name(self, team_id: str, name: str) -> Incident | None:
@@ -527,7 +528,7 @@ class HistoryService:
             try:
                 dm = await self.client.direct_channel_with(user_id)
                 await self.client.create_post(dm.id, f"The export of **{neutralize(incident.name)}** failed: "
-                                                     f"{user_message(error)}")
+                                                     f"{user_message(error, self.ctx.settings.command_trigger)}")
             except MattermostError:
                 log.exception("could not tell %s that the export failed", user_id)
 
@@ -548,7 +549,8 @@ class HistoryService:
                                            "to it, then export again.") from error
                     raise
                 info = await self.client.upload_file_stream(dm.id, filename, out)
-            note = _RAW_NOTE if raw else _SAFE_NOTE
+            note = _RAW_NOTE if raw else _SAFE_NOTE.format(
+                export_raw=command(self.ctx.settings.command_trigger, "export --raw"))
             await self.client.create_post(
                 dm.id, f"Export of **{neutralize(incident.name)}** (~{channel_name}): {count} posts, oldest "
                        f"first, system messages included, attachments left out. {note}", file_ids=[info.id])

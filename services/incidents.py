@@ -35,6 +35,7 @@ from domain import (
     validation,
 )
 from domain import incidents as ops
+from domain.errors import COMMAND
 from domain.freshness import StaleCard, require_fresh
 from domain.models import EventKind
 from gateway.cards import (
@@ -57,7 +58,7 @@ from services.context import BotContext
 log = logging.getLogger(__name__)
 
 NOT_AN_INCIDENT_CHANNEL = ("This channel is not an incident channel. Run this command in the channel of the "
-                           "incident, or type /incident list to find it.")
+                           f"incident, or type {COMMAND}list to find it.")
 _CHANNEL_NAME_MAX = 64
 _SUFFIX_LEN = 4
 _SUFFIX_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
@@ -457,7 +458,7 @@ class IncidentService:
             try:
                 outcomes[name] = await self._announce_in(incident.team_id, name, user_id, message)
             except MattermostError as error:
-                outcomes[name] = user_message(error)
+                outcomes[name] = user_message(error, self.ctx.settings.command_trigger)
         return outcomes
 
     def _refusal_text(self, refusal: permissions.AnnounceRefusal) -> str:
@@ -804,7 +805,7 @@ class IncidentService:
         try:
             return await self.store.mutate_incident(incident.id, checked)
         except StaleCard:
-            await self._show_current_card(incident)
+            await self.show_current_card(incident)
             raise
 
     async def _require_fresh_step(self, incident: Incident, mark: str, target: StepTarget) -> None:
@@ -814,7 +815,7 @@ class IncidentService:
         try:
             require_fresh(current, mark, step=target, what="run")
         except StaleCard:
-            await self._show_current_card(incident)
+            await self.show_current_card(incident)
             raise
 
     async def require_drawn(self, incident: Incident, mark: str) -> None:
@@ -822,10 +823,10 @@ class IncidentService:
         try:
             require_fresh(incident, mark)
         except StaleCard:
-            await self._show_current_card(incident)
+            await self.show_current_card(incident)
             raise
 
-    async def _show_current_card(self, incident: Incident) -> None:
+    async def show_current_card(self, incident: Incident) -> None:
         """Whoever clicked sees an old card: show them the current one. Normally it is already, or
         is being redrawn right now after the change that made the click stale (then nothing to do)."""
         if self.cards.busy(incident.id):
@@ -1022,7 +1023,7 @@ class IncidentService:
         try:
             reply = await self.commands.command(typed)
         except Exception as error:  # the same words the user would get typing it
-            return _OwnRun(refusal=user_message(error))
+            return _OwnRun(refusal=user_message(error, self.ctx.settings.command_trigger))
         finally:
             _RUNNING_STEP.reset(running)
         return _OwnRun(reply=reply)

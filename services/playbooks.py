@@ -22,13 +22,13 @@ from dataclasses import dataclass
 
 from domain import Actor, NotFound, Playbook, ValidationError, outline, permissions, step_commands
 from domain import playbooks as ops
-from domain.errors import Conflict
+from domain.errors import COMMAND, Conflict
 from domain.playbooks import StageDraft, StepDraft
 from domain.templates import Template
 from gateway import playbook_yaml as pyaml
 from gateway.directory import Directory
 from gateway.errors import MattermostError
-from gateway.messages import neutralize
+from gateway.messages import command, neutralize, with_trigger
 from gateway.models import Post, User
 from gateway.playbook_yaml import (
     PlaybookFormatError,
@@ -121,7 +121,7 @@ class PlaybookService:
         wanted = title_key(reference)
         if not wanted:
             raise ValidationError("Say which playbook: type its title, for example "
-                                  '`/incident playbook show "Incident Response"`.')
+                                  f'`{COMMAND}playbook show "Incident Response"`.')
         playbooks = await self.visible(team_id, user_id, vouched=vouched)
         for playbook in playbooks:
             if playbook.id == reference.strip():
@@ -134,7 +134,7 @@ class PlaybookService:
         titles = ", ".join(f'"{neutralize(p.title)}"' for p in playbooks[:15])
         more = f" Yours: {titles}." if titles else " You are not a member of any playbook in this team yet."
         raise NotFound(f'No playbook titled "{neutralize(reference.strip()[:64])}" that you can use.{more} '
-                       "Type /incident playbook list to see them.")
+                       f"Type {COMMAND}playbook list to see them.")
 
     # Names <-> ids ---------------------------------------------------------------------------
 
@@ -206,7 +206,7 @@ class PlaybookService:
             team_id=team_id, title=title, created_by=user_id, now=now_ms(),
             description=template.description if description is None else description,
             create_public_channel=template.create_public_channel if public is None else public,
-            stages=template.stages)
+            stages=_with_trigger(template.stages, self.ctx.settings.command_trigger))
         self._check_step_commands(playbook)
         async with self.store.transaction():
             await self._require_free_title(team_id, user_id, playbook.title)
@@ -327,7 +327,7 @@ class PlaybookService:
 
     async def export_text(self, playbook: Playbook) -> tuple[str, str]:
         """(file name, YAML text) of a playbook the caller already may use."""
-        return file_name_for(playbook.title), pyaml.dump(await self.spec(playbook))
+        return file_name_for(playbook.title), pyaml.dump(await self.spec(playbook), self.ctx.settings.command_trigger)
 
     async def send_export(self, user_id: str, playbook: Playbook) -> Post:
         """Upload the YAML file to the user's direct channel with the bot; returns the post."""
@@ -336,7 +336,8 @@ class PlaybookService:
         info = await self.ctx.client.upload_file(dm.id, name, text.encode("utf-8"), "application/x-yaml")
         return await self.ctx.client.create_post(
             dm.id, f"Playbook **{neutralize(playbook.title)}** as YAML. Edit it and send it back to me "
-                   "(or use `/incident playbook import`) to update the playbook.", file_ids=[info.id])
+                   f"(or use `{command(self.ctx.settings.command_trigger, 'playbook import')}`) to update the "
+                   "playbook.", file_ids=[info.id])
 
     async def import_text(self, team_id: str, user_id: str, text: str,
                           limit: pyaml.SizeLimit = pyaml.ANY_SIZE) -> ImportResult:
@@ -394,7 +395,7 @@ class PlaybookService:
         yaml_files = [i for i in infos if i.extension.lower() in YAML_EXTENSIONS]
         if not yaml_files:
             raise ValidationError("Attach the playbook as a .yaml (or .yml) file. Export one with "
-                                  "`/incident playbook export <title>` to see the format.")
+                                  f"`{COMMAND}playbook export <title>` to see the format.")
         if len(yaml_files) > 1:
             raise ValidationError("Send one playbook file per message, so that each is imported on its own.")
         info = yaml_files[0]
@@ -410,11 +411,18 @@ class PlaybookService:
             raise ValidationError("The file is not UTF-8 text; save it as UTF-8 and send it again.") from None
 
 
+def _with_trigger(stages: Sequence[StageDraft], trigger: str) -> tuple[StageDraft, ...]:
+    """A template's stages with its steps' own commands (``COMMAND announce ...``) written for ``trigger``."""
+    return tuple(stage.model_copy(update={"steps": tuple(
+        step.model_copy(update={"command": with_trigger(step.command, trigger)}) for step in stage.steps)})
+        for stage in stages)
+
+
 def _several_titled(playbooks: Sequence[Playbook]) -> str:
     """Two playbooks someone can use may share a title (one was shared with them later): ask for the id."""
     ids = ", ".join(f"`{p.id}`" for p in playbooks)
     return (f'Several playbooks you can use are titled "{neutralize(playbooks[0].title)}" (ids {ids}); name one '
-            f"by its id, for example `/incident playbook show {playbooks[0].id}`.")
+            f"by its id, for example `{COMMAND}playbook show {playbooks[0].id}`.")
 
 
 __all__ = ["MAX_FILE_BYTES", "ImportResult", "PlaybookService", "file_name_for", "title_key"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from domain import checklist, incidents, limits
-from domain.errors import InvalidState, NotFound, ValidationError
+from domain.errors import COMMAND, InvalidState, NotFound, ValidationError
 from domain.models import EventKind, StepRef, StepState
 
 from .helpers import T0, incident
@@ -120,7 +120,7 @@ def test_move_within_and_across_stages():
 
 def test_ended_incidents_are_read_only():
     ended, _ = incidents.end_incident(incident(), "bob", T0 + 10)
-    message = "This incident has ended. Type /incident restart to reopen it."
+    message = f"This incident has ended. Type {COMMAND}restart to reopen it."  # COMMAND: /<trigger> when shown
     operations = [
         lambda i: checklist.check_step(i, StepRef(0, 0), "bob", T0),
         lambda i: checklist.uncheck_step(i, StepRef(0, 0), "bob", T0),

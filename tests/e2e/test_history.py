@@ -18,6 +18,7 @@ import yaml
 from domain import incidents as ops
 from domain.playbooks import StageDraft, StepDraft, new_playbook
 from gateway.export import CSV_COLUMNS, CSV_ENCODING
+from gateway.messages import with_trigger
 from plugins.history import NOT_YOUR_LIST, ListView
 from sandbox import Sandbox, SandboxConfig
 from services.history import ListFilters
@@ -307,7 +308,8 @@ async def test_only_the_owner_turns_the_pages_of_a_list(sandbox, bot, world):
     assert names_in(before) == ["Public two", "Public one"]   # dave's page 2: none of the private ones
     # alice, a system admin, can see dave's DM and click, but the bot refuses and leaves the post alone.
     refused = await alice.click(listed["id"], "◀ Previous")
-    assert refused.status == 200 and refused.ephemeral == [NOT_YOUR_LIST] and refused.post is None
+    assert refused.status == 200 and refused.ephemeral == [with_trigger(NOT_YOUR_LIST, "incident")]
+    assert refused.post is None
     assert sandbox.world.posts[listed["id"]]["message"] == before
     # dave's own click works; replaying exactly that callback is refused by the bot.
     turned = await dave.click(listed["id"], "◀ Previous")
@@ -321,12 +323,12 @@ async def test_only_the_owner_turns_the_pages_of_a_list(sandbox, bot, world):
     # A button signed for alice's list, delivered to dave: refused, and nothing is posted for him.
     plugin = bot.registry.commands["list"].__self__
     town_square = sandbox.channel("acme", "town-square")["id"]
-    alices = plugin._page_button("Next", ListView(alice.id, sandbox.team("acme")["id"], town_square, ListFilters(),
-                                                  on_ephemeral=True), 1)
+    alices_view = ListView(alice.id, sandbox.team("acme")["id"], town_square, ListFilters(), on_ephemeral=True)
+    [alices] = plugin._pages(alices_view, [plugin._page_button("Next", alices_view, 1)])
     sandbox.world.send_ephemeral(target_user_id=dave.id, channel_id=town_square, message="x",
-                                 author_id=sandbox.user_id("incident"), props={"attachments": [{"actions": [alices]}]})
+                                 author_id=sandbox.user_id("incident"), props={"attachments": [alices]})
     forged = await dave.click(last_ephemeral(dave)["id"], "Next")
-    assert forged.status == 200 and forged.ephemeral == [NOT_YOUR_LIST]
+    assert forged.status == 200 and forged.ephemeral == [with_trigger(NOT_YOUR_LIST, "incident")]
     assert len(await dm_lists(sandbox, "dave")) == 1
 
 
@@ -403,9 +405,9 @@ async def test_page_button_shows_what_the_clicker_may_see(sandbox, bot, world):
     channel_id = sandbox.channel("acme", "town-square")["id"]
     dave = sandbox.user("dave")
     view = ListView(dave.id, sandbox.team("acme")["id"], channel_id, ListFilters(), on_ephemeral=True)
-    button = plugin._page_button("Next", view, 0)
+    [attachment] = plugin._pages(view, [plugin._page_button("Next", view, 0)])
     sandbox.world.send_ephemeral(target_user_id=dave.id, channel_id=channel_id, message="x",
-                                 author_id=sandbox.user_id("incident"), props={"attachments": [{"actions": [button]}]})
+                                 author_id=sandbox.user_id("incident"), props={"attachments": [attachment]})
     assert (await dave.click(last_ephemeral(dave)["id"], "Next")).status == 200
     [listed] = await dm_lists(sandbox, "dave")
     assert names_in(listed["message"]) == ["Public two", "Public one"]

@@ -114,14 +114,16 @@ async def test_different_buttons_of_one_card_clicked_at_once_all_succeed(sandbox
 
 async def test_a_card_drawn_before_buttons_carried_their_state_is_redrawn_not_acted_on(sandbox, bot, incident,
                                                                                          http):
-    """Cards posted by an older version have unmarked buttons: a click on one is refused and the card
-    is redrawn, so the next click works."""
+    """Cards posted by an older version have unmarked buttons (and one-letter contexts): a click on one
+    is refused and the card is redrawn, so the next click works."""
     alice = sandbox.user("alice")
     await alice.click(incident.card_post_id, step_button(card(sandbox, incident), "Check", "Acknowledge"))
     captured = last_click(sandbox)
     context = captured["context"]
-    args = {k: v for k, v in context["v"].items() if k != "m"}
-    old = bot.ctx.signer.action_context(context["a"], context["c"], args)
+    payload = context["payload"]
+    body = {"a": context["action"], "c": context["channel_id"], "v": {"i": payload["incident_id"],
+                                                                     "s": payload["step_id"]}}
+    old = {**body, "s": bot.ctx.signer.sign("action", body)}  # as the previous version signed it
     await sandbox.user("bob").command(incident.channel_id, "/incident uncheck 1.1")
     status, answer = await replay(http, bot, {**captured, "context": old})
     assert status == 200 and "out of date" in answer["ephemeral_text"]

@@ -15,6 +15,7 @@ import pytest
 from domain import incidents, playbooks
 from gateway.cards import CardContext, incident_card, visible_digest
 from gateway.errors import MattermostError
+from gateway.payloads import CheckStep, StartDialog
 from gateway.signing import SignatureError, Signer
 from gateway.transport import _PATH_SEGMENT, AiohttpClient, check_path
 
@@ -69,22 +70,24 @@ def test_a_signature_is_the_plain_hmac_of_the_canonical_json(payload):
 
 def test_many_contexts_in_a_row_each_verify_and_a_changed_one_does_not():
     signer = Signer("s3cret")
-    contexts = [signer.action_context("check", f"chan{n}", {"i": str(n), "m": n}) for n in range(50)]
+    contexts = [signer.action_context(CheckStep(incident_id=str(n), step_id="s", mark=f"m{n}"), f"chan{n}")
+                for n in range(50)]
     for n, context in enumerate(contexts):
-        assert signer.open_action_context(context, f"chan{n}") == ("check", {"i": str(n), "m": n})
-    forged = {**contexts[0], "v": {"i": "0", "m": 1}}
+        assert signer.open_action_context(context, f"chan{n}") == (
+            "check", {"incident_id": str(n), "step_id": "s", "mark": f"m{n}"})
+    forged = {**contexts[0], "payload": {"incident_id": "0", "step_id": "s", "mark": "m1"}}
     with pytest.raises(SignatureError):
         signer.open_action_context(forged, "chan0")
 
 
 def test_dialog_state_still_opens_and_stays_bound():
     signer = Signer("s3cret")
-    state = signer.dialog_state("start", "alice", "chan", {"playbook": "p"}, now_ms=1000)
+    state = signer.dialog_state(StartDialog(team_id="t", post_id="p"), "alice", "chan", now_ms=1000)
     opened = signer.open_dialog_state(state, "start", "alice", "chan", now_ms=2000)
-    assert opened.args == {"playbook": "p"}
+    assert opened.args == {"team_id": "t", "post_id": "p"}
     encoded, signature = state.split(".")
     body = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
-    assert signature == plain_signature("s3cret", "dialog", body)
+    assert signature == plain_signature("s3cret", "dialog-state", body)
     with pytest.raises(SignatureError):
         signer.open_dialog_state(state, "start", "bob", "chan", now_ms=2000)
 

@@ -147,9 +147,11 @@ async def test_replayed_and_forged_callbacks_are_refused_and_change_nothing(sand
         click,
         {**click, "trigger_id": fresh_trigger(bob)},  # the user does not match the trigger id
         {**click, "trigger_id": fresh_trigger(alice), "channel_id": other_channel},
-        {**click, "trigger_id": fresh_trigger(alice), "context": {**context, "v": {**context["v"], "x": "1"}}},
-        {**click, "trigger_id": fresh_trigger(alice), "context": {**context, "a": "end"}},
-        {**click, "trigger_id": fresh_trigger(alice), "context": {k: v for k, v in context.items() if k != "s"}},
+        {**click, "trigger_id": fresh_trigger(alice),
+         "context": {**context, "payload": {**context["payload"], "x": "1"}}},
+        {**click, "trigger_id": fresh_trigger(alice), "context": {**context, "action": "end"}},
+        {**click, "trigger_id": fresh_trigger(alice),
+         "context": {k: v for k, v in context.items() if k != "signature"}},
         {**click, "trigger_id": fresh_trigger(alice), "context": None},
         {**click, "trigger_id": "not base64 at all"},
     ]

@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway.ids import Action, Route
 from gateway.inbound import CommandTokens, InboundServer
 from gateway.models import ActionReply, CommandReply, DialogReply
+from gateway.payloads import Blank, ShowHelp
 from gateway.routing import DEFAULT_COMMAND, Registry, on_action, on_command, on_dialog
 from gateway.signing import Signer
 
@@ -164,7 +165,7 @@ async def test_malformed_command_bodies(server):
 def action_body(signer, context=None, **extra):
     body = {"user_id": USER, "user_name": "alice", "channel_id": CHANNEL, "channel_name": "inc", "team_id": TEAM,
             "team_domain": "acme", "post_id": "p" * 26, "trigger_id": trigger(), "type": "button",
-            "context": context if context is not None else signer.action_context(Action.SHOW_HELP, CHANNEL)}
+            "context": context if context is not None else signer.action_context(ShowHelp(), CHANNEL)}
     body.update(extra)
     return body
 
@@ -178,9 +179,9 @@ async def test_signed_click_dispatches(server):
 
 async def test_forged_unsigned_replayed_clicks_rejected(server):
     client, recorder, _, signer, _ = server
-    unsigned = {"a": Action.SHOW_HELP.value, "c": CHANNEL, "v": {}}
-    forged = Signer("other-secret" * 4).action_context(Action.SHOW_HELP, CHANNEL)
-    moved = signer.action_context(Action.SHOW_HELP, "x" * 26)
+    unsigned = {"action": Action.SHOW_HELP.value, "channel_id": CHANNEL, "payload": {}}
+    forged = Signer("other-secret" * 4).action_context(ShowHelp(), CHANNEL)
+    moved = signer.action_context(ShowHelp(), "x" * 26)
     for context in (unsigned, forged, moved, {}):
         response = await client.post(Route.ACTION.value, json=action_body(signer, context))
         assert response.status == 401
@@ -198,12 +199,12 @@ async def test_forged_unsigned_replayed_clicks_rejected(server):
 def dialog_body(signer, submission, user=USER, state=None, cancelled=False):
     return {"type": "dialog_submission", "callback_id": "none", "user_id": user, "channel_id": CHANNEL,
             "team_id": TEAM, "submission": None if cancelled else submission, "cancelled": cancelled,
-            "state": state if state is not None else signer.dialog_state("none", USER, CHANNEL)}
+            "state": state if state is not None else signer.dialog_state(Blank(), USER, CHANNEL)}
 
 
 async def test_dialog_errors_keep_it_open_then_submit_once(server):
     client, _, dialogs, signer, _ = server
-    state = signer.dialog_state("none", USER, CHANNEL)
+    state = signer.dialog_state(Blank(), USER, CHANNEL)
     response = await client.post(Route.DIALOG.value, json=dialog_body(signer, {"name": "x"}, state=state))
     assert await response.json() == {"errors": {"name": "Name must be 2 to 64 characters."}}
     response = await client.post(Route.DIALOG.value, json=dialog_body(signer, {"name": "ok"}, state=state))
@@ -215,10 +216,10 @@ async def test_dialog_errors_keep_it_open_then_submit_once(server):
 
 async def test_forged_or_tampered_dialog_rejected(server):
     client, _, dialogs, signer, _ = server
-    state = signer.dialog_state("none", USER, CHANNEL)
+    state = signer.dialog_state(Blank(), USER, CHANNEL)
     cases = [
         dialog_body(signer, {"name": "ok"}, state=""),
-        dialog_body(signer, {"name": "ok"}, state=Signer("x" * 40).dialog_state("none", USER, CHANNEL)),
+        dialog_body(signer, {"name": "ok"}, state=Signer("x" * 40).dialog_state(Blank(), USER, CHANNEL)),
         dialog_body(signer, {"name": "ok"}, user="o" * 26, state=state),
         {**dialog_body(signer, {"name": "ok"}), "callback_id": "unknown"},
     ]

@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from gateway.payloads import CheckStep, StartDialog
 from gateway.signing import ReplayGuard, SignatureError, Signer, TriggerGuard
 
 
@@ -15,12 +16,14 @@ def trigger(user_id: str, client_id: str = "c" * 26, at_ms: int | None = None) -
 
 def test_action_context_round_trip_and_tamper():
     signer = Signer("s" * 40)
-    context = signer.action_context("check", "chan1", {"step": "1.2"})
-    assert signer.open_action_context(dict(context), "chan1") == ("check", {"step": "1.2"})
+    step = CheckStep(incident_id="i1", step_id="s1", mark="open@0")
+    context = signer.action_context(step, "chan1")
+    assert signer.open_action_context(dict(context), "chan1") == ("check", step.dump())
+    assert CheckStep.parse(signer.open_action_context(dict(context), "chan1")[1]) == step
     with pytest.raises(SignatureError, match="outside its channel"):
         signer.open_action_context(dict(context), "chan2")
-    for tampered in ({**context, "a": "end"}, {**context, "v": {"step": "9.9"}}, {**context, "s": "x"},
-                     {k: v for k, v in context.items() if k != "s"}):
+    for tampered in ({**context, "action": "end"}, {**context, "payload": {**step.dump(), "step_id": "s2"}},
+                     {**context, "signature": "x"}, {k: v for k, v in context.items() if k != "signature"}):
         with pytest.raises(SignatureError):
             signer.open_action_context(tampered, "chan1")
     with pytest.raises(SignatureError):
@@ -29,9 +32,10 @@ def test_action_context_round_trip_and_tamper():
 
 def test_dialog_state_binding_and_expiry():
     signer = Signer("s" * 40)
-    state = signer.dialog_state("start", "u1", "c1", {"post": "p"}, lifetime_s=60, now_ms=1_000_000)
+    state = signer.dialog_state(StartDialog(team_id="t1", post_id="p"), "u1", "c1", lifetime_s=60,
+                                now_ms=1_000_000)
     opened = signer.open_dialog_state(state, "start", "u1", "c1", now_ms=1_000_001)
-    assert opened.args == {"post": "p"} and opened.nonce
+    assert opened.args == {"team_id": "t1", "post_id": "p"} and opened.nonce
     for args, message in ((("end", "u1", "c1"), "another dialog"), (("start", "u2", "c1"), "another user"),
                           (("start", "u1", "c2"), "another channel")):
         with pytest.raises(SignatureError, match=message):
