@@ -15,7 +15,7 @@ from . import validation
 from ._ops import ENDED_MESSAGE, Result, event, moment_after, require_ongoing
 from .errors import InvalidState, ValidationError
 from .ids import new_id
-from .models import EventKind, Incident, IncidentStatus, Playbook, Stage, Step
+from .models import EventKind, Incident, IncidentStatus, Playbook, Stage, Step, TimelineEvent
 from .updates import final_update_event, initial_followers
 
 __all__ = [
@@ -186,7 +186,7 @@ def end_incident(incident: Incident, actor: str, now: int, *, final_update: str 
     ended_at = max(now, incident.created_at)
     fields: dict[str, object] = {"status": IncidentStatus.ENDED, "ended_at": ended_at,
                                  "next_update_due_at": None, "update_requested_at": None}
-    final_events = []
+    final_events: list[TimelineEvent] = []
     if final_update.strip():
         update_fields, final_events = final_update_event(incident, final_update, actor, now)
         fields.update(update_fields)

@@ -22,7 +22,7 @@ from ._ops import Result, event, require_ongoing
 from .durations import HOUR_MS, MINUTE_MS, describe_duration, format_duration, parse_duration
 from .errors import InvalidState, ValidationError
 from .freshness import StaleCard
-from .models import EventKind, Incident
+from .models import EventKind, Incident, TimelineEvent
 
 __all__ = [
     "DEFAULT_CHOICE",
@@ -78,7 +78,8 @@ def next_update_in(incident: Incident, value: str | None) -> int | None:
 
 def due_after(now: int, interval_ms: int | None) -> int | None:
     """When the next update is due, ``interval_ms`` after ``now`` (None: none is due)."""
-    return None if interval_ms is None else now + validation.update_interval(interval_ms)
+    checked = validation.update_interval(interval_ms)
+    return None if checked is None else now + checked
 
 
 def overdue(incident: Incident, now: int) -> bool:
@@ -103,7 +104,7 @@ def post_update(incident: Incident, text: str, actor: str, now: int, *, next_in_
                            next_update_due_at=due, final=False)]
 
 
-def final_update_event(incident: Incident, text: str, actor: str, now: int) -> tuple[dict, list]:
+def final_update_event(incident: Incident, text: str, actor: str, now: int) -> tuple[dict, list[TimelineEvent]]:
     """The fields and event of a final update posted as the incident ends (see ``end_incident``)."""
     message = validation.update_text(text)
     fields = {"last_update_at": now, "last_update_by": actor, "last_update_post_id": None}
