@@ -15,7 +15,8 @@ from . import validation
 from ._ops import ENDED_MESSAGE, Result, event, moment_after, require_ongoing
 from .errors import COMMAND, InvalidState, ValidationError
 from .ids import new_id
-from .models import EventKind, Incident, IncidentStatus, Playbook, Stage, Step
+from .models import EventKind, Incident, IncidentStatus, Playbook, Stage, Step, TimelineEvent
+from .updates import final_update_event, initial_followers
 
 __all__ = [
     "ENDED_MESSAGE",
@@ -64,21 +65,27 @@ def start_incident(
     public: bool | None = None,
     source_post_id: str | None = None,
     incident_id: str | None = None,
+    commander_id: str | None = None,
 ) -> Result:
-    """A new ongoing incident in ``playbook``'s team, commanded by its creator.
+    """A new ongoing incident in ``playbook``'s team, commanded by ``commander_id`` (default: its
+    creator; :func:`domain.playbooks.start_commander` says who).
 
-    The incident gets its own copy of the playbook's stages, so later edits to
-    the playbook never touch it. ``public`` defaults to the playbook's setting.
+    The incident gets its own copy of the playbook's stages and update settings, so later edits
+    to the playbook never touch it; the playbook's followers follow it, and when the playbook has
+    a default update interval the first update is due that long after the start.
+    ``public`` defaults to the playbook's setting.
     Validate the name early with :func:`domain.validation.incident_name` before
     creating the channel; it is checked again here.
     """
+    commander = commander_id or creator_id
+    interval = playbook.updates.interval_ms
     incident = Incident(
         id=incident_id or new_id(),
         team_id=playbook.team_id,
         channel_id=channel_id,
         name=validation.incident_name(name),
         description=validation.incident_description(description),
-        commander_id=creator_id,
+        commander_id=commander,
         creator_id=creator_id,
         playbook_id=playbook.id,
         playbook_title=playbook.title,
@@ -88,15 +95,14 @@ def start_incident(
         created_at=now,
         source_post_id=source_post_id,
         public=playbook.create_public_channel if public is None else public,
+        updates=playbook.updates,
+        follower_ids=initial_followers(playbook.auto_follower_ids),
+        next_update_due_at=None if interval is None else now + interval,
     )
-    created = event(
-        incident,
-        EventKind.CREATED,
-        creator_id,
-        now,
-        playbook_id=playbook.id,
-        source_post_id=source_post_id,
-    )
+    details: dict[str, object] = {"playbook_id": playbook.id, "source_post_id": source_post_id}
+    if commander != creator_id:
+        details["commander_id"] = commander
+    created = event(incident, EventKind.CREATED, creator_id, now, **details)
     return incident, [created]
 
 
@@ -169,13 +175,24 @@ def previous_stage(incident: Incident, actor: str, now: int) -> Result:
     return set_stage(incident, incident.active_stage - 1, actor, now)
 
 
-def end_incident(incident: Incident, actor: str, now: int) -> Result:
-    """End the incident: its duration stops and it becomes read-only until restarted."""
+def end_incident(incident: Incident, actor: str, now: int, *, final_update: str = "") -> Result:
+    """End the incident: its duration stops and it becomes read-only until restarted.
+
+    No update is due any more. A non-blank ``final_update`` is recorded as a last status update
+    (before the end, in the same write).
+    """
     if not incident.is_ongoing:
         raise InvalidState(f"This incident has already ended. Type {COMMAND}restart to reopen it.")
     ended_at = max(now, incident.created_at)
-    updated = incident.model_copy(update={"status": IncidentStatus.ENDED, "ended_at": ended_at})
+    fields: dict[str, object] = {"status": IncidentStatus.ENDED, "ended_at": ended_at,
+                                 "next_update_due_at": None, "update_requested_at": None}
+    final_events: list[TimelineEvent] = []
+    if final_update.strip():
+        update_fields, final_events = final_update_event(incident, final_update, actor, now)
+        fields.update(update_fields)
+    updated = incident.model_copy(update=fields)
     return updated, [
+        *final_events,
         event(
             incident,
             EventKind.ENDED,
@@ -189,11 +206,17 @@ def end_incident(incident: Incident, actor: str, now: int) -> Result:
 
 
 def restart_incident(incident: Incident, actor: str, now: int) -> Result:
-    """Reopen an ended incident; its duration runs again from the original start."""
+    """Reopen an ended incident; its duration runs again from the original start.
+
+    A reopened incident is live again, so with a default update interval the next update is due
+    that long after the restart (as after a start); without one, none is due.
+    """
     if incident.is_ongoing:
         raise InvalidState("This incident is still ongoing; there is nothing to restart.")
+    interval = incident.updates.interval_ms
     updated = incident.model_copy(update={"status": IncidentStatus.ONGOING, "ended_at": None,
-                                          "restarted_at": moment_after(now, incident.restarted_at)})
+                                          "restarted_at": moment_after(now, incident.restarted_at),
+                                          "next_update_due_at": None if interval is None else now + interval})
     return updated, [event(incident, EventKind.RESTARTED, actor, now)]
 
 

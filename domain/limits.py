@@ -24,3 +24,25 @@ STEPS_PER_STAGE_MAX = 50
 
 #: Largest page the incident list serves.
 LIST_PER_PAGE_MAX = 100
+
+#: Mattermost refuses a post whose message has more than this many runes (code points):
+#: ``model.PostMessageMaxRunesV2``.
+POST_MESSAGE_MAX = 16383
+#: A status update's text: room is left for the header and footer the bot adds (incident name,
+#: author, next due time), so the posted update always fits one Mattermost post.
+UPDATE_TEXT_MAX = 16000
+#: A playbook's update template prefills the update text, so it has the same limit.
+UPDATE_TEMPLATE_MAX = UPDATE_TEXT_MAX
+#: "Next update in": whole minutes, from one minute to one week.
+UPDATE_INTERVAL_MIN_MS = 60_000
+UPDATE_INTERVAL_MAX_MS = 7 * 24 * 3_600_000
+#: Channels one update is copied to (each is one more post, checked per sender, per update).
+BROADCAST_CHANNELS_MAX = 10
+#: Users a playbook adds to every new incident channel, and users it makes follow every incident.
+PLAYBOOK_INVITED_MAX = 100
+PLAYBOOK_FOLLOWERS_MAX = 100
+#: Followers of one incident (each update, end and restart is one DM per follower).
+INCIDENT_FOLLOWERS_MAX = 200
+#: How long a reminder is snoozed, and how soon after a request another one is refused.
+SNOOZE_MS = 15 * 60_000
+REQUEST_UPDATE_COOLDOWN_MS = 5 * 60_000

@@ -34,6 +34,28 @@ class IncidentStatus(StrEnum):
     ENDED = "ended"
 
 
+class ReminderDelivery(StrEnum):
+    """Where the commander is reminded that a status update is due."""
+
+    CHANNEL = "channel"  #: in the incident channel, mentioning the commander
+    DM = "dm"  #: by direct message
+    BOTH = "both"
+
+
+class UpdateSettings(_Frozen):
+    """How an incident's status updates go out: set on a playbook, copied to each incident at start.
+
+    ``interval_ms`` is the default "next update in" (None: no reminders unless an update asks for
+    one); ``template`` prefills the update text. Limits are checked by
+    :func:`domain.playbooks.update_settings` when input enters the domain.
+    """
+
+    broadcast_channel_ids: tuple[str, ...] = ()
+    interval_ms: int | None = None
+    template: str = ""
+    reminder_delivery: ReminderDelivery = ReminderDelivery.BOTH
+
+
 class Step(_Frozen):
     """One checklist item. In a playbook, ``assignee_id`` is the default assignee."""
 
@@ -81,6 +103,13 @@ class Playbook(_Frozen):
     created_at: int
     updated_at: int
     version: int = 1
+    #: Status updates of its incidents (copied to each incident when it starts).
+    updates: UpdateSettings = UpdateSettings()
+    #: Added to every new incident channel; the default commander (None: whoever starts it);
+    #: users who follow every incident started from it.
+    invited_user_ids: tuple[str, ...] = ()
+    default_commander_id: str | None = None
+    auto_follower_ids: tuple[str, ...] = ()
 
     @property
     def step_count(self) -> int:
@@ -136,6 +165,16 @@ class Incident(_Frozen):
     stage_set_at: int | None = None
     restarted_at: int | None = None
     version: int = 1
+    #: Status updates (docs/status-updates.md): the incident's own copy of its playbook's settings,
+    #: who follows it, when the last update was posted (and its post, once posted), when the next
+    #: one is due (None: none is), and when one was last requested since the last update.
+    updates: UpdateSettings = UpdateSettings()
+    follower_ids: tuple[str, ...] = ()
+    last_update_at: int | None = None
+    last_update_by: str | None = None
+    last_update_post_id: str | None = None
+    next_update_due_at: int | None = None
+    update_requested_at: int | None = None
 
     @property
     def is_ongoing(self) -> bool:
@@ -216,6 +255,10 @@ class EventKind(StrEnum):
     RESTARTED = "restarted"
     STATUS_UPDATE = "status_update"
     POST_PINNED = "post_pinned"
+    UPDATE_REQUESTED = "update_requested"
+    REMINDER_SNOOZED = "reminder_snoozed"
+    FOLLOWED = "followed"
+    UNFOLLOWED = "unfollowed"
 
 
 class TimelineEvent(_Frozen):

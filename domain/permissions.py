@@ -91,3 +91,108 @@ def announce_refusal(*, found: bool, public: bool, bot_is_member: bool,
     if user_is_member is None or user_is_member:
         return None
     return AnnounceRefusal.NOT_A_MEMBER if public else AnnounceRefusal.UNSEEN
+
+
+# -- status updates, reminders and followers (docs/status-updates.md) ---------------------------
+
+def can_post_update(actor: Actor, incident: Incident, *, is_channel_member: bool) -> bool:
+    """Any member of the incident channel may post a status update (like Playbooks' participants):
+    the people doing the work can report it when the commander is busy; the update names its author."""
+    return is_channel_member
+
+
+def require_post_update(actor: Actor, incident: Incident, *, is_team_member: bool, is_channel_member: bool) -> None:
+    """NotFound if the incident is hidden from the actor, PermissionDenied unless they are in its channel."""
+    require_view_incident(actor, incident, is_team_member=is_team_member, is_channel_member=is_channel_member)
+    if not can_post_update(actor, incident, is_channel_member=is_channel_member):
+        raise PermissionDenied(
+            f'Only members of the incident channel can post status updates of "{incident.name}".'
+            " Join the channel first, or follow the incident to receive its updates."
+        )
+
+
+def can_request_update(actor: Actor, incident: Incident, *, is_channel_member: bool) -> bool:
+    """Members of the incident channel may ask the commander for an update (a follower outside the
+    channel may not: following gives no right to act on the incident)."""
+    return is_channel_member
+
+
+def require_request_update(actor: Actor, incident: Incident, *, is_team_member: bool,
+                           is_channel_member: bool) -> None:
+    """NotFound if hidden, PermissionDenied unless the actor is in the incident channel."""
+    require_view_incident(actor, incident, is_team_member=is_team_member, is_channel_member=is_channel_member)
+    if not can_request_update(actor, incident, is_channel_member=is_channel_member):
+        raise PermissionDenied(
+            f'Only members of the incident channel can request an update of "{incident.name}". Join the channel first.'
+        )
+
+
+def can_snooze_reminder(actor: Actor, incident: Incident, *, is_channel_member: bool) -> bool:
+    """Only the commander snoozes their own reminder (still a member of the channel): anyone else
+    silencing it would hide an overdue update from the person responsible for it."""
+    return is_channel_member and actor.user_id == incident.commander_id
+
+
+def require_snooze_reminder(actor: Actor, incident: Incident, *, is_team_member: bool,
+                            is_channel_member: bool) -> None:
+    """NotFound if hidden, PermissionDenied unless the actor is the incident's commander."""
+    require_view_incident(actor, incident, is_team_member=is_team_member, is_channel_member=is_channel_member)
+    if not can_snooze_reminder(actor, incident, is_channel_member=is_channel_member):
+        raise PermissionDenied(
+            f"Only the commander can snooze the update reminder. Post an update with {COMMAND}update,"
+            f" or ask for one with {COMMAND}request-update."
+        )
+
+
+def can_follow_incident(actor: Actor, incident: Incident, *, is_team_member: bool, is_channel_member: bool) -> bool:
+    """Whoever can see the incident (the rule of the incident list and of info) may follow it,
+    including team members who are not in a public incident's channel. Checked again before each
+    message to a follower: someone who can no longer see the incident is sent nothing."""
+    return can_view_incident(actor, incident, is_team_member=is_team_member, is_channel_member=is_channel_member)
+
+
+def require_follow_incident(actor: Actor, incident: Incident, *, is_team_member: bool,
+                            is_channel_member: bool) -> None:
+    """NotFound (never "forbidden") unless the actor may see the incident."""
+    if not can_follow_incident(actor, incident, is_team_member=is_team_member, is_channel_member=is_channel_member):
+        raise NotFound(INCIDENT_NOT_FOUND)
+
+
+class BroadcastRefusal(Enum):
+    """Why a status update is not copied to a channel (when configuring a playbook, and when sending)."""
+
+    #: Missing, in another team, or private and not seen from inside: one answer, nothing leaks.
+    UNSEEN = "unseen"
+    #: Direct and group messages are not broadcast channels.
+    NOT_A_TEAM_CHANNEL = "not a team channel"
+    ARCHIVED = "archived"
+    #: The editor (or the update's author, when sending) is not a member of the channel.
+    NOT_A_MEMBER = "not a member"
+    #: A member, but without the right to post there (a read-only or moderated channel).
+    CANNOT_POST = "cannot post"
+
+
+def broadcast_refusal(*, found: bool, same_team: bool, team_channel: bool, archived: bool, public: bool,
+                      bot_is_member: bool, user_is_member: bool | None,
+                      user_can_post: bool | None) -> BroadcastRefusal | None:
+    """Whether status updates may go to a channel for this user (None: they may).
+
+    The user is whoever configures the playbook, and again whoever posts each update: the bot
+    never posts where that person could not post themselves. Visibility follows
+    :func:`announce_refusal` (a private channel the bot is not in cannot be looked into);
+    ``user_is_member`` / ``user_can_post`` are None while unknown (not yet asked).
+    """
+    if not found or not same_team:
+        return BroadcastRefusal.UNSEEN
+    if not team_channel:
+        return BroadcastRefusal.NOT_A_TEAM_CHANNEL
+    seen = announce_refusal(found=True, public=public, bot_is_member=bot_is_member, user_is_member=user_is_member)
+    if seen is AnnounceRefusal.UNSEEN:
+        return BroadcastRefusal.UNSEEN
+    if seen is AnnounceRefusal.NOT_A_MEMBER:
+        return BroadcastRefusal.NOT_A_MEMBER
+    if archived:
+        return BroadcastRefusal.ARCHIVED
+    if user_can_post is False:
+        return BroadcastRefusal.CANNOT_POST
+    return None

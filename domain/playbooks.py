@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from . import limits, validation
 from .errors import DomainError, InvalidState, ValidationError
 from .ids import new_id
-from .models import Playbook, Stage, Step
+from .models import Playbook, ReminderDelivery, Stage, Step, UpdateSettings
 
 
 class StepDraft(BaseModel):
@@ -112,6 +112,69 @@ def _members(member_ids: Iterable[str]) -> tuple[str, ...]:
     return unique
 
 
+def _ids(values: Iterable[str], most: int, what: str, field: str) -> tuple[str, ...]:
+    unique = tuple(dict.fromkeys(v for v in values if v))
+    if len(unique) > most:
+        raise ValidationError(f"A playbook may have at most {most} {what}; this one has {len(unique)}.", field=field)
+    return unique
+
+
+def update_settings(
+    *,
+    broadcast_channel_ids: Iterable[str] = (),
+    interval_ms: int | None = None,
+    template: str = "",
+    reminder_delivery: ReminderDelivery | str = ReminderDelivery.BOTH,
+) -> UpdateSettings:
+    """Validated status-update settings (duplicates dropped, order kept).
+
+    Whether the editor may post in each broadcast channel is Mattermost's to say: the service
+    checks it with :func:`domain.permissions.broadcast_refusal` before saving, and again when
+    sending.
+    """
+    try:
+        delivery = ReminderDelivery(reminder_delivery)
+    except ValueError:
+        raise ValidationError(
+            f'Reminders go to "channel", "dm" or "both", not "{str(reminder_delivery)[:24]}".',
+            field="reminder_delivery") from None
+    return UpdateSettings(
+        broadcast_channel_ids=_ids(broadcast_channel_ids, limits.BROADCAST_CHANNELS_MAX, "broadcast channels",
+                                   "broadcast_channel_ids"),
+        interval_ms=validation.update_interval(interval_ms),
+        template=validation.update_template(template),
+        reminder_delivery=delivery,
+    )
+
+
+def _validated_updates(updates: UpdateSettings) -> UpdateSettings:
+    return update_settings(broadcast_channel_ids=updates.broadcast_channel_ids, interval_ms=updates.interval_ms,
+                           template=updates.template, reminder_delivery=updates.reminder_delivery)
+
+
+def _start_settings(invited_user_ids: Iterable[str] | None, default_commander_id: str | None,
+                    auto_follower_ids: Iterable[str] | None) -> dict:
+    """The start settings given (None: not given; ``default_commander_id=""`` clears it), validated."""
+    update: dict = {}
+    if invited_user_ids is not None:
+        update["invited_user_ids"] = _ids(invited_user_ids, limits.PLAYBOOK_INVITED_MAX, "invited users",
+                                          "invited_user_ids")
+    if default_commander_id is not None:
+        update["default_commander_id"] = default_commander_id or None
+    if auto_follower_ids is not None:
+        update["auto_follower_ids"] = _ids(auto_follower_ids, limits.PLAYBOOK_FOLLOWERS_MAX, "followers",
+                                           "auto_follower_ids")
+    return update
+
+
+def start_commander(playbook: Playbook, creator_id: str, *, default_commander_available: bool) -> str:
+    """Who commands a new incident: the playbook's default commander if they can still take it
+    (the caller asks Mattermost: an active member of the team), otherwise whoever starts it."""
+    if playbook.default_commander_id and default_commander_available:
+        return playbook.default_commander_id
+    return creator_id
+
+
 def new_playbook(
     *,
     team_id: str,
@@ -122,6 +185,10 @@ def new_playbook(
     create_public_channel: bool = True,
     stages: Sequence[StageDraft | Stage] | None = None,
     member_ids: Iterable[str] = (),
+    updates: UpdateSettings | None = None,
+    invited_user_ids: Iterable[str] = (),
+    default_commander_id: str | None = None,
+    auto_follower_ids: Iterable[str] = (),
 ) -> Playbook:
     """A new, validated playbook; the creator is always its first member.
 
@@ -129,6 +196,8 @@ def new_playbook(
     """
     drafts = stages if stages else [StageDraft(title=DEFAULT_STAGE_TITLE)]
     return Playbook(
+        **_start_settings(invited_user_ids, default_commander_id or "", auto_follower_ids),
+        updates=_validated_updates(updates or UpdateSettings()),
         id=new_id(),
         team_id=team_id,
         title=validation.playbook_title(title),
@@ -150,11 +219,16 @@ def edit_playbook(
     description: str | None = None,
     create_public_channel: bool | None = None,
     stages: Sequence[StageDraft | Stage] | None = None,
+    updates: UpdateSettings | None = None,
+    invited_user_ids: Iterable[str] | None = None,
+    default_commander_id: str | None = None,
+    auto_follower_ids: Iterable[str] | None = None,
 ) -> Playbook:
-    """A validated copy of ``playbook`` with the given fields replaced.
+    """A validated copy of ``playbook`` with the given fields replaced (None: left as it is;
+    ``default_commander_id=""`` clears the default commander).
 
     Replaced stages get fresh ids. Running incidents are unaffected: they hold
-    their own copy.
+    their own copy (of the stages and of the update settings).
     """
     update: dict = {"updated_at": now}
     if title is not None:
@@ -165,6 +239,9 @@ def edit_playbook(
         update["create_public_channel"] = create_public_channel
     if stages is not None:
         update["stages"] = build_stages(stages)
+    if updates is not None:
+        update["updates"] = _validated_updates(updates)
+    update.update(_start_settings(invited_user_ids, default_commander_id, auto_follower_ids))
     return playbook.model_copy(update=update)
 
 
@@ -195,4 +272,6 @@ def validate_playbook(playbook: Playbook) -> Playbook:
     validation.playbook_description(playbook.description)
     _members(playbook.member_ids)
     build_stages(playbook.stages)
+    _validated_updates(playbook.updates)
+    _start_settings(playbook.invited_user_ids, playbook.default_commander_id or "", playbook.auto_follower_ids)
     return playbook

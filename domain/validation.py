@@ -118,3 +118,30 @@ def step_command(value: str) -> str:
             field="command",
         )
     return text
+
+
+def update_text(value: str) -> str:
+    """Validate a status update's text (markdown, 1–``UPDATE_TEXT_MAX`` characters)."""
+    text = clean_text(value, "status update", limits.UPDATE_TEXT_MAX, field="text")
+    if not text:
+        raise ValidationError("The status update must not be empty: say what changed and what happens next.",
+                              field="text")
+    return text
+
+
+def update_template(value: str) -> str:
+    """Validate a playbook's update template (markdown; may be empty)."""
+    return clean_text(value, "update template", limits.UPDATE_TEMPLATE_MAX, field="template")
+
+
+def update_interval(value: int | None) -> int | None:
+    """Validate an update interval in ms: None (no reminder), or whole minutes from 1 min to 7 days."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError("The update interval must be a number of minutes.", field="interval")
+    if value % 60_000 or not limits.UPDATE_INTERVAL_MIN_MS <= value <= limits.UPDATE_INTERVAL_MAX_MS:
+        raise ValidationError(
+            "The update interval must be whole minutes, from 1 minute to 7 days (for example 15m, 1h, 4h).",
+            field="interval")
+    return value

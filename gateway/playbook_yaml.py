@@ -36,21 +36,26 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from domain import limits, validation
+from domain.durations import format_duration, parse_duration
 from domain.errors import ValidationError
-from domain.models import Playbook, Stage
+from domain.models import Playbook, ReminderDelivery, Stage, UpdateSettings
 from gateway.messages import DEFAULT_TRIGGER, command
 
 #: Largest YAML text read at all, in characters (as large as the largest file accepted).
 MAX_YAML_CHARS = 256 * 1024
 #: Most YAML values (scalars, lists, mappings, keys included) a playbook at every domain
-#: limit has: 5 top-level fields, every member, and per stage a mapping with 2 fields and a
-#: list of steps, each a mapping of 4 fields. Anything with more is not a playbook.
-MAX_NODES = 16 + limits.PLAYBOOK_MEMBERS_MAX + limits.STAGES_MAX * (5 + limits.STEPS_PER_STAGE_MAX * 9)
+#: limit has: 12 top-level fields, every member, broadcast channel, invited user and follower, and
+#: per stage a mapping with 2 fields and a list of steps, each a mapping of 4 fields. Anything with
+#: more is not a playbook.
+MAX_NODES = (30 + limits.PLAYBOOK_MEMBERS_MAX + limits.BROADCAST_CHANNELS_MAX + limits.PLAYBOOK_INVITED_MAX
+             + limits.PLAYBOOK_FOLLOWERS_MAX + limits.STAGES_MAX * (5 + limits.STEPS_PER_STAGE_MAX * 9))
 #: A parse still running after this long is abandoned (seconds); permitted input takes far less.
 PARSE_TIMEOUT_S = 5.0
 _MAX_DEPTH = 12
 _MAX_PROBLEMS = 20
 _USERNAME = re.compile(r"^[a-z0-9._-]{1,64}$")
+#: A Mattermost channel name (the handle in its URL, written ``~name`` in messages).
+_CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _TAG = "tag:yaml.org,2002:"
 _TEXT_TAGS = {_TAG + name for name in ("str", "int", "float", "bool", "timestamp")}
 _NULL_TAG = _TAG + "null"
@@ -64,6 +69,15 @@ class UserRef:
     """A username from the file, with where it was written (for "no such user" errors)."""
 
     username: str
+    line: int = field(default=0, compare=False)
+    where: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class ChannelRef:
+    """A channel name from the file (``ops-status``, or ``~ops-status``), with where it was written."""
+
+    name: str
     line: int = field(default=0, compare=False)
     where: str = field(default="", compare=False)
 
@@ -95,12 +109,31 @@ class PlaybookSpec:
     public: bool = True
     members: tuple[UserRef, ...] = ()
     stages: tuple[StageSpec, ...] = ()
+    #: Status updates (docs/status-updates.md): where they are copied, how often they are due, the
+    #: text they start from, where reminders go.
+    broadcast_channels: tuple[ChannelRef, ...] = ()
+    update_interval_ms: int | None = None
+    update_template: str = ""
+    reminders: ReminderDelivery = ReminderDelivery.BOTH
+    #: At start: who is added to the channel, who commands (None: whoever starts), who follows.
+    invite: tuple[UserRef, ...] = ()
+    commander: UserRef | None = None
+    followers: tuple[UserRef, ...] = ()
 
     def usernames(self) -> list[UserRef]:
-        """Every user the file names (members, then default assignees), in file order."""
+        """Every user the file names (members, default assignees, invited users, the default
+        commander, followers), in file order."""
         refs = list(self.members)
         refs.extend(step.assignee for stage in self.stages for step in stage.steps if step.assignee)
+        refs.extend(self.invite)
+        if self.commander is not None:
+            refs.append(self.commander)
+        refs.extend(self.followers)
         return refs
+
+    def channel_names(self) -> list[ChannelRef]:
+        """Every channel the file names (the broadcast channels), in file order."""
+        return list(self.broadcast_channels)
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -402,11 +435,13 @@ def _stages(node: Node, where: str, problems: _Problems) -> tuple[StageSpec, ...
     return tuple(s for s in stages if s is not None)
 
 
-def _members(node: Node, problems: _Problems) -> tuple[UserRef, ...] | None:
-    if isinstance(node, ScalarNode) and node.tag == _NULL_TAG:
+def _members(node: Node, problems: _Problems, where: str = "members",
+             max_items: int = limits.PLAYBOOK_MEMBERS_MAX) -> tuple[UserRef, ...] | None:
+    """A list of usernames (``members``, ``invite``, ``followers``), duplicates dropped."""
+    if _is_null(node):
         return ()
-    items = _items(node, "members", problems, max_items=limits.PLAYBOOK_MEMBERS_MAX, noun="usernames")
-    refs = [_username(item, f"members, entry {n}", problems) for n, item in enumerate(items, start=1)]
+    items = _items(node, where, problems, max_items=max_items, noun="usernames")
+    refs = [_username(item, f"{where}, entry {n}", problems) for n, item in enumerate(items, start=1)]
     if any(ref is None for ref in refs):
         return None
     unique: dict[str, UserRef] = {}
@@ -416,9 +451,67 @@ def _members(node: Node, problems: _Problems) -> tuple[UserRef, ...] | None:
     return tuple(unique.values())
 
 
+def _is_null(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.tag == _NULL_TAG
+
+
+def _channel(node: Node, where: str, problems: _Problems) -> ChannelRef | None:
+    value = _scalar_text(node, where, problems)
+    if value is None:
+        return None
+    name = value.strip().lstrip("~").lower()
+    if not _CHANNEL_NAME.match(name):
+        problems.add(node, where, f'"{value[:40]}" is not a channel name (the name in its link: lowercase letters, '
+                                  'digits, "-" and "_"; for example ops-status).')
+        return None
+    return ChannelRef(name, _line(node), where)
+
+
+def _channels(node: Node, problems: _Problems) -> tuple[ChannelRef, ...] | None:
+    where = "broadcast_channels"
+    if _is_null(node):
+        return ()
+    items = _items(node, where, problems, max_items=limits.BROADCAST_CHANNELS_MAX, noun="channel names")
+    refs = [_channel(item, f"{where}, entry {n}", problems) for n, item in enumerate(items, start=1)]
+    if any(ref is None for ref in refs):
+        return None
+    unique: dict[str, ChannelRef] = {}
+    for ref in refs:
+        if ref is not None:
+            unique.setdefault(ref.name, ref)
+    return tuple(unique.values())
+
+
+def _interval(node: Node, problems: _Problems) -> tuple[bool, int | None]:
+    """(ok, interval in ms or None for none)."""
+    if _is_null(node):
+        return True, None
+    value = _scalar_text(node, "update_interval", problems)
+    if value is None:
+        return False, None
+    try:
+        return True, validation.update_interval(parse_duration(value, field="update_interval"))
+    except ValidationError as error:
+        problems.add(node, "update_interval", str(error))
+        return False, None
+
+
+def _reminders(node: Node, problems: _Problems) -> ReminderDelivery | None:
+    value = _scalar_text(node, "reminders", problems)
+    if value is None:
+        return None
+    try:
+        return ReminderDelivery(value.strip().lower())
+    except ValueError:
+        choices = ", ".join(d.value for d in ReminderDelivery)
+        problems.add(node, "reminders", f'"{value[:24]}" is not a place for reminders; write one of: {choices}.')
+        return None
+
+
 # -- public API ---------------------------------------------------------------------------
 
-TOP_LEVEL_FIELDS = ("title", "description", "public", "members", "stages")
+TOP_LEVEL_FIELDS = ("title", "description", "public", "members", "stages", "broadcast_channels", "update_interval",
+                    "update_template", "reminders", "invite", "commander", "followers")
 
 
 def _too_slow(timeout_s: float) -> str:
@@ -447,12 +540,37 @@ def parse(text: str, deadline: Deadline | None = None) -> PlaybookSpec:
         public = _bool(found["public"], "public", problems) if "public" in found else True
         members = _members(found["members"], problems) if "members" in found else ()
         stages = _stages(found["stages"], "stages", problems) if "stages" in found else None
+        settings = _settings(found, problems)
     except _Stop:
         pass
     problems.raise_if_any()
     assert title is not None and description is not None and public is not None
     assert members is not None and stages is not None
-    return PlaybookSpec(title=title, description=description, public=public, members=members, stages=stages)
+    return PlaybookSpec(title=title, description=description, public=public, members=members, stages=stages,
+                        **settings)
+
+
+def _settings(found: dict[str, Node], problems: _Problems) -> dict:
+    """The status-update and start settings of the file (only those it writes; defaults otherwise)."""
+    settings: dict = {}
+    if "broadcast_channels" in found:
+        settings["broadcast_channels"] = _channels(found["broadcast_channels"], problems)
+    if "update_interval" in found:
+        ok, interval = _interval(found["update_interval"], problems)
+        settings["update_interval_ms"] = interval if ok else None
+    if "update_template" in found:
+        settings["update_template"] = _text(found["update_template"], "update_template", problems,
+                                            validation.update_template)
+    if "reminders" in found:
+        settings["reminders"] = _reminders(found["reminders"], problems)
+    if "invite" in found:
+        settings["invite"] = _members(found["invite"], problems, "invite", limits.PLAYBOOK_INVITED_MAX)
+    if "commander" in found and not _is_null(found["commander"]):
+        settings["commander"] = _username(found["commander"], "commander", problems)
+    if "followers" in found:
+        settings["followers"] = _members(found["followers"], problems, "followers", limits.PLAYBOOK_FOLLOWERS_MAX)
+    # A field with a problem is None here; the problem is reported before the spec is built.
+    return {name: value for name, value in settings.items() if value is not None or name == "update_interval_ms"}
 
 
 def parse_stages(text: str, deadline: Deadline | None = None) -> tuple[StageSpec, ...]:
@@ -556,6 +674,21 @@ def dump(spec: PlaybookSpec, trigger: str = DEFAULT_TRIGGER) -> str:
         data["description"] = spec.description
     data["public"] = spec.public
     data["members"] = [ref.username for ref in spec.members]
+    # Settings at their defaults are left out, so a playbook without them reads as it always did.
+    if spec.broadcast_channels:
+        data["broadcast_channels"] = [ref.name for ref in spec.broadcast_channels]
+    if spec.update_interval_ms is not None:
+        data["update_interval"] = format_duration(spec.update_interval_ms)
+    if spec.update_template:
+        data["update_template"] = spec.update_template
+    if spec.reminders is not ReminderDelivery.BOTH:
+        data["reminders"] = spec.reminders.value
+    if spec.invite:
+        data["invite"] = [ref.username for ref in spec.invite]
+    if spec.commander is not None:
+        data["commander"] = spec.commander.username
+    if spec.followers:
+        data["followers"] = [ref.username for ref in spec.followers]
     data["stages"] = _stages_data(spec.stages)
     return _header(trigger) + _yaml(data)
 
@@ -578,16 +711,46 @@ def stage_specs(stages: Iterable[Stage], usernames: Mapping[str, str]) -> tuple[
     return tuple(specs)
 
 
-def playbook_spec(playbook: Playbook, usernames: Mapping[str, str]) -> PlaybookSpec:
-    """A stored playbook as a spec, ready for :func:`dump`; ``usernames`` maps user ids to usernames."""
-    members = tuple(UserRef(usernames[m]) for m in playbook.member_ids if usernames.get(m))
+def _user_refs(user_ids: Iterable[str], usernames: Mapping[str, str]) -> tuple[UserRef, ...]:
+    return tuple(UserRef(usernames[u]) for u in user_ids if usernames.get(u))
+
+
+def playbook_spec(playbook: Playbook, usernames: Mapping[str, str],
+                  channel_names: Mapping[str, str] | None = None) -> PlaybookSpec:
+    """A stored playbook as a spec, ready for :func:`dump`; ``usernames`` maps user ids to usernames
+    and ``channel_names`` channel ids to names (users and channels that no longer exist are dropped)."""
+    channels = channel_names or {}
+    commander = usernames.get(playbook.default_commander_id or "")
+    updates = playbook.updates
     return PlaybookSpec(title=playbook.title, description=playbook.description,
-                        public=playbook.create_public_channel, members=members,
-                        stages=stage_specs(playbook.stages, usernames))
+                        public=playbook.create_public_channel, members=_user_refs(playbook.member_ids, usernames),
+                        stages=stage_specs(playbook.stages, usernames),
+                        broadcast_channels=tuple(ChannelRef(channels[c]) for c in updates.broadcast_channel_ids
+                                                 if channels.get(c)),
+                        update_interval_ms=updates.interval_ms, update_template=updates.template,
+                        reminders=updates.reminder_delivery, invite=_user_refs(playbook.invited_user_ids, usernames),
+                        commander=UserRef(commander) if commander else None,
+                        followers=_user_refs(playbook.auto_follower_ids, usernames))
+
+
+def playbook_settings(spec: PlaybookSpec, user_ids: Mapping[str, str],
+                      channel_ids: Mapping[str, str]) -> dict[str, object]:
+    """The file's status-update and start settings as keyword arguments of
+    :func:`domain.playbooks.new_playbook` / ``edit_playbook``, once the caller has resolved every
+    username (``user_ids``: username → id) and channel name (``channel_ids``: name → id) and
+    refused the unknown ones at their line. A setting the file leaves out gets its default."""
+    return {
+        "updates": UpdateSettings(
+            broadcast_channel_ids=tuple(channel_ids[ref.name] for ref in spec.broadcast_channels),
+            interval_ms=spec.update_interval_ms, template=spec.update_template, reminder_delivery=spec.reminders),
+        "invited_user_ids": [user_ids[ref.username] for ref in spec.invite],
+        "default_commander_id": user_ids[spec.commander.username] if spec.commander else "",
+        "auto_follower_ids": [user_ids[ref.username] for ref in spec.followers],
+    }
 
 
 __all__ = [
-    "ANY_SIZE", "MAX_NODES", "MAX_YAML_CHARS", "PARSE_TIMEOUT_S", "Deadline", "PlaybookFormatError", "PlaybookSpec",
-    "Problem", "SizeLimit", "StageSpec", "StepSpec", "UserRef", "dump", "dump_stages", "parse", "parse_stages",
-    "playbook_spec", "read_playbook", "read_stages", "stage_specs",
+    "ANY_SIZE", "MAX_NODES", "MAX_YAML_CHARS", "PARSE_TIMEOUT_S", "ChannelRef", "Deadline", "PlaybookFormatError",
+    "PlaybookSpec", "Problem", "SizeLimit", "StageSpec", "StepSpec", "UserRef", "dump", "dump_stages", "parse",
+    "parse_stages", "playbook_settings", "playbook_spec", "read_playbook", "read_stages", "stage_specs",
 ]

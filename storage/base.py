@@ -92,6 +92,9 @@ class IncidentQuery:
     sort: IncidentSort = IncidentSort.CREATED_DESC
     page: int = 0
     per_page: int = 15
+    #: Only ongoing incidents whose next status update was due at or before this moment (ms):
+    #: the overdue ones (``domain.updates.overdue``) when it is now. None: no such filter.
+    overdue_at: int | None = None
 
     @classmethod
     def of(
@@ -108,6 +111,7 @@ class IncidentQuery:
         page: int = 0,
         per_page: int = 15,
         most: int = limits.LIST_PER_PAGE_MAX,
+        overdue_at: int | None = None,
     ) -> IncidentQuery:
         """A checked query (ValidationError for impossible paging, ValueError for an unknown sort or status)."""
         check_paging(page, per_page, most=most)
@@ -122,6 +126,7 @@ class IncidentQuery:
             sort=IncidentSort(sort),
             page=page,
             per_page=per_page,
+            overdue_at=overdue_at,
         )
 
     @property
@@ -230,6 +235,7 @@ class Store(abc.ABC):
         sort: IncidentSort = IncidentSort.CREATED_DESC,
         page: int = 0,
         per_page: int = 15,
+        overdue_at: int | None = None,
     ) -> Page:
         """One page of the incidents of a team a viewer may see, with the total count.
 
@@ -241,7 +247,7 @@ class Store(abc.ABC):
         return await self.incidents_page(IncidentQuery.of(
             team_id, viewer_channel_ids=viewer_channel_ids, is_admin=is_admin, status=status,
             commander_id=commander_id, playbook_id=playbook_id, search=search, sort=sort,
-            page=page, per_page=per_page))
+            page=page, per_page=per_page, overdue_at=overdue_at))
 
     async def list_incident_refs(
         self,
@@ -256,6 +262,7 @@ class Store(abc.ABC):
         sort: IncidentSort = IncidentSort.CREATED_DESC,
         page: int = 0,
         per_page: int = 100,
+        overdue_at: int | None = None,
     ) -> RefPage:
         """The same selection, order and total as :meth:`list_incidents`, as light references.
 
@@ -266,7 +273,7 @@ class Store(abc.ABC):
         return await self.incident_refs_page(IncidentQuery.of(
             team_id, viewer_channel_ids=viewer_channel_ids, is_admin=is_admin, status=status,
             commander_id=commander_id, playbook_id=playbook_id, search=search, sort=sort,
-            page=page, per_page=per_page, most=REFS_PER_PAGE_MAX))
+            page=page, per_page=per_page, most=REFS_PER_PAGE_MAX, overdue_at=overdue_at))
 
     @abc.abstractmethod
     async def incidents_page(self, query: IncidentQuery) -> Page:

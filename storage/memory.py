@@ -62,9 +62,14 @@ _ASCII_FOLD = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _MUTABLE_INCIDENT_FIELDS: set[str] = {
     "name", "description", "commander_id", "playbook_id", "playbook_title", "active_stage", "status",
     "ended_at", "source_post_id", "card_post_id", "public", "stages", "stage_set_at", "restarted_at",
+    "last_update_at", "last_update_by", "last_update_post_id", "next_update_due_at", "update_requested_at",
+    "updates", "follower_ids",
 }
 #: What ``update_playbook`` writes (and the members).
-_MUTABLE_PLAYBOOK_FIELDS: set[str] = {"title", "description", "create_public_channel", "stages", "updated_at"}
+_MUTABLE_PLAYBOOK_FIELDS: set[str] = {
+    "title", "description", "create_public_channel", "stages", "updated_at", "updates", "invited_user_ids",
+    "default_commander_id", "auto_follower_ids",
+}
 
 
 def _fold(text: str) -> str:
@@ -266,6 +271,8 @@ def _select(data: _Data, query: IncidentQuery) -> tuple[int, list[Incident]]:
         and (query.status is None or i.status is query.status)
         and (query.commander_id is None or i.commander_id == query.commander_id)
         and (query.playbook_id is None or i.playbook_id == query.playbook_id)
+        and (query.overdue_at is None or (i.is_ongoing and i.next_update_due_at is not None
+                                          and i.next_update_due_at <= query.overdue_at))
         and (needle is None or needle in _fold(i.name))
     ]
     page = _sorted_rows(rows, query.sort)[query.offset:query.offset + query.per_page]

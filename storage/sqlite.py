@@ -33,7 +33,7 @@ from pydantic import TypeAdapter
 
 from domain.errors import Conflict, NotFound
 from domain.ids import new_id
-from domain.models import Incident, IncidentStatus, Playbook, Stage, TimelineEvent
+from domain.models import Incident, IncidentStatus, Playbook, Stage, TimelineEvent, UpdateSettings
 
 from . import migrations
 from .base import (
@@ -50,16 +50,21 @@ from .base import (
 from .jobs import LIVE, Job, JobState, check_selector, payload_json, short_error
 
 _STAGES = TypeAdapter(tuple[Stage, ...])
+_IDS = TypeAdapter(tuple[str, ...])
 
 _INCIDENT_COLUMNS = (
     "id, team_id, channel_id, name, description, commander_id, creator_id, playbook_id,"
     " playbook_title, active_stage, status, created_at, ended_at, source_post_id,"
-    " card_post_id, public, version, stages, stage_set_at, restarted_at"
+    " card_post_id, public, version, stages, stage_set_at, restarted_at, last_update_at, last_update_by,"
+    " last_update_post_id, next_update_due_at, update_requested_at, updates, follower_ids"
 )
+
+_INCIDENT_COLUMN_COUNT = len(_INCIDENT_COLUMNS.split(","))
 
 _PLAYBOOK_SELECT = (
     "SELECT p.id, p.team_id, p.title, p.description, p.create_public_channel, p.stages,"
-    " p.created_by, p.created_at, p.updated_at, p.version,"
+    " p.created_by, p.created_at, p.updated_at, p.version, p.default_commander_id, p.updates,"
+    " p.invited_user_ids, p.auto_follower_ids,"
     " (SELECT json_group_array(user_id) FROM"
     "   (SELECT user_id FROM playbook_members m WHERE m.playbook_id = p.id ORDER BY position)) AS member_ids"
     " FROM playbooks p"
@@ -116,7 +121,28 @@ def _incident_from_row(row: sqlite3.Row) -> Incident:
         stage_set_at=row["stage_set_at"],
         restarted_at=row["restarted_at"],
         version=row["version"],
+        last_update_at=row["last_update_at"],
+        last_update_by=row["last_update_by"],
+        last_update_post_id=row["last_update_post_id"],
+        next_update_due_at=row["next_update_due_at"],
+        update_requested_at=row["update_requested_at"],
+        updates=_updates(row["updates"]),
+        follower_ids=_IDS.validate_json(row["follower_ids"]),
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _updates(text: str) -> UpdateSettings:
+    """Update settings from their JSON (most incidents share a few playbooks' settings; frozen, so shared)."""
+    return UpdateSettings.model_validate_json(text)
+
+
+def _updates_json(updates: UpdateSettings) -> str:
+    return updates.model_dump_json(exclude_defaults=True)
+
+
+def _ids_json(ids: Sequence[str]) -> str:
+    return json.dumps(list(ids), separators=(",", ":"))
 
 
 def _playbook_from_row(row: sqlite3.Row) -> Playbook:
@@ -131,7 +157,7 @@ def _playbook_from_row(row: sqlite3.Row) -> Playbook:
 @functools.lru_cache(maxsize=512)
 def _parse_playbook(values: tuple) -> Playbook:
     (id_, team_id, title, description, create_public_channel, stages, created_by, created_at, updated_at,
-     version, member_ids) = values
+     version, default_commander_id, updates, invited_user_ids, auto_follower_ids, member_ids) = values
     return Playbook(
         id=id_,
         team_id=team_id,
@@ -144,6 +170,10 @@ def _parse_playbook(values: tuple) -> Playbook:
         created_at=created_at,
         updated_at=updated_at,
         version=version,
+        default_commander_id=default_commander_id,
+        updates=_updates(updates),
+        invited_user_ids=_IDS.validate_json(invited_user_ids),
+        auto_follower_ids=_IDS.validate_json(auto_follower_ids),
     )
 
 
@@ -179,6 +209,13 @@ def _mutable_incident_columns(incident: Incident) -> dict[str, object]:
         "stages": _stages_json(incident.stages),
         "stage_set_at": incident.stage_set_at,
         "restarted_at": incident.restarted_at,
+        "last_update_at": incident.last_update_at,
+        "last_update_by": incident.last_update_by,
+        "last_update_post_id": incident.last_update_post_id,
+        "next_update_due_at": incident.next_update_due_at,
+        "update_requested_at": incident.update_requested_at,
+        "updates": _updates_json(incident.updates),
+        "follower_ids": _ids_json(incident.follower_ids),
     }
 
 
@@ -275,6 +312,10 @@ def _list_condition(query: IncidentQuery) -> tuple[str, list]:
     if query.search:
         where.append("name LIKE ? ESCAPE '\\'")
         params.append(like_pattern(query.search))
+    if query.overdue_at is not None:
+        # The terms of the partial index incidents_update_due, so the planner may use it.
+        where.append("status = 'ongoing' AND next_update_due_at IS NOT NULL AND next_update_due_at <= ?")
+        params.append(query.overdue_at)
     return " AND ".join(where), params
 
 
@@ -604,7 +645,8 @@ class SqliteStore(Store):
             try:
                 await conn.execute(
                     "INSERT INTO playbooks (id, team_id, title, description, create_public_channel,"
-                    " created_by, created_at, updated_at, version, stages) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " created_by, created_at, updated_at, version, stages, default_commander_id, updates,"
+                    " invited_user_ids, auto_follower_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         playbook.id,
                         playbook.team_id,
@@ -616,6 +658,10 @@ class SqliteStore(Store):
                         playbook.updated_at,
                         playbook.version,
                         _stages_json(playbook.stages),
+                        playbook.default_commander_id,
+                        _updates_json(playbook.updates),
+                        _ids_json(playbook.invited_user_ids),
+                        _ids_json(playbook.auto_follower_ids),
                     ),
                 )
             except sqlite3.IntegrityError as exc:
@@ -634,12 +680,17 @@ class SqliteStore(Store):
         async with self._writing() as conn:
             cursor = await conn.execute(
                 "UPDATE playbooks SET title = ?, description = ?, create_public_channel = ?, stages = ?,"
+                " default_commander_id = ?, updates = ?, invited_user_ids = ?, auto_follower_ids = ?,"
                 " updated_at = ?, version = ? WHERE id = ? AND version = ?",
                 (
                     playbook.title,
                     playbook.description,
                     int(playbook.create_public_channel),
                     _stages_json(playbook.stages),
+                    playbook.default_commander_id,
+                    _updates_json(playbook.updates),
+                    _ids_json(playbook.invited_user_ids),
+                    _ids_json(playbook.auto_follower_ids),
                     playbook.updated_at,
                     expected + 1,
                     playbook.id,
@@ -690,7 +741,7 @@ class SqliteStore(Store):
         def work(conn: sqlite3.Connection) -> None:
             conn.execute(
                 f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) VALUES"
-                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f" ({', '.join('?' * _INCIDENT_COLUMN_COUNT)})",
                 (
                     incident.id,
                     incident.team_id,
@@ -712,6 +763,13 @@ class SqliteStore(Store):
                     _stages_json(incident.stages),
                     incident.stage_set_at,
                     incident.restarted_at,
+                    incident.last_update_at,
+                    incident.last_update_by,
+                    incident.last_update_post_id,
+                    incident.next_update_due_at,
+                    incident.update_requested_at,
+                    _updates_json(incident.updates),
+                    _ids_json(incident.follower_ids),
                 ),
             )
             if events:

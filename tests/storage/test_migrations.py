@@ -46,9 +46,11 @@ def write_v1_data(db_path) -> dict:
 
 # Versions 2 to 5 only added tables and indexes, so version-1 rows are still what they wrote
 # (version 6 adds nullable columns, NULL for those rows: see test_state_marks_migration; the
-# writer names its columns, so it serves version 6 too; version 7 only adds the jobs table).
+# writer names its columns, so it serves version 6 too; version 7 only adds the jobs table; version 8
+# adds columns with defaults — no update settings, followers or due time — which the rows read back
+# as the models' defaults: see test_status_update_columns_migration).
 DATA_WRITERS = {1: write_v1_data, 2: write_v1_data, 3: write_v1_data, 4: write_v1_data, 5: write_v1_data,
-                6: write_v1_data}
+                6: write_v1_data, 7: write_v1_data}
 
 
 def test_every_earlier_version_has_a_data_writer():
@@ -88,7 +90,8 @@ async def test_upgrade_from_each_earlier_version(tmp_path, start_version):
         await store.close()
     with sqlite3.connect(db_path) as raw:
         indexes = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-        assert {"incidents_list", "incidents_list_status", "playbook_members_user", "incidents_without_card"} <= indexes
+        assert {"incidents_list", "incidents_list_status", "playbook_members_user", "incidents_without_card",
+                "incidents_update_due"} <= indexes
         versions = [row[0] for row in raw.execute("SELECT version FROM schema_migrations ORDER BY version")]
         assert versions == list(range(1, LATEST + 1))
 
