@@ -35,6 +35,7 @@ from gateway.models import (
     WebSocketEvent,
 )
 from gateway.routing import on_action, on_command, on_dialog, on_event
+from gateway.signing import spends_own_key
 from plugins.base import FeaturePlugin
 from services.context import BotContext
 from services.incidents import IncidentService, StartRequest, post_id_from
@@ -206,6 +207,7 @@ class IncidentPlugin(FeaturePlugin):
             props={"attachments": [{"fallback": "Start incident from this post", "actions": [button]}]})
 
     @on_dialog(Dialog.START)
+    @spends_own_key  # with the start's journal (services.incidents.start_named): nothing before it has an effect
     async def on_start_submitted(self, form: DialogSubmission) -> DialogReply:
         if form.cancelled:
             return DialogReply()
