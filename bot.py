@@ -192,7 +192,7 @@ class CommandCenter:
         # The WebSocket is ours (gateway/events.py: reconnects, catch-up, checkpoint), over the same
         # client's address and token; every event it receives goes through the registry.
         self.events = EventStream(client, self.registry.event, policy=self.websocket_policy,
-                                  checkpoint=StoreCheckpoint(store))
+                                  checkpoint=StoreCheckpoint(store), wants=self.registry.wants)
         if self.directory is not None:
             # Channel membership follows Mattermost's events, and only while they arrive.
             self.events.observe(self.directory.observe)

@@ -8,8 +8,13 @@ name, and every id an earlier answer of this start returned: the channel, the po
 channel); a post gets a fresh ``pending_post_id``. No store, no rendering, no checks: what is left is
 what the calls cost on a bare aiohttp client.
 
-python -m bench.barebot TEMPLATE.json MATTERMOST_URL TOKEN  → prints ``barebot ready url=...``
-GET /stats answers ``{"rest_calls": n, "rest_cpu_s": s}`` (process CPU spent inside the calls).
+With ``ws`` it also holds the bot's WebSocket, as every real bot does: it connects, authenticates and
+reads every event the sandbox pushes (those its own calls cause included), dropping each unlooked-at;
+so the sandbox fans out the same events to it as to Command Center.
+
+python -m bench.barebot TEMPLATE.json MATTERMOST_URL TOKEN [ws]  → prints ``barebot ready url=...``
+GET /stats answers ``{"rest_calls": n, "rest_cpu_s": s, "events": n}`` (process CPU spent inside the calls;
+WebSocket events read).
 """
 
 from __future__ import annotations
@@ -38,8 +43,11 @@ def substitute(value: Any, mapping: list[tuple[str, str]]) -> Any:
 
 
 class BareBot:
-    def __init__(self, template: dict, mattermost_url: str, token: str) -> None:
+    def __init__(self, template: dict, mattermost_url: str, token: str, *, websocket: bool = False) -> None:
         self.template = template
+        self.websocket = websocket
+        self.events = 0
+        self.connected = asyncio.Event()
         self.api = mattermost_url
         self.token = token
         self.base_url = ""
@@ -90,15 +98,34 @@ class BareBot:
             return web.json_response({})
         payload = await request.json()
         if request.path == "/stats":
-            return web.json_response({"rest_calls": self.rest_calls, "rest_cpu_s": self.rest_cpu})
+            return web.json_response({"rest_calls": self.rest_calls, "rest_cpu_s": self.rest_cpu,
+                                      "events": self.events})
         submission = payload.get("submission") or {}
         user_id = str(payload.get("user_id", ""))
         username = self.usernames.get(user_id, self.template["username"])
         await self.replay(self.template["dialog"], self._mapping(user_id, username, str(submission.get("name", ""))))
         return web.Response(status=200)
 
+    async def hold_websocket(self) -> None:
+        """Connect, authenticate, and read every event until the process ends (each one dropped)."""
+        assert self.session is not None
+        url = "ws" + self.api[len("http"):] + "/api/v4/websocket"
+        async with self.session.ws_connect(url, autoping=True) as ws:
+            await ws.send_str(json.dumps({"seq": 1, "action": "authentication_challenge",
+                                          "data": {"token": self.token}}))
+            async for message in ws:
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                if not self.connected.is_set() and '"hello"' in message.data:
+                    self.connected.set()
+                self.events += 1
+
     async def run(self) -> None:
         self.session = aiohttp.ClientSession(headers={"Authorization": f"Bearer {self.token}"})
+        holder = None
+        if self.websocket:
+            holder = asyncio.create_task(self.hold_websocket())
+            await asyncio.wait_for(self.connected.wait(), 10)
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self.on_request)
         runner = web.AppRunner(app, access_log=None)
@@ -111,6 +138,8 @@ class BareBot:
         try:
             await asyncio.Event().wait()
         finally:
+            if holder is not None:
+                holder.cancel()
             await runner.cleanup()
             await self.session.close()
 
@@ -119,6 +148,6 @@ if __name__ == "__main__":
     with open(sys.argv[1], encoding="utf-8") as file:
         template = json.load(file)
     try:
-        asyncio.run(BareBot(template, sys.argv[2], sys.argv[3]).run())
+        asyncio.run(BareBot(template, sys.argv[2], sys.argv[3], websocket=sys.argv[4:5] == ["ws"]).run())
     except KeyboardInterrupt:
         pass

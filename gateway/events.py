@@ -112,8 +112,12 @@ class EventStream:
     """Receives the bot's WebSocket events and dispatches them on the bot's event loop."""
 
     def __init__(self, client: MattermostClient, dispatch: EventDispatch, *, policy: ConnectionPolicy | None = None,
-                 checkpoint: Checkpoint | None = None, catch_up: bool = True) -> None:
+                 checkpoint: Checkpoint | None = None, catch_up: bool = True,
+                 wants: Callable[[dict[str, Any]], bool] | None = None) -> None:
         self.client = client
+        # Whether the dispatch target wants an event at all (bot.py: ``Registry.wants``); the others
+        # are dropped here, once counted for the checkpoint, without a task of their own.
+        self._wants = wants
         self.driver = client.driver
         self._dispatch_to = dispatch
         self._checkpoint = checkpoint
@@ -406,6 +410,7 @@ class EventStream:
             self._checkpoint_dirty.set()
             if post.is_system:
                 return
+            data_field["post"] = post  # decoded once
         elif name == "reaction_added":
             reaction = _model(Reaction, data_field.get("reaction"))
             if reaction is None:
@@ -418,6 +423,8 @@ class EventStream:
         for field in _NESTED_JSON:
             if field in data_field:
                 data_field[field] = _decoded(data_field[field])
+        if self._wants is not None and not self._wants(event):
+            return
         # Each event runs as its own task so a slow handler never stalls reception.
         task = asyncio.create_task(self._guarded(event))
         self._tasks.add(task)

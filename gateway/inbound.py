@@ -44,7 +44,15 @@ from gateway.models import (
 )
 from gateway.payloads import PayloadError
 from gateway.routing import Registry, Surface
-from gateway.signing import OutdatedPayload, ReplayGuard, SignatureError, Signer, TriggerGuard
+from gateway.signing import (
+    DialogState,
+    OutdatedPayload,
+    ReplayGuard,
+    SignatureError,
+    Signer,
+    TriggerGuard,
+    spends_own_key_marked,
+)
 
 log = logging.getLogger("command_center.http")
 
@@ -409,6 +417,8 @@ class InboundServer:
         refusal = await self._unbound(form.channel_id, form.team_id, signed=True) if form.channel_id else ""
         if refusal:
             return _reject(request, 401, refusal)
+        if spends_own_key_marked(self.registry.dialogs.get(callback_id)):
+            return await self._dialog_spending_own_key(request, form, state)
         # Claimed before the handler runs, atomically in the store: of two copies of one submission
         # (a replay, a double click, a copy sent after a restart) only one ever runs.
         if not await self.replays.claim(DIALOG_NONCE, state.nonce, state.expires_at_ms):
@@ -424,6 +434,30 @@ class InboundServer:
         finally:
             if not closes:  # the dialog stays open with errors: the same state may be submitted again
                 await self.replays.release(DIALOG_NONCE, state.nonce)
+        return _json(reply.to_json())
+
+    async def _dialog_spending_own_key(self, request: web.Request, form: DialogSubmission,
+                                       state: DialogState) -> web.Response:
+        """A handler that claims the nonce in its own first write (gateway.signing.spends_own_key): one
+        commit fewer, and still only one copy of a submission gets past that write."""
+        slow: list[bool] = []
+
+        def on_slow() -> DialogReply:
+            slow.append(True)
+            return DialogReply()
+
+        async with self.replays.deferred(DIALOG_NONCE, state.nonce, state.expires_at_ms) as pending:
+            reply = await self._answer(request, self.registry.dialog(form),
+                                       on_error=lambda message: DialogReply(error=message),
+                                       on_slow=on_slow)
+            if pending.spent is False:
+                return _reject(request, 401, "this dialog was already submitted; open it again to make another change")
+            if not reply.closes:
+                if pending.spent:
+                    await self.replays.release(DIALOG_NONCE, state.nonce)
+            elif not slow and pending.spent is None and not await pending.spend():
+                # It wrote nothing (a cancellation): the key is spent now, as any closed dialog's is.
+                return _reject(request, 401, "this dialog was already submitted; open it again to make another change")
         return _json(reply.to_json())
 
     # Health ------------------------------------------------------------------------------

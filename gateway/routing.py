@@ -248,6 +248,19 @@ class Registry:
             return await handler(request)
         return await handler(request, self.payload(surface, key, args))
 
+    def wants(self, raw: dict[str, Any]) -> bool:
+        """Whether :meth:`event` would hand ``raw`` to any handler, from the cheapest look: its name has
+        an ``on_event`` handler, or it is a ``posted`` event for the ``listen_to`` handlers and not the
+        bot's own post (a start causes eight events; the bot's posts among them are never matched)."""
+        name = raw.get("event")
+        if name in self.events:
+            return True
+        if name != "posted" or not self.plugin_manager.message_listeners:
+            return False
+        data = raw.get("data")
+        post = data.get("post") if isinstance(data, dict) else None
+        return not (self._bot_user_id and isinstance(post, dict) and post.get("user_id") == self._bot_user_id)
+
     async def event(self, raw: dict[str, Any]) -> None:
         """One WebSocket event (nested JSON already decoded): a ``posted`` one to the ``listen_to``
         handlers its message matches, every one to its ``on_event`` handler. A failing handler is

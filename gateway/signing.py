@@ -20,9 +20,11 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from gateway.payloads import ActionPayload, DialogPayload
 
@@ -233,6 +235,18 @@ class ReplayGuard:
             await self.prune(now)
         return claimed
 
+    @asynccontextmanager
+    async def deferred(self, kind: str, key: str, expires_at_ms: int) -> AsyncIterator[PendingKey]:
+        """Run a handler marked :func:`spends_own_key` with its key's claim pending: the handler spends it
+        in its first write transaction (:func:`spend_pending_key`), one commit for both. A handler that
+        returns without spending it (nothing written) has it spent by the caller afterwards."""
+        pending = PendingKey(self, kind, key, expires_at_ms)
+        token = _PENDING.set(pending)
+        try:
+            yield pending
+        finally:
+            _PENDING.reset(token)
+
     async def release(self, kind: str, key: str) -> None:
         """Give a key back: what it was claimed for did not happen (a dialog answered with errors)."""
         await self.keys.release_single_use(kind, key)
@@ -241,6 +255,57 @@ class ReplayGuard:
         now = self.now_ms() if now_ms is None else now_ms
         self._pruned_at_ms, self._claims_since_prune = now, 0
         return await self.keys.prune_single_use(now, max_entries=self.max_entries)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_SPENDS_OWN_KEY = "_command_center_spends_own_key"
+
+
+def spends_own_key(handler: _F) -> _F:
+    """Mark a dialog handler that spends its submission's single-use key itself, inside its first write
+    transaction (:func:`spend_pending_key`), so the claim costs no commit of its own.
+
+    The handler promises that nothing before that write has an effect (it only reads), and that it
+    spends the key before any other write or Mattermost call. Until then a second copy of the
+    submission may run the same reads; only one of them gets past the write."""
+    setattr(handler, _SPENDS_OWN_KEY, True)
+    return handler
+
+
+def spends_own_key_marked(handler: object) -> bool:
+    return bool(getattr(handler, _SPENDS_OWN_KEY, False))
+
+
+@dataclass
+class PendingKey:
+    """A single-use key whose claim waits for the first write of the request's handler (see
+    :meth:`ReplayGuard.deferred`). ``spent``: None until claimed, then whether the claim succeeded."""
+
+    guard: ReplayGuard
+    kind: str
+    key: str
+    expires_at_ms: int
+    spent: bool | None = None
+
+    async def spend(self) -> bool:
+        """Claim the key now (joining the caller's store transaction, if any) unless it was already:
+        True if this request holds it, False if another copy does (a replay). A claim made in a
+        transaction that is then rolled back is gone with it; the handler failed, and the caller
+        gives the key back anyway (as for a dialog answered with errors)."""
+        if self.spent is None:
+            self.spent = await self.guard.claim(self.kind, self.key, self.expires_at_ms)
+        return self.spent
+
+
+_PENDING: ContextVar[PendingKey | None] = ContextVar("command_center_pending_key", default=None)
+
+
+async def spend_pending_key() -> None:
+    """Spend the current request's deferred single-use key (a no-op when there is none): call it inside
+    the handler's first write transaction. SignatureError when another copy of the request spent it."""
+    pending = _PENDING.get()
+    if pending is not None and not await pending.spend():
+        raise SignatureError("this request was already handled")
 
 
 class TriggerGuard:

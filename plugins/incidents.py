@@ -38,6 +38,7 @@ from gateway.models import (
     WebSocketEvent,
 )
 from gateway.routing import on_action, on_command, on_dialog, on_event, on_outdated_button
+from gateway.signing import spends_own_key
 from plugins.base import FeaturePlugin
 from services.context import BotContext
 from services.incidents import IncidentService, StartRequest, post_id_from
@@ -212,6 +213,7 @@ class IncidentPlugin(FeaturePlugin):
             props={"attachments": [attachment.to_json(self.ctx.signer, self.ctx.action_url, dm.id)]})
 
     @on_dialog(Dialog.START)
+    @spends_own_key  # with the start's journal (services.incidents.start_named): nothing before it has an effect
     async def on_start_submitted(self, form: DialogSubmission, start: p.StartDialog) -> DialogReply:
         if form.cancelled:
             return DialogReply()

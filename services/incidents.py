@@ -14,7 +14,7 @@ import re
 import secrets
 import time
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel
@@ -51,6 +51,7 @@ from gateway.errors import MattermostError, user_message
 from gateway.messages import code_block, format_duration, inline_code, neutralize, quote
 from gateway.models import Channel, CommandReply, Post, SlashCommand
 from gateway.routing import Registry
+from gateway.signing import spend_pending_key
 from gateway.step_commands import BOT_MAY_RUN, refusal_in
 from services import livecard
 from services.context import BotContext
@@ -551,9 +552,14 @@ class IncidentService:
             name=name, description=description, private=not playbook.create_public_channel,
             source_post_id=source.id if source else None, channel_name=channel_name_for(name),
             created_at=now_ms())
-        await self._save_journal(journal)
+        # One commit: the submission's single-use key (a replayed copy stops here, before any effect),
+        # the journal and the claim of the channel name.
+        async with self.store.transaction():
+            await spend_pending_key()
+            await self._save_journal(journal)
+            claimed = await self._claim_name(journal)
         try:
-            incident = await self._complete_start(journal, recovering=False)
+            incident = await self._complete_start(journal, recovering=False, claimed=claimed)
             return Started(incident, journal.channel_name)
         except Exception:
             # The user is told it failed, so undo what was made; whatever cannot be undone now is
@@ -566,16 +572,18 @@ class IncidentService:
     async def _save_journal(self, journal: StartJournal) -> None:
         await self.store.set_setting(_JOURNAL_PREFIX + journal.incident_id, journal.model_dump_json())
 
-    async def _complete_start(self, journal: StartJournal, *, recovering: bool) -> Incident:
+    async def _complete_start(self, journal: StartJournal, *, recovering: bool,
+                              claimed: bool | None = None) -> Incident:
         """Do whatever of the start is not done yet; each step checks before it acts.
 
         ``recovering``: an earlier attempt may have made part of it (a restart). A start that is not
-        recovering has just saved its journal, so it knows it made nothing yet and asks nothing."""
+        recovering has just saved its journal, so it knows it made nothing yet and asks nothing.
+        ``claimed``: whether the journal's channel name was claimed already, with the journal."""
         # A fresh start's incident id was made with its journal just now: nothing is stored under it.
         incident = await self.store.get_incident(journal.incident_id) if recovering else None
         posted_nothing = incident is None  # the opening post and card are made only once it is stored
         if incident is None:
-            channel = await self._channel_for(journal, recovering=recovering)
+            channel = await self._channel_for(journal, recovering=recovering, claimed=claimed)
             journal.channel_name = channel.name or journal.channel_name
             await self.ctx.client.add_channel_member(channel.id, journal.actor_id)  # user_added tells the directory
             playbook = await self.store.get_playbook(journal.playbook_id)
@@ -587,10 +595,13 @@ class IncidentService:
                 incident_id=journal.incident_id, public=not journal.private)
             incident = await self.store.create_incident(incident, events)
             self.ctx.telemetry.incident_changed(incident, events)
-        incident = await self._ensure_opening_and_card(incident, posted_nothing=posted_nothing)
-        async with self.store.transaction():  # one write for both
+
+        async def done() -> None:
             await self.store.delete_setting(_JOURNAL_PREFIX + journal.incident_id)
             await self._release_name(journal)  # the incident now marks the channel as taken
+
+        # The journal goes in the card post id's commit: a crash before it leaves both to recover.
+        incident = await self._ensure_opening_and_card(incident, posted_nothing=posted_nothing, then=done)
         log.info("incident %s started by %s in channel %s", incident.id, journal.actor_id, incident.channel_id)
         return incident
 
@@ -628,13 +639,16 @@ class IncidentService:
             return channel
         return None
 
-    async def _channel_for(self, journal: StartJournal, *, recovering: bool) -> Channel:
+    async def _channel_for(self, journal: StartJournal, *, recovering: bool, claimed: bool | None = None) -> Channel:
         base = channel_name_for(journal.name)
         # Only the name an interrupted attempt saved can have a channel of ours already: a name this
         # call claims afresh (a new start, or a new suffix) has none, so it is not asked about.
         maybe_made = recovering
         for _ in range(6):
-            if not await self._claim_name(journal):
+            if claimed is None:
+                claimed = await self._claim_name(journal)
+            holds, claimed = claimed, None
+            if not holds:
                 # Another start is using this name right now: take another, as for any taken name.
                 journal.channel_name = with_suffix(base)
                 await self._save_journal(journal)
@@ -662,13 +676,18 @@ class IncidentService:
         raise ValidationError("Could not find a free channel name for this incident; try a different name.",
                               field="name")
 
-    async def _ensure_opening_and_card(self, incident: Incident, *, posted_nothing: bool = False) -> Incident:
+    async def _ensure_opening_and_card(self, incident: Incident, *, posted_nothing: bool = False,
+                                       then: Callable[[], Awaitable[None]] | None = None) -> Incident:
         """Post the opening message and the card, pin it and remember it — skipping what exists.
 
         ``posted_nothing``: the incident was stored by this very call, so neither post can exist yet
-        (both are made only after it is stored, and carry its id): the channel is not read for them."""
-        if incident.card_post_id:
-            return incident  # recorded only after it was pinned
+        (both are made only after it is stored, and carry its id): the channel is not read for them.
+        ``then``: more writes, committed with the card's post id (or on their own when it was known)."""
+        if incident.card_post_id:  # recorded only after it was pinned
+            if then is not None:
+                async with self.store.transaction():
+                    await then()
+            return incident
         opening: Post | None = None
         card: Post | None = None
         if not posted_nothing:
@@ -685,8 +704,11 @@ class IncidentService:
         if not card.is_pinned:
             await self.ctx.client.pin_post(card.id)
         card_id = card.id
-        incident, _ = await self.store.mutate_incident(incident.id, lambda current: (
-            ops.set_card_post(current, card_id), []))
+        async with self.store.transaction():  # joined by mutate_incident: one commit when there is more
+            incident, _ = await self.store.mutate_incident(incident.id, lambda current: (
+                ops.set_card_post(current, card_id), []))
+            if then is not None:
+                await then()
         self.cards.posted(incident, card, rendered)
         return incident
 

@@ -97,6 +97,8 @@ class _Tx:
     conn: aiosqlite.Connection
     task: asyncio.Task | None
     active: bool = True
+    #: BEGIN IMMEDIATE is queued (it goes with the transaction's first statement, in the same trip).
+    begun: bool = False
 
 
 def _incident_from_row(row: sqlite3.Row) -> Incident:
@@ -257,32 +259,39 @@ def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection
     return result
 
 
+def _apply(
+    conn: sqlite3.Connection, incident_id: str, operation: IncidentOperation
+) -> tuple[Incident, list[TimelineEvent], bool]:
+    """Load, apply and save inside the writer's open transaction; the flag says whether anything was written."""
+    rows = conn.execute(f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,)).fetchall()
+    if not rows:
+        raise NotFound("This incident no longer exists.")
+    current = _incident_from_row(rows[0])
+    updated, events = operation(current)
+    if not events and updated == current:
+        return current, [], False
+    if updated.id != current.id:
+        raise StorageError("an incident operation must not change the incident's id")
+    sql, params = _update_statement(updated, current.version, current)
+    if conn.execute(sql, params).rowcount != 1:  # cannot happen: the row is locked since the SELECT
+        raise StorageError(f"incident {incident_id} vanished inside its own write transaction")
+    if events:
+        conn.executemany(_INSERT_EVENT, _event_params(events))
+    return updated.model_copy(update={"version": current.version + 1}), list(events), True
+
+
 def _mutate(
     conn: sqlite3.Connection, incident_id: str, operation: IncidentOperation
 ) -> tuple[Incident, list[TimelineEvent], bool]:
     """``mutate_incident`` as one transaction on the writer's thread; the flag says whether it committed."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        rows = conn.execute(f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,)).fetchall()
-        if not rows:
-            raise NotFound("This incident no longer exists.")
-        current = _incident_from_row(rows[0])
-        updated, events = operation(current)
-        if not events and updated == current:
-            conn.execute("ROLLBACK")
-            return current, [], False
-        if updated.id != current.id:
-            raise StorageError("an incident operation must not change the incident's id")
-        sql, params = _update_statement(updated, current.version, current)
-        if conn.execute(sql, params).rowcount != 1:  # cannot happen: the row is locked since the SELECT
-            raise StorageError(f"incident {incident_id} vanished inside its own write transaction")
-        if events:
-            conn.executemany(_INSERT_EVENT, _event_params(events))
-        conn.execute("COMMIT")
+        saved, events, wrote = _apply(conn, incident_id, operation)
+        conn.execute("COMMIT" if wrote else "ROLLBACK")
     except BaseException:
         _rollback_quietly(conn)
         raise
-    return updated.model_copy(update={"version": current.version + 1}), list(events), True
+    return saved, events, wrote
 
 
 def _count_incidents(conn: sqlite3.Connection, condition: str, params: Sequence[Any]) -> int:
@@ -490,7 +499,10 @@ class SqliteStore(Store):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
-        """``BEGIN IMMEDIATE`` on the single writer; nested calls join the outer transaction."""
+        """``BEGIN IMMEDIATE`` on the single writer; nested calls join the outer transaction.
+
+        The BEGIN travels with the transaction's first statement (one trip to the writer's thread
+        fewer); a transaction that ran no statement commits nothing."""
         if self._current_tx() is not None:
             yield
             return
@@ -499,30 +511,45 @@ class SqliteStore(Store):
             # aiosqlite runs a connection's calls in order on one thread, and every path
             # below queues COMMIT or ROLLBACK before the lock is released, so the next
             # BEGIN always follows them, even when a task is cancelled mid-transaction.
-            try:
-                await writer.execute("BEGIN IMMEDIATE")
-            except asyncio.CancelledError:
-                await self._rollback(writer)  # the BEGIN is queued and will still run
-                raise
             tx = _Tx(writer, asyncio.current_task())
             token = self._tx_var.set(tx)
             try:
                 yield
             except BaseException:
                 tx.active = False
-                await self._rollback(writer)
+                if tx.begun:
+                    await self._rollback(writer)
                 raise
             else:
                 tx.active = False
-                try:
-                    await writer.execute("COMMIT")
-                except sqlite3.Error:
-                    await self._rollback(writer)
-                    raise
-                self._count_commit()
+                if tx.begun:
+                    try:
+                        await writer.execute("COMMIT")
+                    except sqlite3.Error:
+                        await self._rollback(writer)
+                        raise
+                    self._count_commit()
             finally:
                 tx.active = False
                 self._tx_var.reset(token)
+
+    async def _begin(self, tx: _Tx) -> None:
+        """Queue the transaction's BEGIN on its own (before aiosqlite-level statements)."""
+        if not tx.begun:
+            tx.begun = True  # queued: it runs even if this task is cancelled while waiting
+            await tx.conn.execute("BEGIN IMMEDIATE")
+
+    async def _in_tx(self, tx: _Tx, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """``work`` inside the open transaction ``tx``, in one trip (with its BEGIN when it is the first)."""
+        if tx.begun:
+            return await _on_thread(tx.conn, work)
+        tx.begun = True  # queued with the work: it runs even if this task is cancelled while waiting
+
+        def begin_then(conn: sqlite3.Connection) -> _T:
+            conn.execute("BEGIN IMMEDIATE")
+            return work(conn)
+
+        return await _on_thread(tx.conn, begin_then)
 
     def _count_commit(self) -> None:
         self._commits_since_checkpoint += 1
@@ -553,6 +580,7 @@ class SqliteStore(Store):
         async with self.transaction():
             tx = self._current_tx()
             assert tx is not None
+            await self._begin(tx)
             yield tx.conn
 
     async def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
@@ -564,7 +592,7 @@ class SqliteStore(Store):
         work queued: it still commits or rolls back before anything queued after it."""
         tx = self._current_tx()
         if tx is not None:
-            return await _on_thread(tx.conn, work)
+            return await self._in_tx(tx, work)
         writer = self._require_open()
         async with self._write_lock:
             result = await _on_thread(writer, lambda conn: _in_transaction(conn, work))
@@ -575,7 +603,8 @@ class SqliteStore(Store):
     async def _reading(self) -> AsyncIterator[aiosqlite.Connection]:
         tx = self._current_tx()
         if tx is not None:
-            yield tx.conn  # read our own uncommitted writes
+            await self._begin(tx)
+            yield tx.conn  # read our own uncommitted writes (and lock out other processes' writers)
             return
         writer = self._require_open()
         if self._pool is None:
@@ -821,10 +850,12 @@ class SqliteStore(Store):
 
         The load is inside the ``BEGIN IMMEDIATE`` transaction, so no other writer can
         come between it and the save: the version check cannot fail and nothing is retried.
-        Inside an outer ``transaction()`` the shared, statement-by-statement path is used.
+        Inside an outer ``transaction()`` it joins that transaction, still in one trip.
         """
-        if self._current_tx() is not None:
-            return await super().mutate_incident(incident_id, operation, retries=retries)
+        tx = self._current_tx()
+        if tx is not None:
+            saved, events, _ = await self._in_tx(tx, lambda conn: _apply(conn, incident_id, operation))
+            return saved, events
         writer = self._require_open()
         async with self._write_lock:
             # Cancelling the caller leaves the work queued: it still commits or rolls back
