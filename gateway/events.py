@@ -401,7 +401,9 @@ class EventStream:
         if not isinstance(data_field, dict):
             return
         if name == "posted":
-            post = _model(Post, data_field.get("post"))
+            # Decoded once: the handlers get the dict (mmpy_bot's Message wraps it), the stream the model.
+            data_field["post"] = raw_post = _decoded(data_field.get("post"))
+            post = _model(Post, raw_post)
             if post is None or not post.id:
                 return
             self._synced(post.create_at)
@@ -410,7 +412,6 @@ class EventStream:
             self._checkpoint_dirty.set()
             if post.is_system:
                 return
-            data_field["post"] = post  # decoded once
         elif name == "reaction_added":
             reaction = _model(Reaction, data_field.get("reaction"))
             if reaction is None:
