@@ -39,6 +39,13 @@ class Action(StrEnum):
     PLAYBOOK_EXPORT = "playbookexport"
     # Incident list paging
     LIST_PAGE = "listpage"
+    # Status updates, reminders and followers (issue 17; docs/status-updates.md)
+    POST_UPDATE = "postupdate"
+    SNOOZE_REMINDER = "snoozereminder"
+    REQUEST_UPDATE = "requestupdate"
+    FOLLOW = "follow"
+    UNFOLLOW = "unfollow"
+    PLAYBOOK_SETTINGS = "playbooksettings"
 
 
 class Dialog(StrEnum):
@@ -57,3 +64,6 @@ class Dialog(StrEnum):
     PLAYBOOK_STEP = "playbookstep"
     PLAYBOOK_DELETE = "playbookdelete"
     PLAYBOOK_IMPORT = "playbookimport"
+    PLAYBOOK_SETTINGS = "playbooksettings"
+    # Status updates
+    UPDATE = "update"

@@ -201,6 +201,33 @@ class ListPage(ActionPayload, action=Action.LIST_PAGE):
     on_ephemeral: bool = False
 
 
+class PostUpdate(IncidentButton, action=Action.POST_UPDATE):
+    """Opens the status update dialog (card, reminder)."""
+
+
+class SnoozeReminder(IncidentButton, action=Action.SNOOZE_REMINDER):
+    """Snoozes the due update reminder by 15 minutes (the commander only)."""
+
+    #: The due time the reminder was sent for (epoch ms): a later reminder is not snoozed by an old button.
+    due_at: int = Field(ge=0)
+
+
+class RequestUpdate(IncidentButton, action=Action.REQUEST_UPDATE):
+    pass
+
+
+class FollowIncident(IncidentButton, action=Action.FOLLOW):
+    pass
+
+
+class UnfollowIncident(IncidentButton, action=Action.UNFOLLOW):
+    pass
+
+
+class PlaybookSettings(PlaybookButton, action=Action.PLAYBOOK_SETTINGS):
+    """Opens the playbook's settings dialog (updates, broadcast, start settings)."""
+
+
 # Dialogs ------------------------------------------------------------------------------------
 
 class Blank(DialogPayload, dialog=Dialog.NONE):
@@ -271,3 +298,15 @@ def _subclasses(base: type[_P]) -> list[type[_P]]:
         found.append(model)
         todo.extend(model.__subclasses__())
     return found
+
+
+class UpdateDialog(DialogPayload, dialog=Dialog.UPDATE):
+    """The status update dialog; ``final`` when it is the update that ends the incident."""
+
+    incident_id: Id
+    final: bool = False
+
+
+class PlaybookSettingsDialog(DialogPayload, dialog=Dialog.PLAYBOOK_SETTINGS):
+    team_id: Id
+    playbook_id: Id
