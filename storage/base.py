@@ -17,6 +17,7 @@ outside run in a transaction of their own. Nothing returns before it is committe
 from __future__ import annotations
 
 import abc
+import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -25,9 +26,10 @@ from typing import Any, NamedTuple, Self
 
 from domain import limits
 from domain.errors import Conflict, NotFound, ValidationError
+from domain.ids import new_id
 from domain.models import Incident, IncidentStatus, Playbook, TimelineEvent
 
-from .jobs import Job, JobState
+from .jobs import Job, JobState, payload_json
 
 #: A pure operation as given to :meth:`Store.mutate_incident`.
 IncidentOperation = Callable[[Incident], tuple[Incident, list[TimelineEvent]]]
@@ -340,7 +342,6 @@ class Store(abc.ABC):
         returns how many were deleted."""
 
     # -- scheduled jobs (storage/jobs.py explains the life of a job) -----------------------
-    @abc.abstractmethod
     async def schedule_job(
         self,
         kind: str,
@@ -354,6 +355,14 @@ class Store(abc.ABC):
     ) -> Job:
         """Insert a pending job; a pending job of the same (kind, key) is cancelled in the same
         transaction (one pending job per key). ``job_id`` defaults to a new random id."""
+        job = Job(id=job_id or new_id(), kind=kind, key=key, due_at=due_at, created_at=now, incident_id=incident_id,
+                  payload=json.loads(payload_json(payload)))  # checked and normalised once, for every backend
+        return await self.insert_job(job)
+
+    @abc.abstractmethod
+    async def insert_job(self, job: Job) -> Job:
+        """Store a new pending ``job`` built by :meth:`schedule_job`, cancelling the pending job of its
+        (kind, key) in the same transaction; Conflict when its id is taken."""
 
     @abc.abstractmethod
     async def get_job(self, job_id: str) -> Job | None:

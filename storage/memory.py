@@ -32,14 +32,13 @@ import json
 import secrets
 import string
 import weakref
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import Conflict, NotFound
-from domain.ids import new_id
 from domain.models import Incident, Playbook, TimelineEvent
 
 from . import migrations
@@ -53,7 +52,7 @@ from .base import (
     StorageError,
     Store,
 )
-from .jobs import FINISHED, LIVE, Job, JobState, check_selector, payload_json, short_error
+from .jobs import FINISHED, LIVE, Job, JobState, check_selector, short_error
 
 #: ``COLLATE NOCASE`` and ``LIKE`` fold ASCII letters only.
 _ASCII_FOLD = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
@@ -533,20 +532,8 @@ class MemoryStore(Store):
             return deleted
 
     # -- scheduled jobs (SQLite's semantics: storage/sqlite.py) --------------------------------------
-    async def schedule_job(
-        self,
-        kind: str,
-        key: str,
-        *,
-        due_at: int,
-        now: int,
-        payload: Mapping[str, Any] | None = None,
-        incident_id: str | None = None,
-        job_id: str | None = None,
-    ) -> Job:
-        text = payload_json(payload)
-        job = Job(id=job_id or new_id(), kind=kind, key=key, due_at=due_at, created_at=now, incident_id=incident_id,
-                  payload=json.loads(text))
+    async def insert_job(self, job: Job) -> Job:
+        kind, key, now = job.kind, job.key, job.created_at
         async with self._writing() as data:
             if job.id in data.jobs:
                 raise Conflict("A job with this id already exists.")

@@ -21,7 +21,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -32,7 +32,6 @@ import aiosqlite
 from pydantic import TypeAdapter
 
 from domain.errors import Conflict, NotFound
-from domain.ids import new_id
 from domain.models import Incident, IncidentStatus, Playbook, Stage, TimelineEvent, UpdateSettings
 
 from . import migrations
@@ -1014,20 +1013,9 @@ class SqliteStore(Store):
             return deleted
 
     # -- scheduled jobs ---------------------------------------------------------------------------
-    async def schedule_job(
-        self,
-        kind: str,
-        key: str,
-        *,
-        due_at: int,
-        now: int,
-        payload: Mapping[str, Any] | None = None,
-        incident_id: str | None = None,
-        job_id: str | None = None,
-    ) -> Job:
-        job = Job(id=job_id or new_id(), kind=kind, key=key, due_at=due_at, created_at=now, incident_id=incident_id,
-                  payload=json.loads(payload_json(payload)))
-        params = (job.id, kind, key, incident_id, due_at, payload_json(payload), now)
+    async def insert_job(self, job: Job) -> Job:
+        kind, key, now = job.kind, job.key, job.created_at
+        params = (job.id, kind, key, job.incident_id, job.due_at, payload_json(job.payload), now)
 
         def work(conn: sqlite3.Connection) -> None:
             conn.execute("UPDATE jobs SET state = 'cancelled', finished_at = ?, token = NULL, last_error = 'rescheduled'"
