@@ -66,7 +66,7 @@ async def test_a_follower_outside_the_channel_follows_but_cannot_act(sandbox, bo
 
 async def test_a_private_incident_cannot_be_followed_by_a_non_member(sandbox, bot):
     await make_playbook(bot, sandbox, public=False)
-    incident, channel = await start_incident(sandbox, bot)
+    incident, _channel = await start_incident(sandbox, bot)
     reply = await sandbox.user("dave").command("town-square", "/incident follow Checkout errors")
     assert reply.status == 200 and "You follow" not in reply.response["text"]
     assert "Checkout errors" not in reply.response["text"].replace('"Checkout errors"', "")
@@ -75,7 +75,7 @@ async def test_a_private_incident_cannot_be_followed_by_a_non_member(sandbox, bo
 
 async def test_todo_lists_my_assigned_steps_with_the_incident_channel(sandbox, bot):
     await make_playbook(bot, sandbox)
-    incident, channel = await start_incident(sandbox, bot)
+    _incident, channel = await start_incident(sandbox, bot)
     alice = sandbox.user("alice")
     assigned = await alice.command(channel["id"], "/incident assign 1.2 @alice")
     assert assigned.status == 200
