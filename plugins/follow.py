@@ -7,6 +7,8 @@ the channel, so its Follow button answers ephemerally, to whoever clicked.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from domain import Incident, NotFound
 from domain.updates import overdue
 from gateway import payloads as p
@@ -85,7 +87,7 @@ class FollowPlugin(FeaturePlugin):
         return CommandReply(text=render_todo(todo, names, now, self.command))
 
 
-def render_todo(todo: Todo, channel_names: dict[str, str], now: int, command) -> str:
+def render_todo(todo: Todo, channel_names: dict[str, str], now: int, command: Callable[[str], str]) -> str:
     """The to-do list as markdown: per incident (newest first) its ~channel, the overdue update I
     owe as commander, and my open steps; at most TODO_STEPS_SHOWN steps, the rest counted."""
     if not todo.items:

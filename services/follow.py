@@ -12,14 +12,16 @@ command whose status update is overdue, per team, newest first, capped.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from domain import Incident, IncidentStatus, NotFound, permissions
+from domain import Incident, IncidentStatus, NotFound, TimelineEvent, permissions
 from domain import updates as ops
 from domain.todo import MyStep, open_steps_of
 from gateway.directory import Directory
 from services.context import BotContext
 from services.history import HistoryService
+from storage.base import Store
 
 #: Incidents looked at per list (per team): beyond that, "and more".
 TODO_INCIDENTS_MAX = 50
@@ -69,7 +71,7 @@ class FollowService:
         self.history = history
 
     @property
-    def store(self):
+    def store(self) -> Store:
         return self.ctx.store
 
     # Finding the incident -----------------------------------------------------------------
@@ -97,7 +99,9 @@ class FollowService:
         """``user_id`` stops following the incident (nothing changes if they did not follow it)."""
         return await self._change(incident, user_id, ops.unfollow, now)
 
-    async def _change(self, incident: Incident, user_id: str, operation, now: int | None) -> tuple[Incident, bool]:
+    async def _change(self, incident: Incident, user_id: str,
+                      operation: Callable[[Incident, str, int], tuple[Incident, list[TimelineEvent]]],
+                      now: int | None) -> tuple[Incident, bool]:
         await self._require_follower(incident, user_id)
         at = now_ms() if now is None else now
         try:
