@@ -1,4 +1,4 @@
-"""What one person has to do across incidents (``/incident todo``, docs/status-updates.md), as pure rules.
+"""What one person has to do across incidents (the ``todo`` command, docs/status-updates.md), as pure rules.
 
 Two lists: the open steps assigned to them in ongoing incidents, and the ongoing incidents they
 command whose status update is overdue (:func:`domain.updates.overdue`). The store finds the

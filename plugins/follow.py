@@ -26,7 +26,7 @@ FOLLOWING = "updates, the end and restarts come to you by direct message"
 
 
 class FollowPlugin(FeaturePlugin):
-    """``/incident follow``, ``unfollow``, ``todo`` and the Follow / Unfollow buttons."""
+    """The ``follow``, ``unfollow`` and ``todo`` commands, and the Follow / Unfollow buttons."""
 
     def __init__(self, ctx: BotContext, service: FollowService) -> None:
         super().__init__(ctx)

@@ -47,7 +47,7 @@ class TodoIncident:
 
 @dataclass
 class Todo:
-    """``/incident todo``: the incidents with something for me, newest first; ``more``: whether
+    """The ``todo`` command: the incidents with something for me, newest first; ``more``: whether
     incidents were left out beyond the caps of the query."""
 
     items: list[TodoIncident]
@@ -77,7 +77,7 @@ class FollowService:
     # Finding the incident -----------------------------------------------------------------
 
     async def resolve(self, user_id: str, team_id: str, channel_id: str, reference: str, verb: str) -> Incident:
-        """The incident meant, as ``/incident info`` finds it (this channel's, or by name or ~channel);
+        """The incident meant, as the ``info`` command finds it (this channel's, or by name or ~channel);
         one the user may not see is answered like a missing one."""
         return await self.history.resolve(user_id, team_id, channel_id, reference, verb)
 
