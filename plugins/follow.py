@@ -61,8 +61,8 @@ class FollowPlugin(FeaturePlugin):
         return CommandReply(text=self._unfollowed(incident, changed))
 
     async def _clicked(self, callback: ActionCallback, button: p.IncidentButton) -> Incident:
-        incident = await self.ctx.store.get_incident(button.incident_id)
-        if incident is None or incident.channel_id != callback.channel_id:
+        incident = await self.service.incident(button.incident_id, channel_id=callback.channel_id)
+        if incident is None:
             raise NotFound("This incident no longer exists.")
         return incident
 

@@ -81,6 +81,11 @@ class FollowService:
         one the user may not see is answered like a missing one."""
         return await self.history.resolve(user_id, team_id, channel_id, reference, verb)
 
+    async def incident(self, incident_id: str, *, channel_id: str) -> Incident | None:
+        """The incident a button names, if it is still the one of the channel the button is in."""
+        incident = await self.store.get_incident(incident_id) if incident_id else None
+        return incident if incident is not None and incident.channel_id == channel_id else None
+
     async def _require_follower(self, incident: Incident, user_id: str) -> None:
         actor = await self.directory.actor(user_id)
         is_member = await self.directory.is_channel_member(incident.channel_id, user_id)
