@@ -23,11 +23,13 @@ from gateway.routing import Registry
 from gateway.signing import ReplayGuard, Signer
 from plugins.base import FeaturePlugin
 from plugins.direct import DirectMessagePlugin
+from plugins.follow import FollowPlugin
 from plugins.help import HelpPlugin
 from plugins.history import HistoryPlugin
 from plugins.incidents import IncidentPlugin
 from plugins.playbooks import PlaybookPlugin
 from services.context import BotContext
+from services.follow import FollowService
 from services.history import HistoryService
 from services.incidents import IncidentService
 from services.livecard import LiveCardScheduler
@@ -122,7 +124,8 @@ class CommandCenter:
         history = HistoryService(ctx, directory)
         return [HelpPlugin(ctx), DirectMessagePlugin(ctx, self.registry, history), IncidentPlugin(ctx, incidents),
                 HistoryPlugin(ctx, history),
-                PlaybookPlugin(ctx, PlaybookService(ctx, directory))]
+                PlaybookPlugin(ctx, PlaybookService(ctx, directory)),
+                FollowPlugin(ctx, FollowService(ctx, directory, history))]
 
     async def start(self) -> None:
         """Start everything; raises StartupError with a readable reason when that is impossible."""

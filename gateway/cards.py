@@ -109,6 +109,12 @@ def step_details(incident: Incident, ref: StepRef, usernames: dict[str, str]) ->
     return "\n".join(lines)
 
 
+def follow_button(incident: Incident) -> Button:
+    """The card's Follow button (also on an ended incident: followers hear of a restart). The card
+    is shared, so it cannot show whether the one who looks follows: the click answers ephemerally."""
+    return Button("follow", "Follow", p.FollowIncident(incident_id=incident.id))
+
+
 def incident_card(incident: Incident, ctx: CardContext) -> dict[str, Any]:
     """The card post's ``message`` and ``props`` for ``incident``."""
     channel = incident.channel_id
@@ -145,6 +151,7 @@ def incident_card(incident: Incident, ctx: CardContext) -> dict[str, Any]:
     else:
         header_actions.append(Button("restart", "Restart incident",
                                      p.RestartIncident(incident_id=incident.id, mark=status_now)))
+    header_actions.append(follow_button(incident))
 
     attachments = [Attachment(
         fallback=f"Incident {incident.name}: {status}",

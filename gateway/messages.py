@@ -85,6 +85,11 @@ USAGES: dict[str, Usage] = {
                   "Incidents you can see in this team, newest first", "list ongoing @alice"),
     "export": Usage("export [incident] [--raw]", "CSV of the incident channel, sent to you by direct message; "
                     "spreadsheet-safe unless --raw", "export"),
+    "follow": Usage("follow [incident]", "Get its updates, end and restarts by direct message, without joining "
+                    "its channel (the incident by name or ~channel; this channel's by default)", "follow ~db-down"),
+    "unfollow": Usage("unfollow [incident]", "Stop following an incident", "unfollow ~db-down"),
+    "todo": Usage("todo", "Your open steps and overdue updates across the incidents you can see", "todo",
+                  max_words=0),
     "announce": Usage("announce ~channel…", "Tell other channels that this incident started",
                       "announce ~town-square ~ops", min_words=1),
     "playbook": Usage("playbook list|show|create|edit|delete|members|export|import|templates", "Manage playbooks",

@@ -294,6 +294,13 @@ class Store(abc.ABC):
         """Incidents whose card post was never recorded, oldest first (to repair after a crash)."""
 
     @abc.abstractmethod
+    async def incidents_with_open_steps_of(self, team_id: str, user_id: str, *,
+                                           limit: int = 100) -> list[Incident]:
+        """Ongoing incidents of ``team_id`` with at least one open step assigned to ``user_id``,
+        newest first, at most ``limit`` (``/incident todo``). Only ongoing incidents are looked at
+        (an index on the status): at 100k incidents the ended ones, nearly all of them, cost nothing."""
+
+    @abc.abstractmethod
     async def timeline(self, incident_id: str) -> list[TimelineEvent]:
         """The incident's events in the order they were recorded."""
 

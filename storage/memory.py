@@ -40,6 +40,7 @@ from typing import Any
 
 from domain.errors import Conflict, NotFound
 from domain.models import Incident, Playbook, TimelineEvent
+from domain.todo import has_open_step_of
 
 from . import migrations
 from .base import (
@@ -458,6 +459,13 @@ class MemoryStore(Store):
     async def incident_refs_page(self, query: IncidentQuery) -> RefPage:
         total, items = _select(await self._read(), query)
         return RefPage([IncidentRef(i.id, i.team_id, i.channel_id, i.public) for i in items], total)
+
+    async def incidents_with_open_steps_of(self, team_id: str, user_id: str, *,
+                                           limit: int = 100) -> list[Incident]:
+        found = [row.incident for row in (await self._read()).incidents.values()
+                 if row.incident.team_id == team_id and has_open_step_of(row.incident, user_id)]
+        found.sort(key=lambda i: (i.created_at, i.id), reverse=True)
+        return found if limit < 0 else found[:limit]
 
     async def incidents_by_ids(self, incident_ids: Sequence[str]) -> list[Incident]:
         incidents = (await self._read()).incidents

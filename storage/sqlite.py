@@ -931,6 +931,22 @@ class SqliteStore(Store):
         )
         return [_incident_from_row(row) for row in rows]
 
+    async def incidents_with_open_steps_of(self, team_id: str, user_id: str, *,
+                                           limit: int = 100) -> list[Incident]:
+        # incidents_list_status (team_id, status, created_at, …) picks the team's ongoing incidents,
+        # newest first; instr() skips, without parsing it, every stages document that does not name
+        # the user as an assignee (steps are stored without defaults: an open step has no "state").
+        rows = await self._fetchall(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents"
+            " WHERE team_id = ? AND status = 'ongoing' AND instr(stages, ?) > 0"
+            " AND EXISTS (SELECT 1 FROM json_each(stages) AS stage, json_each(stage.value, '$.steps') AS step"
+            "             WHERE json_extract(step.value, '$.assignee_id') = ?"
+            "             AND coalesce(json_extract(step.value, '$.state'), 'open') = 'open')"
+            " ORDER BY created_at DESC, id DESC LIMIT ?",
+            (team_id, f'"assignee_id":{json.dumps(user_id)}', user_id, limit),
+        )
+        return [_incident_from_row(row) for row in rows]
+
     async def timeline(self, incident_id: str) -> list[TimelineEvent]:
         rows = await self._fetchall(
             "SELECT id, incident_id, at, kind, actor_id, details FROM timeline_events"

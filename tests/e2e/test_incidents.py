@@ -401,7 +401,7 @@ async def test_end_and_restart_with_confirmation(sandbox, bot):
     closing = channel_posts(sandbox, channel["id"])[-1]["message"]
     assert closing.startswith("This incident has been ended by @alice.") and "steps done: **1/7**" in closing
     post = card(sandbox, incident)
-    assert "Status: Ended" in card_text(post) and button_names(post) == ["Restart incident"]
+    assert "Status: Ended" in card_text(post) and button_names(post) == ["Restart incident", "Follow"]
     # Ended incidents are read-only
     result = await alice.command(channel["id"], "/incident check 1.2")
     assert "has ended" in result.ephemeral[0] and "/incident restart" in result.ephemeral[0]

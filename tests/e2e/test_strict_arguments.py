@@ -43,6 +43,7 @@ WRONG_WORDS = [
     ("announce", "announce", "missing"),
     ("start --post", "start --post", "missing"),
     ("help check assign", "help", "extra"),
+    ("todo everything", "todo", "extra"),
     ("playbook list everything", "playbook list", "extra"),
     ("playbook templates all", "playbook templates", "extra"),
     ("playbook import now", "playbook import", "extra"),
