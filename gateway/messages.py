@@ -85,6 +85,8 @@ USAGES: dict[str, Usage] = {
                   "Incidents you can see in this team, newest first", "list ongoing @alice"),
     "export": Usage("export [incident] [--raw]", "CSV of the incident channel, sent to you by direct message; "
                     "spreadsheet-safe unless --raw", "export"),
+    "update": Usage("update [incident]", "Post a status update (a dialog): the channel, broadcast channels and "
+                    "followers get it", "update"),
     "announce": Usage("announce ~channel…", "Tell other channels that this incident started",
                       "announce ~town-square ~ops", min_words=1),
     "playbook": Usage("playbook list|show|create|edit|delete|members|export|import|templates", "Manage playbooks",
