@@ -1,4 +1,4 @@
-"""Status updates from chat: ``/incident update``, the card's (and a reminder's) Update button, the update dialog.
+"""Status updates from chat: the ``update`` command, the card's (and a reminder's) Update button, the update dialog.
 
 Thin: the dialog is built from the incident (its template, its "next update in" choices); posting,
 broadcasting and telling the followers is services/updates.py. Who may post is checked when the
