@@ -28,6 +28,7 @@ from plugins.help import HelpPlugin
 from plugins.history import HistoryPlugin
 from plugins.incidents import IncidentPlugin
 from plugins.playbooks import PlaybookPlugin
+from plugins.updates import UpdatesPlugin
 from services.context import BotContext
 from services.follow import FollowService
 from services.history import HistoryService
@@ -35,6 +36,7 @@ from services.incidents import IncidentService
 from services.livecard import LiveCardScheduler
 from services.playbooks import PlaybookService
 from services.scheduler import Scheduler
+from services.updates import UpdateService
 from settings import Settings, SettingsError, load_settings
 from storage import open_store
 from storage.base import Store
@@ -125,7 +127,8 @@ class CommandCenter:
         return [HelpPlugin(ctx), DirectMessagePlugin(ctx, self.registry, history), IncidentPlugin(ctx, incidents),
                 HistoryPlugin(ctx, history),
                 PlaybookPlugin(ctx, PlaybookService(ctx, directory)),
-                FollowPlugin(ctx, FollowService(ctx, directory, history))]
+                FollowPlugin(ctx, FollowService(ctx, directory, history)),
+                UpdatesPlugin(ctx, UpdateService(ctx, incidents), history)]
 
     async def start(self) -> None:
         """Start everything; raises StartupError with a readable reason when that is impossible."""

@@ -66,6 +66,8 @@ class CardContext:
 def card_user_ids(incident: Incident) -> set[str]:
     """The users whose names the card shows."""
     ids = {incident.commander_id}
+    if incident.last_update_by:
+        ids.add(incident.last_update_by)
     for stage in incident.stages:
         for step in stage.steps:
             ids.update(x for x in (step.assignee_id, step.state_changed_by) if x)
@@ -148,6 +150,7 @@ def incident_card(incident: Incident, ctx: CardContext) -> dict[str, Any]:
         header_actions.append(Button("commander", "Change commander", p.ChangeCommander(incident_id=incident.id)))
         header_actions.append(Button("end", "End incident", p.EndIncident(incident_id=incident.id, mark=status_now),
                                      "danger"))
+        header_actions.append(Button("postupdate", "Post update", p.PostUpdate(incident_id=incident.id)))
     else:
         header_actions.append(Button("restart", "Restart incident",
                                      p.RestartIncident(incident_id=incident.id, mark=status_now)))
@@ -158,7 +161,7 @@ def incident_card(incident: Incident, ctx: CardContext) -> dict[str, Any]:
         color=COLOR_ONGOING if ongoing else COLOR_ENDED,
         # Titles are shown as plain text (no markdown, no mentions); keep them on one line.
         title=("🚨 " if ongoing else "✅ ") + " ".join(incident.name.split()),
-        text=times + (f"\n{neutralize(incident.description)}" if incident.description else ""),
+        text=times + update_line(incident, ctx) + (f"\n{neutralize(incident.description)}" if incident.description else ""),
         fields=tuple(header_fields),
         actions=tuple(header_actions),
     )]
@@ -187,6 +190,22 @@ def incident_card(incident: Incident, ctx: CardContext) -> dict[str, Any]:
     return {"message": card_message(incident),
             "props": {"attachments": [ctx.attachment(a, channel) for a in attachments],
                       "command_center_card": incident.id}}
+
+
+def update_line(incident: Incident, ctx: CardContext) -> str:
+    """The card's status update line (docs/status-updates.md): "Last update 5m ago by @bob · next due
+    14:30 UTC", with a leading line break; "" before the first update when none is due."""
+    parts = []
+    if incident.last_update_at is not None:
+        ago = format_live_duration(max(0, ctx.now_ms - incident.last_update_at))
+        parts.append(f"Last update {ago} ago by {ctx.who(incident.last_update_by)}")
+    if incident.is_ongoing and incident.next_update_due_at is not None:
+        due = dt.datetime.fromtimestamp(incident.next_update_due_at / 1000, tz=dt.UTC)
+        same_day = due.date() == dt.datetime.fromtimestamp(ctx.now_ms / 1000, tz=dt.UTC).date()
+        parts.append("next due " + due.strftime("%H:%M UTC" if same_day else "%Y-%m-%d %H:%M UTC"))
+    elif incident.is_ongoing and parts:
+        parts.append("no next update due")
+    return ("\n" + " · ".join(parts)) if parts else ""
 
 
 def duration_value(incident: Incident, ctx: CardContext) -> str:

@@ -50,3 +50,24 @@ def start_incident_elements(playbooks: list[tuple[str, str]], name: str) -> tupl
         text("description", "Description", optional=True, textarea=True, max_length=limits.INCIDENT_DESCRIPTION_MAX,
              placeholder="What is happening? Who is affected?"),
     )
+
+
+def update_elements(choices: list[tuple[str, str]], template: str) -> tuple[ui.Element, ...]:
+    """The status update dialog: the text (prefilled from the incident's update template) and
+    "next update in" (``choices``: value/label pairs, the incident's default first)."""
+    return (
+        text("text", "Update", default=template, textarea=True, min_length=1, max_length=limits.UPDATE_TEXT_MAX,
+             placeholder="What changed, what is being done, what happens next?",
+             help_text="Markdown. Posted in the incident channel, its broadcast channels and to its followers."),
+        select("next_in", "Next update in", [(label, value) for value, label in choices],
+               default=choices[0][0] if choices else None, help_text="When the commander is reminded next."),
+    )
+
+
+def end_incident_elements() -> tuple[ui.Element, ...]:
+    """The end confirmation: an optional final update, posted and sent like any update."""
+    return (
+        text("final_update", "Final update", optional=True, textarea=True, max_length=limits.UPDATE_TEXT_MAX,
+             placeholder="Optional: how it was resolved, what happens next.",
+             help_text="Posted as the last status update, to the broadcast channels and the followers."),
+    )

@@ -85,6 +85,8 @@ USAGES: dict[str, Usage] = {
                   "Incidents you can see in this team, newest first", "list ongoing @alice"),
     "export": Usage("export [incident] [--raw]", "CSV of the incident channel, sent to you by direct message; "
                     "spreadsheet-safe unless --raw", "export"),
+    "update": Usage("update [incident]", "Post a status update (a dialog): the channel, broadcast channels and "
+                    "followers get it", "update"),
     "follow": Usage("follow [incident]", "Get its updates, end and restarts by direct message, without joining "
                     "its channel (the incident by name or ~channel; this channel's by default)", "follow ~db-down"),
     "unfollow": Usage("unfollow [incident]", "Stop following an incident", "unfollow ~db-down"),

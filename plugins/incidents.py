@@ -15,7 +15,7 @@ import logging
 import re
 import shlex
 
-from domain import NotFound, ValidationError, parse_stage_number, parse_step_ref
+from domain import DomainError, NotFound, ValidationError, parse_stage_number, parse_step_ref
 from domain.errors import COMMAND
 from domain.freshness import status_mark
 from domain.ids import is_valid_id
@@ -552,8 +552,9 @@ class IncidentPlugin(FeaturePlugin):
         else:
             title, label = "Restart incident", "Restart"
             intro = f"Reopen **{neutralize(incident.name)}**? Its duration runs again from the original start."
+        elements = dialogs.end_incident_elements() if dialog_id is Dialog.END else ()
         await self.ctx.client.open_dialog(trigger_id, self.ctx.dialog_url,
-                                          ui.DialogForm(dialog_id, title, state, (), submit_label=label,
+                                          ui.DialogForm(dialog_id, title, state, elements, submit_label=label,
                                                         introduction=intro).to_json())
 
     async def _confirm_command(self, command: SlashCommand, dialog_id: Dialog) -> CommandReply:
@@ -600,9 +601,15 @@ class IncidentPlugin(FeaturePlugin):
             # Mattermost checks a submission only against the channel the client names (api4
             # submitDialog), so the membership is asked afresh.
             if isinstance(dialog, p.EndDialog):
-                await self.service.end(incident, form.user_id, fresh=True, drawn=dialog.mark)
+                final = form.submission.get("final_update")
+                await self.service.end(incident, form.user_id, fresh=True, drawn=dialog.mark,
+                                       final_update=final if isinstance(final, str) else "")
             else:
                 await self.service.restart(incident, form.user_id, fresh=True, drawn=dialog.mark)
+        except DomainError as error:
+            if error.field == "text" and isinstance(dialog, p.EndDialog):  # the final update's text
+                return DialogReply(errors={"final_update": self.error_text(error)})
+            return DialogReply(error=self.error_text(error))
         except Exception as error:  # shown in the dialog's footer
             return DialogReply(error=self.error_text(error))
         return DialogReply()

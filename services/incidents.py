@@ -378,6 +378,10 @@ class IncidentService:
         #: Steps whose Run button is being acted on: a copy of the click arriving meanwhile (a double
         #: click, a replay) is refused, since the run is recorded only once the command was accepted.
         self._running_buttons: set[tuple[str, str]] = set()
+        #: Called with every stored change (incident, events, acting user) before it is announced; each
+        #: may hand back a coroutine function run once the change is announced and the card redrawn
+        #: (services/updates.py: the status update post first, then broadcast and followers).
+        self.listeners: list[ChangeListener] = []
 
     @property
     def store(self):
@@ -812,7 +816,11 @@ class IncidentService:
         updated, events = await self._mutate(incident, operation, drawn)
         if events:
             self.ctx.telemetry.incident_changed(updated, events)
+            later = [await listener(updated, events, user_id) for listener in self.listeners]
             await self._publish(updated, events, user_id, describe)
+            for then in later:
+                if then is not None:
+                    await then()
         return updated, events
 
     async def _mutate(self, incident: Incident, operation: Callable[[Incident], tuple[Incident, list[TimelineEvent]]],
@@ -931,14 +939,17 @@ class IncidentService:
         return await self.change(incident, user_id, operation, describe,
                                  drawn=None if drawn is None else Drawn(drawn, what="stage"))
 
-    async def end(self, incident: Incident, user_id: str, *, fresh: bool = False, drawn: str | None = None):
+    async def end(self, incident: Incident, user_id: str, *, fresh: bool = False, drawn: str | None = None,
+                  final_update: str = ""):
+        """End the incident; a non-blank ``final_update`` is recorded (and posted) as its last status update."""
         def describe(inc: Incident, events: list[TimelineEvent], who: str) -> str:
-            details = events[0].details
+            details = next(e for e in events if e.kind is EventKind.ENDED).details
             return (f"This incident has been ended by @{who}.\n"
                     f"Duration: **{format_duration(details.get('duration_ms', 0))}** · "
                     f"steps done: **{details.get('steps_done', 0)}/{details.get('steps_total', 0)}**")
-        return await self.change(incident, user_id, lambda current: ops.end_incident(current, user_id, now_ms()),
-                                 describe, fresh=fresh, drawn=None if drawn is None else Drawn(drawn))
+        return await self.change(incident, user_id, lambda current: ops.end_incident(
+            current, user_id, now_ms(), final_update=final_update),
+            describe, fresh=fresh, drawn=None if drawn is None else Drawn(drawn))
 
     async def restart(self, incident: Incident, user_id: str, *, fresh: bool = False, drawn: str | None = None):
         return await self.change(incident, user_id, lambda current: ops.restart_incident(current, user_id, now_ms()),
@@ -1071,6 +1082,10 @@ class IncidentService:
             log.warning("the card of incident %s was not refreshed after a run (%s); retrying in the background",
                         incident.id, error)
             self.cards.refresh_later(incident.id)
+
+
+#: See IncidentService.listeners.
+ChangeListener = Callable[[Incident, list[TimelineEvent], str], Awaitable[Callable[[], Awaitable[None]] | None]]
 
 
 @dataclass

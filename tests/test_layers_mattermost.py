@@ -25,8 +25,9 @@ MATTERMOST_FIELDS = frozenset({
 
 #: Receivers that hold the bot's own dicts, never Mattermost's (justified one by one):
 #: ``card``/``rendered`` — the card gateway.cards draws ({"message", "props"}) for the bot to post;
-#: ``submission`` — a dialog's values, keyed by the element names the bot itself chose.
-OWN_DICTS = frozenset({"card", "rendered", "submission"})
+#: ``submission`` — a dialog's values, keyed by the element names the bot itself chose;
+#: ``details`` — a timeline event's details, written by the domain operations (domain/_ops.py ``event``).
+OWN_DICTS = frozenset({"card", "rendered", "submission", "details"})
 
 
 def _receiver(node: ast.expr) -> str:

@@ -92,6 +92,8 @@ class FakeMattermost:
         self.dialogs: list[OpenedDialog] = []
         self.ephemerals: list[Ephemeral] = []
         self.executed: list[tuple[str, str]] = []
+        #: Channel roles of some members, by (channel id, user id); everyone else is a channel_user.
+        self.member_roles: dict[tuple[str, str], str] = {}
         bot = self.add_user(bot_username, is_bot=True)
         self.user_id, self.username = bot.id, bot.username
 
@@ -313,7 +315,8 @@ class FakeMattermost:
         self._inside(channel_id, "GET")
         if user_id not in self.channel_members_of[channel_id]:
             raise _refused(404, "app.channel.get_member.missing.app_error", "No channel member found.", "GET")
-        return ChannelMember(channel_id=channel_id, user_id=user_id, roles="channel_user")
+        return ChannelMember(channel_id=channel_id, user_id=user_id,
+                             roles=self.member_roles.get((channel_id, user_id), "channel_user"))
 
     async def channel_members(self, channel_id: str, *, page: int = 0, per_page: int = 200) -> list[ChannelMember]:
         self._record("channel_members", channel_id, page, per_page)
