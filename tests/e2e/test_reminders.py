@@ -84,7 +84,8 @@ async def test_the_commander_snoozes_and_others_cannot(sandbox, bot):
     incident, channel = await reminded(sandbox, bot)
     await pass_due_time(sandbox, bot, incident)
     reminder = reminders_in(sandbox, channel["id"])[0]
-    refused = await sandbox.user("bob").click(reminder["id"], "Snooze 15 min")  # not the commander
+    await sandbox.user("bob").add_member(channel["name"], "bob")
+    refused = await sandbox.user("bob").click(reminder["id"], "Snooze 15 min")  # a member, not the commander
     assert any("Only the commander" in text for text in refused.ephemeral), refused
     result = await sandbox.user("alice").click(reminder["id"], "Snooze 15 min")
     assert any("Snoozed" in text for text in result.ephemeral), result
