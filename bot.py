@@ -268,6 +268,8 @@ class CommandCenter:
             await self.inbound.stop()
         if self.livecard is not None:
             await self.livecard.stop()
+        if self.reminders is not None:
+            await self.reminders.settle()
         if self.scheduler is not None:
             await self.scheduler.stop()
         if self.incidents is not None:

@@ -142,6 +142,10 @@ class ReminderService:
 
     async def _apply(self, incident_id: str, due_at: int | None) -> None:
         if due_at is None:
+            # A read first: most incidents without a due time (no interval) never had a reminder.
+            if incident_id not in self._applied and not await self.ctx.store.list_jobs(
+                    kind=REMINDER_KIND, key=incident_id, states=(JobState.PENDING, JobState.CLAIMED)):
+                return
             if await self.scheduler.cancel_key(REMINDER_KIND, incident_id):
                 log.info("reminders: the reminder of incident %s is cancelled", incident_id)
             return
