@@ -19,7 +19,7 @@ from services.reminders import ReminderService, clock_time
 
 
 class ReminderPlugin(FeaturePlugin):
-    """Handles Snooze, Request update and ``/incident request-update``."""
+    """Handles Snooze, Request update and the ``request-update`` command."""
 
     def __init__(self, ctx: BotContext, reminders: ReminderService, incidents: IncidentService) -> None:
         super().__init__(ctx)
