@@ -28,6 +28,7 @@ from plugins.help import HelpPlugin
 from plugins.history import HistoryPlugin
 from plugins.incidents import IncidentPlugin
 from plugins.playbooks import PlaybookPlugin
+from plugins.reminders import ReminderPlugin
 from plugins.updates import UpdatesPlugin
 from services.context import BotContext
 from services.follow import FollowService
@@ -35,7 +36,8 @@ from services.history import HistoryService
 from services.incidents import IncidentService
 from services.livecard import LiveCardScheduler
 from services.playbooks import PlaybookService
-from services.scheduler import Scheduler
+from services.reminders import ReminderService
+from services.scheduler import CrashHooks, Scheduler
 from services.updates import UpdateService
 from settings import Settings, SettingsError, load_settings
 from storage import open_store
@@ -113,22 +115,30 @@ class CommandCenter:
         self.directory: Directory | None = None
         self.livecard: LiveCardScheduler | None = None
         self.scheduler: Scheduler | None = None
+        self.reminders: ReminderService | None = None
         self._ws_task: asyncio.Task | None = None
         # WebSocket keep-alive/reconnect timings; tests shorten them before start().
         self.websocket_policy = ConnectionPolicy()
         self.inbound_limits = InboundLimits()
         self.telemetry: Telemetry = NULL_TELEMETRY
+        #: Test-only crash points of the scheduler (services/scheduler.py), read from the environment at start.
+        self.crash_hooks = CrashHooks({})
 
     def build_plugins(self, ctx: BotContext) -> list[FeaturePlugin]:
         """Every feature, in one list; each declares its own handlers on its methods."""
         directory = self.directory = Directory(ctx.client)
         incidents = self.incidents = IncidentService(ctx, directory, commands=self.registry)
         history = HistoryService(ctx, directory)
+        # Stored jobs (reminders) fire from the scheduler, started once the bot is up (start()).
+        scheduler = self.scheduler = Scheduler(ctx.store, hooks=self.crash_hooks,
+                                               lease_ms=self.crash_hooks.lease_ms or 60_000)
+        reminders = self.reminders = ReminderService(ctx, incidents, scheduler)
         return [HelpPlugin(ctx), DirectMessagePlugin(ctx, self.registry, history), IncidentPlugin(ctx, incidents),
                 HistoryPlugin(ctx, history),
                 PlaybookPlugin(ctx, PlaybookService(ctx, directory)),
                 FollowPlugin(ctx, FollowService(ctx, directory, history)),
-                UpdatesPlugin(ctx, UpdateService(ctx, incidents), history)]
+                UpdatesPlugin(ctx, UpdateService(ctx, incidents), history),
+                ReminderPlugin(ctx, reminders, incidents)]
 
     async def start(self) -> None:
         """Start everything; raises StartupError with a readable reason when that is impossible."""
@@ -140,6 +150,10 @@ class CommandCenter:
         try:
             signer = Signer(settings.resolve_signing_secret())
         except SettingsError as error:
+            raise StartupError(str(error)) from None
+        try:
+            self.crash_hooks = CrashHooks()
+        except ValueError as error:
             raise StartupError(str(error)) from None
         try:
             store = self._store = await open_store(settings.effective_database_url)
@@ -214,10 +228,14 @@ class CommandCenter:
             except Exception:  # the cards still follow every change; only the duration would stand still
                 log.exception("the live card scheduler did not start")
 
-        # Stored jobs (reminders) fire from here; an ended incident's jobs are cancelled (services/scheduler.py).
-        self.scheduler = Scheduler(store)
+        # Stored jobs (reminders) fire from here; an ended incident's jobs are cancelled (services/scheduler.py),
+        # and each incident's reminder follows its due time (services/reminders.py).
+        if self.scheduler is None:
+            self.scheduler = Scheduler(store, hooks=self.crash_hooks)
         if self.incidents is not None:
             self.incidents.cards.listeners.append(self.scheduler.incident_changed)
+            if self.reminders is not None:
+                self.incidents.cards.listeners.append(self.reminders.incident_changed)
         await self.scheduler.start()
 
     @property
@@ -257,6 +275,8 @@ class CommandCenter:
             await self.inbound.stop()
         if self.livecard is not None:
             await self.livecard.stop()
+        if self.reminders is not None:
+            await self.reminders.settle()
         if self.scheduler is not None:
             await self.scheduler.stop()
         if self.incidents is not None:

@@ -24,6 +24,7 @@ from typing import Any
 from domain import Incident, Step
 from domain.freshness import run_mark, stage_mark, status_mark, step_mark
 from domain.models import StepRef
+from domain.updates import overdue
 from gateway import payloads as p
 from gateway.messages import format_duration, format_live_duration, inline_code, limited_markdown, neutralize
 from gateway.signing import Signer
@@ -135,6 +136,7 @@ def incident_card(incident: Incident, ctx: CardContext) -> dict[str, Any]:
     ]
     if incident.playbook_title:
         header_fields.append(Field("Playbook", neutralize(incident.playbook_title)))
+    header_fields.extend(overdue_fields(incident, ctx))
     # Every button that changes something carries the mark of the state its own target had when it
     # was drawn (domain/freshness.py): a click on an outdated card changes nothing. (Commander and
     # Assign only open a dialog, which needs Mattermost's own trigger id; the choice made in it stands.)
@@ -151,6 +153,7 @@ def incident_card(incident: Incident, ctx: CardContext) -> dict[str, Any]:
         header_actions.append(Button("end", "End incident", p.EndIncident(incident_id=incident.id, mark=status_now),
                                      "danger"))
         header_actions.append(Button("postupdate", "Post update", p.PostUpdate(incident_id=incident.id)))
+        header_actions.extend(request_update_buttons(incident))
     else:
         header_actions.append(Button("restart", "Restart incident",
                                      p.RestartIncident(incident_id=incident.id, mark=status_now)))
@@ -206,6 +209,20 @@ def update_line(incident: Incident, ctx: CardContext) -> str:
     elif incident.is_ongoing and parts:
         parts.append("no next update due")
     return ("\n" + " · ".join(parts)) if parts else ""
+
+
+def overdue_fields(incident: Incident, ctx: CardContext) -> tuple[Field, ...]:
+    """The overdue mark (reminders, docs/status-updates.md): shown from the moment the update is due
+    until one is posted or the reminder is snoozed; the live card redraws the card at that moment."""
+    if not overdue(incident, ctx.now_ms) or incident.next_update_due_at is None:
+        return ()
+    due = dt.datetime.fromtimestamp(incident.next_update_due_at / 1000, tz=dt.UTC).strftime("%H:%M UTC")
+    return (Field("Status update", f"⏰ **Overdue** (due {due})", short=False),)
+
+
+def request_update_buttons(incident: Incident) -> tuple[Button, ...]:
+    """*Request update* (any channel member but the commander; the handler checks who clicks)."""
+    return (Button("requestupdate", "Request update", p.RequestUpdate(incident_id=incident.id)),)
 
 
 def duration_value(incident: Incident, ctx: CardContext) -> str:

@@ -81,7 +81,7 @@ USAGES: dict[str, Usage] = {
                        max_words=2, in_help=False),
     "info": Usage("info [incident]", "Details: commander, playbook, duration, people, stages, timeline "
                   "(the incident by name, ~channel or channel name; this channel's by default)", "info"),
-    "list": Usage("list [ongoing|ended|all] [@commander] [--playbook NAME] [--search TEXT] [--page N]",
+    "list": Usage("list [ongoing|ended|all|overdue] [@commander] [--playbook NAME] [--search TEXT] [--page N]",
                   "Incidents you can see in this team, newest first", "list ongoing @alice"),
     "export": Usage("export [incident] [--raw]", "CSV of the incident channel, sent to you by direct message; "
                     "spreadsheet-safe unless --raw", "export"),
@@ -94,6 +94,8 @@ USAGES: dict[str, Usage] = {
                   max_words=0),
     "announce": Usage("announce ~channel…", "Tell other channels that this incident started",
                       "announce ~town-square ~ops", min_words=1),
+    "request-update": Usage("request-update", "Ask the commander for a status update (in the channel)",
+                            "request-update", max_words=0),
     "playbook": Usage("playbook list|show|create|edit|delete|members|export|import|templates", "Manage playbooks",
                       "playbook create"),
     "help": Usage("help [command]", "This list, or how to type one command", "help assign", max_words=1),

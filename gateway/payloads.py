@@ -199,6 +199,8 @@ class ListPage(ActionPayload, action=Action.LIST_PAGE):
     owner_id: Id
     #: The list is an ephemeral reply, whose buttons cannot update it.
     on_ephemeral: bool = False
+    #: Only overdue incidents (``list overdue``).
+    overdue: bool = False
 
 
 class PostUpdate(IncidentButton, action=Action.POST_UPDATE):

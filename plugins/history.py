@@ -35,9 +35,9 @@ from gateway.models import ActionCallback, ActionReply, CommandReply, SlashComma
 from gateway.routing import on_action, on_command
 from plugins.base import FeaturePlugin
 from services.context import BotContext
-from services.history import NO_TEAM, HistoryService, IncidentDetails, ListFilters, ListPage, now_ms
+from services.history import NO_TEAM, HistoryService, IncidentDetails, ListFilters, ListPage, now_ms, overdue_mark
 
-LIST_USAGE = (f"Usage: {COMMAND}list [ongoing|ended|all] [@commander] [--playbook NAME] [--search TEXT] [--page N], "
+LIST_USAGE = (f"Usage: {COMMAND}list [ongoing|ended|all|overdue] [@commander] [--playbook NAME] [--search TEXT] [--page N], "
               f'e.g. {COMMAND}list ongoing @alice --search "database"')
 _STATUS_WORDS = {"ongoing": IncidentStatus.ONGOING, "active": IncidentStatus.ONGOING,
                  "ended": IncidentStatus.ENDED, "all": None}
@@ -114,6 +114,7 @@ class HistoryPlugin(FeaturePlugin):
     async def _parse_list(self, command: SlashCommand, team_id: str) -> tuple[ListFilters, int]:
         status: IncidentStatus | None = None
         commander_id = playbook_id = search = None
+        only_overdue = False
         page = 1
         words = _words(command.arguments)
         position = 0
@@ -140,7 +141,9 @@ class HistoryPlugin(FeaturePlugin):
                 else:
                     playbook_id = (await self.service.playbook_named(team_id, command.user_id, value)).id
                 continue
-            if lowered in _STATUS_WORDS:
+            if lowered == "overdue":
+                only_overdue = True
+            elif lowered in _STATUS_WORDS:
                 status = _STATUS_WORDS[lowered]
             elif _MENTION.match(word):
                 # Missing and outside the team get one answer (the bot sees other teams' users).
@@ -151,7 +154,8 @@ class HistoryPlugin(FeaturePlugin):
             else:
                 raise ValidationError(f'I do not understand "{neutralize(word)}". {LIST_USAGE}')
             position += 1
-        return ListFilters(status=status, commander_id=commander_id, playbook_id=playbook_id, search=search), page
+        return ListFilters(status=status, commander_id=commander_id, playbook_id=playbook_id, search=search,
+                           overdue=only_overdue), page
 
     async def _list_team(self, command: SlashCommand) -> str:
         teams = await self.service.teams_of(command.user_id, command.team_id)
@@ -179,7 +183,8 @@ class HistoryPlugin(FeaturePlugin):
         except ValueError:
             raise ValidationError(f"This page button is broken; type {COMMAND}list again.") from None
         filters = ListFilters(status=status, commander_id=button.commander_id or None,
-                              playbook_id=button.playbook_id or None, search=button.search or None)
+                              playbook_id=button.playbook_id or None, search=button.search or None,
+                              overdue=button.overdue)
         page, team_id = button.page, button.team_id
         if button.on_ephemeral:
             return await self._page_in_direct_messages(callback.user_id, team_id, filters, page)
@@ -202,7 +207,8 @@ class HistoryPlugin(FeaturePlugin):
         return ui.Button(f"listpage{page}", label, p.ListPage(
             team_id=view.team_id, status=filters.status.value if filters.status else "",
             commander_id=filters.commander_id or "", playbook_id=filters.playbook_id or "",
-            search=filters.search or "", page=page, owner_id=view.owner_id, on_ephemeral=view.on_ephemeral), style)
+            search=filters.search or "", page=page, owner_id=view.owner_id, on_ephemeral=view.on_ephemeral,
+            overdue=filters.overdue), style)
 
     def _pages(self, view: ListView, buttons: list[ui.Button]) -> list[dict[str, Any]]:
         """The page buttons' attachment as JSON (none without buttons)."""
@@ -213,6 +219,8 @@ class HistoryPlugin(FeaturePlugin):
 
     async def _describe_filters(self, filters: ListFilters) -> str:
         parts = []
+        if filters.overdue:
+            parts.append("update overdue")
         if filters.status is not None:
             parts.append(filters.status.value)
         if filters.commander_id:
@@ -246,7 +254,8 @@ class HistoryPlugin(FeaturePlugin):
         for incident in result.items:
             channel = channels.get(incident.channel_id)
             link = f" ~{channel}" if channel else ""
-            lines.append(f"| **{neutralize(incident.name)}**{link} | {_status_label(incident)} | "
+            lines.append(f"| **{neutralize(incident.name)}**{link} | {_status_label(incident)}"
+                         f"{overdue_mark(incident, now)} | "
                          f"{_who(names, incident.commander_id)} | {_stage_label(incident)} | "
                          f"{format_time(incident.created_at)} | {format_duration(incident.duration_ms(now))} |")
         buttons: list[ui.Button] = []

@@ -50,6 +50,7 @@ from domain import (
     permissions,
 )
 from domain.errors import COMMAND
+from domain.updates import overdue
 from gateway.cards import format_time
 from gateway.directory import Directory
 from gateway.errors import MattermostError, user_message
@@ -90,10 +91,20 @@ class ListFilters:
     commander_id: str | None = None
     playbook_id: str | None = None
     search: str | None = None
+    #: Only the overdue ones (ongoing, their status update due): ``IncidentQuery.overdue_at`` = now.
+    overdue: bool = False
 
     def store_arguments(self) -> dict[str, Any]:
-        return {"status": self.status, "commander_id": self.commander_id, "playbook_id": self.playbook_id,
-                "search": self.search or None}
+        arguments: dict[str, Any] = {"status": self.status, "commander_id": self.commander_id,
+                                     "playbook_id": self.playbook_id, "search": self.search or None}
+        if self.overdue:
+            arguments["overdue_at"] = now_ms()
+        return arguments
+
+
+def overdue_mark(incident: Incident, now: int) -> str:
+    """The mark of an overdue incident in a list row ("" otherwise; ``domain.updates.overdue``)."""
+    return " · ⏰ update overdue" if overdue(incident, now) else ""
 
 
 @dataclass

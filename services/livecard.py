@@ -5,7 +5,8 @@ minutes in the first hour, five minutes up to a day, hours after that. Each card
 when that text changes — once a minute for the first hour, every 5 minutes up to a day, hourly after
 — so 200 incidents in their first hour cost at most 200 edits a minute (3.3 a second), and far fewer
 later. A refresh whose rendered card would look the same (someone changed the card meanwhile) is
-skipped without a call. Ended incidents are not refreshed.
+skipped without a call. Ended incidents are not refreshed. A card is also redrawn at the moment
+its status update falls due, so that it shows the overdue mark (``gateway.cards.overdue_fields``).
 
 Spreading. Each incident's refreshes are offset by up to :data:`SPREAD_MS` (a fixed share of its id),
 so incidents started together, or resumed together after a restart, do not refresh in the same
@@ -63,6 +64,12 @@ def next_change_at(incident: Incident, now: int) -> int:
     return incident.created_at + next_live_duration_change(incident.duration_ms(now)) + spread_offset_ms(incident.id)
 
 
+def overdue_at(incident: Incident, now: int) -> int | None:
+    """When the card must be redrawn to show the overdue mark: the update's due time, if still ahead."""
+    due = incident.next_update_due_at
+    return due if incident.is_ongoing and due is not None and due > now else None
+
+
 def edit_deadline(state: CardState | None, limit_s: int | None) -> int | None:
     """The last moment (epoch ms, less a margin) the card may be edited; None when there is no limit
     or the card's age is not known."""
@@ -84,6 +91,9 @@ def next_due(incident: Incident, state: CardState | None, limit_s: int | None, n
     if state is not None and state.post_id == incident.card_post_id and state.frozen:
         return None
     due = next_change_at(incident, now)
+    update_due = overdue_at(incident, now)
+    if update_due is not None:
+        due = min(due, update_due)
     deadline = edit_deadline(state, limit_s)
     if deadline is not None and due > deadline:
         if state is not None and not state.as_of and now < deadline:

@@ -30,6 +30,13 @@ Guarantees and how they are kept (storage/jobs.py has the life of a job):
   current wake-up. The clock is injectable (:class:`ManualClock` in tests and benchmarks: time
   moves when the test says so and the loop wakes only when a sleep it asked for is over).
 
+**Test-only kill points.** ``CC_TEST_KILL_AT=after_claim`` or ``after_send`` makes the process
+SIGKILL itself right after it claimed a job, or right after a handler returned (before the job is
+completed): the crash tests (tests/e2e/test_reminder_sigkill.py) run the real bot that way. It is
+refused (the bot does not start) unless ``CC_TEST_HOOKS=1`` is set as well; never set either in
+production. ``CC_TEST_SCHEDULER_LEASE_MS`` (also only with ``CC_TEST_HOOKS=1``) shortens the lease
+so that a killed process's claim expires quickly.
+
 This is a service-layer module: it knows the store and the domain, never plugins or Mattermost.
 """
 
@@ -38,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 import time
 import uuid
@@ -122,6 +130,33 @@ class ManualClock:
             self._sleepers.remove(entry)
 
 
+KILL_POINTS = frozenset({"after_claim", "after_send"})
+
+
+class CrashHooks:
+    """The test-only hooks from the environment (see the module docstring); ValueError when asked for
+    without ``CC_TEST_HOOKS=1``, or for an unknown kill point."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        kill_at = env.get("CC_TEST_KILL_AT", "").strip()
+        lease = env.get("CC_TEST_SCHEDULER_LEASE_MS", "").strip()
+        enabled = env.get("CC_TEST_HOOKS", "") == "1"
+        if (kill_at or lease) and not enabled:
+            raise ValueError("CC_TEST_KILL_AT and CC_TEST_SCHEDULER_LEASE_MS are test-only hooks and need "
+                             "CC_TEST_HOOKS=1; unset them")
+        if kill_at and kill_at not in KILL_POINTS:
+            raise ValueError(f"CC_TEST_KILL_AT must be one of {sorted(KILL_POINTS)}")
+        self.kill_at = kill_at or None
+        self.lease_ms = int(lease) if lease else None
+
+    def kill_if(self, point: str) -> None:
+        if self.kill_at == point:
+            log.warning("scheduler: CC_TEST_KILL_AT=%s: killing this process now", point)
+            logging.shutdown()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
 @dataclass(frozen=True, slots=True)
 class Firing:
     """What a handler is given: the job (payload, incident id, attempt) and how it is being fired."""
@@ -183,6 +218,7 @@ class Scheduler:
         backoff_max_ms: int = 15 * 60_000,
         max_idle_ms: int = 10 * 60_000,
         error_pause_ms: int = 5_000,
+        hooks: CrashHooks | None = None,
     ) -> None:
         if concurrency < 1 or lease_ms < 2 or max_attempts < 1:
             raise ValueError("concurrency, lease_ms and max_attempts must be positive")
@@ -198,6 +234,7 @@ class Scheduler:
         self.max_idle_ms = max_idle_ms
         self.error_pause_ms = error_pause_ms
         self.stats = SchedulerStats()
+        self.hooks = hooks
         self._kinds: dict[str, _Kind] = {}
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()  # replaced by a fresh one each time it is set (see _signal)
@@ -336,6 +373,8 @@ class Scheduler:
                                                kinds=self.kinds, late_ms=self.late_ms)
         self._saturated = len(jobs) == free
         self.stats.claimed += len(jobs)
+        if jobs and self.hooks is not None:
+            self.hooks.kill_if("after_claim")
         for job in jobs:
             task = asyncio.create_task(self._fire(job), name=f"job-{job.kind}-{job.id}")
             self._inflight.add(task)
@@ -388,6 +427,8 @@ class Scheduler:
         except Exception as error:
             await self._failed(job, token, error)
             return
+        if self.hooks is not None:
+            self.hooks.kill_if("after_send")
         if await self.store.complete_job(job.id, token, now=self.clock.now_ms()):
             self.stats.fired += 1
         else:
@@ -411,5 +452,5 @@ class Scheduler:
             self.wake()
 
 
-__all__ = ["Clock", "DeliveredCheck", "Firing", "Handler", "ManualClock", "Scheduler", "SchedulerStats",
-           "SystemClock", "default_owner"]
+__all__ = ["KILL_POINTS", "Clock", "CrashHooks", "DeliveredCheck", "Firing", "Handler", "ManualClock", "Scheduler",
+           "SchedulerStats", "SystemClock", "default_owner"]

@@ -20,6 +20,7 @@ from .events import (
     PlaybookChange,
     TelemetryEvent,
     event_for_playbook_change,
+    event_for_reminder_sent,
     event_for_timeline_event,
     events_for_incident_change,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "TelemetryEvent",
     "build",
     "event_for_playbook_change",
+    "event_for_reminder_sent",
     "event_for_timeline_event",
     "events_for_incident_change",
 ]

@@ -25,6 +25,7 @@ from version import __version__
 from .events import (
     PlaybookChange,
     event_for_playbook_change,
+    event_for_reminder_sent,
     events_for_incident_change,
 )
 
@@ -54,6 +55,14 @@ class Telemetry(abc.ABC):
                 self.track(name, properties)
         except Exception:  # telemetry must never break the action that triggered it
             log.warning("telemetry: could not map a change of incident %s", incident.id, exc_info=True)
+
+    def reminder_sent(self, incident: Incident, *, late: bool, posts: int) -> None:
+        """Track an update reminder sent to the commander (ids, a flag and a count)."""
+        try:
+            name, properties = event_for_reminder_sent(incident, late=late, posts=posts)
+            self.track(name, properties)
+        except Exception:
+            log.warning("telemetry: could not map a reminder of incident %s", incident.id, exc_info=True)
 
     def playbook_changed(self, change: PlaybookChange | str, playbook: Playbook) -> None:
         """Track a playbook ``created`` / ``updated`` (state after) / ``deleted`` (state before)."""

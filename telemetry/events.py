@@ -37,6 +37,12 @@ class TelemetryEvent(StrEnum):
     PLAYBOOK_CREATED = "playbook_created"
     PLAYBOOK_UPDATED = "playbook_updated"
     PLAYBOOK_DELETED = "playbook_deleted"
+    UPDATE_POSTED = "update_posted"
+    REMINDER_SENT = "reminder_sent"
+    REMINDER_SNOOZED = "reminder_snoozed"
+    UPDATE_REQUESTED = "update_requested"
+    INCIDENT_FOLLOWED = "incident_followed"
+    INCIDENT_UNFOLLOWED = "incident_unfollowed"
 
 
 class PlaybookChange(StrEnum):
@@ -73,6 +79,12 @@ ALLOWED_PROPERTIES: dict[TelemetryEvent, frozenset[str]] = {
     TelemetryEvent.PLAYBOOK_CREATED: frozenset(_PLAYBOOK),
     TelemetryEvent.PLAYBOOK_UPDATED: frozenset(_PLAYBOOK),
     TelemetryEvent.PLAYBOOK_DELETED: frozenset(_PLAYBOOK),
+    TelemetryEvent.UPDATE_POSTED: frozenset(_ITEM + ("IsFinal", "HasNextUpdate")),
+    TelemetryEvent.REMINDER_SENT: frozenset(("IncidentID", "CommanderUserID", "IsLate", "NumPosts")),
+    TelemetryEvent.REMINDER_SNOOZED: frozenset(_ITEM),
+    TelemetryEvent.UPDATE_REQUESTED: frozenset(_ITEM + ("CommanderUserID",)),
+    TelemetryEvent.INCIDENT_FOLLOWED: frozenset(_ITEM),
+    TelemetryEvent.INCIDENT_UNFOLLOWED: frozenset(_ITEM),
 }
 
 _ITEM_EVENTS = {
@@ -85,6 +97,9 @@ _ITEM_EVENTS = {
     EventKind.STEP_ASSIGNED: TelemetryEvent.CHECKLIST_ITEM_ASSIGNED,
     EventKind.STEP_RUN: TelemetryEvent.CHECKLIST_ITEM_COMMAND_RUN,
     EventKind.STAGE_CHANGED: TelemetryEvent.STAGE_CHANGED,
+    EventKind.REMINDER_SNOOZED: TelemetryEvent.REMINDER_SNOOZED,
+    EventKind.FOLLOWED: TelemetryEvent.INCIDENT_FOLLOWED,
+    EventKind.UNFOLLOWED: TelemetryEvent.INCIDENT_UNFOLLOWED,
 }
 
 _LIFECYCLE_EVENTS = {
@@ -116,7 +131,8 @@ def _incident_properties(incident: Incident, *, is_active: bool) -> Properties:
 
 def event_for_timeline_event(incident: Incident, event: TimelineEvent) -> tuple[TelemetryEvent, Properties] | None:
     """The telemetry event for one timeline event of ``incident`` (its state after the change), or
-    None for kinds that are not tracked (status updates, pinned messages)."""
+    None for kinds that are not tracked (pinned messages). A status update's text is never read:
+    only whether it was final and whether a next one is due (flags)."""
     if event.kind in _LIFECYCLE_EVENTS:
         name, is_active = _LIFECYCLE_EVENTS[event.kind]
         properties = _incident_properties(incident, is_active=is_active)
@@ -126,6 +142,13 @@ def event_for_timeline_event(incident: Incident, event: TimelineEvent) -> tuple[
     if event.kind is EventKind.COMMANDER_CHANGED:
         return TelemetryEvent.COMMANDER_CHANGED, {"IncidentID": incident.id, "UserID": event.actor_id,
                                                   "CommanderUserID": incident.commander_id}
+    if event.kind is EventKind.STATUS_UPDATE:
+        return TelemetryEvent.UPDATE_POSTED, {"IncidentID": incident.id, "UserID": event.actor_id,
+                                              "IsFinal": event.details.get("final") is True,
+                                              "HasNextUpdate": event.details.get("next_update_due_at") is not None}
+    if event.kind is EventKind.UPDATE_REQUESTED:
+        return TelemetryEvent.UPDATE_REQUESTED, {"IncidentID": incident.id, "UserID": event.actor_id,
+                                                 "CommanderUserID": incident.commander_id}
     if event.kind in _ITEM_EVENTS:
         return _ITEM_EVENTS[event.kind], {"IncidentID": incident.id, "UserID": event.actor_id}
     return None
@@ -140,6 +163,12 @@ def events_for_incident_change(incident: Incident,
         if mapped is not None:
             tracked.append(mapped)
     return tracked
+
+
+def event_for_reminder_sent(incident: Incident, *, late: bool, posts: int) -> tuple[TelemetryEvent, Properties]:
+    """A reminder was sent to the commander (``posts``: channel and/or DM; ``late``: after downtime)."""
+    return TelemetryEvent.REMINDER_SENT, {"IncidentID": incident.id, "CommanderUserID": incident.commander_id,
+                                          "IsLate": bool(late), "NumPosts": int(posts)}
 
 
 def event_for_playbook_change(change: PlaybookChange | str, playbook: Playbook) -> tuple[TelemetryEvent, Properties]:
@@ -160,6 +189,7 @@ __all__ = [
     "Properties",
     "TelemetryEvent",
     "event_for_playbook_change",
+    "event_for_reminder_sent",
     "event_for_timeline_event",
     "events_for_incident_change",
 ]

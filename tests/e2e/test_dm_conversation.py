@@ -90,7 +90,7 @@ async def test_help_with_trouble_words_is_a_request_for_help_not_for_the_table(s
     table = (await dm_bot(sandbox, "carol", "help"))[-1]["message"]
     assert "| Command |" in table
     one = (await dm_bot(sandbox, "carol", "help list"))[-1]["message"]
-    assert one.startswith("Usage: `list [ongoing|ended|all]")
+    assert one.startswith("Usage: `list [ongoing|ended|all|overdue]")
 
 
 async def test_commands_typed_with_the_trigger_word_still_run(sandbox, bot):

@@ -64,6 +64,7 @@ WRONG_WORDS = [
     ('playbook edit "Incident Response" stage rename 2', "playbook edit stage rename", "missing"),
     ('playbook edit "Incident Response" stage move 3 1 2', "playbook edit stage move", "extra"),
     ('playbook edit "Incident Response" stage remove 3 2', "playbook edit stage remove", "extra"),
+    ("request-update now", "request-update", "extra"),
 ]
 
 
