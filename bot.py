@@ -116,6 +116,7 @@ class CommandCenter:
         self.livecard: LiveCardScheduler | None = None
         self.scheduler: Scheduler | None = None
         self.reminders: ReminderService | None = None
+        self.updates: UpdateService | None = None
         self._ws_task: asyncio.Task | None = None
         # WebSocket keep-alive/reconnect timings; tests shorten them before start().
         self.websocket_policy = ConnectionPolicy()
@@ -133,11 +134,12 @@ class CommandCenter:
         scheduler = self.scheduler = Scheduler(ctx.store, hooks=self.crash_hooks,
                                                lease_ms=self.crash_hooks.lease_ms or 60_000)
         reminders = self.reminders = ReminderService(ctx, incidents, scheduler)
+        updates = self.updates = UpdateService(ctx, incidents)
         return [HelpPlugin(ctx), DirectMessagePlugin(ctx, self.registry, history), IncidentPlugin(ctx, incidents),
                 HistoryPlugin(ctx, history),
                 PlaybookPlugin(ctx, PlaybookService(ctx, directory)),
                 FollowPlugin(ctx, FollowService(ctx, directory, history)),
-                UpdatesPlugin(ctx, UpdateService(ctx, incidents), history),
+                UpdatesPlugin(ctx, updates, history),
                 ReminderPlugin(ctx, reminders, incidents)]
 
     async def start(self) -> None:

@@ -18,6 +18,8 @@ def synchronise(sandbox, bot) -> None:
     """The bot's clocks follow the sandbox's simulated time."""
     bot.incidents.cards.clock = sandbox.now_ms
     bot.inbound.triggers.replays.clock = lambda: sandbox.now_ms() / 1000
+    if bot.updates is not None:
+        bot.updates.clock = sandbox.now_ms
 
 
 def card_edits(sandbox, post_id: str) -> list[dict]:

@@ -122,3 +122,29 @@ async def test_ending_the_incident_cancels_the_reminder(sandbox, bot):
     bot.scheduler.wake()
     await bot.scheduler.settle()
     assert reminders_in(sandbox, channel["id"]) == []
+
+
+async def test_post_update_from_a_dm_reminder_posts_it_and_moves_the_reminder(sandbox, bot):
+    """The whole loop across the slices: a reminder by DM → its Post update button → the update dialog →
+    the update in the incident channel, the card's line, and the next reminder at the time it chose."""
+    incident, channel = await reminded(sandbox, bot)
+    alice = sandbox.user("alice")
+    dm = await alice.dm_channel("incident")
+    await pass_due_time(sandbox, bot, incident)
+    reminder = reminders_in(sandbox, dm)[0]
+    opened = await alice.click(reminder["id"], "Post update")
+    assert opened.dialog is not None, (opened.ephemeral, opened.error)
+    outcome = await alice.submit_dialog({"text": "Failover done; watching error rates", "next_in": "15m"})
+    assert outcome.closed, outcome
+    await bot.reminders.settle()
+    posted = [p for p in sandbox.posts(channel["id"]) if "Failover done; watching error rates" in p["message"]]
+    assert len(posted) == 1
+    updated = await fresh(bot, incident)
+    assert updated.last_update_by == sandbox.user_id("alice")
+    assert abs(updated.next_update_due_at - (sandbox.now_ms() + 15 * 60_000)) < 5_000
+    updated = await fresh(bot, incident)  # past the edit time limit the card was posted again
+    assert "Last update" in card_text(card(sandbox, updated)) and "Overdue" not in card_text(card(sandbox, updated))
+    pending = [job for job in await bot.store.list_jobs(incident_id=incident.id) if job.state == "pending"]
+    assert [job.due_at for job in pending] == [updated.next_update_due_at]
+    await pass_due_time(sandbox, bot, updated)
+    assert len(reminders_in(sandbox, dm)) == 2  # the next reminder, once, at the time the update chose
