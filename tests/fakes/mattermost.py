@@ -315,6 +315,10 @@ class FakeMattermost:
             raise _refused(404, "app.channel.get_member.missing.app_error", "No channel member found.", "GET")
         return ChannelMember(channel_id=channel_id, user_id=user_id, roles="channel_user")
 
+    async def roles_grant(self, role_names: list[str], permission: str) -> bool:
+        self._record("roles_grant", tuple(role_names), permission)
+        return "system_admin" in role_names or (permission == "create_post" and "channel_user" in role_names)
+
     async def channel_members(self, channel_id: str, *, page: int = 0, per_page: int = 200) -> list[ChannelMember]:
         self._record("channel_members", channel_id, page, per_page)
         self._inside(channel_id, "GET")
