@@ -279,7 +279,7 @@ class PlaybookService:
         refusal = refusal_for()
         joined = False
         if refusal is None and not bot_is_member:
-            # A public channel: the bot joins it (it posts every update there), as /incident announce does,
+            # A public channel: the bot joins it (it posts every update there), as the announce command does,
             # because only a member may read someone's membership (getChannelMember: read_channel).
             await client.add_channel_member(channel.id, client.user_id)
             self.directory.forget_channel(channel.id)
