@@ -180,6 +180,17 @@ class MattermostClient:
         return ChannelMember.model_validate(await self.call(
             "GET", lambda: self.driver.channels.get_channel_member(channel_id, user_id)))
 
+    async def roles_grant(self, role_names: list[str], permission: str) -> bool:
+        """``RolesGrantPermission``: whether any of the roles (read with POST /roles/names, open to
+        any session) has ``permission``; system_admin has every permission."""
+        if "system_admin" in role_names:
+            return True
+        names = [name for name in role_names if name]
+        if not names:
+            return False
+        roles = await self.call("POST", lambda: self.driver.roles.get_roles_by_names(names), idempotent=True)
+        return any(permission in (role.get("permissions") or []) for role in roles or [] if isinstance(role, dict))
+
     async def get_team_member(self, team_id: str, user_id: str) -> TeamMember:
         return TeamMember.model_validate(await self.call(
             "GET", lambda: self.driver.teams.get_team_member(team_id, user_id)))

@@ -71,3 +71,46 @@ def end_incident_elements() -> tuple[ui.Element, ...]:
              placeholder="Optional: how it was resolved, what happens next.",
              help_text="Posted as the last status update, to the broadcast channels and the followers."),
     )
+
+
+#: The settings dialog's elements by setting; a field the dialog cannot hold (a template longer than a
+#: textarea) is left out, and then left unchanged on submission.
+SETTINGS_TEXTAREA_MAX = ui.TEXTAREA_MAX
+
+
+def playbook_settings_elements(*, broadcast: str, interval: str, template: str | None, reminders: str,
+                               invite: str, commander: str, followers: str) -> tuple[ui.Element, ...]:
+    """The playbook settings dialog (docs/status-updates.md, "Playbook settings").
+
+    Several channels and people are typed as ``~name`` / ``@name`` lists: a select takes one value
+    in Mattermost 11.7's interactive dialogs (``data_source: channels`` picks one channel); selecting
+    several exists only in the Apps Form adapter behind the ``InteractiveDialogAppsForm`` feature
+    flag, so the bot does not rely on it."""
+    elements: list[ui.Element] = [
+        text("broadcast", "Broadcast channels", default=broadcast, optional=True, textarea=True,
+             max_length=SETTINGS_TEXTAREA_MAX, placeholder="~ops-status ~leadership",
+             help_text=f"Up to {limits.BROADCAST_CHANNELS_MAX} channels of this team where you can post; every "
+                       "status update is copied there."),
+        text("interval", "Default update interval", default=interval, optional=True, max_length=24,
+             placeholder="1h", help_text="When the next update is due by default: 15m, 30m, 1h, 4h, 1h30m… "
+                                         "or none (no reminders unless an update asks for one)."),
+    ]
+    if template is not None:
+        elements.append(text("template", "Update template", default=template, optional=True, textarea=True,
+                             max_length=SETTINGS_TEXTAREA_MAX, placeholder="**Impact:**\n**Next steps:**",
+                             help_text="Markdown that prefills every status update."))
+    elements += [
+        select("reminders", "Reminders", [("In the incident channel and by direct message", "both"),
+                                          ("In the incident channel, mentioning the commander", "channel"),
+                                          ("By direct message to the commander", "dm")],
+               default=reminders, help_text="Where the commander is reminded that an update is due."),
+        text("invite", "Invite at start", default=invite, optional=True, textarea=True,
+             max_length=SETTINGS_TEXTAREA_MAX, placeholder="@alice @bob",
+             help_text=f"Up to {limits.PLAYBOOK_INVITED_MAX} team members added to every new incident channel."),
+        text("commander", "Default commander", default=commander, optional=True, max_length=65,
+             placeholder="@alice", help_text="Commands every new incident; empty: whoever starts it."),
+        text("followers", "Followers", default=followers, optional=True, textarea=True,
+             max_length=SETTINGS_TEXTAREA_MAX, placeholder="@carol",
+             help_text=f"Up to {limits.PLAYBOOK_FOLLOWERS_MAX} people who follow every incident started from it."),
+    ]
+    return tuple(elements)

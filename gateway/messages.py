@@ -96,7 +96,7 @@ USAGES: dict[str, Usage] = {
                       "announce ~town-square ~ops", min_words=1),
     "request-update": Usage("request-update", "Ask the commander for a status update (in the channel)",
                             "request-update", max_words=0),
-    "playbook": Usage("playbook list|show|create|edit|delete|members|export|import|templates", "Manage playbooks",
+    "playbook": Usage("playbook list|show|create|edit|settings|delete|members|export|import|templates", "Manage playbooks",
                       "playbook create"),
     "help": Usage("help [command]", "This list, or how to type one command", "help assign", max_words=1),
     "playbook list": Usage("playbook list", "The playbooks you can use in this team", "playbook list", max_words=0,
@@ -136,6 +136,9 @@ USAGES: dict[str, Usage] = {
                                             "stage rename 2 Mitigate", 2, None),
     "playbook edit stage move": _edit_verb("stage move S <N>", "Move a stage", "stage move 3 1", 2, 2),
     "playbook edit stage remove": _edit_verb("stage remove S", "Remove a stage and its steps", "stage remove 3", 1, 1),
+    "playbook settings": Usage("playbook settings <title>", "Status updates (broadcast channels, interval, "
+                               "template, reminders) and start settings (invited users, commander, followers)",
+                               'playbook settings "Incident Response"', min_words=1, in_help=False),
     "playbook members": Usage('playbook members "<title>" [add|remove @user…]',
                               "Show or change who can use the playbook",
                               'playbook members "Incident Response" add @carol', min_words=1, in_help=False),

@@ -312,3 +312,5 @@ class UpdateDialog(DialogPayload, dialog=Dialog.UPDATE):
 class PlaybookSettingsDialog(DialogPayload, dialog=Dialog.PLAYBOOK_SETTINGS):
     team_id: Id
     playbook_id: Id
+    #: The playbook's version the dialog was filled from: a save over a newer one is refused.
+    version: int = Field(0, ge=0)

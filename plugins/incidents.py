@@ -242,16 +242,23 @@ class IncidentPlugin(FeaturePlugin):
                 return DialogReply(errors={error.field: self.error_text(error)})
             return DialogReply(error=self.error_text(error))
         try:
-            await self._tell_creator(form, start, started.incident, started.channel_name)
+            await self._tell_creator(form, start, started.incident, started.channel_name, started.not_invited)
         except MattermostError as error:
             # The incident is started (and the creator is in its channel): say so, not that it failed.
             log.warning("could not tell the creator of incident %s where it is: %s", started.incident.id, error)
         return DialogReply()
 
     async def _tell_creator(self, form: DialogSubmission, start: p.StartDialog, incident: Incident,
-                            channel_name: str) -> None:
-        text = (f"Your incident **{neutralize(incident.name)}** has started: ~{channel_name}. "
-                "You are its commander.")
+                            channel_name: str, not_invited: tuple[str, ...] = ()) -> None:
+        text = f"Your incident **{neutralize(incident.name)}** has started: ~{channel_name}. "
+        if incident.commander_id == form.user_id:
+            text += "You are its commander."
+        else:  # the playbook's default commander
+            text += f"Its commander is @{await self.directory.username(incident.commander_id)}, as the playbook says."
+        if not_invited:
+            names = ", ".join([f"@{await self.directory.username(user_id)}" for user_id in not_invited])
+            text += (f" The playbook invites {names}, who could not be added to the channel: no longer a member "
+                     "of the team.")
         if start.post_id and not incident.source_post_id:
             text += " The post you chose was not quoted because you cannot read it."
         await self.tell(form.user_id, form.channel_id, text)

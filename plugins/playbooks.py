@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from domain import NotFound, Playbook, ValidationError, limits, outline
+from domain.durations import format_duration, parse_duration
 from domain.errors import COMMAND, Conflict, DomainError
 from domain.templates import DEFAULT_TEMPLATE, TEMPLATES, Template, find_template
 from gateway import dialogs, ui
@@ -44,7 +45,7 @@ from gateway.playbook_yaml import PlaybookFormatError
 from gateway.routing import on_action, on_command, on_dialog
 from plugins.base import FeaturePlugin
 from services.context import BotContext
-from services.playbooks import MAX_FILE_BYTES, PlaybookService
+from services.playbooks import MAX_FILE_BYTES, SETTINGS_FIELDS, PlaybookService, SettingsInput
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,11 @@ def _field_error(error: DomainError, fields: Sequence[str], text: str) -> Dialog
     return DialogReply(error=text)
 
 
+def _names(text: str) -> list[str]:
+    """``~a, ~b`` / ``@a @b``: the names typed, separated by spaces or commas."""
+    return [word for word in re.split(r"[\s,]+", text) if word.strip("~@")]
+
+
 def _template_for(value: Any) -> Template | None:
     return find_template(value) if isinstance(value, str) else None
 
@@ -166,6 +172,7 @@ class PlaybookPlugin(FeaturePlugin):
         ids = {"team_id": team_id, "playbook_id": playbook.id}
         return self._attachment(ui.Attachment(fallback="Playbook actions", actions=(
             ui.Button(Action.PLAYBOOK_EDIT.value, "Edit", p.EditPlaybook(**ids), "primary"),
+            ui.Button(Action.PLAYBOOK_SETTINGS.value, "Settings", p.PlaybookSettings(**ids)),
             ui.Button(Action.PLAYBOOK_EXPORT.value, "Export YAML", p.ExportPlaybook(**ids)),
             ui.Button(Action.PLAYBOOK_DELETE.value, "Delete", p.DeletePlaybook(**ids), "danger"))), channel_id)
 
@@ -208,7 +215,7 @@ class PlaybookPlugin(FeaturePlugin):
         verb = words[0].lower() if words else "help"
         handlers: dict[str, Callable[[SlashCommand, str, list[str]], Awaitable[CommandReply]]] = {
             "list": self._list, "show": self._show, "templates": self._templates, "create": self._create,
-            "new": self._create, "edit": self._edit, "delete": self._delete, "members": self._members,
+            "new": self._create, "edit": self._edit, "settings": self._settings, "delete": self._delete, "members": self._members,
             "export": self._export, "import": self._import,
         }
         handler = handlers.get(verb)
@@ -468,6 +475,97 @@ class PlaybookPlugin(FeaturePlugin):
         updated, change = await self.service.edit_outline(team_id, command.user_id, playbook.id, edit)
         show = inline_code(self.command('playbook show "{}"'.format(updated.title.replace('"', ""))))
         return CommandReply(text=f"Playbook **{neutralize(updated.title)}**: {_done_text(change)} See it with {show}.")
+
+    # Settings ---------------------------------------------------------------------------------
+
+    async def _settings(self, command: SlashCommand, team_id: str, words: list[str]) -> CommandReply:
+        playbook = await self.service.find(team_id, command.user_id, " ".join(words),
+                                          vouched=command.vouches_for_team(team_id))
+        if command.via_dm or not command.trigger_id:
+            return self._dialog_button(f"Settings of {playbook.title}"[:60], command.channel_id,
+                                       p.PlaybookSettings(team_id=team_id, playbook_id=playbook.id))
+        await self._open_settings_dialog(command.trigger_id, command.user_id, command.channel_id, team_id, playbook)
+        return CommandReply()
+
+    @on_action(Action.PLAYBOOK_SETTINGS)
+    async def on_settings_clicked(self, callback: ActionCallback, button: p.PlaybookSettings) -> ActionReply:
+        playbook = await self.service.get(button.team_id, callback.user_id, button.playbook_id)
+        await self._open_settings_dialog(callback.trigger_id, callback.user_id, callback.channel_id, button.team_id,
+                                         playbook)
+        return ActionReply()
+
+    async def _open_settings_dialog(self, trigger_id: str, user_id: str, channel_id: str, team_id: str,
+                                    playbook: Playbook) -> None:
+        names = await self.service.usernames(self.service.people_ids(playbook))
+        channels = await self.service.channel_names(playbook.updates.broadcast_channel_ids)
+        updates = playbook.updates
+
+        def people(ids: Sequence[str]) -> str:
+            return " ".join(f"@{names[i]}" for i in ids if i in names)
+
+        template = updates.template if len(updates.template) <= dialogs.SETTINGS_TEXTAREA_MAX else None
+        elements = dialogs.playbook_settings_elements(
+            broadcast=" ".join(f"~{channels[c]}" for c in updates.broadcast_channel_ids if c in channels),
+            interval=format_duration(updates.interval_ms), template=template,
+            reminders=updates.reminder_delivery.value, invite=people(playbook.invited_user_ids),
+            commander=people([playbook.default_commander_id or ""]), followers=people(playbook.auto_follower_ids))
+        state = self.ctx.signer.dialog_state(
+            p.PlaybookSettingsDialog(team_id=team_id, playbook_id=playbook.id, version=playbook.version),
+            user_id, channel_id)
+        intro = (f"Status updates and start settings of **{neutralize(playbook.title)}**. Incidents already "
+                 "started keep the settings they started with.")
+        if template is None:
+            intro += " The update template is too long for this dialog: export, edit and import the YAML file."
+        await self.ctx.client.open_dialog(trigger_id, self.ctx.dialog_url, ui.DialogForm(
+            Dialog.PLAYBOOK_SETTINGS, "Playbook settings", state, elements, submit_label="Save",
+            introduction=intro).to_json())
+
+    @on_dialog(Dialog.PLAYBOOK_SETTINGS)
+    async def on_settings_submitted(self, form: DialogSubmission, dialog: p.PlaybookSettingsDialog) -> DialogReply:
+        if form.cancelled:
+            return DialogReply()
+        values = form.submission
+        errors: dict[str, str] = {}
+
+        def typed(name: str) -> str:
+            value = values.get(name)
+            if value is None:
+                return ""
+            if not isinstance(value, str):
+                errors[name] = "This must be text."
+                return ""
+            return value
+
+        interval_ms = None
+        try:
+            interval_ms = parse_duration(typed("interval") or "none", field="interval")
+        except ValidationError as error:
+            errors["interval"] = self.error_text(error)
+        reminders = typed("reminders") or "both"
+        broadcast, invite, commander, followers = (_names(typed(n)) for n in ("broadcast", "invite", "commander",
+                                                                               "followers"))
+        if len(commander) > 1:
+            errors["commander"] = "Name one person, as @username (or leave it empty)."
+        if errors:
+            return DialogReply(errors=errors)
+        current = None
+        if "template" not in values:  # left out of the dialog (too long): unchanged
+            current = await self.service.get(dialog.team_id, form.user_id, dialog.playbook_id)
+        settings = SettingsInput(
+            broadcast_channels=broadcast, interval_ms=interval_ms,
+            template=typed("template") if current is None else current.updates.template, reminders=reminders,
+            invite=invite, commander=commander[0] if commander else "", followers=followers)
+        try:
+            playbook = await self.service.save_settings(dialog.team_id, form.user_id, dialog.playbook_id,
+                                                        expected_version=dialog.version, settings=settings)
+        except ValidationError as error:
+            element = SETTINGS_FIELDS.get(error.field or "")
+            if element and (element in values or element != "template"):
+                return DialogReply(errors={element: self.error_text(error)})
+            return DialogReply(error=self.error_text(error))
+        await self._tell(form, f"Saved the settings of playbook **{neutralize(playbook.title)}**. Incidents already "
+                               "started keep theirs.")
+        return DialogReply()
 
     # Delete -----------------------------------------------------------------------------------
 

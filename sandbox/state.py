@@ -539,6 +539,19 @@ class World:
         self.emit("channel_deleted", {"channel_id": ch["id"], "delete_at": ch["delete_at"]}, channel_id=ch["id"])
         self.touch()
 
+    def moderate_posting(self, ch: dict) -> str:
+        """Take ``create_post`` from the channel's members, like channel moderation (System Console,
+        PUT /channels/{id}/moderations/patch): the channel gets a scheme whose user role lacks it, and
+        its members' ``roles`` name that role (``channelMemberWithSchemeRoles.ToModel``). Channel
+        admins keep posting. Members added later get the default role. Returns the role's name."""
+        role = f"{ch['id']}_channel_user"
+        ROLE_PERMISSIONS[role] = ROLE_PERMISSIONS["channel_user"] - {"create_post"}
+        for member in self.channel_members[ch["id"]].values():
+            if not member["scheme_admin"]:
+                member["roles"] = " ".join(role if r == "channel_user" else r for r in member["roles"].split())
+        self.touch()
+        return role
+
     def add_member(self, ch: dict, user_id: str, actor_id: str, post_root_id: str = "") -> dict:
         """Add a user (idempotent), with the system post and ``user_added`` event."""
         existing = self.channel_members[ch["id"]].get(user_id)

@@ -35,6 +35,7 @@ from domain import (
     validation,
 )
 from domain import incidents as ops
+from domain import playbooks as playbook_ops
 from domain.errors import COMMAND
 from domain.freshness import StaleCard, require_fresh
 from domain.models import EventKind
@@ -142,6 +143,8 @@ class Started:
 
     incident: Incident
     channel_name: str
+    #: Users the playbook invites who could not be added to the channel (no longer in the team).
+    not_invited: tuple[str, ...] = ()
 
 
 @dataclass
@@ -563,8 +566,9 @@ class IncidentService:
             await self._save_journal(journal)
             claimed = await self._claim_name(journal)
         try:
-            incident = await self._complete_start(journal, recovering=False, claimed=claimed)
-            return Started(incident, journal.channel_name)
+            not_invited: list[str] = []
+            incident = await self._complete_start(journal, recovering=False, claimed=claimed, not_invited=not_invited)
+            return Started(incident, journal.channel_name, tuple(not_invited))
         except Exception:
             # The user is told it failed, so undo what was made; whatever cannot be undone now is
             # undone by recover() at the next start-up.
@@ -577,7 +581,7 @@ class IncidentService:
         await self.store.set_setting(_JOURNAL_PREFIX + journal.incident_id, journal.model_dump_json())
 
     async def _complete_start(self, journal: StartJournal, *, recovering: bool,
-                              claimed: bool | None = None) -> Incident:
+                              claimed: bool | None = None, not_invited: list[str] | None = None) -> Incident:
         """Do whatever of the start is not done yet; each step checks before it acts.
 
         ``recovering``: an earlier attempt may have made part of it (a restart). A start that is not
@@ -593,10 +597,13 @@ class IncidentService:
             playbook = await self.store.get_playbook(journal.playbook_id)
             if playbook is None:
                 raise NotFound("The playbook was deleted while the incident was being started.")
+            commander_id, refused = await self._start_people(playbook, journal, channel.id)
+            if not_invited is not None:
+                not_invited.extend(refused)
             incident, events = ops.start_incident(
                 playbook, name=journal.name, description=journal.description, channel_id=channel.id,
                 creator_id=journal.actor_id, now=journal.created_at, source_post_id=journal.source_post_id,
-                incident_id=journal.incident_id, public=not journal.private)
+                incident_id=journal.incident_id, public=not journal.private, commander_id=commander_id)
             incident = await self.store.create_incident(incident, events)
             self.ctx.telemetry.incident_changed(incident, events)
 
@@ -608,6 +615,45 @@ class IncidentService:
         incident = await self._ensure_opening_and_card(incident, posted_nothing=posted_nothing, then=done)
         log.info("incident %s started by %s in channel %s", incident.id, journal.actor_id, incident.channel_id)
         return incident
+
+    async def _start_people(self, playbook: Playbook, journal: StartJournal,
+                            channel_id: str) -> tuple[str, list[str]]:
+        """The playbook's start settings (docs/status-updates.md): its default commander, if still an
+        active member of the team (else whoever starts it), and its invited users are added to the
+        new channel — one add per person, nothing for a playbook without them. Returns the commander
+        and the invited users Mattermost would not add (not in the team: addChannelMember refuses)."""
+        default = playbook.default_commander_id
+        available = False
+        if default and default != journal.actor_id:
+            try:
+                user = await self.directory.user(default)
+            except MattermostError as error:
+                if error.status not in (400, 403, 404):
+                    raise
+            else:
+                available = (user.active and not user.is_bot
+                             and await self.directory.is_team_member(journal.team_id, default))
+        commander_id = playbook_ops.start_commander(playbook, journal.actor_id, default_commander_available=available)
+        if commander_id != journal.actor_id and not await self._add_to(channel_id, commander_id):
+            commander_id = journal.actor_id  # they left the team just now: whoever starts it commands
+        refused: list[str] = []
+        added = {journal.actor_id, commander_id}
+        for user_id in playbook.invited_user_ids:
+            if user_id not in added:
+                added.add(user_id)
+                if not await self._add_to(channel_id, user_id):
+                    refused.append(user_id)
+        return commander_id, refused
+
+    async def _add_to(self, channel_id: str, user_id: str) -> bool:
+        """Add someone to a new incident channel; False if Mattermost refuses (not in the team)."""
+        try:
+            await self.ctx.client.add_channel_member(channel_id, user_id)
+        except MattermostError as error:
+            if error.status not in (400, 403, 404):
+                raise
+            return False
+        return True
 
     def _claim_key(self, journal: StartJournal) -> str:
         return f"{_CLAIM_PREFIX}{journal.team_id}:{journal.channel_name}"

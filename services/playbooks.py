@@ -23,14 +23,16 @@ from dataclasses import dataclass
 from domain import Actor, NotFound, Playbook, ValidationError, outline, permissions, step_commands
 from domain import playbooks as ops
 from domain.errors import COMMAND, Conflict
+from domain.models import ReminderDelivery
 from domain.playbooks import StageDraft, StepDraft
 from domain.templates import Template
 from gateway import playbook_yaml as pyaml
 from gateway.directory import Directory
 from gateway.errors import MattermostError
 from gateway.messages import command, neutralize, with_trigger
-from gateway.models import Post, User
+from gateway.models import ChannelMember, Post, User
 from gateway.playbook_yaml import (
+    ChannelRef,
     PlaybookFormatError,
     PlaybookSpec,
     Problem,
@@ -63,6 +65,27 @@ def file_name_for(title: str) -> str:
     ascii_text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-")[:60].strip("-")
     return f"{slug or 'playbook'}.yaml"
+
+
+@dataclass(frozen=True)
+class SettingsInput:
+    """The settings dialog as typed: channels and people by name (``~name``, ``@name``)."""
+
+    broadcast_channels: Sequence[str] = ()
+    interval_ms: int | None = None
+    template: str = ""
+    reminders: ReminderDelivery | str = ReminderDelivery.BOTH
+    invite: Sequence[str] = ()
+    commander: str = ""
+    followers: Sequence[str] = ()
+
+
+#: The dialog element of each setting, by the ``field`` of the domain's errors and the refusals below.
+SETTINGS_FIELDS = {
+    "broadcast_channel_ids": "broadcast", "broadcast": "broadcast", "interval": "interval",
+    "template": "template", "reminder_delivery": "reminders", "invited_user_ids": "invite",
+    "invite": "invite", "commander": "commander", "auto_follower_ids": "followers", "followers": "followers",
+}
 
 
 @dataclass(frozen=True)
@@ -169,6 +192,23 @@ class PlaybookService:
             raise PlaybookFormatError(problems)
         return resolved
 
+    async def resolve_channels(self, team_id: str, user_id: str, refs: Sequence[ChannelRef]) -> dict[str, str]:
+        """channel name → id for every broadcast channel of a file, each checked for the importer like
+        the settings dialog does; a refused one is a problem at its line."""
+        resolved: dict[str, str] = {}
+        problems: list[Problem] = []
+        for ref in refs:
+            if ref.name in resolved:
+                continue
+            channel_id, why = await self.broadcast_channel(team_id, user_id, ref.name)
+            if why:
+                problems.append(Problem(ref.line, ref.where, why + "."))
+            else:
+                resolved[ref.name] = channel_id
+        if problems:
+            raise PlaybookFormatError(problems)
+        return resolved
+
     @staticmethod
     def drafts(stages: Iterable[StageSpec], ids: dict[str, str]) -> list[StageDraft]:
         return [StageDraft(title=stage.title, steps=tuple(
@@ -177,10 +217,117 @@ class PlaybookService:
             for step in stage.steps)) for stage in stages]
 
     async def spec(self, playbook: Playbook) -> PlaybookSpec:
-        """The playbook as the YAML format describes it (usernames instead of ids)."""
+        """The playbook as the YAML format describes it (usernames and channel names instead of ids)."""
+        return pyaml.playbook_spec(playbook, await self.usernames(self.people_ids(playbook)),
+                                   await self.channel_names(playbook.updates.broadcast_channel_ids))
+
+    @staticmethod
+    def people_ids(playbook: Playbook) -> list[str]:
+        """Everyone a playbook names: members, default assignees, invited users, the default commander,
+        followers."""
         ids = list(playbook.member_ids)
         ids += [step.assignee_id for stage in playbook.stages for step in stage.steps if step.assignee_id]
-        return pyaml.playbook_spec(playbook, await self.usernames(ids))
+        ids += [*playbook.invited_user_ids, *playbook.auto_follower_ids]
+        if playbook.default_commander_id:
+            ids.append(playbook.default_commander_id)
+        return ids
+
+    async def channel_names(self, channel_ids: Iterable[str]) -> dict[str, str]:
+        """channel id → name, for the channels the bot can still see (one GET per channel)."""
+        names: dict[str, str] = {}
+        for channel_id in dict.fromkeys(channel_ids):
+            try:
+                channel = await self.ctx.client.get_channel(channel_id)
+            except MattermostError as error:
+                if error.status in (403, 404):
+                    continue
+                raise
+            if not channel.archived:
+                names[channel_id] = channel.name
+        return names
+
+    # Broadcast channels -----------------------------------------------------------------------
+
+    async def broadcast_channel(self, team_id: str, user_id: str, name: str) -> tuple[str, str]:
+        """(channel id, "") if ``user_id`` may have status updates copied to the team's channel
+        ``name``, else ("", why not) — domain.permissions.broadcast_refusal decides from Mattermost's
+        answers.
+
+        ``channel_by_name`` is scoped to the team (api4/channel.go getChannelByName), so a channel
+        of another team is not found, like a missing one. Whether the user may post is asked as the
+        server decides it for a post (api4/post.go userCreatePostPermissionCheckWithContext →
+        SessionHasPermissionToChannel(create_post)): their channel membership and its roles."""
+        client = self.ctx.client
+        name = name.strip().lstrip("~").lower()
+        try:
+            channel = await client.channel_by_name(team_id, name)
+        except MattermostError as error:
+            if error.status not in (400, 403, 404):
+                raise
+            return "", self._broadcast_text(permissions.BroadcastRefusal.UNSEEN, name)
+        team_channel = channel.type in ("O", "P")
+        self.directory.forget_channel(channel.id)  # fresh answers: someone may just have been added
+        bot_is_member = await self.directory.is_channel_member(channel.id, client.user_id) if team_channel else False
+
+        def refusal_for(user_is_member: bool | None = None,
+                        user_can_post: bool | None = None) -> permissions.BroadcastRefusal | None:
+            return permissions.broadcast_refusal(
+                found=True, same_team=channel.team_id == team_id, team_channel=team_channel,
+                archived=channel.archived, public=channel.is_public, bot_is_member=bot_is_member,
+                user_is_member=user_is_member, user_can_post=user_can_post)
+
+        refusal = refusal_for()
+        joined = False
+        if refusal is None and not bot_is_member:
+            # A public channel: the bot joins it (it posts every update there), as the announce command does,
+            # because only a member may read someone's membership (getChannelMember: read_channel).
+            await client.add_channel_member(channel.id, client.user_id)
+            self.directory.forget_channel(channel.id)
+            bot_is_member = joined = True
+        if refusal is None:
+            member = await self._channel_member(channel.id, user_id)
+            can_post = None if member is None else await client.roles_grant(member.roles.split(), "create_post")
+            refusal = refusal_for(member is not None, can_post)
+        if refusal is not None:
+            if joined:  # nothing will be copied there: leave the channel as it was
+                await client.remove_channel_member(channel.id, client.user_id)
+                self.directory.forget_channel(channel.id)
+            return "", self._broadcast_text(refusal, name)
+        return channel.id, ""
+
+    async def _channel_member(self, channel_id: str, user_id: str) -> ChannelMember | None:
+        """The user's membership of the channel (with its roles), or None."""
+        try:
+            return await self.ctx.client.get_channel_member(channel_id, user_id)
+        except MattermostError as error:
+            if error.status in (403, 404):
+                return None
+            raise
+
+    def _broadcast_text(self, refusal: permissions.BroadcastRefusal, name: str) -> str:
+        where = f"~{neutralize(name[:64])}"
+        texts = {
+            permissions.BroadcastRefusal.UNSEEN: (f"{where}: no such channel in this team that I am in; for a "
+                                                  f"private channel, add @{self.ctx.client.username} to it first"),
+            permissions.BroadcastRefusal.NOT_A_TEAM_CHANNEL: f"{where} is not a channel of the team",
+            permissions.BroadcastRefusal.ARCHIVED: f"{where} is archived",
+            permissions.BroadcastRefusal.NOT_A_MEMBER: f"{where}: you are not a member of it",
+            permissions.BroadcastRefusal.CANNOT_POST: f"{where}: you cannot post in it",
+        }
+        return texts[refusal]
+
+    async def broadcast_ids(self, team_id: str, user_id: str, names: Iterable[str]) -> list[str]:
+        """The ids of the broadcast channels named; ValidationError(field="broadcast") naming each refused one."""
+        ids, refused = [], []
+        for name in dict.fromkeys(n.strip().lstrip("~").lower() for n in names if n.strip().lstrip("~")):
+            channel_id, why = await self.broadcast_channel(team_id, user_id, name)
+            if why:
+                refused.append(why)
+            else:
+                ids.append(channel_id)
+        if refused:
+            raise ValidationError("Updates cannot be copied there: " + "; ".join(refused) + ".", field="broadcast")
+        return ids
 
     def _check_step_commands(self, playbook: Playbook) -> None:
         """Every way a playbook is saved passes here: no step's command may run a step."""
@@ -234,6 +381,36 @@ class PlaybookService:
             saved = await self.store.update_playbook(edited, expected_version=expected_version)
         self._track(PlaybookChange.UPDATED, saved)
         return saved
+
+    async def save_settings(self, team_id: str, user_id: str, playbook_id: str, *, expected_version: int,
+                            settings: SettingsInput) -> Playbook:
+        """Save the settings dialog (a playbook member, like every edit): every channel and person is
+        checked first, then one write; Conflict if someone saved since the dialog was opened."""
+        playbook = await self.get(team_id, user_id, playbook_id)
+        broadcast = await self.broadcast_ids(team_id, user_id, settings.broadcast_channels)
+        invited = await self._person_ids(team_id, settings.invite, "invite")
+        followers = await self._person_ids(team_id, settings.followers, "followers")
+        commander = (await self._person_ids(team_id, [settings.commander], "commander"))[0] if settings.commander else ""
+        edited = ops.edit_playbook(
+            playbook, now=now_ms(),
+            updates=ops.update_settings(
+                broadcast_channel_ids=broadcast, interval_ms=settings.interval_ms, template=settings.template,
+                reminder_delivery=settings.reminders),
+            invited_user_ids=invited, default_commander_id=commander, auto_follower_ids=followers)
+        if edited.model_copy(update={"updated_at": playbook.updated_at}) == playbook:
+            return playbook
+        saved = await self.store.update_playbook(edited, expected_version=expected_version)
+        self._track(PlaybookChange.UPDATED, saved)
+        return saved
+
+    async def _person_ids(self, team_id: str, names: Iterable[str], field: str) -> list[str]:
+        """The ids of the people named (``@name``), each an active person of the team; everyone else is
+        refused by name, at ``field``."""
+        wanted = list(dict.fromkeys(n.strip().lstrip("@").lower() for n in names if n.strip().lstrip("@")))
+        try:
+            return [u.id for u in await self._people(team_id, wanted)]
+        except (NotFound, ValidationError) as error:
+            raise ValidationError(error.message, field=field) from None
 
     async def edit_outline(self, team_id: str, user_id: str, playbook_id: str,
                            edit: outline.OutlineEdit) -> tuple[Playbook, outline.OutlineChange]:
@@ -350,15 +527,17 @@ class PlaybookService:
         spec = await pyaml.read_playbook(text, limit)
         actor = await self.require_team(team_id, user_id)
         ids = await self.resolve(team_id, spec.usernames())
+        channels = await self.resolve_channels(team_id, user_id, spec.channel_names())
         member_ids = [ids[ref.username] for ref in spec.members]
         drafts = self.drafts(spec.stages, ids)
         step_commands.check_stages(drafts, self.ctx.settings.command_trigger)
-        result = await self._save_import(team_id, user_id, actor, spec, member_ids, drafts)
+        settings = pyaml.playbook_settings(spec, ids, channels)
+        result = await self._save_import(team_id, user_id, actor, spec, member_ids, drafts, settings)
         self._track(PlaybookChange.CREATED if result.created else PlaybookChange.UPDATED, result.playbook)
         return result
 
     async def _save_import(self, team_id: str, user_id: str, actor: Actor, spec: PlaybookSpec,
-                           member_ids: list[str], drafts: list[StageDraft]) -> ImportResult:
+                           member_ids: list[str], drafts: list[StageDraft], settings: dict) -> ImportResult:
         async with self.store.transaction():
             # Only a playbook the importer can use is replaced; one they cannot see does not exist for them.
             usable = await self.store.playbooks_for_user(team_id, user_id, is_admin=actor.is_system_admin)
@@ -370,10 +549,10 @@ class PlaybookService:
             if existing is None:
                 playbook = ops.new_playbook(team_id=team_id, title=spec.title, created_by=user_id, now=now_ms(),
                                             description=spec.description, create_public_channel=spec.public,
-                                            stages=drafts, member_ids=member_ids)
+                                            stages=drafts, member_ids=member_ids, **settings)
                 return ImportResult(await self.store.create_playbook(playbook), created=True)
             edited = ops.edit_playbook(existing, now=now_ms(), title=spec.title, description=spec.description,
-                                       create_public_channel=spec.public, stages=drafts)
+                                       create_public_channel=spec.public, stages=drafts, **settings)
             members = tuple(dict.fromkeys([*member_ids, user_id]))
             edited = ops.validate_playbook(edited.model_copy(update={"member_ids": members}))
             return ImportResult(await self.store.update_playbook(edited), created=False)

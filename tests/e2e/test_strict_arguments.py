@@ -52,6 +52,7 @@ WRONG_WORDS = [
     ("playbook delete", "playbook delete", "missing"),
     ("playbook members", "playbook members", "missing"),
     ("playbook export", "playbook export", "missing"),
+    ("playbook settings", "playbook settings", "missing"),
     # The outline edits typed after a playbook's title.
     ('playbook edit "Incident Response" step add 2', "playbook edit step add", "missing"),
     ('playbook edit "Incident Response" step remove 1.1 1.2', "playbook edit step remove", "extra"),

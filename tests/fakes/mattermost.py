@@ -318,6 +318,10 @@ class FakeMattermost:
         return ChannelMember(channel_id=channel_id, user_id=user_id,
                              roles=self.member_roles.get((channel_id, user_id), "channel_user"))
 
+    async def roles_grant(self, role_names: list[str], permission: str) -> bool:
+        self._record("roles_grant", tuple(role_names), permission)
+        return "system_admin" in role_names or (permission == "create_post" and "channel_user" in role_names)
+
     async def channel_members(self, channel_id: str, *, page: int = 0, per_page: int = 200) -> list[ChannelMember]:
         self._record("channel_members", channel_id, page, per_page)
         self._inside(channel_id, "GET")
