@@ -172,6 +172,15 @@ async def act(transcript: Transcript, sandbox: Sandbox, app: CommandCenter) -> N
     await show_new_bot_posts(transcript, sandbox, cid, 1)
     show_card(transcript, sandbox, card_id, "the card, updated in place")
 
+    transcript.note("alice posts a status update; the next one is due in 30 minutes")
+    result = await slash(alice, cid, "/incident update", "payments-502s")
+    transcript.note(f'dialog: "{result.dialog["dialog"]["title"]}" → alice writes the update, picks '
+                    '"Next update in: 30 min" and clicks Post')
+    await alice.submit_dialog({"text": "**Impact:** a third of payments fail.\n**Now:** rolling back "
+                                       "yesterday's deploy; next update after the rollback.", "next_in": "30m"})
+    await show_new_bot_posts(transcript, sandbox, cid, 1)
+    show_card(transcript, sandbox, card_id, "the card's status line", fields_only=True)
+
     transcript.note("service is restored: alice ends the incident (with a confirmation dialog)")
     result = await slash(alice, cid, "/incident end", "payments-502s")
     transcript.note(f'dialog: "{result.dialog["dialog"].get("introduction_text", "")}" → alice clicks End incident')
@@ -236,7 +245,8 @@ async def main(argv: list[str]) -> int:
                                 f"callbacks at {app.callback_base_url}")
                 # The bot's card clock follows the sandbox's simulated time (as a host synced with the server).
                 assert app.incidents is not None
-                app.incidents.cards.clock = sandbox.now_ms
+                assert app.ctx is not None
+                app.ctx.clock = sandbox.now_ms
                 assert app.inbound is not None
                 app.inbound.triggers.replays.clock = lambda: sandbox.now_ms() / 1000
                 await act(transcript, sandbox, app)

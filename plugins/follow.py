@@ -19,7 +19,7 @@ from gateway.models import ActionCallback, ActionReply, CommandReply, SlashComma
 from gateway.routing import on_action, on_command
 from plugins.base import FeaturePlugin
 from services.context import BotContext
-from services.follow import TODO_OVERDUE_SHOWN, TODO_STEPS_SHOWN, FollowService, Todo, now_ms
+from services.follow import TODO_OVERDUE_SHOWN, TODO_STEPS_SHOWN, FollowService, Todo
 
 #: What following brings (the updates slice sends these messages).
 FOLLOWING = "updates, the end and restarts come to you by direct message"
@@ -81,7 +81,7 @@ class FollowPlugin(FeaturePlugin):
     @on_command("todo")
     async def on_todo(self, command: SlashCommand) -> CommandReply:
         self.check_words(command, "todo", command.words[1:])
-        now = now_ms()
+        now = self.ctx.clock()
         todo = await self.service.todo(command.user_id, command.team_id, now=now)
         names = await self.service.channel_names([item.incident for item in todo.items])
         return CommandReply(text=render_todo(todo, names, now, self.command))

@@ -35,7 +35,7 @@ from gateway.models import ActionCallback, ActionReply, CommandReply, SlashComma
 from gateway.routing import on_action, on_command
 from plugins.base import FeaturePlugin
 from services.context import BotContext
-from services.history import NO_TEAM, HistoryService, IncidentDetails, ListFilters, ListPage, now_ms, overdue_mark
+from services.history import NO_TEAM, HistoryService, IncidentDetails, ListFilters, ListPage, overdue_mark
 
 LIST_USAGE = (f"Usage: {COMMAND}list [ongoing|ended|all|overdue] [@commander] [--playbook NAME] [--search TEXT] [--page N], "
               f'e.g. {COMMAND}list ongoing @alice --search "database"')
@@ -250,7 +250,7 @@ class HistoryPlugin(FeaturePlugin):
                  "|:--|:--|:--|:--|:--|:--|"]
         names = await self.service.usernames(i.commander_id for i in result.items)
         channels = await self.service.channel_names((i.channel_id for i in result.items), view.team_id)
-        now = now_ms()
+        now = self.ctx.clock()
         for incident in result.items:
             channel = channels.get(incident.channel_id)
             link = f" ~{channel}" if channel else ""
@@ -282,7 +282,7 @@ class HistoryPlugin(FeaturePlugin):
     async def on_info(self, command: SlashCommand) -> CommandReply:
         incident = await self.service.resolve(command.user_id, command.team_id, command.channel_id,
                                               command.arguments, "info")
-        return CommandReply(text=render_details(await self.service.details(incident), now_ms(), self.trigger))
+        return CommandReply(text=render_details(await self.service.details(incident), self.ctx.clock(), self.trigger))
 
     # Export --------------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ command whose status update is overdue, per team, newest first, capped.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,8 +30,6 @@ TODO_STEPS_SHOWN = 25
 TODO_OVERDUE_SHOWN = 10
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass
@@ -108,7 +105,7 @@ class FollowService:
                       operation: Callable[[Incident, str, int], tuple[Incident, list[TimelineEvent]]],
                       now: int | None) -> tuple[Incident, bool]:
         await self._require_follower(incident, user_id)
-        at = now_ms() if now is None else now
+        at = self.ctx.clock() if now is None else now
         try:
             updated, events = await self.store.mutate_incident(incident.id, lambda i: operation(i, user_id, at))
         except NotFound:
@@ -120,7 +117,7 @@ class FollowService:
     async def todo(self, user_id: str, team_id: str, *, now: int | None = None) -> Todo:
         """My open steps and my overdue updates across the incidents of ``team_id`` (in a direct
         message, ``team_id`` is "" and every team shared with the bot is looked at)."""
-        at = now_ms() if now is None else now
+        at = self.ctx.clock() if now is None else now
         teams = await self.history.teams_of(user_id, team_id)
         if team_id:
             await self.history.require_team(team_id, user_id)

@@ -79,8 +79,6 @@ NOT_HERE = ("This channel is not an incident channel. Name the incident: " + COM
 NO_TEAM = ("I cannot tell which team you mean here. Type the command in a channel of the team instead.")
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True)
@@ -94,11 +92,11 @@ class ListFilters:
     #: Only the overdue ones (ongoing, their status update due): ``IncidentQuery.overdue_at`` = now.
     overdue: bool = False
 
-    def store_arguments(self) -> dict[str, Any]:
+    def store_arguments(self, now: int) -> dict[str, Any]:
         arguments: dict[str, Any] = {"status": self.status, "commander_id": self.commander_id,
                                      "playbook_id": self.playbook_id, "search": self.search or None}
         if self.overdue:
-            arguments["overdue_at"] = now_ms()
+            arguments["overdue_at"] = now
         return arguments
 
 
@@ -235,7 +233,7 @@ class HistoryService:
         if page < 0:
             raise ValidationError("Page numbers start at 1.")
         actor = await self.require_team(team_id, user_id)
-        arguments = filters.store_arguments()
+        arguments = filters.store_arguments(self.ctx.clock())
         if actor.is_system_admin:
             found = await self.store.list_incidents(team_id, is_admin=True, page=page, per_page=per_page, **arguments)
             return self._page(found.items, page, per_page, found.total)

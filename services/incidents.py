@@ -173,7 +173,7 @@ class CardUpdater:
         # saved incident to refresh(), which draws it without reading it back unless a newer one was drawn.
         self._versions: dict[str, int] = {}
         #: The time cards are rendered at (epoch ms); tests and benchmarks inject a simulated clock.
-        self.clock: Callable[[], int] = now_ms
+        self.clock: Callable[[], int] = lambda: ctx.clock()
         #: ServiceSettings.PostEditTimeLimit in seconds (-1: none), learned by services.livecard; None: unknown.
         self.edit_time_limit_s: int | None = None
         #: Called with the incident whenever its card was posted or edited (the live card scheduler).
@@ -558,7 +558,7 @@ class IncidentService:
             incident_id=new_id(), team_id=request.team_id, actor_id=request.actor_id, playbook_id=playbook.id,
             name=name, description=description, private=not playbook.create_public_channel,
             source_post_id=source.id if source else None, channel_name=channel_name_for(name),
-            created_at=now_ms())
+            created_at=self.ctx.clock())
         # One commit: the submission's single-use key (a replayed copy stops here, before any effect),
         # the journal and the claim of the channel name.
         async with self.store.transaction():
@@ -933,7 +933,7 @@ class IncidentService:
     async def check(self, incident: Incident, user_id: str, target: StepTarget, done: bool, *,
                     drawn: str | None = None):
         return await self.change(
-            incident, user_id, lambda current: checklist.set_step_state(current, target, done, user_id, now_ms()),
+            incident, user_id, lambda current: checklist.set_step_state(current, target, done, user_id, self.ctx.clock()),
             lambda inc, events, who: f"@{who} {'checked' if done else 'unchecked'} {_step_label(events[0])}.",
             drawn=None if drawn is None else Drawn(drawn, step=target))
 
@@ -953,7 +953,7 @@ class IncidentService:
             return f"@{who} removed the assignee of {_step_label(events[0])}."
 
         return await self.change(incident, user_id, lambda current: checklist.assign_step(
-            current, target, assignee_id, user_id, now_ms(), assignee_in_channel=in_channel), describe, fresh=fresh)
+            current, target, assignee_id, user_id, self.ctx.clock(), assignee_in_channel=in_channel), describe, fresh=fresh)
 
     async def change_commander(self, incident: Incident, user_id: str, new_commander_id: str, *, fresh: bool = False):
         # The new commander is always asked: Mattermost vouched only for the one acting.
@@ -966,16 +966,16 @@ class IncidentService:
             raise ValidationError(f"@{name} is not a member of this incident's channel: add @{name} to the "
                                   "channel first, then make them commander.")
         return await self.change(incident, user_id, lambda current: ops.change_commander(
-            current, new_commander_id, user_id, now_ms(), new_commander_in_channel=in_channel),
+            current, new_commander_id, user_id, self.ctx.clock(), new_commander_in_channel=in_channel),
             lambda inc, events, who: f"@{who} changed the commander to @{name}.", fresh=fresh)
 
     async def set_stage(self, incident: Incident, user_id: str, how: str | int, *, drawn: str | None = None):
         def operation(current: Incident):
             if how == "next":
-                return ops.next_stage(current, user_id, now_ms())
+                return ops.next_stage(current, user_id, self.ctx.clock())
             if how == "prev":
-                return ops.previous_stage(current, user_id, now_ms())
-            return ops.set_stage(current, int(how), user_id, now_ms())
+                return ops.previous_stage(current, user_id, self.ctx.clock())
+            return ops.set_stage(current, int(how), user_id, self.ctx.clock())
 
         def describe(inc: Incident, events: list[TimelineEvent], who: str) -> str:
             stage = inc.active_stage
@@ -994,22 +994,22 @@ class IncidentService:
                     f"Duration: **{format_duration(details.get('duration_ms', 0))}** · "
                     f"steps done: **{details.get('steps_done', 0)}/{details.get('steps_total', 0)}**")
         return await self.change(incident, user_id, lambda current: ops.end_incident(
-            current, user_id, now_ms(), final_update=final_update),
+            current, user_id, self.ctx.clock(), final_update=final_update),
             describe, fresh=fresh, drawn=None if drawn is None else Drawn(drawn))
 
     async def restart(self, incident: Incident, user_id: str, *, fresh: bool = False, drawn: str | None = None):
-        return await self.change(incident, user_id, lambda current: ops.restart_incident(current, user_id, now_ms()),
+        return await self.change(incident, user_id, lambda current: ops.restart_incident(current, user_id, self.ctx.clock()),
                                  lambda inc, events, who: f"This incident has been restarted by @{who}.",
                                  fresh=fresh, drawn=None if drawn is None else Drawn(drawn))
 
     async def add_step(self, incident: Incident, user_id: str, stage: int, title: str):
         return await self.change(incident, user_id, lambda current: checklist.add_step(
-            current, stage, title, user_id, now_ms()),
+            current, stage, title, user_id, self.ctx.clock()),
             lambda inc, events, who: f"@{who} added step {_step_label(events[0])}.")
 
     async def remove_step(self, incident: Incident, user_id: str, target: StepTarget):
         return await self.change(incident, user_id, lambda current: checklist.remove_step(
-            current, target, user_id, now_ms()),
+            current, target, user_id, self.ctx.clock()),
             lambda inc, events, who: f"@{who} removed step {_step_label(events[0])}.")
 
     async def rename_step(self, incident: Incident, user_id: str, target: StepTarget, title: str):
@@ -1017,11 +1017,11 @@ class IncidentService:
             previous = neutralize(str(events[0].details.get("previous_title", "")))
             return f"@{who} renamed step {_step_label(events[0])} (was “{previous}”)."
         return await self.change(incident, user_id, lambda current: checklist.rename_step(
-            current, target, title, user_id, now_ms()), describe)
+            current, target, title, user_id, self.ctx.clock()), describe)
 
     async def move_step(self, incident: Incident, user_id: str, target: StepTarget, position: int):
         return await self.change(incident, user_id, lambda current: checklist.move_step(
-            current, target, position, user_id, now_ms()),
+            current, target, position, user_id, self.ctx.clock()),
             lambda inc, events, who: f"@{who} moved step **{neutralize(str(events[0].details.get('title', '')))}** "
                                      f"to position {position + 1}.")
 
@@ -1038,7 +1038,7 @@ class IncidentService:
         and announced.
         """
         await self.require_member(incident, user_id)
-        checklist.run_step(incident, target, user_id, now_ms())  # ongoing, and the step has a command
+        checklist.run_step(incident, target, user_id, self.ctx.clock())  # ongoing, and the step has a command
         if drawn is None:
             return await self._run_step(incident, user_id, target, trigger_id)
         # A Run button: drawn for the step's state and its last run, so a copy of the click (a
@@ -1111,7 +1111,7 @@ class IncidentService:
         """The run was accepted: record it on the timeline, count it, announce it."""
         try:
             updated, events = await self.store.mutate_incident(
-                incident.id, lambda current: checklist.run_step(current, target, user_id, now_ms()))
+                incident.id, lambda current: checklist.run_step(current, target, user_id, self.ctx.clock()))
         except DomainError as error:  # changed meanwhile (ended, step removed): the command ran anyway
             log.warning("a step run in incident %s could not be recorded: %s", incident.id, error)
             return

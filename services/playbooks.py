@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -51,8 +50,6 @@ YAML_EXTENSIONS = ("yaml", "yml")
 _RETRIES = 5
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def title_key(title: str) -> str:
@@ -350,7 +347,7 @@ class PlaybookService:
         """A new playbook from a template; the creator is its first member."""
         await self.require_team(team_id, user_id)
         playbook = ops.new_playbook(
-            team_id=team_id, title=title, created_by=user_id, now=now_ms(),
+            team_id=team_id, title=title, created_by=user_id, now=self.ctx.clock(),
             description=template.description if description is None else description,
             create_public_channel=template.create_public_channel if public is None else public,
             stages=_with_trigger(template.stages, self.ctx.settings.command_trigger))
@@ -373,7 +370,7 @@ class PlaybookService:
         if stages is not None:
             refs = [step.assignee for stage in stages for step in stage.steps if step.assignee]
             drafts = self.drafts(stages, await self.resolve(team_id, refs))
-        edited = ops.edit_playbook(playbook, now=now_ms(), title=title, description=description,
+        edited = ops.edit_playbook(playbook, now=self.ctx.clock(), title=title, description=description,
                                    create_public_channel=public, stages=drafts)
         self._check_step_commands(edited)
         async with self.store.transaction():
@@ -392,7 +389,7 @@ class PlaybookService:
         followers = await self._person_ids(team_id, settings.followers, "followers")
         commander = (await self._person_ids(team_id, [settings.commander], "commander"))[0] if settings.commander else ""
         edited = ops.edit_playbook(
-            playbook, now=now_ms(),
+            playbook, now=self.ctx.clock(),
             updates=ops.update_settings(
                 broadcast_channel_ids=broadcast, interval_ms=settings.interval_ms, template=settings.template,
                 reminder_delivery=settings.reminders),
@@ -421,7 +418,7 @@ class PlaybookService:
         def apply(playbook: Playbook) -> Playbook:
             change = outline.apply(ops.drafts_of(playbook.stages), edit)
             done[:] = [change]  # a retry after a conflict starts over
-            return ops.edit_playbook(playbook, now=now_ms(), stages=change.stages)
+            return ops.edit_playbook(playbook, now=self.ctx.clock(), stages=change.stages)
 
         saved = await self._mutate(team_id, user_id, playbook_id, apply)
         return saved, done[0]
@@ -475,7 +472,7 @@ class PlaybookService:
         """Share with team members (others are refused by name)."""
         people = await self._people(team_id, usernames)
         return await self._mutate(team_id, user_id, playbook_id,
-                                  lambda p: ops.add_members(p, [u.id for u in people], now_ms()))
+                                  lambda p: ops.add_members(p, [u.id for u in people], self.ctx.clock()))
 
     async def remove_members(self, team_id: str, user_id: str, playbook_id: str,
                              usernames: Sequence[str]) -> Playbook:
@@ -487,7 +484,7 @@ class PlaybookService:
             raise ValidationError(", ".join(f"@{name}" for name in strangers) + " "
                                   + ("is" if len(strangers) == 1 else "are") + " not a member of this playbook.")
         return await self._mutate(team_id, user_id, playbook_id,
-                                  lambda p: ops.remove_members(p, [u.id for u in people], now_ms()))
+                                  lambda p: ops.remove_members(p, [u.id for u in people], self.ctx.clock()))
 
     # Deleting -------------------------------------------------------------------------------------
 
@@ -547,11 +544,11 @@ class PlaybookService:
                                       "one of them first, or change the title in the file.")
             existing = same[0] if same else None
             if existing is None:
-                playbook = ops.new_playbook(team_id=team_id, title=spec.title, created_by=user_id, now=now_ms(),
+                playbook = ops.new_playbook(team_id=team_id, title=spec.title, created_by=user_id, now=self.ctx.clock(),
                                             description=spec.description, create_public_channel=spec.public,
                                             stages=drafts, member_ids=member_ids, **settings)
                 return ImportResult(await self.store.create_playbook(playbook), created=True)
-            edited = ops.edit_playbook(existing, now=now_ms(), title=spec.title, description=spec.description,
+            edited = ops.edit_playbook(existing, now=self.ctx.clock(), title=spec.title, description=spec.description,
                                        create_public_channel=spec.public, stages=drafts, **settings)
             members = tuple(dict.fromkeys([*member_ids, user_id]))
             edited = ops.validate_playbook(edited.model_copy(update={"member_ids": members}))

@@ -83,7 +83,7 @@ class UpdateService:
         self.incidents = incidents
         self.directory = incidents.directory
         #: The time updates are stamped with (epoch ms); tests inject a simulated clock.
-        self.clock: Callable[[], int] = now_ms
+        self.clock: Callable[[], int] = lambda: ctx.clock()
         incidents.listeners.append(self.on_change)
 
     # Posting --------------------------------------------------------------------------------

@@ -16,10 +16,8 @@ from tests.e2e.test_incidents import card, card_text, fresh, start_incident, ste
 
 def synchronise(sandbox, bot) -> None:
     """The bot's clocks follow the sandbox's simulated time."""
-    bot.incidents.cards.clock = sandbox.now_ms
+    bot.ctx.clock = sandbox.now_ms  # what the services stamp and the cards show
     bot.inbound.triggers.replays.clock = lambda: sandbox.now_ms() / 1000
-    if bot.updates is not None:
-        bot.updates.clock = sandbox.now_ms
 
 
 def card_edits(sandbox, post_id: str) -> list[dict]:

@@ -179,12 +179,9 @@ async def test_overdue_is_marked_on_the_card_and_in_the_list(rem, monkeypatch):
     await fire_due(rem, incident)
     await rem.slash(rem.people.alice, channel, "check 1.1")  # any redraw after the due time shows it
     assert card_says_overdue()
-    from plugins import history as history_plugin
-    from services import history
-    monkeypatch.setattr(history, "now_ms", rem.clock.now_ms)  # the list reads the same (simulated) time
-    monkeypatch.setattr(history_plugin, "now_ms", rem.clock.now_ms)
+    monkeypatch.setattr(rem.ctx, "clock", rem.clock.now_ms)  # the list reads the same (simulated) time
     listed = await rem.slash(rem.people.alice, rem.town, "list overdue")
     assert "Checkout errors" in listed.text and "update overdue" in listed.text
-    monkeypatch.setattr(history, "now_ms", lambda: incident.created_at)
+    monkeypatch.setattr(rem.ctx, "clock", lambda: incident.created_at)
     none = await rem.slash(rem.people.alice, rem.town, "list overdue")
     assert "Checkout errors" not in none.text
