@@ -1,7 +1,7 @@
 """Issue 15, list p99: list totals stay exact while the SQLite store reuses the counts it made.
 
 The SQLite store remembers a list's shared count (every match for an admin, the public matches
-otherwise) with the list generation of migration 0009, which triggers move on every write the
+otherwise) with its team's list generation (migration 0009), which triggers move on every write the
 list counts. These tests change the data every way the list can see and check the totals
 against a count made by hand, on every backend; the ones about the generation itself are SQLite's.
 """
@@ -145,9 +145,10 @@ async def test_a_rolled_back_write_leaves_no_count_behind(store, team):
     assert exact(await totals(store, made, []))
 
 
-def generation(path) -> int:
+def generation(path, team_id: str = "team1") -> int:
     with sqlite3.connect(path) as conn:
-        return conn.execute("SELECT n FROM list_generation").fetchone()[0]
+        row = conn.execute("SELECT n FROM list_generations WHERE team_id = ?", (team_id,)).fetchone()
+        return row[0] if row else 0
 
 
 @pytest.mark.backends("sqlite", reason="the list generation is the SQLite store's (migration 0009)")
@@ -166,6 +167,13 @@ async def test_checklist_edits_leave_the_generation_and_counted_writes_move_it(s
     inc, events = incident(now=T0 + 8)
     await store.create_incident(inc, events)
     assert generation(path) == before + 2
+    elsewhere = generation(path, "team2")
+    other, events = incident(playbook(team_id="team2"), now=T0 + 9)
+    await store.create_incident(other, events)
+    assert generation(path, "team2") == elsewhere + 1 and generation(path) == before + 2  # teams count apart
+    with sqlite3.connect(path) as conn:  # no store call moves an incident, but the trigger covers it
+        conn.execute("UPDATE incidents SET team_id = 'team3' WHERE id = ?", (inc.id,))
+    assert generation(path) == before + 3 and generation(path, "team3") == 1  # both teams' lists changed
 
 
 @pytest.mark.backends("sqlite", reason="counts the SQLite store's count statements")
