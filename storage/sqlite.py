@@ -83,6 +83,8 @@ _SYNCHRONOUS = {"full", "normal", "extra"}
 CACHE_KIB = 32 * 1024
 #: Commits between two background WAL checkpoints.
 CHECKPOINT_EVERY = 250
+#: List counts remembered (see ``_Count``): a few filters per team, and the searches people repeat.
+COUNT_CACHE_SIZE = 512
 #: Bytes the WAL file is truncated to after a checkpoint lets it restart.
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 
@@ -111,7 +113,7 @@ def _incident_from_row(row: sqlite3.Row) -> Incident:
         creator_id=row["creator_id"],
         playbook_id=row["playbook_id"],
         playbook_title=row["playbook_title"],
-        stages=_STAGES.validate_json(row["stages"]),
+        stages=_stages(row["stages"]),
         active_stage=row["active_stage"],
         status=IncidentStatus(row["status"]),
         created_at=row["created_at"],
@@ -130,6 +132,18 @@ def _incident_from_row(row: sqlite3.Row) -> Incident:
         updates=_updates(row["updates"]),
         follower_ids=_IDS.validate_json(row["follower_ids"]),
     )
+
+
+@functools.lru_cache(maxsize=512)
+def _stages(text: str) -> tuple[Stage, ...]:
+    """A checklist from its JSON, remembered by the text itself (frozen, so shared).
+
+    Parsing 20 steps costs ≈45 µs, most of what a list page's rows cost; the same rows are
+    read again and again (the newest page, a toggled card redrawn), and an equal text always
+    means an equal checklist, so a changed one simply misses. 512 twenty-step checklists hold
+    ≈14 MB at most (≈22 KB parsed plus ≈5 KB of text each).
+    """
+    return _STAGES.validate_json(text)
 
 
 @functools.lru_cache(maxsize=64)
@@ -293,21 +307,10 @@ def _mutate(
     return saved, events, wrote
 
 
-def _count_incidents(conn: sqlite3.Connection, condition: str, params: Sequence[Any]) -> int:
-    """How many incidents match a list condition (read to the end, so no statement stays active)."""
-    counted = conn.execute(f"SELECT count(*) FROM incidents WHERE {condition}", params).fetchall()
-    return _scalar(counted[0] if counted else None)
-
-
-def _list_condition(query: IncidentQuery) -> tuple[str, list]:
-    """The WHERE clause and parameters shared by the list and its light references."""
-    where = ["team_id = ?"]
-    params: list = [query.team_id]
-    if not query.is_admin:
-        # The viewer's channels arrive as one JSON array parameter: one statement,
-        # however many channels, and SQLite builds a lookup table from it once.
-        where.append("(public = 1 OR channel_id IN (SELECT value FROM json_each(?)))")
-        params.append(json.dumps(sorted(query.viewer_channel_ids)))
+def _filter_terms(query: IncidentQuery) -> tuple[list[str], list]:
+    """The WHERE terms and parameters of the filters (not the team, not the visibility test)."""
+    where: list[str] = []
+    params: list = []
     if query.status is not None:
         where.append("status = ?")
         params.append(query.status.value)
@@ -324,7 +327,77 @@ def _list_condition(query: IncidentQuery) -> tuple[str, list]:
         # The terms of the partial index incidents_update_due, so the planner may use it.
         where.append("status = 'ongoing' AND next_update_due_at IS NOT NULL AND next_update_due_at <= ?")
         params.append(query.overdue_at)
-    return " AND ".join(where), params
+    return where, params
+
+
+def _list_condition(query: IncidentQuery) -> tuple[str, list]:
+    """The WHERE clause and parameters shared by the list and its light references."""
+    where = ["team_id = ?"]
+    params: list = [query.team_id]
+    if not query.is_admin:
+        # The viewer's channels arrive as one JSON array parameter: one statement,
+        # however many channels, and SQLite builds a lookup table from it once.
+        where.append("(public = 1 OR channel_id IN (SELECT value FROM json_each(?)))")
+        params.append(json.dumps(sorted(query.viewer_channel_ids)))
+    terms, values = _filter_terms(query)
+    return " AND ".join(where + terms), params + values
+
+
+@dataclass(frozen=True)
+class _Count:
+    """How a list's total is counted: a part worth caching, and the viewer's own private part.
+
+    The shared part is every match for an admin and the public matches otherwise: it depends on
+    the query's filters only, so every viewer of a team reuses it. The private part, the viewer's
+    private incidents among the matches, is read through the unique channel index, one lookup
+    per channel of the viewer, so it costs what the viewer's channels cost, not what the team has.
+    """
+
+    team_id: str
+    shared: str
+    shared_params: tuple
+    private: str | None
+    private_params: tuple
+
+    @classmethod
+    def of(cls, query: IncidentQuery) -> _Count:
+        terms, values = _filter_terms(query)
+        params = (query.team_id, *values)
+        if query.is_admin:
+            return cls(query.team_id, " AND ".join(["team_id = ?", *terms]), params, None, ())
+        shared = " AND ".join(["team_id = ?", "public = 1", *terms])
+        if not query.viewer_channel_ids:
+            return cls(query.team_id, shared, params, None, ())
+        # The unary + keeps the planner off the team indexes: the lookups in incidents_channel_list
+        # (0009), which holds every column a filter reads, are the cheap way in.
+        private = " AND ".join(["channel_id IN (SELECT value FROM json_each(?))", "+team_id = ?", "+public = 0", *terms])
+        return cls(query.team_id, shared, params, private, (json.dumps(sorted(query.viewer_channel_ids)), *params))
+
+    @property
+    def key(self) -> tuple:
+        return (self.shared, self.shared_params)
+
+
+def _count_incidents(conn: sqlite3.Connection, count: _Count, cached: tuple[int, int] | None) -> tuple[int, int, int]:
+    """The list's total, with the team's list generation and shared part it used: (generation, shared, total).
+
+    ``cached`` is a (generation, shared part) counted before: reused when the team's generation
+    (migration 0009) has not moved since. The generation is read before the count, in its own snapshot, so a write that
+    lands between them leaves the new entry older than the data it was counted from, never newer:
+    at worst it is never reused. Statements are read to the end, so none stays active.
+    """
+    def scalar(sql: str, params: Sequence[Any]) -> int:
+        rows = conn.execute(sql, params).fetchall()
+        return int(_scalar(rows[0] if rows else None))
+
+    generation = scalar("SELECT coalesce((SELECT n FROM list_generations WHERE team_id = ?), 0)", (count.team_id,))
+    if cached is not None and cached[0] == generation:
+        shared = cached[1]
+    else:
+        shared = scalar(f"SELECT count(*) FROM incidents WHERE {count.shared}", count.shared_params)
+    private = 0 if count.private is None else scalar(f"SELECT count(*) FROM incidents WHERE {count.private}",
+                                                     count.private_params)
+    return generation, shared, shared + private
 
 
 def _event_params(events: Sequence[TimelineEvent]) -> list[tuple]:
@@ -412,6 +485,8 @@ class SqliteStore(Store):
         self._checkpoint_wanted = asyncio.Event()
         self._commits_since_checkpoint = 0
         self._tx_var: ContextVar[_Tx | None] = ContextVar(f"sqlite_tx_{id(self)}", default=None)
+        #: List counts by their shared part's condition: (list generation, count), least recent first.
+        self._counts: dict[tuple, tuple[int, int]] = {}
 
     # -- connections --------------------------------------------------------------------
     async def _connect(self, *, writer: bool) -> aiosqlite.Connection:
@@ -443,6 +518,7 @@ class SqliteStore(Store):
         """Connect, migrate to the latest schema (or ``schema_version``, for tests), open readers."""
         if self._writer is not None:
             return
+        self._counts.clear()  # counted from another database, or from this one before a restore
         if not self._memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._writer = await self._connect(writer=True)
@@ -869,13 +945,32 @@ class SqliteStore(Store):
             cursor = await conn.execute("DELETE FROM incidents WHERE id = ?", (incident_id,))
             return cursor.rowcount == 1
 
+    def _cached_count(self, query: IncidentQuery) -> tuple[_Count, tuple[int, int] | None, bool]:
+        """The count plan for ``query``, its cached shared part if any, and whether to cache the result.
+
+        Inside a transaction the reads see its uncommitted writes (and a rollback would take the
+        generation back), and an overdue list's parameter is the time it is asked at: neither is cached.
+        """
+        count = _Count.of(query)
+        if self._current_tx() is not None or query.overdue_at is not None:
+            return count, None, False
+        return count, self._counts.get(count.key), True
+
+    def _remember_count(self, count: _Count, generation: int, shared: int) -> None:
+        counts = self._counts
+        counts.pop(count.key, None)
+        counts[count.key] = (generation, shared)
+        while len(counts) > COUNT_CACHE_SIZE:
+            del counts[next(iter(counts))]  # the least recently counted
+
     async def incidents_page(self, query: IncidentQuery) -> Page:
         condition, params = _list_condition(query)
         order = _SORTS[query.sort]
         per_page, offset = query.per_page, query.offset
+        count, cached, cacheable = self._cached_count(query)
 
-        def work(conn: sqlite3.Connection) -> tuple[int, list[sqlite3.Row]]:
-            total = _count_incidents(conn, condition, params)
+        def work(conn: sqlite3.Connection) -> tuple[tuple[int, int, int], list[sqlite3.Row]]:
+            counted = _count_incidents(conn, count, cached)
             # Choose the page from the covering indexes first, then read only its rows:
             # sorting full rows would drag every stages document through the sorter.
             rowids = [row[0] for row in conn.execute(
@@ -883,34 +978,39 @@ class SqliteStore(Store):
                 [*params, per_page, offset],
             )]
             if not rowids:
-                return total, []
+                return counted, []
             by_rowid = {row["rowid"]: row for row in conn.execute(
                 f"SELECT rowid, {_INCIDENT_COLUMNS} FROM incidents WHERE rowid IN (SELECT value FROM json_each(?))",
                 (json.dumps(rowids),),
             )}
-            return total, [by_rowid[r] for r in rowids if r in by_rowid]
+            return counted, [by_rowid[r] for r in rowids if r in by_rowid]
 
         async with self._reading() as conn:
-            total, rows = await _on_thread(conn, work)  # count, page and rows in one hop
+            (generation, shared, total), rows = await _on_thread(conn, work)  # count, page and rows in one hop
+        if cacheable:
+            self._remember_count(count, generation, shared)
         return Page([_incident_from_row(row) for row in rows], total)
 
     async def incident_refs_page(self, query: IncidentQuery) -> RefPage:
         condition, params = _list_condition(query)
         order = _SORTS[query.sort]
         per_page, offset = query.per_page, query.offset
+        count, cached, cacheable = self._cached_count(query)
 
-        def work(conn: sqlite3.Connection) -> tuple[int, list[tuple]]:
-            total = _count_incidents(conn, condition, params)
+        def work(conn: sqlite3.Connection) -> tuple[tuple[int, int, int], list[tuple]]:
+            counted = _count_incidents(conn, count, cached)
             # Every column here is in the list indexes (0005 added id): the walk never reads a table row.
             refs = conn.execute(
                 f"SELECT id, team_id, channel_id, public FROM incidents WHERE {condition}"
                 f" ORDER BY {order} LIMIT ? OFFSET ?",
                 [*params, per_page, offset],
             ).fetchall()
-            return total, refs
+            return counted, refs
 
         async with self._reading() as conn:
-            total, rows = await _on_thread(conn, work)
+            (generation, shared, total), rows = await _on_thread(conn, work)
+        if cacheable:
+            self._remember_count(count, generation, shared)
         return RefPage([IncidentRef(row[0], row[1], row[2], bool(row[3])) for row in rows], total)
 
     async def incidents_by_ids(self, incident_ids: Sequence[str]) -> list[Incident]:
