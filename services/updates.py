@@ -68,9 +68,8 @@ def now_ms() -> int:
 
 @dataclass
 class Delivery:
-    """Where one update went: the broadcast channels it reached, the ones refused (and why), the followers told."""
+    """Where one update's copies went: the broadcast channels reached, the ones refused (and why), the followers told."""
 
-    post_id: str = ""
     broadcast: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     followers: int = 0
@@ -250,6 +249,10 @@ class UpdateService:
         if payload.get("update_event_id"):
             update = next((e for e in await self.ctx.store.timeline(incident.id)
                            if e.id == payload["update_event_id"]), None)
+            if update is None:
+                log.warning("the status update of job %s is not on the timeline of incident %s; no copies",
+                            job.id, incident.id)
+                return
         message = self._message(incident, update, author, channel_name) if update is not None else ""
         delivery = Delivery()
         if update is not None:
