@@ -30,6 +30,7 @@ from plugins.incidents import IncidentPlugin
 from plugins.playbooks import PlaybookPlugin
 from plugins.reminders import ReminderPlugin
 from plugins.updates import UpdatesPlugin
+from services.channels import ChannelPosting
 from services.context import BotContext
 from services.follow import FollowService
 from services.history import HistoryService
@@ -134,10 +135,13 @@ class CommandCenter:
         scheduler = self.scheduler = Scheduler(ctx.store, hooks=self.crash_hooks,
                                                lease_ms=self.crash_hooks.lease_ms or 60_000)
         reminders = self.reminders = ReminderService(ctx, incidents, scheduler)
-        updates = self.updates = UpdateService(ctx, incidents)
+        # One "may post" check for broadcast channels, configured and sent to (services/channels.py); an
+        # update's copies are the update_fanout job kind (services/updates.py).
+        posting = ChannelPosting(ctx.client)
+        updates = self.updates = UpdateService(ctx, incidents, scheduler, posting)
         return [HelpPlugin(ctx), DirectMessagePlugin(ctx, self.registry, history), IncidentPlugin(ctx, incidents),
                 HistoryPlugin(ctx, history),
-                PlaybookPlugin(ctx, PlaybookService(ctx, directory)),
+                PlaybookPlugin(ctx, PlaybookService(ctx, directory, posting)),
                 FollowPlugin(ctx, FollowService(ctx, directory, history)),
                 UpdatesPlugin(ctx, updates, history),
                 ReminderPlugin(ctx, reminders, incidents)]

@@ -29,7 +29,7 @@ from gateway import playbook_yaml as pyaml
 from gateway.directory import Directory
 from gateway.errors import MattermostError
 from gateway.messages import command, neutralize, with_trigger
-from gateway.models import ChannelMember, Post, User
+from gateway.models import Post, User
 from gateway.playbook_yaml import (
     ChannelRef,
     PlaybookFormatError,
@@ -38,6 +38,7 @@ from gateway.playbook_yaml import (
     StageSpec,
     UserRef,
 )
+from services.channels import ChannelPosting
 from services.context import BotContext
 from telemetry import PlaybookChange
 
@@ -96,9 +97,11 @@ class ImportResult:
 class PlaybookService:
     """Creating, finding, editing, sharing, deleting, exporting and importing playbooks."""
 
-    def __init__(self, ctx: BotContext, directory: Directory) -> None:
+    def __init__(self, ctx: BotContext, directory: Directory, posting: ChannelPosting | None = None) -> None:
         self.ctx = ctx
         self.directory = directory
+        #: The one "may post" check (services/channels.py), shared with the status updates' copies.
+        self.posting = posting or ChannelPosting(ctx.client)
 
     @property
     def store(self):
@@ -282,24 +285,14 @@ class PlaybookService:
             self.directory.forget_channel(channel.id)
             bot_is_member = joined = True
         if refusal is None:
-            member = await self._channel_member(channel.id, user_id)
-            can_post = None if member is None else await client.roles_grant(member.roles.split(), "create_post")
-            refusal = refusal_for(member is not None, can_post)
+            is_member, can_post = await self.posting.may_post(channel.id, user_id)
+            refusal = refusal_for(is_member, can_post if is_member else None)
         if refusal is not None:
             if joined:  # nothing will be copied there: leave the channel as it was
                 await client.remove_channel_member(channel.id, client.user_id)
                 self.directory.forget_channel(channel.id)
             return "", self._broadcast_text(refusal, name)
         return channel.id, ""
-
-    async def _channel_member(self, channel_id: str, user_id: str) -> ChannelMember | None:
-        """The user's membership of the channel (with its roles), or None."""
-        try:
-            return await self.ctx.client.get_channel_member(channel_id, user_id)
-        except MattermostError as error:
-            if error.status in (403, 404):
-                return None
-            raise
 
     def _broadcast_text(self, refusal: permissions.BroadcastRefusal, name: str) -> str:
         where = f"~{neutralize(name[:64])}"

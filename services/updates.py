@@ -4,19 +4,30 @@
 Every update is one versioned write through ``IncidentService.change`` (the permission, the
 ``status_update`` timeline event, the due time, the card). The service listens to every stored
 change (``IncidentService.listeners``): a status update — also the final update that comes with
-an end — is posted in the incident channel before the change is announced, then copied to the
-broadcast channels and sent to the followers; an end or a restart is sent to the followers.
+an end — is posted in the incident channel before the change is announced; its copies (the
+broadcast channels, the followers' direct messages — also for an end or a restart) are sent by
+the scheduler.
 
-Delivery happens once, after the write, in memory: a bot stopped part-way sends nothing again on
-restart (the timeline is the record), so nobody gets a copy twice.
+**The copies survive a crash.** Right after the write (the first thing the listener does, before
+any post) one job of kind :data:`FANOUT_KIND` is scheduled, due now, keyed by the change's
+timeline event; it carries ids and the names the header shows, never the text (the handler reads
+the update from the timeline). The author's answer does not wait for it. It is a separate store
+write, not the update's own: ``Store.mutate_incident`` takes one incident's change, and a job in
+the same transaction would need a new storage operation in every backend; the window left is one
+store write, in which a kill loses the copies (the timeline keeps the update). Each copy carries
+the job id and its target in its props (:data:`FANOUT_PROP`, :data:`FANOUT_TO_PROP`); after a
+crash mid-delivery the scheduler asks :meth:`UpdateService.delivered`, which reads the newest
+posts of each target channel and finds the copies already made, and the handler sends only the
+others: every copy exactly once. Whether the author may post in a broadcast channel is asked when
+the copy is sent, by the same check as when it is configured (services/channels.py).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from domain import Incident, TimelineEvent, permissions, validation
 from domain import updates as ops
@@ -27,28 +38,34 @@ from domain.permissions import BroadcastRefusal
 from gateway.errors import MattermostError
 from gateway.messages import limited_markdown, neutralize
 from gateway.models import Channel
+from services.channels import ChannelPosting
 from services.context import BotContext
 from services.incidents import IncidentService
+from services.scheduler import Firing, Scheduler
+from storage.jobs import Job
 
 log = logging.getLogger(__name__)
 
 #: Marks the bot's status update posts (props), so tests and clients can tell them apart.
 UPDATE_MARK = "command_center_update"
-#: The default channel roles that grant ``create_post`` (server/public/model/role.go
-#: ``MakeDefaultRoles``). A member whose roles are others (a channel scheme's, e.g. a moderated
-#: channel) is taken as unable to post: an update is never copied where its author might not post.
-_POSTING_CHANNEL_ROLES = frozenset({"channel_user", "channel_admin", "channel_guest"})
+#: The scheduler's job kind for an update's copies (key: the timeline event of the change).
+FANOUT_KIND = "update_fanout"
+#: The prop of a copy that names its job, and the one that names its target (``channel:<id>``,
+#: ``user:<id>``): the delivery check looks for them.
+FANOUT_PROP = "command_center_fanout"
+FANOUT_TO_PROP = "command_center_fanout_to"
+#: Posts read per target by the delivery check (a copy is among the newest after a crash).
+DELIVERY_CHECK_POSTS = 100
+#: Test-only kill points (``CC_TEST_KILL_AT``, services/scheduler.py ``CrashHooks``).
+KILL_AFTER_UPDATE_WRITE = "after_update_write"
+KILL_AFTER_FIRST_COPY = "after_first_copy"
 
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass
 class Delivery:
-    """Where one update went: the broadcast channels it reached, the ones refused (and why), the followers told."""
+    """Where one update's copies went: the broadcast channels reached, the ones refused (and why), the followers told."""
 
-    post_id: str = ""
     broadcast: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     followers: int = 0
@@ -78,13 +95,19 @@ def update_message(incident: Incident, text: str, author: str, *, channel_name: 
 class UpdateService:
     """Posts status updates and delivers them; registered as a listener of the incident service."""
 
-    def __init__(self, ctx: BotContext, incidents: IncidentService) -> None:
+    def __init__(self, ctx: BotContext, incidents: IncidentService, scheduler: Scheduler,
+                 posting: ChannelPosting | None = None) -> None:
         self.ctx = ctx
         self.incidents = incidents
         self.directory = incidents.directory
+        self.scheduler = scheduler
+        #: The one "may post" check (services/channels.py), shared with the playbook settings.
+        self.posting = posting or ChannelPosting(ctx.client)
         #: The time updates are stamped with (epoch ms); tests inject a simulated clock.
         self.clock: Callable[[], int] = lambda: ctx.clock()
+        self._found: dict[str, set[str]] = {}  # job id → targets the delivery check found sent
         incidents.listeners.append(self.on_change)
+        scheduler.register(FANOUT_KIND, self.fan_out, delivered=self.delivered, while_ongoing=False)
 
     # Posting --------------------------------------------------------------------------------
 
@@ -112,39 +135,136 @@ class UpdateService:
 
     async def on_change(self, incident: Incident, events: list[TimelineEvent],
                         user_id: str) -> Callable[[], Awaitable[None]] | None:
-        """For a stored change: post its status update now (before the change is announced), and
-        hand back what is sent afterwards (broadcast, followers)."""
+        """For a stored change: schedule its copies (first: see the module docstring), post its
+        status update now (before the change is announced), and hand back what is done afterwards."""
         update = next((e for e in events if e.kind is EventKind.STATUS_UPDATE), None)
         ended = any(e.kind is EventKind.ENDED for e in events)
         restarted = any(e.kind is EventKind.RESTARTED for e in events)
         if update is None and not ended and not restarted:
             return None
+        await self._schedule_copies(incident, events, user_id, update, ended=ended, restarted=restarted)
         author = await self.directory.username(user_id)
         channel = await self._incident_channel(incident)
-        message = ""
-        delivery = Delivery()
+        channel_name = channel.name if channel else ""
+        post_id = ""
         if update is not None:
-            due = update.details.get("next_update_due_at")
-            message = update_message(incident, str(update.details.get("message", "")), author,
-                                     channel_name=channel.name if channel else "", at=update.at,
-                                     due_at=due if isinstance(due, int) else None,
-                                     final=bool(update.details.get("final")))
+            message = self._message(incident, update, author, channel_name)
             try:
                 post = await self.ctx.client.create_post(incident.channel_id, message, props={UPDATE_MARK: incident.id})
-                delivery.post_id = post.id
+                post_id = post.id
             except MattermostError as error:  # recorded already: the timeline keeps the text
                 log.warning("the status update post of incident %s was lost: %s", incident.id, error)
 
         async def then() -> None:
             if update is not None:
-                await self._remember_post(incident, update, delivery.post_id)
-                await self._broadcast(incident, user_id, message, delivery)
-            notice = self._follower_notice(incident, author, channel, message, ended=ended, restarted=restarted)
-            delivery.followers = await self._tell_followers(incident, user_id, notice)
-            if delivery.refused:
-                await self._tell(user_id, incident.channel_id, self._refusal_report(delivery))
+                await self._remember_post(incident, update, post_id)
 
         return then
+
+    def _message(self, incident: Incident, update: TimelineEvent, author: str, channel_name: str) -> str:
+        due = update.details.get("next_update_due_at")
+        return update_message(incident, str(update.details.get("message", "")), author, channel_name=channel_name,
+                              at=update.at, due_at=due if isinstance(due, int) else None,
+                              final=bool(update.details.get("final")))
+
+    def _has_copies(self, incident: Incident, author_id: str, *, with_update: bool) -> bool:
+        return ((with_update and bool(incident.updates.broadcast_channel_ids))
+                or any(f != author_id for f in incident.follower_ids))
+
+    async def _schedule_copies(self, incident: Incident, events: list[TimelineEvent], author_id: str,
+                               update: TimelineEvent | None, *, ended: bool, restarted: bool) -> None:
+        """One :data:`FANOUT_KIND` job for the change, due now (none when nobody gets a copy). Not
+        tied to the incident in the store (``incident_id`` unset), so an end's own copies are not
+        cancelled with the ended incident's jobs."""
+        if self._has_copies(incident, author_id, with_update=update is not None):
+            key = (update or events[0]).id
+            payload = {"incident_id": incident.id, "update_event_id": update.id if update else "",
+                       "author_id": author_id, "ended": ended, "restarted": restarted}
+            try:
+                await self.scheduler.schedule(FANOUT_KIND, key, due_at=self.scheduler.clock.now_ms(), payload=payload)
+            except Exception:  # the update itself is recorded; only its copies are lost
+                log.exception("the copies of a change of incident %s could not be scheduled", incident.id)
+        hooks = self.scheduler.hooks
+        if hooks is not None:
+            hooks.kill_if(KILL_AFTER_UPDATE_WRITE)
+
+    # The copies (the scheduler's job) ----------------------------------------------------------
+
+    def _targets(self, incident: Incident, job: Job) -> list[str]:
+        """Every copy the job is for: ``channel:<id>`` per broadcast channel (an update only), then
+        ``user:<id>`` per follower but the author; who may get one is asked when sending."""
+        payload = job.payload
+        targets = []
+        if payload.get("update_event_id"):
+            targets += [f"channel:{c}" for c in incident.updates.broadcast_channel_ids]
+        author_id = str(payload.get("author_id", ""))
+        targets += [f"user:{f}" for f in incident.follower_ids if f != author_id]
+        return list(dict.fromkeys(targets))
+
+    async def _target_channel(self, target: str) -> str:
+        kind, _, ident = target.partition(":")
+        if kind == "channel":
+            return ident
+        return (await self.ctx.client.direct_channel_with(ident)).id
+
+    async def delivered(self, job: Job) -> bool:
+        """Whether every copy of the job was sent (asked after a crash mid-delivery or a failed
+        attempt): one ``GET /channels/{id}/posts`` of the newest :data:`DELIVERY_CHECK_POSTS` per
+        target (and the direct channel of each follower) looking for the job id and target."""
+        incident = await self.ctx.store.get_incident(str(job.payload.get("incident_id", "")))
+        if incident is None:
+            return True
+        targets = self._targets(incident, job)
+        found: set[str] = set()
+        for target in targets:
+            try:
+                channel_id = await self._target_channel(target)
+                posts = await self.ctx.client.channel_posts(channel_id, per_page=DELIVERY_CHECK_POSTS)
+            except MattermostError as error:  # not readable: nothing found, the handler asks again
+                log.info("the delivery check of job %s cannot read %s: %s", job.id, target, error)
+                continue
+            if any(post.user_id == self.ctx.client.user_id and post.props.get(FANOUT_PROP) == job.id
+                   and post.props.get(FANOUT_TO_PROP) == target for post in posts.posts.values()):
+                found.add(target)
+        self._found[job.id] = found
+        return found >= set(targets)
+
+    async def fan_out(self, firing: Firing) -> None:
+        """Send the copies of one change not sent yet (after a crash: those the check did not find)."""
+        job = firing.job
+        payload = job.payload
+        done = self._found.pop(job.id, set())
+        incident = await self.ctx.store.get_incident(str(payload.get("incident_id", "")))
+        if incident is None:
+            return
+        author_id = str(payload.get("author_id", ""))
+        author = await self.directory.username(author_id)
+        channel = await self._incident_channel(incident)
+        channel_name = channel.name if channel else ""
+        update: TimelineEvent | None = None
+        if payload.get("update_event_id"):
+            update = next((e for e in await self.ctx.store.timeline(incident.id)
+                           if e.id == payload["update_event_id"]), None)
+            if update is None:
+                log.warning("the status update of job %s is not on the timeline of incident %s; no copies",
+                            job.id, incident.id)
+                return
+        message = self._message(incident, update, author, channel_name) if update is not None else ""
+        delivery = Delivery()
+        if update is not None:
+            await self._broadcast(incident, author_id, message, delivery, job, done)
+        notice = self._follower_notice(incident, author, channel_name, message, ended=bool(payload.get("ended")),
+                                       restarted=bool(payload.get("restarted")))
+        delivery.followers = await self._tell_followers(incident, author_id, notice, job, done)
+        if delivery.refused:
+            await self._tell(author_id, incident.channel_id, self._refusal_report(delivery))
+
+    async def _copy(self, channel_id: str, text: str, job: Job, target: str, props: dict[str, Any]) -> None:
+        await self.ctx.client.create_post(channel_id, text, props={**props, FANOUT_PROP: job.id,
+                                                                    FANOUT_TO_PROP: target})
+        hooks = self.scheduler.hooks
+        if hooks is not None:
+            hooks.kill_if(KILL_AFTER_FIRST_COPY)
 
     async def _incident_channel(self, incident: Incident) -> Channel | None:
         try:
@@ -167,9 +287,9 @@ class UpdateService:
         except Exception:
             log.exception("could not record the post of a status update of incident %s", incident.id)
 
-    def _follower_notice(self, incident: Incident, author: str, channel: Channel | None, message: str, *,
+    def _follower_notice(self, incident: Incident, author: str, channel_name: str, message: str, *,
                          ended: bool, restarted: bool) -> str:
-        where = f" (~{channel.name})" if channel else ""
+        where = f" (~{channel_name})" if channel_name else ""
         name = neutralize(incident.name)
         if ended:
             head = f"You follow **{name}**{where}: it has been ended by @{author}."
@@ -178,18 +298,20 @@ class UpdateService:
             return f"You follow **{name}**{where}: it has been restarted by @{author}."
         return f"You follow **{name}**{where}.\n\n{message}"
 
-    async def _tell_followers(self, incident: Incident, author_id: str, text: str) -> int:
+    async def _tell_followers(self, incident: Incident, author_id: str, text: str, job: Job, done: set[str]) -> int:
         """A direct message to each follower but the author who may still see the incident (asked
-        afresh: someone who left the team or a private incident's channel is sent nothing)."""
+        afresh: someone who left the team or a private incident's channel is sent nothing); those
+        in ``done`` (found by the delivery check) are not sent it again."""
         sent = 0
-        for follower_id in incident.follower_ids:
-            if follower_id == author_id:
+        for target in self._targets(incident, job):
+            kind, _, follower_id = target.partition(":")
+            if kind != "user" or target in done:
                 continue
             try:
                 if not await self._may_see(incident, follower_id):
                     continue
                 dm = await self.ctx.client.direct_channel_with(follower_id)
-                await self.ctx.client.create_post(dm.id, text)
+                await self._copy(dm.id, text, job, target, {})
                 sent += 1
             except MattermostError as error:
                 log.warning("a follower of incident %s was not told: %s", incident.id, error)
@@ -207,15 +329,19 @@ class UpdateService:
 
     # Broadcast ------------------------------------------------------------------------------
 
-    async def _broadcast(self, incident: Incident, author_id: str, message: str, delivery: Delivery) -> None:
-        for channel_id in incident.updates.broadcast_channel_ids:
+    async def _broadcast(self, incident: Incident, author_id: str, message: str, delivery: Delivery, job: Job,
+                         done: set[str]) -> None:
+        for target in self._targets(incident, job):
+            kind, _, channel_id = target.partition(":")
+            if kind != "channel" or target in done:
+                continue
             try:
                 channel, refusal = await self.broadcast_check(incident, channel_id, author_id)
                 if refusal:
                     delivery.refused.append(refusal)
                     continue
                 assert channel is not None
-                await self.ctx.client.create_post(channel.id, message, props={UPDATE_MARK: incident.id})
+                await self._copy(channel.id, message, job, target, {UPDATE_MARK: incident.id})
                 delivery.broadcast.append(channel.name)
             except MattermostError as error:
                 log.info("a status update of incident %s was not copied to %s: %s", incident.id, channel_id, error)
@@ -226,11 +352,10 @@ class UpdateService:
         """Whether the update may be copied to ``channel_id`` for its author, asked now: (the
         channel, "") or (…, why not, in words).
 
-        The author's membership and roles come from ``GET /channels/{id}/members/{user_id}``
-        (api4/channel.go ``getChannelMember``, which needs read_channel, so the bot asks from
-        inside the channel); the post itself needs ``create_post`` at channel scope
-        (api4/post.go ``createPost`` → app/authorization.go ``SessionHasPermissionToChannel``,
-        which a channel member gets from its channel roles).
+        Whether the author may post there is the check of the playbook settings
+        (services/channels.py ``ChannelPosting``: the membership, then whether its roles grant
+        ``create_post``, as ``SessionHasPermissionToChannel`` decides; the bot asks from inside
+        the channel, since reading a membership needs read_channel).
         """
         client = self.ctx.client
         try:
@@ -243,14 +368,8 @@ class UpdateService:
         user_is_member: bool | None = None
         user_can_post: bool | None = None
         if channel is not None and bot_is_member:
-            try:
-                member = await client.get_channel_member(channel_id, author_id)
-                user_is_member = True
-                user_can_post = bool(_POSTING_CHANNEL_ROLES & set(member.roles.split()))
-            except MattermostError as error:
-                if error.status not in (403, 404):
-                    raise
-                user_is_member = False
+            user_is_member, can_post = await self.posting.may_post(channel_id, author_id)
+            user_can_post = can_post if user_is_member else None
         refusal = permissions.broadcast_refusal(
             found=channel is not None, same_team=channel is not None and channel.team_id == incident.team_id,
             team_channel=channel is not None and channel.type in ("O", "P"),
@@ -301,4 +420,5 @@ class UpdateService:
             log.warning("could not tell %s where a status update went: %s", user_id, error)
 
 
-__all__ = ["UPDATE_MARK", "Delivery", "UpdateService", "update_message"]
+__all__ = ["DELIVERY_CHECK_POSTS", "FANOUT_KIND", "FANOUT_PROP", "FANOUT_TO_PROP", "UPDATE_MARK", "Delivery",
+           "UpdateService", "update_message"]

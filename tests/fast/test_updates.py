@@ -3,9 +3,24 @@ line, broadcast channels checked at send time, followers' direct messages, the f
 
 from __future__ import annotations
 
+import pytest
+
 from domain.durations import MINUTE_MS
 from domain.models import EventKind, IncidentStatus
 from services.updates import UPDATE_MARK
+
+
+@pytest.fixture(autouse=True)
+async def scheduler(fast):
+    """The copies (broadcast channels, followers) are the scheduler's jobs: it runs in these tests."""
+    await fast.app.scheduler.start()
+    yield fast.app.scheduler
+    await fast.app.scheduler.stop()
+
+
+async def _copies_sent(fast):
+    """Wait until the scheduler has sent the copies due (the author's answer does not wait for them)."""
+    await fast.app.scheduler.settle()
 
 
 async def _configure(fast, incident, *, broadcast=(), followers=(), interval_ms=None, template=""):
@@ -74,6 +89,7 @@ async def test_a_follower_outside_the_channel_gets_the_update_but_cannot_post_on
     dialog = await _open_update(fast, people.alice, incident)
     alice_before = len(fast.mm.dms_to(people.alice))
     await fast.submit(people.alice, dialog, {"text": "Mitigated", "next_in": "none"}, channel=fast.channel_of(incident))
+    await _copies_sent(fast)
     dms = fast.mm.dms_to(people.carol)
     assert len(dms) == 1 and "Mitigated" in dms[-1].message and "You follow" in dms[-1].message
     assert len(fast.mm.dms_to(people.alice)) == alice_before  # the author is not sent their own update
@@ -90,6 +106,7 @@ async def test_a_follower_who_can_no_longer_see_a_private_incident_is_sent_nothi
     incident = await _configure(fast, incident, followers=(people.bob,))  # bob never was in the channel
     dialog = await _open_update(fast, people.alice, incident)
     await fast.submit(people.alice, dialog, {"text": "Secret", "next_in": "none"}, channel=fast.channel_of(incident))
+    await _copies_sent(fast)
     assert fast.mm.dms_to(people.bob) == []
 
 
@@ -105,6 +122,7 @@ async def test_broadcast_goes_where_the_author_may_post_and_names_the_refused_ch
     dialog = await _open_update(fast, people.alice, incident)
     outcome = await fast.submit(people.alice, dialog, {"text": "All good", "next_in": "none"},
                                 channel=fast.channel_of(incident))
+    await _copies_sent(fast)
     assert outcome.closes
     assert len(_updates_in(fast, ops.id)) == 1
     for refused in (elsewhere, no_bot, hidden, readonly):
@@ -147,6 +165,7 @@ async def test_ending_with_a_final_update_posts_it_before_the_end_and_tells_foll
     end_dialog = fast.mm.dialogs[-1]
     assert [e["name"] for e in end_dialog.dialog["elements"]] == ["final_update"]
     outcome = await fast.submit(people.alice, end_dialog, {"final_update": "Root cause: bad deploy"}, channel=channel)
+    await _copies_sent(fast)
     assert outcome.closes, (outcome.errors, outcome.error)
     fresh = await fast.fresh(incident)
     assert fresh.status is IncidentStatus.ENDED and fresh.next_update_due_at is None
@@ -169,6 +188,7 @@ async def test_ending_without_a_final_update_and_restarting_tell_followers(fast)
     assert not any("Final update" in p.message for p in fast.mm.posts_in(channel.id))
     await fast.slash(people.alice, channel, "restart")
     await fast.submit(people.alice, fast.mm.dialogs[-1], {}, channel=channel)
+    await _copies_sent(fast)
     dms = [p.message for p in fast.mm.dms_to(people.carol)]
     assert len(dms) == 2 and "ended by @alice" in dms[0] and "restarted by @alice" in dms[1]
 
@@ -202,8 +222,20 @@ async def test_rest_calls_of_one_update_grow_with_broadcast_channels_and_followe
     dialog = await _open_update(fast, people.alice, incident)
     fast.mm.calls.clear()
     await fast.submit(people.alice, dialog, {"text": "two", "next_in": "none"}, channel=fast.channel_of(incident))
-    # One broadcast channel: get_channel, the bot's and the author's get_channel_member, create_post.
-    # One follower outside the channel: get_user, get_channel_member (theirs, the bot's), get_team_member,
-    # direct_channel_with, create_post.
-    assert len(fast.mm.calls) == bare + 4 + 6, fast.mm.methods()
+    answered = fast.mm.methods()
+    assert len(answered) == bare, answered  # the author's answer does not wait for the copies
+    await _copies_sent(fast)
+    # The copies, sent by the update_fanout job: the incident channel's name (the header), then
+    # one broadcast channel: get_channel, the bot's and the author's get_channel_member, roles_grant
+    # (the author's roles, first time), create_post; one follower outside the channel: get_user,
+    # get_channel_member (theirs, the bot's), get_team_member, direct_channel_with, create_post.
+    assert fast.mm.methods()[bare:] == [
+        "get_channel", "get_channel", "get_channel_member", "get_channel_member", "roles_grant", "create_post",
+        "get_user", "get_channel_member", "get_channel_member", "get_team_member", "direct_channel_with",
+        "create_post"]
     assert fast.mm.count("create_post") == 3  # the incident channel, ~ops, carol's direct message
+    dialog = await _open_update(fast, people.alice, incident)
+    fast.mm.calls.clear()
+    await fast.submit(people.alice, dialog, {"text": "three", "next_in": "none"}, channel=fast.channel_of(incident))
+    await _copies_sent(fast)
+    assert fast.mm.count("roles_grant") == 0  # the same roles, asked less than 30 s ago: the answer is kept
