@@ -113,6 +113,11 @@ class ReminderService:
         wanted = incident.next_update_due_at if incident.is_ongoing else None
         if self._applied.get(incident.id, _UNSET) == wanted and incident.id not in self._syncing:
             return
+        if wanted is None and incident.id not in self._syncing and _never_due(incident):
+            # No update was ever due (no default interval, no update posted): no reminder job can exist,
+            # so a start from such a playbook costs no store read here.
+            self._applied[incident.id] = None
+            return
         self._wanted[incident.id] = wanted
         if incident.id not in self._syncing:
             task = asyncio.ensure_future(self._sync(incident.id))
@@ -267,3 +272,9 @@ class ReminderService:
 
 __all__ = ["CHANNEL", "DELIVERY_CHECK_POSTS", "DM", "REMINDER_KIND", "REMINDER_PROP", "ReminderService",
            "reminder_text", "targets_for"]
+
+
+def _never_due(incident: Incident) -> bool:
+    """True when no status update of the incident has ever been due: without a default interval a due
+    time is set only by a posted update (which sets ``last_update_at``), and a snooze needs a due time."""
+    return incident.updates.interval_ms is None and incident.last_update_at is None
