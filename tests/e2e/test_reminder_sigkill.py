@@ -94,6 +94,22 @@ async def job_state(data_dir: Path, job_id: str) -> JobState | None:
         await store.close()
 
 
+async def wait_until_done(sandbox, data_dir: Path, job_id: str) -> None:
+    """Until the restarted bot has finished the job. Finishing it may change nothing in Mattermost
+    (after a send, the delivery check only reads), so the store is looked at again on every change
+    the sandbox sees and at least every 0.2 s, up to 30 s."""
+    async def done() -> bool:
+        return await job_state(data_dir, job_id) is JobState.DONE
+
+    for _ in range(150):
+        try:
+            await sandbox.wait_for(done, timeout=0.2)
+            return
+        except TimeoutError:
+            continue
+    assert await done(), f"job {job_id} was not done 30 s after the restart"
+
+
 def reminder_posts(sandbox, channel_id: str, job_id: str) -> list[dict]:
     return [p for p in sandbox.posts(channel_id) if (p.get("props") or {}).get(REMINDER_PROP) == job_id]
 
@@ -128,18 +144,7 @@ async def test_sigkill_around_a_reminder_delivers_it_exactly_once(sandbox, tmp_p
         bots.append(restarted)
         await restarted.start()
 
-        async def done() -> bool:
-            return await job_state(data_dir, job_id) is JobState.DONE
-
-        # Completing the job may change nothing in Mattermost (after_send: the check only reads), so
-        # the store is looked at again on every change and at least every 0.2 s, up to 30 s.
-        for _ in range(150):
-            try:
-                await sandbox.wait_for(done, timeout=0.2)
-                break
-            except TimeoutError:
-                continue
-        assert await done()
+        await wait_until_done(sandbox, data_dir, job_id)
         await restarted.stop()
     finally:
         for bot in bots:

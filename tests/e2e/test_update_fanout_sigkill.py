@@ -18,7 +18,7 @@ import pytest
 from services.updates import FANOUT_KIND, FANOUT_PROP, FANOUT_TO_PROP
 from storage import open_store
 from storage.jobs import Job, JobState
-from tests.e2e.test_reminder_sigkill import LEASE_MS, ReminderBot, database, job_state, start_incident
+from tests.e2e.test_reminder_sigkill import LEASE_MS, ReminderBot, database, start_incident, wait_until_done
 from tests.e2e.test_start_recovery import BOT_TOKEN_USER, create_playbook
 
 
@@ -89,16 +89,7 @@ async def test_sigkill_around_an_updates_copies_sends_each_copy_exactly_once(san
         bots.append(restarted)
         await restarted.start()
 
-        async def done() -> bool:
-            return await job_state(data_dir, job.id) is JobState.DONE
-
-        for _ in range(150):  # the store is looked at on every change and at least every 0.2 s, up to 30 s
-            try:
-                await sandbox.wait_for(done, timeout=0.2)
-                break
-            except TimeoutError:
-                continue
-        assert await done()
+        await wait_until_done(sandbox, data_dir, job.id)
         await restarted.stop()
     finally:
         for bot in bots:
