@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple, Self, TypedDict, Unpack
 
 from domain import limits
 from domain.errors import Conflict, NotFound, ValidationError
@@ -73,6 +73,22 @@ class RefPage(NamedTuple):
 
 #: Largest page of :meth:`Store.list_incident_refs` (references are small; full rows are not).
 REFS_PER_PAGE_MAX = 1000
+
+
+class IncidentFilters(TypedDict, total=False):
+    """The keywords of :meth:`Store.list_incidents` and :meth:`Store.list_incident_refs` (checked by
+    :meth:`IncidentQuery.of`, which says what each means)."""
+
+    viewer_channel_ids: Collection[str]
+    is_admin: bool
+    status: IncidentStatus | None
+    commander_id: str | None
+    playbook_id: str | None
+    search: str | None
+    sort: IncidentSort
+    page: int
+    per_page: int
+    overdue_at: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,58 +240,25 @@ class Store(abc.ABC):
     async def delete_incident(self, incident_id: str) -> bool:
         """Delete an incident and its timeline (used to clean up a half-made start)."""
 
-    async def list_incidents(
-        self,
-        team_id: str,
-        *,
-        viewer_channel_ids: Collection[str] = (),
-        is_admin: bool = False,
-        status: IncidentStatus | None = None,
-        commander_id: str | None = None,
-        playbook_id: str | None = None,
-        search: str | None = None,
-        sort: IncidentSort = IncidentSort.CREATED_DESC,
-        page: int = 0,
-        per_page: int = 15,
-        overdue_at: int | None = None,
-    ) -> Page:
+    async def list_incidents(self, team_id: str, **filters: Unpack[IncidentFilters]) -> Page:
         """One page of the incidents of a team a viewer may see, with the total count.
 
         Visible: public incidents, plus private ones whose channel id is in
         ``viewer_channel_ids``; everything when ``is_admin``. ``search`` matches
-        a substring of the name, ignoring ASCII case. ``page`` counts from 0.
-        The keywords are those of :class:`IncidentQuery` (see :meth:`incidents_page`).
+        a substring of the name, ignoring ASCII case. ``page`` counts from 0 (15 a page by default).
+        The keywords are those of :meth:`IncidentQuery.of` (see :meth:`incidents_page`).
         """
-        return await self.incidents_page(IncidentQuery.of(
-            team_id, viewer_channel_ids=viewer_channel_ids, is_admin=is_admin, status=status,
-            commander_id=commander_id, playbook_id=playbook_id, search=search, sort=sort,
-            page=page, per_page=per_page, overdue_at=overdue_at))
+        return await self.incidents_page(IncidentQuery.of(team_id, **filters))
 
-    async def list_incident_refs(
-        self,
-        team_id: str,
-        *,
-        viewer_channel_ids: Collection[str] = (),
-        is_admin: bool = False,
-        status: IncidentStatus | None = None,
-        commander_id: str | None = None,
-        playbook_id: str | None = None,
-        search: str | None = None,
-        sort: IncidentSort = IncidentSort.CREATED_DESC,
-        page: int = 0,
-        per_page: int = 100,
-        overdue_at: int | None = None,
-    ) -> RefPage:
+    async def list_incident_refs(self, team_id: str, **filters: Unpack[IncidentFilters]) -> RefPage:
         """The same selection, order and total as :meth:`list_incidents`, as light references.
 
         For walking many incidents to decide which a viewer may see: no checklist is read
         or parsed. Fetch the few that are shown with :meth:`incidents_by_ids`.
-        ``per_page`` may go up to ``REFS_PER_PAGE_MAX``.
+        ``per_page`` (100 by default) may go up to ``REFS_PER_PAGE_MAX``.
         """
-        return await self.incident_refs_page(IncidentQuery.of(
-            team_id, viewer_channel_ids=viewer_channel_ids, is_admin=is_admin, status=status,
-            commander_id=commander_id, playbook_id=playbook_id, search=search, sort=sort,
-            page=page, per_page=per_page, most=REFS_PER_PAGE_MAX, overdue_at=overdue_at))
+        filters.setdefault("per_page", 100)
+        return await self.incident_refs_page(IncidentQuery.of(team_id, most=REFS_PER_PAGE_MAX, **filters))
 
     @abc.abstractmethod
     async def incidents_page(self, query: IncidentQuery) -> Page:
