@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mmpy_bot import Plugin
 
-from gateway.errors import MattermostError, user_message
+from gateway.errors import user_message
 from gateway.messages import check_words, command_prefix, with_trigger
 from gateway.messages import command as typed_command
 from gateway.models import SlashCommand
@@ -21,19 +21,8 @@ class FeaturePlugin(Plugin):
         self.ctx = ctx
 
     async def tell(self, user_id: str, channel_id: str, text: str) -> None:
-        """Tell one user something after a dialog: ephemeral in ``channel_id`` when the bot may post
-        ephemerally (Mattermost allows that only to system admins' tokens), else by direct message."""
-        client = self.ctx.client
-        dm = await client.direct_channel_with(user_id)  # remembered per person: asked once
-        # Whether the bot may is learned at login, so a bot that may not never sends a request sure to fail.
-        if client.may_post_ephemeral and channel_id and channel_id != dm.id:
-            try:
-                await client.create_ephemeral_post(user_id, channel_id, text)
-                return
-            except MattermostError as error:
-                if error.status != 403:
-                    raise
-        await client.create_post(dm.id, text)
+        """Tell one user something after a dialog (``BotContext.tell``)."""
+        await self.ctx.tell(user_id, channel_id, text)
 
     @property
     def trigger(self) -> str:

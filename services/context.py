@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.api import MattermostAPI
+from gateway.errors import MattermostError
 from gateway.ids import Route
 from gateway.signing import Signer
 from settings import Settings
@@ -43,3 +44,18 @@ class BotContext:
     @property
     def dialog_url(self) -> str:
         return self.callback_base_url + Route.DIALOG.value
+
+    async def tell(self, user_id: str, channel_id: str, text: str) -> None:
+        """Tell one person something only they should see: ephemeral in ``channel_id`` when the bot may
+        post ephemerally (Mattermost allows that only to system admins' tokens), else by direct message."""
+        client = self.client
+        dm = await client.direct_channel_with(user_id)  # remembered per person: asked once
+        # Whether the bot may is learned at login, so a bot that may not never sends a request sure to fail.
+        if client.may_post_ephemeral and channel_id and channel_id != dm.id:
+            try:
+                await client.create_ephemeral_post(user_id, channel_id, text)
+                return
+            except MattermostError as error:
+                if error.status != 403:
+                    raise
+        await client.create_post(dm.id, text)

@@ -403,19 +403,9 @@ class UpdateService:
         return "\n".join(lines)
 
     async def _tell(self, user_id: str, channel_id: str, text: str) -> None:
-        """Ephemeral in ``channel_id`` when the bot may post ephemerally, else by direct message
-        (as ``FeaturePlugin.tell``)."""
-        client = self.ctx.client
+        """Privately (``BotContext.tell``); a failure is logged, the update stands."""
         try:
-            if client.may_post_ephemeral:
-                try:
-                    await client.create_ephemeral_post(user_id, channel_id, text)
-                    return
-                except MattermostError as error:
-                    if error.status != 403:
-                        raise
-            dm = await client.direct_channel_with(user_id)
-            await client.create_post(dm.id, text)
+            await self.ctx.tell(user_id, channel_id, text)
         except MattermostError as error:
             log.warning("could not tell %s where a status update went: %s", user_id, error)
 
