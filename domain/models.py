@@ -56,6 +56,52 @@ class UpdateSettings(_Frozen):
     reminder_delivery: ReminderDelivery = ReminderDelivery.BOTH
 
 
+class FieldKind(StrEnum):
+    """What a playbook's custom field holds (issue 18). Values are stored as strings."""
+
+    SEVERITY = "severity"  #: one of ``options``, an ordered scale (most severe first)
+    TEXT = "text"
+    SELECT = "select"  #: one of ``options``
+    USER = "user"  #: a user id
+    DATE = "date"  #: an ISO date, ``YYYY-MM-DD``
+
+
+class FieldDef(_Frozen):
+    """One field a playbook defines; each incident keeps its own copy of the definitions.
+
+    ``id`` is the stable key values are stored under (``severity`` for the severity field);
+    ``name`` is what people see. Limits are checked where input enters the domain.
+    """
+
+    id: str
+    name: str
+    kind: FieldKind
+    options: tuple[str, ...] = ()
+    description: str = ""
+
+
+#: Every playbook (and every incident started without one) has this field unless it says otherwise.
+DEFAULT_SEVERITY = FieldDef(
+    id="severity", name="Severity", kind=FieldKind.SEVERITY, options=("SEV1", "SEV2", "SEV3", "SEV4")
+)
+
+
+class RetroSettings(_Frozen):
+    """A playbook's retrospective: the template the dialog is prefilled with, and how long after
+    the end the commander is reminded to write it (None: no reminder)."""
+
+    template: str = ""
+    reminder_interval_ms: int | None = None
+
+
+class RetroStatus(StrEnum):
+    """Where an ended incident's retrospective stands (None on an incident that never ended)."""
+
+    PENDING = "pending"
+    PUBLISHED = "published"
+    SKIPPED = "skipped"  #: "no retrospective" was chosen
+
+
 class Step(_Frozen):
     """One checklist item. In a playbook, ``assignee_id`` is the default assignee."""
 
@@ -110,6 +156,9 @@ class Playbook(_Frozen):
     invited_user_ids: tuple[str, ...] = ()
     default_commander_id: str | None = None
     auto_follower_ids: tuple[str, ...] = ()
+    #: Custom fields (severity first by default) and the retrospective (issue 18).
+    fields: tuple[FieldDef, ...] = (DEFAULT_SEVERITY,)
+    retro: RetroSettings = RetroSettings()
 
     @property
     def step_count(self) -> int:
@@ -175,6 +224,25 @@ class Incident(_Frozen):
     last_update_post_id: str | None = None
     next_update_due_at: int | None = None
     update_requested_at: int | None = None
+    #: Custom fields (issue 18): the playbook's definitions copied at start, and the values set,
+    #: by field id (unset fields are absent).
+    fields: tuple[FieldDef, ...] = (DEFAULT_SEVERITY,)
+    field_values: dict[str, str] = Field(default_factory=dict)
+    #: The retrospective: the playbook's settings copied at start; where it stands after the end;
+    #: the published text, when and by whom.
+    retro: RetroSettings = RetroSettings()
+    retro_status: RetroStatus | None = None
+    retro_text: str = ""
+    retro_published_at: int | None = None
+    retro_by: str | None = None
+
+    @property
+    def severity(self) -> str | None:
+        """The value of the incident's severity field (the first of kind SEVERITY), if set."""
+        for field in self.fields:
+            if field.kind is FieldKind.SEVERITY:
+                return self.field_values.get(field.id)
+        return None
 
     @property
     def is_ongoing(self) -> bool:
@@ -259,6 +327,18 @@ class EventKind(StrEnum):
     REMINDER_SNOOZED = "reminder_snoozed"
     FOLLOWED = "followed"
     UNFOLLOWED = "unfollowed"
+    # Issue 18: the full timeline, fields and the retrospective.
+    MEMBER_JOINED = "member_joined"
+    MEMBER_LEFT = "member_left"
+    FIELD_CHANGED = "field_changed"
+    POST_ADDED = "post_added"  #: a chat message added to the timeline (reaction or command)
+    POST_REMOVED = "post_removed"  #: its reaction was removed (the event is then left out)
+    EVENT_HIDDEN = "event_hidden"  #: the commander hid an event (details: event_id)
+    RETRO_PUBLISHED = "retro_published"
+    RETRO_SKIPPED = "retro_skipped"
+    # Issue 21: alerts that started or touched an incident.
+    ALERT_RECEIVED = "alert_received"
+    ALERT_RESOLVED = "alert_resolved"
 
 
 class TimelineEvent(_Frozen):
