@@ -62,6 +62,10 @@ class AlertRecord:
     last_seen: int
     count: int
     resolved_at: int | None = None
+    #: The group's ``seq`` when the alert was last notified, and when it last turned resolved: a post
+    #: showing ``posted_seq`` has shown every change with a smaller or equal number.
+    seq: int = 0
+    resolved_seq: int | None = None
     #: As the latest notification carried them.
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)

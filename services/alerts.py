@@ -20,6 +20,7 @@ run per channel per batch, not one post per alert:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -69,6 +70,18 @@ def _when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _link_target(url: str) -> str:
+    """A URL as a Markdown link target: nothing in it can end the link or mention anyone."""
+    for char, code in (("(", "%28"), (")", "%29"), (" ", "%20"), ("<", "%3C"), (">", "%3E"), ("@", "%40"),
+                       ("\n", ""), ("\r", "")):
+        url = url.replace(char, code)
+    return url[:URL_SHOWN]
+
+
+#: Longest source link shown in a suggestion.
+URL_SHOWN = 1000
+
+
 class AlertService:
     """Takes notifications in (:meth:`ingest`) and posts about them from the scheduler (:meth:`notify`)."""
 
@@ -82,6 +95,9 @@ class AlertService:
         self.targets: dict[str, Target] = {}
         #: The last alerts each ingest saw (for the tests and the benchmark).
         self.stats: Counter[str] = Counter()
+        #: One run per channel at a time in this process (a run scheduled while one runs waits for it), so
+        #: two runs never both count the window's posts as still below the limit.
+        self._running: dict[str, asyncio.Lock] = {}
         scheduler.register(NOTIFY_KIND, self.notify, while_ongoing=False, delivered=self._not_delivered)
 
     @property
@@ -135,11 +151,14 @@ class AlertService:
             pairs.append((alert, touch))
         async with self.store.transaction():
             records = await self.store.record_alerts(source, pairs, now=now)
+            due = self.scheduler.clock.now_ms() + self.rules.flood.batch_delay_ms
             for channel_id in sorted(channels):
+                # One pending run per channel takes every notification until it starts (a storm costs one
+                # run per batch); one due later (held back by the incident rate limit) is brought forward.
                 pending = await self.store.list_jobs(kind=NOTIFY_KIND, key=channel_id, states=(JobState.PENDING,))
-                if not pending:
+                if not pending or pending[0].due_at > due:
                     await self.scheduler.schedule(NOTIFY_KIND, channel_id, payload={"channel_id": channel_id},
-                                                  due_at=self.scheduler.clock.now_ms() + self.rules.flood.batch_delay_ms)
+                                                  due_at=due)
         routed = sum(1 for _, touch in pairs if touch is not None)
         repeats = sum(1 for record in records if record.count > 1)
         self.stats.update(alerts=len(alerts), routed=routed, repeats=repeats)
@@ -153,6 +172,11 @@ class AlertService:
         return False
 
     async def notify(self, firing: Firing) -> None:
+        lock = self._running.setdefault(firing.job.key, asyncio.Lock())
+        async with lock:
+            await self._notify(firing)
+
+    async def _notify(self, firing: Firing) -> None:
         channel_id = firing.job.key
         now = self.ctx.clock()
         flood = self.rules.flood
@@ -223,7 +247,7 @@ class AlertService:
                      f"last seen {_when(group.last_seen)}")
         url = next((alert.url for alert in alerts if alert.url), "")
         if url.startswith(("http://", "https://")):
-            lines.append(f"[Source]({neutralize(url)})")
+            lines.append(f"[Source]({_link_target(url)})")
         text = "\n".join(lines)
         attachment = ui.Attachment(fallback="Start an incident from this alert", actions=(
             ui.Button("startfromalert", "Start incident", p.StartFromAlert(team_id=team_id, group_id=group.id),
@@ -374,17 +398,20 @@ class AlertService:
                          posted_at=now, last_error=None)
 
     async def _incident_news(self, group: AlertGroup, alerts: list[AlertRecord], now: int) -> int | None:
-        """Post what changed in a declared group's incident; returns when to look again if a repeat
-        note is held back by the rate limit."""
+        """Post what changed in a declared group's incident since its last post; returns when to look
+        again if a note about repeats only is held back by the rate limit (resolutions never are)."""
         incident = await self.store.get_incident(group.incident_id) if group.incident_id else None
         if incident is None:
             await self._save(group, last_error="the incident is gone")
             return None
-        since = group.posted_at or 0
-        resolved = [alert for alert in alerts if alert.resolved_at is not None and alert.resolved_at > since]
-        repeats = [alert for alert in alerts if alert.status is AlertStatus.FIRING and alert.last_seen > since]
+        shown = group.posted_seq
+        resolved = [alert for alert in alerts if alert.status is AlertStatus.RESOLVED
+                    and alert.resolved_seq is not None and alert.resolved_seq > shown]
+        repeats = [alert for alert in alerts if alert.status is AlertStatus.FIRING and alert.seq > shown]
         every = self.rules.flood.incident_posts_every_ms
-        held_back = bool(repeats) and now - since < every
+        last = group.posted_at or 0
+        if not resolved and repeats and now - last < every:
+            return last + every  # only repeats, and one was posted lately: they wait (still news)
         events: list[TimelineEvent] = []
         lines: list[str] = []
         if resolved:
@@ -396,7 +423,7 @@ class AlertService:
             events.append(TimelineEvent(id=new_id(), incident_id=incident.id, at=now, kind=EventKind.ALERT_RESOLVED,
                                         actor_id=self.ctx.client.user_id,
                                         details={"source": group.source, "resolved": len(resolved), "firing": still}))
-        if repeats and not held_back:
+        if repeats:
             lines.append(f":repeat: {len(repeats)} alert{'s' if len(repeats) != 1 else ''} still or again firing: "
                          + ", ".join(f"**{neutralize(alert.title)}** ×{alert.count}" for alert in repeats[:10])
                          + f" (last seen {_when(max(alert.last_seen for alert in repeats))}).")
@@ -406,13 +433,6 @@ class AlertService:
         if lines:
             await self.ctx.client.create_post(incident.channel_id, "\n".join(lines), props={GROUP_MARK: group.id})
             await self.store.append_events(events)
-        if held_back:
-            if lines:  # the resolutions are posted; the repeats wait for the limit
-                await self.store.save_alert_group_posted(GroupPosted(
-                    id=group.id, posted_seq=group.posted_seq, state=group.state, post_id=group.post_id,
-                    incident_id=group.incident_id, created_post_at=group.created_post_at, posted_at=since,
-                    last_error=None))
-            return since + every
         await self._save(group, posted_at=now if lines else group.posted_at)
         return None
 

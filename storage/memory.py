@@ -688,11 +688,10 @@ class MemoryStore(Store):
             # The changes are made aside, then put in place: nothing is half-written.
             stored: dict[tuple[str, str], AlertRecord] = {}
             groups: dict[str, AlertGroup] = {}
-            touched: set[str] = set()
+            seqs: dict[str, int] = {}
             found: list[AlertRecord] = []
             for alert, group in alerts:
-                if group is not None and group.id not in touched:
-                    touched.add(group.id)
+                if group is not None and group.id not in seqs:
                     old_group = groups.get(group.id) or data.alert_groups.get(group.id)
                     if old_group is None:
                         groups[group.id] = AlertGroup(
@@ -702,6 +701,8 @@ class MemoryStore(Store):
                     else:
                         groups[group.id] = replace(old_group, last_seen=now, channel_id=group.channel_id,
                                                    notifications=old_group.notifications + 1, seq=old_group.seq + 1)
+                    seqs[group.id] = groups[group.id].seq
+                seq = seqs[group.id] if group is not None else 0
                 key = (source, alert.fingerprint)
                 old = stored.get(key) or data.alerts.get(key)
                 resolved = alert.status is AlertStatus.RESOLVED
@@ -709,13 +710,16 @@ class MemoryStore(Store):
                     record = AlertRecord(source=source, fingerprint=alert.fingerprint,
                                          group_id=group.id if group else "", status=alert.status, title=alert.title,
                                          url=alert.url, first_seen=now, last_seen=now, count=1,
-                                         resolved_at=now if resolved else None, labels=dict(alert.labels),
+                                         resolved_at=now if resolved else None, seq=seq,
+                                         resolved_seq=seq if resolved else None, labels=dict(alert.labels),
                                          annotations=dict(alert.annotations))
                 else:
-                    resolved_at = ((old.resolved_at if old.status is AlertStatus.RESOLVED else now)
-                                   if resolved else None)
+                    was_resolved = old.status is AlertStatus.RESOLVED
+                    resolved_at = (old.resolved_at if was_resolved else now) if resolved else None
+                    resolved_seq = (old.resolved_seq if was_resolved else seq) if resolved else old.resolved_seq
                     record = replace(old, group_id=group.id if group else "", status=alert.status, title=alert.title,
                                      url=alert.url, last_seen=now, count=old.count + 1, resolved_at=resolved_at,
+                                     seq=seq, resolved_seq=resolved_seq,
                                      labels=dict(alert.labels), annotations=dict(alert.annotations))
                 stored[key] = record
             for alert, _ in alerts:

@@ -445,7 +445,7 @@ _T = TypeVar("_T")
 
 
 _ALERT_COLUMNS = ("source, fingerprint, group_id, status, title, url, first_seen, last_seen, count, resolved_at,"
-                  " details")
+                  " seq, resolved_seq, details")
 _GROUP_COLUMNS = ("id, source, group_key, rule, channel_id, mode, first_seen, last_seen, notifications, seq,"
                   " posted_seq, state, post_id, incident_id, created_post_at, posted_at, last_error")
 
@@ -454,7 +454,8 @@ def _alert_from_row(row: sqlite3.Row) -> AlertRecord:
     return AlertRecord(source=row["source"], fingerprint=row["fingerprint"], group_id=row["group_id"],
                        status=AlertStatus(row["status"]), title=row["title"], url=row["url"],
                        first_seen=row["first_seen"], last_seen=row["last_seen"], count=row["count"],
-                       resolved_at=row["resolved_at"], **json.loads(row["details"]))
+                       resolved_at=row["resolved_at"], seq=row["seq"], resolved_seq=row["resolved_seq"],
+                       **json.loads(row["details"]))
 
 
 def _group_from_row(row: sqlite3.Row) -> AlertGroup:
@@ -1312,29 +1313,33 @@ class SqliteStore(Store):
     async def record_alerts(self, source: str, alerts: Sequence[tuple[AlertIn, GroupTouch | None]], *,
                             now: int) -> list[AlertRecord]:
         def work(conn: sqlite3.Connection) -> list[AlertRecord]:
-            touched: set[str] = set()
+            seqs: dict[str, int] = {}
             for alert, group in alerts:
-                if group is not None and group.id not in touched:
-                    touched.add(group.id)
-                    conn.execute(
+                if group is not None and group.id not in seqs:
+                    seqs[group.id] = conn.execute(
                         "INSERT INTO alert_groups (id, source, group_key, rule, channel_id, mode, first_seen, last_seen,"
                         " notifications, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, 1)"
                         " ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen, channel_id = excluded.channel_id,"
-                        " notifications = notifications + 1, seq = seq + 1",
+                        " notifications = notifications + 1, seq = seq + 1 RETURNING seq",
                         (group.id, group.source, group.group_key, group.rule, group.channel_id, group.mode.value,
-                         now, now))
+                         now, now)).fetchone()[0]
+                seq = seqs[group.id] if group is not None else 0
+                is_resolved = alert.status is AlertStatus.RESOLVED
                 conn.execute(
-                    f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)"
+                    f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)"
                     " ON CONFLICT (source, fingerprint) DO UPDATE SET group_id = excluded.group_id,"
-                    " details = excluded.details,"
+                    " details = excluded.details, seq = excluded.seq,"
                     " title = excluded.title, url = excluded.url, last_seen = excluded.last_seen,"
                     " count = alerts.count + 1,"
                     " resolved_at = CASE WHEN excluded.status = 'resolved' THEN"
                     "   (CASE WHEN alerts.status = 'resolved' THEN alerts.resolved_at ELSE excluded.last_seen END)"
                     "   ELSE NULL END,"
+                    " resolved_seq = CASE WHEN excluded.status = 'resolved' THEN"
+                    "   (CASE WHEN alerts.status = 'resolved' THEN alerts.resolved_seq ELSE excluded.seq END)"
+                    "   ELSE alerts.resolved_seq END,"
                     " status = excluded.status",
                     (source, alert.fingerprint, group.id if group else "", alert.status.value, alert.title, alert.url,
-                     now, now, now if alert.status is AlertStatus.RESOLVED else None,
+                     now, now, now if is_resolved else None, seq, seq if is_resolved else None,
                      json.dumps({"labels": dict(alert.labels), "annotations": dict(alert.annotations)},
                                 separators=(",", ":"))))
             found: list[AlertRecord] = []

@@ -15,6 +15,8 @@ CREATE TABLE alerts (
     last_seen   INTEGER NOT NULL,
     count       INTEGER NOT NULL,
     resolved_at INTEGER,
+    seq         INTEGER NOT NULL,  -- the group's seq when it was last notified (0: no group)
+    resolved_seq INTEGER,          -- the group's seq when it last turned resolved
     details     TEXT    NOT NULL,  -- {"labels": {...}, "annotations": {...}} of the latest notification
     PRIMARY KEY (source, fingerprint)
 ) WITHOUT ROWID;
