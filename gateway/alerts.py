@@ -539,8 +539,6 @@ def _rule(node: Node, index: int, problems: _Problems, names: set[str]) -> Rule 
     if fields is None:
         return None
     missing = [name for name in ("name", "team", "channel", "playbook", "mode") if name not in fields]
-    for name in missing:
-        problems.add(node, where, f"the `{name}` field is missing.")
     values: dict[str, str] = {}
     for name in ("name", "team", "channel", "playbook", "mode", "commander", "incident_name"):
         if name in fields:
@@ -556,6 +554,8 @@ def _rule(node: Node, index: int, problems: _Problems, names: set[str]) -> Rule 
         elif rule_name in names:
             problems.add(fields["name"], where, "another rule has this name; names must differ.")
         names.add(rule_name)
+    for name in missing:
+        problems.add(node, where, f"the `{name}` field is missing.")
     mode_text = values.get("mode", "")
     mode: AlertMode | None = None
     if "mode" in values:
