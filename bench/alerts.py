@@ -24,7 +24,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.harness import EDIT_TIME_LIMIT, bot_process, cpu_seconds, percentiles, world
+from bench.harness import EDIT_TIME_LIMIT, bot_process, cpu_seconds, found, percentiles, world
 from sandbox import Sandbox, SandboxConfig
 
 SECRET = "bench-alertmanager-secret-0123456789"
@@ -68,7 +68,7 @@ async def main(total: int, distinct: int, per_request: int, concurrency: int) ->
         env = {"CC_ALERTS_RULES_FILE": str(rules), "CC_ALERTS_ALERTMANAGER_SECRET": SECRET,
                "CC_DATA_DIR": str(data_dir)}
         async with Sandbox(world(4), config=SandboxConfig(post_edit_time_limit=EDIT_TIME_LIMIT)) as sandbox:
-            town = sandbox.channel("acme", "town-square")["id"]
+            town = found(sandbox.channel("acme", "town-square"), "town-square")["id"]
             async with bot_process(sandbox.url, extra_env=env) as (process, base_url):
                 url = base_url + "/alerts/alertmanager"
                 headers = {"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"}
