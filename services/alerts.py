@@ -183,7 +183,9 @@ class AlertService:
         window_start = now - now % flood.window_ms
         groups = await self.store.alert_groups_with_news(channel_id, limit=GROUPS_PER_RUN)
         created = await self.store.alert_groups_posted_since(channel_id, window_start)
-        recovering = firing.job.maybe_delivered
+        # A run after a crash mid-delivery, or a retry after an error part-way: what it made may not be
+        # recorded yet, so posts and incidents are looked for before any is made again.
+        recovering = firing.job.maybe_delivered or firing.job.attempts > 1
         summarised: list[tuple[AlertGroup, list[AlertRecord]]] = []
         next_at: int | None = None
         for group in groups:

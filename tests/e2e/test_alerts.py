@@ -97,7 +97,7 @@ GRAFANA = {
         "valueString": "[ var='B' labels={} value=44.2 ]"}],
     "groupLabels": {}, "commonLabels": {"team": "blue"}, "commonAnnotations": {},
     "externalURL": "https://play.grafana.org/", "version": "1",
-    "groupKey": "{}:{alertname=\"High memory usage\"}", "truncatedAlerts": 0, "orgId_": 1,
+    "groupKey": "{}:{alertname=\"High memory usage\"}", "truncatedAlerts": 0,
     "title": "[FIRING:1] High memory usage", "state": "alerting",
     "message": "**Firing**\n\nLabels:\n - alertname = High memory usage",
 }
