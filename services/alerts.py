@@ -93,7 +93,7 @@ class AlertService:
         self._by_name = {rule.name: rule for rule in rules.rules}
         #: Each rule's team and triage channel, resolved at start (:meth:`resolve`).
         self.targets: dict[str, Target] = {}
-        #: The last alerts each ingest saw (for the tests and the benchmark).
+        #: What ingest has seen since start: alerts, routed, repeats (logs, tests).
         self.stats: Counter[str] = Counter()
         #: One run per channel at a time in this process (a run scheduled while one runs waits for it), so
         #: two runs never both count the window's posts as still below the limit.

@@ -1197,7 +1197,10 @@ class SqliteStore(Store):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
-        if states is not None:
+        if states is not None and len(set(states)) == 1:
+            # One state, written as a literal: the partial indexes (e.g. jobs_pending_key) then serve the query.
+            where.append(f"state = '{JobState(next(iter(states))).value}'")
+        elif states is not None:
             where.append("state IN (SELECT value FROM json_each(?))")
             params.append(json.dumps(sorted(JobState(state).value for state in states)))
         rows = await self._fetchall(
