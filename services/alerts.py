@@ -354,6 +354,12 @@ class AlertService:
                 incident = (await self.incidents.start_named(request)).incident
             except DomainError as error:  # the same refusals a person gets (not a playbook member, …)
                 problem = user_message(error, self.ctx.settings.command_trigger)
+            if incident is not None and commander is not None and incident.commander_id != commander.id:
+                # The playbook names a default commander; the rule's commander is the one it asks for.
+                try:
+                    await self.incidents.change_commander(incident, commander.id, commander.id)
+                except DomainError as error:
+                    log.warning("incident %s: the rule's commander could not take over: %s", incident.id, error)
         if incident is None:
             await self.store.delete_setting(declaring_key)
             await self.ctx.client.create_post(

@@ -203,3 +203,31 @@ async def test_someone_outside_the_team_gets_no_dialog_from_the_start_button(ale
     elements = {element["name"]: element for element in dialog["elements"]}
     assert elements["name"]["default"] == "Alert a"
     assert elements["playbook"]["default"] == (await h.store.playbooks_for_user(h.acme.id, h.people.bob.id))[0].id
+
+
+async def test_a_declared_incident_is_commanded_by_the_rules_commander(tmp_path):
+    mm, people, acme, other, town = fake_world()
+    settings = Settings(_env_file=None, mattermost_url=mm.base_url, bot_token="x" * 26, data_dir=tmp_path,
+                        signing_secret=SECRET, database_url="memory://", telemetry_enabled=False)
+    store = await open_store("memory://")
+    ctx = BotContext(settings=settings, client=mm, signer=Signer(SECRET), store=store,
+                     callback_base_url="http://bot.test")
+    app = CommandCenter(settings)
+    app.alert_rules = parse_rules(RULES.replace("mode: suggest", "mode: declare\n    commander: alice"))
+    app.registry.identify(mm.user_id, mm.username)
+    for plugin in app.build_plugins(ctx):
+        app.registry.include(plugin)
+    await app.alerts.resolve()
+    h = Harness(mm, ctx, app, people, acme, other, town)
+    try:
+        playbook = await h.playbook()
+        await store.update_playbook(playbook.model_copy(update={"default_commander_id": people.bob.id}))
+        await app.alerts.ingest("alertmanager", [alert("a")])
+        await run_pending(h)
+        [incident] = (await store.list_incidents(acme.id, is_admin=True)).items
+        assert incident.commander_id == people.alice.id and incident.creator_id == people.alice.id
+        assert people.bob.id in mm.channel_members_of[incident.channel_id]
+        group = await store.get_alert_group(group_id_for("alertmanager", "triage", "g"))
+        assert group.state is GroupState.DECLARED and group.incident_id == incident.id
+    finally:
+        await store.close()
