@@ -427,3 +427,21 @@ class _Later:
 
     async def sleep_until(self, when_ms: int, wake: asyncio.Event) -> None:
         await self.clock.sleep_until(when_ms - self.ahead_ms, wake)
+
+
+async def test_the_bot_does_not_start_with_a_broken_rules_file(sandbox, tmp_path):
+    from bot import CommandCenter, StartupError
+    from tests.e2e.conftest import bot_settings
+
+    path = tmp_path / "rules.yaml"
+    for text, expected in (
+            (RULES.replace("channel: town-square", "channel: off-topic", 1),
+             "Line 7, rule 'blue-team', channel: the bot is not a member of a channel ~off-topic in team acme"),
+            (RULES.replace("mode: declare", "mode: yell", 1), "Line 14, rule 'blue-team', mode: the mode is"),
+            ("rules:\n  - name: [\n", "Line 3: not valid YAML")):
+        path.write_text(text, encoding="utf-8")
+        app = CommandCenter(bot_settings(sandbox, tmp_path / "data", alerts_rules_file=path))
+        with pytest.raises(StartupError) as caught:
+            await app.start()
+        assert str(caught.value).startswith(f"CC_ALERTS_RULES_FILE: {path}") and expected in str(caught.value), \
+            str(caught.value)
