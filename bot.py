@@ -12,6 +12,7 @@ import signal
 import sys
 from typing import Any
 
+from gateway.alerts import RoutingRules, RulesFormatError, read_rules
 from gateway.binding import ChannelTeams
 from gateway.client import MattermostClient
 from gateway.commands import register_commands
@@ -21,6 +22,7 @@ from gateway.events import ConnectionPolicy, EventStream
 from gateway.inbound import CommandTokens, InboundLimits, InboundServer
 from gateway.routing import Registry
 from gateway.signing import ReplayGuard, Signer
+from plugins.alerts import AlertPlugin
 from plugins.base import FeaturePlugin
 from plugins.direct import DirectMessagePlugin
 from plugins.follow import FollowPlugin
@@ -30,6 +32,7 @@ from plugins.incidents import IncidentPlugin
 from plugins.playbooks import PlaybookPlugin
 from plugins.reminders import ReminderPlugin
 from plugins.updates import UpdatesPlugin
+from services.alerts import AlertService
 from services.channels import ChannelPosting
 from services.context import BotContext
 from services.follow import FollowService
@@ -118,6 +121,9 @@ class CommandCenter:
         self.scheduler: Scheduler | None = None
         self.reminders: ReminderService | None = None
         self.updates: UpdateService | None = None
+        #: Alert routing rules (CC_ALERTS_RULES_FILE, read at start) and the service posting about alerts.
+        self.alert_rules = RoutingRules()
+        self.alerts: AlertService | None = None
         self._ws_task: asyncio.Task | None = None
         # WebSocket keep-alive/reconnect timings; tests shorten them before start().
         self.websocket_policy = ConnectionPolicy()
@@ -139,12 +145,13 @@ class CommandCenter:
         # update's copies are the update_fanout job kind (services/updates.py).
         posting = ChannelPosting(ctx.client)
         updates = self.updates = UpdateService(ctx, incidents, scheduler, posting)
+        alerts = self.alerts = AlertService(ctx, incidents, scheduler, self.alert_rules)
         return [HelpPlugin(ctx), DirectMessagePlugin(ctx, self.registry, history), IncidentPlugin(ctx, incidents),
                 HistoryPlugin(ctx, history),
                 PlaybookPlugin(ctx, PlaybookService(ctx, directory, posting)),
                 FollowPlugin(ctx, FollowService(ctx, directory, history)),
                 UpdatesPlugin(ctx, updates, history),
-                ReminderPlugin(ctx, reminders, incidents)]
+                ReminderPlugin(ctx, reminders, incidents), AlertPlugin(ctx, alerts, incidents)]
 
     async def start(self) -> None:
         """Start everything; raises StartupError with a readable reason when that is impossible."""
@@ -161,6 +168,11 @@ class CommandCenter:
             self.crash_hooks = CrashHooks()
         except ValueError as error:
             raise StartupError(str(error)) from None
+        if settings.alerts_rules_file is not None:
+            try:
+                self.alert_rules = read_rules(settings.alerts_rules_file)
+            except RulesFormatError as error:
+                raise StartupError(f"CC_ALERTS_RULES_FILE: {error}") from None
         try:
             store = self._store = await open_store(settings.effective_database_url)
         except Exception as error:
@@ -186,12 +198,19 @@ class CommandCenter:
         self.registry.identify(client.user_id, client.username)
         for plugin in self.build_plugins(self.ctx):
             self.registry.include(plugin)
+        if self.alerts is not None:
+            try:
+                await self.alerts.resolve()  # each rule's team and triage channel, named at its line
+            except (RulesFormatError, MattermostError) as error:
+                await self._close_partial()
+                raise StartupError(f"CC_ALERTS_RULES_FILE: {error}") from None
 
         # Spent trigger ids and dialog nonces live in the store, so a restart does not forget them.
         self.inbound = InboundServer(self.registry, signer, self.tokens, self.health, limits=self.inbound_limits,
                                      replays=ReplayGuard(store),
                                      channel_teams=ChannelTeams(client, known=self._incident_team),
-                                     trigger=settings.command_trigger)
+                                     trigger=settings.command_trigger,
+                                     alerts=self.alerts, alert_secrets=settings.alert_secrets())
         try:
             port = await self.inbound.start(settings.listen_host, settings.listen_port)
         except OSError as error:

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     request_timeout: float = Field(10.0, gt=0, le=120, description="Seconds before a call to Mattermost is abandoned")
     telemetry_enabled: bool = Field(True, description="Master switch; telemetry also needs both keys below")
     rudder_write_key: str | None = None
+    # Alerts (README "Alerts"): the routing rules file and one secret per source; a source without
+    # a secret is refused (404), so nothing is accepted unless it was configured.
+    alerts_rules_file: Path | None = Field(None, description="YAML file of alert routing rules")
+    alerts_alertmanager_secret: str | None = Field(None, min_length=16, description="Secret of POST /alerts/alertmanager")
+    alerts_grafana_secret: str | None = Field(None, min_length=16, description="Secret of POST /alerts/grafana")
+    alerts_generic_secret: str | None = Field(None, min_length=16, description="Secret of POST /alerts/generic")
     rudder_data_plane_url: str | None = None
 
     @field_validator("mattermost_url")
@@ -105,6 +111,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'command-center.db').resolve()}"
+
+    def alert_secrets(self) -> dict[str, str]:
+        """The secret of each alert source that has one (``alertmanager``, ``grafana``, ``generic``)."""
+        found = {"alertmanager": self.alerts_alertmanager_secret, "grafana": self.alerts_grafana_secret,
+                 "generic": self.alerts_generic_secret}
+        return {source: secret for source, secret in found.items() if secret}
 
     @property
     def telemetry_configured(self) -> bool:

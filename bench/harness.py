@@ -44,13 +44,15 @@ def world(users: int) -> dict:
 
 
 @asynccontextmanager
-async def bot_process(mattermost_url: str, *, log_level: str = "WARNING"):
-    """Run ``python bot.py`` against ``mattermost_url``; yield (process, base_url) once it is connected."""
+async def bot_process(mattermost_url: str, *, log_level: str = "WARNING", extra_env: dict[str, str] | None = None):
+    """Run ``python bot.py`` against ``mattermost_url``; yield (process, base_url) once it is connected.
+    ``extra_env``: more ``CC_`` settings (they win over the defaults here)."""
     with tempfile.TemporaryDirectory(prefix="cc-bench-") as data_dir:
         port = _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("CC_")}
         env.update({"CC_MATTERMOST_URL": mattermost_url, "CC_BOT_TOKEN": BOT_TOKEN, "CC_LISTEN_HOST": "127.0.0.1",
                     "CC_LISTEN_PORT": str(port), "CC_DATA_DIR": data_dir, "CC_LOG_LEVEL": log_level})
+        env.update(extra_env or {})
         process = subprocess.Popen([sys.executable, str(ROOT / "bot.py")], env=env, cwd=data_dir,
                                    stdout=subprocess.DEVNULL, stderr=None)
         base_url = f"http://127.0.0.1:{port}"

@@ -39,16 +39,20 @@ def text(name: str, display_name: str, *, default: str = "", placeholder: str = 
                 min_length=min_length, max_length=max_length)
 
 
-def start_incident_elements(playbooks: list[tuple[str, str]], name: str) -> tuple[ui.Element, ...]:
-    """Playbook (sorted by title), name (2–64), optional description."""
+def start_incident_elements(playbooks: list[tuple[str, str]], name: str, *, description: str = "",
+                            playbook_id: str | None = None) -> tuple[ui.Element, ...]:
+    """Playbook (sorted by title), name (2–64), optional description; ``playbook_id`` is chosen when
+    it is one of ``playbooks`` (an alert's rule names it)."""
+    chosen = playbook_id if playbook_id in {value for _, value in playbooks} else None
     return (
-        select("playbook", "Playbook", playbooks, default=playbooks[0][1] if len(playbooks) == 1 else None,
+        select("playbook", "Playbook", playbooks,
+               default=chosen or (playbooks[0][1] if len(playbooks) == 1 else None),
                help_text="The checklist this incident follows."),
         text("name", "Incident name", default=name, placeholder="e.g. Checkout errors in EU",
              min_length=limits.INCIDENT_NAME_MIN, max_length=limits.INCIDENT_NAME_MAX,
              help_text=f"{limits.INCIDENT_NAME_MIN}–{limits.INCIDENT_NAME_MAX} characters; also the channel name."),
         text("description", "Description", optional=True, textarea=True, max_length=limits.INCIDENT_DESCRIPTION_MAX,
-             placeholder="What is happening? Who is affected?"),
+             placeholder="What is happening? Who is affected?", default=description),
     )
 
 

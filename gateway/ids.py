@@ -10,6 +10,10 @@ class Route(StrEnum):
     ACTION = "/mattermost/action"
     DIALOG = "/mattermost/dialog"
     HEALTH = "/healthz"
+    # Alerts from monitoring (README "Alerts"), called by Alertmanager, Grafana or anything else
+    ALERTS_ALERTMANAGER = "/alerts/alertmanager"
+    ALERTS_GRAFANA = "/alerts/grafana"
+    ALERTS_GENERIC = "/alerts/generic"
 
 
 class Action(StrEnum):
@@ -46,6 +50,8 @@ class Action(StrEnum):
     FOLLOW = "follow"
     UNFOLLOW = "unfollow"
     PLAYBOOK_SETTINGS = "playbooksettings"
+    # Alerts: the Start incident button of a suggestion post (README "Alerts")
+    START_FROM_ALERT = "startfromalert"
 
 
 class Dialog(StrEnum):

@@ -30,6 +30,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from multidict import MultiDict
 from pydantic import ValidationError
 
+from gateway.alerts import AlertPayloadError, AlertSink, AlertSource, authenticated, parse_notification
 from gateway.binding import ChannelTeams
 from gateway.errors import MattermostError, user_message
 from gateway.ids import Route
@@ -144,8 +145,12 @@ class InboundServer:
                  health: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]],
                  *, replays: ReplayGuard | None = None, trigger_guard: TriggerGuard | None = None,
                  answer_within_s: float = ANSWER_WITHIN_S, limits: InboundLimits | None = None,
-                 channel_teams: ChannelTeams | None = None, trigger: str = DEFAULT_TRIGGER) -> None:
+                 channel_teams: ChannelTeams | None = None, trigger: str = DEFAULT_TRIGGER,
+                 alerts: AlertSink | None = None, alert_secrets: dict[str, str] | None = None) -> None:
         self.limits = limits or InboundLimits()
+        #: Where alert notifications go (services/alerts.py), and each source's secret (settings).
+        self.alerts = alerts
+        self.alert_secrets = dict(alert_secrets or {})
         # Binds every request's channel to its team (gateway/binding.py); None only in unit tests.
         self.channel_teams = channel_teams
         self.registry = registry
@@ -163,6 +168,9 @@ class InboundServer:
         self.app.router.add_post(Route.ACTION.value, self.handle_action)
         self.app.router.add_post(Route.DIALOG.value, self.handle_dialog)
         self.app.router.add_get(Route.HEALTH.value, self.handle_health)
+        for route, source in ((Route.ALERTS_ALERTMANAGER, AlertSource.ALERTMANAGER),
+                              (Route.ALERTS_GRAFANA, AlertSource.GRAFANA), (Route.ALERTS_GENERIC, AlertSource.GENERIC)):
+            self.app.router.add_post(route.value, self._alerts_handler(source))
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -459,6 +467,39 @@ class InboundServer:
                 # It wrote nothing (a cancellation): the key is spent now, as any closed dialog's is.
                 return _reject(request, 401, "this dialog was already submitted; open it again to make another change")
         return _json(reply.to_json())
+
+    # Alerts from monitoring (README "Alerts") -------------------------------------------------
+
+    def _alerts_handler(self, source: AlertSource) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handle(request: web.Request) -> web.Response:
+            return await self.handle_alerts(request, source)
+        return handle
+
+    async def handle_alerts(self, request: web.Request, source: AlertSource) -> web.Response:
+        """One notification: size-capped (413), authenticated with the source's own secret (401), parsed
+        (400 naming the field), then recorded; posting happens after the answer (services/alerts.py).
+        Nothing is recorded for any 4xx."""
+        request[WHAT] = f"alerts {source.value}"
+        secret = self.alert_secrets.get(source.value)
+        if self.alerts is None or not secret:
+            return _reject(request, 404, f"alerts from {source.value} are not accepted here: set "
+                                         f"CC_ALERTS_{source.value.upper()}_SECRET (README \"Alerts\")")
+        raw = await self._read_body(request, "application/json")
+        if not authenticated(secret, request.headers, raw):
+            return _reject(request, 401, "missing or wrong secret: send it as `Authorization: Bearer <secret>` or "
+                                         "sign the body (X-Command-Center-Signature: sha256=<hex HMAC-SHA256>)")
+        request[WHO] = source.value
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return _reject(request, 400, "the body is not JSON (UTF-8); nothing was recorded")
+        try:
+            alerts = parse_notification(source, body)
+        except AlertPayloadError as error:
+            return _reject(request, 400, str(error))
+        summary = await self.alerts.ingest(source.value, alerts)
+        request[OUTCOME] = f"ok: {len(alerts)} alerts"
+        return _json({"status": "ok", **summary})
 
     # Health ------------------------------------------------------------------------------
 

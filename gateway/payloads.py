@@ -165,6 +165,13 @@ class StartFromPost(StartIncident, action=Action.START_FROM_POST):
     pass
 
 
+class StartFromAlert(ActionPayload, action=Action.START_FROM_ALERT):
+    """A suggestion post's Start incident button: opens the start dialog filled from the alert group."""
+
+    team_id: Id
+    group_id: Id
+
+
 class CreatePlaybook(ActionPayload, action=Action.PLAYBOOK_CREATE):
     team_id: Id
     template: str = Field("", max_length=64)

@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple, Self, TypedDict, Unpack
 
 from domain import limits
+from domain.alerts import AlertGroup, AlertIn, AlertRecord, GroupPosted, GroupTouch
 from domain.errors import Conflict, NotFound, ValidationError
 from domain.ids import new_id
 from domain.models import Incident, IncidentStatus, Playbook, TimelineEvent
@@ -430,6 +431,47 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def prune_jobs(self, before: int) -> int:
         """Delete done, failed and cancelled jobs finished before ``before``; returns how many."""
+
+    # -- alerts (issue 21; domain/alerts.py, services/alerts.py) --------------------------------
+    @abc.abstractmethod
+    async def record_alerts(self, source: str, alerts: Sequence[tuple[AlertIn, GroupTouch | None]], *,
+                            now: int) -> list[AlertRecord]:
+        """Record one notification's alerts in one transaction: each (source, fingerprint) is inserted
+        or counted up (``last_seen = now``, status, title, url and group taken from the notification;
+        ``resolved_at`` set when it turns resolved, cleared when it fires again). Each distinct group
+        named is inserted or touched once (``notifications`` and ``seq`` + 1, ``last_seen = now``;
+        its channel follows the rule). An alert without a group is recorded with group id "".
+        Returns the stored alerts in the order given."""
+
+    @abc.abstractmethod
+    async def get_alert(self, source: str, fingerprint: str) -> AlertRecord | None:
+        """The alert, or None."""
+
+    @abc.abstractmethod
+    async def count_alerts(self, source: str | None = None) -> int:
+        """How many distinct alerts are recorded (of ``source``; None: all)."""
+
+    @abc.abstractmethod
+    async def alerts_of_group(self, group_id: str, *, limit: int = 1000) -> list[AlertRecord]:
+        """The group's alerts, first seen first (then fingerprint), at most ``limit``."""
+
+    @abc.abstractmethod
+    async def get_alert_group(self, group_id: str) -> AlertGroup | None:
+        """The group, or None."""
+
+    @abc.abstractmethod
+    async def alert_groups_with_news(self, channel_id: str, *, limit: int = 100) -> list[AlertGroup]:
+        """The channel's groups touched since their last post (``seq > posted_seq``), first seen first."""
+
+    @abc.abstractmethod
+    async def alert_groups_posted_since(self, channel_id: str, since: int) -> int:
+        """How many of the channel's groups got their first post (or incident) at ``since`` or later."""
+
+    @abc.abstractmethod
+    async def save_alert_group_posted(self, posted: GroupPosted) -> bool:
+        """Record what was posted about a group: only the notifier's columns, so a notification
+        arriving meanwhile (``seq``, counts) is never overwritten; ``posted_seq`` never goes back.
+        False if there is no such group."""
 
     # -- shared behaviour --------------------------------------------------------------
     async def mutate_incident(

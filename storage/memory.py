@@ -35,9 +35,10 @@ import weakref
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from domain.alerts import AlertGroup, AlertIn, AlertRecord, AlertStatus, GroupPosted, GroupTouch
 from domain.errors import Conflict, NotFound
 from domain.models import Incident, Playbook, TimelineEvent
 from domain.todo import has_open_step_of
@@ -99,7 +100,7 @@ class _Data:
     """Everything a database holds. Containers are copied on their first write after :meth:`fork`."""
 
     _CONTAINERS = ("playbooks", "incidents", "by_channel", "timelines", "event_ids", "settings", "single_use",
-                   "jobs")
+                   "jobs", "alerts", "alert_groups")
 
     def __init__(self) -> None:
         self.playbooks: dict[str, Playbook] = {}
@@ -110,6 +111,8 @@ class _Data:
         self.settings: dict[str, str] = {}
         self.single_use: dict[tuple[str, str], int] = {}
         self.jobs: dict[str, Job] = {}  # Job is frozen: a change replaces the entry
+        self.alerts: dict[tuple[str, str], AlertRecord] = {}  # frozen too
+        self.alert_groups: dict[str, AlertGroup] = {}
         self.rowids = itertools.count(1)
         self._owned = set(self._CONTAINERS)
         self._owned_timelines: set[str] | None = None  # None: every timeline list is this copy's own
@@ -171,6 +174,12 @@ class _Data:
 
     def w_jobs(self) -> dict[str, Job]:
         return self._writable("jobs")
+
+    def w_alerts(self) -> dict[tuple[str, str], AlertRecord]:
+        return self._writable("alerts")
+
+    def w_alert_groups(self) -> dict[str, AlertGroup]:
+        return self._writable("alert_groups")
 
 
 @dataclass
@@ -671,6 +680,90 @@ class MemoryStore(Store):
                 for job_id in old:
                     del jobs[job_id]
             return len(old)
+
+    # -- alerts -------------------------------------------------------------------------------------
+    async def record_alerts(self, source: str, alerts: Sequence[tuple[AlertIn, GroupTouch | None]], *,
+                            now: int) -> list[AlertRecord]:
+        async with self._writing() as data:
+            # The changes are made aside, then put in place: nothing is half-written.
+            stored: dict[tuple[str, str], AlertRecord] = {}
+            groups: dict[str, AlertGroup] = {}
+            seqs: dict[str, int] = {}
+            found: list[AlertRecord] = []
+            for alert, group in alerts:
+                if group is not None and group.id not in seqs:
+                    old_group = groups.get(group.id) or data.alert_groups.get(group.id)
+                    if old_group is None:
+                        groups[group.id] = AlertGroup(
+                            id=group.id, source=group.source, group_key=group.group_key, rule=group.rule,
+                            channel_id=group.channel_id, mode=group.mode, first_seen=now, last_seen=now,
+                            notifications=1, seq=1)
+                    else:
+                        groups[group.id] = replace(old_group, last_seen=now, channel_id=group.channel_id,
+                                                   notifications=old_group.notifications + 1, seq=old_group.seq + 1)
+                    seqs[group.id] = groups[group.id].seq
+                seq = seqs[group.id] if group is not None else 0
+                key = (source, alert.fingerprint)
+                old = stored.get(key) or data.alerts.get(key)
+                resolved = alert.status is AlertStatus.RESOLVED
+                if old is None:
+                    record = AlertRecord(source=source, fingerprint=alert.fingerprint,
+                                         group_id=group.id if group else "", status=alert.status, title=alert.title,
+                                         url=alert.url, first_seen=now, last_seen=now, count=1,
+                                         resolved_at=now if resolved else None, seq=seq,
+                                         resolved_seq=seq if resolved else None, labels=dict(alert.labels),
+                                         annotations=dict(alert.annotations))
+                else:
+                    was_resolved = old.status is AlertStatus.RESOLVED
+                    resolved_at = (old.resolved_at if was_resolved else now) if resolved else None
+                    resolved_seq = (old.resolved_seq if was_resolved else seq) if resolved else old.resolved_seq
+                    record = replace(old, group_id=group.id if group else "", status=alert.status, title=alert.title,
+                                     url=alert.url, last_seen=now, count=old.count + 1, resolved_at=resolved_at,
+                                     seq=seq, resolved_seq=resolved_seq,
+                                     labels=dict(alert.labels), annotations=dict(alert.annotations))
+                stored[key] = record
+            for alert, _ in alerts:
+                found.append(stored[(source, alert.fingerprint)])
+            data.w_alerts().update(stored)
+            data.w_alert_groups().update(groups)
+            return found
+
+    async def get_alert(self, source: str, fingerprint: str) -> AlertRecord | None:
+        return (await self._read()).alerts.get((source, fingerprint))
+
+    async def count_alerts(self, source: str | None = None) -> int:
+        alerts = (await self._read()).alerts
+        return len(alerts) if source is None else sum(1 for (src, _) in alerts if src == source)
+
+    async def alerts_of_group(self, group_id: str, *, limit: int = 1000) -> list[AlertRecord]:
+        found = [alert for alert in (await self._read()).alerts.values() if alert.group_id == group_id]
+        found.sort(key=lambda alert: (alert.first_seen, alert.fingerprint))
+        return found[:max(0, limit)]
+
+    async def get_alert_group(self, group_id: str) -> AlertGroup | None:
+        return (await self._read()).alert_groups.get(group_id)
+
+    async def alert_groups_with_news(self, channel_id: str, *, limit: int = 100) -> list[AlertGroup]:
+        found = [group for group in (await self._read()).alert_groups.values()
+                 if group.channel_id == channel_id and group.has_news]
+        found.sort(key=lambda group: (group.first_seen, group.id))
+        return found[:max(0, limit)]
+
+    async def alert_groups_posted_since(self, channel_id: str, since: int) -> int:
+        return sum(1 for group in (await self._read()).alert_groups.values()
+                   if group.channel_id == channel_id and group.created_post_at is not None
+                   and group.created_post_at >= since)
+
+    async def save_alert_group_posted(self, posted: GroupPosted) -> bool:
+        async with self._writing() as data:
+            group = data.alert_groups.get(posted.id)
+            if group is None:
+                return False
+            data.w_alert_groups()[posted.id] = replace(
+                group, posted_seq=max(group.posted_seq, posted.posted_seq), state=posted.state,
+                post_id=posted.post_id, incident_id=posted.incident_id, created_post_at=posted.created_post_at,
+                posted_at=posted.posted_at, last_error=posted.last_error)
+            return True
 
 
 def _copy(job: Job) -> Job:

@@ -31,6 +31,16 @@ from typing import Any, TypeVar
 import aiosqlite
 from pydantic import TypeAdapter
 
+from domain.alerts import (
+    AlertGroup,
+    AlertIn,
+    AlertMode,
+    AlertRecord,
+    AlertStatus,
+    GroupPosted,
+    GroupState,
+    GroupTouch,
+)
 from domain.errors import Conflict, NotFound
 from domain.models import Incident, IncidentStatus, Playbook, Stage, TimelineEvent, UpdateSettings
 
@@ -432,6 +442,29 @@ def _kinds_condition(kinds: Collection[str] | None) -> tuple[str, list]:
 
 
 _T = TypeVar("_T")
+
+
+_ALERT_COLUMNS = ("source, fingerprint, group_id, status, title, url, first_seen, last_seen, count, resolved_at,"
+                  " seq, resolved_seq, details")
+_GROUP_COLUMNS = ("id, source, group_key, rule, channel_id, mode, first_seen, last_seen, notifications, seq,"
+                  " posted_seq, state, post_id, incident_id, created_post_at, posted_at, last_error")
+
+
+def _alert_from_row(row: sqlite3.Row) -> AlertRecord:
+    return AlertRecord(source=row["source"], fingerprint=row["fingerprint"], group_id=row["group_id"],
+                       status=AlertStatus(row["status"]), title=row["title"], url=row["url"],
+                       first_seen=row["first_seen"], last_seen=row["last_seen"], count=row["count"],
+                       resolved_at=row["resolved_at"], seq=row["seq"], resolved_seq=row["resolved_seq"],
+                       **json.loads(row["details"]))
+
+
+def _group_from_row(row: sqlite3.Row) -> AlertGroup:
+    return AlertGroup(id=row["id"], source=row["source"], group_key=row["group_key"], rule=row["rule"],
+                      channel_id=row["channel_id"], mode=AlertMode(row["mode"]), first_seen=row["first_seen"],
+                      last_seen=row["last_seen"], notifications=row["notifications"], seq=row["seq"],
+                      posted_seq=row["posted_seq"], state=GroupState(row["state"]), post_id=row["post_id"],
+                      incident_id=row["incident_id"], created_post_at=row["created_post_at"],
+                      posted_at=row["posted_at"], last_error=row["last_error"])
 
 
 async def _on_thread(conn: aiosqlite.Connection, work: Callable[[sqlite3.Connection], _T]) -> _T:
@@ -1164,7 +1197,10 @@ class SqliteStore(Store):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
-        if states is not None:
+        if states is not None and len(set(states)) == 1:
+            # One state, written as a literal: the partial indexes (e.g. jobs_pending_key) then serve the query.
+            where.append(f"state = '{JobState(next(iter(states))).value}'")
+        elif states is not None:
             where.append("state IN (SELECT value FROM json_each(?))")
             params.append(json.dumps(sorted(JobState(state).value for state in states)))
         rows = await self._fetchall(
@@ -1275,6 +1311,87 @@ class SqliteStore(Store):
         return await self._write(lambda conn: conn.execute(
             "DELETE FROM jobs WHERE state IN ('done', 'cancelled', 'failed') AND finished_at < ?",
             (before,)).rowcount)
+
+    # -- alerts -------------------------------------------------------------------------------------
+    async def record_alerts(self, source: str, alerts: Sequence[tuple[AlertIn, GroupTouch | None]], *,
+                            now: int) -> list[AlertRecord]:
+        def work(conn: sqlite3.Connection) -> list[AlertRecord]:
+            seqs: dict[str, int] = {}
+            for alert, group in alerts:
+                if group is not None and group.id not in seqs:
+                    seqs[group.id] = conn.execute(
+                        "INSERT INTO alert_groups (id, source, group_key, rule, channel_id, mode, first_seen, last_seen,"
+                        " notifications, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, 1)"
+                        " ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen, channel_id = excluded.channel_id,"
+                        " notifications = notifications + 1, seq = seq + 1 RETURNING seq",
+                        (group.id, group.source, group.group_key, group.rule, group.channel_id, group.mode.value,
+                         now, now)).fetchone()[0]
+                seq = seqs[group.id] if group is not None else 0
+                is_resolved = alert.status is AlertStatus.RESOLVED
+                conn.execute(
+                    f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)"
+                    " ON CONFLICT (source, fingerprint) DO UPDATE SET group_id = excluded.group_id,"
+                    " details = excluded.details, seq = excluded.seq,"
+                    " title = excluded.title, url = excluded.url, last_seen = excluded.last_seen,"
+                    " count = alerts.count + 1,"
+                    " resolved_at = CASE WHEN excluded.status = 'resolved' THEN"
+                    "   (CASE WHEN alerts.status = 'resolved' THEN alerts.resolved_at ELSE excluded.last_seen END)"
+                    "   ELSE NULL END,"
+                    " resolved_seq = CASE WHEN excluded.status = 'resolved' THEN"
+                    "   (CASE WHEN alerts.status = 'resolved' THEN alerts.resolved_seq ELSE excluded.seq END)"
+                    "   ELSE alerts.resolved_seq END,"
+                    " status = excluded.status",
+                    (source, alert.fingerprint, group.id if group else "", alert.status.value, alert.title, alert.url,
+                     now, now, now if is_resolved else None, seq, seq if is_resolved else None,
+                     json.dumps({"labels": dict(alert.labels), "annotations": dict(alert.annotations)},
+                                separators=(",", ":"))))
+            found: list[AlertRecord] = []
+            for alert, _ in alerts:
+                row = conn.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE source = ? AND fingerprint = ?",
+                                   (source, alert.fingerprint)).fetchone()
+                found.append(_alert_from_row(row))
+            return found
+
+        return await self._write(work)
+
+    async def get_alert(self, source: str, fingerprint: str) -> AlertRecord | None:
+        row = await self._fetchone(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE source = ? AND fingerprint = ?",
+                                   (source, fingerprint))
+        return _alert_from_row(row) if row else None
+
+    async def count_alerts(self, source: str | None = None) -> int:
+        if source is None:
+            row = await self._fetchone("SELECT count(*) FROM alerts")
+        else:
+            row = await self._fetchone("SELECT count(*) FROM alerts WHERE source = ?", (source,))
+        return int(_scalar(row))
+
+    async def alerts_of_group(self, group_id: str, *, limit: int = 1000) -> list[AlertRecord]:
+        rows = await self._fetchall(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE group_id = ?"
+                                    " ORDER BY first_seen, fingerprint LIMIT ?", (group_id, max(0, limit)))
+        return [_alert_from_row(row) for row in rows]
+
+    async def get_alert_group(self, group_id: str) -> AlertGroup | None:
+        row = await self._fetchone(f"SELECT {_GROUP_COLUMNS} FROM alert_groups WHERE id = ?", (group_id,))
+        return _group_from_row(row) if row else None
+
+    async def alert_groups_with_news(self, channel_id: str, *, limit: int = 100) -> list[AlertGroup]:
+        rows = await self._fetchall(f"SELECT {_GROUP_COLUMNS} FROM alert_groups WHERE channel_id = ?"
+                                    " AND seq > posted_seq ORDER BY first_seen, id LIMIT ?",
+                                    (channel_id, max(0, limit)))
+        return [_group_from_row(row) for row in rows]
+
+    async def alert_groups_posted_since(self, channel_id: str, since: int) -> int:
+        row = await self._fetchone("SELECT count(*) FROM alert_groups WHERE channel_id = ? AND created_post_at >= ?",
+                                   (channel_id, since))
+        return int(_scalar(row))
+
+    async def save_alert_group_posted(self, posted: GroupPosted) -> bool:
+        return await self._write(lambda conn: conn.execute(
+            "UPDATE alert_groups SET posted_seq = max(posted_seq, ?), state = ?, post_id = ?, incident_id = ?,"
+            " created_post_at = ?, posted_at = ?, last_error = ? WHERE id = ?",
+            (posted.posted_seq, posted.state.value, posted.post_id, posted.incident_id, posted.created_post_at,
+             posted.posted_at, posted.last_error, posted.id)).rowcount > 0)
 
     # -- maintenance ------------------------------------------------------------------------------
     async def checkpoint(self) -> None:
