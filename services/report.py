@@ -5,8 +5,9 @@ see it (``HistoryService.resolve``, which answers an invisible incident exactly 
 one), visibility is checked again right before anything is read, and the file goes only to the
 person who asked, in their direct messages with the bot: uploaded to that channel
 (``POST /files``, api4/file.go ``uploadFileStream``: the bot may upload where it may post), then
-attached to one post there (``file_ids``: app/file.go ``attachFileIDsToPost`` attaches only files
-its author uploaded to that channel).
+attached to one post there (``file_ids``: app/post.go ``attachFileIDsToPost`` →
+store ``FileInfo.AttachToPost`` attaches only a file its author uploaded and no post holds yet;
+the sandbox does the same).
 """
 
 from __future__ import annotations
