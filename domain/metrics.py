@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
@@ -197,9 +198,9 @@ def incident_metrics(incident: Incident, events: Sequence[TimelineEvent], now: i
 # -- over many incidents --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class MetricsRow:
-    """What stats need of one incident: where it belongs, who may see it, and its summary's figures."""
+class MetricsRow(NamedTuple):
+    """What stats need of one incident: where it belongs, who may see it, and its summary's figures
+    (a tuple: stats build one per incident of the period)."""
 
     incident_id: str
     team_id: str
@@ -216,11 +217,14 @@ def percentile(values: Sequence[int], p: int) -> int | None:
     """The nearest-rank ``p``-th percentile (1 ≤ p ≤ 100) of ``values``: the smallest value that at
     least ``p`` % of them do not exceed. The median is ``percentile(values, 50)`` (the lower middle
     of an even count). None for no values."""
+    return _nearest_rank(sorted(values), p)
+
+
+def _nearest_rank(ordered: Sequence[int], p: int) -> int | None:
     if not 1 <= p <= 100:
         raise ValueError("a percentile is between 1 and 100")
-    if not values:
+    if not ordered:
         return None
-    ordered = sorted(values)
     return ordered[max(1, math.ceil(p * len(ordered) / 100)) - 1]
 
 
@@ -235,8 +239,13 @@ class Figures:
 
     @classmethod
     def of(cls, rows: Sequence[MetricsRow]) -> Figures:
-        times = [row.resolve_ms for row in rows if row.resolve_ms is not None]
-        return cls(len(rows), len(times), percentile(times, 50), percentile(times, 90))
+        return cls.of_times(len(rows), [row.resolve_ms for row in rows if row.resolve_ms is not None])
+
+    @classmethod
+    def of_times(cls, count: int, times: list[int]) -> Figures:
+        """The figures of ``count`` incidents whose resolved ones took ``times``."""
+        ordered = sorted(times)
+        return cls(count, len(ordered), _nearest_rank(ordered, 50), _nearest_rank(ordered, 90))
 
 
 @dataclass(frozen=True)
@@ -255,18 +264,32 @@ class Stats:
     by_playbook: dict[str | None, PlaybookStats]
 
 
-def _playbook_stats(rows: Sequence[MetricsRow]) -> PlaybookStats:
-    by_severity: dict[str | None, list[MetricsRow]] = {}
-    for row in rows:
-        by_severity.setdefault(row.severity, []).append(row)
-    return PlaybookStats(Figures.of(rows), {severity: Figures.of(members)
-                                            for severity, members in by_severity.items()})
-
-
 def aggregate(rows: Sequence[MetricsRow]) -> Stats:
-    """Group ``rows`` by playbook, then by severity, with the figures of each group."""
-    by_playbook: dict[str | None, list[MetricsRow]] = {}
+    """Group ``rows`` by playbook, then by severity, with the figures of each group.
+
+    One pass puts every row in its (playbook, severity) cell; the playbooks' and the totals' figures
+    are made from the cells."""
+    cells: dict[tuple[str | None, str | None], tuple[list[int], list[int]]] = {}  # -> ([count], times)
     for row in rows:
-        by_playbook.setdefault(row.playbook_id, []).append(row)
-    return Stats(_playbook_stats(rows), {playbook: _playbook_stats(members)
-                                         for playbook, members in by_playbook.items()})
+        cell = cells.get((row.playbook_id, row.severity))
+        if cell is None:
+            cell = cells[(row.playbook_id, row.severity)] = ([0], [])
+        cell[0][0] += 1
+        if row.resolve_ms is not None:
+            cell[1].append(row.resolve_ms)
+    playbooks: dict[str | None, dict[str | None, tuple[int, list[int]]]] = {}
+    severities: dict[str | None, tuple[list[int], list[int]]] = {}
+    for (playbook, severity), (count, times) in cells.items():
+        playbooks.setdefault(playbook, {})[severity] = (count[0], times)
+        every = severities.setdefault(severity, ([0], []))
+        every[0][0] += count[0]
+        every[1].extend(times)
+
+    def stats_of(groups: dict[str | None, tuple[int, list[int]]]) -> PlaybookStats:
+        count = sum(n for n, _ in groups.values())
+        times = [t for _, group_times in groups.values() for t in group_times]
+        return PlaybookStats(Figures.of_times(count, times),
+                             {severity: Figures.of_times(n, group_times) for severity, (n, group_times) in groups.items()})
+
+    total = stats_of({severity: (count[0], times) for severity, (count, times) in severities.items()})
+    return Stats(total, {playbook: stats_of(groups) for playbook, groups in playbooks.items()})

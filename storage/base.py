@@ -304,9 +304,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def metrics_rows(self, team_id: str, *, since: int, playbook_id: str | None = None) -> list[MetricsRow]:
-        """The summaries' rows of ``team_id``'s incidents started at or after ``since`` (ms), oldest
-        first (then by id); only ``playbook_id``'s when given. Reads the summaries only, never an
-        event or a checklist."""
+        """The summaries' rows of ``team_id``'s incidents started at or after ``since`` (ms), in no
+        particular order (stats aggregate them); only ``playbook_id``'s when given. Reads the
+        summaries only, never an event or a checklist."""
 
     @abc.abstractmethod
     async def incidents_without_summary(self, limit: int = 100) -> list[str]:
