@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import tempfile
 import time
@@ -215,6 +216,7 @@ async def run(incidents: int, events: int, private_share: float, rounds: int) ->
     render_p50, render_p99 = percentiles(render_ms)
     stats_p50, stats_p99 = percentiles(stats_ms)
     _, playbook_p99 = percentiles(playbook_ms)
+    print(f"load_average_1m={os.getloadavg()[0]:.1f}")
     print(f"incidents={incidents}")
     print(f"events={incidents * events}")
     print(f"timeline_lines_per_render={lines / max(1, rounds):.0f}")
