@@ -1,4 +1,4 @@
-"""The incident report as a Markdown document (issue 18, ``/incident report``): pure and
+"""The incident report as a Markdown document (issue 18, the ``report`` command): pure and
 deterministic — the same incident, events, names and moment always give the same bytes
 (tests/golden/report.md is the proof).
 

@@ -1,4 +1,4 @@
-"""``/incident report [incident]``: the incident's report as a Markdown file by direct message.
+"""The ``report [incident]`` command: the incident's report as a Markdown file by direct message.
 
 Thin: which incident (this channel's, or named from anywhere, a DM included) → ReportService → reply.
 """

@@ -1,4 +1,4 @@
-"""``/incident stats [playbook] [--days N]``: count, median and p90 time to resolve of the incidents
+"""The ``stats [playbook] [--days N]`` command: count, median and p90 time to resolve of the incidents
 the user may see, per playbook and by severity (issue 18, docs/metrics.md).
 
 Thin: parse the words → StatsService → a markdown table.

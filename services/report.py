@@ -1,4 +1,4 @@
-"""``/incident report``: the incident's report as a Markdown file, sent by direct message (issue 18).
+"""The ``report`` command: the incident's report as a Markdown file, sent by direct message (issue 18).
 
 The privacy rules are the export's (services/history.py): the incident is found as the user may
 see it (``HistoryService.resolve``, which answers an invisible incident exactly like a missing
