@@ -31,6 +31,8 @@ from plugins.history import HistoryPlugin
 from plugins.incidents import IncidentPlugin
 from plugins.playbooks import PlaybookPlugin
 from plugins.reminders import ReminderPlugin
+from plugins.report import ReportPlugin
+from plugins.stats import StatsPlugin
 from plugins.updates import UpdatesPlugin
 from services.alerts import AlertService
 from services.channels import ChannelPosting
@@ -41,7 +43,9 @@ from services.incidents import IncidentService
 from services.livecard import LiveCardScheduler
 from services.playbooks import PlaybookService
 from services.reminders import ReminderService
+from services.report import ReportService
 from services.scheduler import CrashHooks, Scheduler
+from services.stats import StatsService
 from services.updates import UpdateService
 from settings import Settings, SettingsError, load_settings
 from storage import open_store
@@ -151,7 +155,8 @@ class CommandCenter:
                 PlaybookPlugin(ctx, PlaybookService(ctx, directory, posting)),
                 FollowPlugin(ctx, FollowService(ctx, directory, history)),
                 UpdatesPlugin(ctx, updates, history),
-                ReminderPlugin(ctx, reminders, incidents), AlertPlugin(ctx, alerts, incidents)]
+                ReminderPlugin(ctx, reminders, incidents), AlertPlugin(ctx, alerts, incidents),
+                StatsPlugin(ctx, StatsService(ctx, history)), ReportPlugin(ctx, ReportService(ctx, history))]
 
     async def start(self) -> None:
         """Start everything; raises StartupError with a readable reason when that is impossible."""

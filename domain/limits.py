@@ -46,3 +46,9 @@ INCIDENT_FOLLOWERS_MAX = 200
 #: How long a reminder is snoozed, and how soon after a request another one is refused.
 SNOOZE_MS = 15 * 60_000
 REQUEST_UPDATE_COOLDOWN_MS = 5 * 60_000
+
+#: The timeline (issue 18): events a page of the ``timeline`` command shows; characters of a post kept in
+#: its timeline entry (the permalink leads to the rest); characters of the note ``timeline add`` takes.
+TIMELINE_PER_PAGE = 25
+TIMELINE_EXCERPT_MAX = 200
+TIMELINE_NOTE_MAX = 300

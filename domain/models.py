@@ -333,6 +333,8 @@ class EventKind(StrEnum):
     FIELD_CHANGED = "field_changed"
     POST_ADDED = "post_added"  #: a chat message added to the timeline (reaction or command)
     POST_REMOVED = "post_removed"  #: its reaction was removed (the event is then left out)
+    POST_EDITED = "post_edited"  #: an added post was edited (details: post_id, excerpt)
+    POST_DELETED = "post_deleted"  #: an added post was deleted (its entry is then marked deleted)
     EVENT_HIDDEN = "event_hidden"  #: the commander hid an event (details: event_id)
     RETRO_PUBLISHED = "retro_published"
     RETRO_SKIPPED = "retro_skipped"

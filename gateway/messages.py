@@ -85,6 +85,10 @@ USAGES: dict[str, Usage] = {
                   "Incidents you can see in this team, newest first", "list ongoing @alice"),
     "export": Usage("export [incident] [--raw]", "CSV of the incident channel, sent to you by direct message; "
                     "spreadsheet-safe unless --raw", "export"),
+    "report": Usage("report [incident]", "The incident's report as a Markdown file, sent to you by direct message: "
+                    "summary, fields, people, timeline, checklist, updates, retrospective, metrics", "report"),
+    "stats": Usage("stats [playbook] [--days N]", "Count and median/p90 time to resolve of the incidents you can "
+                   "see, per playbook and severity (last 30 days by default)", 'stats "Incident Response" --days 90'),
     "update": Usage("update [incident]", "Post a status update (a dialog): the channel, broadcast channels and "
                     "followers get it", "update"),
     "follow": Usage("follow [incident]", "Get its updates, end and restarts by direct message, without joining "

@@ -28,6 +28,7 @@ from domain import limits
 from domain.alerts import AlertGroup, AlertIn, AlertRecord, GroupPosted, GroupTouch
 from domain.errors import Conflict, NotFound, ValidationError
 from domain.ids import new_id
+from domain.metrics import MetricsRow, MetricsSummary, summarize
 from domain.models import Incident, IncidentStatus, Playbook, TimelineEvent
 
 from .jobs import Job, JobState, payload_json
@@ -291,6 +292,49 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def append_events(self, events: Sequence[TimelineEvent]) -> None:
         """Append events that do not change the incident itself (e.g. a status update)."""
+
+    # -- metrics summaries (domain/metrics.py, docs/metrics.md) -----------------------------------
+    # Every backend keeps one summary per incident: created with the incident and advanced
+    # (``domain.metrics.advance``) in the same transaction as every event ``create_incident``,
+    # ``update_incident``, ``mutate_incident`` and ``append_events`` record; the descriptive columns
+    # (playbook, visibility, severity) follow the incident as last written.
+
+    @abc.abstractmethod
+    async def incident_summary(self, incident_id: str) -> MetricsSummary | None:
+        """The stored metrics summary of an incident, or None (no such incident, or not backfilled)."""
+
+    @abc.abstractmethod
+    async def metrics_rows(self, team_id: str, *, since: int, playbook_id: str | None = None) -> list[MetricsRow]:
+        """The summaries' rows of ``team_id``'s incidents started at or after ``since`` (ms), in no
+        particular order (stats aggregate them); only ``playbook_id``'s when given. Reads the
+        summaries only, never an event or a checklist."""
+
+    @abc.abstractmethod
+    async def incidents_without_summary(self, limit: int = 100) -> list[str]:
+        """Ids of incidents that have no metrics summary (recorded before there were any), at most ``limit``."""
+
+    @abc.abstractmethod
+    async def save_summary(self, incident: Incident, summary: MetricsSummary) -> None:
+        """Store ``summary`` as the incident's (replacing any); for :meth:`backfill_metrics`."""
+
+    async def backfill_metrics(self, *, batch: int = 100) -> int:
+        """Compute, from their events, the summary of every incident that has none; returns how many.
+
+        Each is read and written in one transaction, so no event recorded meanwhile is missed or
+        counted twice. Backends run it when they open."""
+        written = 0
+        while True:
+            missing = await self.incidents_without_summary(batch)
+            if not missing:
+                return written
+            for incident_id in missing:
+                async with self.transaction():
+                    incident = await self.get_incident(incident_id)
+                    if incident is None or await self.incident_summary(incident_id) is not None:
+                        continue
+                    await self.save_summary(incident, summarize(incident.created_at,
+                                                                await self.timeline(incident_id)))
+                    written += 1
 
     # -- settings ------------------------------------------------------------------------
     @abc.abstractmethod

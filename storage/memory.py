@@ -40,6 +40,7 @@ from typing import Any
 
 from domain.alerts import AlertGroup, AlertIn, AlertRecord, AlertStatus, GroupPosted, GroupTouch
 from domain.errors import Conflict, NotFound
+from domain.metrics import MetricsRow, MetricsSummary, advance, start_summary, summarize
 from domain.models import Incident, Playbook, TimelineEvent
 from domain.todo import has_open_step_of
 
@@ -100,7 +101,7 @@ class _Data:
     """Everything a database holds. Containers are copied on their first write after :meth:`fork`."""
 
     _CONTAINERS = ("playbooks", "incidents", "by_channel", "timelines", "event_ids", "settings", "single_use",
-                   "jobs", "alerts", "alert_groups")
+                   "jobs", "alerts", "alert_groups", "summaries")
 
     def __init__(self) -> None:
         self.playbooks: dict[str, Playbook] = {}
@@ -113,6 +114,7 @@ class _Data:
         self.jobs: dict[str, Job] = {}  # Job is frozen: a change replaces the entry
         self.alerts: dict[tuple[str, str], AlertRecord] = {}  # frozen too
         self.alert_groups: dict[str, AlertGroup] = {}
+        self.summaries: dict[str, _Summary] = {}  # incident id -> its metrics row and summary (both frozen)
         self.rowids = itertools.count(1)
         self._owned = set(self._CONTAINERS)
         self._owned_timelines: set[str] | None = None  # None: every timeline list is this copy's own
@@ -180,6 +182,58 @@ class _Data:
 
     def w_alert_groups(self) -> dict[str, AlertGroup]:
         return self._writable("alert_groups")
+    def w_summaries(self) -> dict[str, _Summary]:
+        return self._writable("summaries")
+
+
+@dataclass(frozen=True, slots=True)
+class _Summary:
+    """An incident's metrics summary and the row stats read (what SQLite's incident_metrics holds)."""
+
+    row: MetricsRow
+    summary: MetricsSummary
+
+
+def _summary_of(incident: Incident, summary: MetricsSummary, severity: str | None) -> _Summary:
+    row = MetricsRow(incident_id=incident.id, team_id=incident.team_id, playbook_id=incident.playbook_id,
+                     channel_id=incident.channel_id, public=incident.public, severity=severity,
+                     created_at=incident.created_at, resolve_ms=summary.resolve_ms)
+    return _Summary(row, summary)
+
+
+def _advance_summaries(
+    data: _Data, events: Sequence[TimelineEvent], incident: Incident | None = None, *, new: bool = False
+) -> None:
+    """After ``events`` are appended: advance the summary of every incident they belong to, and follow
+    ``incident`` (as just written) in the descriptive fields; a missing summary is computed from the
+    whole timeline (see the SQLite backend's ``_advance_summaries``)."""
+    by_incident: dict[str, list[TimelineEvent]] = {}
+    if incident is not None:
+        by_incident[incident.id] = []
+    for event in events:
+        by_incident.setdefault(event.incident_id, []).append(event)
+    for incident_id, own in by_incident.items():
+        subject = incident if incident is not None and incident.id == incident_id else None
+        fresh = new and subject is not None
+        stored = None if fresh else data.summaries.get(incident_id)
+        if subject is None:
+            row = data.incidents.get(incident_id)
+            if row is None:
+                continue
+            subject = row.incident
+            if stored is not None:  # the incident did not change: keep what was written with it
+                subject = subject.model_copy(update={"playbook_id": stored.row.playbook_id,
+                                                     "public": stored.row.public})
+        severity = stored.row.severity if stored is not None and subject is not incident else subject.severity
+        if fresh:
+            summary = advance(start_summary(subject.created_at), own)
+        elif stored is None:
+            summary = summarize(subject.created_at, [e.read() for e in data.timelines.get(incident_id, ())])
+        else:
+            summary = advance(stored.summary, own)
+        updated = _summary_of(subject, summary, severity)
+        if stored is None or updated != stored:
+            data.w_summaries()[incident_id] = updated
 
 
 @dataclass
@@ -261,6 +315,7 @@ def _save_incident(
     new_events = _stored_events(data, events)
     data.w_incidents()[incident.id] = _Row(row.rowid, stored)
     _append(data, new_events)
+    _advance_summaries(data, events, incident)
     return incident.model_copy(update={"version": expected + 1})
 
 
@@ -410,6 +465,7 @@ class MemoryStore(Store):
             data.w_incidents()[incident.id] = _Row(next(data.rowids), stored)
             data.w_by_channel()[incident.channel_id] = incident.id
             _append(data, new_events)
+            _advance_summaries(data, events, incident, new=True)
         return incident
 
     async def get_incident(self, incident_id: str) -> Incident | None:
@@ -456,6 +512,7 @@ class MemoryStore(Store):
                 return False
             del data.w_incidents()[incident_id]
             del data.w_by_channel()[row.incident.channel_id]
+            data.w_summaries().pop(incident_id, None)
             dropped = data.w_timelines().pop(incident_id, [])
             if dropped:
                 data.w_event_ids().difference_update(stored.event.id for stored in dropped)
@@ -491,6 +548,30 @@ class MemoryStore(Store):
     async def append_events(self, events: Sequence[TimelineEvent]) -> None:
         async with self._writing() as data:
             _append(data, _stored_events(data, events))
+            _advance_summaries(data, events)
+
+    # -- metrics summaries -------------------------------------------------------------------------
+    async def incident_summary(self, incident_id: str) -> MetricsSummary | None:
+        stored = (await self._read()).summaries.get(incident_id)
+        return stored.summary if stored is not None else None
+
+    async def metrics_rows(self, team_id: str, *, since: int, playbook_id: str | None = None) -> list[MetricsRow]:
+        rows = [stored.row for stored in (await self._read()).summaries.values()
+                if stored.row.team_id == team_id and stored.row.created_at >= since
+                and (playbook_id is None or stored.row.playbook_id == playbook_id)]
+        return sorted(rows, key=lambda row: (row.created_at, row.incident_id))
+
+    async def incidents_without_summary(self, limit: int = 100) -> list[str]:
+        data = await self._read()
+        rows = [row.incident for row in data.incidents.values() if row.incident.id not in data.summaries]
+        rows.sort(key=lambda i: (i.created_at, i.id))
+        return [i.id for i in rows[:limit]]
+
+    async def save_summary(self, incident: Incident, summary: MetricsSummary) -> None:
+        async with self._writing() as data:
+            if incident.id not in data.incidents:
+                raise NotFound("This incident no longer exists.")
+            data.w_summaries()[incident.id] = _summary_of(incident, summary, incident.severity)
 
     # -- settings ----------------------------------------------------------------------------------
     async def get_setting(self, key: str) -> str | None:

@@ -42,6 +42,7 @@ from domain.alerts import (
     GroupTouch,
 )
 from domain.errors import Conflict, NotFound
+from domain.metrics import MetricsRow, MetricsSummary, advance, start_summary, summarize
 from domain.models import Incident, IncidentStatus, Playbook, Stage, TimelineEvent, UpdateSettings
 
 from . import migrations
@@ -300,6 +301,7 @@ def _apply(
         raise StorageError(f"incident {incident_id} vanished inside its own write transaction")
     if events:
         conn.executemany(_INSERT_EVENT, _event_params(events))
+    _advance_summaries(conn, events, updated)
     return updated.model_copy(update={"version": current.version + 1}), list(events), True
 
 
@@ -415,6 +417,75 @@ def _event_params(events: Sequence[TimelineEvent]) -> list[tuple]:
         (e.id, e.incident_id, e.at, e.kind.value, e.actor_id, json.dumps(e.details, separators=(",", ":")))
         for e in events
     ]
+
+
+# -- metrics summaries (migration 0010, domain/metrics.py) -------------------------------------------
+_METRICS_COLUMNS = "incident_id, team_id, playbook_id, channel_id, public, severity, created_at, resolve_ms"
+_UPSERT_METRICS = (
+    f"INSERT INTO incident_metrics ({_METRICS_COLUMNS}, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (incident_id) DO UPDATE SET playbook_id = excluded.playbook_id, public = excluded.public,"
+    " severity = excluded.severity, resolve_ms = excluded.resolve_ms, summary = excluded.summary"
+)
+
+
+def _summary_values(incident: Incident, summary: MetricsSummary) -> tuple:
+    return (incident.id, incident.team_id, incident.playbook_id, incident.channel_id, int(incident.public),
+            incident.severity, incident.created_at, summary.resolve_ms, summary.model_dump_json())
+
+
+def _timeline_of(conn: sqlite3.Connection, incident_id: str) -> list[TimelineEvent]:
+    rows = conn.execute(
+        "SELECT id, incident_id, at, kind, actor_id, details FROM timeline_events WHERE incident_id = ? ORDER BY seq",
+        (incident_id,),
+    ).fetchall()
+    return [_event_from_row(row) for row in rows]
+
+
+def _advance_summaries(
+    conn: sqlite3.Connection, events: Sequence[TimelineEvent], incident: Incident | None = None, *, new: bool = False
+) -> None:
+    """Inside the open write transaction, after ``events`` are inserted: advance the summary of every
+    incident they belong to, and follow ``incident`` (as just written) in the descriptive columns.
+
+    A summary that is missing (an incident from before migration 0010 not backfilled yet) is computed
+    from the whole timeline, which then holds ``events`` already. Nothing is written when nothing changed.
+    """
+    by_incident: dict[str, list[TimelineEvent]] = {}
+    if incident is not None:
+        by_incident[incident.id] = []
+    for event in events:
+        by_incident.setdefault(event.incident_id, []).append(event)
+    for incident_id, own in by_incident.items():
+        subject = incident if incident is not None and incident.id == incident_id else None
+        if new and subject is not None:
+            conn.execute(_UPSERT_METRICS, _summary_values(subject, advance(start_summary(subject.created_at), own)))
+            continue
+        row = conn.execute(
+            "SELECT playbook_id, public, severity, summary FROM incident_metrics WHERE incident_id = ?", (incident_id,)
+        ).fetchone()
+        if subject is None:
+            found = conn.execute(f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+            if found is None:
+                continue
+            subject = _incident_from_row(found)
+            if row is not None:  # the incident did not change: keep what was written with it
+                subject = subject.model_copy(update={"playbook_id": row[0], "public": bool(row[1])})
+                severity = row[2]
+            else:
+                severity = subject.severity
+        else:
+            severity = subject.severity
+        if row is None:
+            summary = summarize(subject.created_at, _timeline_of(conn, incident_id))
+        else:
+            before = MetricsSummary.model_validate_json(row[3])
+            summary = advance(before, own)
+            if summary == before and (row[0], bool(row[1]), row[2]) == (subject.playbook_id, subject.public, severity):
+                continue
+        values = _summary_values(subject, summary)
+        conn.execute(_UPSERT_METRICS, (*values[:5], severity, *values[6:]))
+
+
 
 
 _JOB_COLUMNS = (
@@ -569,6 +640,8 @@ class SqliteStore(Store):
             self._pool = asyncio.Queue()
             for reader in self._readers:
                 self._pool.put_nowait(reader)
+        if schema_version is None:
+            await self.backfill_metrics()
 
     async def close(self) -> None:
         """Close the readers and the writer (checkpointing the WAL)."""
@@ -911,6 +984,7 @@ class SqliteStore(Store):
             )
             if events:
                 conn.executemany(_INSERT_EVENT, _event_params(events))
+            _advance_summaries(conn, events, incident, new=True)
 
         try:
             await self._write(work)
@@ -919,10 +993,6 @@ class SqliteStore(Store):
                 raise Conflict("This channel already has an incident.") from exc
             raise
         return incident
-
-    async def _insert_events(self, conn: aiosqlite.Connection, events: Sequence[TimelineEvent]) -> None:
-        if events:
-            await conn.executemany(_INSERT_EVENT, _event_params(events))
 
     async def get_incident(self, incident_id: str) -> Incident | None:
         row = await self._fetchone(f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,))
@@ -944,11 +1014,18 @@ class SqliteStore(Store):
     ) -> Incident:
         expected = incident.version if expected_version is None else expected_version
         sql, params = _update_statement(incident, expected, previous)
-        async with self._writing() as conn:
-            cursor = await conn.execute(sql, params)
-            if cursor.rowcount != 1:
+
+        def work(conn: sqlite3.Connection) -> bool:
+            if conn.execute(sql, params).rowcount != 1:
+                return False
+            if events:
+                conn.executemany(_INSERT_EVENT, _event_params(events))
+            _advance_summaries(conn, events, incident)
+            return True
+
+        if not await self._write(work):
+            async with self._reading() as conn:
                 await self._explain_missed_update(conn, "incidents", incident.id, "incident")
-            await self._insert_events(conn, events)
         return incident.model_copy(update={"version": expected + 1})
 
     async def mutate_incident(
@@ -1089,13 +1166,61 @@ class SqliteStore(Store):
         return [_event_from_row(row) for row in rows]
 
     async def append_events(self, events: Sequence[TimelineEvent]) -> None:
-        async with self._writing() as conn:
-            try:
-                await self._insert_events(conn, events)
-            except sqlite3.IntegrityError as exc:
-                if "FOREIGN KEY" in str(exc):
-                    raise NotFound("This incident no longer exists.") from exc
-                raise
+        def work(conn: sqlite3.Connection) -> None:
+            conn.executemany(_INSERT_EVENT, _event_params(events))
+            _advance_summaries(conn, events)
+
+        try:
+            await self._write(work)
+        except sqlite3.IntegrityError as exc:
+            if "FOREIGN KEY" in str(exc):
+                raise NotFound("This incident no longer exists.") from exc
+            raise
+
+    # -- metrics summaries ---------------------------------------------------------------------------
+    async def incident_summary(self, incident_id: str) -> MetricsSummary | None:
+        row = await self._fetchone("SELECT summary FROM incident_metrics WHERE incident_id = ?", (incident_id,))
+        return MetricsSummary.model_validate_json(row[0]) if row else None
+
+    async def metrics_rows(self, team_id: str, *, since: int, playbook_id: str | None = None) -> list[MetricsRow]:
+        # The index incident_metrics_stats holds every column read: no table row is visited, and in its
+        # order no sort is needed. The rows are read as plain tuples and made into MetricsRows on the
+        # reader's thread, in one hop.
+        sql = f"SELECT {_METRICS_COLUMNS} FROM incident_metrics WHERE team_id = ? AND created_at >= ?"
+        params: list[Any] = [team_id, since]
+        if playbook_id is not None:
+            sql += " AND playbook_id = ?"
+            params.append(playbook_id)
+
+        def work(conn: sqlite3.Connection) -> list[MetricsRow]:
+            cursor = conn.cursor()
+            cursor.row_factory = None
+            return [MetricsRow(i, t, p, c, bool(public), s, at, r)
+                    for i, t, p, c, public, s, at, r in cursor.execute(sql, params)]
+
+        async with self._reading() as conn:
+            return await _on_thread(conn, work)
+
+    async def incidents_without_summary(self, limit: int = 100) -> list[str]:
+        rows = await self._fetchall(
+            "SELECT id FROM incidents WHERE NOT EXISTS"
+            " (SELECT 1 FROM incident_metrics m WHERE m.incident_id = incidents.id) ORDER BY created_at, id LIMIT ?",
+            (limit,),
+        )
+        return [row[0] for row in rows]
+
+    async def save_summary(self, incident: Incident, summary: MetricsSummary) -> None:
+        values = _summary_values(incident, summary)
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(_UPSERT_METRICS, values)
+
+        try:
+            await self._write(work)
+        except sqlite3.IntegrityError as exc:
+            if "FOREIGN KEY" in str(exc):
+                raise NotFound("This incident no longer exists.") from exc
+            raise
 
     # -- settings -------------------------------------------------------------------------------
     async def get_setting(self, key: str) -> str | None:
