@@ -28,6 +28,8 @@ EVENT_WORDS: dict[str, EventKind] = {
     "restarted": EventKind.RESTARTED,
     "retro_published": EventKind.RETRO_PUBLISHED,
 }
+#: The short name of each kind (as the YAML writes it).
+WORD_OF: dict[str, str] = {kind.value: word for word, kind in EVENT_WORDS.items()}
 #: Targets per playbook, and per team.
 WEBHOOKS_MAX = 5
 
@@ -76,4 +78,4 @@ def new_targets(before: Sequence[WebhookTarget], after: Sequence[WebhookTarget])
     return [target for target in after if target.id not in known]
 
 
-__all__ = ["EVENT_WORDS", "WEBHOOKS_MAX", "WEBHOOK_EVENTS", "edited_targets", "event_kinds", "new_targets", "wants"]
+__all__ = ["EVENT_WORDS", "WEBHOOKS_MAX", "WEBHOOK_EVENTS", "WORD_OF", "edited_targets", "event_kinds", "new_targets", "wants"]
