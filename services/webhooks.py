@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from domain import Incident, TimelineEvent
+from domain import DomainError, Incident, TimelineEvent
 from domain import webhooks as rules
 from domain.models import EventKind, WebhookTarget
 from gateway.errors import MattermostError
@@ -76,7 +76,7 @@ def team_targets(entries: Sequence[TeamWebhook], policy: AddressPolicy) -> list[
             url = parse_target_url(entry.url)
             policy.check_literal(url)
             events = rules.event_kinds(entry.events)
-        except ValueError as error:
+        except (ValueError, DomainError) as error:
             raise ValueError(f"CC_TEAM_WEBHOOKS entry {number}: {error}") from None
         target_id = hashlib.sha256(f"{entry.team_id} {url.url}".encode()).hexdigest()[:26]
         targets.append(TeamTarget(entry.team_id, WebhookTarget(id=target_id, url=url.url, events=events),
