@@ -66,6 +66,12 @@ SIGNATURE_VERSION = "v1"
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+#: Refused even where the standard library's registry calls a part of them global (192.0.0.0/24 holds
+#: cloud metadata addresses such as 192.0.0.192); the rest is IsReservedIP's RFC 6890 list.
+_ALSO_INTERNAL = tuple(ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24",
+    "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/4", "240.0.0.0/4", "::/128", "::1/128", "fc00::/7", "fe80::/10",
+    "ff00::/8"))
 _BAD_CHARACTERS = re.compile(r"[\s\\\x00-\x1f\x7f]")
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
@@ -181,7 +187,9 @@ def is_internal(address: _Address) -> bool:
     inner = _embedded_ipv4(address)
     if inner is not None and is_internal(inner):
         return True
-    return not address.is_global or address.is_multicast
+    if not address.is_global or address.is_multicast:
+        return True
+    return any(address in network for network in _ALSO_INTERNAL if network.version == address.version)
 
 
 def own_addresses() -> frozenset[_Address]:
