@@ -57,6 +57,8 @@ PAYLOAD_VERSION = 1
 #: Where a target comes from: the incident's copy of its playbook's targets, or the team's settings.
 FROM_PLAYBOOK = "playbook"
 FROM_TEAM = "team"
+#: Characters of a severity value carried by a job (values are short option names; a job stays small).
+SEVERITY_MAX = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +151,8 @@ class WebhookService:
                 payload = {"incident_id": incident.id, "event_id": event.id, "kind": event.kind.value,
                            "at": event.at, "actor_id": event.actor_id, "source": source, "target_id": target.id,
                            "status": incident.status.value, "commander_id": incident.commander_id,
-                           "severity": incident.severity, "public": incident.public}
+                           "severity": (incident.severity or None) and str(incident.severity)[:SEVERITY_MAX],
+                           "public": incident.public}
                 await self.ctx.store.schedule_job(WEBHOOK_KIND, f"{event.id}:{target.id}", due_at=now, now=now,
                                                   payload=payload)
                 scheduled = True
