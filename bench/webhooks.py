@@ -17,13 +17,14 @@ import argparse
 import asyncio
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
 
 from domain import incidents as ops
 from domain._ops import event
-from domain.models import EventKind
+from domain.models import EventKind, Incident, TimelineEvent
 from domain.playbooks import StageDraft, StepDraft, new_playbook
 from gateway.webhooks_out import AddressPolicy, WebhookSender, signed_headers
 from services.scheduler import Firing, Scheduler, SystemClock
@@ -44,12 +45,14 @@ async def write_cost(store: SqliteStore, changes: int, targets: int) -> list[flo
                                           now=now)
     await store.create_incident(incident, events)
     times: list[float] = []
+    def change(n: int) -> Callable[[Incident], tuple[Incident, list[TimelineEvent]]]:
+        return lambda i: (i.model_copy(update={"description": f"change {n}"}),
+                          [event(i, EventKind.STATUS_UPDATE, "u" * 26, now + n, message=f"update {n}")])
+
     for n in range(changes):
         started = time.perf_counter()
         async with store.transaction():
-            saved, made = await store.mutate_incident(incident.id, lambda i, n=n: (
-                i.model_copy(update={"description": f"change {n}"}),
-                [event(i, EventKind.STATUS_UPDATE, "u" * 26, now + n, message=f"update {n}")]))
+            saved, made = await store.mutate_incident(incident.id, change(n))
             for t in range(targets):
                 await store.schedule_job("webhook", f"{made[0].id}:{t}", due_at=now, now=now,
                                          payload={"incident_id": saved.id, "event_id": made[0].id, "target_id": t})
