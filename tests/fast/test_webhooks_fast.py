@@ -463,3 +463,32 @@ async def test_the_settings_dialog_saves_webhooks_and_refuses_an_internal_one_at
     assert [(t.url, t.events) for t in saved.webhooks] == [(HOOK, ("created", "ended")), (OTHER, ())]
     told = _told(hooks)
     assert any(target_secret(hooks.ctx.signer, saved.webhooks[1].id) in m for m in told)
+
+
+async def _settings_dialog(fast, user, playbook):
+    reply = await fast.slash(user, fast.town, f'playbook settings "{playbook.title}"')
+    assert reply.text == "", reply.text
+    return fast.mm.dialogs[-1]
+
+
+async def test_someone_no_longer_a_member_of_the_playbook_cannot_set_its_webhooks(hooks):
+    playbook = await hooks.playbook(members=(hooks.people.alice, hooks.people.bob))
+    dialog = await _settings_dialog(hooks, hooks.people.alice, playbook)
+    current = await hooks.store.get_playbook(playbook.id)
+    await hooks.store.update_playbook(current.model_copy(update={"member_ids": (hooks.people.bob.id,)}))
+    outcome = await hooks.submit(hooks.people.alice, dialog, {"reminders": "both", "webhooks": HOOK})
+    assert not outcome.closes and (outcome.error or "").startswith("Playbook not found"), outcome
+    assert (await hooks.store.get_playbook(playbook.id)).webhooks == ()
+    reply = await hooks.slash(hooks.people.dave, hooks.town, f'playbook settings "{playbook.title}"')
+    assert "No playbook" in reply.text  # another team's user does not see it at all
+
+
+async def test_too_many_or_repeated_webhooks_are_refused_at_the_field(hooks):
+    playbook = await hooks.playbook()
+    dialog = await _settings_dialog(hooks, hooks.people.alice, playbook)
+    six = "\n".join(f"https://93.184.215.{n}/hook" for n in range(1, 7))
+    outcome = await hooks.submit(hooks.people.alice, dialog, {"reminders": "both", "webhooks": six})
+    assert "At most 5 webhooks" in outcome.errors.get("webhooks", ""), outcome
+    outcome = await hooks.submit(hooks.people.alice, dialog, {"reminders": "both", "webhooks": f"{HOOK}\n{HOOK} ended"})
+    assert "listed twice" in outcome.errors.get("webhooks", ""), outcome
+    assert (await hooks.store.get_playbook(playbook.id)).webhooks == ()
