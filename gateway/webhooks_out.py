@@ -262,6 +262,8 @@ class AddressPolicy:
 
     async def resolve(self, target: TargetURL, *, timeout_s: float = CONNECT_TIMEOUT_S) -> list[_Address]:
         """Every address of the target, each checked; AddressForbidden if any is refused."""
+        if self._own is None:  # looked up once, off the event loop
+            self._own = await asyncio.to_thread(own_addresses)
         self.check_literal(target)
         if target.literal is not None:
             return [target.literal]
