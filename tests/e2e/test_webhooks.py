@@ -277,7 +277,9 @@ async def test_a_receiver_down_for_a_while_gets_the_delivery_once_it_is_back(san
     assert int(headers["X-CommandCenter-Attempt"]) == job.attempts >= 4
 
 
-async def test_sigkill_right_after_sending_delivers_again_once_with_the_same_key(sandbox, tmp_path, receiver):
+@pytest.mark.parametrize("kill_at, sent_before_restart", [("after_claim", 0), ("after_send", 1)])
+async def test_sigkill_mid_delivery_delivers_with_at_most_one_duplicate_and_the_same_key(sandbox, tmp_path, receiver,
+                                                                                       kill_at, sent_before_restart):
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     log = tmp_path / "bot.log"
@@ -298,7 +300,7 @@ async def test_sigkill_right_after_sending_delivers_again_once_with_the_same_key
         finally:
             await store.close()
 
-        doomed = ReminderBot(sandbox, data_dir, log, CC_TEST_KILL_AT="after_send", **hooks)
+        doomed = ReminderBot(sandbox, data_dir, log, CC_TEST_KILL_AT=kill_at, **hooks)
         bots.append(doomed)
         await doomed.start()
         alice = sandbox.user("alice")
@@ -309,15 +311,16 @@ async def test_sigkill_right_after_sending_delivers_again_once_with_the_same_key
         except Exception:  # the bot may die while answering: whatever the client sees
             pass
         assert doomed.process is not None
-        assert await asyncio.wait_for(doomed.process.wait(), 60) == -9  # killed right after the send
-        assert len(receiver.requests) == 1  # the receiver has it; the job was never completed
+        assert await asyncio.wait_for(doomed.process.wait(), 60) == -9  # killed at the point
+        # after_claim: claimed, not begun; after_send: the receiver has it, the job was never completed.
+        assert len(receiver.requests) == sent_before_restart
         [job] = await _jobs(data_dir)
-        assert job.state is JobState.CLAIMED and job.maybe_delivered
+        assert job.state is JobState.CLAIMED and job.maybe_delivered is bool(sent_before_restart)
 
         restarted = ReminderBot(sandbox, data_dir, log, **hooks)
         bots.append(restarted)
         await restarted.start()
-        await receiver.wait_for(lambda: len(receiver.requests) >= 2, timeout=30)
+        await receiver.wait_for(lambda: len(receiver.requests) >= sent_before_restart + 1, timeout=30)
 
         async def done() -> bool:
             return (await _jobs(data_dir))[0].state is JobState.DONE
@@ -329,7 +332,7 @@ async def test_sigkill_right_after_sending_delivers_again_once_with_the_same_key
     [job] = await _jobs(data_dir)
     assert job.state is JobState.DONE
     keys = [headers[HEADER_IDEMPOTENCY] for _, headers, _ in receiver.requests]
-    assert keys == [job.id, job.id]  # delivered, with at most one duplicate, carrying the same key
-    first_body, second_body = (body for _, _, body in receiver.requests)
-    assert first_body == second_body
+    # Delivered; a duplicate only when the kill came after the send, carrying the same key and body.
+    assert keys == [job.id] * (sent_before_restart + 1)
+    assert len({body for _, _, body in receiver.requests}) == 1
     assert "Traceback" not in log.read_text()
