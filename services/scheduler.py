@@ -21,7 +21,9 @@ Guarantees and how they are kept (storage/jobs.py has the life of a job):
   ended or is gone (kinds may opt out); :meth:`Scheduler.incident_changed` (a card listener)
   also cancels an ended incident's jobs at once.
 - **Failures.** A handler that raises is logged and retried with exponential backoff, up to
-  ``max_attempts`` claims; then the job is marked failed. Raising says "not delivered": a
+  ``max_attempts`` claims; then the job is marked failed (a kind may bring its own :class:`Backoff`:
+  jittered, with its own attempts and a maximum age, and giving up at once on an error whose
+  ``retryable`` is False — the webhooks do). Raising says "not delivered": a
   handler whose failure may hide a delivery (a timeout) registers a ``delivered`` check, which
   is asked before every retry. Nothing a handler or the store does stops the loop.
 - **No polling.** The loop sleeps until the earliest pending due time or lease expiry in the

@@ -100,9 +100,11 @@ class WebhookService:
         for team in teams:
             self.teams.setdefault(team.team_id, []).append(team)
         self._team_names: dict[str, str] = {}
+        #: The kind's retries (services/scheduler.py ``Backoff``); tests make it fast and seed its rng.
+        self.backoff = backoff or Backoff()
         incidents.in_transaction.append(self.enqueue)
         scheduler.register(WEBHOOK_KIND, self.deliver, delivered=self.delivered, while_ongoing=False,
-                           retry=backoff or Backoff())
+                           retry=self.backoff)
 
     # Which targets --------------------------------------------------------------------------
 

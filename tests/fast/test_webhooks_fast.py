@@ -82,11 +82,10 @@ def hooks(fast):
     recorder = Recorder()
     service = fast.app.webhooks
     service.sender = recorder
-    kind = fast.app.scheduler._kinds[WEBHOOK_KIND]
     # A fast, seeded backoff: 1 s doubling, capped at 8 s, 5 attempts, an hour at most.
-    fast.app.scheduler._kinds[WEBHOOK_KIND] = kind.__class__(
-        kind.handler, kind.delivered, kind.while_ongoing,
-        Backoff(base_ms=1_000, max_ms=8_000, max_attempts=5, max_age_ms=3_600_000, rng=random.Random(7)))
+    backoff = service.backoff
+    backoff.base_ms, backoff.max_ms, backoff.max_attempts, backoff.max_age_ms = 1_000, 8_000, 5, 3_600_000
+    backoff.rng = random.Random(7)
     fast.recorder = recorder
     return fast
 
