@@ -36,8 +36,8 @@ Guarantees and how they are kept (storage/jobs.py has the life of a job):
 SIGKILL itself right after it claimed a job, or right after a handler returned (before the job is
 completed); ``after_update_write`` and ``after_first_copy`` are handlers' own points (services/updates.py:
 right after a status update's write, right after its first copy): the crash tests
-(tests/e2e/test_reminder_sigkill.py, tests/e2e/test_update_fanout_sigkill.py) run the real bot that way. It is
-refused (the bot does not start) unless ``CC_TEST_HOOKS=1`` is set as well; never set either in
+(tests/e2e/test_reminder_sigkill.py, tests/e2e/test_update_fanout_sigkill.py, tests/e2e/test_webhooks.py) run
+the real bot that way. It is refused (the bot does not start) unless ``CC_TEST_HOOKS=1`` is set as well; never set either in
 production. ``CC_TEST_SCHEDULER_LEASE_MS`` (also only with ``CC_TEST_HOOKS=1``) shortens the lease
 so that a killed process's claim expires quickly.
 
