@@ -22,6 +22,7 @@ from gateway.events import ConnectionPolicy, EventStream
 from gateway.inbound import CommandTokens, InboundLimits, InboundServer
 from gateway.routing import Registry
 from gateway.signing import ReplayGuard, Signer
+from gateway.webhooks_out import AddressPolicy, WebhookSender
 from plugins.alerts import AlertPlugin
 from plugins.base import FeaturePlugin
 from plugins.direct import DirectMessagePlugin
@@ -44,9 +45,10 @@ from services.livecard import LiveCardScheduler
 from services.playbooks import PlaybookService
 from services.reminders import ReminderService
 from services.report import ReportService
-from services.scheduler import CrashHooks, Scheduler
+from services.scheduler import Backoff, CrashHooks, Scheduler
 from services.stats import StatsService
 from services.updates import UpdateService
+from services.webhooks import WebhookService, team_targets
 from settings import Settings, SettingsError, load_settings
 from storage import open_store
 from storage.base import Store
@@ -128,6 +130,10 @@ class CommandCenter:
         #: Alert routing rules (CC_ALERTS_RULES_FILE, read at start) and the service posting about alerts.
         self.alert_rules = RoutingRules()
         self.alerts: AlertService | None = None
+        self.webhooks: WebhookService | None = None
+        #: Outgoing webhooks: tests inject a sender (e.g. another wall clock) or a faster, seeded backoff.
+        self.webhook_sender: WebhookSender | None = None
+        self.webhook_backoff: Backoff | None = None
         self._ws_task: asyncio.Task | None = None
         # WebSocket keep-alive/reconnect timings; tests shorten them before start().
         self.websocket_policy = ConnectionPolicy()
@@ -150,6 +156,11 @@ class CommandCenter:
         posting = ChannelPosting(ctx.client)
         updates = self.updates = UpdateService(ctx, incidents, scheduler, posting)
         alerts = self.alerts = AlertService(ctx, incidents, scheduler, self.alert_rules)
+        # Lifecycle events to other tools: an outbox of webhook jobs written with each change (services/webhooks.py).
+        policy = AddressPolicy(ctx.settings.webhook_allowed_internal)
+        self.webhooks = WebhookService(ctx, incidents, scheduler, self.webhook_sender or WebhookSender(policy),
+                                       teams=team_targets(ctx.settings.team_webhooks, policy),
+                                       backoff=self.webhook_backoff)
         return [HelpPlugin(ctx), DirectMessagePlugin(ctx, self.registry, history), IncidentPlugin(ctx, incidents),
                 HistoryPlugin(ctx, history),
                 PlaybookPlugin(ctx, PlaybookService(ctx, directory, posting)),
@@ -171,6 +182,7 @@ class CommandCenter:
             raise StartupError(str(error)) from None
         try:
             self.crash_hooks = CrashHooks()
+            team_targets(settings.team_webhooks, AddressPolicy(settings.webhook_allowed_internal))
         except ValueError as error:
             raise StartupError(str(error)) from None
         if settings.alerts_rules_file is not None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "CC_"
@@ -33,6 +33,18 @@ def _check_http_url(value: str, variable: str) -> str:
     if parts.query or parts.fragment:
         raise ValueError(f"must not contain a query or fragment, got {value!r}")
     return value.rstrip("/")
+
+
+class TeamWebhook(BaseModel):
+    """One team-wide outgoing webhook (``CC_TEAM_WEBHOOKS``, docs/webhooks.md): every incident of the
+    team, with the operator's own signing secret; private incidents are sent redacted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    team_id: str = Field(pattern=r"^[a-z0-9]{26}$")
+    url: str = Field(min_length=1, max_length=500)
+    events: tuple[str, ...] = ()
+    secret: str = Field(min_length=16, max_length=256)
 
 
 class Settings(BaseSettings):
@@ -73,6 +85,12 @@ class Settings(BaseSettings):
     alerts_grafana_secret: str | None = Field(None, min_length=16, description="Secret of POST /alerts/grafana")
     alerts_generic_secret: str | None = Field(None, min_length=16, description="Secret of POST /alerts/generic")
     rudder_data_plane_url: str | None = None
+    team_webhooks: list[TeamWebhook] = Field(
+        default_factory=list, description="Team-wide outgoing webhooks, a JSON list of "
+        '{"team_id", "url", "events", "secret"} (docs/webhooks.md)')
+    webhook_allowed_internal: str = Field(
+        "", description="Internal hosts, IPs and CIDRs webhooks may be sent to, separated by spaces or commas "
+        "(like Mattermost's AllowedUntrustedInternalConnections); none by default")
 
     @field_validator("mattermost_url")
     @classmethod

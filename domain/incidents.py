@@ -97,6 +97,7 @@ def start_incident(
         public=playbook.create_public_channel if public is None else public,
         updates=playbook.updates,
         follower_ids=initial_followers(playbook.auto_follower_ids),
+        webhooks=playbook.webhooks,
         next_update_due_at=None if interval is None else now + interval,
     )
     details: dict[str, object] = {"playbook_id": playbook.id, "source_post_id": source_post_id}

@@ -102,6 +102,16 @@ class RetroStatus(StrEnum):
     SKIPPED = "skipped"  #: "no retrospective" was chosen
 
 
+class WebhookTarget(_Frozen):
+    """Where an incident's lifecycle events are sent (issue 21; docs/webhooks.md). ``events``: the
+    event kinds wanted (empty: every lifecycle event). ``id`` is stable while the URL stays: the
+    target's signing secret is derived from it (gateway/webhooks_out.py ``target_secret``)."""
+
+    id: str
+    url: str
+    events: tuple[str, ...] = ()
+
+
 class Step(_Frozen):
     """One checklist item. In a playbook, ``assignee_id`` is the default assignee."""
 
@@ -159,6 +169,8 @@ class Playbook(_Frozen):
     #: Custom fields (severity first by default) and the retrospective (issue 18).
     fields: tuple[FieldDef, ...] = (DEFAULT_SEVERITY,)
     retro: RetroSettings = RetroSettings()
+    #: Outgoing webhooks of its incidents (copied to each incident when it starts).
+    webhooks: tuple[WebhookTarget, ...] = ()
 
     @property
     def step_count(self) -> int:
@@ -235,6 +247,8 @@ class Incident(_Frozen):
     retro_text: str = ""
     retro_published_at: int | None = None
     retro_by: str | None = None
+    #: Outgoing webhooks: the playbook's targets, copied at start.
+    webhooks: tuple[WebhookTarget, ...] = ()
 
     @property
     def severity(self) -> str | None:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from . import limits, validation
 from .errors import DomainError, InvalidState, ValidationError
 from .ids import new_id
-from .models import Playbook, ReminderDelivery, Stage, Step, UpdateSettings
+from .models import Playbook, ReminderDelivery, Stage, Step, UpdateSettings, WebhookTarget
 
 
 class StepDraft(BaseModel):
@@ -189,6 +189,7 @@ def new_playbook(
     invited_user_ids: Iterable[str] = (),
     default_commander_id: str | None = None,
     auto_follower_ids: Iterable[str] = (),
+    webhooks: Sequence[WebhookTarget] = (),
 ) -> Playbook:
     """A new, validated playbook; the creator is always its first member.
 
@@ -198,6 +199,7 @@ def new_playbook(
     return Playbook(
         **_start_settings(invited_user_ids, default_commander_id or "", auto_follower_ids),
         updates=_validated_updates(updates or UpdateSettings()),
+        webhooks=tuple(webhooks),
         id=new_id(),
         team_id=team_id,
         title=validation.playbook_title(title),
@@ -223,6 +225,7 @@ def edit_playbook(
     invited_user_ids: Iterable[str] | None = None,
     default_commander_id: str | None = None,
     auto_follower_ids: Iterable[str] | None = None,
+    webhooks: Sequence[WebhookTarget] | None = None,
 ) -> Playbook:
     """A validated copy of ``playbook`` with the given fields replaced (None: left as it is;
     ``default_commander_id=""`` clears the default commander).
@@ -242,6 +245,8 @@ def edit_playbook(
     if updates is not None:
         update["updates"] = _validated_updates(updates)
     update.update(_start_settings(invited_user_ids, default_commander_id, auto_follower_ids))
+    if webhooks is not None:
+        update["webhooks"] = tuple(webhooks)
     return playbook.model_copy(update=update)
 
 

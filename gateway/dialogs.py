@@ -8,6 +8,7 @@ element's ``max_length``, help text within the server's 150 bytes.
 from __future__ import annotations
 
 from domain import limits
+from domain.webhooks import WEBHOOKS_MAX
 from gateway import ui
 
 OPTION_TEXT_MAX = 150
@@ -83,7 +84,8 @@ SETTINGS_TEXTAREA_MAX = ui.TEXTAREA_MAX
 
 
 def playbook_settings_elements(*, broadcast: str, interval: str, template: str | None, reminders: str,
-                               invite: str, commander: str, followers: str) -> tuple[ui.Element, ...]:
+                               invite: str, commander: str, followers: str,
+                               webhooks: str = "") -> tuple[ui.Element, ...]:
     """The playbook settings dialog (docs/status-updates.md, "Playbook settings").
 
     Several channels and people are typed as ``~name`` / ``@name`` lists: a select takes one value
@@ -116,5 +118,10 @@ def playbook_settings_elements(*, broadcast: str, interval: str, template: str |
         text("followers", "Followers", default=followers, optional=True, textarea=True,
              max_length=SETTINGS_TEXTAREA_MAX, placeholder="@carol",
              help_text=f"Up to {limits.PLAYBOOK_FOLLOWERS_MAX} people who follow every incident started from it."),
+        text("webhooks", "Webhooks", default=webhooks, optional=True, textarea=True,
+             max_length=SETTINGS_TEXTAREA_MAX, placeholder="https://hooks.example.com/cc created ended",
+             help_text=f"Up to {WEBHOOKS_MAX} URLs, one per line, each followed by the events it gets (created, "
+                       "status_update, commander_changed, ended, restarted, retro_published; none: all). "
+                       "A new URL's signing secret is sent to you once (docs/webhooks.md)."),
     ]
     return tuple(elements)

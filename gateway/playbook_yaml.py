@@ -36,18 +36,20 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from domain import limits, validation
+from domain import webhooks as webhook_rules
 from domain.durations import format_duration, parse_duration
 from domain.errors import ValidationError
 from domain.models import Playbook, ReminderDelivery, Stage, UpdateSettings
 from gateway.messages import DEFAULT_TRIGGER, command
+from gateway.webhooks_out import WebhookURLError, parse_target_url
 
 #: Largest YAML text read at all, in characters (as large as the largest file accepted).
 MAX_YAML_CHARS = 256 * 1024
 #: Most YAML values (scalars, lists, mappings, keys included) a playbook at every domain
-#: limit has: 12 top-level fields, every member, broadcast channel, invited user and follower, and
-#: per stage a mapping with 2 fields and a list of steps, each a mapping of 4 fields. Anything with
-#: more is not a playbook.
-MAX_NODES = (30 + limits.PLAYBOOK_MEMBERS_MAX + limits.BROADCAST_CHANNELS_MAX + limits.PLAYBOOK_INVITED_MAX
+#: limit has: 13 top-level fields, every member, broadcast channel, invited user and follower, every
+#: webhook (a mapping of a URL and its events), and per stage a mapping with 2 fields and a list of
+#: steps, each a mapping of 4 fields. Anything with more is not a playbook.
+MAX_NODES = (30 + webhook_rules.WEBHOOKS_MAX * (6 + len(webhook_rules.EVENT_WORDS)) + limits.PLAYBOOK_MEMBERS_MAX + limits.BROADCAST_CHANNELS_MAX + limits.PLAYBOOK_INVITED_MAX
              + limits.PLAYBOOK_FOLLOWERS_MAX + limits.STAGES_MAX * (5 + limits.STEPS_PER_STAGE_MAX * 9))
 #: A parse still running after this long is abandoned (seconds); permitted input takes far less.
 PARSE_TIMEOUT_S = 5.0
@@ -101,6 +103,16 @@ class StageSpec:
 
 
 @dataclass(frozen=True)
+class WebhookSpec:
+    """An outgoing webhook as written in the file (docs/webhooks.md): its URL (form checked; its
+    addresses are checked by the service, which knows the settings) and the event kinds wanted."""
+
+    url: str
+    events: tuple[str, ...] = ()
+    line: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True)
 class PlaybookSpec:
     """A whole playbook as written in the file; already checked against every domain limit."""
 
@@ -119,6 +131,8 @@ class PlaybookSpec:
     invite: tuple[UserRef, ...] = ()
     commander: UserRef | None = None
     followers: tuple[UserRef, ...] = ()
+    #: Outgoing webhooks of its incidents (docs/webhooks.md); secrets are never in the file.
+    webhooks: tuple[WebhookSpec, ...] = ()
 
     def usernames(self) -> list[UserRef]:
         """Every user the file names (members, default assignees, invited users, the default
@@ -496,6 +510,61 @@ def _interval(node: Node, problems: _Problems) -> tuple[bool, int | None]:
         return False, None
 
 
+def _webhook(node: Node, where: str, problems: _Problems) -> WebhookSpec | None:
+    """``- url: …`` with optional ``events: [created, ended]``, or just the URL (every event)."""
+    events_node = None
+    if isinstance(node, MappingNode):
+        found = _fields(node, where, ("url", "events"), ("url",), problems)
+        if found is None or "url" not in found:
+            return None
+        url_node, events_node = found["url"], found.get("events")
+    else:
+        url_node = node
+    url = _scalar_text(url_node, _join(where, "url"), problems)
+    if url is None:
+        return None
+    try:
+        checked = parse_target_url(url).url
+    except WebhookURLError as error:
+        problems.add(url_node, _join(where, "url"), str(error))
+        return None
+    events: tuple[str, ...] = ()
+    if events_node is not None and not _is_null(events_node):
+        names = []
+        for item in _items(events_node, _join(where, "events"), problems, max_items=len(webhook_rules.EVENT_WORDS),
+                           noun="event names"):
+            name = _scalar_text(item, _join(where, "events"), problems)
+            if name is not None:
+                names.append((item, name))
+        kinds: list[str] = []
+        for item, name in names:
+            try:
+                kinds.extend(k for k in webhook_rules.event_kinds([name]) if k not in kinds)
+            except ValidationError as error:
+                problems.add(item, _join(where, "events"), str(error))
+                return None
+        events = tuple(kinds)
+    return WebhookSpec(checked, events, _line(url_node))
+
+
+def _webhooks(node: Node, problems: _Problems) -> tuple[WebhookSpec, ...] | None:
+    where = "webhooks"
+    if _is_null(node):
+        return ()
+    items = _items(node, where, problems, max_items=webhook_rules.WEBHOOKS_MAX, noun="webhooks")
+    specs = [_webhook(item, f"{where}, entry {n}", problems) for n, item in enumerate(items, start=1)]
+    if any(spec is None for spec in specs):
+        return None
+    seen: set[str] = set()
+    for item, spec in zip(items, specs, strict=True):
+        assert spec is not None
+        if spec.url in seen:
+            problems.add(item, where, f"the webhook {spec.url[:80]!r} is listed twice; keep one.")
+            return None
+        seen.add(spec.url)
+    return tuple(spec for spec in specs if spec is not None)
+
+
 def _reminders(node: Node, problems: _Problems) -> ReminderDelivery | None:
     value = _scalar_text(node, "reminders", problems)
     if value is None:
@@ -511,7 +580,7 @@ def _reminders(node: Node, problems: _Problems) -> ReminderDelivery | None:
 # -- public API ---------------------------------------------------------------------------
 
 TOP_LEVEL_FIELDS = ("title", "description", "public", "members", "stages", "broadcast_channels", "update_interval",
-                    "update_template", "reminders", "invite", "commander", "followers")
+                    "update_template", "reminders", "invite", "commander", "followers", "webhooks")
 
 
 def _too_slow(timeout_s: float) -> str:
@@ -569,6 +638,8 @@ def _settings(found: dict[str, Node], problems: _Problems) -> dict:
         settings["commander"] = _username(found["commander"], "commander", problems)
     if "followers" in found:
         settings["followers"] = _members(found["followers"], problems, "followers", limits.PLAYBOOK_FOLLOWERS_MAX)
+    if "webhooks" in found:
+        settings["webhooks"] = _webhooks(found["webhooks"], problems)
     # A field with a problem is None here; the problem is reported before the spec is built.
     return {name: value for name, value in settings.items() if value is not None or name == "update_interval_ms"}
 
@@ -689,6 +760,9 @@ def dump(spec: PlaybookSpec, trigger: str = DEFAULT_TRIGGER) -> str:
         data["commander"] = spec.commander.username
     if spec.followers:
         data["followers"] = [ref.username for ref in spec.followers]
+    if spec.webhooks:
+        data["webhooks"] = [{"url": hook.url, **({"events": [webhook_rules.WORD_OF[k] for k in hook.events]}
+                                                 if hook.events else {})} for hook in spec.webhooks]
     data["stages"] = _stages_data(spec.stages)
     return _header(trigger) + _yaml(data)
 
@@ -730,7 +804,8 @@ def playbook_spec(playbook: Playbook, usernames: Mapping[str, str],
                         update_interval_ms=updates.interval_ms, update_template=updates.template,
                         reminders=updates.reminder_delivery, invite=_user_refs(playbook.invited_user_ids, usernames),
                         commander=UserRef(commander) if commander else None,
-                        followers=_user_refs(playbook.auto_follower_ids, usernames))
+                        followers=_user_refs(playbook.auto_follower_ids, usernames),
+                        webhooks=tuple(WebhookSpec(t.url, t.events) for t in playbook.webhooks))
 
 
 def playbook_settings(spec: PlaybookSpec, user_ids: Mapping[str, str],
@@ -751,6 +826,6 @@ def playbook_settings(spec: PlaybookSpec, user_ids: Mapping[str, str],
 
 __all__ = [
     "ANY_SIZE", "MAX_NODES", "MAX_YAML_CHARS", "PARSE_TIMEOUT_S", "ChannelRef", "Deadline", "PlaybookFormatError",
-    "PlaybookSpec", "Problem", "SizeLimit", "StageSpec", "StepSpec", "UserRef", "dump", "dump_stages", "parse",
+    "PlaybookSpec", "Problem", "SizeLimit", "StageSpec", "StepSpec", "UserRef", "WebhookSpec", "dump", "dump_stages", "parse",
     "parse_stages", "playbook_settings", "playbook_spec", "read_playbook", "read_stages", "stage_specs",
 ]

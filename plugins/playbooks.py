@@ -18,7 +18,9 @@ from typing import Any
 from domain import NotFound, Playbook, ValidationError, limits, outline
 from domain.durations import format_duration, parse_duration
 from domain.errors import COMMAND, Conflict, DomainError
+from domain.models import WebhookTarget
 from domain.templates import DEFAULT_TEMPLATE, TEMPLATES, Template, find_template
+from domain.webhooks import WORD_OF
 from gateway import dialogs, ui
 from gateway import payloads as p
 from gateway import playbook_yaml as pyaml
@@ -117,6 +119,20 @@ def _field_error(error: DomainError, fields: Sequence[str], text: str) -> Dialog
     if error.field is not None and error.field in fields:
         return DialogReply(errors={error.field: text})
     return DialogReply(error=text)
+
+
+def webhook_lines(targets: Sequence[WebhookTarget]) -> str:
+    """The settings dialog's webhooks: one a line, the URL then its events (none: all)."""
+    return "\n".join(" ".join([t.url, *(WORD_OF[k] for k in t.events)]) for t in targets)
+
+
+def webhook_secrets_text(secrets: Sequence[tuple[str, str]]) -> str:
+    """The signing secret of each new webhook, told once to whoever added it (docs/webhooks.md)."""
+    if not secrets:
+        return ""
+    lines = [f"- {inline_code(url)}: {inline_code(secret)}" for url, secret in secrets]
+    return ("\n\nSigning secret of each new webhook (shown only now; configure it in the receiver to verify "
+            "the X-CommandCenter-Signature header, see docs/webhooks.md):\n" + "\n".join(lines))
 
 
 def _names(text: str) -> list[str]:
@@ -508,7 +524,8 @@ class PlaybookPlugin(FeaturePlugin):
             broadcast=" ".join(f"~{channels[c]}" for c in updates.broadcast_channel_ids if c in channels),
             interval=format_duration(updates.interval_ms), template=template,
             reminders=updates.reminder_delivery.value, invite=people(playbook.invited_user_ids),
-            commander=people([playbook.default_commander_id or ""]), followers=people(playbook.auto_follower_ids))
+            commander=people([playbook.default_commander_id or ""]), followers=people(playbook.auto_follower_ids),
+            webhooks=webhook_lines(playbook.webhooks))
         state = self.ctx.signer.dialog_state(
             p.PlaybookSettingsDialog(team_id=team_id, playbook_id=playbook.id, version=playbook.version),
             user_id, channel_id)
@@ -554,7 +571,9 @@ class PlaybookPlugin(FeaturePlugin):
         settings = SettingsInput(
             broadcast_channels=broadcast, interval_ms=interval_ms,
             template=typed("template") if current is None else current.updates.template, reminders=reminders,
-            invite=invite, commander=commander[0] if commander else "", followers=followers)
+            invite=invite, commander=commander[0] if commander else "", followers=followers,
+            webhooks=typed("webhooks").splitlines() if "webhooks" in values else None)
+        before = current or await self.service.get(dialog.team_id, form.user_id, dialog.playbook_id)
         try:
             playbook = await self.service.save_settings(dialog.team_id, form.user_id, dialog.playbook_id,
                                                         expected_version=dialog.version, settings=settings)
@@ -564,7 +583,8 @@ class PlaybookPlugin(FeaturePlugin):
                 return DialogReply(errors={element: self.error_text(error)})
             return DialogReply(error=self.error_text(error))
         await self._tell(form, f"Saved the settings of playbook **{neutralize(playbook.title)}**. Incidents already "
-                               "started keep theirs.")
+                               "started keep theirs." + webhook_secrets_text(
+                                   self.service.webhook_secrets(before.webhooks, playbook.webhooks)))
         return DialogReply()
 
     # Delete -----------------------------------------------------------------------------------
@@ -688,7 +708,7 @@ class PlaybookPlugin(FeaturePlugin):
         verb = "Imported a new" if result.created else "Updated the"
         return (f"{verb} playbook **{neutralize(playbook.title)}**: {len(playbook.stages)} stages, "
                 f"{playbook.step_count} steps, {len(playbook.member_ids)} member"
-                f"{'s' if len(playbook.member_ids) != 1 else ''}.")
+                f"{'s' if len(playbook.member_ids) != 1 else ''}." + webhook_secrets_text(result.new_webhooks))
 
     @on_dialog(Dialog.PLAYBOOK_IMPORT)
     async def on_import_submitted(self, form: DialogSubmission, dialog: p.ImportPlaybookDialog) -> DialogReply:

@@ -385,6 +385,10 @@ class IncidentService:
         #: may hand back a coroutine function run once the change is announced and the card redrawn
         #: (services/updates.py: the status update post first, then broadcast and followers).
         self.listeners: list[ChangeListener] = []
+        #: Called with every stored change (incident, events) *inside* its store transaction, so what
+        #: they write (services/webhooks.py: the outbox) is committed with the change or not at all.
+        #: They must only write to the store: no Mattermost call, nothing slow.
+        self.in_transaction: list[TransactionListener] = []
 
     @property
     def store(self):
@@ -604,7 +608,9 @@ class IncidentService:
                 playbook, name=journal.name, description=journal.description, channel_id=channel.id,
                 creator_id=journal.actor_id, now=journal.created_at, source_post_id=journal.source_post_id,
                 incident_id=journal.incident_id, public=not journal.private, commander_id=commander_id)
-            incident = await self.store.create_incident(incident, events)
+            async with self.store.transaction():
+                incident = await self.store.create_incident(incident, events)
+                await self._in_transaction(incident, events)
             self.ctx.telemetry.incident_changed(incident, events)
 
         async def done() -> None:
@@ -869,20 +875,35 @@ class IncidentService:
                     await then()
         return updated, events
 
+    async def _in_transaction(self, incident: Incident, events: list[TimelineEvent]) -> None:
+        if events:
+            for listener in self.in_transaction:
+                await listener(incident, events)
+
     async def _mutate(self, incident: Incident, operation: Callable[[Incident], tuple[Incident, list[TimelineEvent]]],
                       drawn: Drawn | None) -> tuple[Incident, list[TimelineEvent]]:
         if drawn is None:
-            return await self.store.mutate_incident(incident.id, operation)
+            return await self._mutate_with_listeners(incident.id, operation)
 
         def checked(current: Incident) -> tuple[Incident, list[TimelineEvent]]:
             require_fresh(current, drawn.mark, step=drawn.step, what=drawn.what)
             return operation(current)
 
         try:
-            return await self.store.mutate_incident(incident.id, checked)
+            return await self._mutate_with_listeners(incident.id, checked)
         except StaleCard:
             await self.show_current_card(incident)
             raise
+
+    async def _mutate_with_listeners(self, incident_id: str, operation: Callable[[Incident], tuple[
+            Incident, list[TimelineEvent]]]) -> tuple[Incident, list[TimelineEvent]]:
+        """The versioned write, with what :attr:`in_transaction` writes in the same commit."""
+        if not self.in_transaction:
+            return await self.store.mutate_incident(incident_id, operation)
+        async with self.store.transaction():
+            updated, events = await self.store.mutate_incident(incident_id, operation)
+            await self._in_transaction(updated, events)
+        return updated, events
 
     async def _require_fresh_step(self, incident: Incident, mark: str, target: StepTarget) -> None:
         """For a step's Run button, which writes only once the command was accepted: refuse it first
@@ -1130,6 +1151,8 @@ class IncidentService:
             self.cards.refresh_later(incident.id)
 
 
+#: See IncidentService.in_transaction.
+TransactionListener = Callable[[Incident, list[TimelineEvent]], Awaitable[None]]
 #: See IncidentService.listeners.
 ChangeListener = Callable[[Incident, list[TimelineEvent], str], Awaitable[Callable[[], Awaitable[None]] | None]]
 

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 from domain import Actor, NotFound, Playbook, ValidationError, outline, permissions, step_commands
 from domain import playbooks as ops
+from domain import webhooks as webhook_rules
 from domain.errors import COMMAND, Conflict
-from domain.models import ReminderDelivery
+from domain.models import ReminderDelivery, WebhookTarget
 from domain.playbooks import StageDraft, StepDraft
 from domain.templates import Template
 from gateway import playbook_yaml as pyaml
@@ -38,6 +39,7 @@ from gateway.playbook_yaml import (
     StageSpec,
     UserRef,
 )
+from gateway.webhooks_out import AddressPolicy, WebhookURLError, target_secret
 from services.channels import ChannelPosting
 from services.context import BotContext
 from telemetry import PlaybookChange
@@ -76,6 +78,8 @@ class SettingsInput:
     invite: Sequence[str] = ()
     commander: str = ""
     followers: Sequence[str] = ()
+    #: One webhook a line: the URL, then the events it gets (none: all). None: left as they are.
+    webhooks: Sequence[str] | None = None
 
 
 #: The dialog element of each setting, by the ``field`` of the domain's errors and the refusals below.
@@ -83,6 +87,7 @@ SETTINGS_FIELDS = {
     "broadcast_channel_ids": "broadcast", "broadcast": "broadcast", "interval": "interval",
     "template": "template", "reminder_delivery": "reminders", "invited_user_ids": "invite",
     "invite": "invite", "commander": "commander", "auto_follower_ids": "followers", "followers": "followers",
+    "webhooks": "webhooks",
 }
 
 
@@ -92,6 +97,8 @@ class ImportResult:
 
     playbook: Playbook
     created: bool
+    #: (URL, signing secret) of each webhook the import added: shown once, to the importer.
+    new_webhooks: tuple[tuple[str, str], ...] = ()
 
 
 class PlaybookService:
@@ -102,6 +109,8 @@ class PlaybookService:
         self.directory = directory
         #: The one "may post" check (services/channels.py), shared with the status updates' copies.
         self.posting = posting or ChannelPosting(ctx.client)
+        #: Which webhook targets may be configured (and sent to): CC_WEBHOOK_ALLOWED_INTERNAL.
+        self.webhook_policy = AddressPolicy(ctx.settings.webhook_allowed_internal)
 
     @property
     def store(self):
@@ -381,17 +390,41 @@ class PlaybookService:
         invited = await self._person_ids(team_id, settings.invite, "invite")
         followers = await self._person_ids(team_id, settings.followers, "followers")
         commander = (await self._person_ids(team_id, [settings.commander], "commander"))[0] if settings.commander else ""
+        webhooks = None
+        if settings.webhooks is not None:
+            wanted = [_webhook_line(line) for line in settings.webhooks if line.strip()]
+            webhooks = webhook_rules.edited_targets(playbook.webhooks, await self.checked_webhooks(wanted))
         edited = ops.edit_playbook(
             playbook, now=self.ctx.clock(),
             updates=ops.update_settings(
                 broadcast_channel_ids=broadcast, interval_ms=settings.interval_ms, template=settings.template,
                 reminder_delivery=settings.reminders),
-            invited_user_ids=invited, default_commander_id=commander, auto_follower_ids=followers)
+            invited_user_ids=invited, default_commander_id=commander, auto_follower_ids=followers,
+            webhooks=webhooks)
         if edited.model_copy(update={"updated_at": playbook.updated_at}) == playbook:
             return playbook
         saved = await self.store.update_playbook(edited, expected_version=expected_version)
         self._track(PlaybookChange.UPDATED, saved)
         return saved
+
+    async def checked_webhooks(self, wanted: Sequence[tuple[str, tuple[str, ...], int]]) -> list[tuple[str, tuple[str, ...]]]:
+        """Each (URL, event kinds, line) checked now: its form and every address its host resolves
+        to (gateway/webhooks_out.py); an internal one is refused unless CC_WEBHOOK_ALLOWED_INTERNAL
+        allows it. ValidationError (field ``webhooks``) names the URL, and the line when known."""
+        checked = []
+        for url, events, line in wanted:
+            try:
+                target = await self.webhook_policy.check(url)
+            except WebhookURLError as error:
+                raise ValidationError(f"Line {line}, webhooks: {error}" if line else str(error),
+                                      field="webhooks") from None
+            checked.append((target.url, events))
+        return checked
+
+    def webhook_secrets(self, before: Sequence[WebhookTarget], after: Sequence[WebhookTarget]) -> tuple[
+            tuple[str, str], ...]:
+        """(URL, signing secret) of every target ``after`` has and ``before`` had not."""
+        return tuple((t.url, target_secret(self.ctx.signer, t.id)) for t in webhook_rules.new_targets(before, after))
 
     async def _person_ids(self, team_id: str, names: Iterable[str], field: str) -> list[str]:
         """The ids of the people named (``@name``), each an active person of the team; everyone else is
@@ -522,12 +555,14 @@ class PlaybookService:
         drafts = self.drafts(spec.stages, ids)
         step_commands.check_stages(drafts, self.ctx.settings.command_trigger)
         settings = pyaml.playbook_settings(spec, ids, channels)
-        result = await self._save_import(team_id, user_id, actor, spec, member_ids, drafts, settings)
+        hooks = await self.checked_webhooks([(w.url, w.events, w.line) for w in spec.webhooks])
+        result = await self._save_import(team_id, user_id, actor, spec, member_ids, drafts, settings, hooks)
         self._track(PlaybookChange.CREATED if result.created else PlaybookChange.UPDATED, result.playbook)
         return result
 
     async def _save_import(self, team_id: str, user_id: str, actor: Actor, spec: PlaybookSpec,
-                           member_ids: list[str], drafts: list[StageDraft], settings: dict) -> ImportResult:
+                           member_ids: list[str], drafts: list[StageDraft], settings: dict,
+                           hooks: list[tuple[str, tuple[str, ...]]]) -> ImportResult:
         async with self.store.transaction():
             # Only a playbook the importer can use is replaced; one they cannot see does not exist for them.
             usable = await self.store.playbooks_for_user(team_id, user_id, is_admin=actor.is_system_admin)
@@ -536,16 +571,20 @@ class PlaybookService:
                 raise ValidationError(_several_titled(same) + " Import replaces a playbook by its title; rename "
                                       "one of them first, or change the title in the file.")
             existing = same[0] if same else None
+            before = existing.webhooks if existing else ()
+            webhooks = webhook_rules.edited_targets(before, hooks)
             if existing is None:
                 playbook = ops.new_playbook(team_id=team_id, title=spec.title, created_by=user_id, now=self.ctx.clock(),
                                             description=spec.description, create_public_channel=spec.public,
-                                            stages=drafts, member_ids=member_ids, **settings)
-                return ImportResult(await self.store.create_playbook(playbook), created=True)
+                                            stages=drafts, member_ids=member_ids, webhooks=webhooks, **settings)
+                return ImportResult(await self.store.create_playbook(playbook), created=True,
+                                    new_webhooks=self.webhook_secrets(before, webhooks))
             edited = ops.edit_playbook(existing, now=self.ctx.clock(), title=spec.title, description=spec.description,
-                                       create_public_channel=spec.public, stages=drafts, **settings)
+                                       create_public_channel=spec.public, stages=drafts, webhooks=webhooks, **settings)
             members = tuple(dict.fromkeys([*member_ids, user_id]))
             edited = ops.validate_playbook(edited.model_copy(update={"member_ids": members}))
-            return ImportResult(await self.store.update_playbook(edited), created=False)
+            return ImportResult(await self.store.update_playbook(edited), created=False,
+                                new_webhooks=self.webhook_secrets(before, webhooks))
 
     async def read_attachment(self, user_id: str, channel_id: str, file_ids: Sequence[str]) -> str:
         """The text of the one YAML file the user attached to a message in ``channel_id``."""
@@ -578,6 +617,12 @@ class PlaybookService:
             return data.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise ValidationError("The file is not UTF-8 text; save it as UTF-8 and send it again.") from None
+
+
+def _webhook_line(line: str) -> tuple[str, tuple[str, ...], int]:
+    """``https://… created ended`` (the settings dialog): the URL, the event kinds, no line number."""
+    url, *events = line.split()
+    return url, webhook_rules.event_kinds(e for word in events for e in word.split(",") if e), 0
 
 
 def _with_trigger(stages: Sequence[StageDraft], trigger: str) -> tuple[StageDraft, ...]:

@@ -21,7 +21,9 @@ Guarantees and how they are kept (storage/jobs.py has the life of a job):
   ended or is gone (kinds may opt out); :meth:`Scheduler.incident_changed` (a card listener)
   also cancels an ended incident's jobs at once.
 - **Failures.** A handler that raises is logged and retried with exponential backoff, up to
-  ``max_attempts`` claims; then the job is marked failed. Raising says "not delivered": a
+  ``max_attempts`` claims; then the job is marked failed (a kind may bring its own :class:`Backoff`:
+  jittered, with its own attempts and a maximum age, and giving up at once on an error whose
+  ``retryable`` is False — the webhooks do). Raising says "not delivered": a
   handler whose failure may hide a delivery (a timeout) registers a ``delivered`` check, which
   is asked before every retry. Nothing a handler or the store does stops the loop.
 - **No polling.** The loop sleeps until the earliest pending due time or lease expiry in the
@@ -34,8 +36,8 @@ Guarantees and how they are kept (storage/jobs.py has the life of a job):
 SIGKILL itself right after it claimed a job, or right after a handler returned (before the job is
 completed); ``after_update_write`` and ``after_first_copy`` are handlers' own points (services/updates.py:
 right after a status update's write, right after its first copy): the crash tests
-(tests/e2e/test_reminder_sigkill.py, tests/e2e/test_update_fanout_sigkill.py) run the real bot that way. It is
-refused (the bot does not start) unless ``CC_TEST_HOOKS=1`` is set as well; never set either in
+(tests/e2e/test_reminder_sigkill.py, tests/e2e/test_update_fanout_sigkill.py, tests/e2e/test_webhooks.py) run
+the real bot that way. It is refused (the bot does not start) unless ``CC_TEST_HOOKS=1`` is set as well; never set either in
 production. ``CC_TEST_SCHEDULER_LEASE_MS`` (also only with ``CC_TEST_HOOKS=1``) shortens the lease
 so that a killed process's claim expires quickly.
 
@@ -47,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import signal
 import socket
 import time
@@ -176,11 +179,46 @@ class Firing:
         return self.job.attempts
 
 
+class Backoff:
+    """A kind's own retries (instead of the scheduler's): exponential from ``base_ms``, capped at
+    ``max_ms``, with equal jitter (half the delay fixed, half drawn from ``rng``: seed it in tests);
+    given up after ``max_attempts`` claims, once the job is ``max_age_ms`` old, or at once for an
+    error whose ``retryable`` attribute is False."""
+
+    def __init__(self, *, base_ms: int = 10_000, max_ms: int = 60 * 60_000, max_attempts: int = 12,
+                 max_age_ms: int = 24 * 3_600_000, rng: random.Random | None = None) -> None:
+        if base_ms < 1 or max_ms < base_ms or max_attempts < 1 or max_age_ms < 1:
+            raise ValueError("backoff: base_ms <= max_ms, and max_attempts and max_age_ms, must be positive")
+        self.base_ms = base_ms
+        self.max_ms = max_ms
+        self.max_attempts = max_attempts
+        self.max_age_ms = max_age_ms
+        self.rng = rng or random.Random()
+
+    def delay_ms(self, job: Job, now: int, error: BaseException) -> int | None:
+        """How long until the next attempt; None: give up."""
+        if getattr(error, "retryable", True) is False or job.attempts >= self.max_attempts:
+            return None
+        full = min(self.max_ms, self.base_ms * 2 ** min(job.attempts - 1, 40))
+        delay = full // 2 + int(self.rng.uniform(0, full - full // 2))
+        if now + delay - job.created_at > self.max_age_ms:
+            return None
+        return max(1, delay)
+
+    def why_given_up(self, job: Job, error: BaseException) -> str:
+        if getattr(error, "retryable", True) is False:
+            return "not retryable"
+        if job.attempts >= self.max_attempts:
+            return f"gave up after {job.attempts} attempts"
+        return f"gave up: older than {self.max_age_ms // 60_000} minutes"
+
+
 @dataclass(frozen=True, slots=True)
 class _Kind:
     handler: Handler
     delivered: DeliveredCheck | None
     while_ongoing: bool
+    retry: Backoff | None = None
 
 
 @dataclass
@@ -248,13 +286,14 @@ class Scheduler:
 
     # -- configuration ------------------------------------------------------------------------------
     def register(self, kind: str, handler: Handler, *, delivered: DeliveredCheck | None = None,
-                 while_ongoing: bool = True) -> None:
+                 while_ongoing: bool = True, retry: Backoff | None = None) -> None:
         """Fire jobs of ``kind`` with ``handler``. ``delivered``: whether a job's side effect already
         happened (asked only after a crash mid-delivery). ``while_ongoing``: a job of an ended or
-        deleted incident is cancelled instead of fired."""
+        deleted incident is cancelled instead of fired. ``retry``: the kind's own backoff and limits
+        (default: the scheduler's ``backoff_ms``, ``backoff_max_ms`` and ``max_attempts``)."""
         if kind in self._kinds:
             raise ValueError(f"a handler for {kind!r} is already registered")
-        self._kinds[kind] = _Kind(handler, delivered, while_ongoing)
+        self._kinds[kind] = _Kind(handler, delivered, while_ongoing, retry)
         self.wake()
 
     @property
@@ -440,12 +479,24 @@ class Scheduler:
     async def _failed(self, job: Job, token: str, error: BaseException) -> None:
         text = f"{type(error).__name__}: {error}"
         now = self.clock.now_ms()
-        if job.attempts >= self.max_attempts:
+        retry = self._kinds[job.kind].retry
+        own: int | None = None
+        if retry is not None:
+            own = retry.delay_ms(job, now, error)
+            if own is None:
+                why = retry.why_given_up(job, error)
+                log.error("scheduler: job %s (%s) failed (attempt %d); %s: %s", job.id, job.kind, job.attempts,
+                          why, text)
+                await self.store.finish_job(job.id, token, now=now, state=JobState.FAILED, error=f"{why}: {text}")
+                self.stats.failed += 1
+                return
+        if retry is None and job.attempts >= self.max_attempts:
             log.error("scheduler: job %s (%s) failed %d times; giving up: %s", job.id, job.kind, job.attempts, text)
             await self.store.finish_job(job.id, token, now=now, state=JobState.FAILED, error=text)
             self.stats.failed += 1
             return
-        delay = min(self.backoff_max_ms, self.backoff_ms * 2 ** (job.attempts - 1))
+        delay = own if own is not None else min(
+            self.backoff_max_ms, self.backoff_ms * 2 ** (job.attempts - 1))
         log.warning("scheduler: job %s (%s) failed (attempt %d), retrying in %d s: %s", job.id, job.kind,
                     job.attempts, delay // 1000, text, exc_info=error)
         await self.store.retry_job(job.id, token, due_at=now + delay, now=now, error=text)
@@ -454,5 +505,5 @@ class Scheduler:
             self.wake()
 
 
-__all__ = ["KILL_POINTS", "Clock", "CrashHooks", "DeliveredCheck", "Firing", "Handler", "ManualClock", "Scheduler",
+__all__ = ["KILL_POINTS", "Backoff", "Clock", "CrashHooks", "DeliveredCheck", "Firing", "Handler", "ManualClock", "Scheduler",
            "SchedulerStats", "SystemClock", "default_owner"]

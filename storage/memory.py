@@ -70,7 +70,7 @@ _MUTABLE_INCIDENT_FIELDS: set[str] = {
 #: What ``update_playbook`` writes (and the members).
 _MUTABLE_PLAYBOOK_FIELDS: set[str] = {
     "title", "description", "create_public_channel", "stages", "updated_at", "updates", "invited_user_ids",
-    "default_commander_id", "auto_follower_ids",
+    "default_commander_id", "auto_follower_ids", "webhooks",
 }
 
 

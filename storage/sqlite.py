@@ -43,7 +43,7 @@ from domain.alerts import (
 )
 from domain.errors import Conflict, NotFound
 from domain.metrics import MetricsRow, MetricsSummary, advance, start_summary, summarize
-from domain.models import Incident, IncidentStatus, Playbook, Stage, TimelineEvent, UpdateSettings
+from domain.models import Incident, IncidentStatus, Playbook, Stage, TimelineEvent, UpdateSettings, WebhookTarget
 
 from . import migrations
 from .base import (
@@ -61,12 +61,13 @@ from .jobs import LIVE, Job, JobState, check_selector, payload_json, short_error
 
 _STAGES = TypeAdapter(tuple[Stage, ...])
 _IDS = TypeAdapter(tuple[str, ...])
+_WEBHOOKS = TypeAdapter(tuple[WebhookTarget, ...])
 
 _INCIDENT_COLUMNS = (
     "id, team_id, channel_id, name, description, commander_id, creator_id, playbook_id,"
     " playbook_title, active_stage, status, created_at, ended_at, source_post_id,"
     " card_post_id, public, version, stages, stage_set_at, restarted_at, last_update_at, last_update_by,"
-    " last_update_post_id, next_update_due_at, update_requested_at, updates, follower_ids"
+    " last_update_post_id, next_update_due_at, update_requested_at, updates, follower_ids, webhooks"
 )
 
 _INCIDENT_COLUMN_COUNT = len(_INCIDENT_COLUMNS.split(","))
@@ -74,7 +75,7 @@ _INCIDENT_COLUMN_COUNT = len(_INCIDENT_COLUMNS.split(","))
 _PLAYBOOK_SELECT = (
     "SELECT p.id, p.team_id, p.title, p.description, p.create_public_channel, p.stages,"
     " p.created_by, p.created_at, p.updated_at, p.version, p.default_commander_id, p.updates,"
-    " p.invited_user_ids, p.auto_follower_ids,"
+    " p.invited_user_ids, p.auto_follower_ids, p.webhooks,"
     " (SELECT json_group_array(user_id) FROM"
     "   (SELECT user_id FROM playbook_members m WHERE m.playbook_id = p.id ORDER BY position)) AS member_ids"
     " FROM playbooks p"
@@ -142,6 +143,7 @@ def _incident_from_row(row: sqlite3.Row) -> Incident:
         update_requested_at=row["update_requested_at"],
         updates=_updates(row["updates"]),
         follower_ids=_IDS.validate_json(row["follower_ids"]),
+        webhooks=_webhooks(row["webhooks"]),
     )
 
 
@@ -161,6 +163,16 @@ def _stages(text: str) -> tuple[Stage, ...]:
 def _updates(text: str) -> UpdateSettings:
     """Update settings from their JSON (most incidents share a few playbooks' settings; frozen, so shared)."""
     return UpdateSettings.model_validate_json(text)
+
+
+@functools.lru_cache(maxsize=64)
+def _webhooks(text: str) -> tuple[WebhookTarget, ...]:
+    """Webhook targets from their JSON (shared by the incidents of one playbook; frozen)."""
+    return _WEBHOOKS.validate_json(text)
+
+
+def _webhooks_json(targets: Sequence[WebhookTarget]) -> str:
+    return _WEBHOOKS.dump_json(tuple(targets), exclude_defaults=True).decode()
 
 
 def _updates_json(updates: UpdateSettings) -> str:
@@ -183,7 +195,7 @@ def _playbook_from_row(row: sqlite3.Row) -> Playbook:
 @functools.lru_cache(maxsize=512)
 def _parse_playbook(values: tuple) -> Playbook:
     (id_, team_id, title, description, create_public_channel, stages, created_by, created_at, updated_at,
-     version, default_commander_id, updates, invited_user_ids, auto_follower_ids, member_ids) = values
+     version, default_commander_id, updates, invited_user_ids, auto_follower_ids, webhooks, member_ids) = values
     return Playbook(
         id=id_,
         team_id=team_id,
@@ -200,6 +212,7 @@ def _parse_playbook(values: tuple) -> Playbook:
         updates=_updates(updates),
         invited_user_ids=_IDS.validate_json(invited_user_ids),
         auto_follower_ids=_IDS.validate_json(auto_follower_ids),
+        webhooks=_webhooks(webhooks),
     )
 
 
@@ -856,7 +869,7 @@ class SqliteStore(Store):
                 await conn.execute(
                     "INSERT INTO playbooks (id, team_id, title, description, create_public_channel,"
                     " created_by, created_at, updated_at, version, stages, default_commander_id, updates,"
-                    " invited_user_ids, auto_follower_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " invited_user_ids, auto_follower_ids, webhooks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         playbook.id,
                         playbook.team_id,
@@ -872,6 +885,7 @@ class SqliteStore(Store):
                         _updates_json(playbook.updates),
                         _ids_json(playbook.invited_user_ids),
                         _ids_json(playbook.auto_follower_ids),
+                        _webhooks_json(playbook.webhooks),
                     ),
                 )
             except sqlite3.IntegrityError as exc:
@@ -890,7 +904,7 @@ class SqliteStore(Store):
         async with self._writing() as conn:
             cursor = await conn.execute(
                 "UPDATE playbooks SET title = ?, description = ?, create_public_channel = ?, stages = ?,"
-                " default_commander_id = ?, updates = ?, invited_user_ids = ?, auto_follower_ids = ?,"
+                " default_commander_id = ?, updates = ?, invited_user_ids = ?, auto_follower_ids = ?, webhooks = ?,"
                 " updated_at = ?, version = ? WHERE id = ? AND version = ?",
                 (
                     playbook.title,
@@ -901,6 +915,7 @@ class SqliteStore(Store):
                     _updates_json(playbook.updates),
                     _ids_json(playbook.invited_user_ids),
                     _ids_json(playbook.auto_follower_ids),
+                    _webhooks_json(playbook.webhooks),
                     playbook.updated_at,
                     expected + 1,
                     playbook.id,
@@ -980,6 +995,7 @@ class SqliteStore(Store):
                     incident.update_requested_at,
                     _updates_json(incident.updates),
                     _ids_json(incident.follower_ids),
+                    _webhooks_json(incident.webhooks),
                 ),
             )
             if events:

@@ -58,7 +58,8 @@ async def test_the_settings_dialog_as_users_see_it(sandbox, bot):
     dialog = opened.dialog["dialog"]
     assert dialog["callback_id"] == "playbooksettings" and dialog["title"] == "Playbook settings"
     elements = {e["name"]: e for e in dialog["elements"]}
-    assert list(elements) == ["broadcast", "interval", "template", "reminders", "invite", "commander", "followers"]
+    assert list(elements) == ["broadcast", "interval", "template", "reminders", "invite", "commander", "followers",
+                              "webhooks"]  # the webhooks field: docs/webhooks.md, tests/e2e/test_webhooks.py
     assert elements["interval"]["default"] == "none" and elements["reminders"]["default"] == "both"
     assert elements["template"]["type"] == "textarea"
 
@@ -77,9 +78,10 @@ async def test_the_settings_dialog_as_users_see_it(sandbox, bot):
     assert any("Saved the settings of playbook **Ops**" in p["message"] for p in sandbox.posts(dm))
     # Opened again (by the command this time), the dialog shows what was saved.
     again = await bob.command("town-square", "/incident playbook settings Ops")
-    shown = {e["name"]: e["default"] for e in again.dialog["dialog"]["elements"]}
+    shown = {e["name"]: e.get("default", "") for e in again.dialog["dialog"]["elements"]}
     assert shown == {"broadcast": "~ops-status", "interval": "1h30m", "template": "**Impact:**\n**Next:**",
-                     "reminders": "channel", "invite": "@carol @dave", "commander": "@carol", "followers": "@alice"}
+                     "reminders": "channel", "invite": "@carol @dave", "commander": "@carol", "followers": "@alice",
+                     "webhooks": ""}
 
 
 async def test_broadcast_channels_are_refused_by_name_and_nothing_is_saved(sandbox, bot):

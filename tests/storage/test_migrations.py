@@ -51,10 +51,11 @@ def write_v1_data(db_path) -> dict:
 # as the models' defaults: see test_status_update_columns_migration, so the writer serves it too;
 # version 9 only adds the list generation and its triggers; version 10 only adds the alerts tables;
 # version 11 adds the metrics summaries, which the store backfills when it opens: see
-# tests/storage/test_store_metrics.py).
+# tests/storage/test_store_metrics.py; version 12 adds the webhook columns with defaults, no targets,
+# read back as the models' defaults).
 DATA_WRITERS = {1: write_v1_data, 2: write_v1_data, 3: write_v1_data, 4: write_v1_data, 5: write_v1_data,
                 6: write_v1_data, 7: write_v1_data, 8: write_v1_data, 9: write_v1_data,
-                10: write_v1_data}
+                10: write_v1_data, 11: write_v1_data}
 
 
 def test_every_earlier_version_has_a_data_writer():
