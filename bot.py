@@ -29,6 +29,7 @@ from plugins.history import HistoryPlugin
 from plugins.incidents import IncidentPlugin
 from plugins.playbooks import PlaybookPlugin
 from plugins.reminders import ReminderPlugin
+from plugins.timeline import TimelinePlugin
 from plugins.updates import UpdatesPlugin
 from services.channels import ChannelPosting
 from services.context import BotContext
@@ -39,6 +40,7 @@ from services.livecard import LiveCardScheduler
 from services.playbooks import PlaybookService
 from services.reminders import ReminderService
 from services.scheduler import CrashHooks, Scheduler
+from services.timeline import TimelineService
 from services.updates import UpdateService
 from settings import Settings, SettingsError, load_settings
 from storage import open_store
@@ -144,7 +146,8 @@ class CommandCenter:
                 PlaybookPlugin(ctx, PlaybookService(ctx, directory, posting)),
                 FollowPlugin(ctx, FollowService(ctx, directory, history)),
                 UpdatesPlugin(ctx, updates, history),
-                ReminderPlugin(ctx, reminders, incidents)]
+                ReminderPlugin(ctx, reminders, incidents),
+                TimelinePlugin(ctx, TimelineService(ctx, directory, incidents, history))]
 
     async def start(self) -> None:
         """Start everything; raises StartupError with a readable reason when that is impossible."""

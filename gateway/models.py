@@ -251,6 +251,8 @@ class Post(_Mattermost):
     update_at: int = 0
     edit_at: int = 0
     delete_at: int = 0
+    #: Set on the copies an edit leaves behind (served by ``since`` queries): the edited post's id.
+    original_id: str = ""
     is_pinned: bool = False
     user_id: str = ""
     channel_id: str = ""
@@ -327,6 +329,8 @@ class WebSocketEvent(_Inbound):
     broadcast: Broadcast = Broadcast()
     seq: int = 0
     replayed: bool = False
+    #: When it happened (server ms), for events the catch-up rebuilt from what it read; 0 when live.
+    at: int = 0
 
     @property
     def reaction(self) -> Reaction | None:
