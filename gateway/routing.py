@@ -274,6 +274,8 @@ class Registry:
         an ``on_event`` handler, or it is a ``posted`` event for the ``listen_to`` handlers and not the
         bot's own post (a start causes eight events; the bot's posts among them are never matched)."""
         name = raw.get("event")
+        if name == "post_edited" and self._own_post(raw):
+            return False  # the bot's own edits (every card refresh) are nobody's news
         if name in self.events:
             return True
         if name != "posted" or not self.plugin_manager.message_listeners:
@@ -281,6 +283,11 @@ class Registry:
         data = raw.get("data")
         post = data.get("post") if isinstance(data, dict) else None
         return not (self._bot_user_id and isinstance(post, dict) and post.get("user_id") == self._bot_user_id)
+
+    def _own_post(self, raw: dict[str, Any]) -> bool:
+        data = raw.get("data")
+        post = data.get("post") if isinstance(data, dict) else None
+        return bool(self._bot_user_id) and isinstance(post, dict) and post.get("user_id") == self._bot_user_id
 
     async def event(self, raw: dict[str, Any]) -> None:
         """One WebSocket event (nested JSON already decoded): a ``posted`` one to the ``listen_to``
