@@ -47,7 +47,7 @@ INCIDENT_FOLLOWERS_MAX = 200
 SNOOZE_MS = 15 * 60_000
 REQUEST_UPDATE_COOLDOWN_MS = 5 * 60_000
 
-#: The timeline (issue 18): events a page of ``/incident timeline`` shows; characters of a post kept in
+#: The timeline (issue 18): events a page of the ``timeline`` command shows; characters of a post kept in
 #: its timeline entry (the permalink leads to the rest); characters of the note ``timeline add`` takes.
 TIMELINE_PER_PAGE = 25
 TIMELINE_EXCERPT_MAX = 200

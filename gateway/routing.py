@@ -115,7 +115,8 @@ class Registry:
         self.actions: dict[str, ActionHandler] = {}
         self.dialogs: dict[str, DialogHandler] = {}
         self.events: dict[str, EventHandler] = {}
-        self._event_handlers: dict[str, list[EventHandler]] = {}  # several plugins may handle one event
+        #: Every handler of each event, in the order the plugins were included (several may handle one).
+        self.event_handlers: dict[str, list[EventHandler]] = {}
         #: The payload model each action and dialog handler declared (its second parameter).
         self.payload_models: dict[tuple[Surface, str], type[Payload] | None] = {}
         self._tables: dict[Surface, dict[str, Any]] = {
@@ -154,15 +155,15 @@ class Registry:
         self.payload_models.update(models)
         for surface, key, handler in found:
             if surface is Surface.EVENT:
-                self._event_handlers.setdefault(key, []).append(handler)
-                self.events[key] = self._event_fanout(key) if len(self._event_handlers[key]) > 1 else handler
+                self.event_handlers.setdefault(key, []).append(handler)
+                self.events[key] = self._event_fanout(key) if len(self.event_handlers[key]) > 1 else handler
             else:
                 self._tables[surface][key] = handler
 
     def _event_fanout(self, name: str) -> EventHandler:
         """One handler for an event several plugins handle: each in turn, a failing one logged and
         never stopping the next."""
-        handlers = self._event_handlers[name]
+        handlers = self.event_handlers[name]
 
         async def every(event: WebSocketEvent) -> None:
             for handler in list(handlers):

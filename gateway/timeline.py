@@ -1,5 +1,5 @@
 """Timeline lines as people read them (issue 18): one pure function per event, shared by
-``/incident timeline`` and the report.
+the ``timeline`` command and the report.
 
 :func:`render_event` gives one line: the event's time in UTC, how long after the incident's start
 it happened (``+h:mm``; ``-h:mm`` for a post written before the start), who, and what. Every kind

@@ -1,4 +1,4 @@
-"""``/incident timeline``: the incident's full timeline, adding posts to it, hiding events; and the
+"""The ``timeline`` command: the incident's full timeline, adding posts to it, hiding events; and the
 channel events it records (pins with the timeline emoji, edits, deletes, joins and leaves).
 
 Thin: parse → TimelineService → markdown. The WebSocket handlers take live and caught-up events

@@ -318,7 +318,10 @@ async def test_steps_stages_and_card_follow_every_change(sandbox, bot):
     result = await alice.command(cid, "/incident stage 9")
     assert "Stage 9 does not exist" in result.ephemeral[0]
 
-    kinds = [e.kind.value for e in await bot.store.timeline(incident.id)]
+    timeline = await bot.store.timeline(incident.id)
+    # People joining the channel are on the timeline too (issue 18); here, the checklist's own events.
+    assert [e.details["user_id"] for e in timeline if e.kind.value == "member_joined"] == [sandbox.user_id("bob")]
+    kinds = [e.kind.value for e in timeline if e.kind.value != "member_joined"]
     assert kinds == ["created", "step_checked", "step_checked", "step_unchecked", "step_assigned", "step_assigned",
                      "step_added", "step_renamed", "step_moved", "step_added", "step_removed",
                      "stage_changed", "stage_changed", "stage_changed"]
