@@ -254,11 +254,7 @@ class TimelineService:
         disconnected (``post_changed``, made by the catch-up from ``GET /channels/{id}/posts?since=``):
         an entry follows its post's text, is marked when it is deleted, and — for a change the bot
         only learns from the catch-up — is removed when the post no longer has the timeline emoji."""
-        raw = event.data.get("post")
-        try:
-            post = Post.model_validate(raw) if isinstance(raw, dict) else None
-        except ValueError:
-            return
+        post = event.post
         if post is None or not post.id or post.original_id:
             return  # an edit's history copy, not the post
         if event.event == "post_edited" and self._is_me(post.user_id):
@@ -289,7 +285,7 @@ class TimelineService:
                 changes: list[TimelineEvent] = []
                 if deleted:
                     if not tl.post_deleted(about):
-                        actor = str(event.data.get("delete_by") or post.user_id)
+                        actor = event.actor_id or post.user_id
                         changes.append(new_event(incident, EventKind.POST_DELETED, actor, now, post_id=post.id))
                 else:
                     excerpt = excerpt_of(post.message)
@@ -306,15 +302,15 @@ class TimelineService:
         """``user_added`` / ``user_removed`` in an incident channel: a member joined or left (recorded
         once, whether seen live, replayed by the catch-up, or both)."""
         joined = event.event == "user_added"
-        user_id = str(event.data.get("user_id") or "")
-        channel_id = event.broadcast.channel_id or str(event.data.get("channel_id") or "")
+        user_id = event.member_id
+        channel_id = event.channel_id
         if not user_id and not joined:
             return  # the copy sent to the removed user: the channel's own copy names them
         if self._is_me(user_id) or not channel_id:
             return
         kind = EventKind.MEMBER_JOINED if joined else EventKind.MEMBER_LEFT
         at = event.at if event.replayed and event.at else self.ctx.clock()
-        actor = str(event.data.get("remover_id") or event.data.get("adder_id") or user_id)
+        actor = event.actor_id or user_id
         async with self._channel(channel_id):
             incident = await self.store.incident_by_channel(channel_id)
             if incident is None:
