@@ -267,3 +267,31 @@ async def test_paging_and_a_private_incident_refused_to_a_non_member(sandbox, tb
     # bob is in the team but not in the private channel: told exactly what a missing incident gets.
     refused = await timeline(sandbox, "bob", "town-square", f"~{channel['name']}")
     assert "Secret outage" not in refused and "No incident" in refused
+
+
+async def test_unpins_edits_and_leaves_while_the_bot_restarts_are_caught_up_from_its_checkpoint(sandbox, start_bot):
+    first = await start_bot()
+    synchronise(sandbox, first)
+    await make_playbook(first, sandbox, members=("alice", "bob"))
+    incident, channel = await start_incident(sandbox, first)
+    alice, bob = sandbox.user("alice"), sandbox.user("bob")
+    await alice.add_member(channel["id"], "bob")
+    pinned = await bob.post(channel["id"], "the cache is cold")
+    edited = await bob.post(channel["id"], "rollback started")
+    for post in (pinned, edited):
+        await bob.react(post["id"], "pushpin")
+    await settle(sandbox, first)
+    await first.stop()  # a deploy: the bot is down for a moment
+
+    await bob.unreact(pinned["id"], "pushpin")
+    await bob._call("PUT", f"/api/v4/posts/{edited['id']}/patch", json_body={"message": "rollback done"})
+    await bob._call("DELETE", f"/api/v4/channels/{channel['id']}/members/{bob.id}")
+
+    second = await start_bot()
+    synchronise(sandbox, second)
+    await asyncio.wait_for(second.events.caught_up.wait(), 15)
+    await second.events.settled()
+    text = await timeline(sandbox, "alice", channel["id"])
+    assert "the cache is cold" not in text and "rollback done" in text and "@bob left the channel" in text
+    kinds = [e.kind for e in await second.store.timeline(incident.id)]
+    assert kinds.count(EventKind.MEMBER_LEFT) == 1 and kinds.count(EventKind.POST_REMOVED) == 1
