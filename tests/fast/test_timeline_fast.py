@@ -193,3 +193,14 @@ async def test_a_huge_post_is_kept_short_and_its_markdown_cannot_break_out(fast)
     text = (await fast.slash(fast.people.alice, channel, "timeline")).text
     line = next(line for line in text.splitlines() if "added" in line and "by @bob" in line)
     assert "@here" not in line and "\n" not in line
+
+
+async def test_a_member_who_left_a_private_incident_no_longer_reads_its_timeline(fast):
+    private = await fast.start(name="Quiet breach", playbook=await fast.playbook("Secret", public=False))
+    channel = fast.channel_of(private)
+    fast.mm.join(channel.id, fast.people.bob.id)
+    assert "Timeline · Quiet breach" in (await fast.slash(fast.people.bob, channel, "timeline")).text
+    fast.mm.leave(channel.id, fast.people.bob.id)
+    fast.app.directory.forget_channel(channel.id)  # what the user_removed event does to the kept membership
+    reply = await fast.slash(fast.people.bob, fast.town, f"timeline ~{channel.name}")
+    assert "Quiet breach" not in reply.text and "No incident" in reply.text
