@@ -155,6 +155,14 @@ def membership_needed(about_user: Sequence[TimelineEvent], kind: EventKind, at: 
     return not before or max(before, key=lambda item: item.at).kind is not kind
 
 
+def joined_at_start(incident: Incident, user_ids: Sequence[str], creator_id: str, now: int) -> list[TimelineEvent]:
+    """The joins of the people a start put in the new channel (its creator, the commander, the
+    playbook's invited users), recorded with the incident: Mattermost's ``user_added`` for them
+    arrives before the incident is stored, and any that arrives after is then not news."""
+    return [event(incident, EventKind.MEMBER_JOINED, creator_id, now, user_id=user_id)
+            for user_id in dict.fromkeys(user_ids)]
+
+
 def hide(incident: Incident, events: Sequence[TimelineEvent], number: int, actor: str, now: int,
          *, is_admin: bool = False) -> TimelineEvent:
     """The ``EVENT_HIDDEN`` event hiding event number ``number`` (as listed); only the commander
@@ -182,6 +190,7 @@ __all__ = [
     "Entry",
     "entries",
     "hide",
+    "joined_at_start",
     "membership_needed",
     "page_of",
     "post_deleted",

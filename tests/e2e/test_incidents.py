@@ -320,7 +320,8 @@ async def test_steps_stages_and_card_follow_every_change(sandbox, bot):
 
     timeline = await bot.store.timeline(incident.id)
     # People joining the channel are on the timeline too (issue 18); here, the checklist's own events.
-    assert [e.details["user_id"] for e in timeline if e.kind.value == "member_joined"] == [sandbox.user_id("bob")]
+    assert [e.details["user_id"] for e in timeline if e.kind.value == "member_joined"] == [
+        sandbox.user_id("alice"), sandbox.user_id("bob")]  # alice with the start, bob when she added him
     kinds = [e.kind.value for e in timeline if e.kind.value != "member_joined"]
     assert kinds == ["created", "step_checked", "step_checked", "step_unchecked", "step_assigned", "step_assigned",
                      "step_added", "step_renamed", "step_moved", "step_added", "step_removed",
