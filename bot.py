@@ -34,6 +34,7 @@ from plugins.playbooks import PlaybookPlugin
 from plugins.reminders import ReminderPlugin
 from plugins.report import ReportPlugin
 from plugins.stats import StatsPlugin
+from plugins.timeline import TimelinePlugin
 from plugins.updates import UpdatesPlugin
 from services.alerts import AlertService
 from services.channels import ChannelPosting
@@ -47,6 +48,7 @@ from services.reminders import ReminderService
 from services.report import ReportService
 from services.scheduler import Backoff, CrashHooks, Scheduler
 from services.stats import StatsService
+from services.timeline import TimelineService
 from services.updates import UpdateService
 from services.webhooks import WebhookService, team_targets
 from settings import Settings, SettingsError, load_settings
@@ -167,7 +169,8 @@ class CommandCenter:
                 FollowPlugin(ctx, FollowService(ctx, directory, history)),
                 UpdatesPlugin(ctx, updates, history),
                 ReminderPlugin(ctx, reminders, incidents), AlertPlugin(ctx, alerts, incidents),
-                StatsPlugin(ctx, StatsService(ctx, history)), ReportPlugin(ctx, ReportService(ctx, history))]
+                StatsPlugin(ctx, StatsService(ctx, history)), ReportPlugin(ctx, ReportService(ctx, history)),
+                TimelinePlugin(ctx, TimelineService(ctx, directory, incidents, history))]
 
     async def start(self) -> None:
         """Start everything; raises StartupError with a readable reason when that is impossible."""

@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     )
     command_trigger: str = Field("incident", pattern=r"^[a-z0-9][a-z0-9_.-]{0,127}$", description="Slash command trigger")
     reaction_emoji: str = Field("rotating_light", pattern=r"^[a-z0-9_+-]{1,64}$", description="Emoji that offers to start an incident")
+    timeline_emoji: str = Field("pushpin", pattern=r"^[a-z0-9_+-]{1,64}$",
+                                description="Emoji that adds a post of an incident channel to the incident's timeline")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     request_timeout: float = Field(10.0, gt=0, le=120, description="Seconds before a call to Mattermost is abandoned")
     telemetry_enabled: bool = Field(True, description="Master switch; telemetry also needs both keys below")

@@ -133,16 +133,34 @@ def post_excerpt(about_post: Sequence[TimelineEvent]) -> str | None:
     return text
 
 
-def membership_needed(about_user: Sequence[TimelineEvent], kind: EventKind, at: int) -> bool:
-    """Whether a join (or leave) at ``at`` is news: the user's latest recorded membership event
-    (by time) is not already of that kind and not later. So the same join, seen live and again
-    by the catch-up after an outage, is recorded once, and an old one replayed after a newer
-    leave changes nothing."""
+#: A join or leave seen live and the same one replayed by the catch-up (stamped with its system
+#: post's time) are at most this far apart; two real changes of one person that close are not told apart.
+SAME_CHANGE_MS = 10_000
+
+
+def membership_needed(about_user: Sequence[TimelineEvent], kind: EventKind, at: int, *, replayed: bool) -> bool:
+    """Whether a join (or leave) of one user at ``at`` is news, given their events in recorded order.
+
+    Live (``replayed`` False): when the latest recorded one is not of that kind. Replayed by the
+    catch-up after an outage (the events of a channel come in order): unless the same change was
+    recorded within ``SAME_CHANGE_MS`` (it was seen live, or replayed already), or the user was
+    already in that state at ``at``. So nothing is lost or recorded twice.
+    """
     known = [item for item in about_user if item.kind in _MEMBER_KINDS]
-    if not known:
-        return True
-    last = max(known, key=lambda item: item.at)
-    return last.kind is not kind and last.at <= at
+    if not replayed:
+        return not known or known[-1].kind is not kind
+    if any(item.kind is kind and abs(item.at - at) <= SAME_CHANGE_MS for item in known):
+        return False
+    before = [item for item in known if item.at <= at]
+    return not before or max(before, key=lambda item: item.at).kind is not kind
+
+
+def joined_at_start(incident: Incident, user_ids: Sequence[str], creator_id: str, now: int) -> list[TimelineEvent]:
+    """The joins of the people a start put in the new channel (its creator, the commander, the
+    playbook's invited users), recorded with the incident: Mattermost's ``user_added`` for them
+    arrives before the incident is stored, and any that arrives after is then not news."""
+    return [event(incident, EventKind.MEMBER_JOINED, creator_id, now, user_id=user_id)
+            for user_id in dict.fromkeys(user_ids)]
 
 
 def hide(incident: Incident, events: Sequence[TimelineEvent], number: int, actor: str, now: int,
@@ -166,5 +184,18 @@ def recorded_order(events: Sequence[TimelineEvent]) -> dict[str, int]:
     return {item.id: number for number, item in enumerate(events, start=1)}
 
 
-__all__ = ["BOOKKEEPING", "Entry", "entries", "hide", "membership_needed", "page_of", "post_deleted",
-           "post_excerpt", "post_on_timeline", "recorded_order", "subject_of"]
+__all__ = [
+    "BOOKKEEPING",
+    "SAME_CHANGE_MS",
+    "Entry",
+    "entries",
+    "hide",
+    "joined_at_start",
+    "membership_needed",
+    "page_of",
+    "post_deleted",
+    "post_excerpt",
+    "post_on_timeline",
+    "recorded_order",
+    "subject_of",
+]

@@ -3,9 +3,14 @@
 Mattermost does not replay events to a client that reconnects without resume parameters, so
 after an outage the bot asks for every post changed since the last moment it knew it was in
 sync (``GET /channels/{id}/posts?since=``, per channel the bot belongs to) and turns what it
-finds back into the events the server would have sent: ``posted`` for new posts and
-``reaction_added`` for reactions added in the meantime.  They are handed to the same dispatch
-as live events, which drops anything already handled.
+finds back into the events the server would have sent: ``posted`` for new posts,
+``reaction_added`` for reactions added in the meantime, and ``user_added`` / ``user_removed`` for
+the join and leave system posts (with ``at``, the post's time).  A post changed in other ways —
+edited, deleted, a reaction taken off — leaves only its ``update_at`` and its current state (the
+answer holds deleted posts too, and every live post's reactions in ``metadata``), so it becomes a
+``post_changed`` event, not a Mattermost one, carrying the post as it is now: handlers compare it
+with what they recorded.  They are handed to the same dispatch as live events, which drops
+anything already handled.
 
 A ``since`` answer is complete only below the server's cap: store ``GetPostsSince`` selects
 ``UpdateAt > since`` with ``LIMIT 1000`` and no ordering, and every edit (a card refresh, a pin)
@@ -110,9 +115,20 @@ class CatchUp:
             posts = await self._whole_channel(channel.id)
         events: list[tuple[int, dict[str, Any]]] = []
         for post in posts:
+            if post.original_id:
+                continue  # the copy an edit leaves behind: the post itself is in the answer too
+            if post.is_system:
+                if post.create_at > since and (membership := _membership(channel, post)) is not None:
+                    events.append((post.create_at, membership))
+                continue
+            if post.update_at > since:
+                # Edited, deleted, or its reactions changed: the post as it is now (with its reactions).
+                events.append((post.update_at, {"event": "post_changed", "data": {"post": post.model_dump_json()},
+                                                "broadcast": _broadcast(channel.id), "replayed": True,
+                                                "at": post.update_at}))
             if post.delete_at:
                 continue
-            if post.create_at > since and not post.is_system and post.user_id != self.client.user_id:
+            if post.create_at > since and post.user_id != self.client.user_id:
                 events.append((post.create_at, await self._posted(channel, post)))
             for reaction in await self._reactions(post):
                 if reaction.create_at > since and not reaction.delete_at:
@@ -161,6 +177,31 @@ class CatchUp:
                 log.warning("catch-up: cannot look up user %s", user_id)
                 return ""
         return self._usernames[user_id]
+
+
+#: The system posts Mattermost writes when someone joins or is added to a channel, leaves or is removed
+#: (app/channel.go postJoinChannelMessage, PostAddToChannelMessage, postLeaveChannelMessage,
+#: postRemoveFromChannelMessage), and the props naming the person when it is not the post's author.
+_JOINED = {"system_join_channel": "", "system_add_to_channel": "addedUserId"}
+_LEFT = {"system_leave_channel": "", "system_remove_from_channel": "removedUserId"}
+
+
+def _membership(channel: Channel, post: Post) -> dict[str, Any] | None:
+    """The ``user_added`` / ``user_removed`` event a join or leave post stands for (the server's own
+    fields, plus who added someone as ``adder_id`` and when it happened as ``at``), or None."""
+    joined = post.type in _JOINED
+    if not joined and post.type not in _LEFT:
+        return None
+    key = (_JOINED if joined else _LEFT)[post.type]
+    user_id = str(post.props.get(key) or "") if key else post.user_id
+    if not user_id:
+        return None
+    data: dict[str, Any] = {"user_id": user_id, "team_id": channel.team_id} if joined else {
+        "user_id": user_id, "remover_id": post.user_id}
+    if joined and post.user_id != user_id:
+        data["adder_id"] = post.user_id
+    return {"event": "user_added" if joined else "user_removed", "data": data,
+            "broadcast": _broadcast(channel.id), "replayed": True, "at": post.create_at}
 
 
 def _broadcast(channel_id: str) -> dict[str, Any]:

@@ -164,6 +164,12 @@ class EventStream:
             except Exception:
                 log.exception("a connection observer failed")
 
+    async def settled(self) -> None:
+        """Wait until every event handed to the dispatch so far has been handled (tests and tools:
+        what a handler records is then in the store)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     @property
     def catching_up(self) -> bool:
         return self._catchup_task is not None and not self._catchup_task.done()

@@ -81,6 +81,15 @@ USAGES: dict[str, Usage] = {
                        max_words=2, in_help=False),
     "info": Usage("info [incident]", "Details: commander, playbook, duration, people, stages, timeline "
                   "(the incident by name, ~channel or channel name; this channel's by default)", "info"),
+    "timeline": Usage("timeline [incident] [page] [--all] / add <post link> [note] / hide N",
+                      "The incident's full timeline, paged (UTC times, +h:mm since the start); add a post "
+                      "from elsewhere; the commander hides an event (react with :pushpin: to add a post "
+                      "of the incident channel)", "timeline 2"),
+    "timeline add": Usage("timeline add <post link> [note]", "Add a post you can read to this incident's "
+                          "timeline, with a note", "timeline add https://chat.example.com/acme/pl/8xk3... "
+                          "the first report", min_words=1, in_help=False),
+    "timeline hide": Usage("timeline hide N", "Hide event N (the number shown before it) from the timeline "
+                           "(commander only)", "timeline hide 5", min_words=1, max_words=1, in_help=False),
     "list": Usage("list [ongoing|ended|all|overdue] [@commander] [--playbook NAME] [--search TEXT] [--page N]",
                   "Incidents you can see in this team, newest first", "list ongoing @alice"),
     "export": Usage("export [incident] [--raw]", "CSV of the incident channel, sent to you by direct message; "

@@ -251,6 +251,8 @@ class Post(_Mattermost):
     update_at: int = 0
     edit_at: int = 0
     delete_at: int = 0
+    #: Set on the copies an edit leaves behind (served by ``since`` queries): the edited post's id.
+    original_id: str = ""
     is_pinned: bool = False
     user_id: str = ""
     channel_id: str = ""
@@ -327,6 +329,8 @@ class WebSocketEvent(_Inbound):
     broadcast: Broadcast = Broadcast()
     seq: int = 0
     replayed: bool = False
+    #: When it happened (server ms), for events the catch-up rebuilt from what it read; 0 when live.
+    at: int = 0
 
     @property
     def reaction(self) -> Reaction | None:
@@ -335,12 +339,39 @@ class WebSocketEvent(_Inbound):
         return Reaction.model_validate(raw) if isinstance(raw, dict) else None
 
     @property
+    def post(self) -> Post | None:
+        """The post of a ``post_edited``/``post_deleted`` event (or the catch-up's ``post_changed``)."""
+        raw = self.data.get("post")
+        try:
+            return Post.model_validate(raw) if isinstance(raw, dict) else None
+        except ValueError:
+            return None
+
+    @property
+    def member_id(self) -> str:
+        """The user a ``user_added``/``user_removed`` event is about ("" in the copy sent to the
+        removed user, which names the channel instead)."""
+        return str(self.data.get("user_id") or "")
+
+    @property
+    def actor_id(self) -> str:
+        """Who did it, when the event says: ``remover_id`` (user_removed), ``delete_by``
+        (post_deleted), ``adder_id`` (the catch-up's user_added, from the system post)."""
+        for key in ("remover_id", "delete_by", "adder_id"):
+            value = self.data.get(key)
+            if isinstance(value, str) and value:
+                return value
+        return ""
+
+    @property
     def channel_id(self) -> str:
-        """The channel the event happened in (the broadcast's, else the reaction's or post's own)."""
+        """The channel the event happened in (the broadcast's, else the reaction's or post's own,
+        else the one the data names)."""
         if self.broadcast.channel_id:
             return self.broadcast.channel_id
         for key in ("reaction", "post"):
             raw = self.data.get(key)
             if isinstance(raw, dict) and isinstance(raw.get("channel_id"), str):
                 return raw["channel_id"]
-        return ""
+        value = self.data.get("channel_id")
+        return value if isinstance(value, str) else ""

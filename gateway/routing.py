@@ -8,7 +8,8 @@ Plugins are mmpy_bot ``Plugin`` classes whose handlers are declared on their met
   ``on_dialog(Dialog.START)``, ``on_event("reaction_added")``.
 
 :meth:`Registry.include` collects both kinds (mmpy_bot's ``PluginManager`` collects the ``listen_to``
-methods and owns their regexes) and refuses two handlers for one key.  Inbound HTTP (gateway/inbound.py),
+methods and owns their regexes) and refuses two handlers for one key — except WebSocket events, which
+are news with no answer: every plugin that handles one gets it, in turn.  Inbound HTTP (gateway/inbound.py),
 the WebSocket and its catch-up (gateway/events.py) and direct messages all end in :meth:`Registry.dispatch`.
 """
 
@@ -114,6 +115,8 @@ class Registry:
         self.actions: dict[str, ActionHandler] = {}
         self.dialogs: dict[str, DialogHandler] = {}
         self.events: dict[str, EventHandler] = {}
+        #: Every handler of each event, in the order the plugins were included (several may handle one).
+        self.event_handlers: dict[str, list[EventHandler]] = {}
         #: The payload model each action and dialog handler declared (its second parameter).
         self.payload_models: dict[tuple[Surface, str], type[Payload] | None] = {}
         self._tables: dict[Surface, dict[str, Any]] = {
@@ -140,7 +143,9 @@ class Registry:
         seen: set[tuple[Surface, str]] = set()
         models: dict[tuple[Surface, str], type[Payload] | None] = {}
         for surface, key, handler in found:
-            if key in self._tables[surface] or (surface, key) in seen:
+            # A WebSocket event is news with no answer: every feature that wants it gets it (in the
+            # order the plugins were included). Every other key has exactly one handler.
+            if surface is not Surface.EVENT and (key in self._tables[surface] or (surface, key) in seen):
                 raise ValueError(f"two handlers for {surface} {key!r}")
             seen.add((surface, key))
             if surface in (Surface.ACTION, Surface.DIALOG):
@@ -149,7 +154,24 @@ class Registry:
             self._include_listeners(plugin)
         self.payload_models.update(models)
         for surface, key, handler in found:
-            self._tables[surface][key] = handler
+            if surface is Surface.EVENT:
+                self.event_handlers.setdefault(key, []).append(handler)
+                self.events[key] = self._event_fanout(key) if len(self.event_handlers[key]) > 1 else handler
+            else:
+                self._tables[surface][key] = handler
+
+    def _event_fanout(self, name: str) -> EventHandler:
+        """One handler for an event several plugins handle: each in turn, a failing one logged and
+        never stopping the next."""
+        handlers = self.event_handlers[name]
+
+        async def every(event: WebSocketEvent) -> None:
+            for handler in list(handlers):
+                try:
+                    await handler(event)
+                except Exception:
+                    log.exception("websocket %s handler failed", name)
+        return every
 
     def _include_listeners(self, plugin: Plugin) -> None:
         """Let mmpy_bot's PluginManager collect ``plugin``'s ``listen_to`` methods.
@@ -253,6 +275,8 @@ class Registry:
         an ``on_event`` handler, or it is a ``posted`` event for the ``listen_to`` handlers and not the
         bot's own post (a start causes eight events; the bot's posts among them are never matched)."""
         name = raw.get("event")
+        if name == "post_edited" and self._own_post(raw):
+            return False  # the bot's own edits (every card refresh) are nobody's news
         if name in self.events:
             return True
         if name != "posted" or not self.plugin_manager.message_listeners:
@@ -260,6 +284,11 @@ class Registry:
         data = raw.get("data")
         post = data.get("post") if isinstance(data, dict) else None
         return not (self._bot_user_id and isinstance(post, dict) and post.get("user_id") == self._bot_user_id)
+
+    def _own_post(self, raw: dict[str, Any]) -> bool:
+        data = raw.get("data")
+        post = data.get("post") if isinstance(data, dict) else None
+        return bool(self._bot_user_id) and isinstance(post, dict) and post.get("user_id") == self._bot_user_id
 
     async def event(self, raw: dict[str, Any]) -> None:
         """One WebSocket event (nested JSON already decoded): a ``posted`` one to the ``listen_to``

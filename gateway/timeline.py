@@ -12,6 +12,7 @@ out of the line.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ from domain.models import EventKind, Incident, TimelineEvent
 from gateway.messages import format_duration, inline_code, limited_markdown, neutralize
 
 Names = Mapping[str, str]
+_USER_ID = re.compile(r"[a-z0-9]{26}")
 
 
 def clock_time(ms: int) -> str:
@@ -210,8 +212,9 @@ def user_ids_of(event: TimelineEvent) -> set[str]:
         value = event.details.get(key)
         if isinstance(value, str) and value:
             ids.add(value)
-    if event.kind is EventKind.FIELD_CHANGED and isinstance(event.details.get("value"), str):
-        ids.add(event.details["value"])
+    value = event.details.get("value")
+    if event.kind is EventKind.FIELD_CHANGED and isinstance(value, str) and _USER_ID.fullmatch(value):
+        ids.add(value)  # a user field's value (a text that merely looks like an id finds nobody)
     return {user_id for user_id in ids if user_id}
 
 

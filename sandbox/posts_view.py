@@ -102,6 +102,10 @@ def posts_since(world: World, channel_id: str, since: int, *, collapsed: bool = 
     join ``posts`` (and ``order`` only when they changed too); the result is sorted newest first.
     ``getPostsSinceCollapsedThreads`` (``collapsedThreads=true``) keeps root rows only and does
     order them, ``CreateAt DESC LIMIT 1000``.
+    Each live post comes with its current reactions in ``metadata`` (api4 ``getPostsForChannel``
+    hands the list to app ``PreparePostListForClient``), so a reaction taken off shows as a post
+    whose ``update_at`` moved and whose reactions no longer hold it (store reaction ``Delete``
+    bumps the post's ``UpdateAt``) — what the bot's catch-up reads after an outage.
     """
     rows = world.channel_posts[channel_id] + world.post_history.get(channel_id, [])
     changed = [pid for pid in rows if world.posts[pid]["update_at"] > since]

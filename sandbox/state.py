@@ -863,6 +863,8 @@ class World:
         post["has_reactions"] = True
         post["update_at"] = t
         post["metadata"]["reactions"] = list(self.reactions[post["id"]])
+        # app/reaction.go SaveReactionForPost → sendReactionEvent: the saved reaction (its channel_id
+        # filled in from the post) as a JSON string, to every member of the post's channel.
         self.emit("reaction_added", {"reaction": json.dumps(reaction)}, channel_id=post["channel_id"])
         self.touch()
         return reaction
@@ -880,7 +882,12 @@ class World:
         else:
             post["metadata"].pop("reactions", None)
             post["has_reactions"] = False
-        removed = dict(gone[0], delete_at=t, update_at=t)
+        # api4/reaction.go deleteReaction hands app DeleteReactionForPost a Reaction of only the user,
+        # post and emoji named in the URL; store Delete (``PreUpdate``) stamps its UpdateAt and writes
+        # DeleteAt in SQL only, and app/reaction.go sendReactionEvent broadcasts that struct to the
+        # channel: no create_at, no delete_at, no channel_id (the broadcast names the channel).
+        removed = {"user_id": user_id, "post_id": post["id"], "emoji_name": emoji, "create_at": 0,
+                   "update_at": t, "delete_at": 0, "remote_id": "", "channel_id": ""}
         self.emit("reaction_removed", {"reaction": json.dumps(removed)}, channel_id=post["channel_id"])
         self.touch()
 

@@ -39,6 +39,7 @@ from domain import playbooks as playbook_ops
 from domain.errors import COMMAND
 from domain.freshness import StaleCard, require_fresh
 from domain.models import EventKind
+from domain.timeline import joined_at_start
 from gateway.cards import (
     CardContext,
     card_user_ids,
@@ -608,6 +609,8 @@ class IncidentService:
                 playbook, name=journal.name, description=journal.description, channel_id=channel.id,
                 creator_id=journal.actor_id, now=journal.created_at, source_post_id=journal.source_post_id,
                 incident_id=journal.incident_id, public=not journal.private, commander_id=commander_id)
+            joined = [journal.actor_id, commander_id, *(u for u in playbook.invited_user_ids if u not in refused)]
+            events = [*events, *joined_at_start(incident, joined, journal.actor_id, journal.created_at)]
             async with self.store.transaction():
                 incident = await self.store.create_incident(incident, events)
                 await self._in_transaction(incident, events)

@@ -290,6 +290,11 @@ class Store(abc.ABC):
         """The incident's events in the order they were recorded."""
 
     @abc.abstractmethod
+    async def events_about(self, incident_id: str, subject_id: str) -> list[TimelineEvent]:
+        """The incident's events about one post, member or event (``domain.timeline.subject_of``),
+        in the order they were recorded; found by an index, not by reading the whole timeline."""
+
+    @abc.abstractmethod
     async def append_events(self, events: Sequence[TimelineEvent]) -> None:
         """Append events that do not change the incident itself (e.g. a status update)."""
 

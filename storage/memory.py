@@ -42,6 +42,7 @@ from domain.alerts import AlertGroup, AlertIn, AlertRecord, AlertStatus, GroupPo
 from domain.errors import Conflict, NotFound
 from domain.metrics import MetricsRow, MetricsSummary, advance, start_summary, summarize
 from domain.models import Incident, Playbook, TimelineEvent
+from domain.timeline import subject_of
 from domain.todo import has_open_step_of
 
 from . import migrations
@@ -84,6 +85,7 @@ class _Event:
 
     event: TimelineEvent
     details: str
+    subject: str | None = None  #: what the event is about (domain/timeline.py subject_of)
 
     def read(self) -> TimelineEvent:
         return self.event.model_copy(update={"details": json.loads(self.details)})
@@ -289,7 +291,7 @@ def _stored_events(data: _Data, events: Sequence[TimelineEvent], new_incident: s
         seen.add(event.id)
         details = json.dumps(event.details, separators=(",", ":"))
         bare = TimelineEvent.model_validate({**event.model_dump(exclude={"details"}), "details": {}})
-        stored.append(_Event(bare, details))
+        stored.append(_Event(bare, details, subject_of(event)))
     return stored
 
 
@@ -544,6 +546,10 @@ class MemoryStore(Store):
 
     async def timeline(self, incident_id: str) -> list[TimelineEvent]:
         return [stored.read() for stored in (await self._read()).timelines.get(incident_id, ())]
+
+    async def events_about(self, incident_id: str, subject_id: str) -> list[TimelineEvent]:
+        return [stored.read() for stored in (await self._read()).timelines.get(incident_id, ())
+                if stored.subject == subject_id]
 
     async def append_events(self, events: Sequence[TimelineEvent]) -> None:
         async with self._writing() as data:

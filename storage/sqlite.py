@@ -44,6 +44,7 @@ from domain.alerts import (
 from domain.errors import Conflict, NotFound
 from domain.metrics import MetricsRow, MetricsSummary, advance, start_summary, summarize
 from domain.models import Incident, IncidentStatus, Playbook, Stage, TimelineEvent, UpdateSettings, WebhookTarget
+from domain.timeline import subject_of
 
 from . import migrations
 from .base import (
@@ -273,7 +274,8 @@ def _update_statement(incident: Incident, expected: int, previous: Incident | No
     )
 
 
-_INSERT_EVENT = "INSERT INTO timeline_events (id, incident_id, at, kind, actor_id, details) VALUES (?, ?, ?, ?, ?, ?)"
+_INSERT_EVENT = ("INSERT INTO timeline_events (id, incident_id, at, kind, actor_id, details, subject_id)"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?)")
 
 
 def _rollback_quietly(conn: sqlite3.Connection) -> None:
@@ -427,7 +429,8 @@ def _count_incidents(conn: sqlite3.Connection, count: _Count, cached: tuple[int,
 
 def _event_params(events: Sequence[TimelineEvent]) -> list[tuple]:
     return [
-        (e.id, e.incident_id, e.at, e.kind.value, e.actor_id, json.dumps(e.details, separators=(",", ":")))
+        (e.id, e.incident_id, e.at, e.kind.value, e.actor_id, json.dumps(e.details, separators=(",", ":")),
+         subject_of(e))
         for e in events
     ]
 
@@ -1178,6 +1181,14 @@ class SqliteStore(Store):
             "SELECT id, incident_id, at, kind, actor_id, details FROM timeline_events"
             " WHERE incident_id = ? ORDER BY seq",
             (incident_id,),
+        )
+        return [_event_from_row(row) for row in rows]
+
+    async def events_about(self, incident_id: str, subject_id: str) -> list[TimelineEvent]:
+        rows = await self._fetchall(
+            "SELECT id, incident_id, at, kind, actor_id, details FROM timeline_events"
+            " WHERE incident_id = ? AND subject_id = ? ORDER BY seq",
+            (incident_id, subject_id),
         )
         return [_event_from_row(row) for row in rows]
 

@@ -106,7 +106,7 @@ async def test_start_creates_channel_posts_and_pinned_card(sandbox, bot):
     note = await sandbox.wait_for(lambda: [p for p in sandbox.posts(dm) if "~checkout-errors" in p["message"]])
     assert "has started" in note[0]["message"]
     events = await bot.store.timeline(incident.id)
-    assert [e.kind.value for e in events] == ["created"]
+    assert [e.kind.value for e in events] == ["created", "member_joined"]  # the start, and its creator joining
 
 
 async def test_private_playbook_makes_private_channel_and_name_clash_gets_suffix(sandbox, bot):
@@ -318,7 +318,11 @@ async def test_steps_stages_and_card_follow_every_change(sandbox, bot):
     result = await alice.command(cid, "/incident stage 9")
     assert "Stage 9 does not exist" in result.ephemeral[0]
 
-    kinds = [e.kind.value for e in await bot.store.timeline(incident.id)]
+    timeline = await bot.store.timeline(incident.id)
+    # People joining the channel are on the timeline too (issue 18); here, the checklist's own events.
+    assert [e.details["user_id"] for e in timeline if e.kind.value == "member_joined"] == [
+        sandbox.user_id("alice"), sandbox.user_id("bob")]  # alice with the start, bob when she added him
+    kinds = [e.kind.value for e in timeline if e.kind.value != "member_joined"]
     assert kinds == ["created", "step_checked", "step_checked", "step_unchecked", "step_assigned", "step_assigned",
                      "step_added", "step_renamed", "step_moved", "step_added", "step_removed",
                      "stage_changed", "stage_changed", "stage_changed"]
@@ -339,7 +343,7 @@ async def test_bad_step_references_are_explained(sandbox, bot):
     for text, expected in cases.items():
         result = await alice.command(channel["id"], text)
         assert result.ephemeral and expected in result.ephemeral[0], (text, result.ephemeral)
-    assert [e.kind.value for e in await bot.store.timeline(incident.id)] == ["created"]
+    assert [e.kind.value for e in await bot.store.timeline(incident.id)] == ["created", "member_joined"]
 
 
 async def test_non_member_cannot_check_a_step(sandbox, bot):
@@ -568,7 +572,7 @@ async def test_tampered_dialog_choices_are_refused_without_change(sandbox, bot):
     await alice.click(incident.card_post_id, step_button(card(sandbox, incident), "Assign", "Acknowledge"))
     outcome = await alice.submit_dialog({"assignee": "x" * 300})
     assert not outcome.closed and "from the list" in outcome.errors["assignee"]
-    assert [e.kind.value for e in await bot.store.timeline(incident.id)] == ["created"]
+    assert [e.kind.value for e in await bot.store.timeline(incident.id)] == ["created", "member_joined"]
 
 
 async def test_card_keeps_updating_long_after_the_edit_time_limit(sandbox, bot):

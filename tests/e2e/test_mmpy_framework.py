@@ -8,6 +8,7 @@ from mmpy_bot import Plugin
 from gateway.routing import Surface
 from plugins.direct import THANKS_TEXT, DirectMessagePlugin
 from plugins.incidents import IncidentPlugin
+from plugins.timeline import TimelinePlugin
 from tests.e2e.test_playbooks import dm_bot
 
 LOGIN_PATHS = ("/api/v4/users/me", "/api/v4/users/login")
@@ -38,11 +39,13 @@ async def test_mmpy_bots_environment_variables_change_nothing(sandbox, start_bot
 
 async def test_every_feature_is_an_mmpy_bot_plugin_in_the_one_registry(bot):
     registry = bot.registry
-    owners = {type(handler.__self__) for table in (registry.commands, registry.actions, registry.dialogs,
-                                                   registry.events) for handler in table.values()}
+    owners = {type(handler.__self__) for table in (registry.commands, registry.actions, registry.dialogs)
+              for handler in table.values()}
+    owners |= {type(handler.__self__) for handlers in registry.event_handlers.values() for handler in handlers}
     assert owners and all(issubclass(owner, Plugin) for owner in owners)
     assert registry.handles(Surface.EVENT, "reaction_added")
-    assert type(registry.events["reaction_added"].__self__) is IncidentPlugin
+    # Two features read reactions: the start-from-reaction offer, then the timeline's pin.
+    assert [type(h.__self__) for h in registry.event_handlers["reaction_added"]] == [IncidentPlugin, TimelinePlugin]
     # Direct messages: mmpy_bot's listen_to, collected by its PluginManager.
     [(pattern, [function])] = registry.plugin_manager.message_listeners.items()
     assert isinstance(function.plugin, DirectMessagePlugin) and function.direct_only

@@ -200,6 +200,14 @@ async def test_catch_up_rebuilds_only_what_happened_after_the_point():
     client = FakeClient(posts, {"lookup": [fake_reaction("lookup", "u4", 1180)]})
     events = await CatchUp(client).missed_events(1000)
 
+    # Posts changed in any way since (edited, deleted, reactions added or taken off) come back as they
+    # are now, for handlers to compare (the timeline); joins and leaves from their system posts.
+    changed = [(e["at"], json.loads(e["data"]["post"])["id"]) for e in events if e["event"] == "post_changed"]
+    assert sorted(changed) == [(1050, "dm"), (1100, "new"), (1150, "deleted"), (1170, "own"), (1400, "lookup"),
+                               (1500, "old")]
+    assert [(e["event"], e["data"], e["at"]) for e in events if e["event"] == "user_added"] == [
+        ("user_added", {"user_id": "u1", "team_id": "t1"}, 1160)]
+    events = [e for e in events if e["event"] in ("posted", "reaction_added")]
     summary = [(e["event"], json.loads(e["data"]["post"])["id"] if e["event"] == "posted"
                 else json.loads(e["data"]["reaction"])["user_id"]) for e in events]
     assert summary == [("posted", "dm"), ("posted", "new"),

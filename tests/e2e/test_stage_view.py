@@ -58,7 +58,7 @@ async def test_view_button_shows_another_stage_and_changes_nothing(sandbox, bot)
     # Nothing moved: the same card, the same active stage, nothing posted, nothing on the timeline.
     assert (await fresh(bot, incident)).active_stage == 0
     assert card(sandbox, incident)["props"] == before["props"] and len(sandbox.posts(cid)) == posts_before
-    assert [e.kind.value for e in await bot.store.timeline(incident.id)] == ["created"]
+    assert [e.kind.value for e in await bot.store.timeline(incident.id)] == ["created", "member_joined"]
     # The bot learnt it may not post ephemerally (not a system admin): the next click does not ask again.
     sandbox.clear_recording()
     again = await alice.click(before["id"], view_button(before, 3))
@@ -131,7 +131,7 @@ async def test_stage_show_bad_input_is_explained(sandbox, bot):
         result = await stage_show(alice, channel["id"], text)
         assert any(expected in reply for reply in result.ephemeral), (text, result.ephemeral)
     assert [e.kind.value for e in await bot.store.timeline((await bot.store.incident_by_channel(channel["id"])).id)] \
-        == ["created"]
+        == ["created", "member_joined"]
 
 
 async def test_an_ended_incidents_stages_can_still_be_viewed_without_buttons(sandbox, bot):

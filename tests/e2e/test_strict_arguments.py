@@ -66,6 +66,9 @@ WRONG_WORDS = [
     ('playbook edit "Incident Response" stage move 3 1 2', "playbook edit stage move", "extra"),
     ('playbook edit "Incident Response" stage remove 3 2', "playbook edit stage remove", "extra"),
     ("request-update now", "request-update", "extra"),
+    ("timeline add", "timeline add", "missing"),
+    ("timeline hide", "timeline hide", "missing"),
+    ("timeline hide 1 2", "timeline hide", "extra"),
 ]
 
 

@@ -9,8 +9,15 @@ import json
 from types import SimpleNamespace
 
 from gateway.events import EventStream
-from gateway.routing import Registry
+from gateway.models import WebSocketEvent
+from gateway.routing import Registry, on_event
 from tests.gateway.test_mmpy_registry import ALICE, BOT, Everything, posted, reaction_added
+
+
+class _Edits:
+    @on_event("post_edited")
+    async def on_edited(self, event: WebSocketEvent) -> None:  # pragma: no cover - never called
+        raise AssertionError
 
 
 def registry() -> tuple[Registry, Everything]:
@@ -28,6 +35,12 @@ def test_the_registry_wants_what_a_handler_takes_and_nothing_else():
     assert not wanted.wants({"event": "typing", "data": {}})
     assert not wanted.wants({"event": "channel_viewed", "data": {}})
     assert not wanted.wants({"data": {}})
+    # Its own edits neither (a card refresh), whoever handles post_edited; other people's are wanted.
+    edits = Registry([Everything(), _Edits()])
+    edits.identify(BOT, "incident")
+    edited = {"event": "post_edited", "data": {"post": {"id": "e" * 26, "user_id": BOT, "message": "card"}}}
+    assert not edits.wants(edited)
+    assert edits.wants({**edited, "data": {"post": {"id": "e" * 26, "user_id": ALICE, "message": "hi"}}})
     no_listeners = Registry()
     assert not no_listeners.wants(posted("hello bob"))
 

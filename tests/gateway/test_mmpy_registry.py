@@ -183,7 +183,7 @@ async def test_a_failing_handler_is_logged_and_never_stops_the_stream(caplog):
 
 @pytest.mark.parametrize("decorate", [
     lambda: on_command("ping"), lambda: on_command(DEFAULT_COMMAND), lambda: on_action(Action.SHOW_HELP),
-    lambda: on_dialog(Dialog.START), lambda: on_event("reaction_added"),
+    lambda: on_dialog(Dialog.START),
 ])
 def test_two_handlers_for_one_key_are_refused(registry, decorate):
     reg, _ = registry
@@ -254,3 +254,24 @@ def test_the_typed_event_takes_the_channel_from_the_payload_when_not_broadcast()
     assert event.channel_id == TOWN and event.reaction is not None and event.reaction.emoji_name == "x"
     assert WebSocketEvent(event="posted").reaction is None
     assert json.loads(WebSocketEvent(event="hello").model_dump_json())["broadcast"]["channel_id"] == ""
+
+
+async def test_an_event_goes_to_every_plugin_that_handles_it_in_turn_despite_a_failing_one(caplog):
+    calls = []
+
+    class First(Plugin):
+        @on_event("reaction_added")
+        async def on_reaction(self, event: WebSocketEvent) -> None:
+            calls.append("first")
+            raise RuntimeError("bang")
+
+    class Second(Plugin):
+        @on_event("reaction_added")
+        async def on_reaction(self, event: WebSocketEvent) -> None:
+            calls.append("second")
+
+    reg = Registry([First(), Second()])
+    assert reg.wants(reaction_added())
+    await reg.event(reaction_added())
+    assert calls == ["first", "second"]
+    assert "reaction_added handler failed" in caplog.text
