@@ -49,9 +49,11 @@ def write_v1_data(db_path) -> dict:
 # writer names its columns, so it serves version 6 too; version 7 only adds the jobs table; version 8
 # adds columns with defaults — no update settings, followers or due time — which the rows read back
 # as the models' defaults: see test_status_update_columns_migration, so the writer serves it too;
-# version 9 only adds the list generation and its triggers).
+# version 9 only adds the list generation and its triggers; version 10 adds field and retrospective
+# columns that are NULL or default for those rows, read back as the default severity field and no
+# values or retrospective: see test_store_fields.py).
 DATA_WRITERS = {1: write_v1_data, 2: write_v1_data, 3: write_v1_data, 4: write_v1_data, 5: write_v1_data,
-                6: write_v1_data, 7: write_v1_data, 8: write_v1_data}
+                6: write_v1_data, 7: write_v1_data, 8: write_v1_data, 9: write_v1_data}
 
 
 def test_every_earlier_version_has_a_data_writer():
