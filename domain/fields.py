@@ -53,7 +53,7 @@ def validate_field(field: FieldDef, position: int = 1) -> FieldDef:
     where = f"Field {position}"
     name = _one_line(field.name, f"{where}: the name", limits.FIELD_NAME_MAX, field=FIELDS)
     where = f'Field {position} "{name}"'
-    field_id = field.id.strip() or field_id_of(name)
+    field_id = field.id.strip() or (DEFAULT_SEVERITY.id if field.kind is FieldKind.SEVERITY else field_id_of(name))
     if not FIELD_ID.match(field_id):
         raise ValidationError(
             f"{where}: the id {field_id[:40]!r} may hold only lowercase letters, digits, - and _"
@@ -89,6 +89,8 @@ def validate_fields(fields: Sequence[FieldDef]) -> tuple[FieldDef, ...]:
         raise ValidationError(f"A playbook may have at most {limits.FIELDS_MAX} fields; this one has {len(fields)}.",
                               field=FIELDS)
     checked = [validate_field(field, n) for n, field in enumerate(fields, start=1)]
+    if sum(1 for field in checked if field.kind is FieldKind.SEVERITY) > 1:
+        raise ValidationError("A playbook may have only one severity field.", field=FIELDS)
     ids: set[str] = set()
     names: set[str] = set()
     for field in checked:
@@ -98,8 +100,6 @@ def validate_fields(fields: Sequence[FieldDef]) -> tuple[FieldDef, ...]:
             raise ValidationError(f'Two fields are named "{field.name}"; give each field its own name.', field=FIELDS)
         ids.add(field.id)
         names.add(field.name.casefold())
-    if sum(1 for field in checked if field.kind is FieldKind.SEVERITY) > 1:
-        raise ValidationError("A playbook may have only one severity field.", field=FIELDS)
     return tuple(checked)
 
 

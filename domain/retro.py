@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from . import limits
 from ._ops import Result, event
-from .durations import format_duration
+from .durations import describe_duration
 from .errors import COMMAND, InvalidState, ValidationError
 from .models import EventKind, Incident, RetroSettings, RetroStatus, TimelineEvent
 
@@ -45,8 +45,8 @@ def key_figures(incident: Incident, events: Sequence[TimelineEvent], now: int) -
 
 def figures_text(figures: KeyFigures) -> str:
     """The key figures as a few Markdown lines."""
-    first = "none" if figures.first_update_after_ms is None else format_duration(figures.first_update_after_ms)
-    return (f"**Duration:** {format_duration(figures.duration_ms)}\n"
+    first = "none" if figures.first_update_after_ms is None else describe_duration(figures.first_update_after_ms)
+    return (f"**Duration:** {describe_duration(figures.duration_ms)}\n"
             f"**Steps done:** {figures.steps_done} of {figures.steps_total}\n"
             f"**Time to first update:** {first}")
 
