@@ -23,21 +23,25 @@ from gateway.routing import Registry
 from gateway.signing import ReplayGuard, Signer
 from plugins.base import FeaturePlugin
 from plugins.direct import DirectMessagePlugin
+from plugins.fields import FieldsPlugin
 from plugins.follow import FollowPlugin
 from plugins.help import HelpPlugin
 from plugins.history import HistoryPlugin
 from plugins.incidents import IncidentPlugin
 from plugins.playbooks import PlaybookPlugin
 from plugins.reminders import ReminderPlugin
+from plugins.retro import RetroPlugin
 from plugins.updates import UpdatesPlugin
 from services.channels import ChannelPosting
 from services.context import BotContext
+from services.fields import FieldService
 from services.follow import FollowService
 from services.history import HistoryService
 from services.incidents import IncidentService
 from services.livecard import LiveCardScheduler
 from services.playbooks import PlaybookService
 from services.reminders import ReminderService
+from services.retro import RetroService
 from services.scheduler import CrashHooks, Scheduler
 from services.updates import UpdateService
 from settings import Settings, SettingsError, load_settings
@@ -144,7 +148,10 @@ class CommandCenter:
                 PlaybookPlugin(ctx, PlaybookService(ctx, directory, posting)),
                 FollowPlugin(ctx, FollowService(ctx, directory, history)),
                 UpdatesPlugin(ctx, updates, history),
-                ReminderPlugin(ctx, reminders, incidents)]
+                ReminderPlugin(ctx, reminders, incidents),
+                # Severity, custom fields and the retrospective (issue 18).
+                FieldsPlugin(ctx, FieldService(ctx, incidents)),
+                RetroPlugin(ctx, RetroService(ctx, incidents, updates, scheduler), history)]
 
     async def start(self) -> None:
         """Start everything; raises StartupError with a readable reason when that is impossible."""

@@ -192,3 +192,25 @@ def shown_values(incident: Incident) -> list[tuple[FieldDef, str]]:
 def severity_field(fields: Iterable[FieldDef]) -> FieldDef | None:
     """The severity field among ``fields``, if there is one."""
     return next((field for field in fields if field.kind is FieldKind.SEVERITY), None)
+
+
+def list_filter(candidates: Iterable[FieldDef], name: str, value: str) -> tuple[FieldDef | None, str, str]:
+    """A typed list filter (``severity=sev1``, ``field:customer=acme``): the field it names among
+    ``candidates`` (the team's playbooks' fields; None if none), its id, and the value as stored (an
+    option or level in its own spelling; anything else as typed, a user field's ``@name`` left to the
+    caller). ValidationError for an empty value or a name that cannot be a field."""
+    wanted = name.strip().casefold()
+    text = value.strip()
+    if not text:
+        raise ValidationError(f"Give {name.strip()[:40]} a value, e.g. {COMMAND}list severity=SEV1.", field="field")
+    for field in candidates:
+        if field.id != wanted and field.name.casefold() != wanted:
+            continue
+        for option in field.options:
+            if option.casefold() == text.casefold():
+                return field, field.id, option
+        return field, field.id, text
+    field_id = wanted if FIELD_ID.match(wanted) else field_id_of(name)
+    if not field_id:
+        raise ValidationError(f'"{name.strip()[:40]}" is not a field name.', field="field")
+    return None, field_id, text

@@ -46,6 +46,11 @@ class Action(StrEnum):
     FOLLOW = "follow"
     UNFOLLOW = "unfollow"
     PLAYBOOK_SETTINGS = "playbooksettings"
+    # Severity, custom fields and the retrospective (issue 18)
+    SET_SEVERITY = "setseverity"
+    EDIT_FIELDS = "editfields"
+    WRITE_RETRO = "writeretro"
+    SKIP_RETRO = "skipretro"
 
 
 class Dialog(StrEnum):
@@ -67,3 +72,6 @@ class Dialog(StrEnum):
     PLAYBOOK_SETTINGS = "playbooksettings"
     # Status updates
     UPDATE = "update"
+    # Fields and the retrospective (issue 18)
+    FIELDS = "fields"
+    RETRO = "retro"
