@@ -146,7 +146,7 @@ class HistoryPlugin(FeaturePlugin):
                 else:
                     playbook_id = (await self.service.playbook_named(team_id, command.user_id, value)).id
                 continue
-            if inline and (option == "severity" or option.startswith("field:")):
+            if "=" in word and (option == "severity" or option.startswith("field:")):
                 # A field filter (issue 18): severity=SEV1, field:customer=ACME, field:"due date"=2026-03-01.
                 name = "severity" if option == "severity" else word.partition("=")[0][len("field:"):].strip('"')
                 field_id, value, _ = await self.service.field_filter(team_id, command.user_id, name,

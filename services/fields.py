@@ -49,7 +49,8 @@ class FieldService:
         if field.kind is FieldKind.USER:
             user = await self.directory.team_user_by_username(incident.team_id, text)
             if user is None or user.is_bot:
-                raise ValidationError(f"There is no person {neutralize(text[:64])} in this team; write @username.",
+                name = neutralize(text.lstrip("@")[:64])
+                raise ValidationError(f'There is no person called "{name}" in this team; write @username.',
                                       field=field.id)
             return user.id
         return ops.parse_value(field, text)
