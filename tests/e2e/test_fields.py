@@ -196,9 +196,9 @@ async def test_the_list_filters_by_severity_and_by_field(sandbox, bot):
     await fielded_playbook(bot, sandbox)
     await fielded_playbook(bot, sandbox, title="Secret", public=False, members=("alice",))
     alice, bob = sandbox.user("alice"), sandbox.user("bob")
-    one, c1 = await start_incident(sandbox, bot, name="Payments down", playbook="Incident Response")
-    two, c2 = await start_incident(sandbox, bot, name="Search slow", playbook="Incident Response")
-    hidden, c3 = await start_incident(sandbox, bot, name="Secret breach", playbook="Secret")
+    _one, c1 = await start_incident(sandbox, bot, name="Payments down", playbook="Incident Response")
+    _two, c2 = await start_incident(sandbox, bot, name="Search slow", playbook="Incident Response")
+    _hidden, c3 = await start_incident(sandbox, bot, name="Secret breach", playbook="Secret")
     await alice.command(c1["id"], "/incident severity SEV1")
     await alice.command(c1["id"], "/incident field customer ACME")
     await alice.command(c2["id"], "/incident severity SEV3")
@@ -246,3 +246,25 @@ async def test_fields_yaml_round_trip_and_errors_with_lines(sandbox, bot):
     # An incident started from the imported playbook has its fields.
     incident, _ = await start_incident(sandbox, bot, playbook="Round trip")
     assert incident.fields == FIELDS and incident.retro == retro
+
+
+async def test_a_replayed_fields_submission_changes_nothing(sandbox, bot):
+    from tests.e2e.test_replay_restart import latest_callback, replay
+
+    await fielded_playbook(bot, sandbox)
+    incident, channel = await start_incident(sandbox, bot)
+    alice = sandbox.user("alice")
+    await alice.click(incident.card_post_id, "Fields")
+    assert (await alice.submit_dialog({"severity": "SEV2", "customer": "ACME"})).closed
+    captured = latest_callback(sandbox, "dialog")
+    await alice.command(channel["id"], "/incident severity SEV4")
+    status, answer = await replay(bot, captured)
+    assert status == 401 and "already submitted" in answer["error"]
+    assert (await fresh(bot, incident)).severity == "SEV4"
+    # A captured severity menu click is refused too (its trigger id was spent).
+    await alice.select(incident.card_post_id, menu(card(sandbox, incident), "Severity")["id"], "SEV3")
+    click = latest_callback(sandbox, "action")
+    await alice.command(channel["id"], "/incident severity SEV1")
+    status, _ = await replay(bot, click)
+    assert status == 401
+    assert (await fresh(bot, incident)).severity == "SEV1"

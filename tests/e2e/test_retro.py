@@ -158,14 +158,14 @@ async def test_an_ongoing_incident_has_no_retrospective_yet_and_a_restart_cancel
     await advance(sandbox, bot, 2 * HOUR_MS)
     assert await reminders(sandbox) == []
     # Ended again: a new reminder, due an hour after the new end.
-    again, _ = await bot.incidents.end(await fresh(bot, incident), sandbox.user_id("alice"))
+    _again, _ = await bot.incidents.end(await fresh(bot, incident), sandbox.user_id("alice"))
     await advance(sandbox, bot, HOUR_MS + 1000)
     assert len(await reminders(sandbox)) == 1
 
 
 async def test_the_reminder_survives_a_restart_of_the_bot(sandbox, start_bot):
     bot = await start_bot()
-    incident, _ = await ended_incident(sandbox, bot)
+    _incident, _ = await ended_incident(sandbox, bot)
     await bot.stop()
     sandbox.advance_clock(HOUR_MS / 1000 + 60)  # due while no bot runs
     restarted = await start_bot()
