@@ -131,7 +131,12 @@ async def test_the_severity_filter_reads_its_index(store, store_url):
             "EXPLAIN QUERY PLAN SELECT rowid FROM incidents WHERE team_id = 'team1'"
             " AND (public = 1 OR channel_id IN (SELECT value FROM json_each('[]')))"
             " AND json_extract(field_values, '$.severity') = 'SEV1' ORDER BY created_at DESC, rowid DESC LIMIT 15"))
-    assert "incidents_list_severity" in plan, plan
+    assert "COVERING INDEX incidents_list_severity" in plan, plan
+    with sqlite3.connect(path) as raw:
+        counted = " ".join(row[3] for row in raw.execute(
+            "EXPLAIN QUERY PLAN SELECT count(*) FROM incidents WHERE team_id = 'team1' AND public = 1"
+            " AND field_values <> '{}' AND json_extract(field_values, '$.\"customer\"') = 'ACME'"))
+    assert "COVERING INDEX incidents_list_fields" in counted, counted
 
 
 async def test_fields_columns_migration(tmp_path):
