@@ -160,9 +160,6 @@ def incident_card(incident: Incident, ctx: CardContext) -> dict[str, Any]:
     else:
         header_actions.append(Button("restart", "Restart incident",
                                      p.RestartIncident(incident_id=incident.id, mark=status_now)))
-        if incident.retro_status is RetroStatus.PENDING:
-            header_actions.append(Button("writeretro", "Write retrospective", p.WriteRetro(incident_id=incident.id),
-                                         "primary"))
     header_actions.append(follow_button(incident))
 
     attachments = [Attachment(

@@ -91,9 +91,8 @@ USAGES: dict[str, Usage] = {
                     "its channel (the incident by name or ~channel; this channel's by default)", "follow ~db-down"),
     "unfollow": Usage("unfollow [incident]", "Stop following an incident", "unfollow ~db-down"),
     "field": Usage("field [<name> <value>|none]", "Show the incident's fields, or set one (a level, an option, "
-                   "@user, YYYY-MM-DD or text; none clears it)", "field customer ACME"),
-    "severity": Usage("severity [level]", "Show or set the severity (e.g. SEV1 … SEV4)", "severity SEV2",
-                      max_words=1),
+                   "a username, YYYY-MM-DD or text; none clears it)", "field customer ACME"),
+    "severity": Usage("severity [level]", "Show or set the severity (e.g. SEV1 … SEV4)", "severity SEV2"),
     "retro": Usage("retro [incident] / retro none", "Write and publish the retrospective of an ended incident "
                    "(a dialog), or record that there is none (commander)", "retro"),
     "todo": Usage("todo", "Your open steps and overdue updates across the incidents you can see", "todo",

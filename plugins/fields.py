@@ -90,7 +90,6 @@ class FieldsPlugin(FeaturePlugin):
             return CommandReply(text=f"{neutralize(field.name)}: **{neutralize(current)}**" if current else
                                 f"{neutralize(field.name)} is not set. Levels: {', '.join(field.options)}; "
                                 f"set it with {self.command('severity ' + field.options[0])}.")
-        self.check_words(command, "severity", command.words[1:])
         updated, _ = await self.service.set_typed(incident, command.user_id, field.id, command.arguments)
         if updated == incident:
             return CommandReply(text=f"Nothing changed: the {neutralize(field.name)} is already that.")

@@ -1,5 +1,5 @@
 """The retrospective from chat: ``retro`` (the dialog) and ``retro none``, the reminder's and the
-ended card's *Write retrospective* and *No retrospective* buttons, the dialog. Thin: the rules are
+reminder's *Write retrospective* and *No retrospective* buttons, the dialog. Thin: the rules are
 domain/retro.py, the flow services/retro.py."""
 
 from __future__ import annotations
