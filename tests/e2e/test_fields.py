@@ -268,3 +268,16 @@ async def test_a_replayed_fields_submission_changes_nothing(sandbox, bot):
     status, _ = await replay(bot, click)
     assert status == 401
     assert (await fresh(bot, incident)).severity == "SEV1"
+
+
+async def test_importing_over_a_playbook_edits_its_fields_and_running_incidents_keep_theirs(sandbox, bot):
+    await fielded_playbook(bot, sandbox, title="Editable")
+    incident, _ = await start_incident(sandbox, bot, playbook="Editable")
+    _, text = await export_file(sandbox, "alice", "Editable")
+    edited = text.replace("  - Globex\n", "  - Globex\n  - Initech\n").replace("- name: Notes\n  type: text\n", "")
+    replies = await dm_bot(sandbox, "alice", "playbook import", files=[("editable.yaml", edited.encode())])
+    assert "Editable" in replies[0]["message"], replies[0]["message"]
+    playbook = await stored(bot, sandbox, "Editable")
+    assert [f.id for f in playbook.fields] == ["severity", "customer", "owner", "due"]
+    assert playbook.fields[1].options == ("ACME", "Globex", "Initech")
+    assert (await fresh(bot, incident)).fields == FIELDS  # its own copy, taken at the start
