@@ -5,6 +5,7 @@ domain/retro.py, the flow services/retro.py."""
 from __future__ import annotations
 
 from domain import DomainError, Incident, NotFound
+from domain.errors import COMMAND
 from domain.limits import RETRO_TEXT_MAX
 from gateway import dialogs, ui
 from gateway import payloads as p
@@ -30,13 +31,19 @@ class RetroPlugin(FeaturePlugin):
 
     async def _open(self, trigger_id: str, user_id: str, channel_id: str, incident: Incident) -> None:
         text = await self.service.prefill(incident, user_id)
+        intro = f"The retrospective of **{neutralize(incident.name)}**, posted under your name."
+        if len(text) > ui.TEXTAREA_MAX:
+            # A dialog prefills at most TEXTAREA_MAX characters: a longer published text is not cut
+            # (publishing the cut text would lose the rest), it is left out and the dialog says so.
+            text = ""
+            intro += (" Its published text is longer than this dialog can show; what you publish here replaces it"
+                      f" (it is in the incident channel, and in {COMMAND}info).")
         state = self.ctx.signer.dialog_state(p.RetroDialog(incident_id=incident.id), user_id, channel_id)
         body = ui.DialogForm(Dialog.RETRO, "Retrospective", state, (
             dialogs.text("text", "Retrospective", default=text, textarea=True, min_length=1,
                          max_length=RETRO_TEXT_MAX, help_text="Markdown. Posted in the incident channel and its "
                                                               "broadcast channels."),),
-            submit_label="Publish",
-            introduction=f"The retrospective of **{neutralize(incident.name)}**, posted under your name.")
+            submit_label="Publish", introduction=self.rendered(intro))
         await self.ctx.client.open_dialog(trigger_id, self.ctx.dialog_url, body.to_json())
 
     @on_command("retro")

@@ -124,3 +124,20 @@ async def test_a_forged_button_for_another_incident_is_refused(fast):
     post = fast.mm.post_as(fast.people.alice, fast.channel_of(incident), "forged", props={"attachments": [attachment]})
     reply = await fast.click(fast.people.alice, post, "Fields")
     assert "no longer exists" in reply.ephemeral_text
+
+
+async def test_a_published_retrospective_longer_than_a_dialog_default_is_never_cut(fast):
+    incident = await fielded(fast)
+    channel = fast.channel_of(incident)
+    await fast.app.incidents.end(incident, fast.people.alice.id)
+    reply = await fast.slash(fast.people.alice, channel, "retro")
+    assert reply.text == "", reply.text
+    long_text = "\n".join(f"Lesson {n}: " + "x" * 60 for n in range(80))  # ≈ 5,800 characters
+    assert (await fast.submit(fast.people.alice, fast.mm.dialogs[-1], {"text": long_text}, channel=channel)).closes
+    assert (await fast.fresh(incident)).retro_text == long_text
+    posted = [post for post in fast.mm.posts_in(channel.id) if post.message.startswith("#### 📝 Retrospective")]
+    assert len(posted) == 1 and "Lesson 79" in posted[0].message
+    reply = await fast.slash(fast.people.alice, channel, "retro")
+    dialog = fast.mm.dialogs[-1].dialog
+    assert dialog["elements"][0].get("default", "") == "" and "longer than this dialog can show" in dialog[
+        "introduction_text"]
