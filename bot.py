@@ -26,6 +26,7 @@ from gateway.webhooks_out import AddressPolicy, WebhookSender
 from plugins.alerts import AlertPlugin
 from plugins.base import FeaturePlugin
 from plugins.direct import DirectMessagePlugin
+from plugins.fields import FieldsPlugin
 from plugins.follow import FollowPlugin
 from plugins.help import HelpPlugin
 from plugins.history import HistoryPlugin
@@ -33,12 +34,14 @@ from plugins.incidents import IncidentPlugin
 from plugins.playbooks import PlaybookPlugin
 from plugins.reminders import ReminderPlugin
 from plugins.report import ReportPlugin
+from plugins.retro import RetroPlugin
 from plugins.stats import StatsPlugin
 from plugins.timeline import TimelinePlugin
 from plugins.updates import UpdatesPlugin
 from services.alerts import AlertService
 from services.channels import ChannelPosting
 from services.context import BotContext
+from services.fields import FieldService
 from services.follow import FollowService
 from services.history import HistoryService
 from services.incidents import IncidentService
@@ -46,6 +49,7 @@ from services.livecard import LiveCardScheduler
 from services.playbooks import PlaybookService
 from services.reminders import ReminderService
 from services.report import ReportService
+from services.retro import RetroService
 from services.scheduler import Backoff, CrashHooks, Scheduler
 from services.stats import StatsService
 from services.timeline import TimelineService
@@ -170,7 +174,10 @@ class CommandCenter:
                 UpdatesPlugin(ctx, updates, history),
                 ReminderPlugin(ctx, reminders, incidents), AlertPlugin(ctx, alerts, incidents),
                 StatsPlugin(ctx, StatsService(ctx, history)), ReportPlugin(ctx, ReportService(ctx, history)),
-                TimelinePlugin(ctx, TimelineService(ctx, directory, incidents, history))]
+                TimelinePlugin(ctx, TimelineService(ctx, directory, incidents, history)),
+                # Severity, custom fields and the retrospective (issue 18).
+                FieldsPlugin(ctx, FieldService(ctx, incidents)),
+                RetroPlugin(ctx, RetroService(ctx, incidents, updates, scheduler), history)]
 
     async def start(self) -> None:
         """Start everything; raises StartupError with a readable reason when that is impossible."""

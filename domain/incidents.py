@@ -15,7 +15,7 @@ from . import validation
 from ._ops import ENDED_MESSAGE, Result, event, moment_after, require_ongoing
 from .errors import COMMAND, InvalidState, ValidationError
 from .ids import new_id
-from .models import EventKind, Incident, IncidentStatus, Playbook, Stage, Step, TimelineEvent
+from .models import EventKind, Incident, IncidentStatus, Playbook, RetroStatus, Stage, Step, TimelineEvent
 from .updates import final_update_event, initial_followers
 
 __all__ = [
@@ -99,6 +99,8 @@ def start_incident(
         follower_ids=initial_followers(playbook.auto_follower_ids),
         webhooks=playbook.webhooks,
         next_update_due_at=None if interval is None else now + interval,
+        fields=playbook.fields,
+        retro=playbook.retro,
     )
     details: dict[str, object] = {"playbook_id": playbook.id, "source_post_id": source_post_id}
     if commander != creator_id:
@@ -187,6 +189,8 @@ def end_incident(incident: Incident, actor: str, now: int, *, final_update: str 
     ended_at = max(now, incident.created_at)
     fields: dict[str, object] = {"status": IncidentStatus.ENDED, "ended_at": ended_at,
                                  "next_update_due_at": None, "update_requested_at": None}
+    if incident.retro_status is None:
+        fields["retro_status"] = RetroStatus.PENDING  # a retrospective is due (issue 18)
     final_events: list[TimelineEvent] = []
     if final_update.strip():
         update_fields, final_events = final_update_event(incident, final_update, actor, now)

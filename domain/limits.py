@@ -52,3 +52,19 @@ REQUEST_UPDATE_COOLDOWN_MS = 5 * 60_000
 TIMELINE_PER_PAGE = 25
 TIMELINE_EXCERPT_MAX = 200
 TIMELINE_NOTE_MAX = 300
+#: Custom fields of a playbook (issue 18): how many, their names, ids, options and values.
+#: A card shows every set field on one line, so these keep that line short.
+FIELDS_MAX = 10
+FIELD_NAME_MAX = 24
+FIELD_ID_MAX = 32
+FIELD_DESCRIPTION_MAX = 150
+FIELD_OPTIONS_MAX = 20
+FIELD_OPTION_MAX = 40
+FIELD_TEXT_MAX = 150
+#: The retrospective: its template prefills the text, which is posted as one message with a
+#: header; room is left for the header and the key figures.
+RETRO_TEXT_MAX = 15000
+RETRO_TEMPLATE_MAX = 2500
+#: How long after the end the commander is reminded to write it: one minute to 30 days.
+RETRO_REMINDER_MIN_MS = 60_000
+RETRO_REMINDER_MAX_MS = 30 * 24 * 3_600_000

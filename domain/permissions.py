@@ -196,3 +196,28 @@ def broadcast_refusal(*, found: bool, same_team: bool, team_channel: bool, archi
     if user_can_post is False:
         return BroadcastRefusal.CANNOT_POST
     return None
+
+
+# -- fields and the retrospective (issue 18) -------------------------------------------------------
+
+def can_change_fields(actor: Actor, incident: Incident, *, is_channel_member: bool) -> bool:
+    """Severity and custom fields are changed like a step is checked: by members of the incident
+    channel (system admins too must join it), while it is ongoing (``domain.fields.set_field``)."""
+    return can_modify_incident(actor, incident, is_channel_member=is_channel_member)
+
+
+def can_manage_retro(actor: Actor, incident: Incident, *, is_channel_member: bool) -> bool:
+    """The retrospective is published, or declined, by the commander or a system admin, from inside
+    the channel (like every change): it speaks for the whole response."""
+    return is_channel_member and (actor.user_id == incident.commander_id or actor.is_system_admin)
+
+
+def require_manage_retro(actor: Actor, incident: Incident, *, is_team_member: bool, is_channel_member: bool) -> None:
+    """NotFound if hidden, PermissionDenied unless the actor is the commander (or an admin) in the channel."""
+    require_view_incident(actor, incident, is_team_member=is_team_member, is_channel_member=is_channel_member)
+    if not can_manage_retro(actor, incident, is_channel_member=is_channel_member):
+        if not is_channel_member:
+            raise PermissionDenied(f'Only members of the incident channel can change "{incident.name}". '
+                                   "Join the channel first.")
+        raise PermissionDenied("Only the commander (or a system admin) can publish the retrospective or choose "
+                               "to have none. Ask the commander, or become commander first.")

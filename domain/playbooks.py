@@ -13,8 +13,20 @@ from pydantic import BaseModel, ConfigDict
 
 from . import limits, validation
 from .errors import DomainError, InvalidState, ValidationError
+from .fields import validate_fields
 from .ids import new_id
-from .models import Playbook, ReminderDelivery, Stage, Step, UpdateSettings, WebhookTarget
+from .models import (
+    DEFAULT_SEVERITY,
+    FieldDef,
+    Playbook,
+    ReminderDelivery,
+    RetroSettings,
+    Stage,
+    Step,
+    UpdateSettings,
+    WebhookTarget,
+)
+from .retro import retro_settings
 
 
 class StepDraft(BaseModel):
@@ -152,6 +164,10 @@ def _validated_updates(updates: UpdateSettings) -> UpdateSettings:
                            template=updates.template, reminder_delivery=updates.reminder_delivery)
 
 
+def _validated_retro(retro: RetroSettings) -> RetroSettings:
+    return retro_settings(template=retro.template, reminder_interval_ms=retro.reminder_interval_ms)
+
+
 def _start_settings(invited_user_ids: Iterable[str] | None, default_commander_id: str | None,
                     auto_follower_ids: Iterable[str] | None) -> dict:
     """The start settings given (None: not given; ``default_commander_id=""`` clears it), validated."""
@@ -190,6 +206,8 @@ def new_playbook(
     default_commander_id: str | None = None,
     auto_follower_ids: Iterable[str] = (),
     webhooks: Sequence[WebhookTarget] = (),
+    fields: Sequence[FieldDef] = (DEFAULT_SEVERITY,),
+    retro: RetroSettings | None = None,
 ) -> Playbook:
     """A new, validated playbook; the creator is always its first member.
 
@@ -200,6 +218,8 @@ def new_playbook(
         **_start_settings(invited_user_ids, default_commander_id or "", auto_follower_ids),
         updates=_validated_updates(updates or UpdateSettings()),
         webhooks=tuple(webhooks),
+        fields=validate_fields(fields),
+        retro=_validated_retro(retro or RetroSettings()),
         id=new_id(),
         team_id=team_id,
         title=validation.playbook_title(title),
@@ -226,6 +246,8 @@ def edit_playbook(
     default_commander_id: str | None = None,
     auto_follower_ids: Iterable[str] | None = None,
     webhooks: Sequence[WebhookTarget] | None = None,
+    fields: Sequence[FieldDef] | None = None,
+    retro: RetroSettings | None = None,
 ) -> Playbook:
     """A validated copy of ``playbook`` with the given fields replaced (None: left as it is;
     ``default_commander_id=""`` clears the default commander).
@@ -244,6 +266,10 @@ def edit_playbook(
         update["stages"] = build_stages(stages)
     if updates is not None:
         update["updates"] = _validated_updates(updates)
+    if fields is not None:
+        update["fields"] = validate_fields(fields)
+    if retro is not None:
+        update["retro"] = _validated_retro(retro)
     update.update(_start_settings(invited_user_ids, default_commander_id, auto_follower_ids))
     if webhooks is not None:
         update["webhooks"] = tuple(webhooks)
@@ -278,5 +304,7 @@ def validate_playbook(playbook: Playbook) -> Playbook:
     _members(playbook.member_ids)
     build_stages(playbook.stages)
     _validated_updates(playbook.updates)
+    validate_fields(playbook.fields)
+    _validated_retro(playbook.retro)
     _start_settings(playbook.invited_user_ids, playbook.default_commander_id or "", playbook.auto_follower_ids)
     return playbook

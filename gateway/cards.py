@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain import Incident, Step
+from domain.fields import severity_field, shown_values
 from domain.freshness import run_mark, stage_mark, status_mark, step_mark
-from domain.models import StepRef
+from domain.models import FieldKind, RetroStatus, StepRef
 from domain.updates import overdue
 from gateway import payloads as p
 from gateway.messages import format_duration, format_live_duration, inline_code, limited_markdown, neutralize
 from gateway.signing import Signer
-from gateway.ui import Attachment, Button, Field
+from gateway.ui import Attachment, Button, Field, Menu, Option
 
 COLOR_ONGOING = "#d24b4e"
 COLOR_ENDED = "#3db887"
@@ -69,6 +70,7 @@ def card_user_ids(incident: Incident) -> set[str]:
     ids = {incident.commander_id}
     if incident.last_update_by:
         ids.add(incident.last_update_by)
+    ids.update(value for field, value in shown_values(incident) if field.kind is FieldKind.USER)
     for stage in incident.stages:
         for step in stage.steps:
             ids.update(x for x in (step.assignee_id, step.state_changed_by) if x)
@@ -140,7 +142,7 @@ def incident_card(incident: Incident, ctx: CardContext) -> dict[str, Any]:
     # Every button that changes something carries the mark of the state its own target had when it
     # was drawn (domain/freshness.py): a click on an outdated card changes nothing. (Commander and
     # Assign only open a dialog, which needs Mattermost's own trigger id; the choice made in it stands.)
-    header_actions: list[Button] = []
+    header_actions: list[Button | Menu] = []
     at_stage, status_now = stage_mark(incident), status_mark(incident)
     if ongoing:
         if incident.active_stage > 0:
@@ -154,6 +156,7 @@ def incident_card(incident: Incident, ctx: CardContext) -> dict[str, Any]:
                                      "danger"))
         header_actions.append(Button("postupdate", "Post update", p.PostUpdate(incident_id=incident.id)))
         header_actions.extend(request_update_buttons(incident))
+        header_actions.extend(field_actions(incident))
     else:
         header_actions.append(Button("restart", "Restart incident",
                                      p.RestartIncident(incident_id=incident.id, mark=status_now)))
@@ -164,7 +167,8 @@ def incident_card(incident: Incident, ctx: CardContext) -> dict[str, Any]:
         color=COLOR_ONGOING if ongoing else COLOR_ENDED,
         # Titles are shown as plain text (no markdown, no mentions); keep them on one line.
         title=("🚨 " if ongoing else "✅ ") + " ".join(incident.name.split()),
-        text=times + update_line(incident, ctx) + (f"\n{neutralize(incident.description)}" if incident.description else ""),
+        text=times + update_line(incident, ctx) + fields_line(incident, ctx)
+        + (f"\n{neutralize(incident.description)}" if incident.description else ""),
         fields=tuple(header_fields),
         actions=tuple(header_actions),
     )]
@@ -209,6 +213,45 @@ def update_line(incident: Incident, ctx: CardContext) -> str:
     elif incident.is_ongoing and parts:
         parts.append("no next update due")
     return ("\n" + " · ".join(parts)) if parts else ""
+
+
+def field_text(kind: FieldKind, value: str, ctx: CardContext) -> str:
+    """One field value as the card and info show it (a user by name; text on one line, no markup)."""
+    if kind is FieldKind.USER:
+        return ctx.who(value)
+    return limited_markdown(value, one_line=True, limit=80)
+
+
+def fields_line(incident: Incident, ctx: CardContext) -> str:
+    """The card's compact field line (issue 18), with a leading line break: "Severity: **SEV2** ·
+    Customer: ACME"; "" when no field is set. The retrospective's state once the incident has ended."""
+    parts = []
+    for field, value in shown_values(incident):
+        shown = field_text(field.kind, value, ctx)
+        parts.append(f"{neutralize(field.name)}: **{shown}**" if field.kind is FieldKind.SEVERITY
+                     else f"{neutralize(field.name)}: {shown}")
+    if incident.retro_status is RetroStatus.PUBLISHED:
+        parts.append("Retrospective: published")
+    elif incident.retro_status is RetroStatus.SKIPPED:
+        parts.append("Retrospective: none")
+    elif incident.retro_status is RetroStatus.PENDING and not incident.is_ongoing:
+        parts.append("Retrospective: pending")
+    return ("\n" + " · ".join(parts)) if parts else ""
+
+
+def field_actions(incident: Incident) -> tuple[Button | Menu, ...]:
+    """The severity menu (its current level preselected) and, when there are other fields, the
+    Fields button opening the dialog with all of them."""
+    actions: list[Button | Menu] = []
+    severity = severity_field(incident.fields)
+    if severity is not None:
+        current = incident.field_values.get(severity.id, "")
+        actions.append(Menu("setseverity", severity.name, p.SetSeverity(incident_id=incident.id),
+                            options=tuple(Option(option, option) for option in severity.options),
+                            default=current if current in severity.options else ""))
+    if any(field.kind is not FieldKind.SEVERITY for field in incident.fields):
+        actions.append(Button("editfields", "Fields", p.EditFields(incident_id=incident.id)))
+    return tuple(actions)
 
 
 def overdue_fields(incident: Incident, ctx: CardContext) -> tuple[Field, ...]:

@@ -52,6 +52,11 @@ class Action(StrEnum):
     PLAYBOOK_SETTINGS = "playbooksettings"
     # Alerts: the Start incident button of a suggestion post (README "Alerts")
     START_FROM_ALERT = "startfromalert"
+    # Severity, custom fields and the retrospective (issue 18)
+    SET_SEVERITY = "setseverity"
+    EDIT_FIELDS = "editfields"
+    WRITE_RETRO = "writeretro"
+    SKIP_RETRO = "skipretro"
 
 
 class Dialog(StrEnum):
@@ -73,3 +78,6 @@ class Dialog(StrEnum):
     PLAYBOOK_SETTINGS = "playbooksettings"
     # Status updates
     UPDATE = "update"
+    # Fields and the retrospective (issue 18)
+    FIELDS = "fields"
+    RETRO = "retro"

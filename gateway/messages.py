@@ -103,6 +103,11 @@ USAGES: dict[str, Usage] = {
     "follow": Usage("follow [incident]", "Get its updates, end and restarts by direct message, without joining "
                     "its channel (the incident by name or ~channel; this channel's by default)", "follow ~db-down"),
     "unfollow": Usage("unfollow [incident]", "Stop following an incident", "unfollow ~db-down"),
+    "field": Usage("field [<name> <value>|none]", "Show the incident's fields, or set one (a level, an option, "
+                   "a username, YYYY-MM-DD or text; none clears it)", "field customer ACME"),
+    "severity": Usage("severity [level]", "Show or set the severity (e.g. SEV1 … SEV4)", "severity SEV2"),
+    "retro": Usage("retro [incident] / retro none", "Write and publish the retrospective of an ended incident "
+                   "(a dialog), or record that there is none (commander)", "retro"),
     "todo": Usage("todo", "Your open steps and overdue updates across the incidents you can see", "todo",
                   max_words=0),
     "announce": Usage("announce ~channel…", "Tell other channels that this incident started",

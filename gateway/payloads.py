@@ -208,6 +208,8 @@ class ListPage(ActionPayload, action=Action.LIST_PAGE):
     on_ephemeral: bool = False
     #: Only overdue incidents (``list overdue``).
     overdue: bool = False
+    #: Only incidents with these field values (``list severity=SEV1 field:customer=ACME``), by field id.
+    field_values: dict[str, str] = Field(default_factory=dict, max_length=5)
 
 
 class PostUpdate(IncidentButton, action=Action.POST_UPDATE):
@@ -321,3 +323,29 @@ class PlaybookSettingsDialog(DialogPayload, dialog=Dialog.PLAYBOOK_SETTINGS):
     playbook_id: Id
     #: The playbook's version the dialog was filled from: a save over a newer one is refused.
     version: int = Field(0, ge=0)
+
+
+# Severity, custom fields and the retrospective (issue 18) ------------------------------------
+
+class SetSeverity(IncidentButton, action=Action.SET_SEVERITY):
+    """The card's severity menu: the level chosen comes back as the callback's ``selected_option``."""
+
+
+class EditFields(IncidentButton, action=Action.EDIT_FIELDS):
+    """Opens the Fields dialog (the card)."""
+
+
+class WriteRetro(IncidentButton, action=Action.WRITE_RETRO):
+    """Opens the retrospective dialog (the reminder, the ended card)."""
+
+
+class SkipRetro(IncidentButton, action=Action.SKIP_RETRO):
+    """Records "no retrospective" (the reminder)."""
+
+
+class FieldsDialog(DialogPayload, dialog=Dialog.FIELDS):
+    incident_id: Id
+
+
+class RetroDialog(DialogPayload, dialog=Dialog.RETRO):
+    incident_id: Id

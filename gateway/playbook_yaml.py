@@ -39,18 +39,31 @@ from domain import limits, validation
 from domain import webhooks as webhook_rules
 from domain.durations import format_duration, parse_duration
 from domain.errors import ValidationError
-from domain.models import Playbook, ReminderDelivery, Stage, UpdateSettings
+from domain.fields import validate_field, validate_fields
+from domain.models import (
+    DEFAULT_SEVERITY,
+    FieldDef,
+    FieldKind,
+    Playbook,
+    ReminderDelivery,
+    RetroSettings,
+    Stage,
+    UpdateSettings,
+)
+from domain.retro import retro_settings
 from gateway.messages import DEFAULT_TRIGGER, command
 from gateway.webhooks_out import WebhookURLError, parse_target_url
 
 #: Largest YAML text read at all, in characters (as large as the largest file accepted).
 MAX_YAML_CHARS = 256 * 1024
 #: Most YAML values (scalars, lists, mappings, keys included) a playbook at every domain
-#: limit has: 13 top-level fields, every member, broadcast channel, invited user and follower, every
-#: webhook (a mapping of a URL and its events), and per stage a mapping with 2 fields and a list of
-#: steps, each a mapping of 4 fields. Anything with more is not a playbook.
-MAX_NODES = (30 + webhook_rules.WEBHOOKS_MAX * (6 + len(webhook_rules.EVENT_WORDS)) + limits.PLAYBOOK_MEMBERS_MAX + limits.BROADCAST_CHANNELS_MAX + limits.PLAYBOOK_INVITED_MAX
-             + limits.PLAYBOOK_FOLLOWERS_MAX + limits.STAGES_MAX * (5 + limits.STEPS_PER_STAGE_MAX * 9))
+#: limit has: 14 top-level fields, every member, broadcast channel, invited user and follower, every
+#: webhook (a mapping of a URL and its events), every custom field, and per stage a mapping with 2
+#: fields and a list of steps, each a mapping of 4 fields. Anything with more is not a playbook.
+MAX_NODES = (30 + webhook_rules.WEBHOOKS_MAX * (6 + len(webhook_rules.EVENT_WORDS)) + limits.PLAYBOOK_MEMBERS_MAX
+             + limits.BROADCAST_CHANNELS_MAX + limits.PLAYBOOK_INVITED_MAX
+             + limits.PLAYBOOK_FOLLOWERS_MAX + limits.STAGES_MAX * (5 + limits.STEPS_PER_STAGE_MAX * 9)
+             + 8 + limits.FIELDS_MAX * (12 + limits.FIELD_OPTIONS_MAX))
 #: A parse still running after this long is abandoned (seconds); permitted input takes far less.
 PARSE_TIMEOUT_S = 5.0
 _MAX_DEPTH = 12
@@ -133,6 +146,10 @@ class PlaybookSpec:
     followers: tuple[UserRef, ...] = ()
     #: Outgoing webhooks of its incidents (docs/webhooks.md); secrets are never in the file.
     webhooks: tuple[WebhookSpec, ...] = ()
+    #: Custom fields (issue 18; the default: the severity field SEV1-SEV4) and the retrospective.
+    fields: tuple[FieldDef, ...] = (DEFAULT_SEVERITY,)
+    retro_template: str = ""
+    retro_reminder_ms: int | None = None
 
     def usernames(self) -> list[UserRef]:
         """Every user the file names (members, default assignees, invited users, the default
@@ -577,10 +594,93 @@ def _reminders(node: Node, problems: _Problems) -> ReminderDelivery | None:
         return None
 
 
+_FIELD_KEYS = ("name", "id", "type", "options", "description")
+_RETRO_KEYS = ("template", "reminder")
+
+
+def _field(node: Node, where: str, problems: _Problems) -> FieldDef | None:
+    found = _fields(node, where, _FIELD_KEYS, ("name", "type"), problems)
+    if found is None:
+        return None
+    texts: dict[str, str | None] = {}
+    for key in ("name", "id", "type", "description"):
+        if key in found:
+            texts[key] = _scalar_text(found[key], _join(where, key), problems)
+    if any(value is None for value in texts.values()) or "name" not in texts or "type" not in texts:
+        return None
+    kind_text = (texts["type"] or "").strip().lower()
+    try:
+        kind = FieldKind(kind_text)
+    except ValueError:
+        problems.add(found["type"], _join(where, "type"), f'"{kind_text[:24]}" is not a field type; write one of: '
+                                                         f"{', '.join(k.value for k in FieldKind)}.")
+        return None
+    options: list[str] = []
+    if "options" in found and not _is_null(found["options"]):
+        items = _items(found["options"], _join(where, "options"), problems, max_items=limits.FIELD_OPTIONS_MAX,
+                       noun="options")
+        for n, item in enumerate(items, start=1):
+            text = _scalar_text(item, f"{where}, option {n}", problems)
+            if text is None:
+                return None
+            options.append(text)
+    try:
+        return validate_field(FieldDef(id=texts.get("id") or "", name=texts["name"] or "", kind=kind,
+                                       options=tuple(options), description=texts.get("description") or ""))
+    except ValidationError as error:
+        problems.add(node, where, error.message.split(": ", 1)[-1])
+        return None
+
+
+def _field_list(node: Node, problems: _Problems) -> tuple[FieldDef, ...] | None:
+    if _is_null(node):
+        return ()
+    items = _items(node, "fields", problems, max_items=limits.FIELDS_MAX, noun="fields")
+    defs = [_field(item, f"field {n}", problems) for n, item in enumerate(items, start=1)]
+    if any(d is None for d in defs):
+        return None
+    try:
+        return validate_fields([d for d in defs if d is not None])
+    except ValidationError as error:
+        problems.add(node, "fields", error.message)
+        return None
+
+
+def _retrospective(node: Node, problems: _Problems) -> dict | None:
+    if _is_null(node):
+        return {}
+    found = _fields(node, "retrospective", _RETRO_KEYS, (), problems)
+    if found is None:
+        return None
+    result: dict = {}
+    if "template" in found:
+        template = _scalar_text(found["template"], "retrospective, template", problems)
+        if template is None:
+            return None
+        result["retro_template"] = template
+    if "reminder" in found and not _is_null(found["reminder"]):
+        value = _scalar_text(found["reminder"], "retrospective, reminder", problems)
+        if value is None:
+            return None
+        try:
+            result["retro_reminder_ms"] = parse_duration(value, field="retro")
+        except ValidationError as error:
+            problems.add(found["reminder"], "retrospective, reminder", str(error))
+            return None
+    try:
+        retro_settings(template=result.get("retro_template", ""),
+                       reminder_interval_ms=result.get("retro_reminder_ms"))
+    except ValidationError as error:
+        problems.add(node, "retrospective", str(error))
+        return None
+    return result
+
+
 # -- public API ---------------------------------------------------------------------------
 
 TOP_LEVEL_FIELDS = ("title", "description", "public", "members", "stages", "broadcast_channels", "update_interval",
-                    "update_template", "reminders", "invite", "commander", "followers", "webhooks")
+                    "update_template", "reminders", "invite", "commander", "followers", "webhooks",
+                    "fields", "retrospective")
 
 
 def _too_slow(timeout_s: float) -> str:
@@ -640,8 +740,15 @@ def _settings(found: dict[str, Node], problems: _Problems) -> dict:
         settings["followers"] = _members(found["followers"], problems, "followers", limits.PLAYBOOK_FOLLOWERS_MAX)
     if "webhooks" in found:
         settings["webhooks"] = _webhooks(found["webhooks"], problems)
+    if "fields" in found:
+        settings["fields"] = _field_list(found["fields"], problems)
+    if "retrospective" in found:
+        retro = _retrospective(found["retrospective"], problems)
+        if retro is not None:
+            settings.update(retro)
     # A field with a problem is None here; the problem is reported before the spec is built.
-    return {name: value for name, value in settings.items() if value is not None or name == "update_interval_ms"}
+    return {name: value for name, value in settings.items()
+            if value is not None or name in ("update_interval_ms", "retro_reminder_ms")}
 
 
 def parse_stages(text: str, deadline: Deadline | None = None) -> tuple[StageSpec, ...]:
@@ -763,8 +870,29 @@ def dump(spec: PlaybookSpec, trigger: str = DEFAULT_TRIGGER) -> str:
     if spec.webhooks:
         data["webhooks"] = [{"url": hook.url, **({"events": [webhook_rules.WORD_OF[k] for k in hook.events]}
                                                  if hook.events else {})} for hook in spec.webhooks]
+    if spec.fields != (DEFAULT_SEVERITY,):
+        data["fields"] = [_field_data(f) for f in spec.fields]
+    if spec.retro_template or spec.retro_reminder_ms is not None:
+        retro: dict[str, object] = {}
+        if spec.retro_template:
+            retro["template"] = spec.retro_template
+        if spec.retro_reminder_ms is not None:
+            retro["reminder"] = format_duration(spec.retro_reminder_ms)
+        data["retrospective"] = retro
     data["stages"] = _stages_data(spec.stages)
     return _header(trigger) + _yaml(data)
+
+
+def _field_data(field_def: FieldDef) -> dict[str, object]:
+    data: dict[str, object] = {"name": field_def.name}
+    if field_def.id != validate_field(field_def.model_copy(update={"id": ""})).id:
+        data["id"] = field_def.id
+    data["type"] = field_def.kind.value
+    if field_def.options:
+        data["options"] = list(field_def.options)
+    if field_def.description:
+        data["description"] = field_def.description
+    return data
 
 
 def dump_stages(stages: Iterable[StageSpec]) -> str:
@@ -805,7 +933,9 @@ def playbook_spec(playbook: Playbook, usernames: Mapping[str, str],
                         reminders=updates.reminder_delivery, invite=_user_refs(playbook.invited_user_ids, usernames),
                         commander=UserRef(commander) if commander else None,
                         followers=_user_refs(playbook.auto_follower_ids, usernames),
-                        webhooks=tuple(WebhookSpec(t.url, t.events) for t in playbook.webhooks))
+                        webhooks=tuple(WebhookSpec(t.url, t.events) for t in playbook.webhooks),
+                        fields=playbook.fields, retro_template=playbook.retro.template,
+                        retro_reminder_ms=playbook.retro.reminder_interval_ms)
 
 
 def playbook_settings(spec: PlaybookSpec, user_ids: Mapping[str, str],
@@ -821,6 +951,8 @@ def playbook_settings(spec: PlaybookSpec, user_ids: Mapping[str, str],
         "invited_user_ids": [user_ids[ref.username] for ref in spec.invite],
         "default_commander_id": user_ids[spec.commander.username] if spec.commander else "",
         "auto_follower_ids": [user_ids[ref.username] for ref in spec.followers],
+        "fields": spec.fields,
+        "retro": RetroSettings(template=spec.retro_template, reminder_interval_ms=spec.retro_reminder_ms),
     }
 
 

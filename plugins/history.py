@@ -24,7 +24,10 @@ from typing import Any
 
 from domain import IncidentStatus, NotFound, ValidationError
 from domain.errors import COMMAND
-from domain.models import EventKind, Incident
+from domain.fields import shown_values
+from domain.ids import is_valid_id
+from domain.models import EventKind, FieldKind, Incident
+from domain.retro import status_label as retro_label
 from gateway import payloads as p
 from gateway import ui
 from gateway.cards import format_time
@@ -37,7 +40,8 @@ from plugins.base import FeaturePlugin
 from services.context import BotContext
 from services.history import NO_TEAM, HistoryService, IncidentDetails, ListFilters, ListPage, overdue_mark
 
-LIST_USAGE = (f"Usage: {COMMAND}list [ongoing|ended|all|overdue] [@commander] [--playbook NAME] [--search TEXT] [--page N], "
+LIST_USAGE = (f"Usage: {COMMAND}list [ongoing|ended|all|overdue] [@commander] [severity=LEVEL] [field:NAME=VALUE] "
+              f"[--playbook NAME] [--search TEXT] [--page N], "
               f'e.g. {COMMAND}list ongoing @alice --search "database"')
 _STATUS_WORDS = {"ongoing": IncidentStatus.ONGOING, "active": IncidentStatus.ONGOING,
                  "ended": IncidentStatus.ENDED, "all": None}
@@ -115,6 +119,7 @@ class HistoryPlugin(FeaturePlugin):
         status: IncidentStatus | None = None
         commander_id = playbook_id = search = None
         only_overdue = False
+        field_values: dict[str, str] = {}
         page = 1
         words = _words(command.arguments)
         position = 0
@@ -141,6 +146,14 @@ class HistoryPlugin(FeaturePlugin):
                 else:
                     playbook_id = (await self.service.playbook_named(team_id, command.user_id, value)).id
                 continue
+            if "=" in word and (option == "severity" or option.startswith("field:")):
+                # A field filter (issue 18): severity=SEV1, field:customer=ACME, field:"due date"=2026-03-01.
+                name = "severity" if option == "severity" else word.partition("=")[0][len("field:"):].strip('"')
+                field_id, value, _ = await self.service.field_filter(team_id, command.user_id, name,
+                                                                     word.partition("=")[2].strip('"'))
+                field_values[field_id] = value
+                position += 1
+                continue
             if lowered == "overdue":
                 only_overdue = True
             elif lowered in _STATUS_WORDS:
@@ -155,7 +168,7 @@ class HistoryPlugin(FeaturePlugin):
                 raise ValidationError(f'I do not understand "{neutralize(word)}". {LIST_USAGE}')
             position += 1
         return ListFilters(status=status, commander_id=commander_id, playbook_id=playbook_id, search=search,
-                           overdue=only_overdue), page
+                           overdue=only_overdue, field_values=tuple(sorted(field_values.items()))), page
 
     async def _list_team(self, command: SlashCommand) -> str:
         teams = await self.service.teams_of(command.user_id, command.team_id)
@@ -184,7 +197,7 @@ class HistoryPlugin(FeaturePlugin):
             raise ValidationError(f"This page button is broken; type {COMMAND}list again.") from None
         filters = ListFilters(status=status, commander_id=button.commander_id or None,
                               playbook_id=button.playbook_id or None, search=button.search or None,
-                              overdue=button.overdue)
+                              overdue=button.overdue, field_values=tuple(sorted(button.field_values.items())))
         page, team_id = button.page, button.team_id
         if button.on_ephemeral:
             return await self._page_in_direct_messages(callback.user_id, team_id, filters, page)
@@ -208,7 +221,7 @@ class HistoryPlugin(FeaturePlugin):
             team_id=view.team_id, status=filters.status.value if filters.status else "",
             commander_id=filters.commander_id or "", playbook_id=filters.playbook_id or "",
             search=filters.search or "", page=page, owner_id=view.owner_id, on_ephemeral=view.on_ephemeral,
-            overdue=filters.overdue), style)
+            overdue=filters.overdue, field_values=dict(filters.field_values)), style)
 
     def _pages(self, view: ListView, buttons: list[ui.Button]) -> list[dict[str, Any]]:
         """The page buttons' attachment as JSON (none without buttons)."""
@@ -230,6 +243,9 @@ class HistoryPlugin(FeaturePlugin):
             parts.append(f'playbook "{neutralize(title)}"' if title is not None else "the chosen playbook")
         if filters.search:
             parts.append(f'name contains "{neutralize(filters.search)}"')
+        for field_id, value in filters.field_values:
+            shown = f"@{await self.directory.username(value)}" if is_valid_id(value) else neutralize(value)
+            parts.append(f"{neutralize(field_id)} = {shown}")
         return ", ".join(parts)
 
     async def _render_list(self, view: ListView, page: int) -> tuple[str, list[dict[str, Any]]]:
@@ -327,6 +343,7 @@ def render_details(details: IncidentDetails, now: int, trigger: str) -> str:
         lines.append("Members involved and messages: unknown, Command Center can no longer read the channel.")
     lines.append(f"Active stage: **{_stage_label(incident)}** · steps done "
                  f"**{incident.steps_done}/{incident.steps_total}**")
+    lines.extend(_fields_lines(incident, names))
     lines.append("")
     lines.append("**Stages**")
     description_budget = _DESCRIPTIONS_IN_FULL_MAX
@@ -359,6 +376,22 @@ def render_details(details: IncidentDetails, now: int, trigger: str) -> str:
         title = neutralize(str(event.details.get("title", "")))
         lines.append(f"- {format_time(event.at)} — {_who(names, event.actor_id)} {verb} {label}{title}")
     return "\n".join(lines)
+
+
+def _fields_lines(incident: Incident, names: dict[str, str]) -> list[str]:
+    """Info's field line ("Severity: **SEV2** · Customer: ACME") and where the retrospective stands (issue 18)."""
+    lines = []
+    parts = []
+    for field, value in shown_values(incident):
+        shown = _who(names, value) if field.kind is FieldKind.USER else limited_markdown(value, one_line=True)
+        parts.append(f"{neutralize(field.name)}: **{shown}**")
+    if parts:
+        lines.append(" · ".join(parts))
+    label = retro_label(incident)
+    if label is not None:
+        when = f", {format_time(incident.retro_published_at)}" if incident.retro_published_at else ""
+        lines.append(f"Retrospective: **{label}**{when}")
+    return lines
 
 
 __all__ = ["HistoryPlugin", "ListView", "render_details"]

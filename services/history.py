@@ -49,7 +49,9 @@ from domain import (
     ValidationError,
     permissions,
 )
+from domain import fields as field_ops
 from domain.errors import COMMAND
+from domain.models import DEFAULT_SEVERITY, FieldKind
 from domain.updates import overdue
 from gateway.cards import format_time
 from gateway.directory import Directory
@@ -91,12 +93,16 @@ class ListFilters:
     search: str | None = None
     #: Only the overdue ones (ongoing, their status update due): ``IncidentQuery.overdue_at`` = now.
     overdue: bool = False
+    #: Only incidents with these field values (issue 18), by field id: ``IncidentQuery.field_values``.
+    field_values: tuple[tuple[str, str], ...] = ()
 
     def store_arguments(self, now: int) -> dict[str, Any]:
         arguments: dict[str, Any] = {"status": self.status, "commander_id": self.commander_id,
                                      "playbook_id": self.playbook_id, "search": self.search or None}
         if self.overdue:
             arguments["overdue_at"] = now
+        if self.field_values:
+            arguments["field_values"] = dict(self.field_values)
         return arguments
 
 
@@ -359,6 +365,21 @@ class HistoryService:
         titles = ", ".join(f'"{neutralize(p.title)}"' for p in matches[:5])
         raise ValidationError(f'"{neutralize(name)}" matches several playbooks ({titles}); give the full title.')
 
+    async def field_filter(self, team_id: str, user_id: str, name: str, value: str) -> tuple[str, str, str]:
+        """A typed field filter of the list as (field id, stored value, field name shown): the field is
+        looked up among the team's playbooks the user may use and the default severity, so a level or
+        an option matches in any case and ``@name`` names a person of the team (issue 18)."""
+        actor = await self.directory.actor(user_id)
+        playbooks = await self.store.playbooks_for_user(team_id, user_id, is_admin=actor.is_system_admin)
+        candidates = [DEFAULT_SEVERITY, *(field for playbook in playbooks for field in playbook.fields)]
+        found, field_id, stored = field_ops.list_filter(candidates, name, value)
+        if found is not None and found.kind is FieldKind.USER:
+            user = await self.directory.team_user_by_username(team_id, stored)
+            if user is None:
+                raise NotFound(f"There is no user {neutralize(stored)} in this team. Check the spelling.")
+            stored = user.id
+        return field_id, stored, found.name if found is not None else field_id
+
     async def playbook_title(self, playbook_id: str) -> str | None:
         """The title of the playbook a list is narrowed to (the list's filters carry its id), if it exists."""
         playbook = await self.store.get_playbook(playbook_id)
@@ -507,6 +528,7 @@ class HistoryService:
         ids = {incident.commander_id, *figures.members_involved, *(e.actor_id for e in completions)}
         for stage in incident.stages:
             ids.update(step.state_changed_by for step in stage.steps if step.state_changed_by)
+        ids.update(value for f, value in field_ops.shown_values(incident) if f.kind is FieldKind.USER)
         return IncidentDetails(incident, channel_name, figures, completions, await self.usernames(ids))
 
     # Export -------------------------------------------------------------------------------

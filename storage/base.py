@@ -27,9 +27,10 @@ from typing import Any, NamedTuple, Self, TypedDict, Unpack
 from domain import limits
 from domain.alerts import AlertGroup, AlertIn, AlertRecord, GroupPosted, GroupTouch
 from domain.errors import Conflict, NotFound, ValidationError
+from domain.fields import FIELD_ID
 from domain.ids import new_id
 from domain.metrics import MetricsRow, MetricsSummary, summarize
-from domain.models import Incident, IncidentStatus, Playbook, TimelineEvent
+from domain.models import DEFAULT_SEVERITY, Incident, IncidentStatus, Playbook, TimelineEvent
 
 from .jobs import Job, JobState, payload_json
 
@@ -73,6 +74,11 @@ class RefPage(NamedTuple):
     total: int
 
 
+#: The id of the severity field, the one field value the SQLite list finds through an index.
+SEVERITY_ID = DEFAULT_SEVERITY.id
+#: Field filters one list may combine.
+FIELD_FILTERS_MAX = 5
+
 #: Largest page of :meth:`Store.list_incident_refs` (references are small; full rows are not).
 REFS_PER_PAGE_MAX = 1000
 
@@ -91,6 +97,7 @@ class IncidentFilters(TypedDict, total=False):
     page: int
     per_page: int
     overdue_at: int | None
+    field_values: Mapping[str, str] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +122,9 @@ class IncidentQuery:
     #: Only ongoing incidents whose next status update was due at or before this moment (ms):
     #: the overdue ones (``domain.updates.overdue``) when it is now. None: no such filter.
     overdue_at: int | None = None
+    #: Only incidents whose custom field (by id) holds exactly this value, for each pair (issue 18),
+    #: sorted by field id. Empty: no such filter.
+    field_values: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(
@@ -132,9 +142,17 @@ class IncidentQuery:
         per_page: int = 15,
         most: int = limits.LIST_PER_PAGE_MAX,
         overdue_at: int | None = None,
+        field_values: Mapping[str, str] | None = None,
     ) -> IncidentQuery:
         """A checked query (ValidationError for impossible paging, ValueError for an unknown sort or status)."""
         check_paging(page, per_page, most=most)
+        values = field_values or {}
+        if len(values) > FIELD_FILTERS_MAX:
+            raise ValidationError(f"A list may filter by at most {FIELD_FILTERS_MAX} fields.", field="field")
+        for field_id in values:
+            if not FIELD_ID.match(field_id):
+                raise ValidationError(f"{field_id[:40]!r} is not a field id (lowercase letters, digits, - and _).",
+                                      field="field")
         return cls(
             team_id=team_id,
             viewer_channel_ids=frozenset(viewer_channel_ids),
@@ -147,6 +165,7 @@ class IncidentQuery:
             page=page,
             per_page=per_page,
             overdue_at=overdue_at,
+            field_values=tuple(sorted((str(k), str(v)) for k, v in values.items())),
         )
 
     @property
@@ -568,7 +587,9 @@ def like_pattern(search: str) -> str:
 
 
 __all__ = [
+    "FIELD_FILTERS_MAX",
     "REFS_PER_PAGE_MAX",
+    "SEVERITY_ID",
     "IncidentOperation",
     "IncidentQuery",
     "IncidentRef",

@@ -66,12 +66,13 @@ _MUTABLE_INCIDENT_FIELDS: set[str] = {
     "name", "description", "commander_id", "playbook_id", "playbook_title", "active_stage", "status",
     "ended_at", "source_post_id", "card_post_id", "public", "stages", "stage_set_at", "restarted_at",
     "last_update_at", "last_update_by", "last_update_post_id", "next_update_due_at", "update_requested_at",
-    "updates", "follower_ids",
+    "updates", "follower_ids", "fields", "field_values", "retro", "retro_status", "retro_text",
+    "retro_published_at", "retro_by",
 }
 #: What ``update_playbook`` writes (and the members).
 _MUTABLE_PLAYBOOK_FIELDS: set[str] = {
     "title", "description", "create_public_channel", "stages", "updated_at", "updates", "invited_user_ids",
-    "default_commander_id", "auto_follower_ids", "webhooks",
+    "default_commander_id", "auto_follower_ids", "webhooks", "fields", "retro",
 }
 
 
@@ -340,6 +341,7 @@ def _select(data: _Data, query: IncidentQuery) -> tuple[int, list[Incident]]:
         and (query.overdue_at is None or (i.is_ongoing and i.next_update_due_at is not None
                                           and i.next_update_due_at <= query.overdue_at))
         and (needle is None or needle in _fold(i.name))
+        and all(i.field_values.get(field_id) == value for field_id, value in query.field_values)
     ]
     page = _sorted_rows(rows, query.sort)[query.offset:query.offset + query.per_page]
     return len(rows), [row.incident for row in page]

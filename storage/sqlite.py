@@ -43,11 +43,24 @@ from domain.alerts import (
 )
 from domain.errors import Conflict, NotFound
 from domain.metrics import MetricsRow, MetricsSummary, advance, start_summary, summarize
-from domain.models import Incident, IncidentStatus, Playbook, Stage, TimelineEvent, UpdateSettings, WebhookTarget
+from domain.models import (
+    DEFAULT_SEVERITY,
+    FieldDef,
+    Incident,
+    IncidentStatus,
+    Playbook,
+    RetroSettings,
+    RetroStatus,
+    Stage,
+    TimelineEvent,
+    UpdateSettings,
+    WebhookTarget,
+)
 from domain.timeline import subject_of
 
 from . import migrations
 from .base import (
+    SEVERITY_ID,
     IncidentOperation,
     IncidentQuery,
     IncidentRef,
@@ -63,12 +76,15 @@ from .jobs import LIVE, Job, JobState, check_selector, payload_json, short_error
 _STAGES = TypeAdapter(tuple[Stage, ...])
 _IDS = TypeAdapter(tuple[str, ...])
 _WEBHOOKS = TypeAdapter(tuple[WebhookTarget, ...])
+_FIELDS = TypeAdapter(tuple[FieldDef, ...])
+_VALUES = TypeAdapter(dict[str, str])
 
 _INCIDENT_COLUMNS = (
     "id, team_id, channel_id, name, description, commander_id, creator_id, playbook_id,"
     " playbook_title, active_stage, status, created_at, ended_at, source_post_id,"
     " card_post_id, public, version, stages, stage_set_at, restarted_at, last_update_at, last_update_by,"
-    " last_update_post_id, next_update_due_at, update_requested_at, updates, follower_ids, webhooks"
+    " last_update_post_id, next_update_due_at, update_requested_at, updates, follower_ids, webhooks,"
+    " fields, field_values, retro, retro_status, retro_text, retro_published_at, retro_by"
 )
 
 _INCIDENT_COLUMN_COUNT = len(_INCIDENT_COLUMNS.split(","))
@@ -76,7 +92,7 @@ _INCIDENT_COLUMN_COUNT = len(_INCIDENT_COLUMNS.split(","))
 _PLAYBOOK_SELECT = (
     "SELECT p.id, p.team_id, p.title, p.description, p.create_public_channel, p.stages,"
     " p.created_by, p.created_at, p.updated_at, p.version, p.default_commander_id, p.updates,"
-    " p.invited_user_ids, p.auto_follower_ids, p.webhooks,"
+    " p.invited_user_ids, p.auto_follower_ids, p.webhooks, p.fields, p.retro,"
     " (SELECT json_group_array(user_id) FROM"
     "   (SELECT user_id FROM playbook_members m WHERE m.playbook_id = p.id ORDER BY position)) AS member_ids"
     " FROM playbooks p"
@@ -116,6 +132,14 @@ class _Tx:
 
 
 def _incident_from_row(row: sqlite3.Row) -> Incident:
+    # The retrospective's columns are passed only when set: a default is not validated again, and
+    # nearly every row of a list has none (a few µs a row).
+    retro: dict[str, Any] = {}
+    if row["retro_status"] is not None:
+        retro = {"retro_status": RetroStatus(row["retro_status"]), "retro_text": row["retro_text"],
+                 "retro_published_at": row["retro_published_at"], "retro_by": row["retro_by"]}
+    if row["retro"] != "{}":
+        retro["retro"] = _retro(row["retro"])
     return Incident(
         id=row["id"],
         team_id=row["team_id"],
@@ -145,6 +169,9 @@ def _incident_from_row(row: sqlite3.Row) -> Incident:
         updates=_updates(row["updates"]),
         follower_ids=_IDS.validate_json(row["follower_ids"]),
         webhooks=_webhooks(row["webhooks"]),
+        fields=_fields(row["fields"]),
+        field_values=_values(row["field_values"]),
+        **retro,
     )
 
 
@@ -174,6 +201,33 @@ def _webhooks(text: str) -> tuple[WebhookTarget, ...]:
 
 def _webhooks_json(targets: Sequence[WebhookTarget]) -> str:
     return _WEBHOOKS.dump_json(tuple(targets), exclude_defaults=True).decode()
+def _fields(text: str | None) -> tuple[FieldDef, ...]:
+    """Field definitions from their JSON; NULL (stored before schema 10) is the default severity field."""
+    if text is None:
+        return (DEFAULT_SEVERITY,)
+    return _FIELDS.validate_json(text)
+
+
+def _values(text: str) -> dict[str, str]:
+    """Field values from their JSON; most incidents have none, and "{}" needs no parser."""
+    return {} if text == "{}" else _VALUES.validate_json(text)
+
+
+def _fields_json(fields: Sequence[FieldDef]) -> str:
+    return _FIELDS.dump_json(tuple(fields), exclude_defaults=True).decode()
+
+
+@functools.lru_cache(maxsize=64)
+def _retro(text: str) -> RetroSettings:
+    return RetroSettings.model_validate_json(text)
+
+
+def _retro_json(retro: RetroSettings) -> str:
+    return retro.model_dump_json(exclude_defaults=True)
+
+
+def _values_json(values: dict[str, str]) -> str:
+    return json.dumps(values, separators=(",", ":"), sort_keys=True)
 
 
 def _updates_json(updates: UpdateSettings) -> str:
@@ -196,7 +250,8 @@ def _playbook_from_row(row: sqlite3.Row) -> Playbook:
 @functools.lru_cache(maxsize=512)
 def _parse_playbook(values: tuple) -> Playbook:
     (id_, team_id, title, description, create_public_channel, stages, created_by, created_at, updated_at,
-     version, default_commander_id, updates, invited_user_ids, auto_follower_ids, webhooks, member_ids) = values
+     version, default_commander_id, updates, invited_user_ids, auto_follower_ids, webhooks, fields, retro,
+     member_ids) = values
     return Playbook(
         id=id_,
         team_id=team_id,
@@ -214,6 +269,8 @@ def _parse_playbook(values: tuple) -> Playbook:
         invited_user_ids=_IDS.validate_json(invited_user_ids),
         auto_follower_ids=_IDS.validate_json(auto_follower_ids),
         webhooks=_webhooks(webhooks),
+        fields=_fields(fields),
+        retro=_retro(retro),
     )
 
 
@@ -256,6 +313,13 @@ def _mutable_incident_columns(incident: Incident) -> dict[str, object]:
         "update_requested_at": incident.update_requested_at,
         "updates": _updates_json(incident.updates),
         "follower_ids": _ids_json(incident.follower_ids),
+        "fields": _fields_json(incident.fields),
+        "field_values": _values_json(incident.field_values),
+        "retro": _retro_json(incident.retro),
+        "retro_status": None if incident.retro_status is None else incident.retro_status.value,
+        "retro_text": incident.retro_text,
+        "retro_published_at": incident.retro_published_at,
+        "retro_by": incident.retro_by,
     }
 
 
@@ -354,6 +418,16 @@ def _filter_terms(query: IncidentQuery) -> tuple[list[str], list]:
         # The terms of the partial index incidents_update_due, so the planner may use it.
         where.append("status = 'ongoing' AND next_update_due_at IS NOT NULL AND next_update_due_at <= ?")
         params.append(query.overdue_at)
+    for field_id, value in query.field_values:
+        if field_id == SEVERITY_ID:
+            # Exactly the expression of the index incidents_list_severity (migration 0010).
+            where.append("json_extract(field_values, '$.severity') = ?")
+        else:
+            # Any other field is read from the partial covering index incidents_list_fields (its
+            # term repeated; the ids are checked by IncidentQuery.of, the path is a parameter all the same).
+            where.append("field_values <> '{}' AND json_extract(field_values, ?) = ?")
+            params.append(f'$."{field_id}"')
+        params.append(value)
     return where, params
 
 
@@ -872,7 +946,8 @@ class SqliteStore(Store):
                 await conn.execute(
                     "INSERT INTO playbooks (id, team_id, title, description, create_public_channel,"
                     " created_by, created_at, updated_at, version, stages, default_commander_id, updates,"
-                    " invited_user_ids, auto_follower_ids, webhooks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " invited_user_ids, auto_follower_ids, webhooks, fields, retro)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         playbook.id,
                         playbook.team_id,
@@ -889,6 +964,8 @@ class SqliteStore(Store):
                         _ids_json(playbook.invited_user_ids),
                         _ids_json(playbook.auto_follower_ids),
                         _webhooks_json(playbook.webhooks),
+                        _fields_json(playbook.fields),
+                        _retro_json(playbook.retro),
                     ),
                 )
             except sqlite3.IntegrityError as exc:
@@ -908,7 +985,7 @@ class SqliteStore(Store):
             cursor = await conn.execute(
                 "UPDATE playbooks SET title = ?, description = ?, create_public_channel = ?, stages = ?,"
                 " default_commander_id = ?, updates = ?, invited_user_ids = ?, auto_follower_ids = ?, webhooks = ?,"
-                " updated_at = ?, version = ? WHERE id = ? AND version = ?",
+                " fields = ?, retro = ?, updated_at = ?, version = ? WHERE id = ? AND version = ?",
                 (
                     playbook.title,
                     playbook.description,
@@ -919,6 +996,8 @@ class SqliteStore(Store):
                     _ids_json(playbook.invited_user_ids),
                     _ids_json(playbook.auto_follower_ids),
                     _webhooks_json(playbook.webhooks),
+                    _fields_json(playbook.fields),
+                    _retro_json(playbook.retro),
                     playbook.updated_at,
                     expected + 1,
                     playbook.id,
@@ -999,6 +1078,13 @@ class SqliteStore(Store):
                     _updates_json(incident.updates),
                     _ids_json(incident.follower_ids),
                     _webhooks_json(incident.webhooks),
+                    _fields_json(incident.fields),
+                    _values_json(incident.field_values),
+                    _retro_json(incident.retro),
+                    None if incident.retro_status is None else incident.retro_status.value,
+                    incident.retro_text,
+                    incident.retro_published_at,
+                    incident.retro_by,
                 ),
             )
             if events:

@@ -52,11 +52,14 @@ def write_v1_data(db_path) -> dict:
 # version 9 only adds the list generation and its triggers; version 10 only adds the alerts tables;
 # version 11 adds the metrics summaries, which the store backfills when it opens: see
 # tests/storage/test_store_metrics.py; version 12 adds the webhook columns with defaults, no targets,
-# read back as the models' defaults; version 13 adds a nullable timeline column, filled for the kinds
-# that name a subject: see tests/storage/test_store_timeline.py).
+# read back as the models' defaults; version 13 adds field and retrospective columns that are NULL or
+# default for those rows, read back as the default severity field and no values or retrospective: see
+# test_store_fields.py; version 14 adds a nullable timeline column, filled for the kinds that name a
+# subject: see tests/storage/test_store_timeline.py).
 DATA_WRITERS = {1: write_v1_data, 2: write_v1_data, 3: write_v1_data, 4: write_v1_data, 5: write_v1_data,
                 6: write_v1_data, 7: write_v1_data, 8: write_v1_data, 9: write_v1_data,
-                10: write_v1_data, 11: write_v1_data, 12: write_v1_data}
+                10: write_v1_data, 11: write_v1_data, 12: write_v1_data,
+                13: write_v1_data}
 
 
 def test_every_earlier_version_has_a_data_writer():
