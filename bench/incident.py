@@ -30,7 +30,12 @@ What the figures are made of (same runs):
                                extra work for our bot (the WebSocket events it pushes, the bot's own
                                requests) is in our p99 too
 
-python -m bench.incident [--rounds 5]
+With ``--profile FILE`` the bot runs under cProfile (bench/profiled_bot.py) during the one-user starts
+only (its event-loop thread; cProfile slows it, so the CPU figures of such a run are not comparable):
+the statistics go to FILE, the top functions by own time are printed, and ``profile_*_share`` lines
+say which part of the bot the event loop's time per start went to.
+
+python -m bench.incident [--rounds 5] [--profile FILE]
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -190,7 +196,49 @@ async def barebot_process(template: dict, sandbox: Sandbox, trigger: str, *, web
             stop_process(process)
 
 
-async def main(rounds: int) -> None:
+#: Where the event loop's time goes, by the file a function is in (first match wins; the rest is "other").
+PROFILE_PARTS = (
+    ("signing", ("gateway/signing.py",)),
+    ("card", ("gateway/cards.py", "gateway/ui.py", "gateway/messages.py", "domain/freshness.py")),
+    ("payloads", ("gateway/payloads.py", "pydantic")),
+    ("json", ("json/",)),
+    ("rest", ("gateway/client.py", "gateway/transport.py", "aiohttp/client", "aiohttp/connector",
+              "mattermostautodriver", "httpx", "httpcore")),
+    ("inbound", ("gateway/inbound.py", "gateway/routing.py", "aiohttp/web")),
+    ("websocket", ("gateway/events.py", "mmpy_bot", "aiohttp/_websocket", "aiohttp/client_ws")),
+    ("store", ("storage/", "aiosqlite")),
+    ("asyncio", ("asyncio/",)),
+    ("logging", ("logging/",)),
+)
+
+
+async def _profile_written(path: str, timeout: float = 30.0) -> None:
+    """Wait until the profiled bot has written its statistics (their size stops changing)."""
+    deadline, size = time.monotonic() + timeout, -1
+    while time.monotonic() < deadline:
+        now = Path(path).stat().st_size if Path(path).exists() else -1
+        if now > 0 and now == size:
+            return
+        size = now
+        await asyncio.sleep(0.2)  # a benchmark polling a file, not a test's synchronisation
+    raise RuntimeError(f"the profiled bot wrote no statistics to {path}")
+
+
+def profile_report(path: str, starts: int) -> dict[str, float]:
+    """Print the top functions by own time; return ``profile_<part>_ms_per_start`` by PROFILE_PARTS."""
+    import pstats
+
+    stats = pstats.Stats(path)
+    stats.sort_stats("tottime").print_stats(25)
+    parts: dict[str, float] = {name: 0.0 for name, _ in PROFILE_PARTS}
+    parts["other"] = 0.0
+    for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        part = next((name for name, needles in PROFILE_PARTS if any(n in filename for n in needles)), "other")
+        parts[part] += tottime
+    return {f"profile_{name}_ms_per_start": seconds * 1000 / starts for name, seconds in parts.items()}
+
+
+async def main(rounds: int, profile: str | None = None) -> None:
     figures: dict[str, float] = {}
     async with Sandbox(world(USERS), config=SandboxConfig(post_edit_time_limit=EDIT_TIME_LIMIT)) as sandbox:
         people = [sandbox.user(f"u{i:03d}") for i in range(USERS)]
@@ -199,7 +247,7 @@ async def main(rounds: int) -> None:
         def next_name() -> str:
             return f"bench-{next(counter):05d}"  # one width: no name is the beginning of another
 
-        async with bot_process(sandbox.url) as (process, _):
+        async with bot_process(sandbox.url, profile_out=profile) as (process, _):
             for index, person in enumerate(people):
                 await create_playbook(person, index)
             for concurrency in (1, 20):
@@ -224,11 +272,18 @@ async def main(rounds: int) -> None:
                     sandbox.config.record = True
                     cpu_before = cpu_seconds(process.pid)
                     threads_before = thread_cpu_seconds(process.pid)
+                    if profile:
+                        process.send_signal(signal.SIGUSR1)
                 here_before = time.process_time()
                 await asyncio.gather(*(starter(p) for p in people[:concurrency]))
                 if not measuring:
                     figures["sandbox_cpu_ms_per_start_c20"] = (time.process_time() - here_before) * 1000 / len(starts)
                 if measuring:
+                    if profile:
+                        Path(profile).unlink(missing_ok=True)
+                        process.send_signal(signal.SIGUSR2)
+                        await _profile_written(profile)
+                        figures.update(profile_report(profile, len(starts)))
                     bot_cpu_ms = (cpu_seconds(process.pid) - cpu_before) * 1000
                     main_ms, other_ms = _split_threads(process.pid, threads_before, thread_cpu_seconds(process.pid))
                     figures["bot_main_cpu_ms_per_start"] = main_ms / len(starts)
@@ -303,4 +358,6 @@ async def main(rounds: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5, help="incidents started per user at each level")
-    asyncio.run(main(parser.parse_args().rounds))
+    parser.add_argument("--profile", metavar="FILE", help="profile the bot's one-user starts into FILE (cProfile)")
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.rounds, arguments.profile))
