@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     reaction_emoji: str = Field("rotating_light", pattern=r"^[a-z0-9_+-]{1,64}$", description="Emoji that offers to start an incident")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     request_timeout: float = Field(10.0, gt=0, le=120, description="Seconds before a call to Mattermost is abandoned")
+    event_loop: Literal["asyncio", "uvloop"] = Field(
+        "asyncio", description="The event loop the bot runs on: asyncio's own, or uvloop (less CPU per request; "
+        "see README, Benchmarks)")
     telemetry_enabled: bool = Field(True, description="Master switch; telemetry also needs both keys below")
     rudder_write_key: str | None = None
     rudder_data_plane_url: str | None = None

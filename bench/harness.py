@@ -44,15 +44,17 @@ def world(users: int) -> dict:
 
 
 @asynccontextmanager
-async def bot_process(mattermost_url: str, *, log_level: str = "WARNING", profile_out: str | None = None):
+async def bot_process(mattermost_url: str, *, log_level: str = "WARNING", profile_out: str | None = None,
+                      settings: dict[str, str] | None = None):
     """Run ``python bot.py`` against ``mattermost_url``; yield (process, base_url) once it is connected.
     ``profile_out``: run it under bench/profiled_bot.py instead (SIGUSR1/SIGUSR2 start and stop cProfile,
-    whose statistics go to that file)."""
+    whose statistics go to that file). ``settings``: more CC_ variables (e.g. CC_EVENT_LOOP)."""
     with tempfile.TemporaryDirectory(prefix="cc-bench-") as data_dir:
         port = _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("CC_")}
         env.update({"CC_MATTERMOST_URL": mattermost_url, "CC_BOT_TOKEN": BOT_TOKEN, "CC_LISTEN_HOST": "127.0.0.1",
-                    "CC_LISTEN_PORT": str(port), "CC_DATA_DIR": data_dir, "CC_LOG_LEVEL": log_level})
+                    "CC_LISTEN_PORT": str(port), "CC_DATA_DIR": data_dir, "CC_LOG_LEVEL": log_level,
+                    **(settings or {})})
         command = [sys.executable, str(ROOT / "bot.py")]
         if profile_out is not None:
             env["BENCH_PROFILE_OUT"] = profile_out

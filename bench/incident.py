@@ -36,7 +36,9 @@ only (its event-loop thread; cProfile slows it, so the CPU figures of such a run
 the statistics go to FILE, the top functions by own time are printed, and ``profile_*_share`` lines
 say which part of the bot the event loop's time per start went to.
 
-python -m bench.incident [--rounds 5] [--profile FILE]
+With ``--loop uvloop`` the bot runs on uvloop (``CC_EVENT_LOOP=uvloop``); the bare bot stays on asyncio.
+
+python -m bench.incident [--rounds 5] [--profile FILE] [--loop asyncio|uvloop]
 """
 
 from __future__ import annotations
@@ -243,7 +245,7 @@ def profile_report(path: str, starts: int) -> dict[str, float]:
     return {f"profile_{name}_ms_per_start": seconds * 1000 / starts for name, seconds in parts.items()}
 
 
-async def main(rounds: int, profile: str | None = None) -> None:
+async def main(rounds: int, profile: str | None = None, loop: str = "asyncio") -> None:
     figures: dict[str, float] = {}
     async with Sandbox(world(USERS), config=SandboxConfig(post_edit_time_limit=EDIT_TIME_LIMIT)) as sandbox:
         people = [sandbox.user(f"u{i:03d}") for i in range(USERS)]
@@ -252,7 +254,7 @@ async def main(rounds: int, profile: str | None = None) -> None:
         def next_name() -> str:
             return f"bench-{next(counter):05d}"  # one width: no name is the beginning of another
 
-        async with bot_process(sandbox.url, profile_out=profile) as (process, _):
+        async with bot_process(sandbox.url, profile_out=profile, settings={"CC_EVENT_LOOP": loop}) as (process, _):
             for index, person in enumerate(people):
                 await create_playbook(person, index)
             for concurrency in (1, 20):
@@ -363,5 +365,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5, help="incidents started per user at each level")
     parser.add_argument("--profile", metavar="FILE", help="profile the bot's one-user starts into FILE (cProfile)")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="the bot's CC_EVENT_LOOP")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.rounds, arguments.profile))
+    asyncio.run(main(arguments.rounds, arguments.profile, arguments.loop))
