@@ -38,7 +38,10 @@ say which part of the bot the event loop's time per start went to.
 
 With ``--loop uvloop`` the bot runs on uvloop (``CC_EVENT_LOOP=uvloop``); the bare bot stays on asyncio.
 
-python -m bench.incident [--rounds 5] [--profile FILE] [--loop asyncio|uvloop]
+With ``--cost-only`` only the one-user phases run (the cost figures and ``bot_cpu_ratio``, no 20-user
+figures): short enough to alternate many times with another version on a shared machine.
+
+python -m bench.incident [--rounds 5] [--profile FILE] [--loop asyncio|uvloop] [--cost-only]
 """
 
 from __future__ import annotations
@@ -245,8 +248,9 @@ def profile_report(path: str, starts: int) -> dict[str, float]:
     return {f"profile_{name}_ms_per_start": seconds * 1000 / starts for name, seconds in parts.items()}
 
 
-async def main(rounds: int, profile: str | None = None, loop: str = "asyncio") -> None:
+async def main(rounds: int, profile: str | None = None, loop: str = "asyncio", *, cost_only: bool = False) -> None:
     figures: dict[str, float] = {}
+    levels = (1,) if cost_only else (1, 20)
     async with Sandbox(world(USERS), config=SandboxConfig(post_edit_time_limit=EDIT_TIME_LIMIT)) as sandbox:
         people = [sandbox.user(f"u{i:03d}") for i in range(USERS)]
         counter = iter(range(10**5))
@@ -257,7 +261,7 @@ async def main(rounds: int, profile: str | None = None, loop: str = "asyncio") -
         async with bot_process(sandbox.url, profile_out=profile, settings={"CC_EVENT_LOOP": loop}) as (process, _):
             for index, person in enumerate(people):
                 await create_playbook(person, index)
-            for concurrency in (1, 20):
+            for concurrency in levels:
                 starts: list[float] = []
                 dialogs: list[float] = []
                 toggles: list[float] = []
@@ -322,7 +326,7 @@ async def main(rounds: int, profile: str | None = None, loop: str = "asyncio") -
         # first holding the WebSocket like any bot (the figures), then without one (suffix _without_ws).
         for trigger, websocket, suffix in (("bare", True, ""), ("barenows", False, "_without_ws")):
             async with barebot_process(template, sandbox, trigger, websocket=websocket) as (bare, stats):
-                for concurrency in (1, 20):
+                for concurrency in levels:
                     before, cpu_before = await stats(), _process_seconds(bare.pid)
                     here_before = time.process_time()
                     bare_starts: list[float] = []
@@ -352,9 +356,10 @@ async def main(rounds: int, profile: str | None = None, loop: str = "asyncio") -
                           f"p50 {p50:7.1f} ms  p99 {p99:7.1f} ms")
     figures["bot_cpu_ratio"] = figures["bot_cpu_ms_per_start"] / (
         figures["bare_cpu_ms_per_call"] * figures["rest_calls_per_start"])
-    figures["start_c20_p99_ratio"] = figures["start_c20_p99_ms"] / figures["bare_start_c20_p99_ms"]
-    figures["start_c20_p99_ratio_bare_without_ws"] = (
-        figures["start_c20_p99_ms"] / figures["bare_start_c20_p99_ms_without_ws"])
+    if 20 in levels:
+        figures["start_c20_p99_ratio"] = figures["start_c20_p99_ms"] / figures["bare_start_c20_p99_ms"]
+        figures["start_c20_p99_ratio_bare_without_ws"] = (
+            figures["start_c20_p99_ms"] / figures["bare_start_c20_p99_ms_without_ws"])
     print(f"per start: {figures['rest_calls_per_start']:.1f} REST calls, bot CPU {figures['bot_cpu_ms_per_start']:.1f} ms; "
           f"bare aiohttp {figures['bare_cpu_ms_per_call']:.3f} ms CPU per call")
     print(" ".join(f"{key}={value:.2f}" if "ratio" in key or "bare_cpu" in key else f"{key}={value:.1f}"
@@ -366,5 +371,7 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=5, help="incidents started per user at each level")
     parser.add_argument("--profile", metavar="FILE", help="profile the bot's one-user starts into FILE (cProfile)")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="the bot's CC_EVENT_LOOP")
+    parser.add_argument("--cost-only", action="store_true",
+                        help="only the one-user phases: the CPU figures and bot_cpu_ratio, in a few seconds")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.rounds, arguments.profile, arguments.loop))
+    asyncio.run(main(arguments.rounds, arguments.profile, arguments.loop, cost_only=arguments.cost_only))
