@@ -55,6 +55,15 @@ _DIALOG = "dialog-state"
 _LEGACY_ACTION_KEYS = frozenset({"a", "c", "v", "s"})
 
 
+#: Per payload model: whether its contexts may be kept (every field a string, number or flag, so equal
+#: field values mean an equal dump, and a kept dump holds nothing a caller could change inside).
+_KEEPABLE: dict[type, bool] = {}
+
+
+def _scalar_fields_only(model: type[ActionPayload]) -> bool:
+    return all(field.annotation in (str, int, float, bool) for field in model.model_fields.values())
+
+
 def _canonical(value: Any) -> bytes:
     return _CANONICAL.encode(value).encode()
 
@@ -78,8 +87,8 @@ class Signer:
         # The key's HMAC state (its padded inner and outer hashes) made once; every signature
         # continues a copy of it instead of hashing the key again (a card signs ~20 buttons).
         self._keyed = hmac.new(self._key, digestmod=hashlib.sha256)
-        # (payload model, its model, channel) -> (payload dump, signature), oldest first.
-        self._contexts: dict[tuple[type, ActionPayload, str], tuple[dict[str, Any], str]] = {}
+        # (payload model, channel, its field values) -> (payload dump, signature), oldest first.
+        self._contexts: dict[tuple[Any, ...], tuple[dict[str, Any], str]] = {}
 
     def sign(self, purpose: str, payload: Any) -> str:
         mac = self._keyed.copy()
@@ -101,22 +110,22 @@ class Signer:
         the same payload as last time: the signatures of recent (payload, channel) pairs are kept
         (payload models are frozen, so equal models sign alike), and each call still gets dicts of
         its own."""
-        key = (type(payload), payload, channel_id)
-        try:
+        kind = type(payload)
+        cacheable = _KEEPABLE.get(kind)
+        if cacheable is None:
+            cacheable = _KEEPABLE[kind] = _scalar_fields_only(kind)
+        key = (kind, channel_id, *payload.__dict__.values()) if cacheable else None
+        if key is not None:
             kept = self._contexts.get(key)
-            keep = True
-        except TypeError:  # a payload with an unhashable field: signed afresh each time
-            kept, keep = None, False
-        if kept is not None:
-            return {"action": payload.action.value, "channel_id": channel_id, "payload": {**kept[0]},
-                    "signature": kept[1]}
+            if kept is not None:
+                return {"action": payload.action.value, "channel_id": channel_id, "payload": {**kept[0]},
+                        "signature": kept[1]}
         dump = payload.dump()
         body = {"action": payload.action.value, "channel_id": channel_id, "payload": dump}
         signature = self.sign(_BUTTON, body)
-        if keep and all(isinstance(value, str | int | float | bool) or value is None
-                        for value in dump.values()):
+        if key is not None:
             if len(self._contexts) >= self.CONTEXTS_KEPT:
-                del self._contexts[next(iter(self._contexts))]
+                self._contexts.pop(next(iter(self._contexts)), None)
             self._contexts[key] = ({**dump}, signature)
         return {**body, "signature": signature}
 

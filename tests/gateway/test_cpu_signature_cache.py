@@ -57,10 +57,13 @@ def test_the_kept_signatures_are_bounded():
     for n in range(Signer.CONTEXTS_KEPT + 500):
         signer.action_context(FollowIncident(incident_id=f"{n:026d}"), "c" * 26)
     assert len(signer._contexts) == Signer.CONTEXTS_KEPT
-    # The oldest went first; a forgotten one is simply signed again, the same way.
-    assert (FollowIncident, FollowIncident(incident_id=f"{0:026d}"), "c" * 26) not in signer._contexts
+    # The oldest went first: the newest are still kept (no new entry), a forgotten one is signed
+    # again, the same way, in place of the oldest left.
+    signer.action_context(FollowIncident(incident_id=f"{Signer.CONTEXTS_KEPT + 499:026d}"), "c" * 26)
+    newest = list(signer._contexts)
     assert signer.action_context(FollowIncident(incident_id=f"{0:026d}"), "c" * 26) == Signer(
         "s3cret").action_context(FollowIncident(incident_id=f"{0:026d}"), "c" * 26)
+    assert len(signer._contexts) == Signer.CONTEXTS_KEPT and list(signer._contexts)[:-1] == newest[1:]
 
 
 def test_a_card_drawn_again_is_the_card_a_fresh_signer_draws():
