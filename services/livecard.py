@@ -187,9 +187,10 @@ class LiveCardScheduler:
             return
         self._due[incident.id] = due
         heapq.heappush(self._heap, (due, incident.id))
-        if self._sleeping_until is None or due < self._sleeping_until:
-            # Sooner than the loop would look again by itself (a card that will wait its turn — every
-            # new incident's, mostly — costs the loop no wake-up).
+        sleeping_until = self._sleeping_until
+        if sleeping_until is None or due < sleeping_until or self.cards.clock() >= sleeping_until:
+            # Sooner than the loop would look again by itself, or the clock is past that already (a
+            # card that will wait its turn — every new incident's, mostly — costs the loop no wake-up).
             self._wake.set()
 
     def wake(self) -> None:

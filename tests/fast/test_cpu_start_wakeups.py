@@ -92,6 +92,29 @@ async def test_a_card_due_later_than_the_loops_wake_up_does_not_wake_it_and_a_so
         await asyncio.gather(task, return_exceptions=True)
 
 
+async def test_a_clock_moved_past_the_loops_wake_up_wakes_it_with_the_next_card():
+    cards = Cards(T0)
+    scheduler = LiveCardScheduler(cards, store=None, teams=lambda: ())  # type: ignore[arg-type]
+    first = ongoing("first", T0)
+    scheduler.track(first)
+    task = asyncio.create_task(scheduler._run())
+    try:
+        wakes_at = await sleeping(scheduler)
+        cards.now = wakes_at + 1  # moved on (a simulated clock, or a step of the system clock)
+        later = ongoing("later", cards.now)
+        assert next_change_at(later, cards.now) > wakes_at
+        scheduler.track(later)
+        assert scheduler._wake.is_set()  # the first card is due: look now, not at the timer
+        for _ in range(100):
+            if cards.refreshed:
+                break
+            await asyncio.sleep(0)
+        assert cards.refreshed == [first.id]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def test_while_the_loop_refreshes_every_new_card_is_seen_when_it_sleeps_again():
     cards = Cards(T0)
     scheduler = LiveCardScheduler(cards, store=None, teams=lambda: ())  # type: ignore[arg-type]
