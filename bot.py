@@ -10,6 +10,7 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from gateway.alerts import RoutingRules, RulesFormatError, read_rules
@@ -359,6 +360,7 @@ async def run(settings: Settings) -> None:
     await app.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    log.info("running on %s.%s", type(loop).__module__, type(loop).__name__)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
@@ -375,8 +377,17 @@ def main() -> int:
         print(f"command-center: {error}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    runner: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run
+    if settings.event_loop == "uvloop":
+        try:
+            import uvloop  # pinned in requirements.txt; only imported when chosen
+        except ImportError:
+            print("command-center: CC_EVENT_LOOP=uvloop needs the uvloop package (pip install -r requirements.txt)",
+                  file=sys.stderr)
+            return 2
+        runner = uvloop.run
     try:
-        asyncio.run(run(settings))
+        runner(run(settings))
     except StartupError as error:
         log.error("%s", error)
         return 1

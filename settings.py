@@ -78,6 +78,9 @@ class Settings(BaseSettings):
                                 description="Emoji that adds a post of an incident channel to the incident's timeline")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     request_timeout: float = Field(10.0, gt=0, le=120, description="Seconds before a call to Mattermost is abandoned")
+    event_loop: Literal["asyncio", "uvloop"] = Field(
+        "asyncio", description="The event loop the bot runs on: asyncio's own, or uvloop (less CPU per request; "
+        "see README, Benchmarks)")
     telemetry_enabled: bool = Field(True, description="Master switch; telemetry also needs both keys below")
     rudder_write_key: str | None = None
     # Alerts (README "Alerts"): the routing rules file and one secret per source; a source without

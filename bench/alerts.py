@@ -69,7 +69,7 @@ async def main(total: int, distinct: int, per_request: int, concurrency: int) ->
                "CC_DATA_DIR": str(data_dir)}
         async with Sandbox(world(4), config=SandboxConfig(post_edit_time_limit=EDIT_TIME_LIMIT)) as sandbox:
             town = found(sandbox.channel("acme", "town-square"), "town-square")["id"]
-            async with bot_process(sandbox.url, extra_env=env) as (process, base_url):
+            async with bot_process(sandbox.url, settings=env) as (process, base_url):
                 url = base_url + "/alerts/alertmanager"
                 headers = {"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"}
                 latencies: list[float] = []

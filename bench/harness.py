@@ -44,16 +44,22 @@ def world(users: int) -> dict:
 
 
 @asynccontextmanager
-async def bot_process(mattermost_url: str, *, log_level: str = "WARNING", extra_env: dict[str, str] | None = None):
+async def bot_process(mattermost_url: str, *, log_level: str = "WARNING", profile_out: str | None = None,
+                      settings: dict[str, str] | None = None):
     """Run ``python bot.py`` against ``mattermost_url``; yield (process, base_url) once it is connected.
-    ``extra_env``: more ``CC_`` settings (they win over the defaults here)."""
+    ``profile_out``: run it under bench/profiled_bot.py instead (SIGUSR1/SIGUSR2 start and stop cProfile,
+    whose statistics go to that file). ``settings``: more CC_ variables (e.g. CC_EVENT_LOOP)."""
     with tempfile.TemporaryDirectory(prefix="cc-bench-") as data_dir:
         port = _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("CC_")}
         env.update({"CC_MATTERMOST_URL": mattermost_url, "CC_BOT_TOKEN": BOT_TOKEN, "CC_LISTEN_HOST": "127.0.0.1",
-                    "CC_LISTEN_PORT": str(port), "CC_DATA_DIR": data_dir, "CC_LOG_LEVEL": log_level})
-        env.update(extra_env or {})
-        process = subprocess.Popen([sys.executable, str(ROOT / "bot.py")], env=env, cwd=data_dir,
+                    "CC_LISTEN_PORT": str(port), "CC_DATA_DIR": data_dir, "CC_LOG_LEVEL": log_level,
+                    **(settings or {})})
+        command = [sys.executable, str(ROOT / "bot.py")]
+        if profile_out is not None:
+            env["BENCH_PROFILE_OUT"] = profile_out
+            command = [sys.executable, str(ROOT / "bench" / "profiled_bot.py")]
+        process = subprocess.Popen(command, env=env, cwd=data_dir,
                                    stdout=subprocess.DEVNULL, stderr=None)
         base_url = f"http://127.0.0.1:{port}"
         try:
@@ -103,17 +109,22 @@ def cpu_seconds(pid: int) -> float:
 
 
 def thread_cpu_seconds(pid: int) -> dict[int, tuple[str, float]]:
-    """User + system CPU time of each thread of a process (thread id -> (name, seconds)), from /proc."""
+    """CPU time of each thread of a process (thread id -> (name, seconds)), from /proc: the scheduler's
+    nanosecond count (``schedstat``) where the kernel keeps it, else user + system time in clock ticks
+    (10 ms each, too coarse for a few hundred milliseconds)."""
     ticks = os.sysconf("SC_CLK_TCK")
     threads: dict[int, tuple[str, float]] = {}
     for entry in Path(f"/proc/{pid}/task").iterdir():
         try:
             raw = (entry / "stat").read_text()
+            try:
+                seconds = int((entry / "schedstat").read_text().split()[0]) / 1e9
+            except (OSError, ValueError, IndexError):
+                fields = raw.rsplit(")", 1)[1].split()
+                seconds = (int(fields[11]) + int(fields[12])) / ticks
         except OSError:  # the thread ended meanwhile
             continue
-        name = raw[raw.index("(") + 1:raw.rindex(")")]
-        fields = raw.rsplit(")", 1)[1].split()
-        threads[int(entry.name)] = (name, (int(fields[11]) + int(fields[12])) / ticks)
+        threads[int(entry.name)] = (raw[raw.index("(") + 1:raw.rindex(")")], seconds)
     return threads
 
 

@@ -8,7 +8,8 @@ The bot runs as its own process (`python bot.py`), the sandbox in this one.
 
 Cost figures, from the one-user phase (the sandbox records every REST exchange then):
   rest_calls_per_start / rest_calls_per_toggle   the bot's REST calls (its token) per start / per toggle
-  bot_cpu_ms_per_start     CPU of the whole bot process (/proc) over the one-user starts ÷ starts
+  bot_cpu_ms_per_start     CPU of the whole bot process (/proc, each thread's nanosecond count) over the
+                           one-user starts ÷ starts
   bare_cpu_ms_per_call     CPU per call of the same REST calls through a bare aiohttp client: a minimal
                            "bot" (bench/barebot.py, its own process too) replays the calls the bot made for
                            one start, with this start's ids, and times process CPU inside each call
@@ -30,7 +31,17 @@ What the figures are made of (same runs):
                                extra work for our bot (the WebSocket events it pushes, the bot's own
                                requests) is in our p99 too
 
-python -m bench.incident [--rounds 5]
+With ``--profile FILE`` the bot runs under cProfile (bench/profiled_bot.py) during the one-user starts
+only (its event-loop thread; cProfile slows it, so the CPU figures of such a run are not comparable):
+the statistics go to FILE, the top functions by own time are printed, and ``profile_*_share`` lines
+say which part of the bot the event loop's time per start went to.
+
+With ``--loop uvloop`` the bot runs on uvloop (``CC_EVENT_LOOP=uvloop``); the bare bot stays on asyncio.
+
+With ``--cost-only`` only the one-user phases run (the cost figures and ``bot_cpu_ratio``, no 20-user
+figures): short enough to alternate many times with another version on a shared machine.
+
+python -m bench.incident [--rounds 5] [--profile FILE] [--loop asyncio|uvloop] [--cost-only]
 """
 
 from __future__ import annotations
@@ -38,6 +49,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -52,7 +64,6 @@ from bench.harness import (
     EDIT_TIME_LIMIT,
     ROOT,
     bot_process,
-    cpu_seconds,
     found,
     percentiles,
     stop_process,
@@ -150,6 +161,11 @@ def start_template(exchanges, sandbox: Sandbox, person, name: str) -> dict:
             "command": command_calls, "dialog": dialog_calls}
 
 
+def _process_seconds(pid: int) -> float:
+    """CPU of a process's threads (nanosecond counts where the kernel keeps them)."""
+    return sum(seconds for _, seconds in thread_cpu_seconds(pid).values())
+
+
 def _split_threads(pid: int, before: dict[int, tuple[str, float]],
                    after: dict[int, tuple[str, float]]) -> tuple[float, float]:
     """(ms of the main thread, ms of every other thread) between two ``thread_cpu_seconds`` readings."""
@@ -190,8 +206,51 @@ async def barebot_process(template: dict, sandbox: Sandbox, trigger: str, *, web
             stop_process(process)
 
 
-async def main(rounds: int) -> None:
+#: Where the event loop's time goes, by the file a function is in (first match wins; the rest is "other").
+PROFILE_PARTS = (
+    ("signing", ("gateway/signing.py",)),
+    ("card", ("gateway/cards.py", "gateway/ui.py", "gateway/messages.py", "domain/freshness.py")),
+    ("payloads", ("gateway/payloads.py", "pydantic")),
+    ("json", ("json/",)),
+    ("rest", ("gateway/client.py", "gateway/transport.py", "aiohttp/client", "aiohttp/connector",
+              "mattermostautodriver", "httpx", "httpcore")),
+    ("inbound", ("gateway/inbound.py", "gateway/routing.py", "aiohttp/web")),
+    ("websocket", ("gateway/events.py", "mmpy_bot", "aiohttp/_websocket", "aiohttp/client_ws")),
+    ("store", ("storage/", "aiosqlite")),
+    ("asyncio", ("asyncio/",)),
+    ("logging", ("logging/",)),
+)
+
+
+async def _profile_written(path: str, timeout: float = 30.0) -> None:
+    """Wait until the profiled bot has written its statistics (their size stops changing)."""
+    deadline, size = time.monotonic() + timeout, -1
+    while time.monotonic() < deadline:
+        now = Path(path).stat().st_size if Path(path).exists() else -1
+        if now > 0 and now == size:
+            return
+        size = now
+        await asyncio.sleep(0.2)  # a benchmark polling a file, not a test's synchronisation
+    raise RuntimeError(f"the profiled bot wrote no statistics to {path}")
+
+
+def profile_report(path: str, starts: int) -> dict[str, float]:
+    """Print the top functions by own time; return ``profile_<part>_ms_per_start`` by PROFILE_PARTS."""
+    import pstats
+
+    stats = pstats.Stats(path)
+    stats.sort_stats("tottime").print_stats(25)
+    parts: dict[str, float] = {name: 0.0 for name, _ in PROFILE_PARTS}
+    parts["other"] = 0.0
+    for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        part = next((name for name, needles in PROFILE_PARTS if any(n in filename for n in needles)), "other")
+        parts[part] += tottime
+    return {f"profile_{name}_ms_per_start": seconds * 1000 / starts for name, seconds in parts.items()}
+
+
+async def main(rounds: int, profile: str | None = None, loop: str = "asyncio", *, cost_only: bool = False) -> None:
     figures: dict[str, float] = {}
+    levels = (1,) if cost_only else (1, 20)
     async with Sandbox(world(USERS), config=SandboxConfig(post_edit_time_limit=EDIT_TIME_LIMIT)) as sandbox:
         people = [sandbox.user(f"u{i:03d}") for i in range(USERS)]
         counter = iter(range(10**5))
@@ -199,10 +258,10 @@ async def main(rounds: int) -> None:
         def next_name() -> str:
             return f"bench-{next(counter):05d}"  # one width: no name is the beginning of another
 
-        async with bot_process(sandbox.url) as (process, _):
+        async with bot_process(sandbox.url, profile_out=profile, settings={"CC_EVENT_LOOP": loop}) as (process, _):
             for index, person in enumerate(people):
                 await create_playbook(person, index)
-            for concurrency in (1, 20):
+            for concurrency in levels:
                 starts: list[float] = []
                 dialogs: list[float] = []
                 toggles: list[float] = []
@@ -222,15 +281,21 @@ async def main(rounds: int) -> None:
                 if measuring:
                     sandbox.clear_recording()
                     sandbox.config.record = True
-                    cpu_before = cpu_seconds(process.pid)
                     threads_before = thread_cpu_seconds(process.pid)
+                    if profile:
+                        process.send_signal(signal.SIGUSR1)
                 here_before = time.process_time()
                 await asyncio.gather(*(starter(p) for p in people[:concurrency]))
                 if not measuring:
                     figures["sandbox_cpu_ms_per_start_c20"] = (time.process_time() - here_before) * 1000 / len(starts)
                 if measuring:
-                    bot_cpu_ms = (cpu_seconds(process.pid) - cpu_before) * 1000
+                    if profile:
+                        Path(profile).unlink(missing_ok=True)
+                        process.send_signal(signal.SIGUSR2)
+                        await _profile_written(profile)
+                        figures.update(profile_report(profile, len(starts)))
                     main_ms, other_ms = _split_threads(process.pid, threads_before, thread_cpu_seconds(process.pid))
+                    bot_cpu_ms = main_ms + other_ms
                     figures["bot_main_cpu_ms_per_start"] = main_ms / len(starts)
                     figures["bot_store_cpu_ms_per_start"] = other_ms / len(starts)
                     start_exchanges = list(sandbox.recording)
@@ -261,8 +326,8 @@ async def main(rounds: int) -> None:
         # first holding the WebSocket like any bot (the figures), then without one (suffix _without_ws).
         for trigger, websocket, suffix in (("bare", True, ""), ("barenows", False, "_without_ws")):
             async with barebot_process(template, sandbox, trigger, websocket=websocket) as (bare, stats):
-                for concurrency in (1, 20):
-                    before, cpu_before = await stats(), cpu_seconds(bare.pid)
+                for concurrency in levels:
+                    before, cpu_before = await stats(), _process_seconds(bare.pid)
                     here_before = time.process_time()
                     bare_starts: list[float] = []
 
@@ -281,7 +346,7 @@ async def main(rounds: int) -> None:
                             (after["rest_cpu_s"] - before["rest_cpu_s"]) * 1000 / calls)
                         figures[f"bare_rest_calls_per_start{suffix}"] = calls / len(bare_starts)
                         figures[f"bare_bot_cpu_ms_per_start{suffix}"] = (
-                            (cpu_seconds(bare.pid) - cpu_before) * 1000 / len(bare_starts))
+                            (_process_seconds(bare.pid) - cpu_before) * 1000 / len(bare_starts))
                         if websocket:
                             figures["bare_ws_events_per_start"] = (after["events"] - before["events"]) / len(bare_starts)
                     p50, p99 = percentiles(bare_starts)
@@ -291,9 +356,10 @@ async def main(rounds: int) -> None:
                           f"p50 {p50:7.1f} ms  p99 {p99:7.1f} ms")
     figures["bot_cpu_ratio"] = figures["bot_cpu_ms_per_start"] / (
         figures["bare_cpu_ms_per_call"] * figures["rest_calls_per_start"])
-    figures["start_c20_p99_ratio"] = figures["start_c20_p99_ms"] / figures["bare_start_c20_p99_ms"]
-    figures["start_c20_p99_ratio_bare_without_ws"] = (
-        figures["start_c20_p99_ms"] / figures["bare_start_c20_p99_ms_without_ws"])
+    if 20 in levels:
+        figures["start_c20_p99_ratio"] = figures["start_c20_p99_ms"] / figures["bare_start_c20_p99_ms"]
+        figures["start_c20_p99_ratio_bare_without_ws"] = (
+            figures["start_c20_p99_ms"] / figures["bare_start_c20_p99_ms_without_ws"])
     print(f"per start: {figures['rest_calls_per_start']:.1f} REST calls, bot CPU {figures['bot_cpu_ms_per_start']:.1f} ms; "
           f"bare aiohttp {figures['bare_cpu_ms_per_call']:.3f} ms CPU per call")
     print(" ".join(f"{key}={value:.2f}" if "ratio" in key or "bare_cpu" in key else f"{key}={value:.1f}"
@@ -303,4 +369,9 @@ async def main(rounds: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5, help="incidents started per user at each level")
-    asyncio.run(main(parser.parse_args().rounds))
+    parser.add_argument("--profile", metavar="FILE", help="profile the bot's one-user starts into FILE (cProfile)")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="the bot's CC_EVENT_LOOP")
+    parser.add_argument("--cost-only", action="store_true",
+                        help="only the one-user phases: the CPU figures and bot_cpu_ratio, in a few seconds")
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.rounds, arguments.profile, arguments.loop, cost_only=arguments.cost_only))

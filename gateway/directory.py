@@ -137,6 +137,11 @@ class Directory:
         """
         if vouched:
             return await self.actor(user_id), True
+        cached = self._users.get(user_id)
+        if cached and time.monotonic() - cached[0] < _USER_TTL_S:
+            # Nothing to ask about the user: no second request to overlap with, so no tasks to make.
+            actor = Actor(user_id=user_id, is_system_admin=cached[1].is_system_admin)
+            return actor, await self.is_team_member(team_id, user_id)
         actor, is_member = await asyncio.gather(self.actor(user_id), self.is_team_member(team_id, user_id))
         return actor, is_member
 

@@ -33,6 +33,7 @@ from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
+from gateway import fastjson
 from gateway.catchup import CatchUp
 from gateway.client import MattermostClient
 from gateway.models import Post, Reaction, WebSocketEvent
@@ -365,7 +366,7 @@ class EventStream:
 
     async def _handle_event(self, data: str) -> None:
         try:
-            event = json.loads(data)
+            event = fastjson.loads(data)
         except ValueError:
             log.warning("ignoring a websocket frame that is not JSON")
             return
@@ -468,7 +469,7 @@ def _model(model: type[M], value: Any) -> M | None:
 def _decoded(value: Any) -> Any:
     if isinstance(value, str):
         try:
-            return json.loads(value)
+            return fastjson.loads(value)
         except ValueError:
             return value
     return value

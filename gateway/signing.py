@@ -55,6 +55,15 @@ _DIALOG = "dialog-state"
 _LEGACY_ACTION_KEYS = frozenset({"a", "c", "v", "s"})
 
 
+#: Per payload model: whether its contexts may be kept (every field a string, number or flag, so equal
+#: field values mean an equal dump, and a kept dump holds nothing a caller could change inside).
+_KEEPABLE: dict[type, bool] = {}
+
+
+def _scalar_fields_only(model: type[ActionPayload]) -> bool:
+    return all(field.annotation in (str, int, float, bool) for field in model.model_fields.values())
+
+
 def _canonical(value: Any) -> bytes:
     return _CANONICAL.encode(value).encode()
 
@@ -70,11 +79,16 @@ def _unb64(text: str) -> bytes:
 class Signer:
     """HMAC-SHA256 over canonical JSON, with a purpose label so one signature never fits another use."""
 
+    #: Button contexts remembered (see :meth:`action_context`): a card's ~25 buttons for ~160 cards.
+    CONTEXTS_KEPT = 4096
+
     def __init__(self, secret: str) -> None:
         self._key = hashlib.sha256(b"command-center:" + secret.encode()).digest()
         # The key's HMAC state (its padded inner and outer hashes) made once; every signature
         # continues a copy of it instead of hashing the key again (a card signs ~20 buttons).
         self._keyed = hmac.new(self._key, digestmod=hashlib.sha256)
+        # (payload model, channel, its field values) -> (payload dump, signature), oldest first.
+        self._contexts: dict[tuple[Any, ...], tuple[dict[str, Any], str]] = {}
 
     def sign(self, purpose: str, payload: Any) -> str:
         mac = self._keyed.copy()
@@ -90,9 +104,30 @@ class Signer:
 
     def action_context(self, payload: ActionPayload, channel_id: str) -> dict[str, Any]:
         """The ``integration.context`` of a button: its payload model, signed with its action id and
-        bound to one channel."""
-        body = {"action": payload.action.value, "channel_id": channel_id, "payload": payload.dump()}
-        return {**body, "signature": self.sign(_BUTTON, body)}
+        bound to one channel.
+
+        A card is drawn again after every change and for its duration, and most of its buttons carry
+        the same payload as last time: the signatures of recent (payload, channel) pairs are kept
+        (payload models are frozen, so equal models sign alike), and each call still gets dicts of
+        its own."""
+        kind = type(payload)
+        cacheable = _KEEPABLE.get(kind)
+        if cacheable is None:
+            cacheable = _KEEPABLE[kind] = _scalar_fields_only(kind)
+        key = (kind, channel_id, *payload.__dict__.values()) if cacheable else None
+        if key is not None:
+            kept = self._contexts.get(key)
+            if kept is not None:
+                return {"action": payload.action.value, "channel_id": channel_id, "payload": {**kept[0]},
+                        "signature": kept[1]}
+        dump = payload.dump()
+        body = {"action": payload.action.value, "channel_id": channel_id, "payload": dump}
+        signature = self.sign(_BUTTON, body)
+        if key is not None:
+            if len(self._contexts) >= self.CONTEXTS_KEPT:
+                self._contexts.pop(next(iter(self._contexts)), None)
+            self._contexts[key] = ({**dump}, signature)
+        return {**body, "signature": signature}
 
     def open_action_context(self, context: object, channel_id: str) -> tuple[str, dict[str, Any]]:
         """Verify a button context from a callback; return (action id, payload dump) for the action's

@@ -12,7 +12,6 @@ could not be reached or did not answer in time), never an aiohttp exception.
 from __future__ import annotations
 
 import io
-import json
 import re
 from typing import Any
 
@@ -20,6 +19,7 @@ import aiohttp
 from mattermostautodriver.client import BaseClient
 from yarl import URL
 
+from gateway import fastjson
 from gateway.errors import MattermostError
 
 # What ids, names, emoji names and the literal "me" are made of; anything else in a path is hostile.
@@ -49,7 +49,7 @@ class Response:
         return self.content.decode("utf-8", "replace")
 
     def json(self) -> Any:
-        return json.loads(self.content)
+        return fastjson.loads(self.content)
 
 
 class AiohttpClient(BaseClient):
@@ -61,8 +61,10 @@ class AiohttpClient(BaseClient):
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self._verify = options.get("verify", True)
-        # The Authorization header, made once per token (the token is set at login).
+        # The Authorization header, made once per token (the token is set at login), and with the
+        # JSON body's Content-Type.
         self._headers_for: tuple[str, dict[str, str] | None] | None = None
+        self._json_headers_for: tuple[str, dict[str, str]] | None = None
 
     def _http(self) -> aiohttp.ClientSession:
         session = self._session
@@ -87,6 +89,14 @@ class AiohttpClient(BaseClient):
             cached = self._headers_for = (self._token, self.auth_header())
         return cached[1]
 
+    def _json_headers(self) -> dict[str, str]:
+        """:meth:`_auth_headers` with ``Content-Type: application/json`` (the body is encoded here)."""
+        cached = self._json_headers_for
+        if cached is None or cached[0] != self._token:
+            cached = self._json_headers_for = (self._token, {**(self._auth_headers() or {}),
+                                                             "Content-Type": "application/json"})
+        return cached[1]
+
     async def aclose(self) -> None:
         self._closed = True
         if self._session is not None:
@@ -100,15 +110,16 @@ class AiohttpClient(BaseClient):
         check_path(endpoint, verb)
         url = self._make_url(self._scheme, self._options["url"], self._port, basepath) if basepath else self._url
         body: dict[str, Any] = {}
+        headers = self._auth_headers()
         if verb in ("POST", "PUT"):  # as mattermostautodriver: only these carry a body
             if files:
                 body["data"] = _form(data or {}, files)
             elif options is not None:
-                body["json"] = options
+                body["data"], headers = fastjson.dumps(options), self._json_headers()
             elif data:
                 body["data"] = data
         try:
-            async with self._http().request(verb, url + endpoint, params=_query(params), headers=self._auth_headers(),
+            async with self._http().request(verb, url + endpoint, params=_query(params), headers=headers,
                                             **body) as answer:
                 content = await answer.read()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:  # refused, reset, timed out ...

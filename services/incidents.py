@@ -572,7 +572,8 @@ class IncidentService:
             claimed = await self._claim_name(journal)
         try:
             not_invited: list[str] = []
-            incident = await self._complete_start(journal, recovering=False, claimed=claimed, not_invited=not_invited)
+            incident = await self._complete_start(journal, recovering=False, claimed=claimed, not_invited=not_invited,
+                                                  playbook=playbook)
             return Started(incident, journal.channel_name, tuple(not_invited))
         except Exception:
             # The user is told it failed, so undo what was made; whatever cannot be undone now is
@@ -586,12 +587,15 @@ class IncidentService:
         await self.store.set_setting(_JOURNAL_PREFIX + journal.incident_id, journal.model_dump_json())
 
     async def _complete_start(self, journal: StartJournal, *, recovering: bool,
-                              claimed: bool | None = None, not_invited: list[str] | None = None) -> Incident:
+                              claimed: bool | None = None, not_invited: list[str] | None = None,
+                              playbook: Playbook | None = None) -> Incident:
         """Do whatever of the start is not done yet; each step checks before it acts.
 
         ``recovering``: an earlier attempt may have made part of it (a restart). A start that is not
         recovering has just saved its journal, so it knows it made nothing yet and asks nothing.
-        ``claimed``: whether the journal's channel name was claimed already, with the journal."""
+        ``claimed``: whether the journal's channel name was claimed already, with the journal.
+        ``playbook``: the journal's playbook as the submission was checked against (read just now);
+        without it (recovering) it is read again."""
         # A fresh start's incident id was made with its journal just now: nothing is stored under it.
         incident = await self.store.get_incident(journal.incident_id) if recovering else None
         posted_nothing = incident is None  # the opening post and card are made only once it is stored
@@ -599,7 +603,8 @@ class IncidentService:
             channel = await self._channel_for(journal, recovering=recovering, claimed=claimed)
             journal.channel_name = channel.name or journal.channel_name
             await self.ctx.client.add_channel_member(channel.id, journal.actor_id)  # user_added tells the directory
-            playbook = await self.store.get_playbook(journal.playbook_id)
+            if playbook is None or playbook.id != journal.playbook_id:
+                playbook = await self.store.get_playbook(journal.playbook_id)
             if playbook is None:
                 raise NotFound("The playbook was deleted while the incident was being started.")
             commander_id, refused = await self._start_people(playbook, journal, channel.id)
@@ -617,8 +622,10 @@ class IncidentService:
             self.ctx.telemetry.incident_changed(incident, events)
 
         async def done() -> None:
-            await self.store.delete_setting(_JOURNAL_PREFIX + journal.incident_id)
-            await self._release_name(journal)  # the incident now marks the channel as taken
+            # The journal, and the name's claim (the incident now marks the channel as taken) if this
+            # start still holds it: one write, which goes with the card post id's commit.
+            await self.store.delete_settings({_JOURNAL_PREFIX + journal.incident_id: None,
+                                              self._claim_key(journal): journal.incident_id})
 
         # The journal goes in the card post id's commit: a crash before it leaves both to recover.
         incident = await self._ensure_opening_and_card(incident, posted_nothing=posted_nothing, then=done)

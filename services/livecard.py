@@ -126,6 +126,8 @@ class LiveCardScheduler:
         self._wake = asyncio.Event()
         self._running = asyncio.Lock()
         self._task: asyncio.Task | None = None
+        #: While the loop sleeps: the clock time it wakes at by itself (None while it is refreshing).
+        self._sleeping_until: int | None = None
         cards.listeners.append(self.track)
 
     @property
@@ -185,7 +187,11 @@ class LiveCardScheduler:
             return
         self._due[incident.id] = due
         heapq.heappush(self._heap, (due, incident.id))
-        self._wake.set()
+        sleeping_until = self._sleeping_until
+        if sleeping_until is None or due < sleeping_until or self.cards.clock() >= sleeping_until:
+            # Sooner than the loop would look again by itself, or the clock is past that already (a
+            # card that will wait its turn — every new incident's, mostly — costs the loop no wake-up).
+            self._wake.set()
 
     def wake(self) -> None:
         """Look at the clock again now (tests and the demo call this after moving simulated time)."""
@@ -253,7 +259,10 @@ class LiveCardScheduler:
                 delay = max(delay, 5.0)
             self._wake.clear()
             if delay > 0:
+                self._sleeping_until = self.cards.clock() + int(delay * 1000)
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=delay)
                 except TimeoutError:
                     pass
+                finally:
+                    self._sleeping_until = None

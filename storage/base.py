@@ -375,6 +375,12 @@ class Store(abc.ABC):
         value (one atomic statement: e.g. release a claim only when this holder still has it)."""
 
     @abc.abstractmethod
+    async def delete_settings(self, keys: Mapping[str, str | None]) -> None:
+        """Remove several settings in one write: each key, or, when it maps to a value, only if it holds
+        exactly that value (as :meth:`delete_setting` with ``if_value``). Answers nothing, so inside a
+        :meth:`transaction` a backend may send it with the next statement or the commit."""
+
+    @abc.abstractmethod
     async def settings_with_prefix(self, prefix: str) -> dict[str, str]:
         """Every setting whose key starts with ``prefix``."""
 

@@ -32,7 +32,7 @@ import json
 import secrets
 import string
 import weakref
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
@@ -596,6 +596,13 @@ class MemoryStore(Store):
                 return False
             del data.w_settings()[key]
             return True
+
+    async def delete_settings(self, keys: Mapping[str, str | None]) -> None:
+        async with self._writing() as data:
+            for key, if_value in keys.items():
+                current = data.settings.get(key)
+                if current is not None and (if_value is None or current == if_value):
+                    del data.w_settings()[key]
 
     async def settings_with_prefix(self, prefix: str) -> dict[str, str]:
         settings = (await self._read()).settings

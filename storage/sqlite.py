@@ -21,10 +21,10 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -129,6 +129,13 @@ class _Tx:
     active: bool = True
     #: BEGIN IMMEDIATE is queued (it goes with the transaction's first statement, in the same trip).
     begun: bool = False
+    #: Writes whose answer nobody waits for (``SqliteStore._write_later``): they travel with the
+    #: transaction's next statement or with its COMMIT, in the same trip, in the order they were made.
+    queued: list[Callable[[sqlite3.Connection], Any]] = field(default_factory=list)
+
+    def take_queued(self) -> list[Callable[[sqlite3.Connection], Any]]:
+        queued, self.queued = self.queued, []
+        return queued
 
 
 def _incident_from_row(row: sqlite3.Row) -> Incident:
@@ -348,6 +355,34 @@ def _rollback_quietly(conn: sqlite3.Connection) -> None:
     except sqlite3.OperationalError:
         # Some errors (disk full, I/O) make SQLite roll back by itself; keep the original error.
         log.debug("ROLLBACK after an automatic rollback", exc_info=True)
+
+
+def _then(queued: list[Callable[[sqlite3.Connection], Any]], work: Callable[[sqlite3.Connection], _T],
+          *, begin: bool = False) -> Callable[[sqlite3.Connection], _T]:
+    """``work`` after a transaction's queued writes (and its BEGIN), as one function for one trip."""
+    if not queued and not begin:
+        return work
+
+    def combined(conn: sqlite3.Connection) -> _T:
+        if begin:
+            conn.execute("BEGIN IMMEDIATE")
+        for earlier in queued:
+            earlier(conn)
+        return work(conn)
+
+    return combined
+
+
+def _finish(queued: list[Callable[[sqlite3.Connection], Any]], *, begin: bool) -> Callable[[sqlite3.Connection], None]:
+    """A transaction's last trip: its queued writes, then COMMIT; rolled back if any of it fails."""
+    def finish(conn: sqlite3.Connection) -> None:
+        try:
+            _then(queued, lambda c: c.execute("COMMIT"), begin=begin)(conn)
+        except BaseException:
+            _rollback_quietly(conn)
+            raise
+
+    return finish
 
 
 def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T]) -> _T:
@@ -773,7 +808,8 @@ class SqliteStore(Store):
         """``BEGIN IMMEDIATE`` on the single writer; nested calls join the outer transaction.
 
         The BEGIN travels with the transaction's first statement (one trip to the writer's thread
-        fewer); a transaction that ran no statement commits nothing."""
+        fewer), writes that answer nothing (``set_setting``, ``delete_settings``) with the next
+        statement or the COMMIT; a transaction that ran no statement commits nothing."""
         if self._current_tx() is not None:
             yield
             return
@@ -793,34 +829,45 @@ class SqliteStore(Store):
                 raise
             else:
                 tx.active = False
-                if tx.begun:
-                    try:
-                        await writer.execute("COMMIT")
-                    except sqlite3.Error:
-                        await self._rollback(writer)
-                        raise
+                queued = tx.take_queued()
+                if tx.begun or queued:
+                    # The writes still queued go with the COMMIT (and the BEGIN, if nothing ran yet).
+                    begin, tx.begun = not tx.begun, True
+                    await _on_thread(writer, _finish(queued, begin=begin))  # rolled back there if it fails
                     self._count_commit()
             finally:
                 tx.active = False
                 self._tx_var.reset(token)
 
     async def _begin(self, tx: _Tx) -> None:
-        """Queue the transaction's BEGIN on its own (before aiosqlite-level statements)."""
+        """Queue the transaction's BEGIN and its queued writes on their own (before aiosqlite-level
+        statements, which must see them)."""
+        queued = tx.take_queued()
         if not tx.begun:
             tx.begun = True  # queued: it runs even if this task is cancelled while waiting
-            await tx.conn.execute("BEGIN IMMEDIATE")
+            if not queued:
+                await tx.conn.execute("BEGIN IMMEDIATE")
+                return
+            await _on_thread(tx.conn, _then(queued, lambda conn: None, begin=True))
+        elif queued:
+            await _on_thread(tx.conn, _then(queued, lambda conn: None))
 
     async def _in_tx(self, tx: _Tx, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        """``work`` inside the open transaction ``tx``, in one trip (with its BEGIN when it is the first)."""
-        if tx.begun:
-            return await _on_thread(tx.conn, work)
-        tx.begun = True  # queued with the work: it runs even if this task is cancelled while waiting
+        """``work`` inside the open transaction ``tx``, in one trip (with its BEGIN when it is the first,
+        and after the writes queued before it)."""
+        begin, tx.begun = not tx.begun, True  # queued with the work: it runs even if this task is cancelled
+        return await _on_thread(tx.conn, _then(tx.take_queued(), work, begin=begin))
 
-        def begin_then(conn: sqlite3.Connection) -> _T:
-            conn.execute("BEGIN IMMEDIATE")
-            return work(conn)
-
-        return await _on_thread(tx.conn, begin_then)
+    async def _write_later(self, work: Callable[[sqlite3.Connection], None]) -> None:
+        """A small write whose caller needs no answer: inside a transaction it is queued and goes with
+        the transaction's next statement or its COMMIT (no trip of its own; an error it raises is
+        raised there, and the whole transaction is rolled back as for any failed statement); outside
+        one it is :meth:`_write`."""
+        tx = self._current_tx()
+        if tx is not None:
+            tx.queued.append(work)
+            return
+        await self._write(work)
 
     def _count_commit(self) -> None:
         self._commits_since_checkpoint += 1
@@ -1342,7 +1389,7 @@ class SqliteStore(Store):
 
     async def set_setting(self, key: str, value: str) -> None:
         params = (key, value, int(time.time() * 1000))
-        await self._write(lambda conn: conn.execute(
+        await self._write_later(lambda conn: conn.execute(
             "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)"
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
             params).close())
@@ -1353,6 +1400,18 @@ class SqliteStore(Store):
         if if_value is not None:
             sql, params = sql + " AND value = ?", (key, if_value)
         return await self._write(lambda conn: conn.execute(sql, params).rowcount > 0)
+
+    async def delete_settings(self, keys: Mapping[str, str | None]) -> None:
+        entries = [(key, value) for key, value in keys.items()]
+
+        def work(conn: sqlite3.Connection) -> None:
+            for key, if_value in entries:
+                if if_value is None:
+                    conn.execute("DELETE FROM settings WHERE key = ?", (key,)).close()
+                else:
+                    conn.execute("DELETE FROM settings WHERE key = ? AND value = ?", (key, if_value)).close()
+
+        await self._write_later(work)
 
     async def settings_with_prefix(self, prefix: str) -> dict[str, str]:
         # A prefix of exactly these characters: LIKE would ignore ASCII case.
