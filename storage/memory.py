@@ -54,6 +54,7 @@ from .base import (
     Store,
 )
 from .jobs import FINISHED, LIVE, Job, JobState, check_selector, short_error
+from .leases import Lease, check_lease_args
 
 #: ``COLLATE NOCASE`` and ``LIKE`` fold ASCII letters only.
 _ASCII_FOLD = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
@@ -99,7 +100,7 @@ class _Data:
     """Everything a database holds. Containers are copied on their first write after :meth:`fork`."""
 
     _CONTAINERS = ("playbooks", "incidents", "by_channel", "timelines", "event_ids", "settings", "single_use",
-                   "jobs")
+                   "jobs", "leases")
 
     def __init__(self) -> None:
         self.playbooks: dict[str, Playbook] = {}
@@ -110,6 +111,7 @@ class _Data:
         self.settings: dict[str, str] = {}
         self.single_use: dict[tuple[str, str], int] = {}
         self.jobs: dict[str, Job] = {}  # Job is frozen: a change replaces the entry
+        self.leases: dict[str, Lease] = {}  # Lease is frozen too
         self.rowids = itertools.count(1)
         self._owned = set(self._CONTAINERS)
         self._owned_timelines: set[str] | None = None  # None: every timeline list is this copy's own
@@ -171,6 +173,9 @@ class _Data:
 
     def w_jobs(self) -> dict[str, Job]:
         return self._writable("jobs")
+
+    def w_leases(self) -> dict[str, Lease]:
+        return self._writable("leases")
 
 
 @dataclass
@@ -511,6 +516,43 @@ class MemoryStore(Store):
             return current
 
     # -- single-use keys ---------------------------------------------------------------------------
+    # -- leases -----------------------------------------------------------------------------------
+    async def acquire_lease(self, name: str, holder: str, *, now: int, ttl_ms: int) -> Lease | None:
+        check_lease_args(name, holder, ttl_ms)
+        async with self._writing() as data:
+            current = data.leases.get(name)
+            if current is not None and current.expires_at > now and current.holder != holder:
+                return None
+            lease = Lease(name, holder, (current.epoch if current else 0) + 1, now + ttl_ms)
+            data.w_leases()[name] = lease
+            return lease
+
+    async def renew_lease(self, name: str, holder: str, epoch: int, *, now: int, ttl_ms: int) -> Lease | None:
+        check_lease_args(name, holder, ttl_ms)
+        async with self._writing() as data:
+            current = data.leases.get(name)
+            if current is None or current.holder != holder or current.epoch != epoch:
+                return None
+            lease = dataclasses.replace(current, expires_at=now + ttl_ms)
+            data.w_leases()[name] = lease
+            return lease
+
+    async def release_lease(self, name: str, holder: str, epoch: int) -> bool:
+        check_lease_args(name, holder)
+        async with self._writing() as data:
+            current = data.leases.get(name)
+            if current is None or current.holder != holder or current.epoch != epoch:
+                return False
+            data.w_leases()[name] = dataclasses.replace(current, expires_at=0)
+            return True
+
+    async def get_lease(self, name: str) -> Lease | None:
+        return (await self._read()).leases.get(name)
+
+    async def incident_version(self, incident_id: str) -> int | None:
+        row = (await self._read()).incidents.get(incident_id)
+        return row.incident.version if row else None
+
     async def claim_single_use(self, kind: str, key: str, *, expires_at: int, now: int) -> bool:
         async with self._writing() as data:
             recorded = data.single_use.get((kind, key))

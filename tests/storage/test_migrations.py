@@ -51,7 +51,7 @@ def write_v1_data(db_path) -> dict:
 # as the models' defaults: see test_status_update_columns_migration, so the writer serves it too;
 # version 9 only adds the list generation and its triggers).
 DATA_WRITERS = {1: write_v1_data, 2: write_v1_data, 3: write_v1_data, 4: write_v1_data, 5: write_v1_data,
-                6: write_v1_data, 7: write_v1_data, 8: write_v1_data}
+                6: write_v1_data, 7: write_v1_data, 8: write_v1_data, 9: write_v1_data}
 
 
 def test_every_earlier_version_has_a_data_writer():
