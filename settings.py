@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     reaction_emoji: str = Field("rotating_light", pattern=r"^[a-z0-9_+-]{1,64}$", description="Emoji that offers to start an incident")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     request_timeout: float = Field(10.0, gt=0, le=120, description="Seconds before a call to Mattermost is abandoned")
+    replica_id: str | None = Field(
+        None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$",
+        description="This replica's name among several on one database (docs/replicas.md); "
+        "default: host, process id and a random part, new at every start")
+    lease_ms: int = Field(
+        10_000, ge=300, le=300_000,
+        description="Length of the replicas' leases in ms: a dead leader is replaced within 4/3 of it")
     telemetry_enabled: bool = Field(True, description="Master switch; telemetry also needs both keys below")
     rudder_write_key: str | None = None
     rudder_data_plane_url: str | None = None

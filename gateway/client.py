@@ -156,6 +156,16 @@ class MattermostClient:
     # Endpoints the bot uses ----------------------------------------------------------------
     # Thin wrappers so the rest of the code never builds paths or JSON for Mattermost itself.
 
+    async def ping(self, timeout: float = 2.0) -> bool:
+        """Whether Mattermost answers at all, once and quickly (api4/system.go ``getSystemPing``: no
+        session needed); for /healthz, never retried."""
+        try:
+            async with asyncio.timeout(timeout):
+                response = await self.driver.client.make_request("get", "/api/v4/system/ping")
+        except Exception:
+            return False
+        return 200 <= response.status_code < 300
+
     async def client_config(self) -> ClientConfig:
         """The server's client configuration (api4/config.go ``getClientConfig``: any signed-in session,
         bots included, gets config/client.go ``GenerateClientConfig``, e.g. ``PostEditTimeLimit``)."""
