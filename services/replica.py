@@ -95,6 +95,8 @@ class Replica:
         #: Set whenever a round of the loop has finished (tests wait on it).
         self.rounds = 0
         self._round = asyncio.Event()
+        #: When the loop's next round is due while it sleeps (tests move simulated time to it).
+        self.sleeping_until: int | None = None
 
     @property
     def interval_ms(self) -> int:
@@ -153,14 +155,19 @@ class Replica:
 
     async def wait_round(self, rounds: int = 1) -> None:
         """Until ``rounds`` more rounds of the loop have finished (tests)."""
-        target = self.rounds + rounds
+        await self.wait_until_round(self.rounds + rounds)
+
+    async def wait_until_round(self, target: int) -> None:
+        """Until the loop has finished ``target`` rounds in all (tests)."""
         while self.rounds < target:
             self._round.clear()
             await self._round.wait()
 
     async def _run(self) -> None:
         while True:
-            await self.clock.sleep_until(self.clock.now_ms() + self.interval_ms, self._wake)
+            self.sleeping_until = self.clock.now_ms() + self.interval_ms
+            await self.clock.sleep_until(self.sleeping_until, self._wake)
+            self.sleeping_until = None
             self._wake.clear()
             await self._round_once()
 
