@@ -76,6 +76,8 @@ class ReplicaProxy:
             except aiohttp.ClientConnectorError:
                 self.skipped[index] += 1
                 continue
+            except aiohttp.ClientError as error:  # died while answering: the request may have had effect
+                return web.Response(status=502, text=f"the replica went away: {type(error).__name__}")
         return web.Response(status=502, text="no replica answered")
 
 
