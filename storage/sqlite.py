@@ -557,6 +557,9 @@ class SqliteStore(Store):
         if writer is not None:
             try:
                 await writer.execute_fetchall("PRAGMA optimize")  # keeps the planner's statistics fresh
+            except sqlite3.OperationalError as error:
+                # Another process (a replica) writing just now: its own close refreshes them instead.
+                log.info("PRAGMA optimize of %s skipped at close: %s", self.path, error)
             finally:
                 await writer.close()
 
