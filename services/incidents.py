@@ -69,6 +69,11 @@ _JOURNAL_PREFIX = "start:"
 # A channel name is claimed in the store by the one start that may create (and adopt) a channel of
 # that name: key = prefix + team id + ":" + name, value = the start's incident id.
 _CLAIM_PREFIX = "start-channel:"
+#: Single-use keys of steps whose Run button is being acted on (in the store, so every replica sees
+#: them): a copy of the click arriving meanwhile (a double click, a replay) is refused, since the run
+#: is recorded only once the command was accepted. A replica that dies mid-run frees it after this long.
+_RUN_KIND = "step-run"
+_RUN_CLAIM_MS = 2 * 60 * 1000
 #: Redraws of one card in a row after a newer version was found (each edit is followed by one read).
 MAX_REDRAWS = 5
 #: A start journal this old is recovered even if its replica still runs (no start takes near this long).
@@ -405,9 +410,6 @@ class IncidentService:
         self.cards = CardUpdater(ctx, directory)
         # The slash command handlers, for steps whose command is one of Command Center's own.
         self.commands = commands
-        #: Steps whose Run button is being acted on: a copy of the click arriving meanwhile (a double
-        #: click, a replay) is refused, since the run is recorded only once the command was accepted.
-        self._running_buttons: set[tuple[str, str]] = set()
         #: Called with every stored change (incident, events, acting user) before it is announced; each
         #: may hand back a coroutine function run once the change is announced and the card redrawn
         #: (services/updates.py: the status update post first, then broadcast and followers).
@@ -1097,16 +1099,17 @@ class IncidentService:
         # A Run button: drawn for the step's state and its last run, so a copy of the click (a
         # double click, a captured click replayed) runs nothing once the run is recorded; the key is
         # held until then, so a copy arriving meanwhile runs nothing either.
-        key = (incident.id, incident.step(target).id)
-        if key in self._running_buttons:
+        # Claimed in the store, not only in this process: the copy may reach another replica.
+        key = f"{incident.id}:{incident.step(target).id}"
+        now = self.ctx.clock()
+        if not await self.store.claim_single_use(_RUN_KIND, key, expires_at=now + _RUN_CLAIM_MS, now=now):
             raise StaleCard(f"Step {incident.locate(target).label}'s command is being run right now; "
                             "nothing else was run.")
-        self._running_buttons.add(key)
         try:
             await self._require_fresh_step(incident, drawn, target)
             return await self._run_step(incident, user_id, target, trigger_id)
         finally:
-            self._running_buttons.discard(key)
+            await self.store.release_single_use(_RUN_KIND, key)
 
     async def _run_step(self, incident: Incident, user_id: str, target: StepTarget,
                         trigger_id: str) -> CommandReply:

@@ -88,3 +88,32 @@ async def test_a_start_journaled_by_a_live_replica_is_left_to_it(fast):
     completed = await fast.store.get_incident(journal.incident_id)
     assert completed is not None and completed.card_post_id
     await b_replica.stop()
+
+
+async def test_a_second_run_click_on_another_replica_runs_nothing_while_the_first_runs(fast):
+    from domain.playbooks import StageDraft, StepDraft, new_playbook
+
+    b = second_replica(fast)
+    p = fast.people
+    playbook = await fast.store.create_playbook(new_playbook(
+        team_id=fast.acme.id, title="Runs", created_by=p.alice.id, now=fast.mm.now_ms, member_ids=[p.alice.id],
+        stages=[StageDraft(title="Triage", steps=(StepDraft(title="Page", command="/echo paging the on-call"),))]))
+    incident = await fast.start(playbook=playbook, name="Pager")
+    card = fast.card_of(incident)
+    original = fast.mm.execute_command
+    running, may_finish = asyncio.Event(), asyncio.Event()
+
+    async def execute_command(channel_id: str, command: str, team_id: str = ""):
+        running.set()
+        await may_finish.wait()
+        return await original(channel_id, command, team_id)
+
+    fast.mm.execute_command = execute_command  # type: ignore[method-assign]
+    first = asyncio.create_task(fast.click(p.alice, card, "Run"))
+    await asyncio.wait({first, asyncio.ensure_future(running.wait())}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+    assert running.is_set(), first.result() if first.done() else 'neither'
+    second = await b.click(p.alice, card, "Run")  # a double click the load balancer sent to B
+    assert "being run right now" in (second.ephemeral_text or "")
+    may_finish.set()
+    await first
+    assert fast.mm.executed == [(incident.channel_id, "/echo paging the on-call")]
