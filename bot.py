@@ -162,7 +162,8 @@ class CommandCenter:
         except ValueError as error:
             raise StartupError(str(error)) from None
         try:
-            store = self._store = await open_store(settings.effective_database_url)
+            store = self._store = await open_store(settings.effective_database_url,
+                                                 pool_size=settings.database_pool_size)
         except Exception as error:
             raise StartupError(f"Cannot open the database ({settings.effective_database_url}): {error}. "
                                "Check CC_DATABASE_URL / CC_DATA_DIR.") from None
