@@ -14,7 +14,7 @@ is shared by the stores opened on NAME while one of them exists (see ``storage/m
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from .base import IncidentOperation, IncidentQuery, IncidentRef, IncidentSort, Page, RefPage, StorageError, Store
 from .jobs import Job, JobState
@@ -33,6 +33,7 @@ __all__ = [
     "UnsupportedDatabaseURL",
     "create_store",
     "open_store",
+    "redacted_url",
 ]
 
 SUPPORTED_SCHEMES = ("sqlite", "postgresql", "memory")
@@ -101,6 +102,16 @@ def _postgres_store(url: str, pool_size: int | None) -> Store:
     from .postgres import DEFAULT_POOL_SIZE, PostgresStore  # imported here so other backends need not load asyncpg
 
     return PostgresStore(url, pool_size=DEFAULT_POOL_SIZE if pool_size is None else pool_size)
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    user = parts.netloc.rsplit("@", 1)[0].split(":", 1)[0]
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
 
 
 async def open_store(url: str, *, pool_size: int | None = None) -> Store:

@@ -82,11 +82,21 @@ def _as_service_user() -> list[str]:
     return ["setpriv", f"--reuid={SERVICE_USER}", f"--regid={SERVICE_USER}", "--init-groups", "--"]
 
 
+def _parent() -> str | None:
+    """Where to make the cluster's directory: the usual temporary folder, unless we are root and
+    the ``postgres`` user could not reach into it (a TMPDIR under /root), then /tmp."""
+    folder = Path(tempfile.gettempdir())
+    if os.geteuid() != 0:
+        return None
+    reachable = all(os.stat(p).st_mode & 0o001 for p in [folder, *folder.parents])
+    return None if reachable else "/tmp"
+
+
 class ThrowawayPostgres:
     """One PostgreSQL cluster in ``root`` (a new temporary directory by default)."""
 
     def __init__(self, root: Path | None = None, *, user: str = "cc") -> None:
-        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="cc-pg-"))
+        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="cc-pg-", dir=_parent()))
         self.user = user
         self.port = 0
         self.process: subprocess.Popen | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from storage import UnsupportedDatabaseURL, create_store, open_store
+from storage import UnsupportedDatabaseURL, create_store, open_store, redacted_url
 from storage.postgres import PostgresStore
 from storage.sqlite import SqliteStore
 
@@ -24,6 +24,13 @@ def test_postgres_urls_choose_the_postgres_store_with_its_pool_size():
     assert store.url == "postgresql://cc:secret@db.example:5432/cc?sslmode=require"  # to asyncpg as it is
     assert isinstance(create_store("postgres://cc@db/cc"), PostgresStore)
     assert create_store("postgres://cc@db/cc").pool_size == 10
+
+
+def test_passwords_are_redacted_from_urls_shown_to_people():
+    assert redacted_url("postgresql://cc:s3cr:et@db.example:5432/cc?sslmode=require") == (
+        "postgresql://cc:***@db.example:5432/cc?sslmode=require")
+    assert redacted_url("postgresql://cc@db/cc") == "postgresql://cc@db/cc"
+    assert redacted_url("sqlite:///data/cc.db") == "sqlite:///data/cc.db"
 
 
 @pytest.mark.parametrize(

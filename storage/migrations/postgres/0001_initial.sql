@@ -76,7 +76,7 @@ CREATE TABLE incidents (
 -- columns the visibility test and the other filters read are included, so a page and its references
 -- are chosen from the index (an index-only scan once the visibility map is set).
 CREATE INDEX incidents_list ON incidents (team_id, created_at, seq)
-    INCLUDE (public, channel_id, status, commander_id, playbook_id, id);
+    INCLUDE (public, channel_id, status, commander_id, playbook_id, name, id);
 CREATE INDEX incidents_list_status ON incidents (team_id, status, created_at, seq)
     INCLUDE (public, channel_id, commander_id, playbook_id, id);
 CREATE INDEX incidents_list_commander ON incidents (team_id, commander_id, created_at, seq)
