@@ -8,6 +8,7 @@ import asyncio
 import asyncpg
 import pytest
 
+from domain import incidents
 from domain.errors import Conflict
 from storage import StorageError, create_store, migrations
 from storage.postgres import PostgresStore
@@ -180,3 +181,36 @@ async def test_names_sort_and_match_like_sqlite(store):
     assert (await store.list_incidents("team1", is_admin=True, search="émile")).total == 0  # not ASCII: exact
     assert (await store.list_incidents("team1", is_admin=True, search="_x%")).total == 1
     assert (await store.list_incidents("team1", is_admin=True, search="%")).total == 1
+
+
+def _flip_status(current):
+    """End an ongoing incident, restart an ended one: a change the list counts (its generation moves)."""
+    if current.is_ongoing:
+        return incidents.end_incident(current, "u", T0 + 1)
+    return incidents.restart_incident(current, "u", T0 + 2)
+
+
+async def test_a_transaction_changing_two_incidents_never_deadlocks_with_single_changes(store, store_factory):
+    """Both lock their incidents, and both move the team's list counter: on PostgreSQL the counter is
+    taken at the commit only, so the two orders cannot wait on each other."""
+    first, first_events = incident()
+    other, other_events = incident()
+    await store.create_incident(first, first_events)
+    await store.create_incident(other, other_events)
+    second = store_factory()
+    await second.open()
+    try:
+        async def both() -> None:
+            async with store.transaction():
+                await store.mutate_incident(first.id, _flip_status)
+                await store.get_setting("between")  # a round trip while holding the first row
+                await store.mutate_incident(other.id, _flip_status)
+
+        for _ in range(10):
+            await asyncio.wait_for(asyncio.gather(both(), second.mutate_incident(other.id, _flip_status),
+                                                  second.mutate_incident(first.id, _flip_status)), 30)
+    finally:
+        await second.close()
+    assert (await store.get_incident(first.id)).version == first.version + 20
+    assert (await store.get_incident(other.id)).version == other.version + 20
+    assert (await store.list_incidents("team1", is_admin=True)).total == 2

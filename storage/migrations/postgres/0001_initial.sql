@@ -170,10 +170,13 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER incidents_list_generation_insert AFTER INSERT ON incidents
-    FOR EACH ROW EXECUTE FUNCTION cc_bump_list_generation();
-CREATE TRIGGER incidents_list_generation_delete AFTER DELETE ON incidents
-    FOR EACH ROW EXECUTE FUNCTION cc_bump_list_generation();
-CREATE TRIGGER incidents_list_generation_update
+-- Deferred to the commit: the team's counter row is locked for the commit only, not from the first
+-- counted write on, so writers of one team do not queue behind one another's whole transactions, and
+-- a transaction that changes two incidents cannot deadlock on the counter with one that changes one.
+CREATE CONSTRAINT TRIGGER incidents_list_generation_insert AFTER INSERT ON incidents
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION cc_bump_list_generation();
+CREATE CONSTRAINT TRIGGER incidents_list_generation_delete AFTER DELETE ON incidents
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION cc_bump_list_generation();
+CREATE CONSTRAINT TRIGGER incidents_list_generation_update
     AFTER UPDATE OF team_id, channel_id, name, commander_id, playbook_id, status, public ON incidents
-    FOR EACH ROW EXECUTE FUNCTION cc_bump_list_generation();
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION cc_bump_list_generation();
