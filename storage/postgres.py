@@ -47,7 +47,17 @@ from domain.errors import Conflict, NotFound
 from domain.models import Incident, Playbook, TimelineEvent
 
 from . import migrations
-from .base import IncidentOperation, IncidentQuery, IncidentRef, IncidentSort, Page, RefPage, StorageError, Store
+from .base import (
+    IncidentOperation,
+    IncidentQuery,
+    IncidentRef,
+    IncidentSort,
+    Page,
+    RefPage,
+    StorageError,
+    Store,
+    like_pattern,
+)
 from .jobs import LIVE, Job, JobState, check_selector, payload_json, short_error
 from .sqlite import (
     _INCIDENT_COLUMNS,
@@ -98,8 +108,6 @@ _INSERT_EVENT = (
 #: List counts remembered (as in the SQLite store).
 COUNT_CACHE_SIZE = 512
 
-_ASCII_FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-
 _T = TypeVar("_T")
 
 #: What the store runs statements on: the transaction's connection, or the pool (one statement each).
@@ -132,12 +140,6 @@ def _rowcount(status: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-def _like_folded(search: str) -> str:
-    """A LIKE pattern (escape ``\\``) matching ``search`` as a substring, ASCII letters folded."""
-    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped.translate(_ASCII_FOLD)}%"
-
-
 def _filter_terms(query: IncidentQuery, p: _Params) -> list[str]:
     """The WHERE terms of the filters (not the team, not the visibility test)."""
     terms: list[str] = []
@@ -148,8 +150,9 @@ def _filter_terms(query: IncidentQuery, p: _Params) -> list[str]:
     if query.playbook_id is not None:
         terms.append(f"playbook_id = {p(query.playbook_id)}")
     if query.search:
-        # Substring of the name ignoring ASCII case, as SQLite's LIKE.
-        terms.append(f"cc_fold(name) LIKE {p(_like_folded(query.search))} ESCAPE '\\'")
+        # Substring of the name ignoring ASCII case, as SQLite's LIKE: ILIKE on a "C" column folds
+        # ASCII letters only (and is several times cheaper than folding with a function).
+        terms.append(f"name ILIKE {p(like_pattern(query.search))} ESCAPE '\\'")
     if query.overdue_at is not None:
         # The terms of the partial index incidents_update_due.
         terms.append(f"status = 'ongoing' AND next_update_due_at IS NOT NULL AND next_update_due_at <= {p(query.overdue_at)}")
@@ -597,8 +600,12 @@ class PostgresStore(Store):
     async def incidents_page(self, query: IncidentQuery) -> Page:
         p = _Params()
         condition = _list_condition(query, p)
-        sql = (f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE {condition} ORDER BY {_SORTS[query.sort]}"
-               f" LIMIT {p(query.per_page)} OFFSET {p(query.offset)}")
+        # The page is chosen from the list indexes alone (an index-only scan: every column the filters
+        # and the order read is in them), then only its rows are read, in that order; filtering table
+        # rows instead would visit a heap tuple for every incident the walk passes.
+        sql = (f"SELECT {_INCIDENT_COLUMNS} FROM unnest(ARRAY(SELECT seq FROM incidents WHERE {condition}"
+               f" ORDER BY {_SORTS[query.sort]} LIMIT {p(query.per_page)} OFFSET {p(query.offset)}))"
+               " WITH ORDINALITY AS page (seq, n) JOIN incidents USING (seq) ORDER BY page.n")
         async with self._reading() as conn:
             try:
                 total = await self._counted(conn, query)

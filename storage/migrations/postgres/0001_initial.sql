@@ -5,12 +5,13 @@
 -- flags are INTEGER 0/1, times are epoch milliseconds (BIGINT), JSON documents are TEXT (kept as
 -- written: the checklist cache is keyed by the text). Every text column is COLLATE "C", so equality,
 -- ordering and prefixes compare bytes, as SQLite's default BINARY collation does, whatever locale
--- the database was created with. SQLite's NOCASE (ASCII letters only) is cc_fold(). SQLite's rowid,
+-- the database was created with. SQLite's NOCASE (ASCII letters only) is cc_fold() for ordering and
+-- ILIKE for matching (both fold ASCII letters only under "C"). SQLite's rowid,
 -- which breaks ties in the list orders, is incidents.seq.
 
 CREATE FUNCTION cc_fold(value text) RETURNS text
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    AS $$ SELECT translate(value, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') COLLATE "C" $$;
+    AS $$ SELECT lower(value COLLATE "C") $$;  -- under the C collation lower() folds ASCII letters only
 
 CREATE TABLE playbooks (
     id                    text COLLATE "C" PRIMARY KEY,
@@ -78,11 +79,11 @@ CREATE TABLE incidents (
 CREATE INDEX incidents_list ON incidents (team_id, created_at, seq)
     INCLUDE (public, channel_id, status, commander_id, playbook_id, name, id);
 CREATE INDEX incidents_list_status ON incidents (team_id, status, created_at, seq)
-    INCLUDE (public, channel_id, commander_id, playbook_id, id);
+    INCLUDE (public, channel_id, commander_id, playbook_id, name, id);
 CREATE INDEX incidents_list_commander ON incidents (team_id, commander_id, created_at, seq)
-    INCLUDE (public, channel_id, status, playbook_id, id);
+    INCLUDE (public, channel_id, status, playbook_id, name, id);
 CREATE INDEX incidents_list_playbook ON incidents (team_id, playbook_id, created_at, seq)
-    INCLUDE (public, channel_id, status, commander_id, id);
+    INCLUDE (public, channel_id, status, commander_id, name, id);
 CREATE INDEX incidents_list_name ON incidents (team_id, cc_fold(name), seq)
     INCLUDE (public, channel_id, status, commander_id, playbook_id, id);
 CREATE INDEX incidents_without_card ON incidents (created_at, seq) WHERE card_post_id IS NULL;
