@@ -39,8 +39,9 @@ from urllib.parse import urlsplit, urlunsplit
 ENV_URL = "CC_TEST_POSTGRES_URL"
 #: The server named by the environment when this module was first imported (None: start our own).
 EXTERNAL_URL = os.environ.get(ENV_URL) or None
-#: The database every test database is copied from (migrated once per run).
-TEMPLATE = "cc_test_template"
+#: The database every test database is copied from (migrated once per run; one per run, so runs
+#: sharing a server do not rebuild each other's).
+TEMPLATE = f"cc_test_template_{os.getpid()}"
 SERVICE_USER = "postgres"
 START_TIMEOUT_S = 60.0
 
@@ -235,18 +236,22 @@ def session_server() -> str:
             else:
                 _server = ThrowawayPostgres()
                 _base_url = _server.start()
-                atexit.register(stop_session_server)
+            atexit.register(stop_session_server)
             _admin = _Loop()
         return _base_url
 
 
 def stop_session_server() -> None:
+    """Stop the server this run started; on a server it was given, drop the run's template."""
     global _server, _base_url, _template_ready
     with _lock:
         server, _server = _server, None
+        base, had_template = _base_url, _template_ready
         _base_url, _template_ready = None, False
         if server is not None:
             server.stop()
+        elif base is not None and had_template and _admin is not None:
+            _admin.run(_admin_execute(base, f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)"))
 
 
 async def _admin_execute(url: str, *statements: str) -> None:
