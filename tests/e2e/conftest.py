@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,11 @@ POSTGRES_MODULES = frozenset({
     "test_incidents", "test_step_commands", "test_history", "test_status_updates", "test_reminders",
     "test_restart_catchup", "test_replay_restart", "test_reminder_sigkill", "test_start_recovery",
 })
+#: ``CC_TEST_E2E_DATABASE=postgresql`` runs every other bot test on PostgreSQL too (read at import:
+#: each test clears ``CC_*`` from its environment).
+DEFAULT_DATABASE = os.environ.get("CC_TEST_E2E_DATABASE", "sqlite")
+if DEFAULT_DATABASE not in ("sqlite", "postgresql"):
+    raise ValueError(f"CC_TEST_E2E_DATABASE is sqlite or postgresql, not {DEFAULT_DATABASE!r}")
 
 
 def pytest_generate_tests(metafunc) -> None:
@@ -36,8 +42,9 @@ def pytest_generate_tests(metafunc) -> None:
 @pytest.fixture
 def e2e_database(request) -> Iterator[str | None]:
     """The bot's database URL: None for its default SQLite file in its data directory, or a fresh
-    PostgreSQL database (dropped after the test) in the modules of ``POSTGRES_MODULES``."""
-    if getattr(request, "param", "sqlite") == "sqlite":
+    PostgreSQL database (dropped after the test) in the modules of ``POSTGRES_MODULES`` (and in all
+    of them with ``CC_TEST_E2E_DATABASE=postgresql``)."""
+    if getattr(request, "param", DEFAULT_DATABASE) == "sqlite":
         yield None
         return
     url = pg.fresh_database()
