@@ -42,7 +42,7 @@ from services.replica import LEADER_LEASE, Replica, default_replica_id
 from services.scheduler import Clock, CrashHooks, Scheduler, SystemClock
 from services.updates import UpdateService
 from settings import Settings, SettingsError, load_settings
-from storage import open_store
+from storage import open_store, redacted_url
 from storage.base import Store
 from telemetry import NULL_TELEMETRY, Telemetry
 from telemetry import build as build_telemetry
@@ -171,9 +171,10 @@ class CommandCenter:
         except ValueError as error:
             raise StartupError(str(error)) from None
         try:
-            store = self._store = await open_store(settings.effective_database_url)
+            store = self._store = await open_store(settings.effective_database_url,
+                                                 pool_size=settings.database_pool_size)
         except Exception as error:
-            raise StartupError(f"Cannot open the database ({settings.effective_database_url}): {error}. "
+            raise StartupError(f"Cannot open the database ({redacted_url(settings.effective_database_url)}): {error}. "
                                "Check CC_DATABASE_URL / CC_DATA_DIR.") from None
         # The one client and the one login: every REST call of the bot goes through it.
         client = self.client = MattermostClient(settings.mattermost_url, settings.bot_token,

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(Path("data"), description="Directory for the database and the generated signing secret")
     database_url: str | None = Field(None, description="Database URL; default sqlite:///DATA_DIR/command-center.db")
+    database_pool_size: int = Field(10, ge=1, le=200,
+                                    description="Most connections to the database at once (PostgreSQL's pool)")
     signing_secret: str | None = Field(
         None, min_length=32, description="Secret for signing buttons and dialogs; generated and kept in DATA_DIR if unset"
     )
