@@ -59,6 +59,7 @@ from .base import (
     like_pattern,
 )
 from .jobs import LIVE, Job, JobState, check_selector, payload_json, short_error
+from .leases import Lease, check_lease_args
 from .sqlite import (
     _INCIDENT_COLUMNS,
     _JOB_COLUMNS,
@@ -708,6 +709,38 @@ class PostgresStore(Store):
             return str(await conn.fetchval("SELECT value FROM settings WHERE key = $1", key))
 
         return await self._write(work)
+
+    # -- leases ---------------------------------------------------------------------------------
+    async def acquire_lease(self, name: str, holder: str, *, now: int, ttl_ms: int) -> Lease | None:
+        check_lease_args(name, holder, ttl_ms)
+        # One statement: the row is taken only where the WHERE holds (the conflicting row is locked).
+        row = await self._write(lambda conn: conn.fetchrow(
+            "INSERT INTO leases (name, holder, epoch, expires_at) VALUES ($1, $2, 1, $3)"
+            " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, epoch = leases.epoch + 1,"
+            " expires_at = excluded.expires_at"
+            " WHERE leases.expires_at <= $4 OR leases.holder = excluded.holder"
+            " RETURNING name, holder, epoch, expires_at", name, holder, now + ttl_ms, now))
+        return Lease(*row) if row else None
+
+    async def renew_lease(self, name: str, holder: str, epoch: int, *, now: int, ttl_ms: int) -> Lease | None:
+        check_lease_args(name, holder, ttl_ms)
+        row = await self._write(lambda conn: conn.fetchrow(
+            "UPDATE leases SET expires_at = $1 WHERE name = $2 AND holder = $3 AND epoch = $4"
+            " RETURNING name, holder, epoch, expires_at", now + ttl_ms, name, holder, epoch))
+        return Lease(*row) if row else None
+
+    async def release_lease(self, name: str, holder: str, epoch: int) -> bool:
+        check_lease_args(name, holder)
+        return await self._execute("UPDATE leases SET expires_at = 0 WHERE name = $1 AND holder = $2 AND epoch = $3",
+                                   name, holder, epoch) > 0
+
+    async def get_lease(self, name: str) -> Lease | None:
+        row = await self._fetchrow("SELECT name, holder, epoch, expires_at FROM leases WHERE name = $1", name)
+        return Lease(*row) if row else None
+
+    async def incident_version(self, incident_id: str) -> int | None:
+        value = await self._fetchval("SELECT version FROM incidents WHERE id = $1", incident_id)
+        return None if value is None else int(value)
 
     # -- single-use keys --------------------------------------------------------------------------
     async def claim_single_use(self, kind: str, key: str, *, expires_at: int, now: int) -> bool:
