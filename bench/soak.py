@@ -16,8 +16,8 @@ compared with what people were told:
 python -m bench.soak [--seconds 60] [--incidents 300] [--concurrency 8] [--seed 1] [--fault-rate 1.0] [--log FILE]
                      [--replicas 2] [--database sqlite|postgresql]
 
-``--replicas N`` runs N bots on one database (a SQLite file, or ``--database postgresql`` with
-``CC_TEST_POSTGRES_URL`` pointing at an empty database) behind a loopback proxy that sends Mattermost's
+``--replicas N`` runs N bots on one database (a SQLite file, or ``--database postgresql``: a fresh
+database on the server at ``CC_TEST_POSTGRES_URL``, or on a throw-away one, tests/pg.py) behind a loopback proxy that sends Mattermost's
 callbacks to them in turn (bench/proxy.py), so a dialog opened by one is submitted to another and
 two of them edit one card at once; halfway through, the leader is stopped and the others go on
 (docs/replicas.md). The checks are the same, against the shared store.
@@ -397,8 +397,6 @@ def _card_digest(card: dict) -> tuple:
 
 async def main(seconds: float, incidents: int, concurrency: int, seed: int, scale: float,
                log_file: str | None = None, replicas: int = 1, database: str = "sqlite") -> Report:
-    import os
-
     from bench.harness import BOT_TOKEN, EDIT_TIME_LIMIT, world
     from bench.proxy import ReplicaProxy
     from bot import CommandCenter
@@ -412,10 +410,11 @@ async def main(seconds: float, incidents: int, concurrency: int, seed: int, scal
             proxy = ReplicaProxy(["http://127.0.0.1:1"] * replicas) if replicas > 1 else None
             public_url = await proxy.start() if proxy is not None else None
             database_url = None
+            dropped = None
             if database == "postgresql":
-                database_url = os.environ.get("CC_TEST_POSTGRES_URL") or None
-                if database_url is None:
-                    raise SystemExit("--database postgresql needs CC_TEST_POSTGRES_URL (an empty database)")
+                from tests import pg  # a fresh database on CC_TEST_POSTGRES_URL's server, or a throw-away server
+
+                database_url = dropped = pg.fresh_database(migrated=False)
             elif replicas > 1:
                 database_url = f"sqlite:///{Path(data_dir) / 'shared.db'}"
             bots = []
@@ -467,6 +466,9 @@ async def main(seconds: float, incidents: int, concurrency: int, seed: int, scal
                     await each.stop()
                 if proxy is not None:
                     await proxy.stop()
+                if dropped is not None:
+                    pg.drop_database(dropped)
+                    pg.stop_session_server()
     print(f"replicas={replicas} database={database}")
     if len(bots) > 1:
         leaders = [b.replica.id for b in bots[1:] if b.replica is not None and b.replica.stats.elections]

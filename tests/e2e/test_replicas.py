@@ -1,4 +1,5 @@
-"""Two bot replicas (``python bot.py`` processes) on one database — a shared SQLite file — behind a
+"""Two bot replicas (``python bot.py`` processes) on one database — a shared SQLite file, and a
+PostgreSQL database in the suite's PostgreSQL run — behind a
 loopback proxy for Mattermost's callbacks (bench/proxy.py), with one sandbox (issue 20, docs/replicas.md).
 
 Any replica answers any request: a dialog opened by A is submitted to B, an incident started through
@@ -148,9 +149,10 @@ async def start_through(proxy, sandbox, *, command_to: int, submit_to: int, name
     return alice, playbook_id
 
 
-async def test_two_replicas_share_the_work_and_survive_sigkill_of_the_leader(sandbox, tmp_path):
+async def test_two_replicas_share_the_work_and_survive_sigkill_of_the_leader(sandbox, tmp_path, e2e_database):
     TEAM.update(sandbox.team("acme"))
-    database_url = f"sqlite:///{tmp_path / 'shared.db'}"
+    # One shared SQLite file, or one PostgreSQL database (the PostgreSQL run of the e2e suite).
+    database_url = e2e_database or f"sqlite:///{tmp_path / 'shared.db'}"
     proxy = ReplicaProxy(["http://127.0.0.1:1", "http://127.0.0.1:1"])
     public_url = await proxy.start()
     a = Replica(sandbox, "a", tmp_path, database_url, public_url)
