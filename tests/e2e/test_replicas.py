@@ -300,3 +300,31 @@ async def _reminder_done(database_url: str, incident_id: str):
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+
+async def test_healthz_says_whether_this_replica_can_serve_and_whether_it_leads(bot):
+    async def health() -> tuple[int, dict]:
+        url = f"http://127.0.0.1:{bot.inbound.port}/healthz"
+        async with aiohttp.ClientSession() as http, http.get(url) as response:
+            return response.status, await response.json()
+
+    status, body = await health()
+    assert status == 200 and body["status"] == "ok"
+    assert (body["store"], body["mattermost"], body["websocket"], body["leader"]) == ("ok", "ok", "connected", True)
+    assert body["replica"] == bot.replica.id and body["epoch"] >= 1 and 0 < body["expires_in_ms"] <= bot.settings.lease_ms
+
+    async def unreachable(*args, **kwargs):
+        raise OSError("the database is gone")
+
+    async def no_answer(timeout: float = 2.0) -> bool:
+        return False
+
+    ping, get_lease = bot.client.ping, bot.store.get_lease
+    bot.client.ping = no_answer
+    status, body = await health()
+    assert status == 503 and body["mattermost"] == "unreachable" and body["store"] == "ok"
+    bot.client.ping, bot.store.get_lease = ping, unreachable
+    status, body = await health()
+    assert status == 503 and body["store"] == "unreachable" and body["mattermost"] == "ok"
+    bot.store.get_lease = get_lease
+    assert (await health())[0] == 200
