@@ -49,15 +49,16 @@ from services.incidents import IncidentService
 from services.livecard import LiveCardScheduler
 from services.playbooks import PlaybookService
 from services.reminders import ReminderService
+from services.replica import LEADER_LEASE, Replica, default_replica_id
 from services.report import ReportService
 from services.retro import RetroService
-from services.scheduler import Backoff, CrashHooks, Scheduler
+from services.scheduler import Backoff, Clock, CrashHooks, Scheduler, SystemClock
 from services.stats import StatsService
 from services.timeline import TimelineService
 from services.updates import UpdateService
 from services.webhooks import WebhookService, team_targets
 from settings import Settings, SettingsError, load_settings
-from storage import open_store
+from storage import open_store, redacted_url
 from storage.base import Store
 from telemetry import NULL_TELEMETRY, Telemetry
 from telemetry import build as build_telemetry
@@ -142,6 +143,11 @@ class CommandCenter:
         self.webhook_sender: WebhookSender | None = None
         self.webhook_backoff: Backoff | None = None
         self._ws_task: asyncio.Task | None = None
+        #: This replica's leases (services/replica.py): the WebSocket runs only while it leads.
+        self.replica: Replica | None = None
+        #: The clock of the leases; tests inject a ManualClock before start().
+        self.replica_clock: Clock = SystemClock()
+        self._leader_rounds = 0
         # WebSocket keep-alive/reconnect timings; tests shorten them before start().
         self.websocket_policy = ConnectionPolicy()
         self.inbound_limits = InboundLimits()
@@ -155,8 +161,11 @@ class CommandCenter:
         incidents = self.incidents = IncidentService(ctx, directory, commands=self.registry)
         history = HistoryService(ctx, directory)
         # Stored jobs (reminders) fire from the scheduler, started once the bot is up (start()).
+        # Other replicas schedule jobs too (and may die holding one): look at the store at least every
+        # six lease lengths even when nothing is due here (docs/replicas.md).
         scheduler = self.scheduler = Scheduler(ctx.store, hooks=self.crash_hooks,
-                                               lease_ms=self.crash_hooks.lease_ms or 60_000)
+                                               lease_ms=self.crash_hooks.lease_ms or 60_000,
+                                               max_idle_ms=min(10 * 60_000, 6 * self.settings.lease_ms))
         reminders = self.reminders = ReminderService(ctx, incidents, scheduler)
         # One "may post" check for broadcast channels, configured and sent to (services/channels.py); an
         # update's copies are the update_fanout job kind (services/updates.py).
@@ -202,9 +211,10 @@ class CommandCenter:
             except RulesFormatError as error:
                 raise StartupError(f"CC_ALERTS_RULES_FILE: {error}") from None
         try:
-            store = self._store = await open_store(settings.effective_database_url)
+            store = self._store = await open_store(settings.effective_database_url,
+                                                 pool_size=settings.database_pool_size)
         except Exception as error:
-            raise StartupError(f"Cannot open the database ({settings.effective_database_url}): {error}. "
+            raise StartupError(f"Cannot open the database ({redacted_url(settings.effective_database_url)}): {error}. "
                                "Check CC_DATABASE_URL / CC_DATA_DIR.") from None
         # The one client and the one login: every REST call of the bot goes through it.
         client = self.client = MattermostClient(settings.mattermost_url, settings.bot_token,
@@ -255,31 +265,26 @@ class CommandCenter:
             raise StartupError(f"Cannot list the bot's teams to register /{settings.command_trigger}: "
                                f"{error.message}") from None
 
+        # Presence and, if no other replica leads, the leader lease (services/replica.py).
+        replica = self.replica = Replica(store, settings.replica_id or default_replica_id(),
+                                         lease_ms=settings.lease_ms, clock=self.replica_clock)
         if self.incidents is not None:
+            self.incidents.replica = replica
             try:
                 for outcome in await self.incidents.recover():
                     log.info("recovered interrupted start: %s", outcome)
             except Exception:  # never keep the bot down because a repair failed; it is retried next start
                 log.exception("recovering interrupted incident starts failed")
 
-        # The WebSocket is ours (gateway/events.py: reconnects, catch-up, checkpoint), over the same
-        # client's address and token; every event it receives goes through the registry.
-        self.events = EventStream(client, self.registry.event, policy=self.websocket_policy,
-                                  checkpoint=StoreCheckpoint(store), wants=self.registry.wants)
-        if self.directory is not None:
-            # Channel membership follows Mattermost's events, and only while they arrive.
-            self.events.observe(self.directory.observe)
-            self.events.on_connection(self.directory.connection_changed)
         self.registry.start()
-        self._ws_task = asyncio.create_task(self.events.run(), name="websocket")
-
         if self.incidents is not None:
-            # The duration on the cards of ongoing incidents refreshes on its own (services/livecard.py).
+            # The duration on the cards of ongoing incidents refreshes on its own (services/livecard.py),
+            # ticked by the leader; every replica knows the edit time limit its changes must respect.
             self.livecard = LiveCardScheduler(self.incidents.cards, store, self.tokens.teams)
-            try:
-                await self.livecard.start()
-            except Exception:  # the cards still follow every change; only the duration would stand still
-                log.exception("the live card scheduler did not start")
+            await self.livecard.learn_edit_limit()
+        replica.on_elected.append(self._lead)
+        replica.on_deposed.append(self._step_down)
+        replica.while_leading.append(self._leader_round)
 
         # Stored jobs (reminders) fire from here; an ended incident's jobs are cancelled (services/scheduler.py),
         # and each incident's reminder follows its due time (services/reminders.py).
@@ -290,6 +295,57 @@ class CommandCenter:
             if self.reminders is not None:
                 self.incidents.cards.listeners.append(self.reminders.incident_changed)
         await self.scheduler.start()
+        # Last: the first round takes the leader lease if it is free, which connects the WebSocket.
+        await replica.start()
+
+    # Leading: the WebSocket, the live card's ticks and the recovery sweep (docs/replicas.md) -------
+    async def _lead(self) -> None:
+        """This replica took the leader lease: connect the WebSocket, which catches up from the checkpoint
+        in the database what arrived since the last leader saved it, and tick the live cards."""
+        assert self.client is not None and self.replica is not None
+        # The WebSocket is ours (gateway/events.py: reconnects, catch-up, checkpoint), over the same
+        # client's address and token; every event it receives goes through the registry, once across
+        # replicas (Replica.claim_event).
+        self.events = EventStream(self.client, self.registry.event, policy=self.websocket_policy,
+                                  checkpoint=StoreCheckpoint(self.store), wants=self.registry.wants,
+                                  claim=self.replica.claim_event)
+        if self.directory is not None:
+            # Channel membership follows Mattermost's events, and only while they arrive.
+            self.events.observe(self.directory.observe)
+            self.events.on_connection(self.directory.connection_changed)
+        self._ws_task = asyncio.create_task(self.events.run(), name="websocket")
+        if self.livecard is not None:
+            try:
+                await self.livecard.start()
+            except Exception:  # the cards still follow every change; only the duration would stand still
+                log.exception("the live card scheduler did not start")
+        if self.scheduler is not None:
+            self.scheduler.wake()  # the old leader may have died holding a job
+
+    async def _step_down(self) -> None:
+        """The lease is gone (another replica took it, or this one is stopping): stop the WebSocket
+        without saving its checkpoint (the new leader's is the one that counts) and the live card."""
+        task, self._ws_task = self._ws_task, None
+        if task is not None:
+            if self.events is not None:
+                self.events.stopping = True
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self.livecard is not None:
+            await self.livecard.stop()
+
+    async def _leader_round(self) -> None:
+        """Every lease round while leading: complete starts abandoned by a replica that died, and now
+        and then take the ongoing incidents (started anywhere) into the live card's schedule."""
+        self._leader_rounds += 1
+        if self.incidents is not None:
+            for outcome in await self.incidents.recover(sweep=True):
+                log.info("recovered a start abandoned by another replica: %s", outcome)
+        if self.livecard is not None and self._leader_rounds % 18 == 0:
+            await self.livecard.resume()
 
     @property
     def store(self) -> Store:
@@ -308,10 +364,24 @@ class CommandCenter:
         await asyncio.wait_for(self.events.connected.wait(), timeout)
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
-        connected = bool(self.events and self.events.connected.is_set())
-        commands = len(self.tokens.teams())
-        return connected, {"websocket": "connected" if connected else "disconnected",
-                           "command_teams": commands}
+        """/healthz: can this replica serve (store and Mattermost reachable; the WebSocket up if it
+        leads), and does it hold the leader lease. 503 when it cannot: a load balancer sends it nothing."""
+        leading = self.replica is not None and self.replica.holds()
+        connected = bool(leading and self.events and self.events.connected.is_set())
+        try:
+            await self.store.get_lease(LEADER_LEASE)
+            store_ok = True
+        except Exception:
+            store_ok = False
+        mattermost_ok = self.client is not None and await self.client.ping()
+        healthy = store_ok and mattermost_ok and (connected or not leading)
+        details: dict[str, Any] = {
+            "websocket": "connected" if connected else ("disconnected" if leading else "standby"),
+            "store": "ok" if store_ok else "unreachable", "mattermost": "ok" if mattermost_ok else "unreachable",
+            "command_teams": len(self.tokens.teams())}
+        if self.replica is not None:
+            details.update(self.replica.lease_info())
+        return healthy, details
 
     async def _close_partial(self) -> None:
         if self.inbound is not None:
@@ -323,9 +393,12 @@ class CommandCenter:
             await self._store.close()
 
     async def stop(self) -> None:
-        """Stop taking requests, close the WebSocket, then close the store last."""
+        """Stop taking requests, close the WebSocket, give the leases up, then close the store last."""
         if self.inbound is not None:
             await self.inbound.stop()
+        replica = self.replica
+        if replica is not None:
+            await replica.halt()  # no more rounds; the leases are given up once the checkpoint is saved
         if self.livecard is not None:
             await self.livecard.stop()
         if self.reminders is not None:
@@ -334,7 +407,7 @@ class CommandCenter:
             await self.scheduler.stop()
         if self.incidents is not None:
             await self.incidents.cards.close()
-        if self.events is not None:
+        if self.events is not None and self._ws_task is not None:  # only a leader's checkpoint counts
             try:
                 await self.events.save_checkpoint()
             except Exception:  # the next start catches up from an older point; duplicates are dropped
@@ -347,6 +420,8 @@ class CommandCenter:
                 await self._ws_task
             except (asyncio.CancelledError, Exception):
                 pass
+        if replica is not None:
+            await replica.release()  # another replica may lead at once
         if self.directory is not None:
             await self.directory.close()
         if self.ctx is not None:

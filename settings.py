@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(Path("data"), description="Directory for the database and the generated signing secret")
     database_url: str | None = Field(None, description="Database URL; default sqlite:///DATA_DIR/command-center.db")
+    database_pool_size: int = Field(10, ge=1, le=200,
+                                    description="Most connections to the database at once (PostgreSQL's pool)")
     signing_secret: str | None = Field(
         None, min_length=32, description="Secret for signing buttons and dialogs; generated and kept in DATA_DIR if unset"
     )
@@ -81,6 +83,13 @@ class Settings(BaseSettings):
     event_loop: Literal["asyncio", "uvloop"] = Field(
         "asyncio", description="The event loop the bot runs on: asyncio's own, or uvloop (less CPU per request; "
         "see README, Benchmarks)")
+    replica_id: str | None = Field(
+        None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$",
+        description="This replica's name among several on one database (docs/replicas.md); "
+        "default: host, process id and a random part, new at every start")
+    lease_ms: int = Field(
+        10_000, ge=300, le=300_000,
+        description="Length of the replicas' leases in ms: a dead leader is replaced within 4/3 of it")
     telemetry_enabled: bool = Field(True, description="Master switch; telemetry also needs both keys below")
     rudder_write_key: str | None = None
     # Alerts (README "Alerts"): the routing rules file and one secret per source; a source without

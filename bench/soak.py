@@ -14,6 +14,13 @@ compared with what people were told:
 - no error message is empty or shows a traceback.
 
 python -m bench.soak [--seconds 60] [--incidents 300] [--concurrency 8] [--seed 1] [--fault-rate 1.0] [--log FILE]
+                     [--replicas 2] [--database sqlite|postgresql]
+
+``--replicas N`` runs N bots on one database (a SQLite file, or ``--database postgresql``: a fresh
+database on the server at ``CC_TEST_POSTGRES_URL``, or on a throw-away one, tests/pg.py) behind a loopback proxy that sends Mattermost's
+callbacks to them in turn (bench/proxy.py), so a dialog opened by one is submitted to another and
+two of them edit one card at once; halfway through, the leader is stopped and the others go on
+(docs/replicas.md). The checks are the same, against the shared store.
 """
 
 from __future__ import annotations
@@ -389,8 +396,9 @@ def _card_digest(card: dict) -> tuple:
 # The benchmark ------------------------------------------------------------------------------
 
 async def main(seconds: float, incidents: int, concurrency: int, seed: int, scale: float,
-               log_file: str | None = None) -> Report:
+               log_file: str | None = None, replicas: int = 1, database: str = "sqlite") -> Report:
     from bench.harness import BOT_TOKEN, EDIT_TIME_LIMIT, world
+    from bench.proxy import ReplicaProxy
     from bot import CommandCenter
     from domain.playbooks import StageDraft, StepDraft, new_playbook
     from sandbox import Sandbox, SandboxConfig
@@ -399,17 +407,39 @@ async def main(seconds: float, incidents: int, concurrency: int, seed: int, scal
     people = [f"u{i:03d}" for i in range(max(concurrency, 2))]
     async with Sandbox(world(len(people)), config=SandboxConfig(fault_seed=seed, post_edit_time_limit=EDIT_TIME_LIMIT)) as sandbox:
         with tempfile.TemporaryDirectory(prefix="cc-soak-") as data_dir:
-            bot = CommandCenter(Settings(mattermost_url=sandbox.url, bot_token=BOT_TOKEN, listen_host="127.0.0.1",
-                                         listen_port=0, data_dir=Path(data_dir), log_level="ERROR",
-                                         request_timeout=5.0, telemetry_enabled=False))
-            await bot.start()
+            proxy = ReplicaProxy(["http://127.0.0.1:1"] * replicas) if replicas > 1 else None
+            public_url = await proxy.start() if proxy is not None else None
+            database_url = None
+            dropped = None
+            if database == "postgresql":
+                from tests import pg  # a fresh database on CC_TEST_POSTGRES_URL's server, or a throw-away server
+
+                database_url = dropped = pg.fresh_database(migrated=False)
+            elif replicas > 1:
+                database_url = f"sqlite:///{Path(data_dir) / 'shared.db'}"
+            bots = []
+            for number in range(replicas):
+                own_dir = Path(data_dir) / f"replica-{number}"
+                bots.append(CommandCenter(Settings(
+                    mattermost_url=sandbox.url, bot_token=BOT_TOKEN, listen_host="127.0.0.1", listen_port=0,
+                    data_dir=own_dir, log_level="ERROR", request_timeout=5.0, telemetry_enabled=False,
+                    database_url=database_url, public_url=public_url, replica_id=f"soak-{number}",
+                    signing_secret="soak-replicas-share-one-signing-secret-0123456789",
+                    lease_ms=2000)))
+            for number, bot in enumerate(bots):
+                await bot.start()
+                if proxy is not None and bot.inbound is not None:
+                    proxy.targets[number] = f"http://127.0.0.1:{bot.inbound.port}"
+            bot = bots[-1]  # never stopped: the checks read the shared store through it
             # Retries and lost answers are expected here: log them only where asked to.
             if log_file:
                 logging.basicConfig(level=logging.INFO, filename=log_file, filemode="w", force=True)
             else:
                 logging.getLogger().setLevel(logging.CRITICAL)
+            stopper: asyncio.Task | None = None
+            stopped_after = -1
             try:
-                await bot.wait_connected()
+                await bots[0].wait_connected()
                 playbook = await bot.store.create_playbook(new_playbook(
                     team_id=found(sandbox.team("acme"), "team acme")["id"], title="Soak",
                     created_by=sandbox.user_id(people[0]),
@@ -418,9 +448,34 @@ async def main(seconds: float, incidents: int, concurrency: int, seed: int, scal
                             for title in ("Triage", "Mitigation", "Resolution")]))
                 add_faults(sandbox, scale=scale)
                 soak = Soak(sandbox, bot, people, playbook.id, seed=seed)
+                if len(bots) > 1:
+                    async def stop_the_leader() -> None:
+                        # Halfway through the starts (a benchmark may poll; a test may not).
+                        while soak.report.incidents_started < incidents // 2 and time.monotonic() < give_up:  # noqa: ASYNC110
+                            await asyncio.sleep(0.05)
+                        nonlocal stopped_after
+                        stopped_after = soak.report.incidents_started
+                        await bots[0].stop()  # the proxy sends the rest to the others; one takes the lease
+                    give_up = time.monotonic() + seconds / 2
+                    stopper = asyncio.create_task(stop_the_leader())
                 report = await soak.run(incidents=incidents, seconds=seconds, concurrency=concurrency)
             finally:
-                await bot.stop()
+                if stopper is not None:
+                    await stopper
+                for each in bots[1:] if stopper is not None else bots:
+                    await each.stop()
+                if proxy is not None:
+                    await proxy.stop()
+                if dropped is not None:
+                    pg.drop_database(dropped)
+                    pg.stop_session_server()
+    print(f"replicas={replicas} database={database}")
+    if len(bots) > 1:
+        leaders = [b.replica.id for b in bots[1:] if b.replica is not None and b.replica.stats.elections]
+        print(f"leader_stopped_after_starts={stopped_after} new_leader={','.join(leaders) or 'none'}")
+    if proxy is not None:
+        print(f"served_per_replica={dict(proxy.served)} refused_by_stopped={sum(proxy.skipped.values())}")
+        print(f"card_redraws={sum(b.incidents.cards.redraws for b in bots if b.incidents is not None)}")
     print(f"incidents: {report.incidents_started} started, {report.incidents_refused} refused with a message")
     print(f"operations: {report.operations} ({dict(report.by_verdict)}) in {report.seconds:.1f} s")
     print(f"faults injected: {dict(report.faults)}")
@@ -440,5 +495,9 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=1, help="seed of the faults and of the people's choices")
     parser.add_argument("--fault-rate", type=float, default=1.0, help="scale every fault probability")
     parser.add_argument("--log", default=None, help="write the bot's log (INFO) to this file")
+    parser.add_argument("--replicas", type=int, default=1, help="bots on one database behind a loopback proxy")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="postgresql: the database at CC_TEST_POSTGRES_URL")
     args = parser.parse_args()
-    asyncio.run(main(args.seconds, args.incidents, args.concurrency, args.seed, args.fault_rate, args.log))
+    asyncio.run(main(args.seconds, args.incidents, args.concurrency, args.seed, args.fault_rate, args.log,
+                     replicas=max(1, args.replicas), database=args.database))

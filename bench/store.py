@@ -1,4 +1,4 @@
-"""Store benchmark: ``python -m bench.store [--incidents N] [--path FILE] [--synchronous full|normal]``.
+"""Store benchmark: ``python -m bench.store [--database sqlite|postgresql|both] [--incidents N] [--path FILE]``.
 
 Builds N incidents (default 100,000) of 20 steps spread over 10 teams, then
 measures the incident list page (mixed filters, as a non-admin viewer with 50
@@ -8,6 +8,13 @@ then 32 concurrent clients for throughput), and the database size. Ends with one
 ``key=value`` line, which also gives the 1-minute load average (``os.getloadavg()``) when
 the measurements started and ended: on a shared machine, compare runs made at similar loads.
 Goals (issue 15): ``toggle_p99_ms`` < 5 and ``list_p99_ms`` < 10 at 100,000 incidents.
+
+``--database postgresql`` measures the PostgreSQL backend (issue 20) on ``--postgres-url`` (a server
+where it may create a database) or, by default, on a throw-away server it starts (``tests/pg.py``:
+fsync on, loopback); ``both`` measures SQLite and then PostgreSQL in the same run. When PostgreSQL is
+measured, every figure line starts with ``database=NAME`` and its keys are prefixed ``NAME_``. After
+building, SQLite's WAL is checkpointed and PostgreSQL's tables are vacuumed and analysed (what
+autovacuum would have done by then), so both are measured from a steady state.
 """
 
 from __future__ import annotations
@@ -25,7 +32,9 @@ from domain import checklist, incidents, playbooks
 from domain.models import IncidentStatus, StepRef
 from storage import create_store
 from storage.base import IncidentSort
+from storage.postgres import PostgresStore
 from storage.sqlite import SqliteStore
+from tests import pg
 
 TEAMS = 10
 USERS = 200
@@ -199,26 +208,98 @@ def size_mb(path: Path) -> float:
     return total / 1_000_000
 
 
+async def settle(store, url: str | None) -> None:
+    """Start measuring from a steady state: SQLite's WAL checkpointed; PostgreSQL vacuumed and analysed."""
+    if isinstance(store, SqliteStore):
+        await store.checkpoint()  # not a 500 MB WAL
+        return
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("VACUUM (ANALYZE)")
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+
+
+async def database_mb(store, url: str | None, path: Path) -> float:
+    if isinstance(store, SqliteStore):
+        return size_mb(path)
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval("SELECT pg_database_size(current_database())")) / 1_000_000
+    finally:
+        await conn.close()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", default="sqlite", choices=["sqlite", "postgresql", "both"])
     parser.add_argument("--incidents", type=int, default=100_000)
-    parser.add_argument("--path", type=Path, default=None, help="database file (default: a temporary one)")
+    parser.add_argument("--path", type=Path, default=None, help="SQLite database file (default: a temporary one)")
     parser.add_argument("--synchronous", default="full", choices=["full", "normal"])
+    parser.add_argument("--postgres-url", default=None,
+                        help="a PostgreSQL server to create the benchmark database on (default: start a throw-away one)")
+    parser.add_argument("--pool-size", type=int, default=10, help="PostgreSQL connections")
     parser.add_argument("--list-rounds", type=int, default=1200)
     parser.add_argument("--toggle-rounds", type=int, default=2000)
     args = parser.parse_args()
+    names = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+    prefixed = "postgresql" in names
+    server: pg.ThrowawayPostgres | None = None
+    try:
+        for name in names:
+            if name == "sqlite":
+                await run(args, None, prefix="sqlite" if prefixed else None)
+                continue
+            base = args.postgres_url
+            if base is None:
+                server = pg.ThrowawayPostgres()
+                base = server.start()
+            database = f"cc_bench_{os.getpid()}"
+            import asyncpg
+
+            admin = await asyncpg.connect(base)
+            try:
+                await admin.execute(f"CREATE DATABASE {database}")
+            finally:
+                await admin.close()
+            try:
+                await run(args, pg.with_database(base, database), prefix="postgresql")
+            finally:
+                admin = await asyncpg.connect(base)
+                try:
+                    await admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+                finally:
+                    await admin.close()
+    finally:
+        if server is not None:
+            server.stop()
+
+
+async def run(args: argparse.Namespace, postgres_url: str | None, *, prefix: str | None) -> None:
+    """Build, measure and print the figures of one backend (PostgreSQL when ``postgres_url`` is given)."""
     rng = random.Random(4)
     with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
         path = args.path or Path(tmp) / "bench.db"
-        if path.exists():
-            raise SystemExit(f"{path} exists; pass a new file")
-        store = create_store(f"sqlite:///{path}?synchronous={args.synchronous}")
-        assert isinstance(store, SqliteStore)  # checkpoint and integrity_check are SQLite's
+        store: SqliteStore | PostgresStore
+        if postgres_url is None:
+            if path.exists():
+                raise SystemExit(f"{path} exists; pass a new file")
+            sqlite_store = create_store(f"sqlite:///{path}?synchronous={args.synchronous}")
+            assert isinstance(sqlite_store, SqliteStore)  # checkpoint and integrity_check are SQLite's
+            store = sqlite_store
+        else:
+            store = PostgresStore(postgres_url, pool_size=args.pool_size)
         await store.open()
         try:
             ids, private_channels, build_s = await build(store, args.incidents, rng)
-            print(f"built {len(ids)} incidents of {STAGES * STEPS_PER_STAGE} steps in {build_s:.1f}s", flush=True)
-            await store.checkpoint()  # start measuring from a steady state, not a 500 MB WAL
+            print(f"{prefix or 'sqlite'}: built {len(ids)} incidents of {STAGES * STEPS_PER_STAGE} steps"
+                  f" in {build_s:.1f}s", flush=True)
+            await settle(store, postgres_url)
             # Reopen any ended incidents we will toggle, so the benchmark measures real writes.
             targets = rng.sample(ids, min(1000, len(ids)))
             for incident_id in targets:
@@ -234,13 +315,14 @@ async def main() -> None:
             toggle_ms = await bench_toggles(store, targets, rng, args.toggle_rounds)
             tps = await bench_throughput(store, targets, rng, clients=32, seconds=3.0)
             load_end = os.getloadavg()[0]
-            integrity = await store.integrity_check()
+            integrity = await store.integrity_check() if isinstance(store, SqliteStore) else ["n/a"]
+            db_mb = await database_mb(store, postgres_url, path)
         finally:
             await store.close()
-        db_mb = size_mb(path)
     for variant, samples in per_variant.items():
-        print(f"list {variant:12s} p50={statistics.median(samples):.2f}ms p99={percentile(samples, 99):.2f}ms")
-    figures = {
+        print(f"{prefix or ''}{' ' if prefix else ''}list {variant:12s} p50={statistics.median(samples):.2f}ms"
+              f" p99={percentile(samples, 99):.2f}ms")
+    figures: dict[str, object] = {
         "incidents": len(ids),
         "build_s": f"{build_s:.1f}",
         "list_p50_ms": f"{statistics.median(list_ms):.2f}",
@@ -251,13 +333,16 @@ async def main() -> None:
         "toggle_p99_ms": f"{percentile(toggle_ms, 99):.2f}",
         "toggles_per_s": f"{tps:.0f}",
         "db_mb": f"{db_mb:.0f}",
-        "synchronous": args.synchronous,
+        "synchronous": args.synchronous if postgres_url is None else "fsync",
         "integrity": integrity[0],
         "loadavg_start": f"{load_start:.2f}",
         "loadavg_end": f"{load_end:.2f}",
         "cores": os.cpu_count(),
     }
-    print(" ".join(f"{key}={value}" for key, value in figures.items()))
+    if prefix is None:
+        print(" ".join(f"{key}={value}" for key, value in figures.items()))
+    else:
+        print(f"database={prefix} " + " ".join(f"{prefix}_{key}={value}" for key, value in figures.items()), flush=True)
 
 
 if __name__ == "__main__":

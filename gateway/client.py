@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -81,6 +82,7 @@ class MattermostClient:
         #: permission: only system admins have it by default); learned at login, and from a refusal.
         self.may_post_ephemeral = False
         self._last_pending_ms = 0
+        self._pending_tag = secrets.token_hex(4)  # this client's own: see _pending_post_id
         # user id -> the bot's direct channel with them. A DM channel's id never changes (its name is
         # the two user ids, app/channel.go GetOrCreateDirectChannel), so asking again would only repeat.
         self._direct_channels: OrderedDict[str, Channel] = OrderedDict()
@@ -155,6 +157,16 @@ class MattermostClient:
 
     # Endpoints the bot uses ----------------------------------------------------------------
     # Thin wrappers so the rest of the code never builds paths or JSON for Mattermost itself.
+
+    async def ping(self, timeout: float = 2.0) -> bool:
+        """Whether Mattermost answers at all, once and quickly (api4/system.go ``getSystemPing``: no
+        session needed); for /healthz, never retried."""
+        try:
+            async with asyncio.timeout(timeout):
+                response = await self.driver.client.make_request("get", "/api/v4/system/ping")
+        except Exception:
+            return False
+        return 200 <= response.status_code < 300
 
     async def client_config(self) -> ClientConfig:
         """The server's client configuration (api4/config.go ``getClientConfig``: any signed-in session,
@@ -326,9 +338,12 @@ class MattermostClient:
                                                    idempotent=True, retry_window=_POST_RETRY_WINDOW))
 
     def _pending_post_id(self) -> str:
-        """The web app's format, ``<user id>:<ms>``, made unique within this client."""
+        """The web app's ``<user id>:<ms>``, made unique within this client, and across replicas by a
+        random part of this client's own: Mattermost keys its create-post deduplication on the raw
+        string, globally, for 30 s (server/channels/app/post.go ``deduplicateCreatePost``), so two
+        replicas posting in the same millisecond would otherwise get each other's post back."""
         self._last_pending_ms = max(int(time.time() * 1000), self._last_pending_ms + 1)
-        return f"{self.user_id}:{self._last_pending_ms}"
+        return f"{self.user_id}:{self._last_pending_ms}:{self._pending_tag}"
 
     async def patch_post(self, post_id: str, patch: dict) -> Post:
         return Post.model_validate(await self.call("PUT", lambda: self.driver.posts.patch_post(post_id, patch)))

@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 
 #: Where every event goes (nested JSON decoded): bot.py passes ``Registry.event``.
 EventDispatch = Callable[[dict[str, Any]], Awaitable[None]]
+#: Asked before an event is dispatched, with its durable key (posts and reactions; None for others):
+#: False drops it (bot.py: ``Replica.claim_event``, so an event is handled once across replicas).
+EventClaim = Callable[[str | None], Awaitable[bool]]
 # Values that Mattermost sends as JSON strings inside ``data`` and that need a second decode.
 _NESTED_JSON = ("post", "reaction", "channel", "mentions")
 
@@ -114,8 +117,10 @@ class EventStream:
 
     def __init__(self, client: MattermostClient, dispatch: EventDispatch, *, policy: ConnectionPolicy | None = None,
                  checkpoint: Checkpoint | None = None, catch_up: bool = True,
-                 wants: Callable[[dict[str, Any]], bool] | None = None) -> None:
+                 wants: Callable[[dict[str, Any]], bool] | None = None,
+                 claim: EventClaim | None = None) -> None:
         self.client = client
+        self._claim = claim
         # Whether the dispatch target wants an event at all (bot.py: ``Registry.wants``); the others
         # are dropped here, once counted for the checkpoint, without a task of their own.
         self._wants = wants
@@ -407,6 +412,7 @@ class EventStream:
         data_field = event.get("data")
         if not isinstance(data_field, dict):
             return
+        durable: str | None = None
         if name == "posted":
             # Decoded once: the handlers get the dict (mmpy_bot's Message wraps it), the stream the model.
             data_field["post"] = raw_post = _decoded(data_field.get("post"))
@@ -416,6 +422,7 @@ class EventStream:
             self._synced(post.create_at)
             if not self._seen.add(("post", post.id), post.create_at):
                 return
+            durable = f"post:{post.id}"
             self._checkpoint_dirty.set()
             if post.is_system:
                 return
@@ -427,6 +434,8 @@ class EventStream:
             key = ("reaction", reaction.post_id, reaction.user_id, reaction.emoji_name, reaction.create_at)
             if not self._seen.add(key, reaction.create_at):
                 return
+            durable = ":".join(("reaction", reaction.post_id, reaction.user_id, reaction.emoji_name,
+                                str(reaction.create_at)))
             self._checkpoint_dirty.set()
         for field in _NESTED_JSON:
             if field in data_field:
@@ -434,7 +443,7 @@ class EventStream:
         if self._wants is not None and not self._wants(event):
             return
         # Each event runs as its own task so a slow handler never stalls reception.
-        task = asyncio.create_task(self._guarded(event))
+        task = asyncio.create_task(self._guarded(event, durable))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -445,8 +454,10 @@ class EventStream:
             if server_ms - self._saved_synced_ms > 60_000:
                 self._checkpoint_dirty.set()
 
-    async def _guarded(self, event: dict[str, Any]) -> None:
+    async def _guarded(self, event: dict[str, Any], durable: str | None = None) -> None:
         try:
+            if self._claim is not None and not await self._claim(durable):
+                return  # another replica handles it, or already has
             await self._dispatch_to(event)
         except Exception:
             log.exception("websocket %s handling failed", event.get("event"))

@@ -283,7 +283,13 @@ class Registry:
             return False
         data = raw.get("data")
         post = data.get("post") if isinstance(data, dict) else None
-        return not (self._bot_user_id and isinstance(post, dict) and post.get("user_id") == self._bot_user_id)
+        if self._bot_user_id and isinstance(post, dict) and post.get("user_id") == self._bot_user_id:
+            return False
+        # Listeners that take direct messages only never see a channel's post (mmpy_bot MessageFunction
+        # checks ``direct_only`` against the channel type): such a post costs no task, and no dedupe key.
+        direct = isinstance(data, dict) and data.get("channel_type") == "D"
+        return direct or not all(function.direct_only for functions in self.plugin_manager.message_listeners.values()
+                                 for function in functions)
 
     def _own_post(self, raw: dict[str, Any]) -> bool:
         data = raw.get("data")

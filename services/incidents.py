@@ -57,6 +57,7 @@ from gateway.signing import spend_pending_key
 from gateway.step_commands import BOT_MAY_RUN, refusal_in
 from services import livecard
 from services.context import BotContext
+from services.replica import Replica
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,15 @@ _JOURNAL_PREFIX = "start:"
 # A channel name is claimed in the store by the one start that may create (and adopt) a channel of
 # that name: key = prefix + team id + ":" + name, value = the start's incident id.
 _CLAIM_PREFIX = "start-channel:"
+#: Single-use keys of steps whose Run button is being acted on (in the store, so every replica sees
+#: them): a copy of the click arriving meanwhile (a double click, a replay) is refused, since the run
+#: is recorded only once the command was accepted. A replica that dies mid-run frees it after this long.
+_RUN_KIND = "step-run"
+_RUN_CLAIM_MS = 2 * 60 * 1000
+#: Redraws of one card in a row after a newer version was found (each edit is followed by one read).
+MAX_REDRAWS = 5
+#: A start journal this old is recovered even if its replica still runs (no start takes near this long).
+START_STALE_MS = 10 * 60 * 1000
 _OPENING_MARK = "command_center_opening"
 _CLOCK_SKEW_MS = 5 * 60 * 1000
 # Set while a step's command runs in-process: a step run started from inside one is refused.
@@ -117,6 +127,8 @@ class StartJournal(BaseModel):
     channel_name: str
     created_at: int
     abandoned: bool = False
+    #: The replica that runs this start (services/replica.py); "" in journals from before replicas.
+    replica: str = ""
 
 
 @dataclass(frozen=True)
@@ -181,6 +193,8 @@ class CardUpdater:
         self.listeners: list[Callable[[Incident], None]] = []
         #: CPU seconds spent rendering and comparing cards for duration ticks (the benchmark reads it).
         self.tick_cpu_s = 0.0
+        #: Cards drawn again because the incident moved on while they were drawn (another replica).
+        self.redraws = 0
 
     def state_of(self, incident_id: str) -> CardState | None:
         return self._states.get(incident_id)
@@ -243,58 +257,76 @@ class CardUpdater:
         """
         lock = self._locks.setdefault(incident_id, asyncio.Lock())
         async with lock:
-            if saved is not None and saved.id == incident_id and saved.version >= self._versions.get(incident_id, 0):
-                incident: Incident | None = saved
-            else:
-                incident = await self.ctx.store.get_incident(incident_id)
-            if incident is not None:
-                self._drawn_from(incident)
-            if incident is None or not incident.card_post_id:
-                return "gone", incident
-            card_post_id = incident.card_post_id
-            state = self._states.get(incident.id)
-            if state is not None and state.post_id != incident.card_post_id:
-                state = None
-            now = self.clock()
-            if tick:
-                if not incident.is_ongoing:
-                    return "ended", incident
-                if state is None and self.edit_time_limit_s is not None and self.edit_time_limit_s >= 0:
-                    state = await self._learn_card_age(incident)
-                if state is not None and (state.frozen or self._past_window(state, now)):
-                    state.frozen = True
-                    return "locked", incident
-            started = time.process_time()
-            as_of = livecard.last_refresh_before_lock(incident, state, self.edit_time_limit_s, now)
-            card = await self.render(incident, now=now, as_of=as_of, reuse_names=tick)
-            if tick:
-                unchanged = state is not None and state.digest == visible_digest(card)
-                self.tick_cpu_s += time.process_time() - started
-                if unchanged:
-                    return "unchanged", incident
-            try:
-                # Only the props: the message never changes once posted (cards.card_message).
-                post = await self.ctx.client.patch_post(card_post_id, {"props": card["props"]})
-            except MattermostError as error:
-                if not error.is_edit_time_limit:
-                    raise
-                if tick:  # never move the card to the bottom of the channel for a duration tick
-                    frozen = state or CardState(post_id=incident.card_post_id, created_at=None)
-                    frozen.frozen = True
-                    self._states[incident.id] = frozen
-                    log.info("incident %s: card %s is past the edit time limit; the duration shown stays "
-                             "until the next change", incident.id, incident.card_post_id)
-                    return "locked", incident
-                incident = await self._replace(incident, card)
-                return "replaced", incident
-            if not post.is_pinned:
-                # A replacement card whose pin was lost part-way (see _replace): pin it now. The patch
-                # answer carries is_pinned, so a card that is pinned costs nothing extra.
-                await self.ctx.client.pin_post(card_post_id)
-            self._remember(incident, post, card, as_of)
-            if not tick:
-                self._notify(incident)
-            return "edited", incident
+            outcome, incident = await self._refresh_locked(incident_id, tick=tick, saved=saved)
+            # Another replica may have saved and drawn a newer version while this one was being drawn,
+            # and its edit may have landed first: after every edit, the stored version is read again
+            # and, if it moved past what was drawn, the card is drawn again. Whichever edit lands last
+            # is followed by such a read, so the card always ends on the newest version (docs/replicas.md).
+            for _ in range(MAX_REDRAWS):
+                if outcome not in ("edited", "replaced") or incident is None:
+                    break
+                latest = await self.ctx.store.incident_version(incident_id)
+                if latest is None or latest <= incident.version:
+                    break
+                self.redraws += 1
+                outcome, incident = await self._refresh_locked(incident_id, tick=False, saved=None)
+            return outcome, incident
+
+    async def _refresh_locked(self, incident_id: str, *, tick: bool,
+                              saved: Incident | None) -> tuple[str, Incident | None]:
+        """One rebuild of the card (the caller holds the incident's lock)."""
+        if saved is not None and saved.id == incident_id and saved.version >= self._versions.get(incident_id, 0):
+            incident: Incident | None = saved
+        else:
+            incident = await self.ctx.store.get_incident(incident_id)
+        if incident is not None:
+            self._drawn_from(incident)
+        if incident is None or not incident.card_post_id:
+            return "gone", incident
+        card_post_id = incident.card_post_id
+        state = self._states.get(incident.id)
+        if state is not None and state.post_id != incident.card_post_id:
+            state = None
+        now = self.clock()
+        if tick:
+            if not incident.is_ongoing:
+                return "ended", incident
+            if state is None and self.edit_time_limit_s is not None and self.edit_time_limit_s >= 0:
+                state = await self._learn_card_age(incident)
+            if state is not None and (state.frozen or self._past_window(state, now)):
+                state.frozen = True
+                return "locked", incident
+        started = time.process_time()
+        as_of = livecard.last_refresh_before_lock(incident, state, self.edit_time_limit_s, now)
+        card = await self.render(incident, now=now, as_of=as_of, reuse_names=tick)
+        if tick:
+            unchanged = state is not None and state.digest == visible_digest(card)
+            self.tick_cpu_s += time.process_time() - started
+            if unchanged:
+                return "unchanged", incident
+        try:
+            # Only the props: the message never changes once posted (cards.card_message).
+            post = await self.ctx.client.patch_post(card_post_id, {"props": card["props"]})
+        except MattermostError as error:
+            if not error.is_edit_time_limit:
+                raise
+            if tick:  # never move the card to the bottom of the channel for a duration tick
+                frozen = state or CardState(post_id=incident.card_post_id, created_at=None)
+                frozen.frozen = True
+                self._states[incident.id] = frozen
+                log.info("incident %s: card %s is past the edit time limit; the duration shown stays "
+                         "until the next change", incident.id, incident.card_post_id)
+                return "locked", incident
+            incident = await self._replace(incident, card)
+            return "replaced", incident
+        if not post.is_pinned:
+            # A replacement card whose pin was lost part-way (see _replace): pin it now. The patch
+            # answer carries is_pinned, so a card that is pinned costs nothing extra.
+            await self.ctx.client.pin_post(card_post_id)
+        self._remember(incident, post, card, as_of)
+        if not tick:
+            self._notify(incident)
+        return "edited", incident
 
     def _past_window(self, state: CardState, now: int) -> bool:
         deadline = livecard.edit_deadline(state, self.edit_time_limit_s)
@@ -379,9 +411,6 @@ class IncidentService:
         self.cards = CardUpdater(ctx, directory)
         # The slash command handlers, for steps whose command is one of Command Center's own.
         self.commands = commands
-        #: Steps whose Run button is being acted on: a copy of the click arriving meanwhile (a double
-        #: click, a replay) is refused, since the run is recorded only once the command was accepted.
-        self._running_buttons: set[tuple[str, str]] = set()
         #: Called with every stored change (incident, events, acting user) before it is announced; each
         #: may hand back a coroutine function run once the change is announced and the card redrawn
         #: (services/updates.py: the status update post first, then broadcast and followers).
@@ -390,6 +419,9 @@ class IncidentService:
         #: they write (services/webhooks.py: the outbox) is committed with the change or not at all.
         #: They must only write to the store: no Mattermost call, nothing slow.
         self.in_transaction: list[TransactionListener] = []
+        #: This replica's leases (bot.py sets it): a start journal names its replica, and recovery
+        #: leaves the starts of replicas that are alive to them. None: a lone process, no check.
+        self.replica: Replica | None = None
 
     @property
     def store(self):
@@ -563,7 +595,7 @@ class IncidentService:
             incident_id=new_id(), team_id=request.team_id, actor_id=request.actor_id, playbook_id=playbook.id,
             name=name, description=description, private=not playbook.create_public_channel,
             source_post_id=source.id if source else None, channel_name=channel_name_for(name),
-            created_at=self.ctx.clock())
+            created_at=self.ctx.clock(), replica=self.replica.id if self.replica is not None else "")
         # One commit: the submission's single-use key (a replayed copy stops here, before any effect),
         # the journal and the claim of the channel name.
         async with self.store.transaction():
@@ -814,15 +846,24 @@ class IncidentService:
                           journal.incident_id)
             return False
 
-    async def recover(self) -> list[str]:
-        """At start-up: finish or undo starts that were interrupted; returns what was done, per incident."""
+    async def recover(self, *, sweep: bool = False) -> list[str]:
+        """Finish or undo starts that were interrupted; returns what was done, per incident.
+
+        Run at start-up and, by the leader, every lease round (``sweep``, services/replica.py): a start
+        whose journal names a replica that is still alive is its own and left alone (it may be in the
+        middle of it), unless it is older than :data:`START_STALE_MS`; the starts of a replica that died
+        (its presence lease expired) are completed here, by whichever replica runs this first."""
         outcomes = []
+        busy: set[str] = set()  # incidents whose start another live replica is running
         for key, value in (await self.store.settings_with_prefix(_JOURNAL_PREFIX)).items():
             try:
                 journal = StartJournal.model_validate_json(value)
             except ValueError:
                 log.error("dropping an unreadable start journal %s", key)
                 await self.store.delete_setting(key)
+                continue
+            if await self._started_elsewhere(journal, sweep=sweep):
+                busy.add(journal.incident_id)
                 continue
             if not journal.abandoned:
                 try:
@@ -842,15 +883,29 @@ class IncidentService:
             done = await self._abandon_start(journal)
             outcomes.append(f"{journal.incident_id}: {'cleaned up' if done else 'clean-up pending'}")
         # Claims whose start is gone (the bot stopped between the two deletions) block nothing real
-        # (their channel exists), but are dropped here, before any new start can run.
-        journals = await self.store.settings_with_prefix(_JOURNAL_PREFIX)
+        # (their channel exists), but are dropped. The journal is written before its claim, so one
+        # read of the holder's journal after the claim was seen tells a finished start from a live one.
         for key, holder in (await self.store.settings_with_prefix(_CLAIM_PREFIX)).items():
-            if _JOURNAL_PREFIX + holder not in journals:
-                await self.store.delete_setting(key)
+            if await self.store.get_setting(_JOURNAL_PREFIX + holder) is None:
+                await self.store.delete_setting(key, if_value=holder)
         for incident in await self.store.incidents_without_card():
+            if incident.id in busy:
+                continue
+            if await self.store.get_setting(_JOURNAL_PREFIX + incident.id) is not None:
+                continue  # journaled since the journals were read: a start in progress
             await self._ensure_opening_and_card(incident)
             outcomes.append(f"{incident.id}: card restored")
         return outcomes
+
+    async def _started_elsewhere(self, journal: StartJournal, *, sweep: bool) -> bool:
+        """Whether another replica that is alive runs this start (so it must not be touched here)."""
+        if self.replica is None:
+            return False
+        if journal.replica == self.replica.id:
+            return sweep  # this process's own start, still running; at start-up: an earlier run's
+        if self.ctx.clock() - journal.created_at > START_STALE_MS:
+            return False  # far longer than any start takes: its replica lost track of it
+        return await self.replica.is_alive(journal.replica)
 
     async def _tell_recovered(self, incident: Incident) -> None:
         try:
@@ -1075,16 +1130,17 @@ class IncidentService:
         # A Run button: drawn for the step's state and its last run, so a copy of the click (a
         # double click, a captured click replayed) runs nothing once the run is recorded; the key is
         # held until then, so a copy arriving meanwhile runs nothing either.
-        key = (incident.id, incident.step(target).id)
-        if key in self._running_buttons:
+        # Claimed in the store, not only in this process: the copy may reach another replica.
+        key = f"{incident.id}:{incident.step(target).id}"
+        now = self.ctx.clock()
+        if not await self.store.claim_single_use(_RUN_KIND, key, expires_at=now + _RUN_CLAIM_MS, now=now):
             raise StaleCard(f"Step {incident.locate(target).label}'s command is being run right now; "
                             "nothing else was run.")
-        self._running_buttons.add(key)
         try:
             await self._require_fresh_step(incident, drawn, target)
             return await self._run_step(incident, user_id, target, trigger_id)
         finally:
-            self._running_buttons.discard(key)
+            await self.store.release_single_use(_RUN_KIND, key)
 
     async def _run_step(self, incident: Incident, user_id: str, target: StepTarget,
                         trigger_id: str) -> CommandReply:

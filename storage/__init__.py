@@ -4,13 +4,17 @@
 convention: the path is everything after ``sqlite:///``) or ``sqlite:///:memory:``.
 Options go in the query string: ``?synchronous=normal``.
 
+``postgresql://user:password@host:5432/database`` (or ``postgres://``) is PostgreSQL (asyncpg;
+``storage/postgres.py``); the URL goes to the driver as it is, so ``?sslmode=require`` and the like
+work. Its pool holds up to ``pool_size`` connections (the setting ``CC_DATABASE_POOL_SIZE``).
+
 ``memory://`` is a private in-process store (no SQLite, for fast tests); ``memory://NAME``
 is shared by the stores opened on NAME while one of them exists (see ``storage/memory.py``).
 """
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from .base import IncidentOperation, IncidentQuery, IncidentRef, IncidentSort, Page, RefPage, StorageError, Store
 from .jobs import Job, JobState
@@ -29,17 +33,19 @@ __all__ = [
     "UnsupportedDatabaseURL",
     "create_store",
     "open_store",
+    "redacted_url",
 ]
 
-SUPPORTED_SCHEMES = ("sqlite", "memory")
+SUPPORTED_SCHEMES = ("sqlite", "postgresql", "memory")
+_POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 class UnsupportedDatabaseURL(StorageError, ValueError):
     """The database URL names a backend this build does not have, or is malformed."""
 
 
-def create_store(url: str) -> Store:
-    """A not-yet-opened store for ``url``."""
+def create_store(url: str, *, pool_size: int | None = None) -> Store:
+    """A not-yet-opened store for ``url``; ``pool_size``: most connections (backends with a pool)."""
     scheme, sep, _ = url.partition("://")
     if not sep:
         raise UnsupportedDatabaseURL(
@@ -48,6 +54,8 @@ def create_store(url: str) -> Store:
     scheme = scheme.lower()
     if scheme == "memory":
         return _memory_store(url)
+    if scheme in _POSTGRES_SCHEMES:
+        return _postgres_store(url, pool_size)
     if scheme != "sqlite":
         raise UnsupportedDatabaseURL(
             f"database URL scheme {scheme!r} is not supported (supported: {', '.join(SUPPORTED_SCHEMES)});"
@@ -86,8 +94,28 @@ def _sqlite_store(url: str) -> Store:
     return SqliteStore(path, synchronous=options.get("synchronous", "full"))
 
 
-async def open_store(url: str) -> Store:
+def _postgres_store(url: str, pool_size: int | None) -> Store:
+    parts = urlsplit(url)
+    if not parts.hostname and "host=" not in parts.query:
+        raise UnsupportedDatabaseURL("the PostgreSQL URL names no server; use for example"
+                                     " postgresql://command_center:PASSWORD@db.example.com:5432/command_center")
+    from .postgres import DEFAULT_POOL_SIZE, PostgresStore  # imported here so other backends need not load asyncpg
+
+    return PostgresStore(url, pool_size=DEFAULT_POOL_SIZE if pool_size is None else pool_size)
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    user = parts.netloc.rsplit("@", 1)[0].split(":", 1)[0]
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+
+
+async def open_store(url: str, *, pool_size: int | None = None) -> Store:
     """Create the store for ``url``, connect and apply pending migrations."""
-    store = create_store(url)
+    store = create_store(url, pool_size=pool_size)
     await store.open()
     return store

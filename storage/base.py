@@ -33,6 +33,7 @@ from domain.metrics import MetricsRow, MetricsSummary, summarize
 from domain.models import DEFAULT_SEVERITY, Incident, IncidentStatus, Playbook, TimelineEvent
 
 from .jobs import Job, JobState, payload_json
+from .leases import Lease
 
 #: A pure operation as given to :meth:`Store.mutate_incident`.
 IncidentOperation = Callable[[Incident], tuple[Incident, list[TimelineEvent]]]
@@ -547,6 +548,30 @@ class Store(abc.ABC):
         arriving meanwhile (``seq``, counts) is never overwritten; ``posted_seq`` never goes back.
         False if there is no such group."""
 
+    # -- leases (several replicas on one database; storage/leases.py) ------------------------
+    @abc.abstractmethod
+    async def acquire_lease(self, name: str, holder: str, *, now: int, ttl_ms: int) -> Lease | None:
+        """Take the lease ``name`` for ``holder`` until ``now + ttl_ms`` if it is free, expired at
+        ``now`` or already ``holder``'s (one compare-and-set); its epoch grows by one. None when
+        another holder has it."""
+
+    @abc.abstractmethod
+    async def renew_lease(self, name: str, holder: str, epoch: int, *, now: int, ttl_ms: int) -> Lease | None:
+        """Extend the lease to ``now + ttl_ms`` if ``holder`` still holds it at ``epoch``; None otherwise
+        (someone else took it: the caller must stop acting under it)."""
+
+    @abc.abstractmethod
+    async def release_lease(self, name: str, holder: str, epoch: int) -> bool:
+        """Free the lease at once if ``holder`` holds it at ``epoch`` (the epoch stays); False otherwise."""
+
+    @abc.abstractmethod
+    async def get_lease(self, name: str) -> Lease | None:
+        """The lease as stored (maybe expired), or None if it was never taken."""
+
+    @abc.abstractmethod
+    async def incident_version(self, incident_id: str) -> int | None:
+        """The stored version of the incident (one small read: has it moved since a card was drawn?)."""
+
     # -- shared behaviour --------------------------------------------------------------
     async def mutate_incident(
         self, incident_id: str, operation: IncidentOperation, *, retries: int = 5
@@ -600,6 +625,7 @@ __all__ = [
     "IncidentQuery",
     "IncidentRef",
     "IncidentSort",
+    "Lease",
     "Page",
     "RefPage",
     "StorageError",

@@ -57,6 +57,7 @@ from .base import (
     Store,
 )
 from .jobs import FINISHED, LIVE, Job, JobState, check_selector, short_error
+from .leases import Lease, check_lease_args
 
 #: ``COLLATE NOCASE`` and ``LIKE`` fold ASCII letters only.
 _ASCII_FOLD = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
@@ -104,7 +105,7 @@ class _Data:
     """Everything a database holds. Containers are copied on their first write after :meth:`fork`."""
 
     _CONTAINERS = ("playbooks", "incidents", "by_channel", "timelines", "event_ids", "settings", "single_use",
-                   "jobs", "alerts", "alert_groups", "summaries")
+                   "jobs", "alerts", "alert_groups", "summaries", "leases")
 
     def __init__(self) -> None:
         self.playbooks: dict[str, Playbook] = {}
@@ -118,6 +119,7 @@ class _Data:
         self.alerts: dict[tuple[str, str], AlertRecord] = {}  # frozen too
         self.alert_groups: dict[str, AlertGroup] = {}
         self.summaries: dict[str, _Summary] = {}  # incident id -> its metrics row and summary (both frozen)
+        self.leases: dict[str, Lease] = {}  # Lease is frozen too
         self.rowids = itertools.count(1)
         self._owned = set(self._CONTAINERS)
         self._owned_timelines: set[str] | None = None  # None: every timeline list is this copy's own
@@ -185,9 +187,13 @@ class _Data:
 
     def w_alert_groups(self) -> dict[str, AlertGroup]:
         return self._writable("alert_groups")
+
     def w_summaries(self) -> dict[str, _Summary]:
         return self._writable("summaries")
 
+
+    def w_leases(self) -> dict[str, Lease]:
+        return self._writable("leases")
 
 @dataclass(frozen=True, slots=True)
 class _Summary:
@@ -616,6 +622,43 @@ class MemoryStore(Store):
             return current
 
     # -- single-use keys ---------------------------------------------------------------------------
+    # -- leases -----------------------------------------------------------------------------------
+    async def acquire_lease(self, name: str, holder: str, *, now: int, ttl_ms: int) -> Lease | None:
+        check_lease_args(name, holder, ttl_ms)
+        async with self._writing() as data:
+            current = data.leases.get(name)
+            if current is not None and current.expires_at > now and current.holder != holder:
+                return None
+            lease = Lease(name, holder, (current.epoch if current else 0) + 1, now + ttl_ms)
+            data.w_leases()[name] = lease
+            return lease
+
+    async def renew_lease(self, name: str, holder: str, epoch: int, *, now: int, ttl_ms: int) -> Lease | None:
+        check_lease_args(name, holder, ttl_ms)
+        async with self._writing() as data:
+            current = data.leases.get(name)
+            if current is None or current.holder != holder or current.epoch != epoch:
+                return None
+            lease = dataclasses.replace(current, expires_at=now + ttl_ms)
+            data.w_leases()[name] = lease
+            return lease
+
+    async def release_lease(self, name: str, holder: str, epoch: int) -> bool:
+        check_lease_args(name, holder)
+        async with self._writing() as data:
+            current = data.leases.get(name)
+            if current is None or current.holder != holder or current.epoch != epoch:
+                return False
+            data.w_leases()[name] = dataclasses.replace(current, expires_at=0)
+            return True
+
+    async def get_lease(self, name: str) -> Lease | None:
+        return (await self._read()).leases.get(name)
+
+    async def incident_version(self, incident_id: str) -> int | None:
+        row = (await self._read()).incidents.get(incident_id)
+        return row.incident.version if row else None
+
     async def claim_single_use(self, kind: str, key: str, *, expires_at: int, now: int) -> bool:
         async with self._writing() as data:
             recorded = data.single_use.get((kind, key))

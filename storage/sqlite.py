@@ -72,6 +72,7 @@ from .base import (
     like_pattern,
 )
 from .jobs import LIVE, Job, JobState, check_selector, payload_json, short_error
+from .leases import Lease, check_lease_args
 
 _STAGES = TypeAdapter(tuple[Stage, ...])
 _IDS = TypeAdapter(tuple[str, ...])
@@ -787,6 +788,9 @@ class SqliteStore(Store):
         if writer is not None:
             try:
                 await writer.execute_fetchall("PRAGMA optimize")  # keeps the planner's statistics fresh
+            except sqlite3.OperationalError as error:
+                # Another process (a replica) writing just now: its own close refreshes them instead.
+                log.info("PRAGMA optimize of %s skipped at close: %s", self.path, error)
             finally:
                 await writer.close()
 
@@ -1691,6 +1695,43 @@ class SqliteStore(Store):
              posted.posted_at, posted.last_error, posted.id)).rowcount > 0)
 
     # -- maintenance ------------------------------------------------------------------------------
+    # -- leases ---------------------------------------------------------------------------------
+    async def acquire_lease(self, name: str, holder: str, *, now: int, ttl_ms: int) -> Lease | None:
+        check_lease_args(name, holder, ttl_ms)
+        # One statement, inside BEGIN IMMEDIATE: the row is taken only where the WHERE holds.
+        sql = ("INSERT INTO leases (name, holder, epoch, expires_at) VALUES (?, ?, 1, ?)"
+               " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, epoch = leases.epoch + 1,"
+               " expires_at = excluded.expires_at"
+               " WHERE leases.expires_at <= ? OR leases.holder = excluded.holder"
+               " RETURNING name, holder, epoch, expires_at")
+        params = (name, holder, now + ttl_ms, now)
+        # Fetched to the end: a RETURNING statement left mid-result would block the COMMIT.
+        rows = await self._write(lambda conn: conn.execute(sql, params).fetchall())
+        return Lease(*rows[0]) if rows else None
+
+    async def renew_lease(self, name: str, holder: str, epoch: int, *, now: int, ttl_ms: int) -> Lease | None:
+        check_lease_args(name, holder, ttl_ms)
+        sql = ("UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ? AND epoch = ?"
+               " RETURNING name, holder, epoch, expires_at")
+        params = (now + ttl_ms, name, holder, epoch)
+        # Fetched to the end: a RETURNING statement left mid-result would block the COMMIT.
+        rows = await self._write(lambda conn: conn.execute(sql, params).fetchall())
+        return Lease(*rows[0]) if rows else None
+
+    async def release_lease(self, name: str, holder: str, epoch: int) -> bool:
+        check_lease_args(name, holder)
+        params = (name, holder, epoch)
+        return await self._write(lambda conn: conn.execute(
+            "UPDATE leases SET expires_at = 0 WHERE name = ? AND holder = ? AND epoch = ?", params).rowcount > 0)
+
+    async def get_lease(self, name: str) -> Lease | None:
+        row = await self._fetchone("SELECT name, holder, epoch, expires_at FROM leases WHERE name = ?", (name,))
+        return Lease(*row) if row else None
+
+    async def incident_version(self, incident_id: str) -> int | None:
+        row = await self._fetchone("SELECT version FROM incidents WHERE id = ?", (incident_id,))
+        return int(row[0]) if row else None
+
     async def checkpoint(self) -> None:
         """Copy the whole WAL into the database file and truncate it (e.g. after a bulk import)."""
         async with self._write_lock:

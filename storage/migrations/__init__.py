@@ -1,4 +1,8 @@
-"""Numbered SQL migrations, one folder per backend (``sqlite/0001_initial.sql``, ...)."""
+"""Numbered SQL migrations, one folder per backend (``sqlite/0001_initial.sql``, ``postgres/0001_initial.sql``, ...).
+
+SQLite's files are split into statements; PostgreSQL's run whole, as one script (its driver takes
+several statements at once, and PL/pgSQL bodies hold semicolons).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,9 @@ import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+
+#: Backends whose migration files run as one script rather than statement by statement.
+WHOLE_SCRIPTS = frozenset({"postgres"})
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -43,9 +50,9 @@ def load(backend: str) -> list[Migration]:
         match = _FILE.match(path.name)
         if not match:
             raise ValueError(f"migration file name {path.name!r} does not look like 0001_name.sql")
-        migrations.append(
-            Migration(int(match.group(1)), match.group(2), tuple(split_statements(path.read_text("utf-8"))))
-        )
+        script = path.read_text("utf-8")
+        statements = (script.strip(),) if backend in WHOLE_SCRIPTS else tuple(split_statements(script))
+        migrations.append(Migration(int(match.group(1)), match.group(2), statements))
     for expected, migration in enumerate(migrations, start=1):
         if migration.version != expected:
             raise ValueError(f"{backend} migrations skip from {expected - 1} to {migration.version}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from bot import CommandCenter
 from sandbox import Sandbox, SandboxConfig
 from settings import Settings
+from tests import pg
 from tests.contract.openapi_contract import assert_exchanges_valid
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,6 +19,38 @@ DEMO_SEED = ROOT / "sandbox" / "seeds" / "demo.yaml"
 # Every bot test runs with ServiceSettings.PostEditTimeLimit set, as an administrator may set it:
 # whatever the bot edits must keep working once its posts are older than this (seconds).
 EDIT_TIME_LIMIT = 300
+
+#: The PostgreSQL run of the e2e suite (issue 20): every test of these modules runs twice, with the bot
+#: on its default SQLite file and on a fresh PostgreSQL database (``tests/pg.py``): starting incidents,
+#: the checklist, the list, status updates and reminders, restarts, and SIGKILL recovery.
+POSTGRES_MODULES = frozenset({
+    "test_incidents", "test_step_commands", "test_history", "test_status_updates", "test_reminders",
+    "test_restart_catchup", "test_replay_restart", "test_reminder_sigkill", "test_start_recovery",
+    "test_replicas",
+})
+#: ``CC_TEST_E2E_DATABASE=postgresql`` runs every other bot test on PostgreSQL too (read at import:
+#: each test clears ``CC_*`` from its environment).
+DEFAULT_DATABASE = os.environ.get("CC_TEST_E2E_DATABASE", "sqlite")
+if DEFAULT_DATABASE not in ("sqlite", "postgresql"):
+    raise ValueError(f"CC_TEST_E2E_DATABASE is sqlite or postgresql, not {DEFAULT_DATABASE!r}")
+
+
+def pytest_generate_tests(metafunc) -> None:
+    if "e2e_database" in metafunc.fixturenames and metafunc.module.__name__.rsplit(".", 1)[-1] in POSTGRES_MODULES:
+        metafunc.parametrize("e2e_database", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+def e2e_database(request) -> Iterator[str | None]:
+    """The bot's database URL: None for its default SQLite file in its data directory, or a fresh
+    PostgreSQL database (dropped after the test) in the modules of ``POSTGRES_MODULES`` (and in all
+    of them with ``CC_TEST_E2E_DATABASE=postgresql``)."""
+    if getattr(request, "param", DEFAULT_DATABASE) == "sqlite":
+        yield None
+        return
+    url = pg.fresh_database()
+    yield url
+    pg.drop_database(url)
 
 
 def bot_settings(sandbox: Sandbox, data_dir: Path, **overrides) -> Settings:
@@ -37,11 +72,14 @@ async def sandbox():
 
 
 @pytest.fixture
-async def start_bot(sandbox, tmp_path):
-    """Start a bot (more than once if a test restarts it); every bot is stopped at the end."""
+async def start_bot(sandbox, tmp_path, e2e_database):
+    """Start a bot (more than once if a test restarts it: always on the same database); every bot is
+    stopped at the end."""
     started: list[CommandCenter] = []
 
     async def start(**overrides) -> CommandCenter:
+        if e2e_database is not None:
+            overrides.setdefault("database_url", e2e_database)
         app = CommandCenter(bot_settings(sandbox, tmp_path / "data", **overrides))
         await app.start()
         started.append(app)

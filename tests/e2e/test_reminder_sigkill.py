@@ -28,8 +28,10 @@ LEASE_MS = 1500
 class ReminderBot:
     """``python bot.py`` against the sandbox, with the scheduler's test hooks as given."""
 
-    def __init__(self, sandbox, data_dir: Path, log: Path, **hooks: str) -> None:
+    def __init__(self, sandbox, data_dir: Path, log: Path, database_url: str | None = None, **hooks: str) -> None:
         self.sandbox, self.data_dir, self.log, self.hooks = sandbox, data_dir, log, hooks
+        if database_url is not None:  # the e2e suite's PostgreSQL run (tests/e2e/conftest.py)
+            self.hooks["CC_DATABASE_URL"] = database_url
         self.port = free_port()
         self.process: asyncio.subprocess.Process | None = None
 
@@ -53,17 +55,18 @@ class ReminderBot:
             await asyncio.wait_for(self.process.wait(), 30)
 
 
-def database(data_dir: Path) -> str:
-    return f"sqlite:///{data_dir / 'command-center.db'}"
+def database(data_dir: Path, e2e_database: str | None) -> str:
+    """The URL of the database the bots use: their default SQLite file, or the PostgreSQL run's."""
+    return e2e_database or f"sqlite:///{data_dir / 'command-center.db'}"
 
 
-async def start_incident(sandbox, data_dir: Path):
+async def start_incident(sandbox, db: str):
     alice = sandbox.user("alice")
     result = await alice.command("town-square", "/incident start Disk full")
     playbook_id = result.dialog["dialog"]["elements"][0]["options"][0]["value"]
     outcome = await alice.submit_dialog({"playbook": playbook_id, "name": "Disk full", "description": ""})
     assert outcome.closed
-    store = await open_store(database(data_dir))
+    store = await open_store(db)
     try:
         page = await store.list_incidents(sandbox.team("acme")["id"], is_admin=True)
         return page.items[0]
@@ -71,10 +74,10 @@ async def start_incident(sandbox, data_dir: Path):
         await store.close()
 
 
-async def make_due_now(data_dir: Path, incident_id: str) -> str:
+async def make_due_now(db: str, incident_id: str) -> str:
     """While no bot runs: the incident's update is due now and its reminder job is in the store (as a
     running bot leaves it when the due time is set)."""
-    store = await open_store(database(data_dir))
+    store = await open_store(db)
     try:
         now = int(time.time() * 1000)
         await store.mutate_incident(incident_id, lambda i: (i.model_copy(update={"next_update_due_at": now}), []))
@@ -85,8 +88,8 @@ async def make_due_now(data_dir: Path, incident_id: str) -> str:
         await store.close()
 
 
-async def job_state(data_dir: Path, job_id: str) -> JobState | None:
-    store = await open_store(database(data_dir))
+async def job_state(db: str, job_id: str) -> JobState | None:
+    store = await open_store(db)
     try:
         job = await store.get_job(job_id)
         return job.state if job else None
@@ -94,12 +97,12 @@ async def job_state(data_dir: Path, job_id: str) -> JobState | None:
         await store.close()
 
 
-async def wait_until_done(sandbox, data_dir: Path, job_id: str) -> None:
+async def wait_until_done(sandbox, db: str, job_id: str) -> None:
     """Until the restarted bot has finished the job. Finishing it may change nothing in Mattermost
     (after a send, the delivery check only reads), so the store is looked at again on every change
     the sandbox sees and at least every 0.2 s, up to 30 s."""
     async def done() -> bool:
-        return await job_state(data_dir, job_id) is JobState.DONE
+        return await job_state(db, job_id) is JobState.DONE
 
     for _ in range(150):
         try:
@@ -115,22 +118,24 @@ def reminder_posts(sandbox, channel_id: str, job_id: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("kill_at, sent_before_restart", [("after_claim", 0), ("after_send", 1)])
-async def test_sigkill_around_a_reminder_delivers_it_exactly_once(sandbox, tmp_path, kill_at, sent_before_restart):
+async def test_sigkill_around_a_reminder_delivers_it_exactly_once(sandbox, tmp_path, kill_at, sent_before_restart,
+                                                                  e2e_database):
     data_dir = tmp_path / "data"
     data_dir.mkdir()
+    db = database(data_dir, e2e_database)
     log = tmp_path / "bot.log"
     bots: list[ReminderBot] = []
     try:
-        first = ReminderBot(sandbox, data_dir, log)
+        first = ReminderBot(sandbox, data_dir, log, e2e_database)
         bots.append(first)
         await first.start()
         await create_playbook(sandbox)
-        incident = await start_incident(sandbox, data_dir)
+        incident = await start_incident(sandbox, db)
         await first.stop()
-        job_id = await make_due_now(data_dir, incident.id)
+        job_id = await make_due_now(db, incident.id)
         dm = await sandbox.user("alice").dm_channel(BOT_TOKEN_USER)
 
-        doomed = ReminderBot(sandbox, data_dir, log, CC_TEST_HOOKS="1", CC_TEST_KILL_AT=kill_at,
+        doomed = ReminderBot(sandbox, data_dir, log, e2e_database, CC_TEST_HOOKS="1", CC_TEST_KILL_AT=kill_at,
                              CC_TEST_SCHEDULER_LEASE_MS=str(LEASE_MS))
         bots.append(doomed)
         await doomed.start(wait_registered=False)
@@ -138,13 +143,13 @@ async def test_sigkill_around_a_reminder_delivers_it_exactly_once(sandbox, tmp_p
         assert await asyncio.wait_for(doomed.process.wait(), 60) == -9  # it killed itself at the point
         assert len(reminder_posts(sandbox, incident.channel_id, job_id)) == sent_before_restart
         assert len(reminder_posts(sandbox, dm, job_id)) == sent_before_restart
-        assert await job_state(data_dir, job_id) is JobState.CLAIMED
+        assert await job_state(db, job_id) is JobState.CLAIMED
 
-        restarted = ReminderBot(sandbox, data_dir, log, CC_TEST_HOOKS="1", CC_TEST_SCHEDULER_LEASE_MS=str(LEASE_MS))
+        restarted = ReminderBot(sandbox, data_dir, log, e2e_database, CC_TEST_HOOKS="1", CC_TEST_SCHEDULER_LEASE_MS=str(LEASE_MS))
         bots.append(restarted)
         await restarted.start()
 
-        await wait_until_done(sandbox, data_dir, job_id)
+        await wait_until_done(sandbox, db, job_id)
         await restarted.stop()
     finally:
         for bot in bots:

@@ -38,8 +38,9 @@ def free_port() -> int:
 class BotProcess:
     """``python bot.py`` against the sandbox, as an operator runs it."""
 
-    def __init__(self, sandbox, data_dir: Path, log: Path) -> None:
+    def __init__(self, sandbox, data_dir: Path, log: Path, database_url: str | None = None) -> None:
         self.sandbox = sandbox
+        self.database_url = database_url  # None: the default SQLite file in data_dir
         self.data_dir = data_dir
         self.log = log
         self.port = free_port()
@@ -50,6 +51,8 @@ class BotProcess:
         env.update({"CC_MATTERMOST_URL": self.sandbox.url, "CC_BOT_TOKEN": self.sandbox.token_of(BOT_TOKEN_USER),
                     "CC_LISTEN_HOST": "127.0.0.1", "CC_LISTEN_PORT": str(self.port),
                     "CC_DATA_DIR": str(self.data_dir), "CC_LOG_LEVEL": "INFO"})
+        if self.database_url is not None:
+            env["CC_DATABASE_URL"] = self.database_url
         with self.log.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(sys.executable, str(ROOT / "bot.py"), env=env,
                                                                 cwd=str(self.data_dir.parent), stdout=log, stderr=log)
@@ -78,10 +81,11 @@ async def create_playbook(sandbox) -> None:
 
 @pytest.mark.parametrize(("where", "method", "path", "after", "skip"), CRASH_POINTS,
                          ids=[point[0].replace(" ", "-") for point in CRASH_POINTS])
-async def test_sigkill_during_start_is_repaired_on_restart(sandbox, tmp_path, where, method, path, after, skip):
+async def test_sigkill_during_start_is_repaired_on_restart(sandbox, tmp_path, where, method, path, after, skip,
+                                                          e2e_database):
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    first = BotProcess(sandbox, data_dir, tmp_path / "bot.log")
+    first = BotProcess(sandbox, data_dir, tmp_path / "bot.log", e2e_database)
     await first.start()
     second = None
     try:
@@ -99,7 +103,7 @@ async def test_sigkill_during_start_is_repaired_on_restart(sandbox, tmp_path, wh
         assert not outcome.closed  # the user saw the submission fail
         gate.release()
 
-        second = BotProcess(sandbox, data_dir, tmp_path / "bot.log")
+        second = BotProcess(sandbox, data_dir, tmp_path / "bot.log", e2e_database)
         dm = await alice.dm_channel("incident")
         await second.start()
         told = await sandbox.wait_for(lambda: [p for p in sandbox.posts(dm) if "restarted while starting" in p["message"]],
@@ -117,7 +121,7 @@ async def test_sigkill_during_start_is_repaired_on_restart(sandbox, tmp_path, wh
             if c["team_id"] == team_id and c["creator_id"] == bot_id and not c["delete_at"]]
     assert [c["name"] for c in made] == ["disk-full"], "exactly one live incident channel"
     channel = made[0]
-    store = await open_store(f"sqlite:///{data_dir / 'command-center.db'}")
+    store = await open_store(e2e_database or f"sqlite:///{data_dir / 'command-center.db'}")
     try:
         page = await store.list_incidents(team_id, is_admin=True)
         assert len(page.items) == 1

@@ -24,7 +24,7 @@ from tests.e2e.test_start_recovery import BOT_TOKEN_USER, create_playbook
 
 async def configure(data_dir: Path, incident_id: str, broadcast: tuple[str, ...], followers: tuple[str, ...]) -> None:
     """While no bot runs: the incident's broadcast channels and followers."""
-    store = await open_store(database(data_dir))
+    store = await open_store(database(data_dir, None))
     try:
         def change(current):
             updates = current.updates.model_copy(update={"broadcast_channel_ids": broadcast})
@@ -35,7 +35,7 @@ async def configure(data_dir: Path, incident_id: str, broadcast: tuple[str, ...]
 
 
 async def fanout_jobs(data_dir: Path) -> list[Job]:
-    store = await open_store(database(data_dir))
+    store = await open_store(database(data_dir, None))
     try:
         return await store.list_jobs(kind=FANOUT_KIND)
     finally:
@@ -59,7 +59,7 @@ async def test_sigkill_around_an_updates_copies_sends_each_copy_exactly_once(san
         bots.append(first)
         await first.start()
         await create_playbook(sandbox)
-        incident = await start_incident(sandbox, data_dir)
+        incident = await start_incident(sandbox, database(data_dir, None))
         await first.stop()
         await alice.add_member("off-topic", BOT_TOKEN_USER)  # the bot must be in a broadcast channel
         channels = (sandbox.channel("acme", "town-square")["id"], sandbox.channel("acme", "off-topic")["id"])
@@ -89,7 +89,7 @@ async def test_sigkill_around_an_updates_copies_sends_each_copy_exactly_once(san
         bots.append(restarted)
         await restarted.start()
 
-        await wait_until_done(sandbox, data_dir, job.id)
+        await wait_until_done(sandbox, database(data_dir, None), job.id)
         await restarted.stop()
     finally:
         for bot in bots:

@@ -1,25 +1,31 @@
 """Store fixtures: every test that uses ``store`` runs once per backend.
 
 To add a backend, add its name and a URL maker to BACKENDS; the tests themselves must not
-change. A test that is about one backend's own machinery says so with
+change. The PostgreSQL databases are made on one server per run (``tests/pg.py``: a throw-away
+one, or ``CC_TEST_POSTGRES_URL``), each a fresh copy of a migrated template, dropped after the test.
+A test that is about one backend's own machinery says so with
 ``@pytest.mark.backends("sqlite", reason="...")`` and runs on those only.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from storage import Store, create_store
+from tests import pg
 
 #: Each backend and the URL of a fresh, empty database of it (one line per backend).
 BACKENDS: dict[str, Callable[[Path], str]] = {
     "sqlite": lambda tmp_path: f"sqlite:///{tmp_path / 'store.db'}",
     "memory": lambda tmp_path: f"memory://{uuid.uuid4().hex}",  # named: store_factory reopens the same one
+    "postgresql": lambda tmp_path: pg.fresh_database(),
 }
+#: Backends whose databases outlive the test unless dropped.
+DROPPED = {"postgresql": pg.drop_database}
 
 
 def pytest_configure(config) -> None:
@@ -48,9 +54,12 @@ def backend(request) -> str:
 
 
 @pytest.fixture
-def store_url(backend, tmp_path) -> str:
+def store_url(backend, tmp_path) -> Iterator[str]:
     """The URL of a fresh database, per backend."""
-    return BACKENDS[backend](tmp_path)
+    url = BACKENDS[backend](tmp_path)
+    yield url
+    if backend in DROPPED:
+        DROPPED[backend](url)
 
 
 @pytest.fixture

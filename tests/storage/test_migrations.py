@@ -55,11 +55,12 @@ def write_v1_data(db_path) -> dict:
 # read back as the models' defaults; version 13 adds field and retrospective columns that are NULL or
 # default for those rows, read back as the default severity field and no values or retrospective: see
 # test_store_fields.py; version 14 adds a nullable timeline column, filled for the kinds that name a
-# subject: see tests/storage/test_store_timeline.py).
+# subject: see tests/storage/test_store_timeline.py;
+# version 15 only adds the leases table).
 DATA_WRITERS = {1: write_v1_data, 2: write_v1_data, 3: write_v1_data, 4: write_v1_data, 5: write_v1_data,
                 6: write_v1_data, 7: write_v1_data, 8: write_v1_data, 9: write_v1_data,
                 10: write_v1_data, 11: write_v1_data, 12: write_v1_data,
-                13: write_v1_data}
+                13: write_v1_data, 14: write_v1_data}
 
 
 def test_every_earlier_version_has_a_data_writer():

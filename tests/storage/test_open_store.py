@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from storage import UnsupportedDatabaseURL, create_store, open_store
+from storage import UnsupportedDatabaseURL, create_store, open_store, redacted_url
+from storage.postgres import PostgresStore
 from storage.sqlite import SqliteStore
 
 from .builders import incident
@@ -17,10 +18,26 @@ def test_sqlite_paths():
     assert isinstance(create_store("SQLITE:///x.db?synchronous=normal"), SqliteStore)
 
 
+def test_postgres_urls_choose_the_postgres_store_with_its_pool_size():
+    store = create_store("postgresql://cc:secret@db.example:5432/cc?sslmode=require", pool_size=3)
+    assert isinstance(store, PostgresStore) and store.pool_size == 3
+    assert store.url == "postgresql://cc:secret@db.example:5432/cc?sslmode=require"  # to asyncpg as it is
+    assert isinstance(create_store("postgres://cc@db/cc"), PostgresStore)
+    assert create_store("postgres://cc@db/cc").pool_size == 10
+
+
+def test_passwords_are_redacted_from_urls_shown_to_people():
+    assert redacted_url("postgresql://cc:s3cr:et@db.example:5432/cc?sslmode=require") == (
+        "postgresql://cc:***@db.example:5432/cc?sslmode=require")
+    assert redacted_url("postgresql://cc@db/cc") == "postgresql://cc@db/cc"
+    assert redacted_url("sqlite:///data/cc.db") == "sqlite:///data/cc.db"
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgresql://u@h/db", "'postgresql' is not supported"),
+        ("mysql://u@h/db", "'mysql' is not supported"),
+        ("postgresql:///db", "names no server"),
         ("data/cc.db", "not a database URL"),
         ("sqlite://host/cc.db", "three slashes"),
         ("sqlite:///", "no file path"),

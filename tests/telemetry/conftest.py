@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import bot, sandbox, start_bot  # noqa: F401  (re-exported fixtures)
+from tests.e2e.conftest import bot, e2e_database, sandbox, start_bot  # noqa: F401  (re-exported fixtures)
 from tests.telemetry.sink import Sink
 
 
