@@ -8,6 +8,7 @@ import asyncio
 import json
 
 import aiohttp
+import pytest
 
 from gateway.ids import Route
 from tests.e2e.conftest import make_playbook
@@ -48,6 +49,7 @@ def _touches(transaction: list[str], *words: str) -> bool:
     return any(word in sql for sql in transaction for word in words)
 
 
+@pytest.mark.parametrize("e2e_database", ["sqlite"], indirect=True)  # counts SQLite writer statements
 async def test_a_start_commits_four_times(sandbox, bot):
     await make_playbook(bot, sandbox, members=("alice",))
     await start(sandbox, "alice", "Warm up")

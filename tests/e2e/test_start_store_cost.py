@@ -3,11 +3,14 @@ the store's writer thread, and a fresh start does not read back the incident it 
 
 from __future__ import annotations
 
+import pytest
+
 from tests.e2e.conftest import make_playbook
 from tests.e2e.test_incidents import all_incidents, card
 from tests.e2e.test_start_flow_calls import start
 
 
+@pytest.mark.parametrize("e2e_database", ["sqlite"], indirect=True)  # counts SQLite writer statements
 async def test_a_start_costs_few_store_trips_and_reads_no_incident_back(sandbox, bot):
     await make_playbook(bot, sandbox, members=("alice",))
     await start(sandbox, "alice", "Warm up")
