@@ -66,6 +66,9 @@ from version import MIN_MATTERMOST, mattermost_supported
 
 log = logging.getLogger("command_center")
 
+#: How long a shutdown waits for the handlers of WebSocket events already taken (then closes anyway).
+STOP_SETTLE_SECONDS = 5.0
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -420,6 +423,11 @@ class CommandCenter:
                 await self._ws_task
             except (asyncio.CancelledError, Exception):
                 pass
+        if self.events is not None:  # handlers of events already taken finish before the store closes
+            try:
+                await asyncio.wait_for(self.events.settled(), STOP_SETTLE_SECONDS)
+            except TimeoutError:
+                log.warning("websocket event handlers still running after %ss at shutdown", STOP_SETTLE_SECONDS)
         if replica is not None:
             await replica.release()  # another replica may lead at once
         if self.directory is not None:

@@ -933,11 +933,12 @@ class SqliteStore(Store):
             async with self._write_lock:
                 yield writer
             return
-        conn = await self._pool.get()
+        pool = self._pool  # close() drops it: a read still in flight then gives its reader back to this one
+        conn = await pool.get()
         try:
             yield conn
         finally:
-            self._pool.put_nowait(conn)
+            pool.put_nowait(conn)
 
     async def _fetchone(self, sql: str, params: Sequence = ()) -> sqlite3.Row | None:
         rows = await self._fetchall(sql, params)
