@@ -181,12 +181,37 @@ async def act(transcript: Transcript, sandbox: Sandbox, app: CommandCenter) -> N
     await show_new_bot_posts(transcript, sandbox, cid, 1)
     show_card(transcript, sandbox, card_id, "the card's status line", fields_only=True)
 
+    transcript.note("alice sets the severity; bob pins a finding to the timeline with a 📌 reaction")
+    await slash(alice, cid, "/incident severity SEV2", "payments-502s")
+    await show_new_bot_posts(transcript, sandbox, cid, 1)
+    finding = await bob.post(cid, "Rollback done at 16:40; the 502 rate is back under 0.1 %.")
+    transcript.say("payments-502s", "bob", finding["message"])
+    await bob.react(finding["id"], "pushpin")
+    transcript.say("payments-502s", "bob", "(reacts with :pushpin:)")
+    # (not shown) the bot handles its events in order on one connection: once it has answered a
+    # direct message sent after the reaction, and no handler is running, the pin is on the timeline
+    before = len(sandbox.posts(alice_dm))
+    await alice.post(alice_dm, "help")
+    await bot_replies(alice_dm, before)
+    assert app.events is not None
+    await app.events.settled()
+
     transcript.note("service is restored: alice ends the incident (with a confirmation dialog)")
     result = await slash(alice, cid, "/incident end", "payments-502s")
     transcript.note(f'dialog: "{result.dialog["dialog"].get("introduction_text", "")}" → alice clicks End incident')
     await alice.submit_dialog({})
     await show_new_bot_posts(transcript, sandbox, cid, 1)
     show_card(transcript, sandbox, card_id, "the final card")
+
+    transcript.note("the record: the whole timeline, then the retrospective")
+    await slash(alice, cid, "/incident timeline", "payments-502s")
+    result = await slash(alice, cid, "/incident retro", "payments-502s")
+    if result.dialog is not None:
+        transcript.note(f'dialog: "{result.dialog["dialog"]["title"]}", prefilled with the key figures → alice '
+                        "writes what happened and clicks Publish")
+        await alice.submit_dialog({"text": "**What happened:** yesterday's deploy broke the payment gateway's "
+                                           "connection pool.\n**Next time:** canary the gateway first."})
+        await show_new_bot_posts(transcript, sandbox, cid, 1)
 
 
 async def show_new_bot_posts(transcript: Transcript, sandbox: Sandbox, channel_id: str, count: int) -> None:
@@ -228,7 +253,7 @@ def sandbox_card_channel(sandbox: Sandbox, card_id: str) -> str:
 
 async def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
-    parser.add_argument("--max-lines", type=int, default=12, help="lines shown of each long reply")
+    parser.add_argument("--max-lines", type=int, default=16, help="lines shown of each long reply")
     parser.add_argument("--verbose", action="store_true", help="show the bot's log lines")
     args = parser.parse_args(argv)
     configure_logging("INFO" if args.verbose else "WARNING")

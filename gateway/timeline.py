@@ -116,12 +116,17 @@ def _field(e: TimelineEvent, i: Incident, names: Names) -> str:
     d = e.details
     field_id = d.get("field_id") or d.get("field") or ""
     name = d.get("name") or next((f.name for f in i.fields if f.id == field_id), field_id) or "a field"
-    value = d.get("value")
-    if value in (None, ""):
-        return f"cleared {neutralize(str(name))}"
     kind = next((f.kind.value for f in i.fields if f.id == field_id), "")
-    shown = _who(names, value) if kind == "user" else f"“{_text(value, 120)}”"
-    return f"set {neutralize(str(name))} to {shown}"
+
+    def shown(value: object) -> str:
+        return _who(names, value) if kind == "user" and isinstance(value, str) else f"“{_text(str(value), 120)}”"
+
+    # domain/fields.py set_field: ``old`` and ``new`` (None when unset)
+    new, old = d.get("new"), d.get("old")
+    was = "" if old in (None, "") else f" (was {shown(old)})"
+    if new in (None, ""):
+        return f"cleared {neutralize(str(name))}{was}"
+    return f"set {neutralize(str(name))} to {shown(new)}{was}"
 
 
 def _post(e: TimelineEvent, i: Incident, names: Names) -> str:
@@ -212,9 +217,11 @@ def user_ids_of(event: TimelineEvent) -> set[str]:
         value = event.details.get(key)
         if isinstance(value, str) and value:
             ids.add(value)
-    value = event.details.get("value")
-    if event.kind is EventKind.FIELD_CHANGED and isinstance(value, str) and _USER_ID.fullmatch(value):
-        ids.add(value)  # a user field's value (a text that merely looks like an id finds nobody)
+    if event.kind is EventKind.FIELD_CHANGED:
+        for key in ("new", "old"):
+            value = event.details.get(key)
+            if isinstance(value, str) and _USER_ID.fullmatch(value):
+                ids.add(value)  # a user field's value (a text that merely looks like an id finds nobody)
     return {user_id for user_id in ids if user_id}
 
 

@@ -64,7 +64,7 @@ async def ended(bot, incident, minutes: int, *, severity: str | None = None):
         changed = changed.model_copy(update={"field_values": {"severity": severity}})
         return changed, [*events, TimelineEvent(id=f"f{i.id}", incident_id=i.id, at=changed.ended_at,
                                                 kind=EventKind.FIELD_CHANGED, actor_id=i.commander_id,
-                                                details={"field_id": "severity", "value": severity})]
+                                                details={"field_id": "severity", "old": None, "new": severity})]
     saved, _ = await bot.store.mutate_incident(incident.id, end)
     return saved
 

@@ -52,8 +52,8 @@ def the_report_input() -> tuple[ReportInput, int]:
     do(checklist.check_step, (0, 0), "u-bob", T0 + 7 * MIN)
     do(checklist.run_step, (0, 1), "u-carol", T0 + 9 * MIN)
     do(incidents.change_commander, "u-bob", "u-alice", T0 + 10 * MIN, new_commander_in_channel=True)
-    events.append(_event(900, incident.id, T0 + 11 * MIN, EventKind.FIELD_CHANGED, "u-bob", field_id="severity",
-                         value="SEV2"))
+    events.append(_event(900, incident.id, T0 + 11 * MIN, EventKind.FIELD_CHANGED, "u-bob",
+                         field_id="severity", name="Severity", old=None, new="SEV2"))
     events.append(_event(901, incident.id, T0 + 8 * MIN, EventKind.POST_ADDED, "u-carol", post_id="p1",
                          author_id="u-carol", excerpt="Deploy 4512 rolled out at 11:58",
                          permalink="https://chat.example.com/_redirect/pl/p1", note="likely cause"))

@@ -42,7 +42,7 @@ def test_what_people_wrote_cannot_mention_or_break_out():
         event(INCIDENT, EventKind.STEP_RENAMED, "alice", T0, stage=0, index=0, title=hostile, previous_title=hostile),
         event(INCIDENT, EventKind.POST_ADDED, "bob", T0, post_id="p", author_id="alice", excerpt=hostile,
               note=hostile, permalink="javascript:alert(1)"),
-        event(INCIDENT, EventKind.FIELD_CHANGED, "bob", T0, field_id="severity", value=hostile),
+        event(INCIDENT, EventKind.FIELD_CHANGED, "bob", T0, field_id="customer", name=hostile, old=hostile, new=hostile),
     ):
         line = render_event(item, INCIDENT, T0, NAMES)
         assert "\n" not in line and "@channel" not in line and "](javascript" not in line, line
@@ -55,3 +55,16 @@ def test_a_post_line_links_its_permalink_and_marks_a_delete():
     deleted = added.model_copy(update={"details": {**added.details, "deleted": True}})
     assert render_event(deleted, INCIDENT, T0, NAMES).endswith("by @alice (since deleted)")
     assert user_ids_of(added) == {"bob", "alice"}
+
+
+def test_a_field_change_reads_as_the_domain_records_it():
+    """The line is drawn from what domain/fields.py set_field writes (old and new), not a guess."""
+    from domain import fields
+
+    incident = INCIDENT.model_copy(update={"created_at": T0})
+    set_once, (first,) = fields.set_field(incident, "severity", "SEV2", "bob", T0)
+    _, (second,) = fields.set_field(set_once, "severity", "SEV1", "bob", T0)
+    _, (third,) = fields.set_field(set_once, "severity", None, "bob", T0)
+    assert render_event(first, incident, T0, NAMES).endswith("@bob set Severity to “SEV2”")
+    assert render_event(second, incident, T0, NAMES).endswith("@bob set Severity to “SEV1” (was “SEV2”)")
+    assert render_event(third, incident, T0, NAMES).endswith("@bob cleared Severity (was “SEV2”)")

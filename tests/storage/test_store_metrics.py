@@ -106,7 +106,7 @@ async def test_metrics_rows_follow_the_incident_as_last_written(store):
     def field_change(i: Incident):
         changed = i.model_copy(update={"field_values": {"severity": "SEV1"}})
         return changed, [TimelineEvent(id=new_id(), incident_id=i.id, at=T0 + 20 * MIN, kind=EventKind.FIELD_CHANGED,
-                                       actor_id="alice", details={"field_id": "severity", "value": "SEV1"})]
+                                       actor_id="alice", details={"field_id": "severity", "old": None, "new": "SEV1"})]
 
     await store.mutate_incident(second.id, field_change)
     (row,) = await store.metrics_rows("team1", since=T0 + 1)
