@@ -551,11 +551,20 @@ class _Budget:
         return text
 
 
+# A closing strikethrough mark touching what follows reads, to anything that does not pair the marks
+# (a conservative scanner, a plain-text preview), as '~' and a channel name: "~~\\*~~\\_" is "~_".
+_TOUCHES_TILDE = re.compile(r"\\?[A-Za-z0-9_.\-]")
+
+
 def _emit(nodes: list[_Node], budget: _Budget, one_line: bool) -> str:
     out: list[str] = []
     for node in nodes:
         if budget.cut:
             break
+        if out and out[-1].endswith("~") and (piece := _emit([node], budget, one_line)):
+            # Whatever follows a strikethrough mark is kept apart from its '~' by a word joiner.
+            out.append(_WORD_JOINER + piece if _TOUCHES_TILDE.match(piece) else piece)
+            continue
         kind = node[0]
         if kind == "text":
             out.append(_escape_text(budget.take(node[1])))
