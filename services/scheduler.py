@@ -34,8 +34,9 @@ Guarantees and how they are kept (storage/jobs.py has the life of a job):
 
 **Test-only kill points.** ``CC_TEST_KILL_AT=after_claim`` or ``after_send`` makes the process
 SIGKILL itself right after it claimed a job, or right after a handler returned (before the job is
-completed); ``after_update_write`` and ``after_first_copy`` are handlers' own points (services/updates.py:
-right after a status update's write, right after its first copy): the crash tests
+completed); ``before_update_commit``, ``after_update_write`` and ``after_first_copy`` are handlers' own
+points (services/updates.py: inside a status update's transaction once its copies' job is written,
+right after its commit, right after its first copy): the crash tests
 (tests/e2e/test_reminder_sigkill.py, tests/e2e/test_update_fanout_sigkill.py, tests/e2e/test_webhooks.py) run
 the real bot that way. It is refused (the bot does not start) unless ``CC_TEST_HOOKS=1`` is set as well; never set either in
 production. ``CC_TEST_SCHEDULER_LEASE_MS`` (also only with ``CC_TEST_HOOKS=1``) shortens the lease
@@ -135,7 +136,8 @@ class ManualClock:
             self._sleepers.remove(entry)
 
 
-KILL_POINTS = frozenset({"after_claim", "after_send", "after_update_write", "after_first_copy"})
+KILL_POINTS = frozenset({"after_claim", "after_send", "before_update_commit", "after_update_write",
+                         "after_first_copy"})
 
 
 class CrashHooks:
