@@ -109,6 +109,8 @@ def violations(markdown: str, *, one_line: bool) -> list[str]:
             target = ALLOWED_URL.match(line, match.end())
             if target is None or line[target.end():target.end() + 1] != ")":
                 problems.append(f"a link that is not http(s)/mailto in {line!r}")
+            else:  # an allowed address is no text: no autolinker reads a scheme in it
+                chars = chars[:target.start()] + "\0" * (target.end() - target.start()) + chars[target.end():]
         for match in SCHEME.finditer(chars):
             if match.group(1).lower() not in LINK_SCHEMES:
                 problems.append(f"an autolinkable {match.group(1)}: in {line!r}")
@@ -176,6 +178,24 @@ def test_a_strikethrough_mark_keeps_apart_from_what_follows():
     assert violations("~~\\*~~\\_", one_line=True) == ["a strikethrough mark touching a channel name in '~~\\\\*~~\\\\_'"]
     assert limited_markdown("~~gone~~now ~~a~~-b ~~c~~ d") == "~~gone~~\u2060now ~~a~~\u2060-b ~~c~~ d"
     assert live_mentions("~~a~~") == [] and live_mentions("~~a") == ["~a"] and live_mentions("~~~a~~") == ["~a"]
+
+
+def test_a_tilde_in_a_link_address_is_encoded():
+    """Found by fuzzing the judge: "~town" in an address would read as a channel link to a scanner of text."""
+    assert limited_markdown("[x](https://e.com/~town)") == "[x](https://e.com/%7Etown)"
+    assert live_mentions(limited_markdown("<https://e.com/~town-square>")) == []
+    assert violations("[x](https://e.com/a:b)", one_line=True) == []  # a colon in an address is no scheme
+
+
+def test_a_cut_leaves_no_open_span_no_bare_scheme_and_no_block():
+    """Found by fuzzing: a cut after a space, an empty link or heading, each made something live."""
+    cut = limited_markdown("~~_ ]()a)- `mailto:~town1[<`![~~", limit=10)
+    assert cut == "~~\\_ \\]()a)-~~…" and violations(cut, one_line=False) == []  # the span still closes
+    cut = limited_markdown("javascript: [x](https://e.com/) more", limit=13)
+    assert cut == "javascript\\:…" and violations(cut, one_line=True) == []
+    empty_link = limited_markdown("_[](a).b_")
+    assert empty_link == "*(a).b*" and violations(empty_link, one_line=False) == []  # not "* (a)": a list item
+    assert limited_markdown("# \n- ", one_line=True) == "\\-"  # no leading space before the '-'
 
 
 def test_a_code_span_of_backticks_at_a_line_start_is_no_fence():
