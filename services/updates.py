@@ -105,6 +105,7 @@ class UpdateService:
         #: The time updates are stamped with (epoch ms); tests inject a simulated clock.
         self.clock: Callable[[], int] = lambda: ctx.clock()
         self._found: dict[str, set[str]] = {}  # job id → targets the delivery check found sent
+        self._scheduled: set[str] = set()  # keys of copies' jobs written in a transaction, until it is announced
         incidents.listeners.append(self.on_change)
         incidents.in_transaction.append(self.schedule_copies)
         scheduler.register(FANOUT_KIND, self.fan_out, delivered=self.delivered, while_ongoing=False)
@@ -142,7 +143,9 @@ class UpdateService:
         restarted = any(e.kind is EventKind.RESTARTED for e in events)
         if update is None and not ended and not restarted:
             return None
-        if self._has_copies(incident, user_id, with_update=update is not None):
+        key = (update or events[0]).id
+        if key in self._scheduled:
+            self._scheduled.discard(key)
             self.scheduler.wake()  # the claim is a write: it runs now that the commit made the job visible
         hooks = self.scheduler.hooks
         if hooks is not None:
@@ -190,8 +193,9 @@ class UpdateService:
             payload = {"incident_id": incident.id, "update_event_id": update.id if update else "",
                        "author_id": author_id, "ended": ended is not None, "restarted": restarted is not None}
             now = self.scheduler.clock.now_ms()
-            await self.ctx.store.schedule_job(FANOUT_KIND, (update or events[0]).id, due_at=now, now=now,
-                                              payload=payload)
+            key = (update or events[0]).id
+            await self.ctx.store.schedule_job(FANOUT_KIND, key, due_at=now, now=now, payload=payload)
+            self._scheduled.add(key)
         hooks = self.scheduler.hooks
         if hooks is not None:
             hooks.kill_if(KILL_BEFORE_UPDATE_COMMIT)
