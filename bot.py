@@ -52,7 +52,7 @@ from services.reminders import ReminderService
 from services.replica import LEADER_LEASE, Replica, default_replica_id
 from services.report import ReportService
 from services.retro import RetroService
-from services.scheduler import Backoff, Clock, CrashHooks, Scheduler, SystemClock
+from services.scheduler import DAY_MS, Backoff, Clock, CrashHooks, Scheduler, SystemClock
 from services.stats import StatsService
 from services.timeline import TimelineService
 from services.updates import UpdateService
@@ -101,6 +101,15 @@ def configure_logging(level: str) -> None:
     logging.getLogger("mattermostautodriver").setLevel(logging.CRITICAL)
     logging.getLogger("mattermostautodriver.websocket").addFilter(_DropMisleadingAuthLog())
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def make_scheduler(store: Store, settings: Settings, hooks: CrashHooks, *, lease_ms: int = 60_000,
+                   max_idle_ms: int = 10 * 60_000) -> Scheduler:
+    """The scheduler, keeping finished jobs as long as the settings say (``CC_JOB_RETENTION_DAYS``,
+    ``CC_FAILED_JOB_RETENTION_DAYS``); ``max_idle_ms``: the longest it sleeps without looking."""
+    return Scheduler(store, hooks=hooks, keep_finished_ms=settings.job_retention_days * DAY_MS,
+                     keep_failed_ms=settings.failed_job_retention_days * DAY_MS, lease_ms=lease_ms,
+                     max_idle_ms=max_idle_ms)
 
 
 class StoreCheckpoint:
@@ -166,9 +175,9 @@ class CommandCenter:
         # Stored jobs (reminders) fire from the scheduler, started once the bot is up (start()).
         # Other replicas schedule jobs too (and may die holding one): look at the store at least every
         # six lease lengths even when nothing is due here (docs/replicas.md).
-        scheduler = self.scheduler = Scheduler(ctx.store, hooks=self.crash_hooks,
-                                               lease_ms=self.crash_hooks.lease_ms or 60_000,
-                                               max_idle_ms=min(10 * 60_000, 6 * self.settings.lease_ms))
+        scheduler = self.scheduler = make_scheduler(ctx.store, ctx.settings, self.crash_hooks,
+                                                    lease_ms=self.crash_hooks.lease_ms or 60_000,
+                                                    max_idle_ms=min(10 * 60_000, 6 * self.settings.lease_ms))
         reminders = self.reminders = ReminderService(ctx, incidents, scheduler)
         # One "may post" check for broadcast channels, configured and sent to (services/channels.py); an
         # update's copies are the update_fanout job kind (services/updates.py).
@@ -292,7 +301,8 @@ class CommandCenter:
         # Stored jobs (reminders) fire from here; an ended incident's jobs are cancelled (services/scheduler.py),
         # and each incident's reminder follows its due time (services/reminders.py).
         if self.scheduler is None:
-            self.scheduler = Scheduler(store, hooks=self.crash_hooks)
+            self.scheduler = make_scheduler(store, self.settings, self.crash_hooks,
+                                            max_idle_ms=min(10 * 60_000, 6 * self.settings.lease_ms))
         if self.incidents is not None:
             self.incidents.cards.listeners.append(self.scheduler.incident_changed)
             if self.reminders is not None:

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     team_webhooks: list[TeamWebhook] = Field(
         default_factory=list, description="Team-wide outgoing webhooks, a JSON list of "
         '{"team_id", "url", "events", "secret"} (docs/webhooks.md)')
+    job_retention_days: int = Field(7, ge=1, le=3650, description="Days a done or cancelled scheduler job is kept")
+    failed_job_retention_days: int = Field(
+        30, ge=1, le=3650, description="Days a failed scheduler job (the record of a give-up) is kept")
     webhook_allowed_internal: str = Field(
         "", description="Internal hosts, IPs and CIDRs webhooks may be sent to, separated by spaces or commas "
         "(like Mattermost's AllowedUntrustedInternalConnections); none by default")

@@ -1,18 +1,23 @@
-"""Timeline render and stats over 10,000 incidents / 1,000,000 timeline events (issue 18).
+"""The timeline and stats over 10,000 incidents / 1,000,000 timeline events (issue 18).
 
-python -m bench.timeline [--incidents 10000] [--events 100] [--private 0.1] [--rounds 200]
+python -m bench.timeline [--incidents 10000] [--events 100] [--private 0.1] [--rounds 200] [--samples 500]
 
-The world: one team, a SQLite store holding ``incidents`` incidents of ``events`` timeline events
-each (steps checked and unchecked, stage changes, status updates, follows; three in four ended,
-one in ten of those restarted and ended again), a ``private`` share of them private — the viewer
-is in half of those channels. Every incident gets its metrics summary from the store as it is
+The world, built once for every figure: one team, a SQLite store holding ``incidents`` incidents
+of ``events`` timeline events each (steps checked and unchecked, stage changes, status updates,
+follows, members joining, posts pinned and some edited or unpinned; three in four ended, one in
+ten of those restarted and ended again), a ``private`` share of them private — the viewer is in
+half of those channels. Every incident gets its metrics summary from the store as it is
 written (migration 0010), exactly as the bot's writes do.
 
 Measured:
 
-- **timeline render**: one incident's whole timeline as ``/incident timeline`` and the report draw
-  it — read its events from the store, fold them into entries (domain/timeline.py) and render every
-  line (gateway/timeline.py ``render_event``) — ``rounds`` random incidents;
+- **timeline render**: one incident's whole timeline as ``/incident timeline --all`` and the report
+  draw it — read its events from the store, fold them into entries (domain/timeline.py) and render
+  every line (gateway/timeline.py ``render_event``) — ``rounds`` random incidents;
+- **timeline page**: one random page of it, as ``/incident timeline [page]`` shows it (read, fold,
+  render the page's lines), ``samples`` random incidents;
+- **per-post lookup**: ``Store.events_about`` for one post (behind every pin, unpin, edit and
+  delete; the indexed lookup), ``samples`` random (incident, post) pairs, found or not;
 - **stats**: ``StatsService.stats`` for a non-admin over the last 3,650 days (every incident of the
   team) and for one playbook: the store's summary rows, the visibility filter, the aggregation
   (membership answered as the directory answers it once its member lists are loaded; no Mattermost
@@ -37,7 +42,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from bench.harness import percentiles
-from domain import Actor
+from domain import Actor, limits
 from domain import incidents as ops
 from domain import timeline as folds
 from domain.metrics import MetricsRow, aggregate, summarize
@@ -96,6 +101,7 @@ def _events(rng: random.Random, incident: Incident, count: int) -> tuple[list[Ti
     restarts = ends and rng.random() < 0.1
     tail = [EventKind.ENDED, EventKind.RESTARTED, EventKind.ENDED] if restarts else [EventKind.ENDED] if ends else []
     stage = 0
+    pinned: list[str] = []  # posts on the timeline now
     for number in range(1, count):
         at += rng.randrange(5_000, 120_000)
         actor = f"user{rng.randrange(8)}"
@@ -115,8 +121,19 @@ def _events(rng: random.Random, incident: Incident, count: int) -> tuple[list[Ti
             elif roll < 0.85:
                 kind, details = EventKind.STATUS_UPDATE, {"message": f"Update {number}: still looking into it",
                                                           "next_update_due_at": None, "final": False}
-            else:
+            elif roll < 0.88:
                 kind, details = EventKind.FOLLOWED, {}
+            elif roll < 0.91:
+                kind, details = EventKind.MEMBER_JOINED, {"user_id": actor}
+            elif roll < 0.97 or not pinned:
+                pinned.append(f"p{number}")
+                kind, details = EventKind.POST_ADDED, {
+                    "post_id": f"p{number}", "author_id": actor, "excerpt": "Error rate is up " * 8,
+                    "permalink": f"https://chat.example.com/acme/pl/p{number}", "via": "reaction"}
+            elif roll < 0.985:
+                kind, details = EventKind.POST_EDITED, {"post_id": rng.choice(pinned), "excerpt": "edited"}
+            else:
+                kind, details = EventKind.POST_REMOVED, {"post_id": pinned.pop(rng.randrange(len(pinned)))}
         made.append(TimelineEvent(id=f"{incident.id}-{number}", incident_id=incident.id, at=at, kind=kind,
                                   actor_id=actor, details=details))
     if ends:
@@ -161,7 +178,7 @@ def _row_bytes(rows: list[MetricsRow]) -> int:
     return total
 
 
-async def run(incidents: int, events: int, private_share: float, rounds: int) -> None:
+async def run(incidents: int, events: int, private_share: float, rounds: int, samples: int) -> None:
     with tempfile.TemporaryDirectory(prefix="cc-bench-timeline-") as tmp:
         path = Path(tmp) / "timeline.db"
         store = await open_store(f"sqlite:///{path}")
@@ -172,8 +189,8 @@ async def run(incidents: int, events: int, private_share: float, rounds: int) ->
         try:
             started = time.perf_counter()
             member_of = await build(store, incidents, events, private_share)
-            print(f"# world: {incidents} incidents x {events} events in {time.perf_counter() - started:.1f} s",
-                  flush=True)
+            build_s = time.perf_counter() - started
+            print(f"# world: {incidents} incidents x {events} events in {build_s:.1f} s", flush=True)
             rng = random.Random(7)
             render_ms: list[float] = []
             lines = 0
@@ -187,6 +204,25 @@ async def run(incidents: int, events: int, private_share: float, rounds: int) ->
                          for entry in folds.entries(timeline)]
                 render_ms.append((time.perf_counter() - began) * 1000)
                 lines += len(shown)
+
+            page_ms: list[float] = []
+            about_ms: list[float] = []
+            found = 0
+            for _ in range(samples):
+                incident_id = f"inc{rng.randrange(incidents):06d}"
+                incident = await store.get_incident(incident_id)
+                assert incident is not None
+                began = time.perf_counter()
+                folded = folds.entries(await store.timeline(incident_id))
+                pages = max(1, -(-len(folded) // limits.TIMELINE_PER_PAGE))
+                items, _ = folds.page_of(folded, rng.randrange(pages), limits.TIMELINE_PER_PAGE)
+                text = "\n".join(render_event(e.event, incident, T0, NAMES, number=e.number) for e in items)
+                page_ms.append((time.perf_counter() - began) * 1000)
+                assert text
+                began = time.perf_counter()
+                about = await store.events_about(incident_id, f"p{rng.randrange(events)}")
+                about_ms.append((time.perf_counter() - began) * 1000)
+                found += bool(about)
 
             service = StatsService(ctx, _Visibility(ctx, member_of))
             stats_ms: list[float] = []
@@ -214,14 +250,22 @@ async def run(incidents: int, events: int, private_share: float, rounds: int) ->
             await store.close()
 
     render_p50, render_p99 = percentiles(render_ms)
+    page_p50, page_p99 = percentiles(page_ms)
+    about_p50, about_p99 = percentiles(about_ms)
     stats_p50, stats_p99 = percentiles(stats_ms)
     _, playbook_p99 = percentiles(playbook_ms)
     print(f"load_average_1m={os.getloadavg()[0]:.1f}")
     print(f"incidents={incidents}")
     print(f"events={incidents * events}")
+    print(f"build_s={build_s:.1f}")
     print(f"timeline_lines_per_render={lines / max(1, rounds):.0f}")
     print(f"timeline_render_p50_ms={render_p50:.2f}")
     print(f"timeline_render_p99_ms={render_p99:.2f}")
+    print(f"timeline_page_p50_ms={page_p50:.2f}")
+    print(f"timeline_page_p99_ms={page_p99:.2f}")
+    print(f"events_about_p50_ms={about_p50:.3f}")
+    print(f"events_about_p99_ms={about_p99:.3f}")
+    print(f"events_about_found_share={found / max(1, samples):.2f}")
     print(f"stats_counted={result.stats.total.total.count}")
     print(f"stats_p50_ms={stats_p50:.2f}")
     print(f"stats_p99_ms={stats_p99:.2f}")
@@ -238,9 +282,10 @@ def main() -> None:
     parser.add_argument("--incidents", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=100, help="timeline events per incident")
     parser.add_argument("--private", type=float, default=0.1, help="share of private incidents")
-    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=200, help="whole timelines rendered, and stats requests")
+    parser.add_argument("--samples", type=int, default=500, help="timeline pages rendered, and per-post lookups")
     arguments = parser.parse_args()
-    asyncio.run(run(arguments.incidents, arguments.events, arguments.private, arguments.rounds))
+    asyncio.run(run(arguments.incidents, arguments.events, arguments.private, arguments.rounds, arguments.samples))
 
 
 if __name__ == "__main__":

@@ -397,6 +397,7 @@ _ESCAPED = re.compile(r"([\\`*_\[\]#!|<>~])")
 _TILDE = re.compile(r"~(?=\S)")
 # A word followed by ':' and more text is what a client's autolinker takes for a URL scheme.
 _SCHEME_COLON = re.compile(r"(?<![A-Za-z0-9])([A-Za-z][A-Za-z0-9+.\-]*):(?!\s)")
+_SCHEME_AT_END = re.compile(r"(?<![A-Za-z0-9])([A-Za-z][A-Za-z0-9+.\-]*):$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DEST = r"(?:<[^<>\n]*>|(?:\\.|[^\s()\\]|\((?:\\.|[^\s()\\])*\))++)"
 _TITLE = r"""(?:\s+(?:"[^"]*"|'[^']*'|\([^()]*\)))?"""
@@ -413,7 +414,7 @@ _INLINE = re.compile(rf"""
   | (?P<escape>\\[!-/:-@\[-`{{-~])
 """, re.VERBOSE)
 _BACKSLASH_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
-_URL_SAFE = re.compile(r"[A-Za-z0-9\-._~:/?#!$&'*+,;=%]")
+_URL_SAFE = re.compile(r"[A-Za-z0-9\-._:/?#!$&'*+,;=%]")
 _HEADING = re.compile(r"#{1,6}(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 _BULLET = re.compile(r"[-+*][ \t]+(.*)$")
 _QUOTE_MARKERS = re.compile(r"(?:>[ \t]?)+")
@@ -435,7 +436,8 @@ def _link_target(raw: str) -> str | None:
     if not colon or scheme.lower() not in LINK_SCHEMES or (scheme.lower() != "mailto" and "//" not in url[:len(scheme) + 3]):
         return None
     # Percent-encode everything that markdown, a mention or a character reference could read: '@'
-    # (also defeats user@host look-alikes), brackets, quotes, spaces, non-ASCII.
+    # (also defeats user@host look-alikes), '~' (%7E is the same address; read as text "~name" is a
+    # channel link), brackets, quotes, spaces, non-ASCII.
     encoded = "".join(c if _URL_SAFE.fullmatch(c) else "".join(f"%{b:02X}" for b in c.encode("utf-8"))
                       for c in url)
     return _CHARACTER_REFERENCE.sub("%26", encoded)
@@ -464,8 +466,10 @@ def _parse_inline(text: str, depth: int = 0, in_link: bool = False) -> list[_Nod
             url = _link_target(group["image_dest" if image else "link_dest"])
             children = _parse_inline(label, depth + 1, True) if label else []
             if in_link or url is None:
-                # Not a link: its words stay, and so does where it pointed, as text.
-                nodes += children + [("text", f" ({group['image_dest' if image else 'link_dest']})")]
+                # Not a link: its words stay, and so does where it pointed, as text (after a space only
+                # when there are words: a span must not start with one, "* (x)" would start a list).
+                dest = f"({group['image_dest' if image else 'link_dest']})"
+                nodes += [*children, ("text", f" {dest}")] if children else [("text", dest)]
             else:
                 nodes.append(("link", children or [("text", url)], url))
         elif group["autolink"] is not None:
@@ -516,7 +520,8 @@ def _parse_blocks(text: str) -> list[_Node]:
         else:
             line = _QUOTE_MARKERS.sub("", line, count=1) if line.startswith(">") else line
             if (heading := _HEADING.match(line)) is not None:
-                line_nodes = [("strong", _parse_inline(heading.group(1) or ""))]
+                title = _parse_inline(heading.group(1) or "")
+                line_nodes = [("strong", title)] if title else []  # an empty heading is no line
             elif (bullet := _BULLET.match(line)) is not None:
                 line_nodes = [("raw", "• ")] + _parse_inline(bullet.group(1))
             else:
@@ -530,9 +535,13 @@ def _parse_blocks(text: str) -> list[_Node]:
     return nodes
 
 
+def _escape_scheme(match: re.Match[str]) -> str:
+    return match.group() if match.group(1).lower() in LINK_SCHEMES else match.group(1) + "\\:"
+
+
 def _escape_text(text: str) -> str:
     text = _ESCAPED.sub(r"\\\1", text)
-    text = _SCHEME_COLON.sub(lambda m: m.group() if m.group(1).lower() in LINK_SCHEMES else m.group(1) + "\\:", text)
+    text = _SCHEME_COLON.sub(_escape_scheme, text)
     return _TILDE.sub("~" + _WORD_JOINER, _defuse_mentions(text))
 
 
@@ -551,11 +560,21 @@ class _Budget:
         return text
 
 
+# A closing strikethrough mark touching what follows reads, to anything that does not pair the marks
+# (a conservative scanner, a plain-text preview), as '~' and a channel name: "~~\\*~~\\_" is "~_".
+_TOUCHES_TILDE = re.compile(r"\\?[A-Za-z0-9_.\-]")
+
+
 def _emit(nodes: list[_Node], budget: _Budget, one_line: bool) -> str:
     out: list[str] = []
     for node in nodes:
         if budget.cut:
             break
+        if out and out[-1].endswith("~"):
+            # Whatever follows a strikethrough mark is kept apart from its '~' by a word joiner.
+            piece = _emit([node], budget, one_line)
+            out.append(_WORD_JOINER + piece if _TOUCHES_TILDE.match(piece) else piece)
+            continue
         kind = node[0]
         if kind == "text":
             out.append(_escape_text(budget.take(node[1])))
@@ -572,6 +591,8 @@ def _emit(nodes: list[_Node], budget: _Budget, one_line: bool) -> str:
                 out.append("\n\n" if kind == "paragraph" else "\n")
         else:
             inner = _emit(node[1], budget, one_line)
+            if kind != "link":  # a span ending in a space (left by a cut) would not close: its marks would be text
+                inner = inner.rstrip()
             if not inner:
                 continue
             if kind == "link":
@@ -583,7 +604,9 @@ def _emit(nodes: list[_Node], budget: _Budget, one_line: bool) -> str:
 
 
 def _safe_line_start(line: str) -> str:
-    """A line must not start a block: a list item, a setext underline or a thematic break."""
+    """A line must not start a block: a list item, a setext underline or a thematic break (nor an
+    indented one: the spaces a line would start with are dropped)."""
+    line = line.lstrip(" ")
     if line[:1] in ("-", "+", "="):
         return "\\" + line
     if ordered := _ORDERED_START.match(line):
@@ -610,5 +633,6 @@ def limited_markdown(text: str, *, one_line: bool = False, limit: int | None = N
         budget = _Budget(max(0, limit - 1))
         rendered = _emit(nodes, budget, one_line)
     if budget.cut or len(text) > _SOURCE_MAX:
-        rendered = rendered.rstrip() + "…"
+        # The cut may leave a scheme's colon last, where a space had kept it from being escaped.
+        rendered = _SCHEME_AT_END.sub(_escape_scheme, rendered.rstrip()) + "…"
     return "\n".join(_safe_line_start(line) for line in rendered.split("\n"))

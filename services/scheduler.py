@@ -26,6 +26,12 @@ Guarantees and how they are kept (storage/jobs.py has the life of a job):
   ``retryable`` is False — the webhooks do). Raising says "not delivered": a
   handler whose failure may hide a delivery (a timeout) registers a ``delivered`` check, which
   is asked before every retry. Nothing a handler or the store does stops the loop.
+- **Finished jobs are pruned.** Done and cancelled jobs are deleted ``keep_finished_ms`` (7 days)
+  after they finished, failed ones ``keep_failed_ms`` (30 days) after: a failed job is the only
+  record of a give-up (a webhook's last error), so it is kept longer to be looked at. A pass runs
+  in the loop every ``prune_every_ms`` (an hour; it needs no wake-up of its own: the loop wakes at
+  least every ``max_idle_ms``), deletes at most ``prune_batch`` jobs per state group through the
+  ``jobs_finished`` index, and comes back ``prune_backlog_ms`` later while batches come back full.
 - **No polling.** The loop sleeps until the earliest pending due time or lease expiry in the
   store (or ``max_idle_ms``, a safety net for jobs scheduled by another process), or until
   :meth:`Scheduler.wake` — called by :meth:`Scheduler.schedule` when a job is due before the
@@ -34,8 +40,9 @@ Guarantees and how they are kept (storage/jobs.py has the life of a job):
 
 **Test-only kill points.** ``CC_TEST_KILL_AT=after_claim`` or ``after_send`` makes the process
 SIGKILL itself right after it claimed a job, or right after a handler returned (before the job is
-completed); ``after_update_write`` and ``after_first_copy`` are handlers' own points (services/updates.py:
-right after a status update's write, right after its first copy): the crash tests
+completed); ``before_update_commit``, ``after_update_write`` and ``after_first_copy`` are handlers' own
+points (services/updates.py: inside a status update's transaction once its copies' job is written,
+right after its commit, right after its first copy): the crash tests
 (tests/e2e/test_reminder_sigkill.py, tests/e2e/test_update_fanout_sigkill.py, tests/e2e/test_webhooks.py) run
 the real bot that way. It is refused (the bot does not start) unless ``CC_TEST_HOOKS=1`` is set as well; never set either in
 production. ``CC_TEST_SCHEDULER_LEASE_MS`` (also only with ``CC_TEST_HOOKS=1``) shortens the lease
@@ -135,7 +142,12 @@ class ManualClock:
             self._sleepers.remove(entry)
 
 
-KILL_POINTS = frozenset({"after_claim", "after_send", "after_update_write", "after_first_copy"})
+DAY_MS = 24 * 3_600_000
+_DONE_OR_CANCELLED = (JobState.DONE, JobState.CANCELLED)
+_FAILED = (JobState.FAILED,)
+
+KILL_POINTS = frozenset({"after_claim", "after_send", "before_update_commit", "after_update_write",
+                         "after_first_copy"})
 
 
 class CrashHooks:
@@ -234,6 +246,7 @@ class SchedulerStats:
     already_delivered: int = 0  # reclaimed after a crash, and the check found them delivered
     lost: int = 0         # claims that were no longer ours when delivery was to begin or end
     errors: int = 0       # store failures in the loop
+    pruned: int = 0       # finished jobs deleted past their retention
 
 
 def default_owner() -> str:
@@ -259,9 +272,16 @@ class Scheduler:
         max_idle_ms: int = 10 * 60_000,
         error_pause_ms: int = 5_000,
         hooks: CrashHooks | None = None,
+        keep_finished_ms: int = 7 * DAY_MS,
+        keep_failed_ms: int = 30 * DAY_MS,
+        prune_every_ms: int = 3_600_000,
+        prune_batch: int = 1_000,
+        prune_backlog_ms: int = 1_000,
     ) -> None:
         if concurrency < 1 or lease_ms < 2 or max_attempts < 1:
             raise ValueError("concurrency, lease_ms and max_attempts must be positive")
+        if min(keep_finished_ms, keep_failed_ms, prune_every_ms, prune_batch, prune_backlog_ms) < 1:
+            raise ValueError("the retentions, the prune interval, batch and backlog pause must be positive")
         self.store = store
         self.clock: Clock = clock or SystemClock()
         self.owner = owner or default_owner()
@@ -275,6 +295,12 @@ class Scheduler:
         self.error_pause_ms = error_pause_ms
         self.stats = SchedulerStats()
         self.hooks = hooks
+        self.keep_finished_ms = keep_finished_ms
+        self.keep_failed_ms = keep_failed_ms
+        self.prune_every_ms = prune_every_ms
+        self.prune_batch = prune_batch
+        self.prune_backlog_ms = prune_backlog_ms
+        self._next_prune_at: int | None = None  # the first round of the loop prunes
         self._kinds: dict[str, _Kind] = {}
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()  # replaced by a fresh one each time it is set (see _signal)
@@ -395,6 +421,8 @@ class Scheduler:
                     next_at = await self.store.next_job_time(self.kinds, not_claimed_by=self.owner)
                     if next_at is not None:
                         until = min(until, next_at)
+                if await self._prune(now):
+                    until = min(until, now + self.prune_backlog_ms)  # more to prune: the next batch soon
             except Exception:
                 self.stats.errors += 1
                 log.exception("scheduler: reading or claiming jobs failed; trying again shortly")
@@ -405,6 +433,25 @@ class Scheduler:
             self._sleeping_until = until
             self._signal()
             await self.clock.sleep_until(until, self._wake)
+
+    async def _prune(self, now: int) -> bool:
+        """One pass of the retention when it is due: at most one batch per state group, oldest first.
+        True when a batch came back full (there is more). A failure waits for the next pass."""
+        if self._next_prune_at is not None and now < self._next_prune_at:
+            return False
+        self._next_prune_at = now + self.prune_every_ms
+        more = False
+        for states, keep in (_DONE_OR_CANCELLED, self.keep_finished_ms), (_FAILED, self.keep_failed_ms):
+            try:
+                pruned = await self.store.prune_jobs(now - keep, states=states, limit=self.prune_batch)
+            except Exception:
+                log.exception("scheduler: pruning finished jobs failed; trying again at the next pass")
+                return False
+            self.stats.pruned += pruned
+            more = more or pruned >= self.prune_batch
+        if more:
+            self._next_prune_at = now + self.prune_backlog_ms
+        return more
 
     async def _claim_and_fire(self, now: int) -> None:
         free = self.concurrency - len(self._inflight)

@@ -8,13 +8,11 @@ an end — is posted in the incident channel before the change is announced; its
 broadcast channels, the followers' direct messages — also for an end or a restart) are sent by
 the scheduler.
 
-**The copies survive a crash.** Right after the write (the first thing the listener does, before
-any post) one job of kind :data:`FANOUT_KIND` is scheduled, due now, keyed by the change's
-timeline event; it carries ids and the names the header shows, never the text (the handler reads
-the update from the timeline). The author's answer does not wait for it. It is a separate store
-write, not the update's own: ``Store.mutate_incident`` takes one incident's change, and a job in
-the same transaction would need a new storage operation in every backend; the window left is one
-store write, in which a kill loses the copies (the timeline keeps the update). Each copy carries
+**The copies survive a crash.** One job of kind :data:`FANOUT_KIND`, due now, keyed by the change's
+timeline event, is written *inside the update's own store transaction*
+(``IncidentService.in_transaction``): the update and its copies are committed together or not at
+all. It carries ids and the names the header shows, never the text (the handler reads the update
+from the timeline). The author's answer does not wait for it. Each copy carries
 the job id and its target in its props (:data:`FANOUT_PROP`, :data:`FANOUT_TO_PROP`); after a
 crash mid-delivery the scheduler asks :meth:`UpdateService.delivered`, which reads the newest
 posts of each target channel and finds the copies already made, and the handler sends only the
@@ -57,6 +55,7 @@ FANOUT_TO_PROP = "command_center_fanout_to"
 #: Posts read per target by the delivery check (a copy is among the newest after a crash).
 DELIVERY_CHECK_POSTS = 100
 #: Test-only kill points (``CC_TEST_KILL_AT``, services/scheduler.py ``CrashHooks``).
+KILL_BEFORE_UPDATE_COMMIT = "before_update_commit"
 KILL_AFTER_UPDATE_WRITE = "after_update_write"
 KILL_AFTER_FIRST_COPY = "after_first_copy"
 
@@ -106,7 +105,9 @@ class UpdateService:
         #: The time updates are stamped with (epoch ms); tests inject a simulated clock.
         self.clock: Callable[[], int] = lambda: ctx.clock()
         self._found: dict[str, set[str]] = {}  # job id → targets the delivery check found sent
+        self._scheduled: set[str] = set()  # keys of copies' jobs written in a transaction, until it is announced
         incidents.listeners.append(self.on_change)
+        incidents.in_transaction.append(self.schedule_copies)
         scheduler.register(FANOUT_KIND, self.fan_out, delivered=self.delivered, while_ongoing=False)
 
     # Posting --------------------------------------------------------------------------------
@@ -135,14 +136,20 @@ class UpdateService:
 
     async def on_change(self, incident: Incident, events: list[TimelineEvent],
                         user_id: str) -> Callable[[], Awaitable[None]] | None:
-        """For a stored change: schedule its copies (first: see the module docstring), post its
-        status update now (before the change is announced), and hand back what is done afterwards."""
+        """For a stored change (its copies' job committed with it): wake the scheduler for the copies,
+        post its status update now (before the change is announced), and hand back what is done afterwards."""
         update = next((e for e in events if e.kind is EventKind.STATUS_UPDATE), None)
         ended = any(e.kind is EventKind.ENDED for e in events)
         restarted = any(e.kind is EventKind.RESTARTED for e in events)
         if update is None and not ended and not restarted:
             return None
-        await self._schedule_copies(incident, events, user_id, update, ended=ended, restarted=restarted)
+        key = (update or events[0]).id
+        if key in self._scheduled:
+            self._scheduled.discard(key)
+            self.scheduler.wake()  # the claim is a write: it runs now that the commit made the job visible
+        hooks = self.scheduler.hooks
+        if hooks is not None:
+            hooks.kill_if(KILL_AFTER_UPDATE_WRITE)
         author = await self.directory.username(user_id)
         channel = await self._incident_channel(incident)
         channel_name = channel.name if channel else ""
@@ -171,22 +178,27 @@ class UpdateService:
         return ((with_update and bool(incident.updates.broadcast_channel_ids))
                 or any(f != author_id for f in incident.follower_ids))
 
-    async def _schedule_copies(self, incident: Incident, events: list[TimelineEvent], author_id: str,
-                               update: TimelineEvent | None, *, ended: bool, restarted: bool) -> None:
-        """One :data:`FANOUT_KIND` job for the change, due now (none when nobody gets a copy). Not
-        tied to the incident in the store (``incident_id`` unset), so an end's own copies are not
-        cancelled with the ended incident's jobs."""
+    async def schedule_copies(self, incident: Incident, events: list[TimelineEvent]) -> None:
+        """In the change's store transaction: one :data:`FANOUT_KIND` job for a status update, an end
+        or a restart, due now (none when nobody gets a copy). Not tied to the incident in the store
+        (``incident_id`` unset), so an end's own copies are not cancelled with the ended incident's jobs."""
+        update = next((e for e in events if e.kind is EventKind.STATUS_UPDATE), None)
+        ended = next((e for e in events if e.kind is EventKind.ENDED), None)
+        restarted = next((e for e in events if e.kind is EventKind.RESTARTED), None)
+        cause = update or ended or restarted
+        if cause is None:
+            return
+        author_id = cause.actor_id
         if self._has_copies(incident, author_id, with_update=update is not None):
-            key = (update or events[0]).id
             payload = {"incident_id": incident.id, "update_event_id": update.id if update else "",
-                       "author_id": author_id, "ended": ended, "restarted": restarted}
-            try:
-                await self.scheduler.schedule(FANOUT_KIND, key, due_at=self.scheduler.clock.now_ms(), payload=payload)
-            except Exception:  # the update itself is recorded; only its copies are lost
-                log.exception("the copies of a change of incident %s could not be scheduled", incident.id)
+                       "author_id": author_id, "ended": ended is not None, "restarted": restarted is not None}
+            now = self.scheduler.clock.now_ms()
+            key = (update or events[0]).id
+            await self.ctx.store.schedule_job(FANOUT_KIND, key, due_at=now, now=now, payload=payload)
+            self._scheduled.add(key)
         hooks = self.scheduler.hooks
         if hooks is not None:
-            hooks.kill_if(KILL_AFTER_UPDATE_WRITE)
+            hooks.kill_if(KILL_BEFORE_UPDATE_COMMIT)
 
     # The copies (the scheduler's job) ----------------------------------------------------------
 

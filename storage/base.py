@@ -504,8 +504,10 @@ class Store(abc.ABC):
         owner settles its own claims); None when there is none."""
 
     @abc.abstractmethod
-    async def prune_jobs(self, before: int) -> int:
-        """Delete done, failed and cancelled jobs finished before ``before``; returns how many."""
+    async def prune_jobs(self, before: int, *, states: Collection[JobState] | None = None,
+                         limit: int | None = None) -> int:
+        """Delete done, failed and cancelled jobs (``states``: only those of these finished states)
+        finished before ``before``, the oldest first and at most ``limit``; returns how many."""
 
     # -- alerts (issue 21; domain/alerts.py, services/alerts.py) --------------------------------
     @abc.abstractmethod

@@ -25,7 +25,7 @@ A job's life::
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -100,5 +100,15 @@ def check_selector(job_id: str | None, kind: str | None, key: str | None, incide
         raise ValueError("cancel_jobs takes exactly one of job_id=, kind= with key=, incident_id=")
 
 
-__all__ = ["FINISHED", "LIVE", "PAYLOAD_MAX_BYTES", "Job", "JobState", "check_selector", "payload_json",
+def finished_states(states: Collection[JobState] | None) -> frozenset[JobState]:
+    """The finished states a prune applies to (all of them when None); ValueError for a live one."""
+    if states is None:
+        return FINISHED
+    chosen = frozenset(JobState(s) for s in states)
+    if not chosen <= FINISHED:
+        raise ValueError("only done, cancelled and failed jobs can be pruned")
+    return chosen
+
+
+__all__ = ["FINISHED", "LIVE", "PAYLOAD_MAX_BYTES", "Job", "JobState", "check_selector", "finished_states", "payload_json",
            "short_error"]

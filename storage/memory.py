@@ -56,7 +56,7 @@ from .base import (
     StorageError,
     Store,
 )
-from .jobs import FINISHED, LIVE, Job, JobState, check_selector, short_error
+from .jobs import FINISHED, LIVE, Job, JobState, check_selector, finished_states, short_error
 from .leases import Lease, check_lease_args
 
 #: ``COLLATE NOCASE`` and ``LIKE`` fold ASCII letters only.
@@ -810,10 +810,14 @@ class MemoryStore(Store):
                      or (job.state is JobState.CLAIMED and (not_claimed_by is None or job.claimed_by != not_claimed_by)))]
         return min((t for t in times if t is not None), default=None)
 
-    async def prune_jobs(self, before: int) -> int:
+    async def prune_jobs(self, before: int, *, states: Collection[JobState] | None = None,
+                         limit: int | None = None) -> int:
+        wanted = finished_states(states)
         async with self._writing() as data:
-            old = [job.id for job in data.jobs.values()
-                   if job.state in FINISHED and job.finished_at is not None and job.finished_at < before]
+            old = [job.id for job in sorted(
+                (job for job in data.jobs.values()
+                 if job.state in wanted and job.finished_at is not None and job.finished_at < before),
+                key=lambda job: (job.finished_at or 0, job.id))][:None if limit is None else max(0, limit)]
             if old:
                 jobs = data.w_jobs()
                 for job_id in old:

@@ -71,7 +71,7 @@ from .base import (
     Store,
     like_pattern,
 )
-from .jobs import LIVE, Job, JobState, check_selector, payload_json, short_error
+from .jobs import LIVE, Job, JobState, check_selector, finished_states, payload_json, short_error
 from .leases import Lease, check_lease_args
 
 _STAGES = TypeAdapter(tuple[Stage, ...])
@@ -1609,10 +1609,18 @@ class SqliteStore(Store):
             [*kind_params, *kind_params, not_claimed_by])
         return None if row is None or row[0] is None else int(row[0])
 
-    async def prune_jobs(self, before: int) -> int:
+    async def prune_jobs(self, before: int, *, states: Collection[JobState] | None = None,
+                         limit: int | None = None) -> int:
+        wanted = sorted(finished_states(states))
+        if not wanted or (limit is not None and limit < 1):
+            return 0
+        marks = ", ".join("?" * len(wanted))
+        # The index's own condition is repeated word for word: SQLite uses the partial index
+        # jobs_finished only when the query's WHERE contains it.
+        chosen = ("SELECT id FROM jobs INDEXED BY jobs_finished WHERE state IN ('done', 'cancelled', 'failed')"
+                  f" AND state IN ({marks}) AND finished_at < ? ORDER BY finished_at LIMIT ?")
         return await self._write(lambda conn: conn.execute(
-            "DELETE FROM jobs WHERE state IN ('done', 'cancelled', 'failed') AND finished_at < ?",
-            (before,)).rowcount)
+            f"DELETE FROM jobs WHERE id IN ({chosen})", (*wanted, before, -1 if limit is None else limit)).rowcount)
 
     # -- alerts -------------------------------------------------------------------------------------
     async def record_alerts(self, source: str, alerts: Sequence[tuple[AlertIn, GroupTouch | None]], *,

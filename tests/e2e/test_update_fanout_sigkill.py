@@ -1,5 +1,5 @@
 """A status update's copies survive SIGKILL of the real bot process (services/updates.py, the
-``update_fanout`` job): killed right after the update's write (the job is in the store, no copy
+``update_fanout`` job): killed right after the update's commit (the job is in the store, no copy
 sent) or right after its first copy, the restarted bot sends the rest — each broadcast channel and
 each follower has exactly one copy.
 
@@ -81,7 +81,7 @@ async def test_sigkill_around_an_updates_copies_sends_each_copy_exactly_once(san
             pass
         assert doomed.process is not None
         assert await asyncio.wait_for(doomed.process.wait(), 60) == -9  # it killed itself at the point
-        [job] = await fanout_jobs(data_dir)  # the job was stored right after the update's write
+        [job] = await fanout_jobs(data_dir)  # the job was committed with the update
         assert job.state is (JobState.PENDING if kill_at == "after_update_write" else JobState.CLAIMED)
         assert sum(len(copies(sandbox, c)) for c in targets.values()) == copies_before_restart
 

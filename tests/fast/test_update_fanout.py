@@ -1,5 +1,5 @@
 """An update's copies (broadcast channels, followers' direct messages) are the scheduler's
-``update_fanout`` job: scheduled right after the update's write, sent once, and after a crash
+``update_fanout`` job: written in the update's own transaction, sent once, and after a crash
 mid-delivery only the copies not yet sent are sent (services/updates.py); and the one "may post"
 check (services/channels.py) refuses a moderated channel at configure time and at send time alike.
 
