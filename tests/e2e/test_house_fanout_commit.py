@@ -18,7 +18,7 @@ from tests.e2e.test_update_fanout_sigkill import configure, copies, fanout_jobs
 
 
 async def status_updates(data_dir: Path, incident_id: str) -> list[str]:
-    store = await open_store(database(data_dir))
+    store = await open_store(database(data_dir, None))
     try:
         return [str(e.details.get("message")) for e in await store.timeline(incident_id)
                 if e.kind is EventKind.STATUS_UPDATE]
@@ -44,7 +44,7 @@ async def test_sigkill_before_the_updates_commit_loses_both_and_the_retry_copies
         bots.append(first)
         await first.start()
         await create_playbook(sandbox)
-        incident = await start_incident(sandbox, data_dir)
+        incident = await start_incident(sandbox, database(data_dir, None))
         await first.stop()
         await alice.add_member("off-topic", BOT_TOKEN_USER)  # the bot must be in a broadcast channel
         channels = (sandbox.channel("acme", "town-square")["id"], sandbox.channel("acme", "off-topic")["id"])
@@ -76,7 +76,7 @@ async def test_sigkill_before_the_updates_commit_loses_both_and_the_retry_copies
         await restarted.start()
         await post_update(sandbox, incident, "Disk cleaned up")
         [job] = await fanout_jobs(data_dir)
-        await wait_until_done(sandbox, data_dir, job.id)
+        await wait_until_done(sandbox, database(data_dir, None), job.id)
         await restarted.stop()
     finally:
         for bot in bots:
