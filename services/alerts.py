@@ -24,6 +24,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,7 +37,7 @@ from gateway import payloads as p
 from gateway import ui
 from gateway.alerts import RoutingRules, Rule, RulesFormatError, RulesProblem
 from gateway.errors import MattermostError, user_message
-from gateway.messages import neutralize, quote
+from gateway.messages import neutralize
 from services.context import BotContext
 from services.incidents import IncidentService, StartRequest
 from services.scheduler import Firing, Scheduler
@@ -68,6 +69,18 @@ class Target:
 
 def _when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _plain_quote(text: str, *, limit: int) -> str:
+    """Alert text (whatever a monitored system put in it) as a block quote of plain text: unlike
+    :func:`quote` (for a Mattermost post, whose formatting is kept), no link, image, channel or
+    markup in it is live, so ``[https://good](https://evil)`` shows as typed and leads nowhere."""
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return "\n".join(f"> {neutralize(line)}" if line.strip() else ">" for line in _LINES.split(text))
+
+
+_LINES = re.compile(r"\r\n|[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")
 
 
 def _link_target(url: str) -> str:
@@ -240,7 +253,7 @@ class AlertService:
         lines = [head + f" ({neutralize(group.source)}, rule `{rule.name}`)"]
         about = first.annotations.get("summary") or first.annotations.get("description") or ""
         if about:
-            lines.append(quote(about, limit=500))
+            lines.append(_plain_quote(about, limit=500))
         titles = Counter(alert.title for alert in alerts)
         if len(titles) > 1:
             lines.append("Alerts: " + ", ".join(f"{neutralize(title)} ×{n}" for title, n in titles.most_common(5)))
@@ -394,7 +407,7 @@ class AlertService:
             actor_id=self.ctx.client.user_id,
             details={"source": group.source, "rule": rule.name, "fingerprint": first.fingerprint[:128],
                      "alerts": len(alerts), "declared": True})])
-        quoted = quote("\n".join(f"{alert.title} ({alert.status.value})" for alert in alerts[:10]))
+        quoted = "\n".join(f"> {neutralize(alert.title[:500])} ({alert.status.value})" for alert in alerts[:10])
         await self.ctx.client.create_post(incident.channel_id, f":rotating_light: Declared from {neutralize(group.source)} "
                                           f"alerts by rule `{rule.name}`:\n{quoted}", props={GROUP_MARK: group.id})
         link = f"{self.ctx.client.base_url}/_redirect/pl/{incident.card_post_id}" if incident.card_post_id else ""
