@@ -284,13 +284,11 @@ def _defuse_mentions(text: str) -> str:
 def neutralize(text: str) -> str:
     """Make user-supplied text safe to show inline: no @mentions fire, no markdown breaks out.
 
-    A zero-width joiner after '@' keeps ``@all``/``@channel`` readable without notifying anyone, and
-    one after '~' keeps ``~channel`` from linking to a channel.
+    A zero-width joiner after '@' keeps ``@all``/``@channel`` readable without notifying anyone.
     """
     text = text.replace("\r", " ").replace("\n", " ")
     text = _defuse_mentions(text)
-    # An escaped '~' is still a channel link once Mattermost has parsed the escape: a word joiner ends it.
-    return _TILDE.sub("~" + _WORD_JOINER, re.sub(r"([\\`*_{}\[\]()#+!|<>~])", r"\\\1", text))
+    return re.sub(r"([\\`*_{}\[\]()#+!|<>~])", r"\\\1", text)
 
 
 def quote(text: str, *, limit: int = _QUOTE_LIMIT) -> str:
