@@ -118,7 +118,7 @@ async def _incident_of(app: CommandCenter, sandbox, name: str):
 async def _jobs(app_or_dir) -> list[Job]:
     if isinstance(app_or_dir, CommandCenter):
         return await app_or_dir.store.list_jobs(kind=WEBHOOK_KIND)
-    store = await open_store(database(app_or_dir))
+    store = await open_store(database(app_or_dir, None))
     try:
         return await store.list_jobs(kind=WEBHOOK_KIND)
     finally:
@@ -292,7 +292,7 @@ async def test_sigkill_mid_delivery_delivers_with_at_most_one_duplicate_and_the_
         await first.start()
         await create_playbook(sandbox)
         await first.stop()
-        store = await open_store(database(data_dir))
+        store = await open_store(database(data_dir, None))
         try:  # while no bot runs: the playbook sends "created" to the receiver
             [playbook] = await store.playbooks_for_user(sandbox.team("acme")["id"], sandbox.user_id("alice"))
             target = WebhookTarget(id="w" * 26, url=receiver.url("crash"), events=("created",))
