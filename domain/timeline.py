@@ -179,6 +179,12 @@ def hide(incident: Incident, events: Sequence[TimelineEvent], number: int, actor
     return event(incident, EventKind.EVENT_HIDDEN, actor, now, event_id=target.id, number=number)
 
 
+def hidden_ids(events: Sequence[TimelineEvent]) -> set[str]:
+    """The ids of the events hidden by an ``EVENT_HIDDEN`` event (what only ``--all`` lists)."""
+    return {subject for item in events if item.kind is EventKind.EVENT_HIDDEN
+            and (subject := subject_of(item)) is not None}
+
+
 def recorded_order(events: Sequence[TimelineEvent]) -> dict[str, int]:
     """Each event's stable number."""
     return {item.id: number for number, item in enumerate(events, start=1)}
@@ -189,6 +195,7 @@ __all__ = [
     "SAME_CHANGE_MS",
     "Entry",
     "entries",
+    "hidden_ids",
     "hide",
     "joined_at_start",
     "membership_needed",

@@ -286,13 +286,18 @@ class Directory:
         self._versions[channel_id] = self._versions.get(channel_id, 0) + 1
 
     async def is_team_member(self, team_id: str, user_id: str) -> bool:
+        """Whether ``user_id`` is a full member of the team: what lets someone see its public incidents,
+        channels and playbooks everywhere in the bot. A guest's membership is not one: its role
+        ``team_guest`` grants ``view_team`` only, not ``read_public_channel`` (model/role.go
+        ``MakeDefaultRoles``), so Mattermost shows a guest only the channels it was added to
+        (app/post.go ``GetPostIfAuthorized``), and so does the bot — through channel membership."""
         try:
             member = await self.client.get_team_member(team_id, user_id)
         except MattermostError as error:
             if error.status not in (403, 404):
                 raise
             return False
-        return not member.delete_at
+        return not member.delete_at and not member.is_guest
 
     def channel_created(self, channel_id: str) -> None:
         """The bot has just created this channel, so it is its only member; joins arrive as events."""

@@ -159,6 +159,7 @@ class InboundServer:
         self.signer = signer
         self.tokens = tokens
         self.health = health
+        self._health_check: asyncio.Future[tuple[bool, dict[str, Any]]] | None = None
         self.replays = replays or (trigger_guard.replays if trigger_guard else ReplayGuard())
         self.triggers = trigger_guard or TriggerGuard(replays=self.replays)
         self.answer_within_s = answer_within_s
@@ -504,7 +505,13 @@ class InboundServer:
     # Health ------------------------------------------------------------------------------
 
     async def handle_health(self, request: web.Request) -> web.Response:
-        healthy, details = await self.health()
+        """Unauthenticated, so requests that arrive while a check runs share it (a flood is one store
+        read and one ping at a time, not one per request); nothing is cached: the next check starts
+        after this one ends."""
+        check = self._health_check
+        if check is None or check.done():
+            check = self._health_check = asyncio.ensure_future(self.health())
+        healthy, details = await asyncio.shield(check)  # one caller leaving does not cancel the others'
         return _json({"status": "ok" if healthy else "unhealthy", **details}, 200 if healthy else 503)
 
 

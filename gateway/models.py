@@ -203,6 +203,12 @@ class TeamMember(_Mattermost):
     user_id: str = ""
     roles: str = ""
     delete_at: int = 0
+    scheme_guest: bool = False
+
+    @property
+    def is_guest(self) -> bool:
+        """A guest's membership (``scheme_guest``; its roles then read ``team_guest``)."""
+        return self.scheme_guest or "team_guest" in self.roles.split()
 
 
 class Channel(_Mattermost):

@@ -345,6 +345,9 @@ class SkipRetro(IncidentButton, action=Action.SKIP_RETRO):
 
 class FieldsDialog(DialogPayload, dialog=Dialog.FIELDS):
     incident_id: Id
+    #: Field id → digest of the value the form was prefilled with: a submission applies only the
+    #: fields the submitter changed, never undoing what someone else set while the form was open.
+    shown: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=32)]] = {}
 
 
 class RetroDialog(DialogPayload, dialog=Dialog.RETRO):

@@ -11,7 +11,7 @@ markdown or a quote with no live mention, as in posts (a file may be pasted into
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from domain import timeline
 from domain.metrics import IncidentMetrics, incident_metrics
@@ -227,11 +227,15 @@ def render_report(data: ReportInput, now: int) -> str:
     """The report of ``data.incident`` as it stands at ``now`` (ms), as Markdown."""
     incident = data.incident
     figures = incident_metrics(incident, data.events, now)
+    # What the commander hid is left out of every section but the figures (exact from all events)
+    # and the timeline (which leaves hidden events out itself): the report is for anyone who may see it.
+    hidden = timeline.hidden_ids(data.events)
+    shown = replace(data, events=[e for e in data.events if e.id not in hidden]) if hidden else data
     sections = [
         [f"# Incident report: {neutralize(incident.name)}", "",
          f"Generated {clock_time(now)} by Command Center. Times are UTC; (+h:mm) is the time since the start."],
-        _summary(data, now), _fields(data), _commanders(data), _participants(data), _metrics(data, figures),
-        _checklist(data), _updates(data), _retro(data), _timeline(data, now),
+        _summary(shown, now), _fields(shown), _commanders(shown), _participants(shown), _metrics(shown, figures),
+        _checklist(shown), _updates(shown), _retro(shown), _timeline(data, now),
     ]
     return "\n\n".join("\n".join(section) for section in sections) + "\n"
 

@@ -3,6 +3,8 @@ button, the Fields dialog. Thin: the rules are domain/fields.py, the changes ser
 
 from __future__ import annotations
 
+import hashlib
+
 from domain import DomainError, Incident, NotFound, ValidationError
 from domain.errors import COMMAND
 from domain.fields import severity_field, shown_values
@@ -115,8 +117,9 @@ class FieldsPlugin(FeaturePlugin):
         await self.service.require_changer(incident, callback.user_id)
         if not incident.fields:
             return ActionReply(ephemeral_text=NO_FIELDS)
-        state = self.ctx.signer.dialog_state(p.FieldsDialog(incident_id=incident.id), callback.user_id,
-                                             callback.channel_id)
+        shown = {field.id: form_digest(incident.field_values.get(field.id, "")) for field in incident.fields}
+        state = self.ctx.signer.dialog_state(p.FieldsDialog(incident_id=incident.id, shown=shown),
+                                             callback.user_id, callback.channel_id)
         body = ui.DialogForm(Dialog.FIELDS, "Fields", state, tuple(_element(f, incident) for f in incident.fields),
                              submit_label="Save",
                              introduction=f"The fields of **{neutralize(incident.name)}**. Leave one empty to clear it.")
@@ -133,7 +136,10 @@ class FieldsPlugin(FeaturePlugin):
         values: dict[str, str | None] = {}
         for field in incident.fields:
             raw = form.submission.get(field.id)
-            values[field.id] = raw if isinstance(raw, str) and raw.strip() else None
+            value = raw if isinstance(raw, str) and raw.strip() else None
+            if dialog.shown.get(field.id) == form_digest(value or ""):
+                continue  # left as prefilled: whatever it is now (someone else may have changed it) stands
+            values[field.id] = value
         try:
             await self.service.set_values(incident, form.user_id, values, fresh=True)
         except DomainError as error:
@@ -141,6 +147,11 @@ class FieldsPlugin(FeaturePlugin):
                 return DialogReply(errors={str(error.field): self.error_text(error)})
             return DialogReply(error=self.error_text(error))
         return DialogReply()
+
+
+def form_digest(value: str) -> str:
+    """A short digest of a value as a form shows it (what the Fields dialog's state keeps per field)."""
+    return hashlib.sha256(value.strip().encode()).hexdigest()[:16]
 
 
 def _element(field: FieldDef, incident: Incident) -> ui.Element:

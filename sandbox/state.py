@@ -67,6 +67,14 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "system_user": frozenset({
         "list_public_teams", "join_public_teams", "create_direct_channel", "create_group_channel",
         "view_members", "create_team"}),
+    # Guests (a user whose system roles are system_guest; their memberships are scheme_guest):
+    # team_guest grants view_team only — no read_public_channel, so a guest reads only the channels
+    # it is a member of (model/role.go MakeDefaultRoles, TeamGuestRoleId / ChannelGuestRoleId).
+    "system_guest": frozenset({"create_direct_channel", "create_group_channel"}),
+    "team_guest": frozenset({"view_team"}),
+    "channel_guest": frozenset({
+        "read_channel", "read_channel_content", "add_reaction", "remove_reaction", "upload_file", "edit_post",
+        "create_post", "use_channel_mentions", "use_slash_commands"}),
     "system_post_all": frozenset({"create_post", "use_channel_mentions"}),
     "system_post_all_public": frozenset({"create_post_public", "use_channel_mentions"}),
 }
@@ -318,12 +326,17 @@ class World:
                 "username": sh.username, "icon_url": sh.icon_url, "channel_locked": sh.channel_locked,
             }
 
+    def _is_guest(self, user_id: str) -> bool:
+        user = self.users.get(user_id)
+        return user is not None and "system_guest" in user["roles"].split()
+
     def _add_team_member(self, team_id: str, user_id: str, roles: str = "team_user") -> dict:
-        is_admin = "team_admin" in roles.split()
+        guest = self._is_guest(user_id)
+        is_admin = "team_admin" in roles.split() and not guest
         member = {
             "team_id": team_id, "user_id": user_id,
-            "roles": "team_user team_admin" if is_admin else "team_user",
-            "delete_at": 0, "scheme_guest": False, "scheme_user": True,
+            "roles": "team_guest" if guest else ("team_user team_admin" if is_admin else "team_user"),
+            "delete_at": 0, "scheme_guest": guest, "scheme_user": not guest,
             "scheme_admin": is_admin, "explicit_roles": "",
         }
         self.team_members[team_id][user_id] = member
@@ -364,13 +377,15 @@ class World:
 
     def _add_channel_member(self, channel_id: str, user_id: str, *, admin: bool = False) -> dict:
         t = now_ms()
+        guest = self._is_guest(user_id)
+        admin = admin and not guest
         member = {
             "channel_id": channel_id, "user_id": user_id,
-            "roles": "channel_user channel_admin" if admin else "channel_user",
+            "roles": "channel_guest" if guest else ("channel_user channel_admin" if admin else "channel_user"),
             "last_viewed_at": t, "msg_count": 0, "mention_count": 0, "mention_count_root": 0,
             "urgent_mention_count": 0, "msg_count_root": 0,
             "notify_props": dict(DEFAULT_CHANNEL_NOTIFY), "last_update_at": t,
-            "scheme_guest": False, "scheme_user": True, "scheme_admin": admin, "explicit_roles": "",
+            "scheme_guest": guest, "scheme_user": not guest, "scheme_admin": admin, "explicit_roles": "",
         }
         self.channel_members[channel_id][user_id] = member
         return member

@@ -24,6 +24,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,7 +37,7 @@ from gateway import payloads as p
 from gateway import ui
 from gateway.alerts import RoutingRules, Rule, RulesFormatError, RulesProblem
 from gateway.errors import MattermostError, user_message
-from gateway.messages import neutralize, quote
+from gateway.messages import neutralize
 from services.context import BotContext
 from services.incidents import IncidentService, StartRequest
 from services.scheduler import Firing, Scheduler
@@ -68,6 +69,29 @@ class Target:
 
 def _when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _inert(text: str) -> str:
+    """Alert text on one line, inert: :func:`neutralize`, and a word joiner after each '~' — an escaped
+    '~' still links a channel once Mattermost has parsed the escape (the mention judge in
+    sandbox/mention_text.py reads it the same way)."""
+    return _TILDE.sub("~" + _WORD_JOINER, neutralize(text))
+
+
+_TILDE = re.compile(r"~(?=\S)")
+_WORD_JOINER = "\u2060"
+
+
+def _plain_quote(text: str, *, limit: int) -> str:
+    """Alert text (whatever a monitored system put in it) as a block quote of plain text: unlike
+    :func:`quote` (for a Mattermost post, whose formatting is kept), no link, image, channel or
+    markup in it is live, so ``[https://good](https://evil)`` shows as typed and leads nowhere."""
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return "\n".join(f"> {_inert(line)}" if line.strip() else ">" for line in _LINES.split(text))
+
+
+_LINES = re.compile(r"\r\n|[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")
 
 
 def _link_target(url: str) -> str:
@@ -235,15 +259,15 @@ class AlertService:
         firing = [alert for alert in alerts if alert.status is AlertStatus.FIRING]
         first = alerts[0]
         resolved = not firing
-        head = (f":white_check_mark: **Resolved: {neutralize(first.title)}**" if resolved
-                else f":rotating_light: **Alert: {neutralize(first.title)}**")
-        lines = [head + f" ({neutralize(group.source)}, rule `{rule.name}`)"]
+        head = (f":white_check_mark: **Resolved: {_inert(first.title)}**" if resolved
+                else f":rotating_light: **Alert: {_inert(first.title)}**")
+        lines = [head + f" ({_inert(group.source)}, rule `{rule.name}`)"]
         about = first.annotations.get("summary") or first.annotations.get("description") or ""
         if about:
-            lines.append(quote(about, limit=500))
+            lines.append(_plain_quote(about, limit=500))
         titles = Counter(alert.title for alert in alerts)
         if len(titles) > 1:
-            lines.append("Alerts: " + ", ".join(f"{neutralize(title)} ×{n}" for title, n in titles.most_common(5)))
+            lines.append("Alerts: " + ", ".join(f"{_inert(title)} ×{n}" for title, n in titles.most_common(5)))
         lines.append(f"{len(firing)} firing, {len(alerts) - len(firing)} resolved · {group.notifications} "
                      f"notification{'s' if group.notifications != 1 else ''} · first seen {_when(group.first_seen)} · "
                      f"last seen {_when(group.last_seen)}")
@@ -365,7 +389,7 @@ class AlertService:
             await self.ctx.client.create_post(
                 group.channel_id,
                 f":warning: Rule `{rule.name}` could not start an incident for the alert "
-                f"**{neutralize(alerts[0].title)}**: {neutralize(problem)}. Fix the rule or the playbook; the alert "
+                f"**{_inert(alerts[0].title)}**: {_inert(problem)}. Fix the rule or the playbook; the alert "
                 "is recorded and a repeat tries again.", props={GROUP_MARK: group.id})
             await self._save(group, state=GroupState.FAILED, created_post_at=now, posted_at=now,
                              last_error=problem[:500])
@@ -394,13 +418,13 @@ class AlertService:
             actor_id=self.ctx.client.user_id,
             details={"source": group.source, "rule": rule.name, "fingerprint": first.fingerprint[:128],
                      "alerts": len(alerts), "declared": True})])
-        quoted = quote("\n".join(f"{alert.title} ({alert.status.value})" for alert in alerts[:10]))
-        await self.ctx.client.create_post(incident.channel_id, f":rotating_light: Declared from {neutralize(group.source)} "
+        quoted = "\n".join(f"> {_inert(alert.title[:500])} ({alert.status.value})" for alert in alerts[:10])
+        await self.ctx.client.create_post(incident.channel_id, f":rotating_light: Declared from {_inert(group.source)} "
                                           f"alerts by rule `{rule.name}`:\n{quoted}", props={GROUP_MARK: group.id})
         link = f"{self.ctx.client.base_url}/_redirect/pl/{incident.card_post_id}" if incident.card_post_id else ""
         await self.ctx.client.create_post(
-            group.channel_id, f":rotating_light: Incident **{neutralize(incident.name)}** was declared from the alert "
-            f"**{neutralize(first.title)}** (rule `{rule.name}`)" + (f": [its card]({link})" if link else "."),
+            group.channel_id, f":rotating_light: Incident **{_inert(incident.name)}** was declared from the alert "
+            f"**{_inert(first.title)}** (rule `{rule.name}`)" + (f": [its card]({link})" if link else "."),
             props={GROUP_MARK: group.id})
         await self._save(group, state=GroupState.DECLARED, incident_id=incident.id, created_post_at=now,
                          posted_at=now, last_error=None)
@@ -425,7 +449,7 @@ class AlertService:
         if resolved:
             still = sum(1 for alert in alerts if alert.status is AlertStatus.FIRING)
             lines.append(":white_check_mark: Resolved: " + ", ".join(
-                f"**{neutralize(alert.title)}**" for alert in resolved[:10])
+                f"**{_inert(alert.title)}**" for alert in resolved[:10])
                 + (f" and {len(resolved) - 10} more" if len(resolved) > 10 else "")
                 + (f". {still} still firing." if still else ". Every alert of this incident is resolved."))
             events.append(TimelineEvent(id=new_id(), incident_id=incident.id, at=now, kind=EventKind.ALERT_RESOLVED,
@@ -433,7 +457,7 @@ class AlertService:
                                         details={"source": group.source, "resolved": len(resolved), "firing": still}))
         if repeats:
             lines.append(f":repeat: {len(repeats)} alert{'s' if len(repeats) != 1 else ''} still or again firing: "
-                         + ", ".join(f"**{neutralize(alert.title)}** ×{alert.count}" for alert in repeats[:10])
+                         + ", ".join(f"**{_inert(alert.title)}** ×{alert.count}" for alert in repeats[:10])
                          + f" (last seen {_when(max(alert.last_seen for alert in repeats))}).")
             events.append(TimelineEvent(id=new_id(), incident_id=incident.id, at=now, kind=EventKind.ALERT_RECEIVED,
                                         actor_id=self.ctx.client.user_id,
@@ -465,7 +489,7 @@ class AlertService:
         text = (f":rotating_light: **{state['groups']} more alert group{'s' if state['groups'] != 1 else ''}** "
                 f"({state['alerts']} alerts) arrived between {_when(window_start)} and {_when(window_end)} and were "
                 "not posted one by one, to keep this channel readable. Every alert is recorded.\nMost frequent: "
-                + ", ".join(f"{neutralize(title)} ×{n}" for title, n in titles.most_common(5)))
+                + ", ".join(f"{_inert(title)} ×{n}" for title, n in titles.most_common(5)))
         post_id = state.get("summary_post") or ""
         edited = False
         if post_id:

@@ -50,6 +50,7 @@ from domain import (
     permissions,
 )
 from domain import fields as field_ops
+from domain import timeline as tl
 from domain.errors import COMMAND
 from domain.models import DEFAULT_SEVERITY, FieldKind
 from domain.updates import overdue
@@ -524,7 +525,9 @@ class HistoryService:
         figures, timeline, channel_name = await asyncio.gather(
             self.channel_figures(incident.channel_id), self.store.timeline(incident.id),
             self.channel_name(incident.channel_id))
-        completions = [event for event in timeline if event.kind in (EventKind.STEP_CHECKED, EventKind.STEP_UNCHECKED)]
+        hidden = tl.hidden_ids(timeline)  # what the commander hid is hidden here too
+        completions = [event for event in timeline if event.kind in (EventKind.STEP_CHECKED, EventKind.STEP_UNCHECKED)
+                       and event.id not in hidden]
         ids = {incident.commander_id, *figures.members_involved, *(e.actor_id for e in completions)}
         for stage in incident.stages:
             ids.update(step.state_changed_by for step in stage.steps if step.state_changed_by)
