@@ -284,10 +284,12 @@ def _defuse_mentions(text: str) -> str:
 def neutralize(text: str) -> str:
     """Make user-supplied text safe to show inline: no @mentions fire, no markdown breaks out.
 
-    A zero-width joiner after '@' keeps ``@all``/``@channel`` readable without notifying anyone.
+    A zero-width joiner after '@' keeps ``@all``/``@channel`` readable without notifying anyone; one
+    after '~' keeps ``~town-square`` from becoming a channel link (the client links channel names in
+    the text it renders, after the Markdown escapes are gone).
     """
     text = text.replace("\r", " ").replace("\n", " ")
-    text = _defuse_mentions(text)
+    text = _defuse_mentions(text).replace("~", "~" + _WORD_JOINER)
     return re.sub(r"([\\`*_{}\[\]()#+!|<>~])", r"\\\1", text)
 
 

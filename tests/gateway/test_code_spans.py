@@ -138,3 +138,14 @@ def test_character_references_do_not_make_mentions():
     for text in ("&#64;all", "@&#97;ll", "&commat;channel", "&#x40;here"):
         assert live_mentions(neutralize(text)) == [], text
         assert live_mentions(quote(text)) == [], text
+
+
+def test_neutralized_text_links_no_channel():
+    """The client links ``~name`` in rendered text (after the Markdown escapes are gone): a word
+    joiner after every '~' keeps a channel name from touching it."""
+    from gateway.messages import neutralize
+
+    shown = neutralize("see ~town-square and \\~off-topic or ~~x~~")
+    plain = shown.replace("\\", "")
+    assert "~town" not in plain and "~off" not in plain and "~x" not in plain
+    assert plain.replace("\u2060", "") == "see ~town-square and ~off-topic or ~~x~~"
