@@ -32,6 +32,10 @@ class AlertPlugin(FeaturePlugin):
 
     @on_action(Action.START_FROM_ALERT)
     async def on_start_from_alert(self, callback: ActionCallback, start: p.StartFromAlert) -> ActionReply:
+        started = await self.alerts.started_from(start.group_id)
+        if started is not None:
+            return ActionReply(ephemeral_text=f"An incident was already started from this alert: "
+                                              f"**{neutralize(started)}**. Look for it with {self.command('list')}.")
         defaults = await self.alerts.start_dialog_defaults(start.group_id)
         if defaults is None:
             return ActionReply(ephemeral_text="This alert is no longer routed by any rule, so there is nothing to "
@@ -52,5 +56,6 @@ class AlertPlugin(FeaturePlugin):
         body = ui.DialogForm(Dialog.START, "Start incident", state,
                              dialogs.start_incident_elements(options, name, description=description, playbook_id=chosen),
                              submit_label="Start", introduction=intro)
+        await self.alerts.remember_start(callback.post_id, start.group_id)
         await self.ctx.client.open_dialog(callback.trigger_id, self.ctx.dialog_url, body.to_json())
         return ActionReply()

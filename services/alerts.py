@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from domain import DomainError
 from domain.alerts import AlertGroup, AlertIn, AlertMode, AlertRecord, AlertStatus, GroupPosted, GroupState, GroupTouch
 from domain.ids import new_id
-from domain.models import EventKind, Playbook, TimelineEvent
+from domain.models import EventKind, Incident, Playbook, TimelineEvent
 from gateway import payloads as p
 from gateway import ui
 from gateway.alerts import RoutingRules, Rule, RulesFormatError, RulesProblem
@@ -106,6 +106,9 @@ def _link_target(url: str) -> str:
 URL_SHOWN = 1000
 
 
+#: Settings key (+ the suggestion post's id) naming the group a Start button's dialog came from.
+START_LINK_PREFIX = "alerts.start."
+
 class AlertService:
     """Takes notifications in (:meth:`ingest`) and posts about them from the scheduler (:meth:`notify`)."""
 
@@ -123,6 +126,7 @@ class AlertService:
         #: two runs never both count the window's posts as still below the limit.
         self._running: dict[str, asyncio.Lock] = {}
         scheduler.register(NOTIFY_KIND, self.notify, while_ongoing=False, delivered=self._not_delivered)
+        incidents.in_transaction.append(self._link_started)
 
     @property
     def store(self):
@@ -310,6 +314,35 @@ class AlertService:
             if post.user_id == self.ctx.client.user_id and post.props.get(mark) == value:
                 return post.id
         return None
+
+    async def started_from(self, group_id: str) -> str | None:
+        """The name of the incident already started from this group (its suggestion's Start button, or
+        declared), or None: a second click is told where the incident is instead of starting another."""
+        group = await self.store.get_alert_group(group_id)
+        if group is None or group.incident_id is None:
+            return None
+        incident = await self.store.get_incident(group.incident_id)
+        return incident.name if incident is not None else None
+
+    async def remember_start(self, post_id: str, group_id: str) -> None:
+        """The Start button opened the start dialog on the suggestion ``post_id``: an incident started
+        from that post is linked to the group (:meth:`_link_started`)."""
+        await self.store.set_setting(START_LINK_PREFIX + post_id, group_id)
+
+    async def _link_started(self, incident: Incident, events: list[TimelineEvent]) -> None:
+        """In the new incident's own transaction: if it was started from a suggestion, the group now
+        belongs to it (first one wins), so later alerts of the group and its resolution go to the
+        incident and the Start button says where it is."""
+        if incident.source_post_id is None or not any(e.kind is EventKind.CREATED for e in events):
+            return
+        key = START_LINK_PREFIX + incident.source_post_id
+        group_id = await self.store.get_setting(key)
+        if group_id is None:
+            return
+        group = await self.store.get_alert_group(group_id)
+        if group is not None and group.incident_id is None:
+            await self._save(group, state=GroupState.DECLARED, incident_id=incident.id)
+        await self.store.delete_setting(key)
 
     async def start_dialog_defaults(self, group_id: str) -> tuple[str, str, str] | None:
         """(name, description, playbook name) for a suggestion's Start button; None if the group is gone."""

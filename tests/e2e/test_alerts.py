@@ -226,6 +226,17 @@ async def test_start_button_opens_the_start_dialog_prefilled_and_starts_for_a_pl
     assert incident.source_post_id == post["id"]  # the suggestion is quoted in the new channel
     assert "ProbeFailure" in incident.description
 
+    # The group now belongs to the incident: a second click (anyone's) is told where it is, and the
+    # resolution goes to the incident's channel.
+    again = await sandbox.user("alice").click(post["id"], "Start incident")
+    assert again.dialog is None and "already started from this alert" in again.ephemeral[0]
+    assert "Probe failure" in again.ephemeral[0]
+    assert len([i for i in await all_incidents(bot) if i.source_post_id == post["id"]]) == 1
+    await send(bot, "alertmanager", resolved(ALERTMANAGER))
+    await settled(bot)
+    notes = alert_posts(sandbox, incident.channel_id)
+    assert notes and "Resolved" in notes[-1]["message"]
+
 
 async def test_start_button_for_someone_who_may_not_start_from_the_playbook(alert_bot, sandbox):
     bot = alert_bot
