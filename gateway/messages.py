@@ -429,6 +429,20 @@ _ORDERED_START = re.compile(r"([0-9]{1,9})([.)])")
 _Node = tuple
 
 
+_ADDRESS_LIKE = re.compile(r"(?:[a-z][a-z0-9+.-]*://)?(?:[^\s/@:]+@)?([a-z0-9-]+(?:\.[a-z0-9-]+)+)(?::\d+)?(?:[/?#]\S*)?",
+                           re.IGNORECASE)
+
+
+def _address_host(text: str) -> str | None:
+    """The host a text names when the whole of it reads as a web address or domain (``bank.com``,
+    ``https://bank.com/login``), lower-cased without ``www.``; None for ordinary words."""
+    match = _ADDRESS_LIKE.fullmatch(text.strip())
+    if match is None or not re.search(r"[a-z]", match.group(1).rsplit(".", 1)[-1], re.IGNORECASE):
+        return None
+    host = match.group(1).lower()
+    return host[4:] if host.startswith("www.") else host
+
+
 def _link_target(raw: str) -> str | None:
     """The address of a link destination as written, or None when it is not an http(s)/mailto link."""
     if raw.startswith("<") and raw.endswith(">"):
@@ -474,6 +488,11 @@ def _parse_inline(text: str, depth: int = 0, in_link: bool = False) -> list[_Nod
                 nodes += [*children, ("text", f" {dest}")] if children else [("text", dest)]
             else:
                 nodes.append(("link", children or [("text", url)], url))
+                shown_host = _address_host(label)
+                if shown_host is not None and shown_host != _address_host(url):
+                    # The words look like one address and the link goes to another ("[bank.com](evil)"):
+                    # where it really goes is shown beside it.
+                    nodes.append(("text", f" ({_address_host(url) or url})"))
         elif group["autolink"] is not None:
             dest = group["auto_dest"]
             url = _link_target(dest if ":" in dest.split("@")[0] else f"mailto:{dest}")

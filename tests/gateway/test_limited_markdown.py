@@ -238,3 +238,13 @@ def test_allowed_styling_survives_unchanged(pieces):
     text = " ".join(pieces)
     assert limited_markdown(text) == text
     assert limited_markdown(text, one_line=True) == text
+
+
+def test_a_link_whose_words_name_another_address_shows_where_it_goes():
+    """``[bank.com](https://evil.example)`` would let a playbook, a retro or a field value put a
+    trusted-looking address on a link to somewhere else, posted under the bot's name."""
+    assert limited_markdown("[https://bank.com](https://evil.example/x)").endswith(" (evil.example)")
+    assert limited_markdown("[bank.com](https://evil.example)").endswith(" (evil.example)")
+    # Words that are not an address, and an address that is where the link goes, stay as they are.
+    assert limited_markdown("[the runbook](https://wiki.example/rb)") == "[the runbook](https://wiki.example/rb)"
+    assert limited_markdown("[www.wiki.example](https://wiki.example/rb)") == "[www.wiki.example](https://wiki.example/rb)"
