@@ -315,6 +315,11 @@ class TimelineService:
             incident = await self.store.incident_by_channel(channel_id)
             if incident is None:
                 return
+            # Most joins are already recorded (a start writes its members' with the incident): a plain
+            # read says so without taking the writer; a change is decided again inside the transaction.
+            if not tl.membership_needed(await self.store.events_about(incident.id, user_id), kind, at,
+                                        replayed=event.replayed):
+                return
             async with self.store.transaction():
                 about = await self.store.events_about(incident.id, user_id)
                 if not tl.membership_needed(about, kind, at, replayed=event.replayed):
