@@ -38,7 +38,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
@@ -143,6 +143,8 @@ class _Tx:
     conn: asyncpg.Connection
     task: asyncio.Task | None
     active: bool = True
+    #: What ``after_commit`` was given inside it: called once it has committed.
+    committed: list[Callable[[], None]] = field(default_factory=list)
 
 
 class _Params:
@@ -392,11 +394,22 @@ class PostgresStore(Store):
                     await transaction.commit()
                 except _DATABASE_ERRORS as exc:
                     raise _storage_error(exc) from exc
+                for callback in tx.committed:
+                    callback()
             finally:
                 tx.active = False
                 self._tx_var.reset(token)
         finally:
             await pool.release(conn)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """After the running transaction's COMMIT (at once outside one): writers here run side by side,
+        so another connection (the scheduler's claim) does not see a write before then."""
+        tx = self._current_tx()
+        if tx is None:
+            callback()
+        else:
+            tx.committed.append(callback)
 
     def _runner(self) -> _Runner:
         """The running transaction's connection, or the pool (each call its own statement)."""

@@ -23,7 +23,7 @@ from tests.e2e.test_reminder_sigkill import LEASE_MS, ReminderBot, database
 
 
 async def notify_jobs(data_dir: Path):
-    store = await open_store(database(data_dir))
+    store = await open_store(database(data_dir, None))
     try:
         return await store.list_jobs(kind=NOTIFY_KIND)
     finally:
@@ -31,7 +31,7 @@ async def notify_jobs(data_dir: Path):
 
 
 async def alerts_recorded(data_dir: Path) -> int:
-    store = await open_store(database(data_dir))
+    store = await open_store(database(data_dir, None))
     try:
         return await store.count_alerts()
     finally:
@@ -79,7 +79,7 @@ async def test_sigkill_around_an_alert_posts_it_exactly_once(sandbox, tmp_path, 
 
         if not kill_at:  # the batch delay has not passed yet: the job is made due now (no sleeping for it)
             rules.write_text(RULES, encoding="utf-8")
-            store = await open_store(database(data_dir))
+            store = await open_store(database(data_dir, None))
             try:
                 await store.schedule_job(NOTIFY_KIND, job.key, due_at=0, now=0, payload=dict(job.payload))
             finally:

@@ -21,7 +21,7 @@ from tests.e2e.test_start_recovery import BOT_TOKEN_USER, create_playbook
 async def end_with_reminder_due_now(data_dir: Path, incident_id: str) -> str:
     """While no bot runs: the incident ended an hour ago, its retrospective pending, and its reminder
     job due now in the store (as the running bot leaves it at the end)."""
-    store = await open_store(database(data_dir))
+    store = await open_store(database(data_dir, None))
     try:
         now = int(time.time() * 1000)
         ended, _ = await store.mutate_incident(incident_id, lambda i: incidents.end_incident(i, "bench", now - 3_600_000))
@@ -47,7 +47,7 @@ async def test_sigkill_around_a_retro_reminder_sends_it_exactly_once(sandbox, tm
         bots.append(first)
         await first.start()
         await create_playbook(sandbox)
-        incident = await start_incident(sandbox, data_dir)
+        incident = await start_incident(sandbox, database(data_dir, None))
         await first.stop()
         job_id = await end_with_reminder_due_now(data_dir, incident.id)
         dm = await sandbox.user("alice").dm_channel(BOT_TOKEN_USER)
@@ -59,12 +59,12 @@ async def test_sigkill_around_a_retro_reminder_sends_it_exactly_once(sandbox, tm
         assert doomed.process is not None
         assert await asyncio.wait_for(doomed.process.wait(), 60) == -9  # it killed itself at the point
         assert len(reminder_posts(sandbox, dm, job_id)) == sent_before_restart
-        assert await job_state(data_dir, job_id) is JobState.CLAIMED
+        assert await job_state(database(data_dir, None), job_id) is JobState.CLAIMED
 
         restarted = ReminderBot(sandbox, data_dir, log, CC_TEST_HOOKS="1", CC_TEST_SCHEDULER_LEASE_MS=str(LEASE_MS))
         bots.append(restarted)
         await restarted.start()
-        await wait_until_done(sandbox, data_dir, job_id)
+        await wait_until_done(sandbox, database(data_dir, None), job_id)
         await restarted.stop()
     finally:
         for bot in bots:
