@@ -201,8 +201,8 @@ class Store(abc.ABC):
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once what the caller wrote is visible to every other connection: at once
         here (SQLite's and memory's other readers of a write queue behind the single writer); after the
-        running transaction's COMMIT where writers run side by side (PostgreSQL). Not called if it
-        rolls back. For wake-ups (the scheduler's), never for correctness."""
+        running transaction's COMMIT where writers run side by side (PostgreSQL; not at all if it rolls
+        back). For wake-ups (the scheduler's), never for correctness."""
         callback()
 
     @abc.abstractmethod
