@@ -1,4 +1,4 @@
-"""Field filter benchmark (issue 18): ``python -m bench.fields [--incidents N] [--rounds R]``.
+"""Field filter benchmark (issue 18): ``python -m bench.fields [--incidents N] [--rounds R] [--database D]``.
 
 Builds N incidents (default 100,000) spread over 10 teams, each with a severity (SEV1-SEV4) and,
 for most, a custom "customer" field (one of 20 values), then measures incident list pages as a
@@ -7,6 +7,8 @@ non-admin viewer with 50 private channels: without a filter (the page bench.stor
 with a status, and ``field:customer=…`` (no index: read from the rows the team's indexes leave,
 its count cached by the list generation like every other filter). Prints ``key=value`` lines; the
 last one sums up. Compare runs made at similar loads (the line gives the 1-minute load average).
+``--database postgresql`` measures the PostgreSQL backend instead (its indexes of migration 0006), on
+``--postgres-url`` (a server where it may create a database) or on a throw-away one (``tests/pg.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from pathlib import Path
 from bench.store import TEAMS, USERS, percentile
 from domain import incidents, playbooks
 from domain.models import DEFAULT_SEVERITY, FieldDef, FieldKind, IncidentStatus
+from storage.base import Store
+from storage.postgres import PostgresStore
 from storage.sqlite import SqliteStore
+from tests import pg
 
 CUSTOMERS = tuple(f"Customer {n:02d}" for n in range(20))
 FIELDS = (DEFAULT_SEVERITY, FieldDef(id="customer", name="Customer", kind=FieldKind.SELECT, options=CUSTOMERS))
@@ -30,7 +35,7 @@ BATCH = 5000
 VARIANTS = ("none", "severity", "severity_ongoing", "customer")
 
 
-async def build(store: SqliteStore, count: int, rng: random.Random) -> dict[str, list[str]]:
+async def build(store: Store, count: int, rng: random.Random) -> dict[str, list[str]]:
     private: dict[str, list[str]] = {f"team{t:02d}": [] for t in range(TEAMS)}
     team_playbooks = {}
     for t in range(TEAMS):
@@ -61,7 +66,7 @@ async def build(store: SqliteStore, count: int, rng: random.Random) -> dict[str,
     return private
 
 
-async def measure(store: SqliteStore, private: dict[str, list[str]], rng: random.Random,
+async def measure(store: Store, private: dict[str, list[str]], rng: random.Random,
                   rounds: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     wall: dict[str, list[float]] = {v: [] for v in VARIANTS}
     cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
@@ -84,16 +89,29 @@ async def measure(store: SqliteStore, private: dict[str, list[str]], rng: random
     return wall, cpu
 
 
-async def main(count: int, rounds: int, path: Path | None) -> None:
+async def _analysed(url: str) -> None:
+    """What autovacuum would have done by then: the planner's statistics and the visibility map."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+
+
+async def main(count: int, rounds: int, path: Path | None, postgres_url: str | None = None) -> None:
     rng = random.Random(18)
     with tempfile.TemporaryDirectory() as tmp:
         db = path or Path(tmp) / "fields.db"
-        store = SqliteStore(db)
+        store: Store = SqliteStore(db) if postgres_url is None else PostgresStore(postgres_url)
         await store.open()
         try:
             started = time.perf_counter()
             private = await build(store, count, rng)
             build_s = time.perf_counter() - started
+            if postgres_url is not None:
+                await _analysed(postgres_url)
             load_start = os.getloadavg()[0]
             await measure(store, private, rng, len(VARIANTS) * 20)  # warm the caches
             wall, cpu = await measure(store, private, rng, rounds)
@@ -105,7 +123,7 @@ async def main(count: int, rounds: int, path: Path | None) -> None:
               f"cpu_p50={percentile(cpu[variant], 50):.2f}ms cpu_p99={percentile(cpu[variant], 99):.2f}ms")
     summary = " ".join(f"{variant}_p99_ms={percentile(wall[variant], 99):.2f} "
                        f"{variant}_cpu_p99_ms={percentile(cpu[variant], 99):.2f}" for variant in VARIANTS)
-    print(f"incidents={count} build_s={build_s:.1f} {summary} loadavg_start={load_start:.2f} "
+    print(f"database={'sqlite' if postgres_url is None else 'postgresql'} incidents={count} build_s={build_s:.1f} {summary} loadavg_start={load_start:.2f} "
           f"loadavg_end={load_end:.2f} cores={os.cpu_count()}")
 
 
@@ -114,5 +132,24 @@ if __name__ == "__main__":
     parser.add_argument("--incidents", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=800)
     parser.add_argument("--path", type=Path, default=None, help="database file (default: a temporary one)")
+    parser.add_argument("--database", default="sqlite", choices=["sqlite", "postgresql"])
+    parser.add_argument("--postgres-url", default=None, help="a PostgreSQL server (default: a throw-away one)")
     args = parser.parse_args()
-    asyncio.run(main(args.incidents, args.rounds, args.path))
+    if args.database == "sqlite":
+        asyncio.run(main(args.incidents, args.rounds, args.path))
+    else:
+        server = None
+        base = args.postgres_url
+        if base is None:
+            server = pg.ThrowawayPostgres()
+            base = server.start()
+        database = f"cc_bench_fields_{os.getpid()}"
+        try:
+            asyncio.run(pg._admin_execute(base, f"CREATE DATABASE {database}"))
+            try:
+                asyncio.run(main(args.incidents, args.rounds, None, pg.with_database(base, database)))
+            finally:
+                asyncio.run(pg._admin_execute(base, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+        finally:
+            if server is not None:
+                server.stop()

@@ -49,6 +49,12 @@ log = logging.getLogger(__name__)
 NOTIFY_KIND = "alert_notify"
 #: Groups handled per job run; more are left for the next run, scheduled at once.
 GROUPS_PER_RUN = 200
+#: The lease (storage/leases.py) a channel's run holds, so one run per channel at a time holds across
+#: every bot process on the database (replicas), not only within one.
+RUN_LEASE_PREFIX = "alerts.run."
+#: A run that finds the channel's lease held elsewhere runs again this much later (the holder may have
+#: read the groups before the latest news arrived).
+BUSY_RETRY_MS = 1_000
 _SUMMARY_KEY = "alerts.summary."
 _DECLARING_KEY = "alerts.declaring."
 #: What a post about a group carries in its props (found again after a crash).
@@ -123,7 +129,8 @@ class AlertService:
         #: What ingest has seen since start: alerts, routed, repeats (logs, tests).
         self.stats: Counter[str] = Counter()
         #: One run per channel at a time in this process (a run scheduled while one runs waits for it), so
-        #: two runs never both count the window's posts as still below the limit.
+        #: two runs never both count the window's posts as still below the limit; across processes the
+        #: channel's run lease does the same (:meth:`notify`).
         self._running: dict[str, asyncio.Lock] = {}
         scheduler.register(NOTIFY_KIND, self.notify, while_ongoing=False, delivered=self._not_delivered)
         incidents.in_transaction.append(self._link_started)
@@ -200,9 +207,29 @@ class AlertService:
         return False
 
     async def notify(self, firing: Firing) -> None:
-        lock = self._running.setdefault(firing.job.key, asyncio.Lock())
+        channel_id = firing.job.key
+        lock = self._running.setdefault(channel_id, asyncio.Lock())
         async with lock:
-            await self._notify(firing)
+            # One holder per run (the job's claim token is one per claim; a fresh id otherwise). The
+            # lease lasts as long as the job's claim: a run still going after that is taken over anyway.
+            holder = f"{firing.job.token or new_id()}"
+            now = self.scheduler.clock.now_ms()
+            lease = await self.store.acquire_lease(RUN_LEASE_PREFIX + channel_id, holder, now=now,
+                                                   ttl_ms=self.scheduler.lease_ms)
+            if lease is None:
+                # Another process is running this channel: come back once it is likely done, so news it
+                # did not read yet is posted (unless a pending run is due sooner already).
+                self.stats.update(runs_deferred=1)
+                due = now + BUSY_RETRY_MS
+                pending = await self.store.list_jobs(kind=NOTIFY_KIND, key=channel_id, states=(JobState.PENDING,))
+                if not pending or pending[0].due_at > due:
+                    await self.scheduler.schedule(NOTIFY_KIND, channel_id, payload={"channel_id": channel_id},
+                                                  due_at=due)
+                return
+            try:
+                await self._notify(firing)
+            finally:
+                await self.store.release_lease(lease.name, holder, lease.epoch)
 
     async def _notify(self, firing: Firing) -> None:
         channel_id = firing.job.key

@@ -334,7 +334,9 @@ class Scheduler:
         job = await self.store.schedule_job(kind, key, due_at=due_at, now=self.clock.now_ms(), payload=payload,
                                             incident_id=incident_id)
         if self._sleeping_until is None or due_at < self._sleeping_until:
-            self.wake()
+            # Once the job can be claimed: inside a transaction, after its commit (PostgreSQL's claim
+            # runs on another connection and would not see it before, and the loop would sleep on).
+            self.store.after_commit(self.wake)
         return job
 
     async def cancel(self, job_id: str) -> int:

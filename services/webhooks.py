@@ -159,8 +159,9 @@ class WebhookService:
                                                   payload=payload)
                 scheduled = True
         if scheduled:
-            # The claim is a write, so it runs after this transaction commits and sees the jobs.
-            self.scheduler.wake()
+            # Once this transaction has committed, so the claim sees the jobs (on PostgreSQL it runs on
+            # another connection meanwhile; on SQLite it queues behind the single writer anyway).
+            self.ctx.store.after_commit(self.scheduler.wake)
 
     # Sending (the scheduler's job) -------------------------------------------------------------
 

@@ -198,6 +198,13 @@ class Store(abc.ABC):
     def transaction(self) -> AbstractAsyncContextManager[None]:
         """A write transaction; store calls inside it (same task) are committed together or not at all."""
 
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once what the caller wrote is visible to every other connection: at once
+        here (SQLite's and memory's other readers of a write queue behind the single writer); after the
+        running transaction's COMMIT where writers run side by side (PostgreSQL; not at all if it rolls
+        back). For wake-ups (the scheduler's), never for correctness."""
+        callback()
+
     @abc.abstractmethod
     async def schema_version(self) -> int:
         """The schema version the database is at."""

@@ -35,19 +35,22 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
 
+from domain.alerts import AlertGroup, AlertIn, AlertRecord, AlertStatus, GroupPosted, GroupTouch
 from domain.errors import Conflict, NotFound
+from domain.metrics import MetricsRow, MetricsSummary, advance, start_summary, summarize
 from domain.models import Incident, Playbook, TimelineEvent
 
 from . import migrations
 from .base import (
+    SEVERITY_ID,
     IncidentOperation,
     IncidentQuery,
     IncidentRef,
@@ -58,20 +61,30 @@ from .base import (
     Store,
     like_pattern,
 )
-from .jobs import LIVE, Job, JobState, check_selector, payload_json, short_error
+from .jobs import LIVE, Job, JobState, check_selector, finished_states, payload_json, short_error
 from .leases import Lease, check_lease_args
 from .sqlite import (
+    _ALERT_COLUMNS,
+    _GROUP_COLUMNS,
     _INCIDENT_COLUMNS,
     _JOB_COLUMNS,
+    _METRICS_COLUMNS,
+    _alert_from_row,
     _event_from_row,
     _event_params,
+    _fields_json,
+    _group_from_row,
     _ids_json,
     _incident_from_row,
     _job_from_row,
     _mutable_incident_columns,
     _playbook_from_row,
+    _retro_json,
     _stages_json,
+    _summary_values,
     _updates_json,
+    _values_json,
+    _webhooks_json,
 )
 
 #: Advisory lock keys (first argument of the two-key form; "cc" in ASCII, then what it guards).
@@ -88,7 +101,7 @@ _LIVE_STATES = sorted(state.value for state in LIVE)
 _PLAYBOOK_SELECT = (
     "SELECT p.id, p.team_id, p.title, p.description, p.create_public_channel, p.stages,"
     " p.created_by, p.created_at, p.updated_at, p.version, p.default_commander_id, p.updates,"
-    " p.invited_user_ids, p.auto_follower_ids,"
+    " p.invited_user_ids, p.auto_follower_ids, p.webhooks, p.fields, p.retro,"
     " coalesce((SELECT json_agg(m.user_id ORDER BY m.position) FROM playbook_members m"
     "           WHERE m.playbook_id = p.id)::text, '[]') AS member_ids"
     " FROM playbooks p"
@@ -102,8 +115,16 @@ _SORTS = {
     IncidentSort.NAME_DESC: "cc_fold(name) DESC, seq DESC",
 }
 
-_INSERT_EVENT = (
-    "INSERT INTO timeline_events (id, incident_id, at, kind, actor_id, details) VALUES ($1, $2, $3, $4, $5, $6)"
+_INSERT_EVENT = ("INSERT INTO timeline_events (id, incident_id, at, kind, actor_id, details, subject_id)"
+                 " VALUES ($1, $2, $3, $4, $5, $6, $7)")
+
+_EVENT_COLUMNS = "id, incident_id, at, kind, actor_id, details"
+
+# -- metrics summaries (migration 0004; SQLite's 0011 and its _advance_summaries) ----------------------
+_UPSERT_METRICS = (
+    f"INSERT INTO incident_metrics ({_METRICS_COLUMNS}, summary) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    " ON CONFLICT (incident_id) DO UPDATE SET playbook_id = excluded.playbook_id, public = excluded.public,"
+    " severity = excluded.severity, resolve_ms = excluded.resolve_ms, summary = excluded.summary"
 )
 
 #: List counts remembered (as in the SQLite store).
@@ -122,6 +143,8 @@ class _Tx:
     conn: asyncpg.Connection
     task: asyncio.Task | None
     active: bool = True
+    #: What ``after_commit`` was given inside it: called once it has committed.
+    committed: list[Callable[[], None]] = field(default_factory=list)
 
 
 class _Params:
@@ -157,6 +180,14 @@ def _filter_terms(query: IncidentQuery, p: _Params) -> list[str]:
     if query.overdue_at is not None:
         # The terms of the partial index incidents_update_due.
         terms.append(f"status = 'ongoing' AND next_update_due_at IS NOT NULL AND next_update_due_at <= {p(query.overdue_at)}")
+    for field_id, value in query.field_values:
+        if field_id == SEVERITY_ID:
+            # Exactly the key expression of the index incidents_list_severity (migration 0006).
+            terms.append(f"(field_values::jsonb ->> 'severity') = {p(value)}")
+        else:
+            # The partial index incidents_list_fields holds the values (its term repeated so the
+            # planner may use it); the field id is a parameter.
+            terms.append(f"field_values <> '{{}}' AND (field_values::jsonb ->> {p(field_id)}::text) = {p(value)}::text")
     return terms
 
 
@@ -170,7 +201,8 @@ def _list_condition(query: IncidentQuery, p: _Params) -> str:
 
 def _count_key(query: IncidentQuery) -> tuple:
     """What the shared part of a list's count depends on (see sqlite ``_Count``)."""
-    return (query.team_id, query.is_admin, query.status, query.commander_id, query.playbook_id, query.search)
+    return (query.team_id, query.is_admin, query.status, query.commander_id, query.playbook_id, query.search,
+            query.field_values)
 
 
 def _count_statement(query: IncidentQuery, cached: bool) -> tuple[str, list[Any]]:
@@ -218,6 +250,9 @@ def _incident_values(incident: Incident) -> tuple:
         _stages_json(incident.stages), incident.stage_set_at, incident.restarted_at, incident.last_update_at,
         incident.last_update_by, incident.last_update_post_id, incident.next_update_due_at,
         incident.update_requested_at, _updates_json(incident.updates), _ids_json(incident.follower_ids),
+        _webhooks_json(incident.webhooks), _fields_json(incident.fields), _values_json(incident.field_values),
+        _retro_json(incident.retro), None if incident.retro_status is None else incident.retro_status.value,
+        incident.retro_text, incident.retro_published_at, incident.retro_by,
     )
 
 
@@ -266,6 +301,8 @@ class PostgresStore(Store):
             raise _storage_error(exc) from exc
         try:
             await self._migrate(schema_version)
+            if schema_version is None:
+                await self.backfill_metrics()
         except BaseException:
             await self.close()
             raise
@@ -357,11 +394,22 @@ class PostgresStore(Store):
                     await transaction.commit()
                 except _DATABASE_ERRORS as exc:
                     raise _storage_error(exc) from exc
+                for callback in tx.committed:
+                    callback()
             finally:
                 tx.active = False
                 self._tx_var.reset(token)
         finally:
             await pool.release(conn)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """After the running transaction's COMMIT (at once outside one): writers here run side by side,
+        so another connection (the scheduler's claim) does not see a write before then."""
+        tx = self._current_tx()
+        if tx is None:
+            callback()
+        else:
+            tx.committed.append(callback)
 
     def _runner(self) -> _Runner:
         """The running transaction's connection, or the pool (each call its own statement)."""
@@ -433,13 +481,15 @@ class PostgresStore(Store):
             status = await conn.execute(
                 "INSERT INTO playbooks (id, team_id, title, description, create_public_channel,"
                 " created_by, created_at, updated_at, version, stages, default_commander_id, updates,"
-                " invited_user_ids, auto_follower_ids)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING",
+                " invited_user_ids, auto_follower_ids, webhooks, fields, retro)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+                " ON CONFLICT DO NOTHING",
                 playbook.id, playbook.team_id, playbook.title, playbook.description,
                 int(playbook.create_public_channel), playbook.created_by, playbook.created_at,
                 playbook.updated_at, playbook.version, _stages_json(playbook.stages),
                 playbook.default_commander_id, _updates_json(playbook.updates),
-                _ids_json(playbook.invited_user_ids), _ids_json(playbook.auto_follower_ids))
+                _ids_json(playbook.invited_user_ids), _ids_json(playbook.auto_follower_ids),
+                _webhooks_json(playbook.webhooks), _fields_json(playbook.fields), _retro_json(playbook.retro))
             if _rowcount(status) != 1:
                 raise Conflict("A playbook with this id already exists.")
             await self._write_members(conn, playbook)
@@ -464,11 +514,13 @@ class PostgresStore(Store):
             status = await conn.execute(
                 "UPDATE playbooks SET title = $1, description = $2, create_public_channel = $3, stages = $4,"
                 " default_commander_id = $5, updates = $6, invited_user_ids = $7, auto_follower_ids = $8,"
-                " updated_at = $9, version = $10 WHERE id = $11 AND version = $12",
+                " webhooks = $9, fields = $10, retro = $11, updated_at = $12, version = $13"
+                " WHERE id = $14 AND version = $15",
                 playbook.title, playbook.description, int(playbook.create_public_channel),
                 _stages_json(playbook.stages), playbook.default_commander_id, _updates_json(playbook.updates),
-                _ids_json(playbook.invited_user_ids), _ids_json(playbook.auto_follower_ids), playbook.updated_at,
-                expected + 1, playbook.id, expected)
+                _ids_json(playbook.invited_user_ids), _ids_json(playbook.auto_follower_ids),
+                _webhooks_json(playbook.webhooks), _fields_json(playbook.fields), _retro_json(playbook.retro),
+                playbook.updated_at, expected + 1, playbook.id, expected)
             if _rowcount(status) != 1:
                 await self._explain_missed_update(conn, "playbooks", playbook.id, "playbook")
             await self._write_members(conn, playbook)
@@ -508,6 +560,7 @@ class PostgresStore(Store):
                 raise Conflict("This channel already has an incident.")  # or the id is taken
             if events:
                 await conn.executemany(_INSERT_EVENT, _event_params(events))
+            await _advance_summaries(conn, events, incident, new=True)
 
         await self._write(work)
         return incident
@@ -536,6 +589,7 @@ class PostgresStore(Store):
                 await self._explain_missed_update(conn, "incidents", incident.id, "incident")
             if events:
                 await conn.executemany(_INSERT_EVENT, _event_params(events))
+            await _advance_summaries(conn, events, incident)
 
         await self._write(work)
         return incident.model_copy(update={"version": expected + 1})
@@ -561,6 +615,7 @@ class PostgresStore(Store):
                 raise StorageError(f"incident {incident_id} vanished inside its own write transaction")
             if events:
                 await conn.executemany(_INSERT_EVENT, _event_params(events))
+            await _advance_summaries(conn, events, updated)
             return updated.model_copy(update={"version": current.version + 1}), list(events)
 
         return await self._write(work)
@@ -671,11 +726,53 @@ class PostgresStore(Store):
 
         async def work(conn: asyncpg.Connection) -> None:
             # Checked first (and kept from being deleted until the commit) rather than left to the
-            # foreign key: its violation would abort the caller's transaction.
-            found = await conn.fetch("SELECT id FROM incidents WHERE id = ANY($1::text[]) FOR KEY SHARE", wanted)
+            # foreign key: its violation would abort the caller's transaction. The rows are locked
+            # (in id order: no deadlock) for the summaries: appends to one incident advance its
+            # summary one after the other, never from the same stale one (SQLite has one writer).
+            found = await conn.fetch("SELECT id FROM incidents WHERE id = ANY($1::text[]) ORDER BY id"
+                                     " FOR NO KEY UPDATE", wanted)
             if len(found) != len(wanted):
                 raise NotFound("This incident no longer exists.")
             await conn.executemany(_INSERT_EVENT, _event_params(events))
+            await _advance_summaries(conn, events)
+
+        await self._write(work)
+
+    async def events_about(self, incident_id: str, subject_id: str) -> list[TimelineEvent]:
+        rows = await self._fetch(f"SELECT {_EVENT_COLUMNS} FROM timeline_events"
+                                 " WHERE incident_id = $1 AND subject_id = $2 ORDER BY seq", incident_id, subject_id)
+        return [_event_from_row(row) for row in rows]
+
+    # -- metrics summaries ---------------------------------------------------------------------------
+    async def incident_summary(self, incident_id: str) -> MetricsSummary | None:
+        text = await self._fetchval("SELECT summary FROM incident_metrics WHERE incident_id = $1", incident_id)
+        return None if text is None else MetricsSummary.model_validate_json(text)
+
+    async def metrics_rows(self, team_id: str, *, since: int, playbook_id: str | None = None) -> list[MetricsRow]:
+        # incident_metrics_stats holds every column read (an index-only scan, in its order).
+        sql = f"SELECT {_METRICS_COLUMNS} FROM incident_metrics WHERE team_id = $1 AND created_at >= $2"
+        args: list[Any] = [team_id, since]
+        if playbook_id is not None:
+            sql += " AND playbook_id = $3"
+            args.append(playbook_id)
+        rows = await self._fetch(sql, *args)
+        return [MetricsRow(i, t, p, c, bool(public), s, at, r) for i, t, p, c, public, s, at, r in rows]
+
+    async def incidents_without_summary(self, limit: int = 100) -> list[str]:
+        rows = await self._fetch(
+            "SELECT id FROM incidents WHERE NOT EXISTS"
+            " (SELECT 1 FROM incident_metrics m WHERE m.incident_id = incidents.id) ORDER BY created_at, id LIMIT $1",
+            limit)
+        return [row[0] for row in rows]
+
+    async def save_summary(self, incident: Incident, summary: MetricsSummary) -> None:
+        values = _summary_values(incident, summary)
+
+        async def work(conn: asyncpg.Connection) -> None:
+            # Checked (and kept) first, not left to the foreign key, whose violation aborts the transaction.
+            if await conn.fetchval("SELECT 1 FROM incidents WHERE id = $1 FOR KEY SHARE", incident.id) is None:
+                raise NotFound("This incident no longer exists.")
+            await conn.execute(_UPSERT_METRICS, *values)
 
         await self._write(work)
 
@@ -693,6 +790,20 @@ class PostgresStore(Store):
         if if_value is None:
             return await self._execute("DELETE FROM settings WHERE key = $1", key) > 0
         return await self._execute("DELETE FROM settings WHERE key = $1 AND value = $2", key, if_value) > 0
+
+    async def delete_settings(self, keys: Mapping[str, str | None]) -> None:
+        entries = list(keys.items())
+        if not entries:
+            return
+
+        async def work(conn: asyncpg.Connection) -> None:
+            for key, if_value in entries:
+                if if_value is None:
+                    await conn.execute("DELETE FROM settings WHERE key = $1", key)
+                else:
+                    await conn.execute("DELETE FROM settings WHERE key = $1 AND value = $2", key, if_value)
+
+        await self._write(work)
 
     async def settings_with_prefix(self, prefix: str) -> dict[str, str]:
         rows = await self._fetch("SELECT key, value FROM settings WHERE left(key, $1) = $2 ORDER BY key",
@@ -920,9 +1031,143 @@ class PostgresStore(Store):
             f"  AND claimed_by IS DISTINCT FROM {owner}::text))", *p.values)
         return None if value is None else int(value)
 
-    async def prune_jobs(self, before: int) -> int:
+    async def prune_jobs(self, before: int, *, states: Collection[JobState] | None = None,
+                         limit: int | None = None) -> int:
+        wanted = sorted(state.value for state in finished_states(states))
+        if not wanted or (limit is not None and limit < 1):
+            return 0
+        # Oldest first, at most ``limit`` (NULL: no limit); the condition matches jobs_finished's own.
         return await self._execute(
-            "DELETE FROM jobs WHERE state IN ('done', 'cancelled', 'failed') AND finished_at < $1", before)
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state IN ('done', 'cancelled', 'failed')"
+            " AND state = ANY($1::text[]) AND finished_at < $2 ORDER BY finished_at LIMIT $3)",
+            wanted, before, limit)
+
+    # -- alerts (migration 0003; the SQLite store's statements) ---------------------------------------
+    async def record_alerts(self, source: str, alerts: Sequence[tuple[AlertIn, GroupTouch | None]], *,
+                            now: int) -> list[AlertRecord]:
+        async def work(conn: asyncpg.Connection) -> list[AlertRecord]:
+            seqs: dict[str, int] = {}
+            for alert, group in alerts:
+                if group is not None and group.id not in seqs:
+                    seqs[group.id] = int(await conn.fetchval(
+                        "INSERT INTO alert_groups (id, source, group_key, rule, channel_id, mode, first_seen, last_seen,"
+                        " notifications, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 1, 1)"
+                        " ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen,"
+                        " channel_id = excluded.channel_id, notifications = alert_groups.notifications + 1,"
+                        " seq = alert_groups.seq + 1 RETURNING seq",
+                        group.id, group.source, group.group_key, group.rule, group.channel_id, group.mode.value,
+                        now))
+                seq = seqs[group.id] if group is not None else 0
+                is_resolved = alert.status is AlertStatus.RESOLVED
+                await conn.execute(
+                    f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 1, $8, $9, $10, $11)"
+                    " ON CONFLICT (source, fingerprint) DO UPDATE SET group_id = excluded.group_id,"
+                    " details = excluded.details, seq = excluded.seq,"
+                    " title = excluded.title, url = excluded.url, last_seen = excluded.last_seen,"
+                    " count = alerts.count + 1,"
+                    " resolved_at = CASE WHEN excluded.status = 'resolved' THEN"
+                    "   (CASE WHEN alerts.status = 'resolved' THEN alerts.resolved_at ELSE excluded.last_seen END)"
+                    "   ELSE NULL END,"
+                    " resolved_seq = CASE WHEN excluded.status = 'resolved' THEN"
+                    "   (CASE WHEN alerts.status = 'resolved' THEN alerts.resolved_seq ELSE excluded.seq END)"
+                    "   ELSE alerts.resolved_seq END,"
+                    " status = excluded.status",
+                    source, alert.fingerprint, group.id if group else "", alert.status.value, alert.title, alert.url,
+                    now, now if is_resolved else None, seq, seq if is_resolved else None,
+                    json.dumps({"labels": dict(alert.labels), "annotations": dict(alert.annotations)},
+                               separators=(",", ":")))
+            found: list[AlertRecord] = []
+            for alert, _ in alerts:
+                row = await conn.fetchrow(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE source = $1 AND fingerprint = $2",
+                                          source, alert.fingerprint)
+                found.append(_alert_from_row(row))
+            return found
+
+        return await self._write(work)
+
+    async def get_alert(self, source: str, fingerprint: str) -> AlertRecord | None:
+        row = await self._fetchrow(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE source = $1 AND fingerprint = $2",
+                                   source, fingerprint)
+        return _alert_from_row(row) if row else None
+
+    async def count_alerts(self, source: str | None = None) -> int:
+        if source is None:
+            return int(await self._fetchval("SELECT count(*) FROM alerts"))
+        return int(await self._fetchval("SELECT count(*) FROM alerts WHERE source = $1", source))
+
+    async def alerts_of_group(self, group_id: str, *, limit: int = 1000) -> list[AlertRecord]:
+        rows = await self._fetch(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE group_id = $1"
+                                 " ORDER BY first_seen, fingerprint LIMIT $2", group_id, max(0, limit))
+        return [_alert_from_row(row) for row in rows]
+
+    async def get_alert_group(self, group_id: str) -> AlertGroup | None:
+        row = await self._fetchrow(f"SELECT {_GROUP_COLUMNS} FROM alert_groups WHERE id = $1", group_id)
+        return _group_from_row(row) if row else None
+
+    async def alert_groups_with_news(self, channel_id: str, *, limit: int = 100) -> list[AlertGroup]:
+        rows = await self._fetch(f"SELECT {_GROUP_COLUMNS} FROM alert_groups WHERE channel_id = $1"
+                                 " AND seq > posted_seq ORDER BY first_seen, id LIMIT $2", channel_id, max(0, limit))
+        return [_group_from_row(row) for row in rows]
+
+    async def alert_groups_posted_since(self, channel_id: str, since: int) -> int:
+        return int(await self._fetchval(
+            "SELECT count(*) FROM alert_groups WHERE channel_id = $1 AND created_post_at >= $2", channel_id, since))
+
+    async def save_alert_group_posted(self, posted: GroupPosted) -> bool:
+        return await self._execute(
+            "UPDATE alert_groups SET posted_seq = greatest(posted_seq, $1), state = $2, post_id = $3,"
+            " incident_id = $4, created_post_at = $5, posted_at = $6, last_error = $7 WHERE id = $8",
+            posted.posted_seq, posted.state.value, posted.post_id, posted.incident_id, posted.created_post_at,
+            posted.posted_at, posted.last_error, posted.id) > 0
+
+
+async def _timeline_of(conn: asyncpg.Connection, incident_id: str) -> list[TimelineEvent]:
+    rows = await conn.fetch(f"SELECT {_EVENT_COLUMNS} FROM timeline_events WHERE incident_id = $1 ORDER BY seq",
+                            incident_id)
+    return [_event_from_row(row) for row in rows]
+
+
+async def _advance_summaries(
+    conn: asyncpg.Connection, events: Sequence[TimelineEvent], incident: Incident | None = None, *, new: bool = False
+) -> None:
+    """SQLite's ``_advance_summaries`` (same rules) inside the open transaction, after ``events`` are
+    inserted: the summary of every incident they belong to advances with them, and ``incident`` (as
+    just written) is followed in the descriptive columns. The callers hold the incident rows locked
+    (the update, ``FOR UPDATE`` or ``FOR NO KEY UPDATE``), so no two advance one summary at once."""
+    by_incident: dict[str, list[TimelineEvent]] = {}
+    if incident is not None:
+        by_incident[incident.id] = []
+    for event in events:
+        by_incident.setdefault(event.incident_id, []).append(event)
+    for incident_id, own in by_incident.items():
+        subject = incident if incident is not None and incident.id == incident_id else None
+        if new and subject is not None:
+            await conn.execute(_UPSERT_METRICS,
+                               *_summary_values(subject, advance(start_summary(subject.created_at), own)))
+            continue
+        row = await conn.fetchrow(
+            "SELECT playbook_id, public, severity, summary FROM incident_metrics WHERE incident_id = $1", incident_id)
+        if subject is None:
+            found = await conn.fetchrow(f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = $1", incident_id)
+            if found is None:
+                continue
+            subject = _incident_from_row(found)
+            if row is not None:  # the incident did not change: keep what was written with it
+                subject = subject.model_copy(update={"playbook_id": row[0], "public": bool(row[1])})
+                severity = row[2]
+            else:
+                severity = subject.severity
+        else:
+            severity = subject.severity
+        if row is None:
+            summary = summarize(subject.created_at, await _timeline_of(conn, incident_id))
+        else:
+            before = MetricsSummary.model_validate_json(row[3])
+            summary = advance(before, own)
+            if summary == before and (row[0], bool(row[1]), row[2]) == (subject.playbook_id, subject.public, severity):
+                continue
+        values = _summary_values(subject, summary)
+        await conn.execute(_UPSERT_METRICS, *values[:5], severity, *values[6:])
 
 
 __all__ = ["DEFAULT_POOL_SIZE", "PostgresStore"]

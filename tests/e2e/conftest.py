@@ -26,7 +26,7 @@ EDIT_TIME_LIMIT = 300
 POSTGRES_MODULES = frozenset({
     "test_incidents", "test_step_commands", "test_history", "test_status_updates", "test_reminders",
     "test_restart_catchup", "test_replay_restart", "test_reminder_sigkill", "test_start_recovery",
-    "test_replicas",
+    "test_replicas", "test_timeline", "test_fields", "test_alerts", "test_webhooks", "test_stats",
 })
 #: ``CC_TEST_E2E_DATABASE=postgresql`` runs every other bot test on PostgreSQL too (read at import:
 #: each test clears ``CC_*`` from its environment).

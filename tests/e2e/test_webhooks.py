@@ -115,10 +115,10 @@ async def _incident_of(app: CommandCenter, sandbox, name: str):
     return next(i for i in page.items if i.name == name)
 
 
-async def _jobs(app_or_dir) -> list[Job]:
+async def _jobs(app_or_dir, e2e_database: str | None = None) -> list[Job]:
     if isinstance(app_or_dir, CommandCenter):
         return await app_or_dir.store.list_jobs(kind=WEBHOOK_KIND)
-    store = await open_store(database(app_or_dir, None))
+    store = await open_store(database(app_or_dir, e2e_database))
     try:
         return await store.list_jobs(kind=WEBHOOK_KIND)
     finally:
@@ -279,7 +279,8 @@ async def test_a_receiver_down_for_a_while_gets_the_delivery_once_it_is_back(san
 
 @pytest.mark.parametrize("kill_at, sent_before_restart", [("after_claim", 0), ("after_send", 1)])
 async def test_sigkill_mid_delivery_delivers_with_at_most_one_duplicate_and_the_same_key(sandbox, tmp_path, receiver,
-                                                                                       kill_at, sent_before_restart):
+                                                                                       kill_at, sent_before_restart,
+                                                                                       e2e_database):
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     log = tmp_path / "bot.log"
@@ -287,12 +288,12 @@ async def test_sigkill_mid_delivery_delivers_with_at_most_one_duplicate_and_the_
              "CC_TEST_SCHEDULER_LEASE_MS": str(LEASE_MS)}
     bots: list[ReminderBot] = []
     try:
-        first = ReminderBot(sandbox, data_dir, log, CC_WEBHOOK_ALLOWED_INTERNAL="127.0.0.1")
+        first = ReminderBot(sandbox, data_dir, log, e2e_database, CC_WEBHOOK_ALLOWED_INTERNAL="127.0.0.1")
         bots.append(first)
         await first.start()
         await create_playbook(sandbox)
         await first.stop()
-        store = await open_store(database(data_dir, None))
+        store = await open_store(database(data_dir, e2e_database))
         try:  # while no bot runs: the playbook sends "created" to the receiver
             [playbook] = await store.playbooks_for_user(sandbox.team("acme")["id"], sandbox.user_id("alice"))
             target = WebhookTarget(id="w" * 26, url=receiver.url("crash"), events=("created",))
@@ -300,7 +301,7 @@ async def test_sigkill_mid_delivery_delivers_with_at_most_one_duplicate_and_the_
         finally:
             await store.close()
 
-        doomed = ReminderBot(sandbox, data_dir, log, CC_TEST_KILL_AT=kill_at, **hooks)
+        doomed = ReminderBot(sandbox, data_dir, log, e2e_database, CC_TEST_KILL_AT=kill_at, **hooks)
         bots.append(doomed)
         await doomed.start()
         alice = sandbox.user("alice")
@@ -314,22 +315,22 @@ async def test_sigkill_mid_delivery_delivers_with_at_most_one_duplicate_and_the_
         assert await asyncio.wait_for(doomed.process.wait(), 60) == -9  # killed at the point
         # after_claim: claimed, not begun; after_send: the receiver has it, the job was never completed.
         assert len(receiver.requests) == sent_before_restart
-        [job] = await _jobs(data_dir)
+        [job] = await _jobs(data_dir, e2e_database)
         assert job.state is JobState.CLAIMED and job.maybe_delivered is bool(sent_before_restart)
 
-        restarted = ReminderBot(sandbox, data_dir, log, **hooks)
+        restarted = ReminderBot(sandbox, data_dir, log, e2e_database, **hooks)
         bots.append(restarted)
         await restarted.start()
         await receiver.wait_for(lambda: len(receiver.requests) >= sent_before_restart + 1, timeout=30)
 
         async def done() -> bool:
-            return (await _jobs(data_dir))[0].state is JobState.DONE
+            return (await _jobs(data_dir, e2e_database))[0].state is JobState.DONE
         await _until(sandbox, done)
         await restarted.stop()
     finally:
         for bot in bots:
             await bot.stop()
-    [job] = await _jobs(data_dir)
+    [job] = await _jobs(data_dir, e2e_database)
     assert job.state is JobState.DONE
     keys = [headers[HEADER_IDEMPOTENCY] for _, headers, _ in receiver.requests]
     # Delivered; a duplicate only when the kill came after the send, carrying the same key and body.

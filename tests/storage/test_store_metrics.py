@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import sqlite3
 
+import asyncpg
 import pytest
 
 from domain import checklist, incidents, updates
@@ -146,6 +147,12 @@ async def _forget_summaries(store, backend: str) -> None:
     if backend == "sqlite":
         with sqlite3.connect(store.path) as raw:
             raw.execute("DELETE FROM incident_metrics")
+    elif backend == "postgresql":
+        conn = await asyncpg.connect(store.url)
+        try:
+            await conn.execute("DELETE FROM incident_metrics")
+        finally:
+            await conn.close()
     else:
         store._db.data.w_summaries().clear()
 
