@@ -23,13 +23,11 @@ import glob
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Coroutine
 from pathlib import Path
@@ -100,7 +98,7 @@ class ThrowawayPostgres:
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="cc-pg-", dir=_parent()))
         self.user = user
         self.port = 0
-        self.process: subprocess.Popen | None = None
+        self.running = False  # a server was started from this object and not stopped yet
 
     @property
     def data(self) -> Path:
@@ -128,32 +126,20 @@ class ThrowawayPostgres:
             if result.returncode != 0:
                 raise PostgresUnavailable(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
         self.port = free_port()
-        log = open(self.root / "server.log", "ab")  # the server writes it while it runs
-        self.process = subprocess.Popen(
-            [*prefix, str(binaries / "postgres"), "-D", str(self.data), "-p", str(self.port),
-             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.root}",
-             "-c", "fsync=on", "-c", "synchronous_commit=on", "-c", "max_connections=300",
-             "-c", "shared_buffers=128MB"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
+        options = " ".join([
+            "-p", str(self.port), "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.root}",
+            "-c", "fsync=on", "-c", "synchronous_commit=on", "-c", "max_connections=300", "-c", "shared_buffers=128MB"])
+        # pg_ctl -w is PostgreSQL's own wait: it returns once the server accepts connections (or fails).
+        self.running = True
+        result = subprocess.run(
+            [*prefix, str(binaries / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"),
+             "-o", options, "-w", "-t", str(int(START_TIMEOUT_S)), "start"],
+            capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
+        if result.returncode != 0:
+            self.stop(remove=False)
+            raise PostgresUnavailable(f"postgres did not start: {result.stderr.strip()} {self.log_tail()}")
         (self.root / "postmaster.url").write_text(self.url)
-        self._wait_ready(binaries)
         return self.url
-
-    def _wait_ready(self, binaries: Path) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise PostgresUnavailable(f"postgres exited with {self.process.returncode}: {self.log_tail()}")
-            ready = subprocess.run([str(binaries / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port),
-                                    "-U", self.user, "-d", "postgres"], check=False)
-            if ready.returncode == 0:
-                return
-            if time.monotonic() > deadline:
-                self.stop()
-                raise PostgresUnavailable(f"postgres did not accept connections in {START_TIMEOUT_S:.0f} s")
-            time.sleep(0.05)  # polling a separate process's readiness (pg_isready answers at once)
 
     def log_tail(self) -> str:
         try:
@@ -162,41 +148,27 @@ class ThrowawayPostgres:
             return ""
 
     def stop(self, *, remove: bool = True) -> None:
-        """Fast shutdown (SIGINT; SIGKILL after 30 s), then remove the directory."""
-        process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        """Fast shutdown (pg_ctl waits for it; immediate after 30 s), then remove the directory."""
+        if self.running:
+            self.running = False
+            _pg_ctl_stop(self.data)
         if remove:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
+def _pg_ctl_stop(data: Path) -> None:
+    """Stop the server of ``data`` and wait until it has exited (pg_ctl's own wait)."""
+    if not (data / "postmaster.pid").exists():
+        return
+    command = [*_as_service_user(), str(bin_dir() / "pg_ctl"), "-D", str(data), "-w", "-t", "30", "stop"]
+    fast = subprocess.run([*command, "-m", "fast"], capture_output=True, check=False)
+    if fast.returncode != 0:
+        subprocess.run([*command, "-m", "immediate"], capture_output=True, check=False)
+
+
 def stop_directory(root: Path) -> None:
     """Stop the server a ``python -m tests.pg start`` left running in ``root`` and remove ``root``."""
-    pid_file = root / "data" / "postmaster.pid"
-    if pid_file.exists():
-        pid = int(pid_file.read_text().split()[0])
-        try:
-            os.kill(pid, signal.SIGINT)
-        except ProcessLookupError:
-            pid = 0
-        deadline = time.monotonic() + 30
-        while pid and time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)  # waiting for another process to exit
-        else:
-            if pid:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+    _pg_ctl_stop(root / "data")
     shutil.rmtree(root, ignore_errors=True)
 
 
