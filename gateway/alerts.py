@@ -29,7 +29,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal, Protocol
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -37,6 +36,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from domain import limits
 from domain.alerts import AlertIn, AlertMode, AlertStatus
 from domain.errors import ValidationError
+from gateway.yaml_reading import Bounds, Problem, Problems, TooManyProblems, compose
 
 #: The most alerts one notification may carry (Alertmanager's max_alerts is 0 = all by default; a
 #: group larger than this is better sent truncated: ``truncatedAlerts`` says how many were left out).
@@ -343,15 +343,8 @@ class RoutingRules:
         return next((rule for rule in self.rules if rule.matches(alert)), None)
 
 
-@dataclass(frozen=True)
-class RulesProblem:
-    line: int
-    where: str
-    message: str
-
-    def __str__(self) -> str:
-        place = f"Line {self.line}" if self.line else "The file"
-        return f"{place}, {self.where}: {self.message}" if self.where else f"{place}: {self.message}"
+#: One problem of the rules file (the shape every YAML file's problems have).
+RulesProblem = Problem
 
 
 class RulesFormatError(ValidationError):
@@ -365,67 +358,25 @@ class RulesFormatError(ValidationError):
         super().__init__(f"{head[0].upper()}{head[1:]}:\n{lines}\nThe format is described in README \"Alerts\".")
 
 
-class _Stop(Exception):
-    pass
+_Stop = TooManyProblems
 
 
-class _Problems:
+class _Problems(Problems):
+    """The problems of the rules file, raised as RulesFormatError."""
+
     def __init__(self) -> None:
-        self.items: list[RulesProblem] = []
-
-    def add(self, node: Node | None, where: str, message: str) -> None:
-        line = node.start_mark.line + 1 if node is not None and node.start_mark is not None else 0
-        self.items.append(RulesProblem(line, where, message))
-        if len(self.items) >= _MAX_PROBLEMS:
-            raise _Stop
+        super().__init__(RulesFormatError, _MAX_PROBLEMS)
 
 
-class _Refused(yaml.MarkedYAMLError):
-    pass
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader's composer refusing aliases, deep nesting and too many values."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
-        self._nodes = 0
-
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            raise _Refused(problem="anchors and aliases (*name) are not supported; write the values out",
-                           problem_mark=self.peek_event().start_mark)
-        self._nodes += 1
-        if self._nodes > _MAX_NODES:
-            raise _Refused(problem=f"the file has more than {_MAX_NODES} values", problem_mark=self.peek_event().start_mark)
-        self._depth += 1
-        try:
-            if self._depth > _MAX_DEPTH:
-                raise _Refused(problem="the YAML is nested too deeply for routing rules",
-                               problem_mark=self.peek_event().start_mark)
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
+_BOUNDS = Bounds(max_nodes=_MAX_NODES, max_depth=_MAX_DEPTH, too_many=f"the file has more than {_MAX_NODES} values",
+                 too_deep="the YAML is nested too deeply for routing rules")
 
 
 def _compose(text: str) -> Node | None:
     if len(text) > MAX_RULES_CHARS:
         raise RulesFormatError([RulesProblem(0, "", f"the file is {len(text):,} characters long; at most "
                                                     f"{MAX_RULES_CHARS:,} are read.")])
-    loader = _Loader(text)
-    try:
-        return loader.get_single_node()
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark is not None else 0
-        what = error.problem if isinstance(error, _Refused) else \
-            "not valid YAML: " + (" ".join(x for x in (error.context, error.problem) if x) or "?")
-        raise RulesFormatError([RulesProblem(line, "", f"{what}.")]) from None
-    except yaml.YAMLError as error:
-        raise RulesFormatError([RulesProblem(0, "", f"not valid YAML: {error}.")]) from None
-    finally:
-        loader.dispose()
+    return compose(text, _BOUNDS, RulesFormatError)
 
 
 def _fields(node: Node, where: str, allowed: tuple[str, ...], problems: _Problems) -> dict[str, Node] | None:

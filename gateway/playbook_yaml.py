@@ -53,6 +53,7 @@ from domain.models import (
 from domain.retro import retro_settings
 from gateway.messages import DEFAULT_TRIGGER, command
 from gateway.webhooks_out import WebhookURLError, parse_target_url
+from gateway.yaml_reading import Bounds, Deadline, Problem, Problems, TooManyProblems, compose, line_of
 
 #: Largest YAML text read at all, in characters (as large as the largest file accepted).
 MAX_YAML_CHARS = 256 * 1024
@@ -169,19 +170,6 @@ class PlaybookSpec:
 
 # -- errors ---------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with the file: where, which field, what."""
-
-    line: int
-    where: str
-    message: str
-
-    def __str__(self) -> str:
-        place = f"Line {self.line}" if self.line else "The file"
-        return f"{place}, {self.where}: {self.message}" if self.where else f"{place}: {self.message}"
-
-
 class PlaybookFormatError(ValidationError):
     """The YAML is not a valid playbook; ``problems`` lists every problem found (nothing is saved)."""
 
@@ -193,89 +181,25 @@ class PlaybookFormatError(ValidationError):
         super().__init__(f"{head}; nothing was saved.\n{lines}\nThe format is described in docs/playbooks.md.")
 
 
-class _Stop(Exception):
-    """Too many problems: stop looking."""
+_Stop = TooManyProblems
 
 
-class _Problems:
+class _Problems(Problems):
+    """The problems of one playbook file, raised as PlaybookFormatError."""
+
     def __init__(self) -> None:
-        self.items: list[Problem] = []
-
-    def add(self, node: Node | None, where: str, message: str) -> None:
-        self.items.append(Problem(_line(node), where, message))
-        if len(self.items) >= _MAX_PROBLEMS:
-            raise _Stop
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            raise PlaybookFormatError(self.items)
+        super().__init__(PlaybookFormatError, _MAX_PROBLEMS)
 
 
-def _line(node: Node | None) -> int:
-    return node.start_mark.line + 1 if node is not None and node.start_mark is not None else 0
-
+_line = line_of
 
 # -- reading YAML safely --------------------------------------------------------------------
 
-class _Refused(yaml.MarkedYAMLError):
-    pass
-
-
-class _TooSlow(Exception):
-    """The parse ran past its deadline."""
-
-
-@dataclass(frozen=True)
-class Deadline:
-    """When a parse must give up, on ``clock`` (seconds; injectable for tests)."""
-
-    at: float
-    clock: Callable[[], float] = time.monotonic
-    timeout_s: float = PARSE_TIMEOUT_S
-
-    @classmethod
-    def after(cls, timeout_s: float = PARSE_TIMEOUT_S, clock: Callable[[], float] = time.monotonic) -> Deadline:
-        return cls(clock() + timeout_s, clock, timeout_s)
-
-    def check(self) -> None:
-        if self.clock() > self.at:
-            raise _TooSlow
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader's composer, refusing aliases, deep nesting and too many values before they cost
-    anything, and giving up at its deadline."""
-
-    def __init__(self, stream: str, deadline: Deadline | None = None) -> None:
-        super().__init__(stream)
-        self._depth = 0
-        self._nodes = 0
-        self._deadline = deadline
-
-    def fetch_more_tokens(self):
-        if self._deadline is not None:
-            self._deadline.check()
-        super().fetch_more_tokens()
-
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            raise _Refused(problem="anchors and aliases (*name) are not supported; write the values out",
-                           problem_mark=self.peek_event().start_mark)
-        self._nodes += 1
-        if self._nodes > MAX_NODES:
-            raise _Refused(problem=f"the YAML has more than {MAX_NODES} values (items, fields and texts), more "
-                                   "than a playbook at every limit has",
-                           problem_mark=self.peek_event().start_mark)
-        if self._deadline is not None:
-            self._deadline.check()
-        self._depth += 1
-        try:
-            if self._depth > _MAX_DEPTH:
-                raise _Refused(problem="the YAML is nested too deeply for a playbook",
-                               problem_mark=self.peek_event().start_mark)
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
+_BOUNDS = Bounds(
+    max_nodes=MAX_NODES, max_depth=_MAX_DEPTH,
+    too_many=f"the YAML has more than {MAX_NODES} values (items, fields and texts), more than a playbook at "
+             "every limit has",
+    too_deep="the YAML is nested too deeply for a playbook")
 
 
 @dataclass(frozen=True)
@@ -298,38 +222,11 @@ class SizeLimit:
 ANY_SIZE = SizeLimit(MAX_YAML_CHARS)
 
 
-def _mark_line(error: yaml.MarkedYAMLError) -> int:
-    mark = error.problem_mark or error.context_mark
-    return mark.line + 1 if mark is not None else 0
-
-
 def _compose(text: object, deadline: Deadline | None) -> Node | None:
     if not isinstance(text, str):
         raise PlaybookFormatError([Problem(0, "", "expected YAML text.")])
     ANY_SIZE.check(text)
-    loader = None
-    try:
-        loader = _Loader(text, deadline)
-        return loader.get_single_node()
-    except _TooSlow:
-        assert deadline is not None
-        raise PlaybookFormatError([Problem(0, "", _too_slow(deadline.timeout_s))]) from None
-    except _Refused as error:  # valid YAML, but not what a playbook file may contain
-        raise PlaybookFormatError([Problem(_mark_line(error), "", f"{error.problem}.")]) from None
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        what = " ".join(x for x in (error.context, error.problem) if x) or "not valid YAML"
-        line = mark.line + 1 if mark is not None else 0
-        raise PlaybookFormatError([Problem(line, "", f"not valid YAML: {what}.")]) from None
-    except yaml.reader.ReaderError as error:
-        line = text[: max(0, error.position)].count("\n") + 1
-        raise PlaybookFormatError([Problem(line, "", "the text contains a character YAML does not allow "
-                                                     f"(code {error.character:#x}); remove it.")]) from None
-    except yaml.YAMLError as error:
-        raise PlaybookFormatError([Problem(0, "", f"not valid YAML: {error}.")]) from None
-    finally:
-        if loader is not None:
-            loader.dispose()
+    return compose(text, _BOUNDS, PlaybookFormatError, deadline=deadline, too_slow=_too_slow)
 
 
 # -- checking the structure ---------------------------------------------------------------
