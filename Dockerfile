@@ -19,6 +19,7 @@ COPY bot.py settings.py version.py ./
 COPY domain ./domain
 COPY gateway ./gateway
 COPY plugins ./plugins
+COPY backstage ./backstage
 COPY services ./services
 COPY storage ./storage
 COPY telemetry ./telemetry

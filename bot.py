@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from backstage import login
+from backstage.app import Backstage
 from gateway.alerts import RoutingRules, RulesFormatError, read_rules
 from gateway.binding import ChannelTeams
 from gateway.client import MattermostClient
@@ -56,6 +58,7 @@ from services.scheduler import DAY_MS, Backoff, Clock, CrashHooks, Scheduler, Sy
 from services.stats import StatsService
 from services.timeline import TimelineService
 from services.updates import UpdateService
+from services.webauth import WebAuth
 from services.webhooks import WebhookService, team_targets
 from settings import Settings, SettingsError, load_settings
 from storage import open_store, redacted_url
@@ -138,6 +141,16 @@ class CommandCenter:
         self.client: MattermostClient | None = None
         self._store: Store | None = None
         self.inbound: InboundServer | None = None
+        #: The backstage (issue 19): its sign-in (services/webauth.py) and its pages and API (backstage/).
+        self.web_auth: WebAuth | None = None
+        self.backstage: Backstage | None = None
+        self.history: HistoryService | None = None
+        self.playbooks: PlaybookService | None = None
+        self.stats: StatsService | None = None
+        self.report: ReportService | None = None
+        self.timeline: TimelineService | None = None
+        self.fields: FieldService | None = None
+        self.retro: RetroService | None = None
         self.events: EventStream | None = None
         self.ctx: BotContext | None = None
         self.callback_base_url = ""
@@ -189,17 +202,32 @@ class CommandCenter:
         self.webhooks = WebhookService(ctx, incidents, scheduler, self.webhook_sender or WebhookSender(policy),
                                        teams=team_targets(ctx.settings.team_webhooks, policy),
                                        backoff=self.webhook_backoff)
+        # The services the chat and the backstage (build_backstage) share: one of each.
+        self.history = history
+        playbooks = self.playbooks = PlaybookService(ctx, directory, posting)
+        stats = self.stats = StatsService(ctx, history)
+        report = self.report = ReportService(ctx, history)
+        timeline = self.timeline = TimelineService(ctx, directory, incidents, history)
+        fields = self.fields = FieldService(ctx, incidents)
+        retro = self.retro = RetroService(ctx, incidents, updates, scheduler)
         return [HelpPlugin(ctx), DirectMessagePlugin(ctx, self.registry, history), IncidentPlugin(ctx, incidents),
                 HistoryPlugin(ctx, history),
-                PlaybookPlugin(ctx, PlaybookService(ctx, directory, posting)),
+                PlaybookPlugin(ctx, playbooks),
                 FollowPlugin(ctx, FollowService(ctx, directory, history)),
                 UpdatesPlugin(ctx, updates, history),
                 ReminderPlugin(ctx, reminders, incidents), AlertPlugin(ctx, alerts, incidents),
-                StatsPlugin(ctx, StatsService(ctx, history)), ReportPlugin(ctx, ReportService(ctx, history)),
-                TimelinePlugin(ctx, TimelineService(ctx, directory, incidents, history)),
+                StatsPlugin(ctx, stats), ReportPlugin(ctx, report),
+                TimelinePlugin(ctx, timeline),
                 # Severity, custom fields and the retrospective (issue 18).
-                FieldsPlugin(ctx, FieldService(ctx, incidents)),
-                RetroPlugin(ctx, RetroService(ctx, incidents, updates, scheduler), history)]
+                FieldsPlugin(ctx, fields),
+                RetroPlugin(ctx, retro, history)]
+
+    def build_backstage(self, ctx: BotContext) -> Backstage:
+        """The web pages and the REST API (issue 19), on the services the chat uses (build_plugins)."""
+        auth = self.web_auth = WebAuth(ctx)
+        backstage = self.backstage = Backstage(ctx, auth)
+        login.setup(backstage)
+        return backstage
 
     async def start(self) -> None:
         """Start everything; raises StartupError with a readable reason when that is impossible."""
@@ -261,6 +289,7 @@ class CommandCenter:
                                      channel_teams=ChannelTeams(client, known=self._incident_team),
                                      trigger=settings.command_trigger,
                                      alerts=self.alerts, alert_secrets=settings.alert_secrets())
+        self.build_backstage(self.ctx).mount(self.inbound.app)
         try:
             port = await self.inbound.start(settings.listen_host, settings.listen_port)
         except OSError as error:

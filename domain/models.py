@@ -373,3 +373,30 @@ class Actor(NamedTuple):
 
     user_id: str
     is_system_admin: bool = False
+
+
+class CredentialKind(StrEnum):
+    """What a backstage credential is (issue 19): a browser session or a personal API token."""
+
+    SESSION = "session"
+    API_TOKEN = "api_token"
+
+
+class WebCredential(_Frozen):
+    """A secret that signs someone in to the backstage (web pages and ``/api/v1``).
+
+    Only a hash of the secret is stored (``token_hash``: SHA-256, hex), so a copy of the database
+    signs nobody in. ``id`` is public: it names the credential in lists and when revoking it.
+    """
+
+    id: str
+    token_hash: str
+    kind: CredentialKind
+    user_id: str
+    #: A token's name, chosen by its owner ("" for sessions).
+    name: str = ""
+    #: A session's CSRF token, which every form and unsafe request must carry ("" for API tokens).
+    csrf: str = ""
+    created_at: int
+    #: Epoch ms after which it signs nobody in; 0 = never (API tokens until revoked).
+    expires_at: int = 0

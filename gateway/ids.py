@@ -16,6 +16,16 @@ class Route(StrEnum):
     ALERTS_GENERIC = "/alerts/generic"
 
 
+#: Where the backstage's pages and its REST API are served on the bot's server (issue 19, backstage/).
+BACKSTAGE_PREFIX = "/backstage"
+API_PREFIX = "/api/v1"
+
+
+def incident_page_url(base_url: str, incident_id: str) -> str:
+    """The backstage page of an incident, for links from the card and replies in chat."""
+    return f"{base_url}{BACKSTAGE_PREFIX}/incidents/{incident_id}"
+
+
 class Action(StrEnum):
     """Button and menu actions on the bot's posts (alphanumeric: Mattermost's action-id rule)."""
 

@@ -30,13 +30,31 @@ from domain.errors import Conflict, NotFound, ValidationError
 from domain.fields import FIELD_ID
 from domain.ids import new_id
 from domain.metrics import MetricsRow, MetricsSummary, summarize
-from domain.models import DEFAULT_SEVERITY, Incident, IncidentStatus, Playbook, TimelineEvent
+from domain.models import (
+    DEFAULT_SEVERITY,
+    CredentialKind,
+    Incident,
+    IncidentStatus,
+    Playbook,
+    TimelineEvent,
+    WebCredential,
+)
 
 from .jobs import Job, JobState, payload_json
 from .leases import Lease
 
 #: A pure operation as given to :meth:`Store.mutate_incident`.
 IncidentOperation = Callable[[Incident], tuple[Incident, list[TimelineEvent]]]
+
+
+#: The columns of ``web_credentials``, in :func:`credential_from_row`'s order (every backend's SELECT).
+CREDENTIAL_COLUMNS = "id, token_hash, kind, user_id, name, csrf, created_at, expires_at"
+
+
+def credential_from_row(row: Any) -> WebCredential:
+    """A ``web_credentials`` row (selected as :data:`CREDENTIAL_COLUMNS`) as the model."""
+    return WebCredential(id=row[0], token_hash=row[1], kind=CredentialKind(row[2]), user_id=row[3], name=row[4],
+                         csrf=row[5], created_at=int(row[6]), expires_at=int(row[7]))
 
 
 class StorageError(Exception):
@@ -576,6 +594,29 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def get_lease(self, name: str) -> Lease | None:
         """The lease as stored (maybe expired), or None if it was never taken."""
+
+    # -- backstage credentials (sessions and API tokens; issue 19) ---------------------------
+    @abc.abstractmethod
+    async def add_credential(self, credential: WebCredential) -> None:
+        """Store a new credential; ``Conflict`` if its id or token hash is already stored."""
+
+    @abc.abstractmethod
+    async def credential_by_hash(self, token_hash: str, *, now: int) -> WebCredential | None:
+        """The credential whose secret hashes to ``token_hash``, if it has not expired at ``now``
+        (``expires_at`` 0: never expires); None otherwise."""
+
+    @abc.abstractmethod
+    async def credentials_of(self, user_id: str, kind: CredentialKind) -> list[WebCredential]:
+        """Every stored credential of ``kind`` of the user, oldest first (expired ones included)."""
+
+    @abc.abstractmethod
+    async def delete_credential(self, credential_id: str, *, user_id: str) -> bool:
+        """Delete the credential if it is the user's; False if there is none such (another user's
+        credential is never touched)."""
+
+    @abc.abstractmethod
+    async def prune_credentials(self, now: int) -> int:
+        """Delete credentials expired at ``now`` (never those with ``expires_at`` 0); how many."""
 
     @abc.abstractmethod
     async def incident_version(self, incident_id: str) -> int | None:

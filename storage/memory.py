@@ -41,7 +41,7 @@ from typing import Any
 from domain.alerts import AlertGroup, AlertIn, AlertRecord, AlertStatus, GroupPosted, GroupTouch
 from domain.errors import Conflict, NotFound
 from domain.metrics import MetricsRow, MetricsSummary, advance, start_summary, summarize
-from domain.models import Incident, Playbook, TimelineEvent
+from domain.models import CredentialKind, Incident, Playbook, TimelineEvent, WebCredential
 from domain.timeline import subject_of
 from domain.todo import has_open_step_of
 
@@ -105,7 +105,7 @@ class _Data:
     """Everything a database holds. Containers are copied on their first write after :meth:`fork`."""
 
     _CONTAINERS = ("playbooks", "incidents", "by_channel", "timelines", "event_ids", "settings", "single_use",
-                   "jobs", "alerts", "alert_groups", "summaries", "leases")
+                   "jobs", "alerts", "alert_groups", "summaries", "leases", "credentials")
 
     def __init__(self) -> None:
         self.playbooks: dict[str, Playbook] = {}
@@ -120,6 +120,7 @@ class _Data:
         self.alert_groups: dict[str, AlertGroup] = {}
         self.summaries: dict[str, _Summary] = {}  # incident id -> its metrics row and summary (both frozen)
         self.leases: dict[str, Lease] = {}  # Lease is frozen too
+        self.credentials: dict[str, WebCredential] = {}  # by id; frozen too
         self.rowids = itertools.count(1)
         self._owned = set(self._CONTAINERS)
         self._owned_timelines: set[str] | None = None  # None: every timeline list is this copy's own
@@ -194,6 +195,9 @@ class _Data:
 
     def w_leases(self) -> dict[str, Lease]:
         return self._writable("leases")
+
+    def w_credentials(self) -> dict[str, WebCredential]:
+        return self._writable("credentials")
 
 @dataclass(frozen=True, slots=True)
 class _Summary:
@@ -654,6 +658,39 @@ class MemoryStore(Store):
 
     async def get_lease(self, name: str) -> Lease | None:
         return (await self._read()).leases.get(name)
+
+    # -- backstage credentials --------------------------------------------------------------------
+    async def add_credential(self, credential: WebCredential) -> None:
+        async with self._writing() as data:
+            if credential.id in data.credentials or any(
+                    c.token_hash == credential.token_hash for c in data.credentials.values()):
+                raise Conflict("credential already stored")
+            data.w_credentials()[credential.id] = credential
+
+    async def credential_by_hash(self, token_hash: str, *, now: int) -> WebCredential | None:
+        for credential in (await self._read()).credentials.values():
+            if credential.token_hash == token_hash and (credential.expires_at == 0 or credential.expires_at > now):
+                return credential
+        return None
+
+    async def credentials_of(self, user_id: str, kind: CredentialKind) -> list[WebCredential]:
+        found = [c for c in (await self._read()).credentials.values() if c.user_id == user_id and c.kind == kind]
+        return sorted(found, key=lambda c: (c.created_at, c.id))
+
+    async def delete_credential(self, credential_id: str, *, user_id: str) -> bool:
+        async with self._writing() as data:
+            credential = data.credentials.get(credential_id)
+            if credential is None or credential.user_id != user_id:
+                return False
+            del data.w_credentials()[credential_id]
+            return True
+
+    async def prune_credentials(self, now: int) -> int:
+        async with self._writing() as data:
+            expired = [c.id for c in data.credentials.values() if c.expires_at and c.expires_at <= now]
+            for credential_id in expired:
+                del data.w_credentials()[credential_id]
+            return len(expired)
 
     async def incident_version(self, incident_id: str) -> int | None:
         row = (await self._read()).incidents.get(incident_id)

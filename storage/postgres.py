@@ -46,10 +46,11 @@ import asyncpg
 from domain.alerts import AlertGroup, AlertIn, AlertRecord, AlertStatus, GroupPosted, GroupTouch
 from domain.errors import Conflict, NotFound
 from domain.metrics import MetricsRow, MetricsSummary, advance, start_summary, summarize
-from domain.models import Incident, Playbook, TimelineEvent
+from domain.models import CredentialKind, Incident, Playbook, TimelineEvent, WebCredential
 
 from . import migrations
 from .base import (
+    CREDENTIAL_COLUMNS,
     SEVERITY_ID,
     IncidentOperation,
     IncidentQuery,
@@ -59,6 +60,7 @@ from .base import (
     RefPage,
     StorageError,
     Store,
+    credential_from_row,
     like_pattern,
 )
 from .jobs import LIVE, Job, JobState, check_selector, finished_states, payload_json, short_error
@@ -848,6 +850,33 @@ class PostgresStore(Store):
     async def get_lease(self, name: str) -> Lease | None:
         row = await self._fetchrow("SELECT name, holder, epoch, expires_at FROM leases WHERE name = $1", name)
         return Lease(*row) if row else None
+
+    # -- backstage credentials --------------------------------------------------------------------
+    async def add_credential(self, credential: WebCredential) -> None:
+        c = credential
+        inserted = await self._execute(
+            f"INSERT INTO web_credentials ({CREDENTIAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            " ON CONFLICT DO NOTHING",
+            c.id, c.token_hash, c.kind.value, c.user_id, c.name, c.csrf, c.created_at, c.expires_at)
+        if inserted != 1:
+            raise Conflict("credential already stored")
+
+    async def credential_by_hash(self, token_hash: str, *, now: int) -> WebCredential | None:
+        row = await self._fetchrow(f"SELECT {CREDENTIAL_COLUMNS} FROM web_credentials WHERE token_hash = $1"
+                                   " AND (expires_at = 0 OR expires_at > $2)", token_hash, now)
+        return credential_from_row(row) if row else None
+
+    async def credentials_of(self, user_id: str, kind: CredentialKind) -> list[WebCredential]:
+        rows = await self._fetch(f"SELECT {CREDENTIAL_COLUMNS} FROM web_credentials WHERE user_id = $1"
+                                 " AND kind = $2 ORDER BY created_at, id", user_id, kind.value)
+        return [credential_from_row(row) for row in rows]
+
+    async def delete_credential(self, credential_id: str, *, user_id: str) -> bool:
+        return await self._execute("DELETE FROM web_credentials WHERE id = $1 AND user_id = $2",
+                                   credential_id, user_id) > 0
+
+    async def prune_credentials(self, now: int) -> int:
+        return await self._execute("DELETE FROM web_credentials WHERE expires_at <> 0 AND expires_at <= $1", now)
 
     async def incident_version(self, incident_id: str) -> int | None:
         value = await self._fetchval("SELECT version FROM incidents WHERE id = $1", incident_id)

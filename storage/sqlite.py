@@ -45,6 +45,7 @@ from domain.errors import Conflict, NotFound
 from domain.metrics import MetricsRow, MetricsSummary, advance, start_summary, summarize
 from domain.models import (
     DEFAULT_SEVERITY,
+    CredentialKind,
     FieldDef,
     Incident,
     IncidentStatus,
@@ -54,12 +55,14 @@ from domain.models import (
     Stage,
     TimelineEvent,
     UpdateSettings,
+    WebCredential,
     WebhookTarget,
 )
 from domain.timeline import subject_of
 
 from . import migrations
 from .base import (
+    CREDENTIAL_COLUMNS,
     SEVERITY_ID,
     IncidentOperation,
     IncidentQuery,
@@ -69,6 +72,7 @@ from .base import (
     RefPage,
     StorageError,
     Store,
+    credential_from_row,
     like_pattern,
 )
 from .jobs import LIVE, Job, JobState, check_selector, finished_states, payload_json, short_error
@@ -1736,6 +1740,41 @@ class SqliteStore(Store):
     async def get_lease(self, name: str) -> Lease | None:
         row = await self._fetchone("SELECT name, holder, epoch, expires_at FROM leases WHERE name = ?", (name,))
         return Lease(*row) if row else None
+
+    # -- backstage credentials --------------------------------------------------------------------
+    async def add_credential(self, credential: WebCredential) -> None:
+        c = credential
+
+        def work(conn: sqlite3.Connection) -> None:
+            inserted = conn.execute(
+                f"INSERT OR IGNORE INTO web_credentials ({CREDENTIAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (c.id, c.token_hash, c.kind.value, c.user_id, c.name, c.csrf, c.created_at, c.expires_at)).rowcount
+            if inserted != 1:
+                raise Conflict("credential already stored")
+
+        await self._write(work)
+
+    async def credential_by_hash(self, token_hash: str, *, now: int) -> WebCredential | None:
+        row = await self._fetchone(f"SELECT {CREDENTIAL_COLUMNS} FROM web_credentials WHERE token_hash = ?"
+                                   " AND (expires_at = 0 OR expires_at > ?)", (token_hash, now))
+        return credential_from_row(row) if row else None
+
+    async def credentials_of(self, user_id: str, kind: CredentialKind) -> list[WebCredential]:
+        rows = await self._fetchall(f"SELECT {CREDENTIAL_COLUMNS} FROM web_credentials WHERE user_id = ?"
+                                    " AND kind = ? ORDER BY created_at, id", (user_id, kind.value))
+        return [credential_from_row(row) for row in rows]
+
+    async def delete_credential(self, credential_id: str, *, user_id: str) -> bool:
+        async with self._writing() as conn:
+            cursor = await conn.execute("DELETE FROM web_credentials WHERE id = ? AND user_id = ?",
+                                        (credential_id, user_id))
+            return cursor.rowcount > 0
+
+    async def prune_credentials(self, now: int) -> int:
+        async with self._writing() as conn:
+            cursor = await conn.execute("DELETE FROM web_credentials WHERE expires_at <> 0 AND expires_at <= ?",
+                                        (now,))
+            return max(0, cursor.rowcount)
 
     async def incident_version(self, incident_id: str) -> int | None:
         row = await self._fetchone("SELECT version FROM incidents WHERE id = ?", (incident_id,))

@@ -60,7 +60,7 @@ def write_v1_data(db_path) -> dict:
 DATA_WRITERS = {1: write_v1_data, 2: write_v1_data, 3: write_v1_data, 4: write_v1_data, 5: write_v1_data,
                 6: write_v1_data, 7: write_v1_data, 8: write_v1_data, 9: write_v1_data,
                 10: write_v1_data, 11: write_v1_data, 12: write_v1_data,
-                13: write_v1_data, 14: write_v1_data}
+                13: write_v1_data, 14: write_v1_data, 15: write_v1_data}
 
 
 def test_every_earlier_version_has_a_data_writer():
