@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint setup clean
+.PHONY: demo test lint setup browser clean
 
 # A virtualenv with every pinned dependency; rebuilt when the requirements change.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -23,8 +23,12 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+## Chromium and its driver for the backstage's browser tests (installed with apt when missing).
+browser:
+	sh tests/browser/install-chromium.sh
+
 ## Lint, type-check, then run the whole test suite (a ruff or mypy error fails it).
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest
 
 clean:

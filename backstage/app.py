@@ -8,7 +8,7 @@ they are served at ``CC_PUBLIC_URL``. What every request goes through, outermost
    ``NotFound`` and ``PermissionDenied`` on a thing → 404 (the same answer for "missing" and "not
    yours", so nothing leaks), ``ValidationError`` → 400.
 2. **headers** — a strict Content-Security-Policy (nothing but our own stylesheet and images; no
-   script at all unless a route says so), no framing, no sniffing, no referrer, no caching.
+   script at all unless a route says so), no framing, no sniffing, no referrer to other sites, no caching.
 3. **who** — the session cookie (signed, HttpOnly, SameSite=Lax; services/webauth.py) or, for the
    API, ``Authorization: Bearer cct_…``. A page without one redirects to the login page; the API
    answers 401. Only routes registered with ``public=True`` are reachable signed out.
@@ -296,7 +296,8 @@ async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse
     headers.setdefault("Content-Security-Policy", CSP)
     headers["X-Content-Type-Options"] = "nosniff"
     headers["X-Frame-Options"] = "DENY"
-    headers["Referrer-Policy"] = "no-referrer"
+    # same-origin, not no-referrer: under no-referrer Chromium sends "Origin: null" with our own forms.
+    headers["Referrer-Policy"] = "same-origin"
     headers.setdefault("Cache-Control", "no-store")
     return response
 
