@@ -1,6 +1,6 @@
 """Signing in and out of the backstage: the login page, one-time login links, logout.
 
-A login link (sent by ``/incident backstage``) opens a confirmation page first and is spent only when
+A login link (sent by the ``backstage`` command) opens a confirmation page first and is spent only when
 the person presses Continue (a POST): chat clients and link previews fetch links they show, and a
 GET that signed in would spend the link before its owner clicks it.
 """

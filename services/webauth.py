@@ -3,7 +3,7 @@
 Every secret handed out is random (``secrets``), shown once, and stored only as its SHA-256
 (:class:`domain.models.WebCredential`), so the database signs nobody in. Three ways in:
 
-- **A login link** (``/incident backstage`` sends it by DM; also the OAuth callback's last step):
+- **A login link** (the ``backstage`` command sends it by DM; also the OAuth callback's last step):
   signed by the bot, valid for :data:`LOGIN_LINK_TTL_MS`, and spent on first use through the
   store's single-use keys — a second use, or one after expiry, is refused, even after a restart or
   on another replica.
