@@ -402,6 +402,10 @@ class CardUpdater:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+#: How long the recovery sweep leaves an incident whose card Mattermost refused to restore (ms).
+CARD_RETRY_MS = 10 * 60_000
+
+
 class IncidentService:
     """Starting incidents and every change to them."""
 
@@ -422,6 +426,9 @@ class IncidentService:
         #: This replica's leases (bot.py sets it): a start journal names its replica, and recovery
         #: leaves the starts of replicas that are alive to them. None: a lone process, no check.
         self.replica: Replica | None = None
+        #: Incidents whose card could not be restored because Mattermost refused (the bot was removed from
+        #: the channel, the channel was archived): incident id -> when to try again (epoch ms).
+        self._card_retry_at: dict[str, int] = {}
 
     @property
     def store(self):
@@ -893,7 +900,20 @@ class IncidentService:
                 continue
             if await self.store.get_setting(_JOURNAL_PREFIX + incident.id) is not None:
                 continue  # journaled since the journals were read: a start in progress
-            await self._ensure_opening_and_card(incident)
+            if self._card_retry_at.get(incident.id, 0) > self.ctx.clock():
+                continue
+            try:
+                await self._ensure_opening_and_card(incident)
+            except MattermostError as error:
+                # One channel the bot can no longer post in must not keep the others' cards from being
+                # restored, nor be asked again every round: try it again after a while.
+                delay = CARD_RETRY_MS if not error.retryable else CARD_RETRY_MS // 10
+                self._card_retry_at[incident.id] = self.ctx.clock() + delay
+                log.warning("cannot restore the card of incident %s (%s); trying again in %d min", incident.id,
+                            error, delay // 60_000)
+                outcomes.append(f"{incident.id}: card pending")
+                continue
+            self._card_retry_at.pop(incident.id, None)
             outcomes.append(f"{incident.id}: card restored")
         return outcomes
 
