@@ -419,7 +419,7 @@ async def authorize_page(request: web.Request) -> web.StreamResponse:
         return _web_error(AppError(404, "app.oauth.get_app.find.app_error", "Unable to find the existing app."))
     session = _cookie_session(request)
     if session is None:
-        return _redirect("/login?redirect_to=" + quote(request.path_qs, safe=""))
+        return _redirect("/login?redirect_to=" + quote(request.raw_path, safe=""))
     if req["redirect_uri"] not in app["callback_urls"]:
         return _web_error(_redirect_mismatch(), "oauth_invalid_redirect_url")
     if app["is_trusted"] or (session.user_id, app["id"]) in sb.oauth.authorized:

@@ -145,7 +145,10 @@ class WebAuth:
         return await self.ctx.store.credentials_of(user_id, CredentialKind.API_TOKEN)
 
     async def revoke_token(self, user_id: str, token_id: str) -> bool:
-        """Revoke one of the user's tokens; False if the user has no token with that id."""
+        """Revoke one of the user's API tokens; False if the user has no API token with that id (someone
+        else's token, or one of the user's sessions, is left alone)."""
+        if not any(token.id == token_id for token in await self.tokens_of(user_id)):
+            return False
         return await self.ctx.store.delete_credential(token_id, user_id=user_id)
 
     async def token(self, secret: str) -> WebCredential | None:
