@@ -256,7 +256,7 @@ async def get_app_info(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------------- web pages
 
 _PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title} - Mattermost</title></head>
+<html lang="en"><head><meta charset="utf-8"><title>{title} - Mattermost</title><link rel="icon" href="data:,"></head>
 <body><main>{body}</main></body></html>
 """
 
