@@ -129,6 +129,11 @@ class Settings(BaseSettings):
     def _rudder_url(cls, value: str | None) -> str | None:
         return None if not value else _check_http_url(value, "rudder_data_plane_url")
 
+    @field_validator("oauth_client_id", "oauth_client_secret", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # `CC_OAUTH_CLIENT_ID=` in an env file: not configured
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:

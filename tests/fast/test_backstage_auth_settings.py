@@ -22,6 +22,7 @@ def test_one_oauth_setting_without_the_other_stops_the_start(given, missing):
 
 def test_both_or_neither_is_fine_and_the_client_id_is_a_mattermost_id():
     assert not load_settings(**BASE).oauth_configured
+    assert not load_settings(**BASE, oauth_client_id="", oauth_client_secret="").oauth_configured
     assert load_settings(**BASE, oauth_client_id="a" * 26, oauth_client_secret="s").oauth_configured
     with pytest.raises(SettingsError) as raised:
         load_settings(**BASE, oauth_client_id="not an id", oauth_client_secret="s")
