@@ -455,10 +455,8 @@ async def authorize_submit(request: web.Request) -> web.StreamResponse:
         if session is None or not hmac.compare_digest(values.get("csrf", ""), session.csrf):
             raise errors.session_expired()
     else:
+        check_cookie_csrf(sb, request, token)  # a cookie session: the web app's CSRF header
         values = await read_json(request, "authorize_request")
-        if request.cookies.get("MMAUTHTOKEN") == token:  # cookie-authenticated: the CSRF header
-            if session is None or not hmac.compare_digest(request.headers.get("X-CSRF-Token", ""), session.csrf):
-                raise errors.session_expired()
     req = _authorize_request(values)
     if session is not None and session.is_oauth:
         raise errors.permissions("edit_other_users, attempted access by oauth app")

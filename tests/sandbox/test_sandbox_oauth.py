@@ -233,3 +233,14 @@ async def test_the_json_authorize_answers_the_redirect(sb):
             assert response.status == 200
             redirect = (await response.json())["redirect"]
     assert redirect.startswith(CALLBACK + "?") and "code=" in redirect and "state=s" in redirect
+
+
+async def test_the_json_authorize_from_a_cookie_session_needs_the_csrf_header(sb, browser):
+    _, app = await _register(sb)
+    await browser.log_in("dave")
+    body = {"response_type": "code", "client_id": app["id"], "redirect_uri": CALLBACK, "state": "s"}
+    status, _, _ = await browser.go("/oauth/authorize", method="POST", json=body)
+    assert status == 401
+    csrf = next(c.value for c in browser.http.cookie_jar if c.key == "MMCSRF")
+    status, _, answer = await browser.go("/oauth/authorize", method="POST", json=body, headers={"X-CSRF-Token": csrf})
+    assert status == 200 and "code=" in answer
