@@ -4,6 +4,7 @@ login link, personal API tokens and their page, and expired sessions being forgo
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -304,3 +305,43 @@ async def test_expired_sessions_are_forgotten_by_the_leader(bot, sandbox):
         bot.ctx.clock = lambda: now
         (session,) = await bot.store.credentials_of(sandbox.user_id("alice"), CredentialKind.SESSION) or [None]
         assert session is None  # the row is gone, not just past its time
+
+
+# --- restarts, two at once, hostile input ------------------------------------------------------
+
+
+async def test_a_sign_in_started_before_a_restart_completes_after(start_bot, sandbox):
+    bot, app = await start_oauth_bot(start_bot, sandbox)
+    port = int(bot.callback_base_url.rsplit(":", 1)[1])
+    async with Flow(bot, sandbox) as flow:
+        callback = await flow.to_callback("bob")
+        await bot.stop()
+        again = await start_bot(listen_port=port, oauth_client_id=app.id, oauth_client_secret=app.secret)
+        status, _, _ = await flow.go(callback)
+        assert status == 303
+        status, page = await flow.browser.get("/")
+        assert status == 200 and "@bob" in page and again.callback_base_url == bot.callback_base_url
+
+
+async def test_two_people_sign_in_at_once_each_as_themselves(start_bot, sandbox):
+    bot, _ = await start_oauth_bot(start_bot, sandbox)
+    async with Flow(bot, sandbox) as one, Flow(bot, sandbox) as two:
+        callbacks = await asyncio.gather(one.to_callback("alice"), two.to_callback("carol"))
+        results = await asyncio.gather(one.go(callbacks[0]), two.go(callbacks[1]))
+        assert [status for status, _, _ in results] == [303, 303]
+        assert [await signed_in_as(one), await signed_in_as(two)] == ["@alice", "@carol"]
+
+
+async def test_hostile_callback_input_and_a_foreign_next_sign_nobody_in_elsewhere(start_bot, sandbox):
+    bot, _ = await start_oauth_bot(start_bot, sandbox)
+    async with Flow(bot, sandbox) as flow:
+        async with flow.http.get(flow.browser.url("/oauth/start"), allow_redirects=False) as response:
+            state = response.cookies[STATE_COOKIE]
+            assert state["httponly"] and state["samesite"] == "Lax" and state["path"] == "/backstage/oauth"
+            assert 0 < int(state["max-age"]) <= 600
+        status, _, page = await flow.go(flow.browser.url(f"/oauth/callback?state={'s' * 5000}&code=x"))
+        assert status == 400 and "does not match" in page and await signed_in_as(flow) == ""
+    async with Flow(bot, sandbox) as flow:
+        callback = await flow.to_callback("alice", next_path="https://evil.example/")
+        status, location, _ = await flow.go(callback)
+        assert status == 303 and location == bot.callback_base_url + "/backstage/"
