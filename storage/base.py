@@ -198,6 +198,12 @@ class Store(abc.ABC):
     def transaction(self) -> AbstractAsyncContextManager[None]:
         """A write transaction; store calls inside it (same task) are committed together or not at all."""
 
+    def commit_with_next(self) -> None:
+        """Inside the outermost :meth:`transaction`: the caller's next write is the transaction's last,
+        and a store may send the COMMIT with it (SQLite: one trip to its writer's thread fewer). Nothing
+        may be written or read in that transaction after it. Elsewhere, and by default, a no-op."""
+        return None  # a hint: stores without such a trip to save ignore it
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once what the caller wrote is visible to every other connection: at once
         here (SQLite's and memory's other readers of a write queue behind the single writer); after the

@@ -20,13 +20,14 @@ import functools
 import json
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 from pydantic import TypeAdapter
@@ -133,6 +134,12 @@ class _Tx:
     #: Writes whose answer nobody waits for (``SqliteStore._write_later``): they travel with the
     #: transaction's next statement or with its COMMIT, in the same trip, in the order they were made.
     queued: list[Callable[[sqlite3.Connection], Any]] = field(default_factory=list)
+    #: ``transaction()`` blocks open on it (nested ones join): only the outermost may end it early.
+    depth: int = 1
+    #: The next statement carries the COMMIT (``SqliteStore.commit_with_next``).
+    finishing: bool = False
+    #: Committed (or rolled back) with that statement: nothing may follow it.
+    finished: bool = False
 
     def take_queued(self) -> list[Callable[[sqlite3.Connection], Any]]:
         queued, self.queued = self.queued, []
@@ -183,7 +190,13 @@ def _incident_from_row(row: sqlite3.Row) -> Incident:
     )
 
 
-@functools.lru_cache(maxsize=512)
+#: Checklists by their JSON text, least recently used first (see :func:`_stages`), and their lock:
+#: rows are parsed on the event loop's thread and, inside a write, on the writer's.
+_STAGES_KEPT: dict[str, tuple[Stage, ...]] = {}
+_STAGES_LOCK = threading.Lock()
+STAGES_KEPT = 512
+
+
 def _stages(text: str) -> tuple[Stage, ...]:
     """A checklist from its JSON, remembered by the text itself (frozen, so shared).
 
@@ -191,8 +204,32 @@ def _stages(text: str) -> tuple[Stage, ...]:
     read again and again (the newest page, a toggled card redrawn), and an equal text always
     means an equal checklist, so a changed one simply misses. 512 twenty-step checklists hold
     ≈14 MB at most (≈22 KB parsed plus ≈5 KB of text each).
+
+    A checklist the bot itself just wrote is kept under the text it wrote (:func:`_incident_stages_json`),
+    so reading it back (a card redrawn, the next change's load) parses nothing.
     """
-    return _STAGES.validate_json(text)
+    kept = _STAGES_KEPT.get(text)
+    if kept is None:
+        kept = _STAGES.validate_json(text)
+    _keep_stages(text, kept)
+    return kept
+
+
+def _keep_stages(text: str, stages: tuple[Stage, ...]) -> None:
+    with _STAGES_LOCK:
+        _STAGES_KEPT.pop(text, None)
+        _STAGES_KEPT[text] = stages
+        while len(_STAGES_KEPT) > STAGES_KEPT:
+            del _STAGES_KEPT[next(iter(_STAGES_KEPT))]
+
+
+def _incident_stages_json(stages: Sequence[Stage]) -> str:
+    """An incident's checklist as stored, kept for :func:`_stages` (it parses back to an equal one:
+    tests/storage/test_cpu_stages.py)."""
+    frozen = tuple(stages)
+    text = _STAGES.dump_json(frozen, exclude_defaults=True).decode()
+    _keep_stages(text, frozen)
+    return text
 
 
 @functools.lru_cache(maxsize=64)
@@ -297,48 +334,55 @@ def _stages_json(stages: Sequence[Stage]) -> str:
     return _STAGES.dump_json(tuple(stages), exclude_defaults=True).decode()
 
 
+def _enum_value(value: Any) -> Any:
+    return None if value is None else value.value
+
+
+#: Every column an update may change (not id, team, channel, creator, creation time): the incident's
+#: attribute it holds, and how that is encoded (None: as it is).
+_MUTABLE_COLUMNS: tuple[tuple[str, Callable[[Any], object] | None], ...] = (
+    ("name", None), ("description", None), ("commander_id", None), ("playbook_id", None),
+    ("playbook_title", None), ("active_stage", None), ("status", _enum_value), ("ended_at", None),
+    ("source_post_id", None), ("card_post_id", None), ("public", int), ("stages", lambda v: _incident_stages_json(v)),
+    ("stage_set_at", None), ("restarted_at", None), ("last_update_at", None), ("last_update_by", None),
+    ("last_update_post_id", None), ("next_update_due_at", None), ("update_requested_at", None),
+    ("updates", lambda v: _updates_json(v)), ("follower_ids", lambda v: _ids_json(v)),
+    ("fields", lambda v: _fields_json(v)), ("field_values", lambda v: _values_json(v)),
+    ("retro", lambda v: _retro_json(v)), ("retro_status", _enum_value), ("retro_text", None),
+    ("retro_published_at", None), ("retro_by", None),
+)
+
+
 def _mutable_incident_columns(incident: Incident) -> dict[str, object]:
     """Column values of everything an update may change (not id, team, channel, creator, creation time)."""
-    return {
-        "name": incident.name,
-        "description": incident.description,
-        "commander_id": incident.commander_id,
-        "playbook_id": incident.playbook_id,
-        "playbook_title": incident.playbook_title,
-        "active_stage": incident.active_stage,
-        "status": incident.status.value,
-        "ended_at": incident.ended_at,
-        "source_post_id": incident.source_post_id,
-        "card_post_id": incident.card_post_id,
-        "public": int(incident.public),
-        "stages": _stages_json(incident.stages),
-        "stage_set_at": incident.stage_set_at,
-        "restarted_at": incident.restarted_at,
-        "last_update_at": incident.last_update_at,
-        "last_update_by": incident.last_update_by,
-        "last_update_post_id": incident.last_update_post_id,
-        "next_update_due_at": incident.next_update_due_at,
-        "update_requested_at": incident.update_requested_at,
-        "updates": _updates_json(incident.updates),
-        "follower_ids": _ids_json(incident.follower_ids),
-        "fields": _fields_json(incident.fields),
-        "field_values": _values_json(incident.field_values),
-        "retro": _retro_json(incident.retro),
-        "retro_status": None if incident.retro_status is None else incident.retro_status.value,
-        "retro_text": incident.retro_text,
-        "retro_published_at": incident.retro_published_at,
-        "retro_by": incident.retro_by,
-    }
+    values: dict[str, object] = {}
+    for column, encode in _MUTABLE_COLUMNS:
+        value = getattr(incident, column)
+        values[column] = value if encode is None else encode(value)
+    return values
+
+
+def _changed_incident_columns(incident: Incident, previous: Incident) -> dict[str, object]:
+    """The columns of :func:`_mutable_incident_columns` whose attribute differs from ``previous``'s,
+    encoded: an attribute equal to the one before (most often the very same object: a change copies
+    the incident) is neither encoded nor written — a checklist's JSON is dumped only when it changed."""
+    values: dict[str, object] = {}
+    for column, encode in _MUTABLE_COLUMNS:
+        value, before = getattr(incident, column), getattr(previous, column)
+        if value is before or value == before:
+            continue
+        values[column] = value if encode is None else encode(value)
+    return values
 
 
 def _update_statement(incident: Incident, expected: int, previous: Incident | None) -> tuple[str, tuple]:
     """The versioned UPDATE saving ``incident`` over stored version ``expected``."""
-    values = _mutable_incident_columns(incident)
     if previous is not None and previous.id == incident.id:
         # Writing only what changed spares SQLite the index maintenance (and WAL
         # pages) of columns a checklist edit never touches.
-        before = _mutable_incident_columns(previous)
-        values = {column: value for column, value in values.items() if before[column] != value}
+        values = _changed_incident_columns(incident, previous)
+    else:
+        values = _mutable_incident_columns(incident)
     assignments = "".join(f"{column} = ?, " for column in values)
     return (
         f"UPDATE incidents SET {assignments}version = ? WHERE id = ? AND version = ?",
@@ -374,11 +418,18 @@ def _then(queued: list[Callable[[sqlite3.Connection], Any]], work: Callable[[sql
     return combined
 
 
-def _finish(queued: list[Callable[[sqlite3.Connection], Any]], *, begin: bool) -> Callable[[sqlite3.Connection], None]:
-    """A transaction's last trip: its queued writes, then COMMIT; rolled back if any of it fails."""
-    def finish(conn: sqlite3.Connection) -> None:
+def _finish(queued: list[Callable[[sqlite3.Connection], Any]], *, begin: bool,
+            work: Callable[[sqlite3.Connection], _T] | None = None) -> Callable[[sqlite3.Connection], _T | None]:
+    """A transaction's last trip: its queued writes, then ``work`` (its last statement, if it has one
+    with an answer), then COMMIT; rolled back if any of it fails."""
+    def last(conn: sqlite3.Connection) -> _T | None:
+        result = work(conn) if work is not None else None
+        conn.execute("COMMIT")
+        return result
+
+    def finish(conn: sqlite3.Connection) -> _T | None:
         try:
-            _then(queued, lambda c: c.execute("COMMIT"), begin=begin)(conn)
+            return _then(queued, last, begin=begin)(conn)
         except BaseException:
             _rollback_quietly(conn)
             raise
@@ -814,8 +865,13 @@ class SqliteStore(Store):
         The BEGIN travels with the transaction's first statement (one trip to the writer's thread
         fewer), writes that answer nothing (``set_setting``, ``delete_settings``) with the next
         statement or the COMMIT; a transaction that ran no statement commits nothing."""
-        if self._current_tx() is not None:
-            yield
+        outer = self._current_tx()
+        if outer is not None:
+            outer.depth += 1
+            try:
+                yield
+            finally:
+                outer.depth -= 1
             return
         writer = self._require_open()
         async with self._write_lock:
@@ -828,13 +884,15 @@ class SqliteStore(Store):
                 yield
             except BaseException:
                 tx.active = False
-                if tx.begun:
+                if tx.begun and not tx.finished:  # a last statement that failed rolled back with it
                     await self._rollback(writer)
                 raise
             else:
                 tx.active = False
                 queued = tx.take_queued()
-                if tx.begun or queued:
+                if tx.finished:
+                    pass  # committed with its last statement (commit_with_next)
+                elif tx.begun or queued:
                     # The writes still queued go with the COMMIT (and the BEGIN, if nothing ran yet).
                     begin, tx.begun = not tx.begun, True
                     await _on_thread(writer, _finish(queued, begin=begin))  # rolled back there if it fails
@@ -843,9 +901,25 @@ class SqliteStore(Store):
                 tx.active = False
                 self._tx_var.reset(token)
 
+    def commit_with_next(self) -> None:
+        """The COMMIT goes with the outermost transaction's next write (any call that writes, answered
+        or not), in its trip: one trip to the writer's thread fewer. After that write the transaction
+        is over (committed, or rolled back if it failed), and any other statement in it is an error.
+        Nested in another ``transaction()`` block, or outside one, a no-op."""
+        tx = self._current_tx()
+        if tx is not None and tx.depth == 1:
+            tx.finishing = True
+
+    @staticmethod
+    def _still_open(tx: _Tx) -> None:
+        if tx.finished:
+            raise StorageError("this transaction was committed with its last statement (commit_with_next);"
+                               " nothing may follow it")
+
     async def _begin(self, tx: _Tx) -> None:
         """Queue the transaction's BEGIN and its queued writes on their own (before aiosqlite-level
         statements, which must see them)."""
+        self._still_open(tx)
         queued = tx.take_queued()
         if not tx.begun:
             tx.begun = True  # queued: it runs even if this task is cancelled while waiting
@@ -858,8 +932,15 @@ class SqliteStore(Store):
 
     async def _in_tx(self, tx: _Tx, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """``work`` inside the open transaction ``tx``, in one trip (with its BEGIN when it is the first,
-        and after the writes queued before it)."""
+        and after the writes queued before it; with the COMMIT too after ``commit_with_next``)."""
+        self._still_open(tx)
         begin, tx.begun = not tx.begun, True  # queued with the work: it runs even if this task is cancelled
+        if tx.finishing:
+            # Marked before the trip: it commits or rolls back on the thread even if this task is cancelled.
+            tx.finishing, tx.finished = False, True
+            result = await _on_thread(tx.conn, _finish(tx.take_queued(), begin=begin, work=work))
+            self._count_commit()
+            return cast(_T, result)
         return await _on_thread(tx.conn, _then(tx.take_queued(), work, begin=begin))
 
     async def _write_later(self, work: Callable[[sqlite3.Connection], None]) -> None:
@@ -869,6 +950,10 @@ class SqliteStore(Store):
         one it is :meth:`_write`."""
         tx = self._current_tx()
         if tx is not None:
+            self._still_open(tx)
+            if tx.finishing:  # the last statement: it carries the COMMIT
+                await self._in_tx(tx, work)
+                return
             tx.queued.append(work)
             return
         await self._write(work)
@@ -1119,7 +1204,7 @@ class SqliteStore(Store):
                     incident.card_post_id,
                     int(incident.public),
                     incident.version,
-                    _stages_json(incident.stages),
+                    _incident_stages_json(incident.stages),
                     incident.stage_set_at,
                     incident.restarted_at,
                     incident.last_update_at,
