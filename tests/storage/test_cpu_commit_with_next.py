@@ -9,6 +9,7 @@ nested blocks joined, a failing last write rolling everything back and leaving t
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import pytest
 
@@ -194,3 +195,65 @@ def test_the_kept_checklists_are_bounded():
         text = sqlite_store._incident_stages_json(renamed)
         assert sqlite_store._stages(text) is sqlite_store._STAGES_KEPT[text]
     assert len(sqlite_store._STAGES_KEPT) <= sqlite_store.STAGES_KEPT
+
+
+# Point reads on the event loop's own thread ------------------------------------------------------
+
+@pytest.fixture
+def reader_hops(monkeypatch) -> list[object]:
+    """Every call handed to any aiosqlite connection's thread."""
+    import aiosqlite
+
+    seen: list[object] = []
+    real = aiosqlite.Connection._execute
+
+    async def counting(self, fn, *args, **kwargs):
+        seen.append(fn)
+        return await real(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
+    return seen
+
+
+async def test_point_reads_see_every_commit_and_a_transaction_its_own_writes(store):
+    inc, events = incident()
+    await store.create_incident(inc, events)
+    assert await store.get_incident(inc.id) == inc and await store.incident_by_channel(inc.channel_id) == inc
+    assert await store.incident_version(inc.id) == inc.version
+    saved, _ = await store.mutate_incident(inc.id, lambda current: (ops.set_card_post(current, "p" * 26), []))
+    assert await store.get_incident(inc.id) == saved  # the commit just made, at once
+    async with store.transaction():
+        await store.set_setting("k", "inside")
+        assert await store.get_setting("k") == "inside"  # its own uncommitted write
+        moved, _ = await store.mutate_incident(inc.id, lambda current: (ops.set_card_post(current, "q" * 26), []))
+        assert (await store.get_incident(inc.id)).card_post_id == "q" * 26
+    assert await store.get_setting("k") == "inside" and await store.get_incident(inc.id) == moved
+
+
+@pytest.mark.backends("sqlite", reason="counts hand-offs to aiosqlite threads")
+async def test_point_reads_make_no_trip_and_a_busy_database_sends_them_to_a_reader(store, reader_hops):
+    inc, events = incident()
+    await store.create_incident(inc, events)
+    await store.set_setting("k", "v")
+    reader_hops.clear()
+    assert await store.get_incident(inc.id) == inc and await store.get_setting("k") == "v"
+    assert await store.incident_by_channel(inc.channel_id) == inc and await store.events_about(inc.id, "x") == []
+    assert reader_hops == []
+
+    class Busy:
+        def execute(self, *args):
+            raise sqlite3.OperationalError("database is locked")
+
+    store._inline, inline = Busy(), store._inline
+    try:
+        assert await store.get_incident(inc.id) == inc and len(reader_hops) == 1  # a reader thread waited for it
+    finally:
+        store._inline = inline
+
+    # On another thread (a store shared across event loops) the loop's reader is not used.
+    def elsewhere() -> object:
+        return asyncio.run(store._fetch_point("SELECT value FROM settings WHERE key = ?", ("k",)))
+
+    reader_hops.clear()
+    rows = await asyncio.to_thread(elsewhere)
+    assert [row["value"] for row in rows] == ["v"] and len(reader_hops) == 1
