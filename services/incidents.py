@@ -699,6 +699,9 @@ class IncidentService:
             joined = [journal.actor_id, commander_id, *(u for u in playbook.invited_user_ids if u not in refused)]
             events = [*events, *joined_at_start(incident, joined, journal.actor_id, journal.created_at)]
             async with self.store.transaction():
+                # Need not wait for the disk: until the card's commit (synchronous) makes it durable,
+                # the journal committed before it redoes all of it after a power loss (recover()).
+                self.store.commit_without_sync()
                 incident = await self.store.create_incident(incident, events)
                 await self._in_transaction(incident, events)
             self.ctx.telemetry.incident_changed(incident, events)

@@ -257,3 +257,68 @@ async def test_point_reads_make_no_trip_and_a_busy_database_sends_them_to_a_read
     reader_hops.clear()
     rows = await asyncio.to_thread(elsewhere)
     assert [row["value"] for row in rows] == ["v"] and len(reader_hops) == 1
+
+
+# A commit that need not wait for the disk ---------------------------------------------------------
+
+async def synchronous_level(store) -> int:
+    return (await store._writer.execute_fetchall("PRAGMA synchronous"))[0][0]
+
+
+async def test_a_commit_without_sync_keeps_all_or_nothing(store):
+    inc, events = incident()
+    async with store.transaction():
+        store.commit_without_sync()
+        await store.create_incident(inc, events)
+        await store.set_setting("start:a", "journal")
+    assert await store.get_incident(inc.id) == inc and await store.get_setting("start:a") == "journal"
+    with pytest.raises(RuntimeError):
+        async with store.transaction():
+            store.commit_without_sync()
+            await store.set_setting("start:b", "journal")
+            raise RuntimeError("boom")
+    assert await store.get_setting("start:b") is None
+
+
+@pytest.mark.backends("sqlite", reason="SQLite's synchronous level around one commit")
+async def test_only_that_commit_skips_the_sync_and_the_level_comes_back(store):
+    assert await synchronous_level(store) == 2  # FULL
+    statements: list[str] = []
+    await store._writer._execute(lambda: store._writer._conn.set_trace_callback(statements.append))
+    try:
+        for how in ("commit", "last write", "rollback", "failing last write", "read first"):
+            statements.clear()
+            try:
+                async with store.transaction():
+                    store.commit_without_sync()
+                    if how == "read first":
+                        assert await store.get_setting("x") is None
+                        await store.claim_single_use("dialog", how, expires_at=T0 + 10, now=T0)
+                    if how in ("last write", "failing last write"):
+                        store.commit_with_next()
+                    if how == "failing last write":
+                        await store.mutate_incident("missing", lambda current: (current, []))
+                    await store.set_setting(f"k:{how}", "v")
+                    if how == "rollback":
+                        await store.setting_or_default("begun", "so there is something to roll back")
+                        raise RuntimeError(how)
+            except (RuntimeError, NotFound):
+                assert how in ("rollback", "failing last write")
+            upper = [s.strip().upper() for s in statements]
+            assert upper[0] == "PRAGMA SYNCHRONOUS = NORMAL" and upper[1].startswith("BEGIN"), (how, upper)
+            assert upper[-1] == "PRAGMA SYNCHRONOUS = FULL", (how, upper)
+            assert await synchronous_level(store) == 2, how
+        # A transaction without the hint, and a hint given too late, leave the level alone.
+        statements.clear()
+        async with store.transaction():
+            await store.set_setting("plain", "v")
+        async with store.transaction():
+            assert await store.setting_or_default("plain", "x") == "v"  # begun: the BEGIN has gone
+            store.commit_without_sync()
+            await store.set_setting("plain", "w")
+        assert not any("SYNCHRONOUS" in s.upper() for s in statements)
+    finally:
+        await store._writer._execute(lambda: store._writer._conn.set_trace_callback(None))
+    assert await store.get_setting("k:commit") == "v" and await store.get_setting("k:rollback") is None
+    assert await store.get_setting("k:failing last write") is None and await store.get_setting("plain") == "w"
+    assert await store.get_setting("begun") is None
