@@ -404,6 +404,8 @@ class CardUpdater:
 
 #: How long the recovery sweep leaves an incident whose card Mattermost refused to restore (ms).
 CARD_RETRY_MS = 10 * 60_000
+
+
 class StartJoins:
     """The (channel, user) pairs that starts in this process add to their new channels and record the
     joins of themselves, with the incident (:func:`domain.timeline.joined_at_start`): the ``user_added``
