@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from backstage import incidents as incident_pages
 from backstage import login
 from backstage.app import Backstage
 from gateway.alerts import RoutingRules, RulesFormatError, read_rules
@@ -227,6 +228,9 @@ class CommandCenter:
         auth = self.web_auth = WebAuth(ctx)
         backstage = self.backstage = Backstage(ctx, auth)
         login.setup(backstage)
+        assert self.incidents and self.history and self.updates and self.report, "build_plugins comes first"
+        incident_pages.setup(backstage, incidents=self.incidents, history=self.history, updates=self.updates,
+                             report=self.report)
         return backstage
 
     async def start(self) -> None:
