@@ -70,7 +70,8 @@ _NOTICES = {
     "update": "Status update posted in the incident channel.",
     "unchanged": "Nothing changed: it was already so.",
 }
-_ESCAPED = re.compile(r"\\([\\`*_{}\[\]()#+!|<>~\-.])")
+#: A Markdown escape (a backslash before ASCII punctuation), bold marks, code marks.
+_MARKUP = re.compile(r"\\([!-/:-@\[-`{-~])|\*\*|`")
 _LINK = re.compile(r"\[([^\]]*)\]\((?:[^)\\]|\\.)*\)")
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -80,8 +81,7 @@ def plain(markdown: str) -> str:
     a page: links keep their words, emphasis and code marks go, escapes are undone. The result is
     still escaped by the template, so nothing in it is ever markup."""
     text = _LINK.sub(lambda m: m.group(1), markdown)
-    text = text.replace("**", "").replace("`", "")
-    return _ESCAPED.sub(lambda m: m.group(1), text)
+    return _MARKUP.sub(lambda m: m.group(1) or "", text)
 
 
 def refusal_text(error: BaseException, trigger: str) -> str:

@@ -380,3 +380,24 @@ async def test_what_the_commander_hid_is_hidden_in_the_page_too(bot, sandbox):
         assert "is hidden" in hidden.response["text"]
         _, text = await browser.get(page(incident))
         assert "Customer list pasted by mistake" not in text
+
+
+async def test_an_ended_incident_is_read_only_in_the_page_as_in_chat(bot, sandbox):
+    await make_playbook(bot, sandbox)
+    incident, _ = await start_incident(sandbox, bot)
+    async with await BackstageClient.signed_in(bot, sandbox, "alice") as browser:
+        _, text = await browser.get(page(incident))
+        form = check_form(text, incident.stages[0].steps[0].id)
+        stage_form = forms(text, "/stage")[0]
+        current = await bot.store.get_incident(incident.id)
+        await bot.incidents.end(current, sandbox.user_id("alice"))
+        _, text = await browser.get(page(incident))
+        assert "Ended" in text and 'id="actions"' not in text and 'id="check-1.1"' not in text
+        status, text = await browser.post(page(incident) + "/check", form)
+        assert status == 409 and 'id="refusal"' in text
+        status, text = await browser.post(page(incident) + "/stage", {**stage_form, "how": "next"})
+        assert status == 409
+        status, text = await browser.post(page(incident) + "/update", {"text": "late", "next_in": "none"})
+        assert status == 409 and "ended" in text
+    current = await bot.store.get_incident(incident.id)
+    assert current.steps_done == 0 and current.active_stage == 0 and current.last_update_at is None
