@@ -6,9 +6,10 @@ Thin, like a plugin: every rule is the chat's own, reached through the same serv
   (status, commander, playbook, severity, search, page): the same visibility, the same order.
 - **One incident** (``/incidents/{id}``) is shown only if ``HistoryService.can_view`` says so — a
   private incident to a non-member, another team's, an unknown id: all the same 404 (membership is
-  asked afresh, so a member who just left sees the 404 at once). What it shows is read as the
-  report reads it (``ReportService.gather``: timeline, channel, participants, names); hidden
-  timeline events are left out as in chat (``domain.timeline.entries``).
+  asked afresh, so a member who just left sees the 404 at once). It reads the incident's timeline
+  and its channel's name (``HistoryService.timeline_of``/``channel_name``) — never the whole
+  channel, so loading it again is cheap; hidden timeline events are left out as in chat
+  (``domain.timeline.entries``).
 - **Acting** (POST forms with the CSRF token): check/uncheck a step, move the stage, change the
   commander, post a status update — each through the method the card's button or dialog calls
   (``IncidentService.check``/``set_stage``/``change_commander``, ``UpdateService.post``), with
@@ -274,9 +275,10 @@ class IncidentPages:
                       status: int = 200, form: dict[str, str] | None = None) -> web.Response:
         incident = await self.visible(request)
         who = viewer(request)
-        data = await self.report.gather(incident)
+        events = await self.history.timeline_of(incident)
+        channel_name = await self.history.channel_name(incident.channel_id)
         now = self.ctx.clock()
-        entries = tl.entries(data.events)
+        entries = tl.entries(events)
         ids: set[str] = {incident.commander_id}
         for entry in entries:
             ids |= user_ids_of(entry.event)
@@ -289,7 +291,7 @@ class IncidentPages:
         if member and incident.is_ongoing:
             member_ids = await self.directory.channel_member_ids(incident.channel_id)
             ids.update(member_ids)
-        names = {**data.names, **await self.history.usernames(i for i in ids if i not in data.names)}
+        names = await self.history.usernames(ids)
         people = []
         if member_ids:
             for user in await self._users(member_ids):
@@ -318,7 +320,7 @@ class IncidentPages:
                            "text": str(e.event.details.get("message", ""))}
                           for e in entries if e.event.kind is EventKind.STATUS_UPDATE]
         status_updates.reverse()  # newest first
-        figures = incident_metrics(incident, data.events, now)
+        figures = incident_metrics(incident, events, now)
         fields = [(f.name, self._who(names, value) if f.kind is FieldKind.USER else value)
                   for f, value in shown_values(incident)]
         metrics = [
@@ -333,9 +335,7 @@ class IncidentPages:
         stage_times = [(f"{i + 1}. {stage.title}", format_duration(figures.stage_ms[i] if i < len(figures.stage_ms)
                                                                      else 0))
                        for i, stage in enumerate(incident.stages)]
-        participants = (sorted((self._who(names, u) for u in data.participants), key=str.lower)
-                        if data.participants is not None else None)
-        channel_url = await self._channel_url(incident, data.channel_name)
+        channel_url = await self._channel_url(incident, channel_name)
         choices = [(c.value, c.label) for c in update_ops.next_update_choices(incident)] if incident.is_ongoing else []
         return self.backstage.render(
             request, "incident_detail.html", status=status, title=" ".join(incident.name.split()),
@@ -348,8 +348,8 @@ class IncidentPages:
             stage_label=f"{incident.active_stage + 1}/{len(incident.stages)} {incident.current_stage.title}",
             stages=stages, stage_mark=stage_mark(incident), first_stage=incident.active_stage == 0,
             last_stage=incident.active_stage == len(incident.stages) - 1,
-            fields=fields, metrics=metrics, stage_times=stage_times, participants=participants,
-            timeline=timeline, status_updates=status_updates, channel_name=data.channel_name,
+            fields=fields, metrics=metrics, stage_times=stage_times,
+            timeline=timeline, status_updates=status_updates, channel_name=channel_name,
             channel_url=channel_url, member=member, people=people, choices=choices,
             update_template=incident.updates.template if incident.is_ongoing else "",
             notice=notice, refusal=refusal, form=form or {},
