@@ -2,7 +2,7 @@
 
 Thin, like a plugin: every rule is the chat's own, reached through the same service methods.
 
-- **The list** (``/incidents``) is ``HistoryService.list_page`` with the filters of ``/incident list``
+- **The list** (``/incidents``) is ``HistoryService.list_page`` with the filters of the ``list`` command
   (status, commander, playbook, severity, search, page): the same visibility, the same order.
 - **One incident** (``/incidents/{id}``) is shown only if ``HistoryService.can_view`` says so — a
   private incident to a non-member, another team's, an unknown id: all the same 404 (membership is
@@ -17,7 +17,7 @@ Thin, like a plugin: every rule is the chat's own, reached through the same serv
   the mark of the state the page was drawn for (domain/freshness.py), so a form replayed after the
   step changed is refused inside the versioned write. The change is announced in the channel and
   the card redrawn exactly as after a click. A refusal shows the chat's message on the page.
-- **Downloads**: the channel export (``HistoryService.export_file``: the CSV of ``/incident export``,
+- **Downloads**: the channel export (``HistoryService.export_file``: the CSV of the ``export`` command,
   spreadsheet-safe) and the Markdown report (``ReportService.download``), each after the same
   visibility check, as attachments with a file name made only of safe characters.
 
@@ -48,7 +48,7 @@ from gateway.cards import format_time
 from gateway.errors import user_message
 from gateway.export import CSV_ENCODING
 from gateway.ids import BACKSTAGE_PREFIX
-from gateway.messages import format_duration
+from gateway.messages import command, format_duration
 from gateway.timeline import clock_time, event_text, since_start, user_ids_of
 from services.history import PER_PAGE, HistoryService, ListFilters
 from services.incidents import IncidentService
@@ -188,7 +188,7 @@ class IncidentPages:
                 context["empty"] = "No incident you can see matches these filters. Clear them to see all."
             else:
                 context["empty"] = (f"No incidents you can see in this team yet. Start one in Mattermost with "
-                                    f"/{self.trigger} start.")
+                                    f"{command(self.trigger, 'start')}.")
         else:
             first = result.first_number
             last = first + len(result.items) - 1
