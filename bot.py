@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from backstage import incidents as incident_pages
 from backstage import login
 from backstage import oauth as backstage_oauth
 from backstage import tokens as backstage_tokens
@@ -247,6 +248,10 @@ class CommandCenter:
             self.oauth_client = OAuthClient(settings.mattermost_url, settings.oauth_client_id,
                                             settings.oauth_client_secret, timeout=settings.request_timeout)
         backstage_oauth.setup(backstage, self.oauth_client)
+        # The navigation follows the order of these calls; Tokens comes last.
+        assert self.incidents and self.history and self.updates and self.report, "build_plugins comes first"
+        incident_pages.setup(backstage, incidents=self.incidents, history=self.history, updates=self.updates,
+                             report=self.report)
         backstage_tokens.setup(backstage)
         return backstage
 

@@ -27,6 +27,7 @@ from domain.freshness import run_mark, stage_mark, status_mark, step_mark
 from domain.models import FieldKind, RetroStatus, StepRef
 from domain.updates import overdue
 from gateway import payloads as p
+from gateway.ids import incident_page_url
 from gateway.messages import format_duration, format_live_duration, inline_code, limited_markdown, neutralize
 from gateway.signing import Signer
 from gateway.ui import Attachment, Button, Field, Menu, Option
@@ -53,6 +54,14 @@ class CardContext:
     now_ms: int
     #: The card will not be edited again before its duration changes: say when the duration was true.
     duration_as_of: bool = False
+    #: The bot's public address (CC_PUBLIC_URL): the card's title links to the incident's backstage page.
+    base_url: str = ""
+
+    def page_url(self, incident: Incident) -> str:
+        """The incident's backstage page, or "" when the bot has no http(s) address to link to."""
+        if not self.base_url.startswith(("http://", "https://")):
+            return ""
+        return incident_page_url(self.base_url, incident.id)
 
     def who(self, user_id: str | None) -> str:
         if not user_id:
@@ -167,6 +176,8 @@ def incident_card(incident: Incident, ctx: CardContext) -> dict[str, Any]:
         color=COLOR_ONGOING if ongoing else COLOR_ENDED,
         # Titles are shown as plain text (no markdown, no mentions); keep them on one line.
         title=("🚨 " if ongoing else "✅ ") + " ".join(incident.name.split()),
+        # The title opens the incident's page (issue 19); cards drawn before have none and stay valid.
+        title_link=ctx.page_url(incident),
         text=times + update_line(incident, ctx) + fields_line(incident, ctx)
         + (f"\n{neutralize(incident.description)}" if incident.description else ""),
         fields=tuple(header_fields),

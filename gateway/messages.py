@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 
 from domain.errors import COMMAND, ValidationError
+from gateway.ids import incident_page_url
 
 #: The trigger when none is configured (``settings.command_trigger``'s default).
 DEFAULT_TRIGGER = "incident"
@@ -659,3 +660,11 @@ def limited_markdown(text: str, *, one_line: bool = False, limit: int | None = N
         # The cut may leave a scheme's colon last, where a space had kept it from being escaped.
         rendered = _SCHEME_AT_END.sub(_escape_scheme, rendered.rstrip()) + "…"
     return "\n".join(_safe_line_start(line) for line in rendered.split("\n"))
+
+
+def page_link(base_url: str, incident_id: str, label: str = "page") -> str:
+    """A Markdown link to an incident's backstage page (issue 19), or "" when the bot has no
+    http(s) address (then there is nothing a reader could open)."""
+    if not base_url.startswith(("http://", "https://")):
+        return ""
+    return f"[{label}]({incident_page_url(base_url, incident_id)})"

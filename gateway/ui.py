@@ -178,8 +178,13 @@ class Attachment:
     color: str = ""
     fields: tuple[Field, ...] = ()
     actions: tuple[Button | Menu, ...] = ()
+    #: Makes the title a link. Mattermost refuses one without a title or that is not an http(s) URL
+    #: (model/slack_attachment.go ``SlackAttachment.IsValid``).
+    title_link: str = ""
 
     def __post_init__(self) -> None:
+        if self.title_link and (not self.title or not self.title_link.startswith(("http://", "https://"))):
+            raise UIError("attachment.title_link", "needs a title and an http(s) URL")
         if self.color and not _HEX_COLOR.match(self.color) and self.color not in ("good", "warning", "danger"):
             raise UIError("attachment.color", f"must be a hex color, got {self.color!r}")
         ids = [action.id for action in self.actions]
@@ -193,6 +198,8 @@ class Attachment:
             body["color"] = self.color
         if self.title:
             body["title"] = self.title
+        if self.title_link:
+            body["title_link"] = self.title_link
         if self.text:
             body["text"] = self.text
         if self.fields:

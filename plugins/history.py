@@ -33,7 +33,7 @@ from gateway import ui
 from gateway.cards import format_time
 from gateway.ids import Action
 from gateway.messages import command as typed_command
-from gateway.messages import format_duration, inline_code, limited_markdown, neutralize
+from gateway.messages import format_duration, inline_code, limited_markdown, neutralize, page_link
 from gateway.models import ActionCallback, ActionReply, CommandReply, SlashCommand
 from gateway.routing import on_action, on_command
 from plugins.base import FeaturePlugin
@@ -270,6 +270,8 @@ class HistoryPlugin(FeaturePlugin):
         for incident in result.items:
             channel = channels.get(incident.channel_id)
             link = f" ~{channel}" if channel else ""
+            page_url = page_link(self.ctx.callback_base_url, incident.id)
+            link += f" · {page_url}" if page_url else ""
             lines.append(f"| **{neutralize(incident.name)}**{link} | {_status_label(incident)}"
                          f"{overdue_mark(incident, now)} | "
                          f"{_who(names, incident.commander_id)} | {_stage_label(incident)} | "
@@ -298,7 +300,9 @@ class HistoryPlugin(FeaturePlugin):
     async def on_info(self, command: SlashCommand) -> CommandReply:
         incident = await self.service.resolve(command.user_id, command.team_id, command.channel_id,
                                               command.arguments, "info")
-        return CommandReply(text=render_details(await self.service.details(incident), self.ctx.clock(), self.trigger))
+        return CommandReply(text=render_details(await self.service.details(incident), self.ctx.clock(), self.trigger,
+                                                page=page_link(self.ctx.callback_base_url, incident.id,
+                                                               "Open its page")))
 
     # Export --------------------------------------------------------------------------------
 
@@ -316,15 +320,15 @@ class HistoryPlugin(FeaturePlugin):
                                  f"your direct messages with @{bot}.")
 
 
-def render_details(details: IncidentDetails, now: int, trigger: str) -> str:
-    """The details view as markdown."""
+def render_details(details: IncidentDetails, now: int, trigger: str, *, page: str = "") -> str:
+    """The details view as markdown; ``page``: a link to the incident's backstage page, shown under the title."""
     incident, figures, names = details.incident, details.figures, details.usernames
     icon = "🚨" if incident.is_ongoing else "✅"
     channel = f"~{details.channel_name} · " if details.channel_name else ""
     playbook = neutralize(incident.playbook_title) if incident.playbook_title else "(none)"
     lines = [f"#### {icon} {neutralize(incident.name)}",
              f"{channel}**{_status_label(incident)}** · commander {_who(names, incident.commander_id)} · "
-             + f"playbook {playbook}"]
+             + f"playbook {playbook}" + (f" · {page}" if page else "")]
     times = f"Started {format_time(incident.created_at)}"
     if incident.ended_at is not None:
         times += f" · ended {format_time(incident.ended_at)}"

@@ -35,7 +35,7 @@ import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from domain import (
     Actor,
@@ -521,6 +521,11 @@ class HistoryService:
                     people.add(user.id)
         return people
 
+    async def timeline_of(self, incident: Incident) -> list[TimelineEvent]:
+        """Every event of the incident in recorded order (hidden ones too: ``domain.timeline.entries``
+        leaves them out where they are shown). The caller has checked that the viewer may see it."""
+        return await self.store.timeline(incident.id)
+
     async def details(self, incident: Incident) -> IncidentDetails:
         figures, timeline, channel_name = await asyncio.gather(
             self.channel_figures(incident.channel_id), self.store.timeline(incident.id),
@@ -553,6 +558,26 @@ class HistoryService:
         self._background.add(follow_up)
         follow_up.add_done_callback(self._background.discard)
         return ExportResult(pending=True)
+
+    async def export_file(self, incident: Incident, user_id: str, out: IO[bytes], *,
+                          raw: bool = False) -> tuple[str, int]:
+        """The same CSV as :meth:`export`, written to ``out`` (the backstage's download) instead of a
+        DM: the same visibility check first, the same spreadsheet safety. Returns (file name, posts)."""
+        if not await self.can_view(incident, user_id):
+            raise NotFound(permissions.INCIDENT_NOT_FOUND)
+        async with self._exports:
+            channel_name = await self.channel_name(incident.channel_id) or "incident"
+            stamp = dt.datetime.fromtimestamp(self.ctx.clock() / 1000, dt.UTC).strftime("%Y%m%d-%H%M")
+            try:
+                count = await write_channel_csv(channel_pages(self.client, incident.channel_id), out,
+                                                UsernameCache(self.client), raw=raw)
+            except MattermostError as error:
+                if error.status in (403, 404):
+                    raise InvalidState(f"Command Center can no longer read the channel of "
+                                       f"**{neutralize(incident.name)}**. Add @{self.client.username} back "
+                                       "to it, then export again.") from error
+                raise
+            return f"{channel_name}-{stamp}.csv", count
 
     async def _report_failure(self, task: asyncio.Task, incident: Incident, user_id: str) -> None:
         try:

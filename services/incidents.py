@@ -203,7 +203,7 @@ class CardUpdater:
         """What rendering any view of ``incident`` needs (names, signer, the time)."""
         usernames = {user_id: await self.directory.username(user_id) for user_id in card_user_ids(incident)}
         return CardContext(usernames=usernames, signer=self.ctx.signer, action_url=self.ctx.action_url,
-                           now_ms=self.clock())
+                           now_ms=self.clock(), base_url=self.ctx.callback_base_url)
 
     async def render(self, incident: Incident, *, now: int | None = None, as_of: bool = False,
                      reuse_names: bool = False) -> dict:
@@ -214,7 +214,8 @@ class CardUpdater:
                      for user_id in card_user_ids(incident)}
         self._names[incident.id] = usernames
         context = CardContext(usernames=usernames, signer=self.ctx.signer, action_url=self.ctx.action_url,
-                              now_ms=self.clock() if now is None else now, duration_as_of=as_of)
+                              now_ms=self.clock() if now is None else now, duration_as_of=as_of,
+                              base_url=self.ctx.callback_base_url)
         return incident_card(incident, context)
 
     def busy(self, incident_id: str) -> bool:
@@ -1094,11 +1095,12 @@ class IncidentService:
             self.cards.refresh_later(incident.id)
 
     async def check(self, incident: Incident, user_id: str, target: StepTarget, done: bool, *,
-                    drawn: str | None = None):
+                    drawn: str | None = None, fresh: bool = False):
+        """``fresh``: see :meth:`require_member` (the backstage's forms: Mattermost vouched for nothing)."""
         return await self.change(
             incident, user_id, lambda current: checklist.set_step_state(current, target, done, user_id, self.ctx.clock()),
             lambda inc, events, who: f"@{who} {'checked' if done else 'unchecked'} {_step_label(events[0])}.",
-            drawn=None if drawn is None else Drawn(drawn, step=target))
+            fresh=fresh, drawn=None if drawn is None else Drawn(drawn, step=target))
 
     async def assign(self, incident: Incident, user_id: str, target: StepTarget, assignee_id: str | None, *,
                      fresh: bool = False):
@@ -1132,7 +1134,8 @@ class IncidentService:
             current, new_commander_id, user_id, self.ctx.clock(), new_commander_in_channel=in_channel),
             lambda inc, events, who: f"@{who} changed the commander to @{name}.", fresh=fresh)
 
-    async def set_stage(self, incident: Incident, user_id: str, how: str | int, *, drawn: str | None = None):
+    async def set_stage(self, incident: Incident, user_id: str, how: str | int, *, drawn: str | None = None,
+                        fresh: bool = False):
         def operation(current: Incident):
             if how == "next":
                 return ops.next_stage(current, user_id, self.ctx.clock())
@@ -1145,7 +1148,7 @@ class IncidentService:
             return (f"@{who} moved the incident to stage {stage + 1}/{len(inc.stages)}: "
                     f"**{neutralize(inc.stages[stage].title)}**.")
 
-        return await self.change(incident, user_id, operation, describe,
+        return await self.change(incident, user_id, operation, describe, fresh=fresh,
                                  drawn=None if drawn is None else Drawn(drawn, what="stage"))
 
     async def end(self, incident: Incident, user_id: str, *, fresh: bool = False, drawn: str | None = None,

@@ -55,6 +55,14 @@ class ReportService:
         now = self.ctx.clock()
         return report_filename(incident, data.channel_name, now), render_report(data, now)
 
+    async def download(self, incident: Incident, user_id: str) -> tuple[str, str]:
+        """The report as :meth:`send` makes it, handed back (the backstage's download) instead of sent:
+        the same visibility check first. Returns (file name, Markdown)."""
+        if not await self.history.can_view(incident, user_id):
+            raise NotFound(permissions.INCIDENT_NOT_FOUND)
+        current = await self.ctx.store.get_incident(incident.id) or incident
+        return await self.render(current)
+
     async def send(self, incident: Incident, user_id: str) -> ReportResult:
         """Send ``user_id`` the report by direct message, if they may see the incident."""
         if not await self.history.can_view(incident, user_id):

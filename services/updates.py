@@ -34,7 +34,7 @@ from domain.limits import POST_MESSAGE_MAX, UPDATE_TEXT_MAX
 from domain.models import EventKind
 from domain.permissions import BroadcastRefusal
 from gateway.errors import MattermostError
-from gateway.messages import limited_markdown, neutralize
+from gateway.messages import limited_markdown, neutralize, page_link
 from gateway.models import Channel
 from services.channels import ChannelPosting
 from services.context import BotContext
@@ -71,11 +71,13 @@ class Delivery:
 
 
 def update_message(incident: Incident, text: str, author: str, *, channel_name: str, at: int,
-                   due_at: int | None, final: bool) -> str:
+                   due_at: int | None, final: bool, page: str = "") -> str:
     """A status update post: a header (incident, author), the text in limited markdown (no mention
     is live, nothing breaks out of the post), a footer with the next due time; within one post."""
     title = "🏁 Final update" if final else "📣 Status update"
     header = f"#### {title} · {neutralize(incident.name)}\nby @{author} in ~{channel_name}"
+    if page:  # a link to the incident's backstage page (issue 19)
+        header += f" · {page}"
     if final:
         footer = "_The incident has ended._"
     elif due_at is None:
@@ -172,7 +174,8 @@ class UpdateService:
         due = update.details.get("next_update_due_at")
         return update_message(incident, str(update.details.get("message", "")), author, channel_name=channel_name,
                               at=update.at, due_at=due if isinstance(due, int) else None,
-                              final=bool(update.details.get("final")))
+                              final=bool(update.details.get("final")),
+                              page=page_link(self.ctx.callback_base_url, incident.id, "incident page"))
 
     def _has_copies(self, incident: Incident, author_id: str, *, with_update: bool) -> bool:
         return ((with_update and bool(incident.updates.broadcast_channel_ids))

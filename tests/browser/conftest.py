@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -70,8 +71,10 @@ class Browser:
         return await self._run(lambda: element.text)
 
     async def wait_for_text(self, text: str, css: str = "body") -> None:
+        """Wait until ``css`` holds ``text``; an element of the page being left (after a click that
+        navigates) that goes stale mid-wait is looked up again on the new page."""
         def wait() -> None:
-            WebDriverWait(self.driver, WAIT_S).until(
+            WebDriverWait(self.driver, WAIT_S, ignored_exceptions=(StaleElementReferenceException,)).until(
                 lambda d: text in d.find_element(By.CSS_SELECTOR, css).text)
         await self._run(wait)
 
