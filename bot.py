@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from backstage import login
+from backstage import api, login
 from backstage import oauth as backstage_oauth
 from backstage import tokens as backstage_tokens
 from backstage.app import Backstage
@@ -248,6 +248,10 @@ class CommandCenter:
                                             settings.oauth_client_secret, timeout=settings.request_timeout)
         backstage_oauth.setup(backstage, self.oauth_client)
         backstage_tokens.setup(backstage)
+        assert self.incidents and self.history and self.playbooks and self.stats and self.timeline \
+            and self.updates, "build_plugins makes the services first"
+        api.setup(backstage, api.Services(self.incidents, self.history, self.playbooks, self.stats, self.timeline,
+                                          self.updates))
         return backstage
 
     async def start(self) -> None:

@@ -1037,11 +1037,11 @@ class IncidentService:
             self.cards.refresh_later(incident.id)
 
     async def check(self, incident: Incident, user_id: str, target: StepTarget, done: bool, *,
-                    drawn: str | None = None):
+                    drawn: str | None = None, fresh: bool = False):
         return await self.change(
             incident, user_id, lambda current: checklist.set_step_state(current, target, done, user_id, self.ctx.clock()),
             lambda inc, events, who: f"@{who} {'checked' if done else 'unchecked'} {_step_label(events[0])}.",
-            drawn=None if drawn is None else Drawn(drawn, step=target))
+            fresh=fresh, drawn=None if drawn is None else Drawn(drawn, step=target))
 
     async def assign(self, incident: Incident, user_id: str, target: StepTarget, assignee_id: str | None, *,
                      fresh: bool = False):
