@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
+from yarl import URL
 
 from backstage.api import openapi_document
 from bot import CommandCenter
@@ -42,7 +43,7 @@ class ApiContract:
         self.routes = RouteIndex(spec["paths"])
 
     def problems(self, method: str, path: str, query: list[tuple[str, str]], headers: dict[str, str],
-                 body: bytes | None, status: int, response_headers: dict[str, str],
+                 cookies: dict[str, str], body: bytes | None, status: int, response_headers: dict[str, str],
                  response_body: bytes) -> list[str]:
         relative = path[len(API_PREFIX):] if path.startswith(API_PREFIX) else path
         route = self.routes.resolve(method.lower(), relative)
@@ -52,7 +53,7 @@ class ApiContract:
         request = ExchangeRequest(
             host_url=HOST, path=path, method=method.lower(),
             parameters=RequestParameters(query=ImmutableMultiDict(query), header=request_headers,
-                                         cookie=ImmutableMultiDict(), path=route.variables),
+                                         cookie=ImmutableMultiDict(list(cookies.items())), path=route.variables),
             content_type=(headers.get("Content-Type") or "").split(";")[0].strip().lower(),
             body=body or None, path_pattern=API_PREFIX + route.template)
         response = ExchangeResponse(status_code=status,
@@ -113,6 +114,8 @@ class ApiClient:
             sent.setdefault("Content-Type", "application/json")
         if content_type is not None:
             sent["Content-Type"] = content_type
+        cookies = {name: morsel.value for name, morsel in
+                   self.http.cookie_jar.filter_cookies(URL(self.url(path))).items()}
         async with self.http.request(method, self.url(path), data=body, params=params, headers=sent,
                                      allow_redirects=False) as response:
             data = await response.read()
@@ -122,7 +125,7 @@ class ApiClient:
             final_path = response.url.path
         self.exchanges += 1
         if validate:
-            problems = contract().problems(method, final_path, query, sent, body, status, response_headers, data)
+            problems = contract().problems(method, final_path, query, sent, cookies, body, status, response_headers, data)
             assert not problems, "\n".join(problems)
         assert response_headers.get("Content-Type", "").startswith("application/json"), response_headers
         return status, json.loads(data) if data else None
