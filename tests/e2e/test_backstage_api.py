@@ -310,3 +310,15 @@ async def test_playbooks_and_stats(bot, sandbox):
         assert status == 404
         status, refused = await bob.get("/stats", days="0")
         assert status == 400 and refused["field"] == "days"
+
+
+async def test_an_ended_incident_refuses_changes_with_409(bot, sandbox):
+    await make_playbook(bot, sandbox, members=("alice", "bob"))
+    incident, _ = await start_incident(sandbox, bot, "bob", "Checkout errors")
+    await bot.incidents.end(incident, sandbox.user_id("bob"))
+    async with await ApiClient.with_token(bot, sandbox, "bob") as bob:
+        status, refused = await bob.post(f"/incidents/{incident.id}/steps/1/1/check")
+        assert status == 409 and "ended" in refused["error"]
+        status, body = await bob.get(f"/incidents/{incident.id}")
+        assert status == 200 and body["status"] == "ended" and body["ended_at"]
+        assert body["metrics"]["time_to_resolve_ms"] is not None
