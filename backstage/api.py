@@ -56,7 +56,7 @@ from services.updates import UpdateService
 
 HERE = Path(__file__).resolve().parent
 OPENAPI_FILE = HERE / "openapi.yaml"
-#: What ``?per_page=`` may ask for (the chat's list shows ``PER_PAGE``).
+#: Rows per page when ``?per_page=`` is not given (at most ``LIST_PER_PAGE_MAX``; the chat's list shows 15).
 PER_PAGE_DEFAULT = 25
 UPDATES_PER_PAGE_DEFAULT = 25
 _STATUSES = {"ongoing": IncidentStatus.ONGOING, "ended": IncidentStatus.ENDED, "all": None}

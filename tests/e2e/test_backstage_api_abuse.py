@@ -87,6 +87,8 @@ async def test_a_team_member_outside_a_public_incidents_channel_may_look_but_not
     incident, _ = await start_incident(sandbox, bot, "bob", "Checkout errors")
     async with await ApiClient.with_token(bot, sandbox, "dave") as dave:
         assert (await dave.get(f"/incidents/{incident.id}"))[0] == 200
+        status, refused = await dave.get(f"/incidents/{incident.id}/timeline", all="true")
+        assert status == 403 and refused["field"] == "all" and "commander" in refused["error"]
         for method, path, body in incident_routes(incident.id)[3:]:
             status, refused = await dave.request(method, path, json_body=body)
             assert status == 403, (path, status, refused)
