@@ -184,6 +184,14 @@ class Api:
             raise NotFound(INCIDENT_NOT_FOUND)
         return incident
 
+    async def _usable_playbook(self, team_id: str, who: Viewer, playbook_id: str) -> Playbook:
+        """A playbook filter: one the caller may use in the team; any other is the same 400."""
+        try:
+            return await self.s.playbooks.get(team_id, who.user_id, playbook_id)
+        except (NotFound, PermissionDenied):
+            raise ValidationError("No playbook with this id among yours in this team; GET /api/v1/playbooks "
+                                  "lists them.", field="playbook") from None
+
     async def _acting(self, incident: Incident, who: Viewer,
                       change: Callable[[], Awaitable[Incident]]) -> web.Response:
         """Run a change to a visible incident; refusals say why (403 here: the caller can see it)."""
@@ -315,7 +323,7 @@ class Api:
         if playbook_id is not None:
             if not is_valid_id(playbook_id):
                 raise ValidationError("playbook is a playbook id; GET /api/v1/playbooks lists yours.", field="playbook")
-            await self.s.playbooks.get(team_id, who.user_id, playbook_id)  # one the caller may use, else 404
+            await self._usable_playbook(team_id, who, playbook_id)
         field_values: tuple[tuple[str, str], ...] = ()
         if query.get("severity"):
             field_id, value, _ = await self.s.history.field_filter(team_id, who.user_id, "severity",
@@ -490,7 +498,7 @@ class Api:
             if not is_valid_id(playbook_id):
                 raise ValidationError("playbook is a playbook id; GET /api/v1/playbooks lists yours.",
                                       field="playbook")
-            playbook = await self.s.playbooks.get(team_id, who.user_id, playbook_id)
+            playbook = await self._usable_playbook(team_id, who, playbook_id)
         result = await self.s.stats.stats(who.user_id, team_id, days=days,
                                           playbook_name=playbook.title if playbook else "")
         by_playbook = [{"playbook": {"id": pid, "title": result.titles.get(pid, "")} if pid else None,

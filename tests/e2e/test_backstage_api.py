@@ -142,9 +142,10 @@ async def test_the_list_is_the_chats_list_with_its_filters_and_paging(bot, sandb
             status, body = await dave.get("/incidents", **params)
             assert status == 400, (params, body)
             assert body["field"] == field, (params, body)
-        # A playbook dave may not use: as missing.
-        status, _ = await dave.get("/incidents", playbook=secret.id)
-        assert status == 404
+        # A playbook dave may not use: refused like one that does not exist.
+        status, refused = await dave.get("/incidents", playbook=secret.id)
+        assert (status, refused) == (400, (await dave.get("/incidents", playbook="q" * 26))[1])
+        assert refused["field"] == "playbook"
 
 
 async def test_an_incident_its_timeline_and_updates_as_the_card_shows_them(bot, sandbox):
@@ -307,7 +308,7 @@ async def test_playbooks_and_stats(bot, sandbox):
         status, stats = await bob.get("/stats", playbook=outage.id, days="1")
         assert status == 200 and stats["playbook"]["title"] == "Outage" and stats["count"] == 3
         status, refused = await bob.get("/stats", playbook=secret.id)
-        assert status == 404
+        assert status == 400 and refused["field"] == "playbook"
         status, refused = await bob.get("/stats", days="0")
         assert status == 400 and refused["field"] == "days"
 
