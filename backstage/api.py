@@ -293,8 +293,7 @@ class Api:
     async def me(self, request: web.Request) -> web.Response:
         who = viewer(request)
         return ok({"user_id": who.user_id, "username": who.username,
-                   "credential": "api_token" if who.by_token else "session",
-                   "teams": await self.s.history.teams_of(who.user_id, "")})
+                   "signed_in_with": "token" if who.by_token else "session"})
 
     async def teams(self, request: web.Request) -> web.Response:
         who = viewer(request)

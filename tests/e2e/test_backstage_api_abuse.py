@@ -103,7 +103,7 @@ async def test_a_session_needs_the_csrf_header_for_actions(bot, sandbox):
     async with await BackstageClient.signed_in(bot, sandbox, "bob") as browser:
         without = ApiClient.over_session(browser, csrf=False)
         status, me = await without.get("/me")
-        assert status == 200 and me["credential"] == "session"
+        assert status == 200 and me["signed_in_with"] == "session"
         status, refused = await without.post(f"/incidents/{incident.id}/steps/1/1/check")
         assert status == 403 and "nothing was changed" in refused["error"]
         status, _ = await without.post(f"/incidents/{incident.id}/steps/1/1/check",
