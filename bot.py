@@ -13,8 +13,8 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from backstage import api, login
 from backstage import incidents as incident_pages
-from backstage import login
 from backstage import oauth as backstage_oauth
 from backstage import tokens as backstage_tokens
 from backstage.app import Backstage
@@ -253,6 +253,9 @@ class CommandCenter:
         incident_pages.setup(backstage, incidents=self.incidents, history=self.history, updates=self.updates,
                              report=self.report)
         backstage_tokens.setup(backstage)
+        assert self.playbooks and self.stats and self.timeline, "build_plugins makes the services first"
+        api.setup(backstage, api.Services(self.incidents, self.history, self.playbooks, self.stats, self.timeline,
+                                          self.updates))
         return backstage
 
     async def start(self) -> None:

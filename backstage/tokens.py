@@ -1,5 +1,5 @@
-"""Personal API tokens (issue 19): the Tokens page — list, create (the secret shown once), revoke — and
-``GET /api/v1/me``, the smallest API route, which answers who a token or session belongs to.
+"""Personal API tokens (issue 19): the Tokens page — list, create (the secret shown once), revoke. The
+page's ``curl`` line calls ``GET /api/v1/me`` (backstage/api.py), which answers who a token belongs to.
 
 Everything is the signed-in person's own: the store is asked for their tokens only, and revoking
 someone else's token id answers 404 like a missing one (services/webauth.py ``revoke_token``).
@@ -51,12 +51,6 @@ def setup(backstage: Backstage) -> None:
             raise NotFound("You have no token with that id: it may have been revoked already.")
         return see_other(f"{BACKSTAGE_PREFIX}{PAGE}?revoked=1")
 
-    async def me(request: web.Request) -> web.Response:
-        who = viewer(request)
-        return web.json_response({"user_id": who.user_id, "username": who.username,
-                                  "signed_in_with": "token" if who.by_token else "session"})
-
     backstage.page("GET", PAGE, list_tokens)
     backstage.page("POST", PAGE, create)
     backstage.page("POST", PAGE + "/{token_id}/revoke", revoke)
-    backstage.api("GET", "/me", me)

@@ -744,6 +744,12 @@ def _yaml(data: object) -> str:
 def dump(spec: PlaybookSpec, trigger: str = DEFAULT_TRIGGER) -> str:
     """The playbook as YAML text; ``parse(dump(spec)) == spec`` for every valid spec. ``trigger``: the
     slash command's, named in the header comment."""
+    return _header(trigger) + _yaml(spec_data(spec))
+
+
+def spec_data(spec: PlaybookSpec) -> dict[str, object]:
+    """The playbook as the YAML file's data (plain dicts, lists and strings): what :func:`dump` writes,
+    and what the backstage's API answers as JSON."""
     data: dict[str, object] = {"title": spec.title}
     if spec.description:
         data["description"] = spec.description
@@ -777,7 +783,7 @@ def dump(spec: PlaybookSpec, trigger: str = DEFAULT_TRIGGER) -> str:
             retro["reminder"] = format_duration(spec.retro_reminder_ms)
         data["retrospective"] = retro
     data["stages"] = _stages_data(spec.stages)
-    return _header(trigger) + _yaml(data)
+    return data
 
 
 def _field_data(field_def: FieldDef) -> dict[str, object]:

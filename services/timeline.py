@@ -94,12 +94,18 @@ class TimelineService:
         default; by name or ~channel, like ``info``); NotFound for an incident they may not see.
         ``include_hidden`` (``--all``) is for the commander and system admins only."""
         incident = await self.history.resolve(user_id, team_id, channel_id, reference, "timeline")
+        return await self.incident_page(incident, user_id, page=page, include_hidden=include_hidden)
+
+    async def incident_page(self, incident: Incident, user_id: str, *, page: int = 0,
+                            include_hidden: bool = False, per_page: int = limits.TIMELINE_PER_PAGE) -> TimelinePage:
+        """Page ``page`` of the timeline of an incident the caller has found the user may see (the
+        backstage's API: HistoryService.can_view); ``include_hidden`` as for :meth:`page`."""
         if include_hidden:
             actor = await self.directory.actor(user_id)
             if user_id != incident.commander_id and not actor.is_system_admin:
                 raise PermissionDenied("Only the commander can list hidden events (--all).")
         shown = tl.entries(await self.store.timeline(incident.id), include_hidden=include_hidden)
-        items, pages = tl.page_of(shown, page, limits.TIMELINE_PER_PAGE)
+        items, pages = tl.page_of(shown, page, per_page)
         ids: set[str] = set()
         for entry in items:
             ids |= user_ids_of(entry.event)
@@ -107,6 +113,11 @@ class TimelineService:
                 ids.add(entry.hidden_by)
         names = await self.history.usernames(ids)
         return TimelinePage(incident, items, page, pages, len(shown), names, include_hidden)
+
+    async def events(self, incident: Incident) -> list[TimelineEvent]:
+        """Every event of an incident the caller has found the user may see, in recorded order (the
+        backstage's API computes the metrics and lists the status updates from them)."""
+        return await self.store.timeline(incident.id)
 
     # Changing ---------------------------------------------------------------------------------
 
