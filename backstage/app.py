@@ -35,7 +35,7 @@ from aiohttp import web
 
 from domain.errors import DomainError, NotFound, PermissionDenied, ValidationError
 from domain.models import CredentialKind, WebCredential
-from gateway.errors import MattermostError
+from gateway.errors import MattermostError, user_message
 from gateway.ids import API_PREFIX, BACKSTAGE_PREFIX
 from services.context import BotContext
 from services.webauth import LoginRefused, WebAuth
@@ -200,9 +200,9 @@ class Backstage:
             except LoginRefused as error:
                 return self._refusal(request, 400, str(error), html=html)
             except ValidationError as error:
-                return self._refusal(request, 400, str(error), html=html, field_name=error.field)
+                return self._refusal(request, 400, self.message(error), html=html, field_name=error.field)
             except DomainError as error:
-                return self._refusal(request, 409, str(error), html=html)
+                return self._refusal(request, 409, self.message(error), html=html)
             except MattermostError as error:
                 log.warning("Mattermost failed during %s %s: %s", request.method, request.path, error)
                 return self._refusal(request, 502, "Mattermost did not answer as expected; try again in a moment.",
@@ -212,6 +212,11 @@ class Backstage:
                 return self._refusal(request, 500, "Something went wrong on our side; it has been logged.",
                                      html=html)
         return errors
+
+    def message(self, error: BaseException) -> str:
+        """What a person is told about ``error``: the chat's words, with the commands it names written for
+        the configured trigger (gateway/errors.py)."""
+        return user_message(error, self.ctx.settings.command_trigger)
 
     def _refusal(self, request: web.Request, status: int, message: str, *, html: bool,
                  field_name: str | None = None) -> web.Response:

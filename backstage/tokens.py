@@ -42,7 +42,7 @@ def setup(backstage: Backstage) -> None:
         try:
             issued = await backstage.auth.create_token(viewer(request).user_id, typed)
         except ValidationError as error:
-            return await page(request, problem=str(error), name_value=typed[:MAX_TOKEN_NAME * 2], status=400)
+            return await page(request, problem=backstage.message(error), name_value=typed[:MAX_TOKEN_NAME * 2], status=400)
         return await page(request, created=issued, status=201)
 
     async def revoke(request: web.Request) -> web.Response:
