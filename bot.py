@@ -14,6 +14,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from backstage import login
+from backstage import playbooks as playbook_pages
+from backstage import stats as stats_pages
 from backstage.app import Backstage
 from gateway.alerts import RoutingRules, RulesFormatError, read_rules
 from gateway.binding import ChannelTeams
@@ -227,6 +229,9 @@ class CommandCenter:
         auth = self.web_auth = WebAuth(ctx)
         backstage = self.backstage = Backstage(ctx, auth)
         login.setup(backstage)
+        assert self.playbooks is not None and self.history is not None and self.stats is not None
+        playbook_pages.setup(backstage, self.playbooks, self.history)
+        stats_pages.setup(backstage, self.stats, self.playbooks, self.history)
         return backstage
 
     async def start(self) -> None:
