@@ -137,3 +137,145 @@ async def test_a_member_who_left_the_team_no_longer_sees_the_playbook(bot, sandb
         # (Team membership is asked of Mattermost each time, not cached.)
         status, _ = await dave.get(f"/playbooks/{playbook.id}")
         assert status == 404
+
+
+async def test_the_editor_changes_the_draft_without_saving_then_saves_it(bot, sandbox):
+    playbook = await playbook_of(bot, sandbox, members=("carol",))
+    async with await BackstageClient.signed_in(bot, sandbox, "carol") as carol:
+        status, page = await carol.get(f"/playbooks/{playbook.id}")
+        assert status == 200 and 'id="editor"' in page and 'value="Acknowledge"' in page
+        draft = form_of(page)
+        assert draft["stages"] == "2" and draft["stage-1-steps"] == "2" and draft["members"] == "@carol"
+        # Add a step to stage 1: the form comes back with an empty step 1.3; nothing is stored.
+        status, page = await carol.post(f"/playbooks/{playbook.id}", {**draft, "op": "add-step-1"})
+        assert status == 200 and 'name="step-1-3-title"' in page and "Not saved yet" in page
+        assert (await bot.store.get_playbook(playbook.id)).version == playbook.version
+        draft = form_of(page)
+        draft.update({"step-1-3-title": "Page the on-call", "step-1-3-command": "/echo paging",
+                      "step-1-3-description": "Use the rota", "title": "Outage (edited)"})
+        # Move stage 2 up, then remove step 1.1 of what is now stage 2 (the old stage 1).
+        _, page = await carol.post(f"/playbooks/{playbook.id}", {**draft, "op": "up-stage-2"})
+        draft = form_of(page)
+        assert draft["stage-1-title"] == "Resolution" and draft["stage-2-title"] == "Triage"
+        assert draft["step-2-3-title"] == "Page the on-call"  # typed text survives every button
+        _, page = await carol.post(f"/playbooks/{playbook.id}", {**draft, "op": "remove-step-2-1"})
+        draft = form_of(page)
+        _, page = await carol.post(f"/playbooks/{playbook.id}", {**draft, "op": "down-step-2-1"})
+        draft = form_of(page)
+        _, page = await carol.post(f"/playbooks/{playbook.id}", {**draft, "op": "add-stage"})
+        draft = form_of(page)
+        assert draft["stages"] == "3" and draft["stage-3-title"] == "Stage 3"
+        draft.update({"stage-3-title": "Follow-up", "interval": "30m", "members": "@carol @dave",
+                      "public": "private", "description": "When the site is down"})
+        status, _ = await carol.post(f"/playbooks/{playbook.id}", {**draft, "op": "save"})
+        assert status == 303
+        saved = await bot.store.get_playbook(playbook.id)
+        assert outline(saved) == [("Resolution", ["Fix it"]), ("Triage", ["Page the on-call", "Assess impact"]),
+                                  ("Follow-up", [])]
+        step = saved.stages[1].steps[0]
+        assert step.command == "/echo paging" and step.description == "Use the rota"
+        assert saved.title == "Outage (edited)" and saved.create_public_channel is False
+        assert saved.updates.interval_ms == 30 * 60_000 and saved.description == "When the site is down"
+        assert set(saved.member_ids) == {sandbox.user_id("carol"), sandbox.user_id("dave")}
+        assert saved.version == playbook.version + 1
+        # The page shows it saved, and chat agrees.
+        _, page = await carol.get(f"/playbooks/{playbook.id}?saved=1")
+        assert "Saved." in page and "Page the on-call" in page
+    shown = await sandbox.user("dave").command("town-square", '/incident playbook show "Outage (edited)"')
+    assert "Page the on-call" in shown.ephemeral[0]
+
+
+async def test_every_setting_the_chat_dialog_edits_is_in_the_form(bot, sandbox):
+    playbook = await playbook_of(bot, sandbox, members=("carol",))
+    async with await BackstageClient.signed_in(bot, sandbox, "carol") as carol:
+        _, page = await carol.get(f"/playbooks/{playbook.id}")
+        draft = form_of(page)
+        for name in ("broadcast", "interval", "update_template", "reminders", "invite", "commander", "followers",
+                     "webhooks", "retro_template", "retro_reminder", "field-1-name", "field-1-kind", "public"):
+            assert name in draft, name
+        draft.update({"broadcast": "~town-square", "update_template": "Status: ok", "reminders": "dm",
+                      "invite": "@bob", "commander": "@dave", "followers": "@bob", "retro_template": "## What",
+                      "retro_reminder": "2d"})
+        _, page = await carol.post(f"/playbooks/{playbook.id}", {**draft, "op": "add-field"})
+        draft = form_of(page)
+        draft.update({"field-2-name": "Customer", "field-2-kind": "text"})
+        status, page = await carol.post(f"/playbooks/{playbook.id}", {**draft, "op": "save"})
+        assert status == 303, page
+    saved = await bot.store.get_playbook(playbook.id)
+    town = sandbox.channel("acme", "town-square")["id"]
+    assert saved.updates.broadcast_channel_ids == (town,) and saved.updates.template == "Status: ok"
+    assert saved.updates.reminder_delivery.value == "dm"
+    assert saved.invited_user_ids == (sandbox.user_id("bob"),) and saved.default_commander_id == sandbox.user_id("dave")
+    assert saved.auto_follower_ids == (sandbox.user_id("bob"),)
+    assert saved.retro.template == "## What" and saved.retro.reminder_interval_ms == 2 * 86_400_000
+    assert [f.name for f in saved.fields] == ["Severity", "Customer"]
+    assert saved.fields[0].options == ("SEV1", "SEV2", "SEV3", "SEV4")  # the severity field kept as it was
+
+
+async def test_refusals_are_shown_at_their_input_and_nothing_is_saved(bot, sandbox):
+    playbook = await playbook_of(bot, sandbox, members=("carol",))
+    async with await BackstageClient.signed_in(bot, sandbox, "carol") as carol:
+        _, page = await carol.get(f"/playbooks/{playbook.id}")
+        draft = form_of(page)
+        bad = {**draft, "op": "save", "step-1-1-title": "", "interval": "soon", "members": "@carol @nobody",
+               "step-2-1-command": "/incident run 1.1"}
+        status, page = await carol.post(f"/playbooks/{playbook.id}", bad)
+        assert status == 400 and "Nothing was saved" in page
+        assert re.search(r'data-for="step-1-1-title">[^<]*empty', page)
+        assert 'data-for="interval"' in page
+        # The draft is shown as typed, to fix.
+        assert form_of(page)["interval"] == "soon" and form_of(page)["step-2-1-command"] == "/incident run 1.1"
+        # Usernames are checked once the form reads well: an unknown one at the members input.
+        status, page = await carol.post(f"/playbooks/{playbook.id}", {**draft, "op": "save",
+                                                                      "members": "@carol @nobody"})
+        assert status == 400 and re.search(r'data-for="members">[^<]*@nobody', page)
+        # A step command that would check a step is refused at that command.
+        status, page = await carol.post(f"/playbooks/{playbook.id}", {**draft, "op": "save",
+                                                                      "step-2-1-command": "/incident run 1.1"})
+        assert status == 400 and 'data-for="step-2-1-command"' in page
+        # Another playbook's title (one carol can use) is refused at the title.
+        await playbook_of(bot, sandbox, title="Taken", members=("carol",))
+        status, page = await carol.post(f"/playbooks/{playbook.id}", {**draft, "op": "save", "title": "TAKEN"})
+        assert status == 400 and re.search(r'data-for="title">[^<]*already titled', page)
+        # Stages over the limit are not even read: a removed stage 0 of 0 is simply refused by the parser.
+        status, page = await carol.post(f"/playbooks/{playbook.id}", {**draft, "op": "save", "stages": "0"})
+        assert status == 400 and "at least one stage" in page
+    assert (await bot.store.get_playbook(playbook.id)).version == playbook.version
+
+
+async def test_two_editors_at_once_the_second_is_told_and_nothing_is_overwritten(bot, sandbox):
+    playbook = await playbook_of(bot, sandbox, members=("carol", "dave"))
+    async with await BackstageClient.signed_in(bot, sandbox, "carol") as carol, \
+            await BackstageClient.signed_in(bot, sandbox, "dave") as dave:
+        _, page = await carol.get(f"/playbooks/{playbook.id}")
+        carols = form_of(page)
+        _, page = await dave.get(f"/playbooks/{playbook.id}")
+        daves = form_of(page)
+        status, _ = await carol.post(f"/playbooks/{playbook.id}", {**carols, "op": "save", "title": "Carol's"})
+        assert status == 303
+        status, page = await dave.post(f"/playbooks/{playbook.id}", {**daves, "op": "save", "title": "Dave's"})
+        assert status == 409 and "Someone else saved this playbook" in page
+        assert form_of(page)["title"] == "Dave's"  # his draft is kept on the page, to copy from
+        # A chat edit between opening and saving counts the same.
+        await sandbox.user("carol").command("town-square", "/incident playbook members \"Carol's\" add @bob")
+        status, page = await carol.post(f"/playbooks/{playbook.id}", {**carols, "op": "save", "title": "Again"})
+        assert status == 409
+    saved = await bot.store.get_playbook(playbook.id)
+    assert saved.title == "Carol's" and sandbox.user_id("bob") in saved.member_ids
+
+
+async def test_csrf_token_and_origin_are_required_for_every_playbook_form(bot, sandbox):
+    playbook = await playbook_of(bot, sandbox, members=("carol",))
+    async with await BackstageClient.signed_in(bot, sandbox, "carol") as carol:
+        _, page = await carol.get(f"/playbooks/{playbook.id}")
+        draft = {**form_of(page), "op": "save", "title": "Forged"}
+        for path in (f"/playbooks/{playbook.id}", f"/playbooks/{playbook.id}/upload", "/playbooks/new",
+                     "/playbooks/import"):
+            status, _ = await carol.post(path, {**draft, "team": playbook.team_id}, csrf=False)
+            assert status == 403, path
+            status, _ = await carol.post(path, {**draft, "csrf": "not-the-token", "team": playbook.team_id})
+            assert status == 403, path
+        status, _ = await carol.post(f"/playbooks/{playbook.id}", draft, headers={"Origin": "https://evil.example"})
+        assert status == 403
+    assert (await bot.store.get_playbook(playbook.id)).title == "Outage"
+    assert len(await bot.store.playbooks_for_user(playbook.team_id, "", is_admin=True)) == 1
