@@ -257,7 +257,9 @@ def form_errors(error: DomainError) -> dict[str, list[str]]:
     message = str(error)
     refused = _REFUSED_STEP.match(message)
     if refused:
-        found[f"step-{refused.group(1)}-{refused.group(2)}-command"] = [message[refused.end():]]
+        rest = message[refused.end():]
+        part = "command" if "command" in rest else "title"
+        found[f"step-{refused.group(1)}-{refused.group(2)}-{part}"] = [rest]
         return found
     if isinstance(error, ValidationError) or (isinstance(error, Conflict) and error.field):
         found[input_of(error.field or "", error.field)] = [message]

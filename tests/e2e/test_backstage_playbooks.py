@@ -254,7 +254,7 @@ async def test_two_editors_at_once_the_second_is_told_and_nothing_is_overwritten
         status, _ = await carol.post(f"/playbooks/{playbook.id}", {**carols, "op": "save", "title": "Carol's"})
         assert status == 303
         status, page = await dave.post(f"/playbooks/{playbook.id}", {**daves, "op": "save", "title": "Dave's"})
-        assert status == 409 and "Someone else saved this playbook" in page
+        assert status == 409 and STALE_EDIT in page
         assert form_of(page)["title"] == "Dave's"  # his draft is kept on the page, to copy from
         # A chat edit between opening and saving counts the same.
         await sandbox.user("carol").command("town-square", "/incident playbook members \"Carol's\" add @bob")
@@ -279,3 +279,134 @@ async def test_csrf_token_and_origin_are_required_for_every_playbook_form(bot, s
         assert status == 403
     assert (await bot.store.get_playbook(playbook.id)).title == "Outage"
     assert len(await bot.store.playbooks_for_user(playbook.team_id, "", is_admin=True)) == 1
+
+
+async def upload(client: BackstageClient, path: str, *, version: int | str = "", text: str | None = None,
+                 file: bytes | None = None, team: str = "") -> tuple[int, str]:
+    form = aiohttp.FormData()
+    form.add_field("csrf", client.csrf)
+    form.add_field("version", str(version))
+    if team:
+        form.add_field("team", team)
+    if text is not None:
+        form.add_field("yaml", text)
+    if file is not None:
+        form.add_field("file", file, filename="playbook.yaml", content_type="application/x-yaml")
+    async with client.http.post(client.url(path), data=form, allow_redirects=False) as response:
+        return response.status, await response.text()
+
+
+async def test_yaml_download_is_the_chat_export_and_an_upload_replaces_the_playbook(bot, sandbox):
+    playbook = await playbook_of(bot, sandbox, members=("carol",))
+    async with await BackstageClient.signed_in(bot, sandbox, "carol") as carol:
+        async with carol.http.get(carol.url(f"/playbooks/{playbook.id}.yaml")) as response:
+            assert response.status == 200
+            assert response.headers["Content-Disposition"] == 'attachment; filename="outage.yaml"'
+            assert response.content_type == "application/x-yaml"
+            text = await response.text()
+        _, exported = await bot.playbooks.export_text(playbook)
+        assert text == exported
+        changed = text.replace("Fix it", "Roll back").replace("title: Outage", "title: Outage v2")
+        _, page = await carol.get(f"/playbooks/{playbook.id}")
+        status, page = await upload(carol, f"/playbooks/{playbook.id}/upload", version=playbook.version,
+                                    file=changed.encode())
+        assert status == 200 and "Uploaded and saved." in page and "Roll back" in page
+        saved = await bot.store.get_playbook(playbook.id)
+        assert saved.title == "Outage v2" and outline(saved)[1] == ("Resolution", ["Roll back"])
+        # Problems by line; nothing saved.
+        status, page = await upload(carol, f"/playbooks/{playbook.id}/upload", version=saved.version,
+                                    text="title: Broken\nstages:\n  - title: x\n    steps:\n      - title: ''\n")
+        assert status == 400 and "Line 5, stage 1, step 1, title" in page
+        # An upload made on an old version is refused as the form's save is.
+        status, page = await upload(carol, f"/playbooks/{playbook.id}/upload", version=playbook.version,
+                                    text=changed.replace("Roll back", "Stale"))
+        assert status == 409 and "Someone else saved" in page
+        # Pasted text works as a file does.
+        status, page = await upload(carol, f"/playbooks/{playbook.id}/upload", version=saved.version,
+                                    text=changed.replace("Roll back", "Pasted"))
+        assert status == 200
+    assert outline(await bot.store.get_playbook(playbook.id))[1] == ("Resolution", ["Pasted"])
+
+
+async def test_hostile_yaml_uploads_are_refused_before_they_cost_anything(bot, sandbox):
+    playbook = await playbook_of(bot, sandbox, members=("carol",))
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n" \
+             "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\ntitle: Laughs\nstages: [*c]\n"
+    deep = "title: Deep\nstages: " + "[" * 200 + "]" * 200 + "\n"
+    huge = "title: Huge\ndescription: '" + "x" * (300 * 1024) + "'\nstages:\n  - title: x\n"
+    async with await BackstageClient.signed_in(bot, sandbox, "carol") as carol:
+        _, _ = await carol.get(f"/playbooks/{playbook.id}")
+        path = f"/playbooks/{playbook.id}/upload"
+        status, page = await upload(carol, path, version=playbook.version, file=laughs.encode())
+        assert status == 400 and "alias" in page.lower()
+        status, page = await upload(carol, path, version=playbook.version, file=deep.encode())
+        assert status == 400 and "nested too deeply" in page
+        status, page = await upload(carol, path, version=playbook.version, file=huge.encode())
+        assert status == 400 and "larger than 256 KB" in page
+        status, page = await upload(carol, path, version=playbook.version, text=huge)
+        assert status == 400 and "characters long" in page
+        status, page = await upload(carol, path, version=playbook.version, file=b"\xff\xfe\x00bad")
+        assert status == 400 and "not UTF-8" in page
+        status, page = await upload(carol, path, version=playbook.version, text="")
+        assert status == 400 and "Choose a .yaml file or paste" in page
+        # The editor's inputs are bounded too: a huge title is refused at the title, by the parser's limit.
+        _, page = await carol.get(f"/playbooks/{playbook.id}")
+        status, page = await carol.post(f"/playbooks/{playbook.id}", {**form_of(page), "op": "save",
+                                                                      "title": "t" * 100_000,
+                                                                      "stages": "999999"})
+        assert status == 400 and 'data-for="title"' in page
+    assert (await bot.store.get_playbook(playbook.id)).version == playbook.version
+
+
+async def test_create_from_a_template_and_import_from_the_list(bot, sandbox):
+    team_id = sandbox.team("acme")["id"]
+    async with await BackstageClient.signed_in(bot, sandbox, "bob") as bob:
+        _, page = await bob.get("/playbooks")
+        assert 'id="no-playbooks"' in page
+        status, _ = await bob.post("/playbooks/new", {"team": team_id, "title": "Payments down",
+                                                      "template": "incident-response"})
+        assert status == 303
+        created = (await bot.store.playbooks_for_user(team_id, sandbox.user_id("bob")))[0]
+        assert created.title == "Payments down" and created.member_ids == (sandbox.user_id("bob"),)
+        status, page = await bob.post("/playbooks/new", {"team": team_id, "title": "payments DOWN"})
+        assert status == 400 and "already titled" in page
+        status, _ = await bob.post("/playbooks/new", {"team": sandbox.team("globex")["id"] + "x", "title": "X"})
+        assert status == 404
+        text = "title: Imported plan\nmembers: [bob, dave]\nstages:\n  - title: One\n    steps: [Do it]\n"
+        status, page = await upload(bob, "/playbooks/import", team=team_id, text=text)
+        assert status == 200 and "Imported as a new playbook." in page
+        status, page = await upload(bob, "/playbooks/import", team=team_id,
+                                    text="title: Bad\nmembers: [nobody]\nstages:\n  - title: One\n")
+        assert status == 400 and "Line 2, members, entry 1: there is no active user @nobody." in page
+    titles = sorted(p.title for p in await bot.store.playbooks_for_user(team_id, sandbox.user_id("dave")))
+    assert titles == ["Imported plan"]
+
+
+XSS = ('<script>alert(1)</script>', '"><img src=x onerror=alert(1)>', "javascript:alert(1)")
+
+
+async def test_what_people_typed_is_rendered_inert(bot, sandbox):
+    playbook = await playbook_of(bot, sandbox, title=f"T {XSS[0]}", description=f"{XSS[1]} {XSS[2]}", members=("carol",),
+                                 steps=((XSS[1], f"/echo {XSS[1]}"), ("End it", "/incident end")))
+    incidents_before = len((await bot.store.list_incidents(playbook.team_id, is_admin=True)).items)
+    async with await BackstageClient.signed_in(bot, sandbox, "carol") as carol:
+        for path in ("/playbooks", f"/playbooks/{playbook.id}"):
+            _, page = await carol.get(path)
+            for attack in XSS[:2]:
+                assert attack not in page, path
+            assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+            assert "<img" not in page and 'href="javascript:' not in page
+        assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in page
+        assert '<code class="command">/incident end</code>' in page  # a command is text to read
+        assert '<code class="command">/echo &#34;&gt;&lt;img' in page
+        # A draft round trip keeps the text exactly, still escaped.
+        status, page = await carol.post(f"/playbooks/{playbook.id}", {**form_of(page), "op": "add-step-2"})
+        assert status == 200 and XSS[1] not in page and form_of(page)["step-1-1-title"] == XSS[1]
+        status, page = await carol.post(f"/playbooks/{playbook.id}", {**form_of(page), "op": "save"})
+        assert status == 400 and re.search(r'data-for="step-2-2-title">[^<]*empty', page)  # the new, empty step
+        status, _ = await carol.post(f"/playbooks/{playbook.id}", {**form_of(page), "op": "save",
+                                                                   "step-2-2-title": "Tell support"})
+        assert status == 303
+    saved = await bot.store.get_playbook(playbook.id)
+    assert saved.title == playbook.title and saved.stages[0].steps[0].command == f"/echo {XSS[1]}"
+    assert len((await bot.store.list_incidents(playbook.team_id, is_admin=True)).items) == incidents_before
