@@ -410,3 +410,30 @@ async def test_what_people_typed_is_rendered_inert(bot, sandbox):
     saved = await bot.store.get_playbook(playbook.id)
     assert saved.title == playbook.title and saved.stages[0].steps[0].command == f"/echo {XSS[1]}"
     assert len((await bot.store.list_incidents(playbook.team_id, is_admin=True)).items) == incidents_before
+
+
+async def test_a_draft_survives_a_bot_restart_in_the_middle(start_bot, sandbox):
+    """The draft lives in the page, the session in the store: a restart between the editor's buttons
+    loses nothing, and the version check still holds."""
+    first = await start_bot()
+    playbook = await playbook_of(first, sandbox, members=("carol",))
+    carol = await BackstageClient.signed_in(first, sandbox, "carol")
+    try:
+        _, page = await carol.get(f"/playbooks/{playbook.id}")
+        _, page = await carol.post(f"/playbooks/{playbook.id}", {**form_of(page), "op": "add-step-2"})
+        draft = {**form_of(page), "step-2-2-title": "Written before the restart"}
+        await first.stop()
+        second = await start_bot()
+        again = BackstageClient(second)
+        again.http.cookie_jar.update_cookies({c.key: c.value for c in carol.http.cookie_jar})
+        again.csrf = carol.csrf
+        async with again:
+            status, _ = await again.post(f"/playbooks/{playbook.id}", {**draft, "op": "save"})
+            assert status == 303
+            status, page = await again.post(f"/playbooks/{playbook.id}", {**draft, "op": "save",
+                                                                          "title": "Twice"})
+            assert status == 409  # the same draft a second time: it was made on the old version
+    finally:
+        await carol.close()
+    saved = await second.store.get_playbook(playbook.id)
+    assert outline(saved)[1] == ("Resolution", ["Fix it", "Written before the restart"]) and saved.title == "Outage"
