@@ -3,7 +3,7 @@ download and upload.
 
 Nothing here decides who may do what: every read and write goes through services/playbooks.py,
 the chat's own service (``visible``, ``get``, ``create``, ``import_text``, ``replace``), so the
-pages answer exactly as ``/incident playbook …`` does — a playbook someone may not use is "not
+pages answer exactly as the ``playbook …`` commands do — a playbook someone may not use is "not
 found" (404) in both, and whoever may see a playbook may edit it (its members and system admins).
 
 The editor works without JavaScript: one form with numbered inputs; "add stage", "move up",

@@ -1,7 +1,7 @@
 """The backstage's stats page (issue 19): incidents per week, the time-to-resolve trend (median and
 p90 per week), per playbook and per severity — as charts and as tables.
 
-The figures are services/stats.py's, the ones ``/incident stats`` prints (same visibility: a
+The figures are services/stats.py's, the ones the ``stats`` command prints (same visibility: a
 private incident counts only for its channel's members and system admins); the page adds nothing
 but drawing. The charts are SVG written here and in the template, not a chart library: the page's
 Content-Security-Policy allows no script and no inline style, and what the libraries on PyPI emit
