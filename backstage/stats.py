@@ -211,6 +211,9 @@ def setup(backstage: Backstage, stats: StatsService, playbooks: PlaybookService,
         result = await stats.stats(who.user_id, team_id, days=days, playbook_id=playbook_id, severity=severity)
         choices = [(p.id, p.title) for p in await playbooks.visible(team_id, who.user_id)]
         weeks = list(result.weeks)
+        severity_choices = [(NO_SEVERITY if s is None else s, NOT_SET if s is None else s) for s in result.severities]
+        if severity and severity not in {value for value, _ in severity_choices}:
+            severity_choices.append((severity, NOT_SET if severity == NO_SEVERITY else severity))  # shown as chosen
         return backstage.render(
             request, "stats.html", title="Stats", result=result, team_id=team_id,
             teams={t: known.get(t, t) for t in teams}, choices=choices, days=days,
@@ -221,8 +224,7 @@ def setup(backstage: Backstage, stats: StatsService, playbooks: PlaybookService,
             playbooks=playbook_rows(result), severities=severity_rows(result.stats.total),
             playbook_chart=horizontal(playbook_rows(result)[:PLAYBOOKS_DRAWN]),
             severity_chart=horizontal(severity_rows(result.stats.total)),
-            severity_choices=[(NO_SEVERITY if s is None else s, NOT_SET if s is None else s)
-                              for s in result.severities], since=_day(result.since))
+            severity_choices=severity_choices, since=_day(result.since))
 
     backstage.page("GET", "/stats", page)
     backstage.nav.append(("Stats", "/stats"))

@@ -4,6 +4,8 @@ SVG charts under the Content-Security-Policy (no refusal in the console)."""
 
 from __future__ import annotations
 
+from selenium.webdriver.support.wait import WebDriverWait
+
 from domain.metrics import week_start
 from tests.e2e.conftest import make_playbook
 from tests.e2e.test_history import quick_incident
@@ -27,6 +29,8 @@ async def test_edit_a_playbook_add_a_step_and_save(browser, bot, sandbox):
     await browser._run(lambda: browser.driver.set_window_size(1280, 2200))
     await browser.screenshot("playbook-editor")
     await browser.click("#save")
+    # Saved: redirected to the page (the draft page had a notice too, so wait for the new address first).
+    await browser._run(lambda: WebDriverWait(browser.driver, 10).until(lambda d: "saved=1" in d.current_url))
     await browser.wait_for_text("Saved.", "#notice")
     await browser.wait_for_text("Tell the support team", "#outline")
     saved = await bot.store.get_playbook(playbook.id)
