@@ -14,8 +14,10 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from backstage import login
+from backstage import oauth as backstage_oauth
 from backstage import playbooks as playbook_pages
 from backstage import stats as stats_pages
+from backstage import tokens as backstage_tokens
 from backstage.app import Backstage
 from gateway.alerts import RoutingRules, RulesFormatError, read_rules
 from gateway.binding import ChannelTeams
@@ -25,10 +27,12 @@ from gateway.directory import Directory
 from gateway.errors import MattermostError
 from gateway.events import ConnectionPolicy, EventStream
 from gateway.inbound import CommandTokens, InboundLimits, InboundServer
+from gateway.oauth_client import OAuthClient
 from gateway.routing import Registry
 from gateway.signing import ReplayGuard, Signer
 from gateway.webhooks_out import AddressPolicy, WebhookSender
 from plugins.alerts import AlertPlugin
+from plugins.backstage import BackstagePlugin
 from plugins.base import FeaturePlugin
 from plugins.direct import DirectMessagePlugin
 from plugins.fields import FieldsPlugin
@@ -73,6 +77,8 @@ log = logging.getLogger("command_center")
 
 #: How long a shutdown waits for the handlers of WebSocket events already taken (then closes anyway).
 STOP_SETTLE_SECONDS = 5.0
+#: Every how many leader rounds expired backstage sessions are forgotten (the first round, then ~every 100).
+PRUNE_CREDENTIALS_ROUNDS = 100
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -145,6 +151,8 @@ class CommandCenter:
         self.inbound: InboundServer | None = None
         #: The backstage (issue 19): its sign-in (services/webauth.py) and its pages and API (backstage/).
         self.web_auth: WebAuth | None = None
+        #: "Sign in with Mattermost" (CC_OAUTH_CLIENT_ID/SECRET): the bot's OAuth client, when configured.
+        self.oauth_client: OAuthClient | None = None
         self.backstage: Backstage | None = None
         self.history: HistoryService | None = None
         self.playbooks: PlaybookService | None = None
@@ -222,16 +230,29 @@ class CommandCenter:
                 TimelinePlugin(ctx, timeline),
                 # Severity, custom fields and the retrospective (issue 18).
                 FieldsPlugin(ctx, fields),
-                RetroPlugin(ctx, retro, history)]
+                RetroPlugin(ctx, retro, history),
+                # The backstage's login link (issue 19): the same WebAuth as the pages (build_backstage).
+                BackstagePlugin(ctx, self._web_auth(ctx))]
+
+    def _web_auth(self, ctx: BotContext) -> WebAuth:
+        if self.web_auth is None or self.web_auth.ctx is not ctx:
+            self.web_auth = WebAuth(ctx)
+        return self.web_auth
 
     def build_backstage(self, ctx: BotContext) -> Backstage:
         """The web pages and the REST API (issue 19), on the services the chat uses (build_plugins)."""
-        auth = self.web_auth = WebAuth(ctx)
+        auth = self._web_auth(ctx)
         backstage = self.backstage = Backstage(ctx, auth)
         login.setup(backstage)
+        settings = ctx.settings
+        if settings.oauth_client_id and settings.oauth_client_secret:
+            self.oauth_client = OAuthClient(settings.mattermost_url, settings.oauth_client_id,
+                                            settings.oauth_client_secret, timeout=settings.request_timeout)
+        backstage_oauth.setup(backstage, self.oauth_client)
         assert self.playbooks is not None and self.history is not None and self.stats is not None
         playbook_pages.setup(backstage, self.playbooks, self.history)
         stats_pages.setup(backstage, self.stats, self.playbooks, self.history)
+        backstage_tokens.setup(backstage)
         return backstage
 
     async def start(self) -> None:
@@ -393,6 +414,10 @@ class CommandCenter:
                 log.info("recovered a start abandoned by another replica: %s", outcome)
         if self.livecard is not None and self._leader_rounds % 18 == 0:
             await self.livecard.resume()
+        if self.web_auth is not None and self._leader_rounds % PRUNE_CREDENTIALS_ROUNDS == 1:
+            pruned = await self.web_auth.prune()  # expired backstage sessions (issue 19)
+            if pruned:
+                log.info("forgot %d expired backstage sessions", pruned)
 
     @property
     def store(self) -> Store:
@@ -434,6 +459,8 @@ class CommandCenter:
         if self.inbound is not None:
             await self.inbound.stop()
         await self.telemetry.close()
+        if self.oauth_client is not None:
+            await self.oauth_client.close()
         if self.client is not None:
             await self.client.close()
         if self._store is not None:

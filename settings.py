@@ -105,6 +105,11 @@ class Settings(BaseSettings):
     job_retention_days: int = Field(7, ge=1, le=3650, description="Days a done or cancelled scheduler job is kept")
     failed_job_retention_days: int = Field(
         30, ge=1, le=3650, description="Days a failed scheduler job (the record of a give-up) is kept")
+    # Backstage "Sign in with Mattermost" (README, Backstage): the OAuth 2.0 app an admin registered.
+    oauth_client_id: str | None = Field(None, pattern=r"^[a-z0-9]{26}$",
+                                        description="Client id of the bot's OAuth app in Mattermost")
+    oauth_client_secret: str | None = Field(None, min_length=1, max_length=128,
+                                            description="Client secret of that OAuth app")
     webhook_allowed_internal: str = Field(
         "", description="Internal hosts, IPs and CIDRs webhooks may be sent to, separated by spaces or commas "
         "(like Mattermost's AllowedUntrustedInternalConnections); none by default")
@@ -124,6 +129,11 @@ class Settings(BaseSettings):
     def _rudder_url(cls, value: str | None) -> str | None:
         return None if not value else _check_http_url(value, "rudder_data_plane_url")
 
+    @field_validator("oauth_client_id", "oauth_client_secret", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # `CC_OAUTH_CLIENT_ID=` in an env file: not configured
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
@@ -137,6 +147,20 @@ class Settings(BaseSettings):
                 "set it to the URL Mattermost uses to reach the bot, e.g. http://bot:8080"
             )
         return self
+
+    @model_validator(mode="after")
+    def _oauth_both_or_neither(self) -> Settings:
+        if bool(self.oauth_client_id) != bool(self.oauth_client_secret):
+            given, missing = (("CLIENT_ID", "CLIENT_SECRET") if self.oauth_client_id
+                              else ("CLIENT_SECRET", "CLIENT_ID"))
+            raise ValueError(f"{ENV_PREFIX}OAUTH_{given} is set but {ENV_PREFIX}OAUTH_{missing} is not: set both "
+                             "(the OAuth app's client id and secret from Mattermost) or neither")
+        return self
+
+    @property
+    def oauth_configured(self) -> bool:
+        """True when "Sign in with Mattermost" is set up (both OAuth settings)."""
+        return bool(self.oauth_client_id and self.oauth_client_secret)
 
     # Derived values -------------------------------------------------------------------
 

@@ -116,6 +116,8 @@ USAGES: dict[str, Usage] = {
                             "request-update", max_words=0),
     "playbook": Usage("playbook list|show|create|edit|settings|delete|members|export|import|templates", "Manage playbooks",
                       "playbook create"),
+    "backstage": Usage("backstage", "Get a one-time link (by direct message) that signs you in to the backstage, "
+                       "the bot's web pages", "backstage", max_words=0),
     "help": Usage("help [command]", "This list, or how to type one command", "help assign", max_words=1),
     "playbook list": Usage("playbook list", "The playbooks you can use in this team", "playbook list", max_words=0,
                            in_help=False),

@@ -21,6 +21,7 @@ from . import (
     errors,
     faults,
     ids,
+    oauth,
     post_actions,
     rest_channels,
     rest_core,
@@ -36,6 +37,7 @@ from .gates import Gates
 from .httputil import REQUEST_ID, USER, json_response
 from .ids import new_id
 from .keys import SB_KEY
+from .oauth import OAuthState
 from .pending_posts import PendingPostCache
 from .records import Callback, Exchange
 from .seed import Seed, load_seed
@@ -78,6 +80,9 @@ class SandboxConfig:
     update_ephemeral_in_place: bool = False
     # ServiceSettings.PostEditTimeLimit: seconds after creation a post may still be changed; -1 = always.
     post_edit_time_limit: int = -1
+    # ServiceSettings.EnableOAuthServiceProvider (model/config.go default: on): the OAuth 2.0 provider
+    # (sandbox/oauth.py); off, its routes answer 501 as the server's do.
+    enable_oauth_service_provider: bool = True
 
 
 class Sandbox:
@@ -113,6 +118,8 @@ class Sandbox:
         self.gates = Gates()
         self.faults = FaultInjector(self.config.fault_seed, self.config.faults, resolve_user=self._user_id_of)
         self.pending_posts = PendingPostCache()  # create-post deduplication by pending_post_id
+        # OAuth apps, codes, access tokens and the sessions of browser logins (sandbox/oauth.py).
+        self.oauth = OAuthState(enabled=self.config.enable_oauth_service_provider)
         self.app = self._build_app()
         # Every person is "logged in" from the start, so no ephemeral post or dialog is missed.
         for user in self.world.users.values():
@@ -124,7 +131,7 @@ class Sandbox:
                               client_max_size=self.config.max_body_bytes)
         app[SB_KEY] = self
         for module in (rest_core, rest_channels, rest_posts, slash_commands, post_actions, dialogs, webhooks,
-                       websocket, simulate, faults):
+                       websocket, simulate, faults, oauth):
             module.setup(app)
         return app
 
@@ -187,7 +194,7 @@ class Sandbox:
             http_exc = request.match_info.http_exception
             if http_exc is not None:
                 raise errors.not_found_route()
-            if self.config.record and not path.startswith("/_sandbox") and path != "/api/v4/websocket":
+            if self._recorded(path):
                 body = await request.read()
             if path.startswith("/api/v4/") and path.rstrip("/") not in PUBLIC_API:
                 request[USER] = self._authenticate(request)
@@ -218,7 +225,7 @@ class Sandbox:
         resp.headers["X-Version-Id"] = self.version_id
         if request.method == "GET" and path.startswith("/api/"):
             resp.headers["Expires"] = "0"
-        if self.config.record and not path.startswith("/_sandbox") and path != "/api/v4/websocket":
+        if self._recorded(path):
             resp_body = resp.body if isinstance(resp, web.Response) and isinstance(resp.body, bytes) else b""
             headers = dict(resp.headers)
             if isinstance(resp, web.Response) and resp.content_type and "Content-Type" not in headers:
@@ -228,6 +235,12 @@ class Sandbox:
                 headers=dict(request.headers), body=body, status=resp.status,
                 response_headers=headers, response_body=resp_body))
         return resp
+
+    def _recorded(self, path: str) -> bool:
+        """Whether an exchange is kept in the recording: REST and hooks, not the simulation API, the
+        WebSocket or the web app's pages (``oauth.WEB_PAGES``: HTML the API contract does not cover)."""
+        return (self.config.record and not path.startswith("/_sandbox") and path != "/api/v4/websocket"
+                and path.rstrip("/") not in oauth.WEB_PAGES)
 
     def _pick_fault(self, request: web.Request) -> tuple[FaultRule | None, str]:
         """The fault rule that fires for this REST request (never the simulation API or the WebSocket)."""
@@ -248,9 +261,13 @@ class Sandbox:
 
     def _authenticate(self, request: web.Request, required: bool = True) -> dict | None:
         token = self.token_from_request(request)
+        if token in self.oauth.sessions and self.oauth.live_session(token, ids.now_ms()) is None:
+            oauth.end_session(self, token)  # an expired login or OAuth session signs nobody in
         user = self.world.user_of_token(token) if token else None
         if user is None and required:
             raise errors.session_expired()
+        if user is not None:
+            oauth.check_cookie_csrf(self, request, token)
         return user
 
     @staticmethod

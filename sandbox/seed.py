@@ -64,6 +64,8 @@ class SeedUser(_Model):
     owner: str | None = None
     token: str | None = None
     tokens: list[str] = Field(default_factory=list)
+    #: The password of the sandbox's login page (sandbox/oauth.py); none: the user cannot log in there.
+    password: str | None = Field(None, min_length=1, max_length=72)
     teams: list[str | SeedMembership] = Field(default_factory=list)
 
     _v_id = field_validator("id")(classmethod(lambda cls, v: _check_id(v)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import json
 import re
 import threading
@@ -152,6 +153,7 @@ class World:
         self.users: dict[str, dict] = {}
         self.user_by_name: dict[str, str] = {}
         self.tokens: dict[str, str] = {}
+        self.passwords: dict[str, str] = {}  # user id -> SHA-256 of the seed's password (sandbox/oauth.py)
         self.bots: dict[str, dict] = {}
         self.team_members: dict[str, dict[str, dict]] = {}
         self.channels: dict[str, dict] = {}
@@ -275,6 +277,8 @@ class World:
             tokens = su.all_tokens() or [new_id()]
             for tok in tokens:
                 self.tokens[tok] = uid
+            if su.password:
+                self.passwords[uid] = hashlib.sha256(su.password.encode()).hexdigest()
             for m in su.memberships():
                 self._add_team_member(self.team_by_name[m.name], uid, m.roles)
         for su in seed.users:

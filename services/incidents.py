@@ -402,6 +402,51 @@ class CardUpdater:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+#: How long the recovery sweep leaves an incident whose card Mattermost refused to restore (ms).
+CARD_RETRY_MS = 10 * 60_000
+
+
+class StartJoins:
+    """The (channel, user) pairs that starts in this process add to their new channels and record the
+    joins of themselves, with the incident (:func:`domain.timeline.joined_at_start`): the ``user_added``
+    event each such add causes is not news, and the timeline drops it without reading the store.
+
+    A pair is taken once (by the live event or the catch-up's copy of it) and forgotten after
+    :attr:`KEEP_S`, or once more than :attr:`LIMIT` are waiting (events that never came), so a pair
+    never stands for a later add. An event it does not know goes the usual way (the store decides),
+    as does every event when the start ran in another replica or before a restart."""
+
+    KEEP_S = 120.0
+    LIMIT = 4096
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._noted: dict[tuple[str, str], float] = {}  # oldest first
+
+    def __len__(self) -> int:
+        return len(self._noted)
+
+    def note(self, channel_id: str, user_id: str) -> None:
+        now = self._clock()
+        noted = self._noted
+        noted.pop((channel_id, user_id), None)
+        noted[(channel_id, user_id)] = now
+        while noted:
+            (oldest, at) = next(iter(noted.items()))
+            if len(noted) <= self.LIMIT and now - at <= self.KEEP_S:
+                break
+            del noted[oldest]
+
+    def forget(self, channel_id: str, user_id: str) -> None:
+        """The add did not happen (Mattermost refused it): no event will come for it."""
+        self._noted.pop((channel_id, user_id), None)
+
+    def take(self, channel_id: str, user_id: str) -> bool:
+        """Whether this join is one a start here records itself (then forgotten)."""
+        at = self._noted.pop((channel_id, user_id), None)
+        return at is not None and self._clock() - at <= self.KEEP_S
+
+
 class IncidentService:
     """Starting incidents and every change to them."""
 
@@ -422,6 +467,11 @@ class IncidentService:
         #: This replica's leases (bot.py sets it): a start journal names its replica, and recovery
         #: leaves the starts of replicas that are alive to them. None: a lone process, no check.
         self.replica: Replica | None = None
+        #: Incidents whose card could not be restored because Mattermost refused (the bot was removed from
+        #: the channel, the channel was archived): incident id -> when to try again (epoch ms).
+        self._card_retry_at: dict[str, int] = {}
+        #: Members a start here adds and records itself (services/timeline.py drops their user_added).
+        self.start_joins = StartJoins()
 
     @property
     def store(self):
@@ -601,6 +651,7 @@ class IncidentService:
         async with self.store.transaction():
             await spend_pending_key()
             await self._save_journal(journal)
+            self.store.commit_with_next()  # the claim is the last write: the COMMIT goes with it
             claimed = await self._claim_name(journal)
         try:
             not_invited: list[str] = []
@@ -634,7 +685,13 @@ class IncidentService:
         if incident is None:
             channel = await self._channel_for(journal, recovering=recovering, claimed=claimed)
             journal.channel_name = channel.name or journal.channel_name
-            await self.ctx.client.add_channel_member(channel.id, journal.actor_id)  # user_added tells the directory
+            # user_added tells the directory; the join is recorded with the incident (joined_at_start)
+            self.start_joins.note(channel.id, journal.actor_id)
+            try:
+                await self.ctx.client.add_channel_member(channel.id, journal.actor_id)
+            except BaseException:
+                self.start_joins.forget(channel.id, journal.actor_id)
+                raise
             if playbook is None or playbook.id != journal.playbook_id:
                 playbook = await self.store.get_playbook(journal.playbook_id)
             if playbook is None:
@@ -649,6 +706,9 @@ class IncidentService:
             joined = [journal.actor_id, commander_id, *(u for u in playbook.invited_user_ids if u not in refused)]
             events = [*events, *joined_at_start(incident, joined, journal.actor_id, journal.created_at)]
             async with self.store.transaction():
+                # Need not wait for the disk: until the card's commit (synchronous) makes it durable,
+                # the journal committed before it redoes all of it after a power loss (recover()).
+                self.store.commit_without_sync()
                 incident = await self.store.create_incident(incident, events)
                 await self._in_transaction(incident, events)
             self.ctx.telemetry.incident_changed(incident, events)
@@ -694,11 +754,14 @@ class IncidentService:
         return commander_id, refused
 
     async def _add_to(self, channel_id: str, user_id: str) -> bool:
-        """Add someone to a new incident channel; False if Mattermost refuses (not in the team)."""
+        """Add someone to a new incident channel; False if Mattermost refuses (not in the team). The
+        start records the join of everyone added (joined_at_start), so their user_added is not news."""
+        self.start_joins.note(channel_id, user_id)
         try:
             await self.ctx.client.add_channel_member(channel_id, user_id)
-        except MattermostError as error:
-            if error.status not in (400, 403, 404):
+        except BaseException as error:
+            self.start_joins.forget(channel_id, user_id)
+            if not isinstance(error, MattermostError) or error.status not in (400, 403, 404):
                 raise
             return False
         return True
@@ -803,10 +866,11 @@ class IncidentService:
             await self.ctx.client.pin_post(card.id)
         card_id = card.id
         async with self.store.transaction():  # joined by mutate_incident: one commit when there is more
-            incident, _ = await self.store.mutate_incident(incident.id, lambda current: (
-                ops.set_card_post(current, card_id), []))
             if then is not None:
                 await then()
+            self.store.commit_with_next()  # the card's post id is the last write: one trip with the COMMIT
+            incident, _ = await self.store.mutate_incident(incident.id, lambda current: (
+                ops.set_card_post(current, card_id), []))
         self.cards.posted(incident, card, rendered)
         return incident
 
@@ -893,7 +957,20 @@ class IncidentService:
                 continue
             if await self.store.get_setting(_JOURNAL_PREFIX + incident.id) is not None:
                 continue  # journaled since the journals were read: a start in progress
-            await self._ensure_opening_and_card(incident)
+            if self._card_retry_at.get(incident.id, 0) > self.ctx.clock():
+                continue
+            try:
+                await self._ensure_opening_and_card(incident)
+            except MattermostError as error:
+                # One channel the bot can no longer post in must not keep the others' cards from being
+                # restored, nor be asked again every round: try it again after a while.
+                delay = CARD_RETRY_MS if not error.retryable else CARD_RETRY_MS // 10
+                self._card_retry_at[incident.id] = self.ctx.clock() + delay
+                log.warning("cannot restore the card of incident %s (%s); trying again in %d min", incident.id,
+                            error, delay // 60_000)
+                outcomes.append(f"{incident.id}: card pending")
+                continue
+            self._card_retry_at.pop(incident.id, None)
             outcomes.append(f"{incident.id}: card restored")
         return outcomes
 

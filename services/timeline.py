@@ -308,6 +308,8 @@ class TimelineService:
             return  # the copy sent to the removed user: the channel's own copy names them
         if self._is_me(user_id) or not channel_id:
             return
+        if joined and self.incidents.start_joins.take(channel_id, user_id):
+            return  # a start here added them and records the join with its incident
         kind = EventKind.MEMBER_JOINED if joined else EventKind.MEMBER_LEFT
         at = event.at if event.replayed and event.at else self.ctx.clock()
         actor = event.actor_id or user_id

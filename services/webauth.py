@@ -3,12 +3,13 @@
 Every secret handed out is random (``secrets``), shown once, and stored only as its SHA-256
 (:class:`domain.models.WebCredential`), so the database signs nobody in. Three ways in:
 
-- **A login link** (the ``backstage`` command sends it by DM; also the OAuth callback's last step):
+- **A login link** (the ``backstage`` command sends it by DM, plugins/backstage.py):
   signed by the bot, valid for :data:`LOGIN_LINK_TTL_MS`, and spent on first use through the
   store's single-use keys — a second use, or one after expiry, is refused, even after a restart or
   on another replica.
-- **A session** — what a redeemed link or an OAuth login becomes: the browser keeps the secret in a
-  signed, HttpOnly, SameSite cookie (backstage/app.py); each session has its own CSRF token.
+- **A session** — what a redeemed link or a Mattermost (OAuth) sign-in (backstage/oauth.py) becomes:
+  the browser keeps the secret in a signed, HttpOnly, SameSite cookie (backstage/app.py); each session
+  has its own CSRF token.
 - **A personal API token** (``Authorization: Bearer cct_…``) for ``/api/v1``, created and revoked by its
   owner, valid until revoked.
 """
@@ -145,7 +146,10 @@ class WebAuth:
         return await self.ctx.store.credentials_of(user_id, CredentialKind.API_TOKEN)
 
     async def revoke_token(self, user_id: str, token_id: str) -> bool:
-        """Revoke one of the user's tokens; False if the user has no token with that id."""
+        """Revoke one of the user's API tokens; False if the user has no API token with that id (someone
+        else's token, or one of the user's sessions, is left alone)."""
+        if not any(token.id == token_id for token in await self.tokens_of(user_id)):
+            return False
         return await self.ctx.store.delete_credential(token_id, user_id=user_id)
 
     async def token(self, secret: str) -> WebCredential | None:

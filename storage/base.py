@@ -216,6 +216,19 @@ class Store(abc.ABC):
     def transaction(self) -> AbstractAsyncContextManager[None]:
         """A write transaction; store calls inside it (same task) are committed together or not at all."""
 
+    def commit_with_next(self) -> None:
+        """Inside the outermost :meth:`transaction`: the caller's next write is the transaction's last,
+        and a store may send the COMMIT with it (SQLite: one trip to its writer's thread fewer). Nothing
+        may be written or read in that transaction after it. Elsewhere, and by default, a no-op."""
+        return None  # a hint: stores without such a trip to save ignore it
+
+    def commit_without_sync(self) -> None:
+        """Inside the outermost :meth:`transaction`, before its first statement: its commit need not wait
+        for the disk (SQLite: ``synchronous = NORMAL`` for it; durable with the next synchronous commit).
+        Only for writes that something durable written before redoes if a power loss takes them (a
+        start's incident: its journal, services/incidents.py). Elsewhere, and by default, a no-op."""
+        return None  # a hint: stores that always wait for the disk, or never, ignore it
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once what the caller wrote is visible to every other connection: at once
         here (SQLite's and memory's other readers of a write queue behind the single writer); after the

@@ -385,6 +385,27 @@ def _incoming_webhook(spec: Spec) -> None:
     }
 
 
+
+def _oauth_access_token(spec: Spec) -> None:
+    answer = obj({"access_token": STR, "token_type": STR, "expires_in": INT, "scope": STR, "refresh_token": STR,
+                  "id_token": STR, "audience": STR},
+                 required=["access_token", "token_type", "expires_in", "refresh_token"])
+    spec["paths"]["/oauth/access_token"] = {
+        "post": {
+            "operationId": "GetOAuthAccessToken",
+            "summary": "OAuth 2.0 token endpoint (Mattermost web/oauth.go getAccessToken), described by the harness",
+            "security": [],
+            "requestBody": {
+                "required": True,
+                "content": {"application/x-www-form-urlencoded": {"schema": obj(
+                    {"grant_type": STR, "client_id": STR, "client_secret": STR, "code": STR, "redirect_uri": STR,
+                     "refresh_token": STR}, required=["grant_type"])}},
+            },
+            "responses": {"200": {"description": "model.AccessResponse",
+                                  "content": {"application/json": {"schema": answer}}}},
+        }
+    }
+
 ERRATA: list[Erratum] = [
     Erratum(
         "duplicate-operation-id",
@@ -623,6 +644,15 @@ ERRATA: list[Erratum] = [
         "protocol.md does not cover it)",
         "describe the route in the patched spec",
         _incoming_webhook,
+    ),
+    Erratum(
+        "oauth-access-token-undocumented",
+        "POST /oauth/access_token",
+        "absent (not under /api/v4)",
+        "form grant_type, client_id, client_secret, code|refresh_token, redirect_uri; 200 model.AccessResponse "
+        "JSON; AppError on failure (web/oauth.go getAccessToken, app/oauth.go GetOAuthAccessTokenForCodeFlow)",
+        "describe the route in the patched spec",
+        _oauth_access_token,
     ),
     Erratum(
         "error-statuses-undocumented",

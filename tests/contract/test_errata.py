@@ -111,6 +111,13 @@ PROOFS = {
         response=b"ok", response_headers={"Content-Type": "text/plain"},
     ),
     "websocket-undocumented": lambda: ex.exchange("GET", "/api/v4/websocket", status=101, response=b""),
+    "oauth-access-token-undocumented": lambda: ex.exchange(
+        "POST", "/oauth/access_token", auth=False,
+        body=b"grant_type=authorization_code&client_id=x&client_secret=y&code=z&redirect_uri=http%3A%2F%2Fb%2Fcb",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        response={"access_token": "t", "token_type": "bearer", "expires_in": 2592000, "scope": "",
+                  "refresh_token": "r", "id_token": ""},
+    ),
     "sandbox-control-routes": lambda: ex.exchange("GET", "/_sandbox/state", response={"posts": []}),
 }
 # Proven by the document check below rather than by an exchange.

@@ -69,6 +69,7 @@ WRONG_WORDS = [
     ("timeline add", "timeline add", "missing"),
     ("timeline hide", "timeline hide", "missing"),
     ("timeline hide 1 2", "timeline hide", "extra"),
+    ("backstage now", "backstage", "extra"),
 ]
 
 

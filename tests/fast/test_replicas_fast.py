@@ -117,3 +117,25 @@ async def test_a_second_run_click_on_another_replica_runs_nothing_while_the_firs
     may_finish.set()
     await first
     assert fast.mm.executed == [(incident.channel_id, "/echo paging the on-call")]
+
+
+async def test_a_card_mattermost_refuses_to_restore_blocks_no_other_and_waits_before_it_is_tried_again(fast):
+    from services.incidents import CARD_RETRY_MS
+
+    lost = await fast.start(name="Lost channel", playbook=await fast.playbook("Private", public=False))
+    other = await fast.start(name="Other")
+    for incident in (lost, other):  # as if the bot had died between storing the incident and its card
+        await fast.store.mutate_incident(
+            incident.id, lambda i: (i.model_copy(update={"card_post_id": None}), []))
+    fast.mm.leave(lost.channel_id, fast.mm.user_id)  # the bot was removed from the private channel
+    outcomes = await fast.app.incidents.recover(sweep=True)
+    assert sorted(outcomes) == sorted([f"{lost.id}: card pending", f"{other.id}: card restored"])
+    restored = await fast.fresh(other)
+    assert restored.card_post_id
+    fast.mm.calls.clear()
+    assert await fast.app.incidents.recover(sweep=True) == []  # not asked again round after round
+    assert fast.mm.count("channel_posts") == 0
+    now = fast.ctx.clock()
+    fast.ctx.clock = lambda: now + CARD_RETRY_MS
+    assert await fast.app.incidents.recover(sweep=True) == [f"{lost.id}: card pending"]
+    assert fast.mm.count("channel_posts") == 1
