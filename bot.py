@@ -16,6 +16,8 @@ from typing import Any
 from backstage import api, login
 from backstage import incidents as incident_pages
 from backstage import oauth as backstage_oauth
+from backstage import playbooks as playbook_pages
+from backstage import stats as stats_pages
 from backstage import tokens as backstage_tokens
 from backstage.app import Backstage
 from gateway.alerts import RoutingRules, RulesFormatError, read_rules
@@ -250,10 +252,12 @@ class CommandCenter:
         backstage_oauth.setup(backstage, self.oauth_client)
         # The navigation follows the order of these calls; Tokens comes last.
         assert self.incidents and self.history and self.updates and self.report, "build_plugins comes first"
+        assert self.playbooks and self.stats and self.timeline, "build_plugins makes the services first"
         incident_pages.setup(backstage, incidents=self.incidents, history=self.history, updates=self.updates,
                              report=self.report)
+        playbook_pages.setup(backstage, self.playbooks, self.history)
+        stats_pages.setup(backstage, self.stats, self.playbooks, self.history)
         backstage_tokens.setup(backstage)
-        assert self.playbooks and self.stats and self.timeline, "build_plugins makes the services first"
         api.setup(backstage, api.Services(self.incidents, self.history, self.playbooks, self.stats, self.timeline,
                                           self.updates))
         return backstage

@@ -35,18 +35,22 @@ from pydantic import BaseModel, ConfigDict
 from .models import EventKind, Incident, TimelineEvent
 
 __all__ = [
+    "WEEK_MS",
     "Figures",
     "IncidentMetrics",
     "MetricsRow",
     "MetricsSummary",
     "PlaybookStats",
     "Stats",
+    "Week",
     "advance",
     "aggregate",
+    "by_week",
     "incident_metrics",
     "percentile",
     "start_summary",
     "summarize",
+    "week_start",
 ]
 
 class MetricsSummary(BaseModel):
@@ -293,3 +297,38 @@ def aggregate(rows: Sequence[MetricsRow]) -> Stats:
 
     total = stats_of({severity: (count[0], times) for severity, (count, times) in severities.items()})
     return Stats(total, {playbook: stats_of(groups) for playbook, groups in playbooks.items()})
+
+
+#: A week, in milliseconds; weeks start on Monday 00:00 UTC (1970-01-05 was a Monday).
+WEEK_MS = 7 * 86_400_000
+_FIRST_MONDAY_MS = 4 * 86_400_000
+
+
+def week_start(at_ms: int) -> int:
+    """The start (Monday 00:00 UTC, epoch ms) of the week ``at_ms`` is in."""
+    return (at_ms - _FIRST_MONDAY_MS) // WEEK_MS * WEEK_MS + _FIRST_MONDAY_MS
+
+
+@dataclass(frozen=True)
+class Week:
+    """The figures of the incidents started in one week (``start``: its Monday 00:00 UTC)."""
+
+    start: int
+    figures: Figures
+
+
+def by_week(rows: Sequence[MetricsRow], *, since: int, until: int) -> tuple[Week, ...]:
+    """Every week from the one ``since`` is in to the one ``until`` is in (empty weeks included, so
+    a chart's axis is even), each with the figures of the rows started in it."""
+    if until < since:
+        return ()
+    first, last = week_start(since), week_start(until)
+    counts: dict[int, int] = {}
+    times: dict[int, list[int]] = {}
+    for row in rows:
+        start = week_start(row.created_at)
+        counts[start] = counts.get(start, 0) + 1
+        if row.resolve_ms is not None:
+            times.setdefault(start, []).append(row.resolve_ms)
+    return tuple(Week(start, Figures.of_times(counts.get(start, 0), times.get(start, [])))
+                 for start in range(first, last + 1, WEEK_MS))

@@ -381,6 +381,15 @@ class HistoryService:
             stored = user.id
         return field_id, stored, found.name if found is not None else field_id
 
+    async def playbook_usable(self, team_id: str, user_id: str, playbook_id: str) -> Playbook:
+        """The playbook with this id if the user may use it in ``team_id`` (a pick from a list of
+        theirs); else NotFound, as for a missing one."""
+        actor = await self.directory.actor(user_id)
+        for playbook in await self.store.playbooks_for_user(team_id, user_id, is_admin=actor.is_system_admin):
+            if playbook.id == playbook_id:
+                return playbook
+        raise NotFound(f"No such playbook among yours. Type {COMMAND}playbook list to see their titles.")
+
     async def playbook_title(self, playbook_id: str) -> str | None:
         """The title of the playbook a list is narrowed to (the list's filters carry its id), if it exists."""
         playbook = await self.store.get_playbook(playbook_id)

@@ -51,6 +51,9 @@ NOT_FOUND = permissions.PLAYBOOK_NOT_FOUND
 MAX_FILE_BYTES = 256 * 1024
 YAML_EXTENSIONS = ("yaml", "yml")
 _RETRIES = 5
+#: A whole-playbook save made on an older version than the stored one (someone saved meanwhile).
+STALE_EDIT = ("Someone else saved this playbook after you opened it, so nothing was saved. Open it again to see "
+              "their changes, then make yours.")
 
 
 
@@ -549,6 +552,15 @@ class PlaybookService:
         """
         spec = await pyaml.read_playbook(text, limit)
         actor = await self.require_team(team_id, user_id)
+        member_ids, drafts, settings, hooks = await self._resolved(team_id, user_id, spec)
+        result = await self._save_import(team_id, user_id, actor, spec, member_ids, drafts, settings, hooks)
+        self._track(PlaybookChange.CREATED if result.created else PlaybookChange.UPDATED, result.playbook)
+        return result
+
+    async def _resolved(self, team_id: str, user_id: str, spec: PlaybookSpec) -> tuple[
+            list[str], list[StageDraft], dict, list[tuple[str, tuple[str, ...]]]]:
+        """What a spec names, checked and turned into ids (each refusal a problem at its line/field):
+        member ids, the stages, the settings, the webhooks."""
         ids = await self.resolve(team_id, spec.usernames())
         channels = await self.resolve_channels(team_id, user_id, spec.channel_names())
         member_ids = [ids[ref.username] for ref in spec.members]
@@ -556,9 +568,29 @@ class PlaybookService:
         step_commands.check_stages(drafts, self.ctx.settings.command_trigger)
         settings = pyaml.playbook_settings(spec, ids, channels)
         hooks = await self.checked_webhooks([(w.url, w.events, w.line) for w in spec.webhooks])
-        result = await self._save_import(team_id, user_id, actor, spec, member_ids, drafts, settings, hooks)
-        self._track(PlaybookChange.CREATED if result.created else PlaybookChange.UPDATED, result.playbook)
-        return result
+        return member_ids, drafts, settings, hooks
+
+    async def replace(self, team_id: str, user_id: str, playbook_id: str, spec: PlaybookSpec, *,
+                      expected_version: int) -> ImportResult:
+        """Save a whole playbook (the backstage's editor, or a file uploaded onto one playbook) over the
+        playbook ``playbook_id``: the import's checks (usernames, channels, step commands, webhooks,
+        every limit), the edit dialog's title rule, then one write with the version check — Conflict
+        if someone saved since ``expected_version`` (nothing is overwritten). As with an import, the
+        one saving stays a member, so that nobody locks themselves out."""
+        playbook = await self.get(team_id, user_id, playbook_id)
+        member_ids, drafts, settings, hooks = await self._resolved(team_id, user_id, spec)
+        webhooks = webhook_rules.edited_targets(playbook.webhooks, hooks)
+        edited = ops.edit_playbook(playbook, now=self.ctx.clock(), title=spec.title, description=spec.description,
+                                   create_public_channel=spec.public, stages=drafts, webhooks=webhooks, **settings)
+        members = tuple(dict.fromkeys([*member_ids, user_id]))
+        edited = ops.validate_playbook(edited.model_copy(update={"member_ids": members}))
+        if playbook.version != expected_version:
+            raise Conflict(STALE_EDIT)
+        async with self.store.transaction():
+            await self._require_free_title(team_id, user_id, edited.title, except_id=playbook.id)
+            saved = await self.store.update_playbook(edited, expected_version=expected_version)
+        self._track(PlaybookChange.UPDATED, saved)
+        return ImportResult(saved, created=False, new_webhooks=self.webhook_secrets(playbook.webhooks, saved.webhooks))
 
     async def _save_import(self, team_id: str, user_id: str, actor: Actor, spec: PlaybookSpec,
                            member_ids: list[str], drafts: list[StageDraft], settings: dict,
@@ -639,4 +671,4 @@ def _several_titled(playbooks: Sequence[Playbook]) -> str:
             f"by its id, for example `{COMMAND}playbook show {playbooks[0].id}`.")
 
 
-__all__ = ["MAX_FILE_BYTES", "ImportResult", "PlaybookService", "file_name_for", "title_key"]
+__all__ = ["MAX_FILE_BYTES", "STALE_EDIT", "ImportResult", "PlaybookService", "file_name_for", "title_key"]

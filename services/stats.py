@@ -16,13 +16,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.errors import ValidationError
-from domain.metrics import Stats, aggregate
+from domain.metrics import Stats, Week, aggregate, by_week
 from services.context import BotContext
 from services.history import NO_TEAM, HistoryService
 
 DAY_MS = 86_400_000
 DAYS_DEFAULT = 30
 DAYS_MAX = 3650
+#: The ``severity`` that narrows stats to the incidents without one.
+NO_SEVERITY = "-"
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,12 @@ class StatsResult:
     titles: dict[str, str]
     #: Summaries read from the store for this answer (visible or not).
     rows_read: int
+    #: The same incidents week by week (Monday 00:00 UTC), every week of the period.
+    weeks: tuple[Week, ...] = ()
+    #: The severity the stats are narrowed to ("" every one; NO_SEVERITY: incidents without one).
+    severity: str = ""
+    #: Every severity among the incidents before that narrowing (None: not set), for choosing one.
+    severities: tuple[str | None, ...] = ()
 
 
 def check_days(days: int) -> int:
@@ -55,10 +63,11 @@ class StatsService:
         self.history = history
 
     async def stats(self, user_id: str, team_id: str, *, days: int = DAYS_DEFAULT,
-                    playbook_name: str = "") -> StatsResult:
+                    playbook_name: str = "", playbook_id: str = "", severity: str = "") -> StatsResult:
         """The stats of ``team_id`` (in a DM: the one team shared with the bot) as ``user_id`` may see
         them, over the last ``days`` days, of the playbook called ``playbook_name`` (one the user may
-        use; "" for every playbook)."""
+        use; "" for every playbook) — or of the one with ``playbook_id`` (a pick from a list) — and,
+        when ``severity`` is given, of the incidents with that severity only (NO_SEVERITY: none set)."""
         check_days(days)
         teams = await self.history.teams_of(user_id, team_id)
         if len(teams) != 1:
@@ -66,6 +75,8 @@ class StatsService:
         team_id = teams[0]
         actor = await self.history.require_team(team_id, user_id)
         playbook = await self.history.playbook_named(team_id, user_id, playbook_name) if playbook_name else None
+        if playbook_id and playbook is None:
+            playbook = await self.history.playbook_usable(team_id, user_id, playbook_id)
         since = self.ctx.clock() - days * DAY_MS
         rows = await self.ctx.store.metrics_rows(team_id, since=since,
                                                  playbook_id=playbook.id if playbook else None)
@@ -74,14 +85,20 @@ class StatsService:
             private = [row.channel_id for row in rows if not row.public]
             member_of = await self.history.members_among(private, user_id) if private else set()
             visible = [row for row in rows if row.public or row.channel_id in member_of]
+        severities = tuple(sorted({row.severity for row in visible}, key=lambda s: (s is None, s or "")))
+        if severity:
+            wanted = None if severity == NO_SEVERITY else severity
+            visible = [row for row in visible if row.severity == wanted]
         stats = aggregate(visible)
         titles: dict[str, str] = {}
-        for playbook_id in stats.by_playbook:
-            if playbook_id is not None:
-                title = await self.history.playbook_title(playbook_id)
+        for listed_id in stats.by_playbook:
+            if listed_id is not None:
+                title = await self.history.playbook_title(listed_id)
                 if title is not None:
-                    titles[playbook_id] = title
-        return StatsResult(team_id, days, since, playbook.title if playbook else None, stats, titles, len(rows))
+                    titles[listed_id] = title
+        return StatsResult(team_id, days, since, playbook.title if playbook else None, stats, titles, len(rows),
+                           weeks=by_week(visible, since=since, until=self.ctx.clock()), severity=severity,
+                           severities=severities)
 
 
-__all__ = ["DAYS_DEFAULT", "DAYS_MAX", "DAY_MS", "StatsResult", "StatsService", "check_days"]
+__all__ = ["DAYS_DEFAULT", "DAYS_MAX", "DAY_MS", "NO_SEVERITY", "StatsResult", "StatsService", "check_days"]
