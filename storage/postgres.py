@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import string
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -130,6 +131,13 @@ _UPSERT_METRICS = (
 #: List counts remembered (as in the SQLite store).
 COUNT_CACHE_SIZE = 512
 
+#: Search terms this long (characters) or longer may be served by the trigram index (pg_trgm
+#: makes trigrams of three characters; a shorter term has none).
+TRIGRAM_MIN = 3
+
+#: SQLite's LIKE folds these letters only (as cc_fold does).
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
 _T = TypeVar("_T")
 
 #: What the store runs statements on: the transaction's connection, or the pool (one statement each).
@@ -164,8 +172,9 @@ def _rowcount(status: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-def _filter_terms(query: IncidentQuery, p: _Params) -> list[str]:
-    """The WHERE terms of the filters (not the team, not the visibility test)."""
+def _filter_terms(query: IncidentQuery, p: _Params, *, trigram: bool = True) -> list[str]:
+    """The WHERE terms of the filters (not the team, not the visibility test); with ``trigram``
+    False the name filter is one no index serves (see ``_search_term``)."""
     terms: list[str] = []
     if query.status is not None:
         terms.append(f"status = {p(query.status.value)}")
@@ -174,9 +183,7 @@ def _filter_terms(query: IncidentQuery, p: _Params) -> list[str]:
     if query.playbook_id is not None:
         terms.append(f"playbook_id = {p(query.playbook_id)}")
     if query.search:
-        # Substring of the name ignoring ASCII case, as SQLite's LIKE: ILIKE on a "C" column folds
-        # ASCII letters only (and is several times cheaper than folding with a function).
-        terms.append(f"name ILIKE {p(like_pattern(query.search))} ESCAPE '\\'")
+        terms.append(_search_term(query.search, p, trigram=trigram))
     if query.overdue_at is not None:
         # The terms of the partial index incidents_update_due.
         terms.append(f"status = 'ongoing' AND next_update_due_at IS NOT NULL AND next_update_due_at <= {p(query.overdue_at)}")
@@ -189,6 +196,50 @@ def _filter_terms(query: IncidentQuery, p: _Params) -> list[str]:
             # planner may use it); the field id is a parameter.
             terms.append(f"field_values <> '{{}}' AND (field_values::jsonb ->> {p(field_id)}::text) = {p(value)}::text")
     return terms
+
+
+def _search_term(search: str, p: _Params, *, trigram: bool = True) -> str:
+    """The name filter: a substring of the name ignoring ASCII case, as SQLite's LIKE.
+
+    Both sides are folded the same way (cc_fold: ASCII letters only; the term here), so what is
+    compared is exact bytes. A term of ``TRIGRAM_MIN`` characters or more is a LIKE pattern on
+    cc_fold(name), the expression the trigram index incidents_name_trgm (migration 0008) holds, so
+    the planner may take the few candidate rows from it; the statements holding it run with a plan
+    made for the term (see ``_needs_custom_plan``). A shorter term holds no trigram and is matched
+    with strpos, which no index serves: the page walks the list index in its order and stops after
+    a page of matches, and the count reads the team's part of a list index, as without a search.
+    """
+    folded = search.translate(_ASCII_LOWER)
+    if "\x00" in folded:
+        # PostgreSQL's text holds no NUL character, so no name holds one (as on SQLite, where names
+        # are checked for control characters): nothing matches, and the server is not sent one.
+        return "FALSE"
+    if not trigram or not _needs_custom_plan(search):
+        return f"strpos(cc_fold(name), {p(folded)}) > 0"
+    # Backslash is LIKE's default escape character, the one like_pattern writes and pg_trgm reads.
+    return f"cc_fold(name) LIKE {p(like_pattern(folded))}"
+
+
+def _needs_custom_plan(search: str | None) -> bool:
+    """Whether the list's statements with this search must be planned for its term, not generically:
+    those where it is a LIKE the trigram index may serve (see ``_search_term``).
+
+    Which plan is right for a LIKE on the trigram index depends on the term: a rare one is best
+    served by the index, a common one ("incident") by the list index's walk, and one whose words
+    are too short for a trigram would scan the whole trigram index. A cached statement turns to a
+    generic plan after five runs, planned for no term in particular; these run unnamed instead.
+    """
+    return search is not None and len(search) >= TRIGRAM_MIN and "\x00" not in search
+
+
+async def _list_fetch(conn: asyncpg.Connection, sql: str, params: Sequence[Any], *,
+                      custom: bool) -> list[asyncpg.Record]:
+    """Run one of the list's statements: cached (prepared once per connection), or with ``custom``
+    as the unnamed statement, which the server plans again for every run, for its values."""
+    if not custom:
+        return await conn.fetch(sql, *params)
+    statement = await conn.prepare(sql, name="")
+    return await statement.fetch(*params)
 
 
 def _list_condition(query: IncidentQuery, p: _Params) -> str:
@@ -212,18 +263,20 @@ def _count_statement(query: IncidentQuery, cached: bool) -> tuple[str, list[Any]
     team = p(query.team_id)
     parts = [f"coalesce((SELECT n FROM list_generations WHERE team_id = {team}), 0)"]
     counts_private = not query.is_admin and bool(query.viewer_channel_ids)
-    # Numbered only when some part uses them: the server refuses parameters a statement does not name.
-    terms = _filter_terms(query, p) if counts_private or not cached else []
+    # The filters' parameters are numbered only where a part uses them: the server refuses
+    # parameters a statement does not name.
     if cached:
         parts.append("NULL::bigint")
     else:
-        shared = [f"team_id = {team}", *([] if query.is_admin else ["public = 1"]), *terms]
+        shared = [f"team_id = {team}", *([] if query.is_admin else ["public = 1"]), *_filter_terms(query, p)]
         parts.append(f"(SELECT count(*) FROM incidents WHERE {' AND '.join(shared)})")
     if not counts_private:
         parts.append("0::bigint")
     else:
+        # Only the rows of the viewer's channels, found through the unique channel index: the name
+        # is tested on those alone, with no term the trigram index could be chosen for instead.
         private = [f"channel_id = ANY({p(sorted(query.viewer_channel_ids))}::text[])", f"team_id = {team}",
-                   "public = 0", *terms]
+                   "public = 0", *_filter_terms(query, p, trigram=False)]
         parts.append(f"(SELECT count(*) FROM incidents WHERE {' AND '.join(private)})")
     return f"SELECT {', '.join(parts)}", p.values
 
@@ -648,7 +701,9 @@ class PostgresStore(Store):
     @staticmethod
     async def _count_row(conn: asyncpg.Connection, query: IncidentQuery, *, with_shared: bool) -> tuple[int, int, int]:
         sql, params = _count_statement(query, cached=not with_shared)
-        row = await conn.fetchrow(sql, *params)
+        # Only the shared count may read the trigram index (the private one never does).
+        rows = await _list_fetch(conn, sql, params, custom=with_shared and _needs_custom_plan(query.search))
+        row = rows[0] if rows else None
         if row is None:
             raise StorageError("a query that always returns a row returned none")
         return int(row[0]), int(row[1] or 0), int(row[2])
@@ -665,7 +720,7 @@ class PostgresStore(Store):
         async with self._reading() as conn:
             try:
                 total = await self._counted(conn, query)
-                rows = await conn.fetch(sql, *p.values)
+                rows = await _list_fetch(conn, sql, p.values, custom=_needs_custom_plan(query.search))
             except _DATABASE_ERRORS as exc:
                 raise _storage_error(exc) from exc
         return Page([_incident_from_row(row) for row in rows], total)
@@ -678,7 +733,7 @@ class PostgresStore(Store):
         async with self._reading() as conn:
             try:
                 total = await self._counted(conn, query)
-                rows = await conn.fetch(sql, *p.values)
+                rows = await _list_fetch(conn, sql, p.values, custom=_needs_custom_plan(query.search))
             except _DATABASE_ERRORS as exc:
                 raise _storage_error(exc) from exc
         return RefPage([IncidentRef(row[0], row[1], row[2], bool(row[3])) for row in rows], total)
