@@ -256,29 +256,36 @@ def _count_key(query: IncidentQuery) -> tuple:
             query.field_values)
 
 
-def _count_statement(query: IncidentQuery, cached: bool) -> tuple[str, list[Any]]:
-    """One statement, one snapshot: the team's list generation, the shared count (unless ``cached``)
-    and the viewer's own private matches (counted through the unique channel index)."""
+def _count_statement(query: IncidentQuery, known_generation: int | None = None) -> tuple[str, list[Any]]:
+    """One statement, one snapshot: the team's list generation, the shared count and the viewer's
+    own private matches (counted through the unique channel index).
+
+    With ``known_generation`` (that of a shared count remembered) the shared count is made only
+    when the generation has moved since, and is NULL otherwise: the subquery is evaluated only
+    when its CASE branch is taken, so a remembered count costs nothing and a stale one is made
+    again in the same statement (one round trip either way)."""
     p = _Params()
     team = p(query.team_id)
-    parts = [f"coalesce((SELECT n FROM list_generations WHERE team_id = {team}), 0)"]
-    counts_private = not query.is_admin and bool(query.viewer_channel_ids)
-    # The filters' parameters are numbered only where a part uses them: the server refuses
-    # parameters a statement does not name.
-    if cached:
-        parts.append("NULL::bigint")
-    else:
-        shared = [f"team_id = {team}", *([] if query.is_admin else ["public = 1"]), *_filter_terms(query, p)]
-        parts.append(f"(SELECT count(*) FROM incidents WHERE {' AND '.join(shared)})")
-    if not counts_private:
-        parts.append("0::bigint")
-    else:
-        # Only the rows of the viewer's channels, found through the unique channel index: the name
-        # is tested on those alone, with no term the trigram index could be chosen for instead.
-        private = [f"channel_id = ANY({p(sorted(query.viewer_channel_ids))}::text[])", f"team_id = {team}",
-                   "public = 0", *_filter_terms(query, p, trigram=False)]
-        parts.append(f"(SELECT count(*) FROM incidents WHERE {' AND '.join(private)})")
-    return f"SELECT {', '.join(parts)}", p.values
+    shared = [f"team_id = {team}", *([] if query.is_admin else ["public = 1"]), *_filter_terms(query, p)]
+    shared_count = f"(SELECT count(*) FROM incidents WHERE {' AND '.join(shared)})"
+    if known_generation is not None:
+        shared_count = f"CASE WHEN g.n = {p(known_generation)}::bigint THEN NULL ELSE {shared_count} END"
+    return f"SELECT g.n, {shared_count}, {_private_count(query, p, team)} FROM ({_generation(team)}) AS g", p.values
+
+
+def _generation(team: str) -> str:
+    return f"SELECT coalesce((SELECT n FROM list_generations WHERE team_id = {team}), 0) AS n"
+
+
+def _private_count(query: IncidentQuery, p: _Params, team: str) -> str:
+    """The count of the viewer's own private matches: only the rows of their channels, found through
+    the unique channel index; the name is tested on those alone, with no term the trigram index
+    could be chosen for instead."""
+    if query.is_admin or not query.viewer_channel_ids:
+        return "0::bigint"
+    private = [f"channel_id = ANY({p(sorted(query.viewer_channel_ids))}::text[])", f"team_id = {team}",
+               "public = 0", *_filter_terms(query, p, trigram=False)]
+    return f"(SELECT count(*) FROM incidents WHERE {' AND '.join(private)})"
 
 
 def _update_statement(incident: Incident, expected: int, previous: Incident | None) -> tuple[str, list[Any]]:
@@ -685,12 +692,11 @@ class PostgresStore(Store):
         cacheable = self._current_tx() is None and query.overdue_at is None
         key = _count_key(query)
         cached = self._counts.get(key) if cacheable else None
-        generation, shared, private = await self._count_row(conn, query, with_shared=cached is None)
-        if cached is not None:
-            if cached[0] == generation:
-                shared = cached[1]
-            else:  # someone wrote what the list counts since: count again
-                generation, shared, private = await self._count_row(conn, query, with_shared=True)
+        generation, shared, private = await self._count_row(conn, query, None if cached is None else cached[0])
+        if shared is None:  # the generation has not moved: no write the list counts since
+            if cached is None:
+                raise StorageError("the list's shared count came back empty")
+            shared = cached[1]
         if cacheable:
             self._counts.pop(key, None)
             self._counts[key] = (generation, shared)
@@ -699,14 +705,14 @@ class PostgresStore(Store):
         return shared + private
 
     @staticmethod
-    async def _count_row(conn: asyncpg.Connection, query: IncidentQuery, *, with_shared: bool) -> tuple[int, int, int]:
-        sql, params = _count_statement(query, cached=not with_shared)
-        # Only the shared count may read the trigram index (the private one never does).
-        rows = await _list_fetch(conn, sql, params, custom=with_shared and _needs_custom_plan(query.search))
-        row = rows[0] if rows else None
-        if row is None:
+    async def _count_row(conn: asyncpg.Connection, query: IncidentQuery,
+                         known_generation: int | None) -> tuple[int, int | None, int]:
+        sql, params = _count_statement(query, known_generation)
+        rows = await _list_fetch(conn, sql, params, custom=_needs_custom_plan(query.search))
+        if not rows:
             raise StorageError("a query that always returns a row returned none")
-        return int(row[0]), int(row[1] or 0), int(row[2])
+        row = rows[0]
+        return int(row[0]), None if row[1] is None else int(row[1]), int(row[2])
 
     async def incidents_page(self, query: IncidentQuery) -> Page:
         p = _Params()
