@@ -112,8 +112,9 @@ _PLAYBOOK_SELECT = (
 _SORTS = {
     IncidentSort.CREATED_DESC: "created_at DESC, seq DESC",
     IncidentSort.CREATED_ASC: "created_at ASC, seq ASC",
-    IncidentSort.NAME_ASC: "cc_fold(name) ASC, seq ASC",
-    IncidentSort.NAME_DESC: "cc_fold(name) DESC, seq DESC",
+    # name_folded is cc_fold(name), kept by the server (migration 0008): SQLite's NOCASE order.
+    IncidentSort.NAME_ASC: "name_folded ASC, seq ASC",
+    IncidentSort.NAME_DESC: "name_folded DESC, seq DESC",
 }
 
 _INSERT_EVENT = ("INSERT INTO timeline_events (id, incident_id, at, kind, actor_id, details, subject_id)"
@@ -135,7 +136,7 @@ COUNT_CACHE_SIZE = 512
 #: makes trigrams of three characters; a shorter term has none).
 TRIGRAM_MIN = 3
 
-#: SQLite's LIKE folds these letters only (as cc_fold does).
+#: SQLite's LIKE folds these letters only (as cc_fold, and so name_folded, does).
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 _T = TypeVar("_T")
@@ -201,13 +202,14 @@ def _filter_terms(query: IncidentQuery, p: _Params, *, trigram: bool = True) -> 
 def _search_term(search: str, p: _Params, *, trigram: bool = True) -> str:
     """The name filter: a substring of the name ignoring ASCII case, as SQLite's LIKE.
 
-    Both sides are folded the same way (cc_fold: ASCII letters only; the term here), so what is
-    compared is exact bytes. A term of ``TRIGRAM_MIN`` characters or more is a LIKE pattern on
-    cc_fold(name), the expression the trigram index incidents_name_trgm (migration 0008) holds, so
-    the planner may take the few candidate rows from it; the statements holding it run with a plan
-    made for the term (see ``_needs_custom_plan``). A shorter term holds no trigram and is matched
-    with strpos, which no index serves: the page walks the list index in its order and stops after
-    a page of matches, and the count reads the team's part of a list index, as without a search.
+    Both sides are folded the same way (name_folded, cc_fold(name) kept by the server: ASCII
+    letters only; the term here), so what is compared is exact bytes. A term of ``TRIGRAM_MIN``
+    characters or more is a LIKE pattern on name_folded, which the trigram index
+    incidents_name_trgm (migration 0008) holds, so the planner may take the few candidate rows from
+    it; the statements holding it run with a plan made for the term (see ``_needs_custom_plan``).
+    A shorter term holds no trigram and is matched with strpos, which no index serves: the page
+    walks a list index in its order and stops after a page of matches, and the count reads the
+    team's part of incidents_list_counts, as the list without a search does.
     """
     folded = search.translate(_ASCII_LOWER)
     if "\x00" in folded:
@@ -215,9 +217,9 @@ def _search_term(search: str, p: _Params, *, trigram: bool = True) -> str:
         # are checked for control characters): nothing matches, and the server is not sent one.
         return "FALSE"
     if not trigram or not _needs_custom_plan(search):
-        return f"strpos(cc_fold(name), {p(folded)}) > 0"
+        return f"strpos(name_folded, {p(folded)}) > 0"
     # Backslash is LIKE's default escape character, the one like_pattern writes and pg_trgm reads.
-    return f"cc_fold(name) LIKE {p(like_pattern(folded))}"
+    return f"name_folded LIKE {p(like_pattern(folded))}"
 
 
 def _needs_custom_plan(search: str | None) -> bool:
