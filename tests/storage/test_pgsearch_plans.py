@@ -77,6 +77,9 @@ async def test_short_terms_and_the_private_count_test_each_rows_name(many, store
             plan = await _plan(store_url, statement)
             # No LIKE the trigram index could take the name's candidates for: a test of each row.
             assert "~~" not in plan and "strpos" in plan, (term, plan)
+        count = await _plan(store_url, _count_statement(query))
+        # The team's count reads the narrow index of (team, public, folded name) alone.
+        assert "Index Only Scan using incidents_list_counts" in count, (term, count)
     # The viewer's own private incidents are found through their channels, for any term.
     private = IncidentQuery.of("team1", viewer_channel_ids=[many.channel_id, "c2"], search="disk full")
     p = _Params()

@@ -9,8 +9,9 @@
 -- incidents_name_trgm is a trigram index (pg_trgm) of each team's folded names: a term of three
 -- characters or more may take its candidate rows from it, which the LIKE then checks; the team is a
 -- column of the same GIN index (btree_gin), so only the team's candidates are read. Both extensions
--- ship with PostgreSQL (contrib; Debian's postgresql-15 package) and are trusted: a user with CREATE
--- on the database (its owner, say) may create them without being a superuser. fastupdate is off: a
+-- ship with PostgreSQL (contrib; Debian's postgresql-15 package) and are trusted from PostgreSQL 13
+-- on: a user with CREATE on the database (its owner, say) may create them without being a superuser
+-- (IF NOT EXISTS: on 12, a superuser may have created them beforehand). fastupdate is off: a
 -- write goes into the index itself, not into a pending list every search would read through and
 -- some write would one day have to merge (a slow step toggle at random).
 --
