@@ -22,12 +22,17 @@ How SQLite's semantics are kept (storage/README.md lists what a new method must 
   fencing token every later step names). Scheduling a (kind, key) takes an advisory lock on that
   key, so "one pending job per key" holds without a unique-violation race.
 - **List counts.** The list generation of SQLite's migration 0009 is a PL/pgSQL trigger here; the
-  generation and the counts are read in one statement (one snapshot).
+  generation and the counts are read in one statement (one snapshot), which makes the shared count
+  only when the generation a remembered one was made at has moved.
+- **Name search.** ASCII-folded substring, as SQLite's LIKE; terms of 3+ characters may be served by
+  a trigram index and are planned for their own term (see ``_search_term``).
 - **Errors.** A unique or foreign-key violation becomes Conflict / NotFound where SQLite's does;
   any other database or connection failure is a :class:`StorageError`.
 
 The row <-> model helpers are SQLite's (storage/sqlite.py): both schemas have the same columns and
-types, so a new column is one migration per dialect plus the shared column list.
+types, so a new column is one migration per dialect plus the shared column list. PostgreSQL's
+incidents add one the server generates and no statement writes (``name_folded``, migration 0008:
+what the name search and order compare).
 """
 
 from __future__ import annotations
