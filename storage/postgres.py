@@ -22,18 +22,24 @@ How SQLite's semantics are kept (storage/README.md lists what a new method must 
   fencing token every later step names). Scheduling a (kind, key) takes an advisory lock on that
   key, so "one pending job per key" holds without a unique-violation race.
 - **List counts.** The list generation of SQLite's migration 0009 is a PL/pgSQL trigger here; the
-  generation and the counts are read in one statement (one snapshot).
+  generation and the counts are read in one statement (one snapshot), which makes the shared count
+  only when the generation a remembered one was made at has moved.
+- **Name search.** ASCII-folded substring, as SQLite's LIKE; terms of 3+ characters may be served by
+  a trigram index and are planned for their own term (see ``_search_term``).
 - **Errors.** A unique or foreign-key violation becomes Conflict / NotFound where SQLite's does;
   any other database or connection failure is a :class:`StorageError`.
 
 The row <-> model helpers are SQLite's (storage/sqlite.py): both schemas have the same columns and
-types, so a new column is one migration per dialect plus the shared column list.
+types, so a new column is one migration per dialect plus the shared column list. PostgreSQL's
+incidents add one the server generates and no statement writes (``name_folded``, migration 0008:
+what the name search and order compare).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import string
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -113,8 +119,9 @@ _PLAYBOOK_SELECT = (
 _SORTS = {
     IncidentSort.CREATED_DESC: "created_at DESC, seq DESC",
     IncidentSort.CREATED_ASC: "created_at ASC, seq ASC",
-    IncidentSort.NAME_ASC: "cc_fold(name) ASC, seq ASC",
-    IncidentSort.NAME_DESC: "cc_fold(name) DESC, seq DESC",
+    # name_folded is cc_fold(name), kept by the server (migration 0008): SQLite's NOCASE order.
+    IncidentSort.NAME_ASC: "name_folded ASC, seq ASC",
+    IncidentSort.NAME_DESC: "name_folded DESC, seq DESC",
 }
 
 _INSERT_EVENT = ("INSERT INTO timeline_events (id, incident_id, at, kind, actor_id, details, subject_id)"
@@ -131,6 +138,13 @@ _UPSERT_METRICS = (
 
 #: List counts remembered (as in the SQLite store).
 COUNT_CACHE_SIZE = 512
+
+#: Search terms this long (characters) or longer may be served by the trigram index (pg_trgm
+#: makes trigrams of three characters; a shorter term has none).
+TRIGRAM_MIN = 3
+
+#: SQLite's LIKE folds these letters only (as cc_fold, and so name_folded, does).
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 _T = TypeVar("_T")
 
@@ -166,8 +180,9 @@ def _rowcount(status: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-def _filter_terms(query: IncidentQuery, p: _Params) -> list[str]:
-    """The WHERE terms of the filters (not the team, not the visibility test)."""
+def _filter_terms(query: IncidentQuery, p: _Params, *, trigram: bool = True) -> list[str]:
+    """The WHERE terms of the filters (not the team, not the visibility test); with ``trigram``
+    False the name filter is one no index serves (see ``_search_term``)."""
     terms: list[str] = []
     if query.status is not None:
         terms.append(f"status = {p(query.status.value)}")
@@ -176,9 +191,7 @@ def _filter_terms(query: IncidentQuery, p: _Params) -> list[str]:
     if query.playbook_id is not None:
         terms.append(f"playbook_id = {p(query.playbook_id)}")
     if query.search:
-        # Substring of the name ignoring ASCII case, as SQLite's LIKE: ILIKE on a "C" column folds
-        # ASCII letters only (and is several times cheaper than folding with a function).
-        terms.append(f"name ILIKE {p(like_pattern(query.search))} ESCAPE '\\'")
+        terms.append(_search_term(query.search, p, trigram=trigram))
     if query.overdue_at is not None:
         # The terms of the partial index incidents_update_due.
         terms.append(f"status = 'ongoing' AND next_update_due_at IS NOT NULL AND next_update_due_at <= {p(query.overdue_at)}")
@@ -191,6 +204,51 @@ def _filter_terms(query: IncidentQuery, p: _Params) -> list[str]:
             # planner may use it); the field id is a parameter.
             terms.append(f"field_values <> '{{}}' AND (field_values::jsonb ->> {p(field_id)}::text) = {p(value)}::text")
     return terms
+
+
+def _search_term(search: str, p: _Params, *, trigram: bool = True) -> str:
+    """The name filter: a substring of the name ignoring ASCII case, as SQLite's LIKE.
+
+    Both sides are folded the same way (name_folded, cc_fold(name) kept by the server: ASCII
+    letters only; the term here), so what is compared is exact bytes. A term of ``TRIGRAM_MIN``
+    characters or more is a LIKE pattern on name_folded, which the trigram index
+    incidents_name_trgm (migration 0008) holds, so the planner may take the few candidate rows from
+    it; the statements holding it run with a plan made for the term (see ``_needs_custom_plan``).
+    A shorter term holds no trigram and is matched with strpos, which no index serves: the page
+    walks a list index in its order and stops after a page of matches, and the count reads the
+    team's part of incidents_list_counts, as the list without a search does.
+    """
+    folded = search.translate(_ASCII_LOWER)
+    if "\x00" in folded:
+        # PostgreSQL's text holds no NUL character, so no name holds one (as on SQLite, where names
+        # are checked for control characters): nothing matches, and the server is not sent one.
+        return "FALSE"
+    if not trigram or not _needs_custom_plan(search):
+        return f"strpos(name_folded, {p(folded)}) > 0"
+    # Backslash is LIKE's default escape character, the one like_pattern writes and pg_trgm reads.
+    return f"name_folded LIKE {p(like_pattern(folded))}"
+
+
+def _needs_custom_plan(search: str | None) -> bool:
+    """Whether the list's statements with this search must be planned for its term, not generically:
+    those where it is a LIKE the trigram index may serve (see ``_search_term``).
+
+    Which plan is right for a LIKE on the trigram index depends on the term: a rare one is best
+    served by the index, a common one ("incident") by the list index's walk, and one whose words
+    are too short for a trigram would scan the whole trigram index. A cached statement turns to a
+    generic plan after five runs, planned for no term in particular; these run unnamed instead.
+    """
+    return search is not None and len(search) >= TRIGRAM_MIN and "\x00" not in search
+
+
+async def _list_fetch(conn: asyncpg.Connection, sql: str, params: Sequence[Any], *,
+                      custom: bool) -> list[asyncpg.Record]:
+    """Run one of the list's statements: cached (prepared once per connection), or with ``custom``
+    as the unnamed statement, which the server plans again for every run, for its values."""
+    if not custom:
+        return await conn.fetch(sql, *params)
+    statement = await conn.prepare(sql, name="")
+    return await statement.fetch(*params)
 
 
 def _list_condition(query: IncidentQuery, p: _Params) -> str:
@@ -207,27 +265,36 @@ def _count_key(query: IncidentQuery) -> tuple:
             query.field_values)
 
 
-def _count_statement(query: IncidentQuery, cached: bool) -> tuple[str, list[Any]]:
-    """One statement, one snapshot: the team's list generation, the shared count (unless ``cached``)
-    and the viewer's own private matches (counted through the unique channel index)."""
+def _count_statement(query: IncidentQuery, known_generation: int | None = None) -> tuple[str, list[Any]]:
+    """One statement, one snapshot: the team's list generation, the shared count and the viewer's
+    own private matches (counted through the unique channel index).
+
+    With ``known_generation`` (that of a shared count remembered) the shared count is made only
+    when the generation has moved since, and is NULL otherwise: the subquery is evaluated only
+    when its CASE branch is taken, so a remembered count costs nothing and a stale one is made
+    again in the same statement (one round trip either way)."""
     p = _Params()
     team = p(query.team_id)
-    parts = [f"coalesce((SELECT n FROM list_generations WHERE team_id = {team}), 0)"]
-    counts_private = not query.is_admin and bool(query.viewer_channel_ids)
-    # Numbered only when some part uses them: the server refuses parameters a statement does not name.
-    terms = _filter_terms(query, p) if counts_private or not cached else []
-    if cached:
-        parts.append("NULL::bigint")
-    else:
-        shared = [f"team_id = {team}", *([] if query.is_admin else ["public = 1"]), *terms]
-        parts.append(f"(SELECT count(*) FROM incidents WHERE {' AND '.join(shared)})")
-    if not counts_private:
-        parts.append("0::bigint")
-    else:
-        private = [f"channel_id = ANY({p(sorted(query.viewer_channel_ids))}::text[])", f"team_id = {team}",
-                   "public = 0", *terms]
-        parts.append(f"(SELECT count(*) FROM incidents WHERE {' AND '.join(private)})")
-    return f"SELECT {', '.join(parts)}", p.values
+    shared = [f"team_id = {team}", *([] if query.is_admin else ["public = 1"]), *_filter_terms(query, p)]
+    shared_count = f"(SELECT count(*) FROM incidents WHERE {' AND '.join(shared)})"
+    if known_generation is not None:
+        shared_count = f"CASE WHEN g.n = {p(known_generation)}::bigint THEN NULL ELSE {shared_count} END"
+    return f"SELECT g.n, {shared_count}, {_private_count(query, p, team)} FROM ({_generation(team)}) AS g", p.values
+
+
+def _generation(team: str) -> str:
+    return f"SELECT coalesce((SELECT n FROM list_generations WHERE team_id = {team}), 0) AS n"
+
+
+def _private_count(query: IncidentQuery, p: _Params, team: str) -> str:
+    """The count of the viewer's own private matches: only the rows of their channels, found through
+    the unique channel index; the name is tested on those alone, with no term the trigram index
+    could be chosen for instead."""
+    if query.is_admin or not query.viewer_channel_ids:
+        return "0::bigint"
+    private = [f"channel_id = ANY({p(sorted(query.viewer_channel_ids))}::text[])", f"team_id = {team}",
+               "public = 0", *_filter_terms(query, p, trigram=False)]
+    return f"(SELECT count(*) FROM incidents WHERE {' AND '.join(private)})"
 
 
 def _update_statement(incident: Incident, expected: int, previous: Incident | None) -> tuple[str, list[Any]]:
@@ -634,12 +701,11 @@ class PostgresStore(Store):
         cacheable = self._current_tx() is None and query.overdue_at is None
         key = _count_key(query)
         cached = self._counts.get(key) if cacheable else None
-        generation, shared, private = await self._count_row(conn, query, with_shared=cached is None)
-        if cached is not None:
-            if cached[0] == generation:
-                shared = cached[1]
-            else:  # someone wrote what the list counts since: count again
-                generation, shared, private = await self._count_row(conn, query, with_shared=True)
+        generation, shared, private = await self._count_row(conn, query, None if cached is None else cached[0])
+        if shared is None:  # the generation has not moved: no write the list counts since
+            if cached is None:
+                raise StorageError("the list's shared count came back empty")
+            shared = cached[1]
         if cacheable:
             self._counts.pop(key, None)
             self._counts[key] = (generation, shared)
@@ -648,12 +714,14 @@ class PostgresStore(Store):
         return shared + private
 
     @staticmethod
-    async def _count_row(conn: asyncpg.Connection, query: IncidentQuery, *, with_shared: bool) -> tuple[int, int, int]:
-        sql, params = _count_statement(query, cached=not with_shared)
-        row = await conn.fetchrow(sql, *params)
-        if row is None:
+    async def _count_row(conn: asyncpg.Connection, query: IncidentQuery,
+                         known_generation: int | None) -> tuple[int, int | None, int]:
+        sql, params = _count_statement(query, known_generation)
+        rows = await _list_fetch(conn, sql, params, custom=_needs_custom_plan(query.search))
+        if not rows:
             raise StorageError("a query that always returns a row returned none")
-        return int(row[0]), int(row[1] or 0), int(row[2])
+        row = rows[0]
+        return int(row[0]), None if row[1] is None else int(row[1]), int(row[2])
 
     async def incidents_page(self, query: IncidentQuery) -> Page:
         p = _Params()
@@ -667,7 +735,7 @@ class PostgresStore(Store):
         async with self._reading() as conn:
             try:
                 total = await self._counted(conn, query)
-                rows = await conn.fetch(sql, *p.values)
+                rows = await _list_fetch(conn, sql, p.values, custom=_needs_custom_plan(query.search))
             except _DATABASE_ERRORS as exc:
                 raise _storage_error(exc) from exc
         return Page([_incident_from_row(row) for row in rows], total)
@@ -680,7 +748,7 @@ class PostgresStore(Store):
         async with self._reading() as conn:
             try:
                 total = await self._counted(conn, query)
-                rows = await conn.fetch(sql, *p.values)
+                rows = await _list_fetch(conn, sql, p.values, custom=_needs_custom_plan(query.search))
             except _DATABASE_ERRORS as exc:
                 raise _storage_error(exc) from exc
         return RefPage([IncidentRef(row[0], row[1], row[2], bool(row[3])) for row in rows], total)

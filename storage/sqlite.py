@@ -522,7 +522,11 @@ def _filter_terms(query: IncidentQuery) -> tuple[list[str], list]:
     if query.playbook_id is not None:
         where.append("playbook_id = ?")
         params.append(query.playbook_id)
-    if query.search:
+    if query.search and "\x00" in query.search:
+        # SQLite's LIKE reads its pattern up to a NUL only ("%\x00%" would be "%": every name), and
+        # no name holds one (names are checked for control characters): nothing matches.
+        where.append("0")
+    elif query.search:
         where.append("name LIKE ? ESCAPE '\\'")
         params.append(like_pattern(query.search))
     if query.overdue_at is not None:
