@@ -248,7 +248,8 @@ class CommandCenter:
         settings = ctx.settings
         if settings.oauth_client_id and settings.oauth_client_secret:
             self.oauth_client = OAuthClient(settings.mattermost_url, settings.oauth_client_id,
-                                            settings.oauth_client_secret, timeout=settings.request_timeout)
+                                            settings.oauth_client_secret, timeout=settings.request_timeout,
+                                            browser_url=lambda: ctx.browser_mattermost_url)
         backstage_oauth.setup(backstage, self.oauth_client)
         # The navigation follows the order of these calls; Tokens comes last.
         assert self.incidents and self.history and self.updates and self.report, "build_plugins comes first"
@@ -306,6 +307,10 @@ class CommandCenter:
 
         self.telemetry = await build_telemetry(settings, store, client.server_version)
         self.ctx = BotContext(settings=settings, client=client, signer=signer, store=store, telemetry=self.telemetry)
+        try:  # Mattermost's public address, for the links and sign-in a browser opens (the backstage)
+            self.ctx.mattermost_site_url = (await client.client_config()).site_url
+        except MattermostError as error:
+            log.warning("cannot read Mattermost's SiteURL (%s); the backstage links to CC_MATTERMOST_URL", error)
         self.registry.identify(client.user_id, client.username)
         for plugin in self.build_plugins(self.ctx):
             self.registry.include(plugin)

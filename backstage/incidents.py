@@ -367,7 +367,7 @@ class IncidentPages:
             return ""
         for team in await self.ctx.client.my_teams():
             if team.id == incident.team_id:
-                return f"{self.ctx.settings.mattermost_url.rstrip('/')}/{team.name}/channels/{channel_name}"
+                return f"{self.ctx.browser_mattermost_url}/{team.name}/channels/{channel_name}"
         return ""
 
     # Downloads ----------------------------------------------------------------------------------

@@ -314,6 +314,8 @@ class ClientConfig(_Mattermost):
 
     post_edit_time_limit: str = Field(default="-1", alias="PostEditTimeLimit")
     version: str = Field(default="", alias="Version")
+    #: The address people's browsers use for Mattermost (``ServiceSettings.SiteURL``; "" when unset).
+    site_url: str = Field(default="", alias="SiteURL")
 
 
 class Broadcast(_Inbound):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 import aiohttp
@@ -42,8 +43,13 @@ class OAuthFailure(Exception):
 class OAuthClient:
     """One OAuth app's client: the authorize URL, the code exchange, the identity."""
 
-    def __init__(self, mattermost_url: str, client_id: str, client_secret: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, mattermost_url: str, client_id: str, client_secret: str, *, timeout: float = 10.0,
+                 browser_url: Callable[[], str] | None = None) -> None:
+        #: Where the bot calls Mattermost (the code exchange, the identity: server to server).
         self.base = mattermost_url.rstrip("/")
+        #: Where a browser is sent to sign in: Mattermost's public address (its SiteURL), which differs from
+        #: ``base`` when the bot reaches Mattermost by an internal name (deploy/docker-compose.yml).
+        self._browser_url = browser_url or (lambda: self.base)
         self.client_id = client_id
         self._secret = client_secret
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -52,7 +58,7 @@ class OAuthClient:
     def authorize_url(self, redirect_uri: str, state: str) -> str:
         query = urlencode({"response_type": "code", "client_id": self.client_id, "redirect_uri": redirect_uri,
                            "state": state})
-        return f"{self.base}/oauth/authorize?{query}"
+        return f"{self._browser_url().rstrip('/')}/oauth/authorize?{query}"
 
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:

@@ -36,6 +36,14 @@ class BotContext:
     #: The one time every service stamps changes and draws cards with (epoch ms). The demo and the tests
     #: set it to the sandbox's simulated time, so what the bot records and what it shows agree.
     clock: Callable[[], int] = wall_clock_ms
+    #: Mattermost's own public address (its SiteURL, read at start), for what a browser opens: the OAuth
+    #: sign-in, links to channels. "" when Mattermost has none: ``settings.mattermost_url`` is used.
+    mattermost_site_url: str = ""
+
+    @property
+    def browser_mattermost_url(self) -> str:
+        """Where people's browsers reach Mattermost (the bot itself may reach it by an internal name)."""
+        return (self.mattermost_site_url or self.settings.mattermost_url).rstrip("/")
 
     @property
     def action_url(self) -> str:

@@ -1,4 +1,4 @@
-"""Issue 20, PostgreSQL's plans for the list's name search (migration 0008_pgsearch): a term of three
+"""Issue 20, PostgreSQL's plans for the list's name search (migration 0009_pgsearch): a term of three
 characters or more may take its candidates from the trigram index incidents_name_trgm, and the
 statements holding it are planned for their term on every run (never kept as a generic plan); a
 shorter term, and the count of the viewer's own private incidents, test each row's name instead (no

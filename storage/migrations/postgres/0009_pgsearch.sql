@@ -1,4 +1,4 @@
--- PostgreSQL schema version 8: the name search of the incident list (issue 20).
+-- PostgreSQL schema version 9: the name search of the incident list (issue 20).
 --
 -- name_folded is the name with ASCII letters folded (cc_fold: what SQLite's LIKE compares), kept by
 -- the server itself; the search compares it with the folded term, so no row is folded while a list
