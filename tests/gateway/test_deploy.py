@@ -29,8 +29,9 @@ def test_bot_service_settings_match_settings_py():
     assert set(environment) <= known, f"unknown settings in compose: {set(environment) - known}"
     required = {f"{ENV_PREFIX}{name.upper()}" for name, field in Settings.model_fields.items() if field.is_required()}
     assert required <= set(environment)
-    # Mattermost reaches the bot by its service name on the listen port.
-    assert environment["CC_PUBLIC_URL"] == f"http://command-center:{environment['CC_LISTEN_PORT']}"
+    # Mattermost reaches the bot by its service name on the listen port, unless CC_PUBLIC_URL names an
+    # address browsers reach too (the backstage).
+    assert environment["CC_PUBLIC_URL"] == f"${{CC_PUBLIC_URL:-http://command-center:{environment['CC_LISTEN_PORT']}}}"
     assert environment["CC_MATTERMOST_URL"].startswith("http://mattermost:")
     mattermost_env = compose()["services"]["mattermost"]["environment"]
     assert "command-center" in mattermost_env["MM_SERVICESETTINGS_ALLOWEDUNTRUSTEDINTERNALCONNECTIONS"].split()
