@@ -101,8 +101,9 @@ class Backstage:
             loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         self.templates.globals.update(prefix=BACKSTAGE_PREFIX, trigger=self.ctx.settings.command_trigger)
-        self.pages = web.Application(middlewares=[self._errors(html=True), _headers, self._who(html=True), self._csrf])
-        self.api_app = web.Application(middlewares=[self._errors(html=False), _headers, self._who(html=False),
+        # The headers outermost: a refusal page (rendered by errors) carries the same policy as any page.
+        self.pages = web.Application(middlewares=[_headers, self._errors(html=True), self._who(html=True), self._csrf])
+        self.api_app = web.Application(middlewares=[_headers, self._errors(html=False), self._who(html=False),
                                                     self._csrf])
         self.pages.router.add_static("/static/", HERE / "static", append_version=False)
 
@@ -256,9 +257,13 @@ class Backstage:
     @web.middleware
     async def _csrf(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         who = request.get(VIEWER)
-        if request.method not in SAFE_METHODS and who is not None and not who.by_token:
-            if not self._same_origin(request):
-                raise web.HTTPForbidden(text="This request came from another site, so nothing was changed.")
+        if request.method in SAFE_METHODS or (who is not None and who.by_token):
+            return await handler(request)
+        # Signed out too (the login link's POST): another site must not sign this browser in as
+        # someone else (login CSRF), so the origin is checked before anything else.
+        if not self._same_origin(request):
+            raise web.HTTPForbidden(text="This request came from another site, so nothing was changed.")
+        if who is not None:
             sent = request.headers.get(CSRF_HEADER)
             if sent is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
                 form = await request.post()
@@ -270,6 +275,8 @@ class Backstage:
         return await handler(request)
 
     def _same_origin(self, request: web.Request) -> bool:
+        if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+            return False  # the browser itself says another site (or a sibling subdomain) sent it
         origin = request.headers.get("Origin")
         if origin is None or not self.base_url:
             return True  # no Origin (older browsers, curl): the CSRF token alone decides

@@ -1,0 +1,44 @@
+"""Red team of the backstage (issue 19): attacks that got through, each pinned by a test."""
+
+from __future__ import annotations
+
+from backstage.app import COOKIE, CSP
+
+from .backstage import BackstageClient
+
+
+async def test_refusal_pages_carry_the_same_strict_headers_as_every_page(bot, sandbox):
+    # A refusal is rendered by the outermost middleware: it must not lose the CSP, the framing ban
+    # or no-store (an error page echoing input, framed by another site, would be the weak spot).
+    async with await BackstageClient.signed_in(bot, sandbox, "alice") as browser:
+        for path in ("/incidents/nosuchincident", "/no/such/page", "/stats?days=abc",
+                     "/api/v1/incidents/nosuchincident"):
+            async with browser.http.get(browser.url(path), allow_redirects=False) as response:
+                assert response.status in (400, 404), (path, response.status)
+                assert response.headers.get("Content-Security-Policy") == CSP, path
+                assert response.headers.get("X-Frame-Options") == "DENY", path
+                assert response.headers.get("X-Content-Type-Options") == "nosniff", path
+                assert response.headers.get("Cache-Control") == "no-store", path
+    async with BackstageClient(bot) as stranger:
+        async with stranger.http.get(stranger.url("/api/v1/incidents"), allow_redirects=False) as response:
+            assert response.status == 401
+            assert response.headers.get("Cache-Control") == "no-store"
+            assert response.headers.get("X-Content-Type-Options") == "nosniff"
+
+
+async def test_another_site_cannot_sign_a_signed_out_browser_in_as_the_attacker(bot, sandbox):
+    # Login CSRF: mallory asks for her own login link and makes alice's (signed-out) browser post it
+    # from her site; alice would then work, unknowingly, in mallory's account.
+    async with BackstageClient(bot) as victim:
+        token = victim.login_token(sandbox.user_id("bob"))
+        for headers in ({"Origin": "https://evil.example"}, {"Origin": "null"},
+                        {"Sec-Fetch-Site": "cross-site"}):
+            status, page = await victim.post("/login/link", {"t": token}, csrf=False, headers=headers)
+            assert status == 403 and "another site" in page, headers
+            assert COOKIE not in {c.key for c in victim.http.cookie_jar}
+        # The link was not spent by the refused attempts: its owner, on our own page, still signs in.
+        status, _ = await victim.post("/login/link", {"t": token}, csrf=False,
+                                      headers={"Origin": bot.callback_base_url, "Sec-Fetch-Site": "same-origin"})
+        assert status == 303
+        status, page = await victim.get("/")
+        assert status == 200 and "@bob" in page
