@@ -22,6 +22,7 @@ Slices add their routes with :meth:`Backstage.page` / :meth:`Backstage.api` from
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -50,6 +51,7 @@ CSRF_HEADER = "X-CSRF-Token"
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -94,6 +96,9 @@ class Backstage:
     nav: list[tuple[str, str]] = field(default_factory=list)
     #: The path that starts "Sign in with Mattermost" (OAuth), when OAuth is configured; None: login links only.
     oauth_start_url: str | None = None
+    #: How long an unsafe request's whole body may take to arrive (a body trickled byte by byte would
+    #: hold a handler forever: slowloris); bot.py passes InboundLimits.body_timeout_s.
+    body_timeout_s: float = 10.0
     _usernames: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -102,9 +107,10 @@ class Backstage:
             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         self.templates.globals.update(prefix=BACKSTAGE_PREFIX, trigger=self.ctx.settings.command_trigger)
         # The headers outermost: a refusal page (rendered by errors) carries the same policy as any page.
-        self.pages = web.Application(middlewares=[_headers, self._errors(html=True), self._who(html=True), self._csrf])
+        self.pages = web.Application(middlewares=[_headers, self._errors(html=True), self._who(html=True),
+                                                  self._body, self._csrf])
         self.api_app = web.Application(middlewares=[_headers, self._errors(html=False), self._who(html=False),
-                                                    self._csrf])
+                                                    self._body, self._csrf])
         self.pages.router.add_static("/static/", HERE / "static", append_version=False)
 
     # Registration -----------------------------------------------------------------------------
@@ -255,6 +261,25 @@ class Backstage:
         return await self.auth.session(cookie) if cookie else None
 
     @web.middleware
+    async def _body(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Read an unsafe request's body within :attr:`body_timeout_s` (aiohttp keeps what it read, so
+        handlers' ``post()``/``json()`` get it at once); a body that does not arrive in time is answered 408
+        and the connection closed, as the inbound routes do (gateway/inbound.py)."""
+        if request.method not in SAFE_METHODS and request.can_read_body:
+            try:
+                async with asyncio.timeout(self.body_timeout_s):
+                    if request.content_type in _FORM_TYPES:
+                        await request.post()
+                    else:
+                        await request.read()
+            except TimeoutError:
+                response = self._refusal(request, 408, "The request took too long to arrive; nothing was changed. "
+                                         "Try again.", html=request.path.startswith(BACKSTAGE_PREFIX))
+                response.force_close()
+                return response
+        return await handler(request)
+
+    @web.middleware
     async def _csrf(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         who = request.get(VIEWER)
         if request.method in SAFE_METHODS or (who is not None and who.by_token):
@@ -265,7 +290,7 @@ class Backstage:
             raise web.HTTPForbidden(text="This request came from another site, so nothing was changed.")
         if who is not None:
             sent = request.headers.get(CSRF_HEADER)
-            if sent is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            if sent is None and request.content_type in _FORM_TYPES:
                 form = await request.post()
                 value = form.get(CSRF_FIELD)
                 sent = value if isinstance(value, str) else None

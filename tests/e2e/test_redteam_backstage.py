@@ -42,3 +42,34 @@ async def test_another_site_cannot_sign_a_signed_out_browser_in_as_the_attacker(
         assert status == 303
         status, page = await victim.get("/")
         assert status == 200 and "@bob" in page
+
+
+async def _trickle(bot, path: str, headers: dict[str, str]) -> bytes:
+    """A POST whose body never finishes (slowloris): what the server answers, if anything, in 10 s."""
+    import asyncio
+    from urllib.parse import urlsplit
+    where = urlsplit(bot.callback_base_url)
+    reader, writer = await asyncio.open_connection(where.hostname, where.port)
+    try:
+        lines = [f"POST {path} HTTP/1.1", f"Host: {where.netloc}",
+                 "Content-Type: application/x-www-form-urlencoded", "Content-Length: 1000"]
+        lines += [f"{key}: {value}" for key, value in headers.items()]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n" + "t=abc").encode())
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+
+async def test_a_body_that_never_finishes_is_answered_408_and_the_connection_closed(bot, sandbox):
+    bot.backstage.body_timeout_s = 0.3
+    answer = await _trickle(bot, "/backstage/login/link", {})
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    async with await BackstageClient.signed_in(bot, sandbox, "alice") as browser:
+        cookie = next(c for c in browser.http.cookie_jar if c.key == COOKIE).value
+        answer = await _trickle(bot, "/backstage/tokens", {"Cookie": f"{COOKIE}={cookie}"})
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert b"took too long" in answer
+        # A form that arrives whole still works (the body read first is the one the handlers see).
+        status, page = await browser.post("/tokens", {"name": "grafana"})
+        assert status == 201 and "cct_" in page
