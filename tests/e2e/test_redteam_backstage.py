@@ -73,3 +73,39 @@ async def test_a_body_that_never_finishes_is_answered_408_and_the_connection_clo
         # A form that arrives whole still works (the body read first is the one the handlers see).
         status, page = await browser.post("/tokens", {"name": "grafana"})
         assert status == 201 and "cct_" in page
+
+
+async def test_a_huge_multipart_upload_is_refused_413_and_leaves_the_playbook_alone(bot, sandbox):
+    import aiohttp
+
+    from gateway.inbound import MAX_BODY_BYTES
+
+    from .conftest import make_playbook
+    playbook = await make_playbook(bot, sandbox, title="Big upload target")
+    async with await BackstageClient.signed_in(bot, sandbox, "alice") as browser:
+        form = aiohttp.FormData()
+        form.add_field("csrf", browser.csrf)
+        form.add_field("version", str(playbook.version))
+        form.add_field("file", b"title: x\n" + b"#" * (MAX_BODY_BYTES + 10), filename="p.yaml",
+                       content_type="application/x-yaml")
+        async with browser.http.post(browser.url(f"/playbooks/{playbook.id}/upload"), data=form,
+                                     allow_redirects=False) as response:
+            assert response.status == 413
+            assert response.headers.get("Content-Security-Policy") == CSP
+        assert (await bot.store.get_playbook(playbook.id)).title == "Big upload target"
+
+
+async def test_the_link_confirmation_names_the_account_it_signs_in(bot, sandbox):
+    # A login link forwarded by someone else (or planted by an attacker) would sign the clicker in to
+    # the sender's account; the Continue page says whose account it is, and warns before switching.
+    async with await BackstageClient.signed_in(bot, sandbox, "alice") as browser:
+        token = browser.login_token(sandbox.user_id("bob"))
+        status, page = await browser.get(f"/login/link?t={token}")
+        assert status == 200 and 'id="link-account">@bob<' in page
+        assert 'id="switching"' in page and "@alice" in page
+        own = browser.login_token(sandbox.user_id("alice"))
+        status, page = await browser.get(f"/login/link?t={own}")
+        assert status == 200 and 'id="link-account">@alice<' in page and 'id="switching"' not in page
+        # A forged link is refused on the confirmation page already, saying why.
+        status, page = await browser.get(f"/login/link?t={token[:-3]}xyz")
+        assert status == 400 and "not valid" in page
