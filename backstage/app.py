@@ -51,6 +51,8 @@ CSRF_HEADER = "X-CSRF-Token"
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: How long what Mattermost said about a signed-in person (username, still active) is trusted (ms).
+PERSON_TTL_MS = 60_000
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -99,7 +101,8 @@ class Backstage:
     #: How long an unsafe request's whole body may take to arrive (a body trickled byte by byte would
     #: hold a handler forever: slowloris); bot.py passes InboundLimits.body_timeout_s.
     body_timeout_s: float = 10.0
-    _usernames: dict[str, str] = field(default_factory=dict)
+    #: user id → (username, active, when asked): who a credential belongs to, asked again after PERSON_TTL_MS.
+    _people: dict[str, tuple[str, bool, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.templates = jinja2.Environment(
@@ -159,17 +162,29 @@ class Backstage:
         return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
 
     async def username(self, user_id: str) -> str:
-        """A user's Mattermost username, asked once per process."""
-        known = self._usernames.get(user_id)
-        if known is None:
-            try:
-                known = (await self.ctx.client.get_user(user_id)).username
-            except MattermostError:
-                return ""
-            if len(self._usernames) >= 10_000:
-                self._usernames.clear()
-            self._usernames[user_id] = known
-        return known
+        """A user's Mattermost username ("" if Mattermost cannot be asked and it is not known)."""
+        try:
+            return (await self._person(user_id))[0]
+        except MattermostError:
+            return ""
+
+    async def _person(self, user_id: str) -> tuple[str, bool]:
+        """(username, active) of a user, asked at most once per :data:`PERSON_TTL_MS`; when Mattermost
+        cannot be asked, the last answer (else MattermostError)."""
+        now = self.ctx.clock()
+        known = self._people.get(user_id)
+        if known is not None and now - known[2] < PERSON_TTL_MS:
+            return known[0], known[1]
+        try:
+            user = await self.ctx.client.get_user(user_id)
+        except MattermostError:
+            if known is None:
+                raise
+            return known[0], known[1]
+        if len(self._people) >= 10_000:
+            self._people.clear()
+        self._people[user_id] = (user.username, user.active and not user.is_bot, now)
+        return user.username, user.active and not user.is_bot
 
     # Sessions -----------------------------------------------------------------------------------
 
@@ -240,8 +255,15 @@ class Backstage:
         async def who(request: web.Request, handler: Handler) -> web.StreamResponse:
             credential = await self._credential(request, allow_token=not html)
             if credential is not None:
-                request[VIEWER] = Viewer(credential.user_id, credential, await self.username(credential.user_id))
-            elif not _is_public(request, handler):
+                # A person deactivated in Mattermost is signed out here too, as Mattermost ends their own
+                # sessions (app/user.go UpdateActive → userDeactivated → RevokeAllSessions): the session is
+                # ended, a token refused while the account is inactive.
+                username, active = await self._person(credential.user_id)
+                if active:
+                    request[VIEWER] = Viewer(credential.user_id, credential, username)
+                elif credential.kind is CredentialKind.SESSION:
+                    await self.auth.end_session(credential)
+            if VIEWER not in request and not _is_public(request, handler):
                 if not html:
                     return web.json_response({"error": "Sign in: send a personal API token as "
                                               "“Authorization: Bearer cct_…” (create one on the backstage's "

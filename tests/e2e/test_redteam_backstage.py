@@ -109,3 +109,33 @@ async def test_the_link_confirmation_names_the_account_it_signs_in(bot, sandbox)
         # A forged link is refused on the confirmation page already, saying why.
         status, page = await browser.get(f"/login/link?t={token[:-3]}xyz")
         assert status == 400 and "not valid" in page
+
+
+async def test_a_person_deactivated_in_mattermost_is_signed_out_and_their_tokens_refused(bot, sandbox):
+    from backstage.app import PERSON_TTL_MS
+    async with await BackstageClient.signed_in(bot, sandbox, "bob") as browser:
+        issued = await bot.web_auth.create_token(sandbox.user_id("bob"), "script")
+        bearer = {"Authorization": f"Bearer {issued.secret}"}
+        async with browser.http.get(browser.url("/api/v1/me"), headers=bearer) as response:
+            assert response.status == 200
+        sandbox.world.users[sandbox.user_id("bob")]["delete_at"] = bot.ctx.clock()
+        now = bot.ctx.clock()
+        bot.ctx.clock = lambda: now + PERSON_TTL_MS  # what Mattermost said is asked again after this
+        status, _ = await browser.get("/incidents")
+        assert status == 303  # to the login page: the session is over
+        async with aiohttp_session() as http:
+            async with http.get(browser.url("/api/v1/me"), headers=bearer) as response:
+                assert response.status == 401
+        # Reactivated: the token works again, the ended session does not come back.
+        sandbox.world.users[sandbox.user_id("bob")]["delete_at"] = 0
+        bot.ctx.clock = lambda: now + 2 * PERSON_TTL_MS
+        status, _ = await browser.get("/incidents")
+        assert status == 303
+        async with aiohttp_session() as http:
+            async with http.get(browser.url("/api/v1/me"), headers=bearer) as response:
+                assert response.status == 200
+
+
+def aiohttp_session():
+    import aiohttp
+    return aiohttp.ClientSession()
