@@ -44,7 +44,8 @@ async def test_another_site_cannot_sign_a_signed_out_browser_in_as_the_attacker(
         assert status == 200 and "@bob" in page
 
 
-async def _trickle(bot, path: str, headers: dict[str, str]) -> bytes:
+async def _trickle(bot, path: str, headers: dict[str, str],
+                   content_type: str = "application/x-www-form-urlencoded") -> bytes:
     """A POST whose body never finishes (slowloris): what the server answers, if anything, in 10 s."""
     import asyncio
     from urllib.parse import urlsplit
@@ -52,7 +53,7 @@ async def _trickle(bot, path: str, headers: dict[str, str]) -> bytes:
     reader, writer = await asyncio.open_connection(where.hostname, where.port)
     try:
         lines = [f"POST {path} HTTP/1.1", f"Host: {where.netloc}",
-                 "Content-Type: application/x-www-form-urlencoded", "Content-Length: 1000"]
+                 f"Content-Type: {content_type}", "Content-Length: 1000"]
         lines += [f"{key}: {value}" for key, value in headers.items()]
         writer.write(("\r\n".join(lines) + "\r\n\r\n" + "t=abc").encode())
         await writer.drain()
@@ -73,6 +74,11 @@ async def test_a_body_that_never_finishes_is_answered_408_and_the_connection_clo
         # A form that arrives whole still works (the body read first is the one the handlers see).
         status, page = await browser.post("/tokens", {"name": "grafana"})
         assert status == 201 and "cct_" in page
+        # The API (a bearer token, a JSON body) alike.
+        issued = await bot.web_auth.create_token(sandbox.user_id("alice"), "slow")
+        answer = await _trickle(bot, "/api/v1/incidents", {"Authorization": f"Bearer {issued.secret}"},
+                                "application/json")
+        assert answer.startswith(b"HTTP/1.1 408") and b'"status": 408' in answer, answer[:300]
 
 
 async def test_a_huge_multipart_upload_is_refused_413_and_leaves_the_playbook_alone(bot, sandbox):
