@@ -243,7 +243,7 @@ class CommandCenter:
     def build_backstage(self, ctx: BotContext) -> Backstage:
         """The web pages and the REST API (issue 19), on the services the chat uses (build_plugins)."""
         auth = self._web_auth(ctx)
-        backstage = self.backstage = Backstage(ctx, auth)
+        backstage = self.backstage = Backstage(ctx, auth, body_timeout_s=self.inbound_limits.body_timeout_s)
         login.setup(backstage)
         settings = ctx.settings
         if settings.oauth_client_id and settings.oauth_client_secret:

@@ -76,14 +76,10 @@ async def read_body(request: web.Request, model: type[Body], *, optional: bool =
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
         raise TooLarge()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise TooLarge()
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    # Read already, within the time and server size limits, by the backstage's body middleware (app.py).
+    raw = await request.read()
+    if len(raw) > MAX_BODY_BYTES:
+        raise TooLarge()
     if not raw.strip() and optional:
         return model()
     if request.content_type != JSON:

@@ -22,6 +22,7 @@ Slices add their routes with :meth:`Backstage.page` / :meth:`Backstage.api` from
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -50,6 +51,9 @@ CSRF_HEADER = "X-CSRF-Token"
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: How long what Mattermost said about a signed-in person (username, still active) is trusted (ms).
+PERSON_TTL_MS = 60_000
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -94,16 +98,22 @@ class Backstage:
     nav: list[tuple[str, str]] = field(default_factory=list)
     #: The path that starts "Sign in with Mattermost" (OAuth), when OAuth is configured; None: login links only.
     oauth_start_url: str | None = None
-    _usernames: dict[str, str] = field(default_factory=dict)
+    #: How long an unsafe request's whole body may take to arrive (a body trickled byte by byte would
+    #: hold a handler forever: slowloris); bot.py passes InboundLimits.body_timeout_s.
+    body_timeout_s: float = 10.0
+    #: user id → (username, active, when asked): who a credential belongs to, asked again after PERSON_TTL_MS.
+    _people: dict[str, tuple[str, bool, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         self.templates.globals.update(prefix=BACKSTAGE_PREFIX, trigger=self.ctx.settings.command_trigger)
-        self.pages = web.Application(middlewares=[self._errors(html=True), _headers, self._who(html=True), self._csrf])
-        self.api_app = web.Application(middlewares=[self._errors(html=False), _headers, self._who(html=False),
-                                                    self._csrf])
+        # The headers outermost: a refusal page (rendered by errors) carries the same policy as any page.
+        self.pages = web.Application(middlewares=[_headers, self._errors(html=True), self._who(html=True),
+                                                  self._body, self._csrf])
+        self.api_app = web.Application(middlewares=[_headers, self._errors(html=False), self._who(html=False),
+                                                    self._body, self._csrf])
         self.pages.router.add_static("/static/", HERE / "static", append_version=False)
 
     # Registration -----------------------------------------------------------------------------
@@ -152,17 +162,29 @@ class Backstage:
         return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
 
     async def username(self, user_id: str) -> str:
-        """A user's Mattermost username, asked once per process."""
-        known = self._usernames.get(user_id)
-        if known is None:
-            try:
-                known = (await self.ctx.client.get_user(user_id)).username
-            except MattermostError:
-                return ""
-            if len(self._usernames) >= 10_000:
-                self._usernames.clear()
-            self._usernames[user_id] = known
-        return known
+        """A user's Mattermost username ("" if Mattermost cannot be asked and it is not known)."""
+        try:
+            return (await self._person(user_id))[0]
+        except MattermostError:
+            return ""
+
+    async def _person(self, user_id: str) -> tuple[str, bool]:
+        """(username, active) of a user, asked at most once per :data:`PERSON_TTL_MS`; when Mattermost
+        cannot be asked, the last answer (else MattermostError)."""
+        now = self.ctx.clock()
+        known = self._people.get(user_id)
+        if known is not None and now - known[2] < PERSON_TTL_MS:
+            return known[0], known[1]
+        try:
+            user = await self.ctx.client.get_user(user_id)
+        except MattermostError:
+            if known is None:
+                raise
+            return known[0], known[1]
+        if len(self._people) >= 10_000:
+            self._people.clear()
+        self._people[user_id] = (user.username, user.active and not user.is_bot, now)
+        return user.username, user.active and not user.is_bot
 
     # Sessions -----------------------------------------------------------------------------------
 
@@ -233,8 +255,15 @@ class Backstage:
         async def who(request: web.Request, handler: Handler) -> web.StreamResponse:
             credential = await self._credential(request, allow_token=not html)
             if credential is not None:
-                request[VIEWER] = Viewer(credential.user_id, credential, await self.username(credential.user_id))
-            elif not _is_public(request, handler):
+                # A person deactivated in Mattermost is signed out here too, as Mattermost ends their own
+                # sessions (app/user.go UpdateActive → userDeactivated → RevokeAllSessions): the session is
+                # ended, a token refused while the account is inactive.
+                username, active = await self._person(credential.user_id)
+                if active:
+                    request[VIEWER] = Viewer(credential.user_id, credential, username)
+                elif credential.kind is CredentialKind.SESSION:
+                    await self.auth.end_session(credential)
+            if VIEWER not in request and not _is_public(request, handler):
                 if not html:
                     return web.json_response({"error": "Sign in: send a personal API token as "
                                               "“Authorization: Bearer cct_…” (create one on the backstage's "
@@ -254,13 +283,36 @@ class Backstage:
         return await self.auth.session(cookie) if cookie else None
 
     @web.middleware
+    async def _body(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Read an unsafe request's body within :attr:`body_timeout_s` (aiohttp keeps what it read, so
+        handlers' ``post()``/``json()`` get it at once); a body that does not arrive in time is answered 408
+        and the connection closed, as the inbound routes do (gateway/inbound.py)."""
+        if request.method not in SAFE_METHODS and request.can_read_body:
+            try:
+                async with asyncio.timeout(self.body_timeout_s):
+                    if request.content_type in _FORM_TYPES:
+                        await request.post()
+                    else:
+                        await request.read()
+            except TimeoutError:
+                response = self._refusal(request, 408, "The request took too long to arrive; nothing was changed. "
+                                         "Try again.", html=request.path.startswith(BACKSTAGE_PREFIX))
+                response.force_close()
+                return response
+        return await handler(request)
+
+    @web.middleware
     async def _csrf(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         who = request.get(VIEWER)
-        if request.method not in SAFE_METHODS and who is not None and not who.by_token:
-            if not self._same_origin(request):
-                raise web.HTTPForbidden(text="This request came from another site, so nothing was changed.")
+        if request.method in SAFE_METHODS or (who is not None and who.by_token):
+            return await handler(request)
+        # Signed out too (the login link's POST): another site must not sign this browser in as
+        # someone else (login CSRF), so the origin is checked before anything else.
+        if not self._same_origin(request):
+            raise web.HTTPForbidden(text="This request came from another site, so nothing was changed.")
+        if who is not None:
             sent = request.headers.get(CSRF_HEADER)
-            if sent is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            if sent is None and request.content_type in _FORM_TYPES:
                 form = await request.post()
                 value = form.get(CSRF_FIELD)
                 sent = value if isinstance(value, str) else None
@@ -270,6 +322,8 @@ class Backstage:
         return await handler(request)
 
     def _same_origin(self, request: web.Request) -> bool:
+        if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+            return False  # the browser itself says another site (or a sibling subdomain) sent it
         origin = request.headers.get("Origin")
         if origin is None or not self.base_url:
             return True  # no Origin (older browsers, curl): the CSRF token alone decides

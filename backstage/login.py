@@ -26,8 +26,12 @@ def setup(backstage: Backstage) -> None:
         if not token or len(token) > MAX_TOKEN_CHARS:
             return backstage.render(request, "error.html", status=400, title="Not accepted",
                                     message="This login link is incomplete. Copy the whole link from Mattermost.")
+        user_id = backstage.auth.login_user(token)  # LoginRefused (forged, expired) → 400 with the reason
+        current = request.get(VIEWER)
         return backstage.render(request, "login_link.html", title="Sign in", token=token,
-                                next=backstage.safe_next(request.query.get("next")))
+                                next=backstage.safe_next(request.query.get("next")),
+                                account=await backstage.username(user_id) or user_id,
+                                switching=current is not None and current.user_id != user_id)
 
     async def redeem(request: web.Request) -> web.StreamResponse:
         form = await request.post()

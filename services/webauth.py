@@ -80,9 +80,8 @@ class WebAuth:
         encoded = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
         return f"{encoded}.{self.ctx.signer.sign(LOGIN_PURPOSE, encoded)}"
 
-    async def redeem_login(self, token: str) -> Issued:
-        """Spend a login token and open a session for its user; :class:`LoginRefused` if it is forged,
-        expired or already used."""
+    def _login_body(self, token: str) -> tuple[str, int, str]:
+        """(user id, expiry, nonce) of a login token signed by us and not expired; else LoginRefused."""
         encoded, _, signature = token.partition(".")
         if not encoded or not self.ctx.signer.verify(LOGIN_PURPOSE, encoded, signature):
             raise LoginRefused("This login link is not valid. Ask for a new one in Mattermost.")
@@ -91,9 +90,20 @@ class WebAuth:
             user_id, expires_at, nonce = str(body["u"]), int(body["exp"]), str(body["n"])
         except (ValueError, KeyError, TypeError):  # signed by us, so only an older format could land here
             raise LoginRefused("This login link is not valid. Ask for a new one in Mattermost.") from None
-        now = self.ctx.clock()
-        if now >= expires_at:
+        if self.ctx.clock() >= expires_at:
             raise LoginRefused("This login link has expired. Ask for a new one in Mattermost.")
+        return user_id, expires_at, nonce
+
+    def login_user(self, token: str) -> str:
+        """Whom a login token would sign in, without spending it (the confirmation page names them, so a
+        link someone else forwarded cannot sign a person in to that someone's account unnoticed)."""
+        return self._login_body(token)[0]
+
+    async def redeem_login(self, token: str) -> Issued:
+        """Spend a login token and open a session for its user; :class:`LoginRefused` if it is forged,
+        expired or already used."""
+        user_id, expires_at, nonce = self._login_body(token)
+        now = self.ctx.clock()
         if not await self.ctx.store.claim_single_use(LOGIN_KEY_KIND, nonce, expires_at=expires_at, now=now):
             raise LoginRefused("This login link has been used already. Ask for a new one in Mattermost.")
         return await self.open_session(user_id)
