@@ -577,16 +577,20 @@ class HistoryService:
         async with self._exports:
             channel_name = await self.channel_name(incident.channel_id) or "incident"
             stamp = dt.datetime.fromtimestamp(self.ctx.clock() / 1000, dt.UTC).strftime("%Y%m%d-%H%M")
-            try:
-                count = await write_channel_csv(channel_pages(self.client, incident.channel_id), out,
-                                                UsernameCache(self.client), raw=raw)
-            except MattermostError as error:
-                if error.status in (403, 404):
-                    raise InvalidState(f"Command Center can no longer read the channel of "
-                                       f"**{neutralize(incident.name)}**. Add @{self.client.username} back "
-                                       "to it, then export again.") from error
-                raise
+            count = await self._write_csv(incident, out, raw)
             return f"{channel_name}-{stamp}.csv", count
+
+    async def _write_csv(self, incident: Incident, out: IO[bytes], raw: bool) -> int:
+        """The channel's messages as CSV into the binary file ``out``; how many were written."""
+        try:
+            return await write_channel_csv(channel_pages(self.client, incident.channel_id), out,
+                                           UsernameCache(self.client), raw=raw)
+        except MattermostError as error:
+            if error.status in (403, 404):
+                raise InvalidState(f"Command Center can no longer read the channel of "
+                                   f"**{neutralize(incident.name)}**. Add @{self.client.username} back "
+                                   "to it, then export again.") from error
+            raise
 
     async def _report_failure(self, task: asyncio.Task, incident: Incident, user_id: str) -> None:
         try:
@@ -607,15 +611,7 @@ class HistoryService:
             filename = f"{channel_name}-{stamp}.csv"
             dm = await self.client.direct_channel_with(user_id)
             with tempfile.TemporaryFile() as out:
-                try:
-                    count = await write_channel_csv(channel_pages(self.client, incident.channel_id), out,
-                                                    UsernameCache(self.client), raw=raw)
-                except MattermostError as error:
-                    if error.status in (403, 404):
-                        raise InvalidState(f"Command Center can no longer read the channel of "
-                                           f"**{neutralize(incident.name)}**. Add @{self.client.username} back "
-                                           "to it, then export again.") from error
-                    raise
+                count = await self._write_csv(incident, out, raw)
                 info = await self.client.upload_file_stream(dm.id, filename, out)
             note = _RAW_NOTE if raw else _SAFE_NOTE.format(
                 export_raw=command(self.ctx.settings.command_trigger, "export --raw"))
