@@ -31,7 +31,7 @@ How SQLite's semantics are kept (storage/README.md lists what a new method must 
 
 The row <-> model helpers are SQLite's (storage/sqlite.py): both schemas have the same columns and
 types, so a new column is one migration per dialect plus the shared column list. PostgreSQL's
-incidents add one the server generates and no statement writes (``name_folded``, migration 0008:
+incidents add one the server generates and no statement writes (``name_folded``, migration 0009:
 what the name search and order compare).
 """
 
@@ -119,7 +119,7 @@ _PLAYBOOK_SELECT = (
 _SORTS = {
     IncidentSort.CREATED_DESC: "created_at DESC, seq DESC",
     IncidentSort.CREATED_ASC: "created_at ASC, seq ASC",
-    # name_folded is cc_fold(name), kept by the server (migration 0008): SQLite's NOCASE order.
+    # name_folded is cc_fold(name), kept by the server (migration 0009): SQLite's NOCASE order.
     IncidentSort.NAME_ASC: "name_folded ASC, seq ASC",
     IncidentSort.NAME_DESC: "name_folded DESC, seq DESC",
 }
@@ -212,7 +212,7 @@ def _search_term(search: str, p: _Params, *, trigram: bool = True) -> str:
     Both sides are folded the same way (name_folded, cc_fold(name) kept by the server: ASCII
     letters only; the term here), so what is compared is exact bytes. A term of ``TRIGRAM_MIN``
     characters or more is a LIKE pattern on name_folded, which the trigram index
-    incidents_name_trgm (migration 0008) holds, so the planner may take the few candidate rows from
+    incidents_name_trgm (migration 0009) holds, so the planner may take the few candidate rows from
     it; the statements holding it run with a plan made for the term (see ``_needs_custom_plan``).
     A shorter term holds no trigram and is matched with strpos, which no index serves: the page
     walks a list index in its order and stops after a page of matches, and the count reads the
