@@ -723,6 +723,16 @@ class PostgresStore(Store):
         row = rows[0]
         return int(row[0]), None if row[1] is None else int(row[1]), int(row[2])
 
+    async def _list_rows(self, query: IncidentQuery, sql: str, p: _Params) -> tuple[int, list[asyncpg.Record]]:
+        """The list's total (the count) and one page's rows, on one connection."""
+        async with self._reading() as conn:
+            try:
+                total = await self._counted(conn, query)
+                rows = await _list_fetch(conn, sql, p.values, custom=_needs_custom_plan(query.search))
+            except _DATABASE_ERRORS as exc:
+                raise _storage_error(exc) from exc
+        return total, rows
+
     async def incidents_page(self, query: IncidentQuery) -> Page:
         p = _Params()
         condition = _list_condition(query, p)
@@ -732,12 +742,7 @@ class PostgresStore(Store):
         sql = (f"SELECT {_INCIDENT_COLUMNS} FROM unnest(ARRAY(SELECT seq FROM incidents WHERE {condition}"
                f" ORDER BY {_SORTS[query.sort]} LIMIT {p(query.per_page)} OFFSET {p(query.offset)}))"
                " WITH ORDINALITY AS page (seq, n) JOIN incidents USING (seq) ORDER BY page.n")
-        async with self._reading() as conn:
-            try:
-                total = await self._counted(conn, query)
-                rows = await _list_fetch(conn, sql, p.values, custom=_needs_custom_plan(query.search))
-            except _DATABASE_ERRORS as exc:
-                raise _storage_error(exc) from exc
+        total, rows = await self._list_rows(query, sql, p)
         return Page([_incident_from_row(row) for row in rows], total)
 
     async def incident_refs_page(self, query: IncidentQuery) -> RefPage:
@@ -745,12 +750,7 @@ class PostgresStore(Store):
         condition = _list_condition(query, p)
         sql = (f"SELECT id, team_id, channel_id, public FROM incidents WHERE {condition}"
                f" ORDER BY {_SORTS[query.sort]} LIMIT {p(query.per_page)} OFFSET {p(query.offset)}")
-        async with self._reading() as conn:
-            try:
-                total = await self._counted(conn, query)
-                rows = await _list_fetch(conn, sql, p.values, custom=_needs_custom_plan(query.search))
-            except _DATABASE_ERRORS as exc:
-                raise _storage_error(exc) from exc
+        total, rows = await self._list_rows(query, sql, p)
         return RefPage([IncidentRef(row[0], row[1], row[2], bool(row[3])) for row in rows], total)
 
     async def incidents_by_ids(self, incident_ids: Sequence[str]) -> list[Incident]:
