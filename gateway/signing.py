@@ -52,6 +52,8 @@ class OutdatedPayload(SignatureError):
 
 #: Purposes of the signatures (a signature made for one never verifies as another).
 _BUTTON = "button"
+#: A second copy of a request whose single-use key the first copy spent.
+ALREADY_HANDLED = "this request was already handled"
 _DIALOG = "dialog-state"
 #: The keys of a button context before payload models (``a`` action, ``c`` channel, ``v`` arguments, ``s``).
 _LEGACY_ACTION_KEYS = frozenset({"a", "c", "v", "s"})
@@ -250,6 +252,9 @@ class SingleUseKeys(Protocol):
 
     async def claim_single_use(self, kind: str, key: str, *, expires_at: int, now: int) -> bool: ...
 
+    async def claim_single_use_or_fail(self, kind: str, key: str, *, expires_at: int, now: int,
+                                       taken: Callable[[], BaseException]) -> None: ...
+
     async def release_single_use(self, kind: str, key: str) -> bool: ...
 
     async def prune_single_use(self, now: int, *, max_entries: int) -> int: ...
@@ -267,6 +272,11 @@ class MemoryKeys:
             return False
         self._expiry[(kind, key)] = expires_at
         return True
+
+    async def claim_single_use_or_fail(self, kind: str, key: str, *, expires_at: int, now: int,
+                                       taken: Callable[[], BaseException]) -> None:
+        if not await self.claim_single_use(kind, key, expires_at=expires_at, now=now):
+            raise taken()
 
     async def release_single_use(self, kind: str, key: str) -> bool:
         return self._expiry.pop((kind, key), None) is not None
@@ -302,11 +312,23 @@ class ReplayGuard:
         """Mark ``key`` used; False if it was used already (a replay)."""
         now = self.now_ms()
         claimed = await self.keys.claim_single_use(kind, key, expires_at=expires_at_ms, now=now)
+        await self._pruned_now_and_then(now)
+        return claimed
+
+    async def claim_or_fail(self, kind: str, key: str, expires_at_ms: int,
+                            taken: Callable[[], BaseException]) -> None:
+        """Mark ``key`` used, or raise ``taken()`` if it was used already. Inside a store transaction
+        the claim may go with the transaction's next statement, and ``taken()`` be raised from there
+        (``SingleUseKeys.claim_single_use_or_fail``)."""
+        now = self.now_ms()
+        await self.keys.claim_single_use_or_fail(kind, key, expires_at=expires_at_ms, now=now, taken=taken)
+        await self._pruned_now_and_then(now)
+
+    async def _pruned_now_and_then(self, now: int) -> None:
         self._claims_since_prune += 1
         if (self._pruned_at_ms is None or now - self._pruned_at_ms >= self.prune_every_ms
                 or self._claims_since_prune >= max(1, self.max_entries // 10)):
             await self.prune(now)
-        return claimed
 
     @asynccontextmanager
     async def deferred(self, kind: str, key: str, expires_at_ms: int) -> AsyncIterator[PendingKey]:
@@ -369,6 +391,26 @@ class PendingKey:
             self.spent = await self.guard.claim(self.kind, self.key, self.expires_at_ms)
         return self.spent
 
+    async def spend_or_fail(self) -> None:
+        """:meth:`spend`, raising SignatureError for a replay; inside a store transaction the claim may
+        go with the transaction's next statement (one trip fewer), the SignatureError then raised from
+        there and the transaction rolled back. ``spent`` is True from now on unless the claim is refused."""
+        if self.spent is None:
+            self.spent = True
+
+            def taken() -> BaseException:  # may run on the store's thread: note the refusal, build the error
+                self.spent = False
+                return SignatureError(ALREADY_HANDLED)
+
+            try:
+                await self.guard.claim_or_fail(self.kind, self.key, self.expires_at_ms, taken)
+            except BaseException:
+                if self.spent:  # failed for another reason (the store): not spent after all
+                    self.spent = None
+                raise
+        elif not self.spent:
+            raise SignatureError(ALREADY_HANDLED)
+
 
 _PENDING: ContextVar[PendingKey | None] = ContextVar("command_center_pending_key", default=None)
 
@@ -377,8 +419,8 @@ async def spend_pending_key() -> None:
     """Spend the current request's deferred single-use key (a no-op when there is none): call it inside
     the handler's first write transaction. SignatureError when another copy of the request spent it."""
     pending = _PENDING.get()
-    if pending is not None and not await pending.spend():
-        raise SignatureError("this request was already handled")
+    if pending is not None:
+        await pending.spend_or_fail()
 
 
 class TriggerGuard:

@@ -647,8 +647,9 @@ class IncidentService:
             name=name, description=description, private=not playbook.create_public_channel,
             source_post_id=source.id if source else None, channel_name=channel_name_for(name),
             created_at=self.ctx.clock(), replica=self.replica.id if self.replica is not None else "")
-        # One commit: the submission's single-use key (a replayed copy stops here, before any effect),
-        # the journal and the claim of the channel name.
+        # One commit, in one trip to the store: the submission's single-use key (a replayed copy stops
+        # at the claim below, which its refusal rolls back, before any effect), the journal and the
+        # claim of the channel name.
         async with self.store.transaction():
             await spend_pending_key()
             await self._save_journal(journal)
@@ -710,7 +711,7 @@ class IncidentService:
                 # Need not wait for the disk: until the card's commit (synchronous) makes it durable,
                 # the journal committed before it redoes all of it after a power loss (recover()).
                 self.store.commit_without_sync()
-                incident = await self.store.create_incident(incident, events)
+                incident = await self.store.create_incident(incident, events, conflict_at_commit=True)
                 await self._in_transaction(incident, events)
             self.ctx.telemetry.incident_changed(incident, events)
 

@@ -267,8 +267,14 @@ class Store(abc.ABC):
 
     # -- incidents -------------------------------------------------------------------
     @abc.abstractmethod
-    async def create_incident(self, incident: Incident, events: Sequence[TimelineEvent] = ()) -> Incident:
-        """Insert a new incident and its first timeline events (Conflict if the channel has one)."""
+    async def create_incident(self, incident: Incident, events: Sequence[TimelineEvent] = (), *,
+                              conflict_at_commit: bool = False) -> Incident:
+        """Insert a new incident and its first timeline events (Conflict if the channel has one; inside
+        a transaction, the transaction goes on without the insert).
+
+        ``conflict_at_commit``: inside a transaction, the insert may wait for the transaction's next
+        statement or its COMMIT (SQLite: no trip to the writer's thread of its own); a Conflict is then
+        raised from there, and the whole transaction is rolled back."""
 
     @abc.abstractmethod
     async def get_incident(self, incident_id: str) -> Incident | None:
@@ -435,6 +441,18 @@ class Store(abc.ABC):
         False if it is already recorded and not yet expired (a replay); an expired record
         of the same key is replaced. Survives restarts, like everything in the store.
         """
+
+    async def claim_single_use_or_fail(self, kind: str, key: str, *, expires_at: int, now: int,
+                                       taken: Callable[[], BaseException]) -> None:
+        """:meth:`claim_single_use` for a caller that cannot go on without the key: ``taken()`` is raised
+        when the key is recorded already.
+
+        Inside a transaction a backend may hold the claim back to go with the transaction's next
+        statement or its COMMIT (SQLite: no trip to the writer's thread of its own); ``taken()`` is then
+        called and raised from there, and the whole transaction is rolled back. ``taken`` may be called
+        on another thread: it should only build the error (and note the refusal)."""
+        if not await self.claim_single_use(kind, key, expires_at=expires_at, now=now):
+            raise taken()
 
     @abc.abstractmethod
     async def release_single_use(self, kind: str, key: str) -> bool:

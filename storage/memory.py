@@ -470,7 +470,8 @@ class MemoryStore(Store):
         return sorted(found, key=lambda p: (_fold(p.title), p.id))
 
     # -- incidents -------------------------------------------------------------------------------
-    async def create_incident(self, incident: Incident, events: Sequence[TimelineEvent] = ()) -> Incident:
+    async def create_incident(self, incident: Incident, events: Sequence[TimelineEvent] = (), *,
+                              conflict_at_commit: bool = False) -> Incident:
         stored = _stored_incident(incident)
         async with self._writing() as data:
             if incident.id in data.incidents or incident.channel_id in data.by_channel:

@@ -623,7 +623,8 @@ class PostgresStore(Store):
         return [_playbook_from_row(row) for row in rows]
 
     # -- incidents ---------------------------------------------------------------------------
-    async def create_incident(self, incident: Incident, events: Sequence[TimelineEvent] = ()) -> Incident:
+    async def create_incident(self, incident: Incident, events: Sequence[TimelineEvent] = (), *,
+                              conflict_at_commit: bool = False) -> Incident:
         async def work(conn: asyncpg.Connection) -> None:
             if _rowcount(await conn.execute(_INSERT_INCIDENT, *_incident_values(incident))) != 1:
                 raise Conflict("This channel already has an incident.")  # or the id is taken

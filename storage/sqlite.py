@@ -410,6 +410,13 @@ _INSERT_EVENT = ("INSERT INTO timeline_events (id, incident_id, at, kind, actor_
                  " VALUES (?, ?, ?, ?, ?, ?, ?)")
 
 
+def _claim_key(conn: sqlite3.Connection, kind: str, key: str, expires_at: int, now: int) -> bool:
+    """Record a single-use key in the open transaction; False if it is held and not expired."""
+    conn.execute("DELETE FROM single_use_keys WHERE kind = ? AND key = ? AND expires_at < ?", (kind, key, now))
+    return conn.execute("INSERT OR IGNORE INTO single_use_keys (kind, key, expires_at) VALUES (?, ?, ?)",
+                        (kind, key, expires_at)).rowcount == 1
+
+
 def _rollback_quietly(conn: sqlite3.Connection) -> None:
     try:
         conn.execute("ROLLBACK")
@@ -1263,7 +1270,8 @@ class SqliteStore(Store):
         return [_playbook_from_row(row) for row in rows]
 
     # -- incidents -----------------------------------------------------------------------------
-    async def create_incident(self, incident: Incident, events: Sequence[TimelineEvent] = ()) -> Incident:
+    async def create_incident(self, incident: Incident, events: Sequence[TimelineEvent] = (), *,
+                              conflict_at_commit: bool = False) -> Incident:
         def work(conn: sqlite3.Connection) -> None:
             conn.execute(
                 f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) VALUES"
@@ -1310,12 +1318,21 @@ class SqliteStore(Store):
                 conn.executemany(_INSERT_EVENT, _event_params(events))
             _advance_summaries(conn, events, incident, new=True)
 
-        try:
-            await self._write(work)
-        except sqlite3.IntegrityError as exc:
-            if _is_unique_violation(exc):
-                raise Conflict("This channel already has an incident.") from exc
-            raise
+        def insert(conn: sqlite3.Connection) -> None:
+            try:
+                work(conn)
+            except sqlite3.IntegrityError as exc:
+                if _is_unique_violation(exc):
+                    raise Conflict("This channel already has an incident.") from exc
+                raise
+
+        if conflict_at_commit:
+            # Inside a transaction it goes with the next statement or the COMMIT (a start's incident and
+            # its listeners' writes: one trip), and a Conflict is raised from there; outside one it is a
+            # write of its own.
+            await self._write_later(insert)
+        else:
+            await self._write(insert)
         return incident
 
     async def get_incident(self, incident_id: str) -> Incident | None:
@@ -1604,13 +1621,17 @@ class SqliteStore(Store):
 
     # -- single-use keys --------------------------------------------------------------------------
     async def claim_single_use(self, kind: str, key: str, *, expires_at: int, now: int) -> bool:
-        def work(conn: sqlite3.Connection) -> bool:
-            conn.execute("DELETE FROM single_use_keys WHERE kind = ? AND key = ? AND expires_at < ?",
-                         (kind, key, now))
-            return conn.execute("INSERT OR IGNORE INTO single_use_keys (kind, key, expires_at) VALUES (?, ?, ?)",
-                                (kind, key, expires_at)).rowcount == 1
+        return await self._write(lambda conn: _claim_key(conn, kind, key, expires_at, now))
 
-        return await self._write(work)
+    async def claim_single_use_or_fail(self, kind: str, key: str, *, expires_at: int, now: int,
+                                       taken: Callable[[], BaseException]) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            if not _claim_key(conn, kind, key, expires_at, now):
+                raise taken()
+
+        # Inside a transaction: queued, it goes with the next statement or the COMMIT (a start's
+        # dialog key, journal and name claim are one trip); a refusal rolls all of it back there.
+        await self._write_later(work)
 
     async def release_single_use(self, kind: str, key: str) -> bool:
         async with self._writing() as conn:
