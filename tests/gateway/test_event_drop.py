@@ -76,3 +76,21 @@ async def test_the_stream_drops_unwanted_events_before_a_task_and_still_counts_t
     assert [event["event"] for event in reached] == ["posted"]
     assert reached[0]["data"]["post"]["user_id"] == ALICE  # decoded once, handed on as a dict
     assert plugin.calls and plugin.calls[-1][0] == "message"
+
+
+async def test_an_observer_of_some_events_gets_those_and_no_other_is_parsed_for_it():
+    from gateway.directory import Directory
+
+    seen_by_all: list[str] = []
+    seen_by_some: list[str] = []
+    client = SimpleNamespace(driver=SimpleNamespace(options={}))
+    stream = EventStream(client, lambda event: asyncio.sleep(0), catch_up=False)  # type: ignore[arg-type]
+    stream.observe(lambda event: seen_by_some.append(event.event), Directory.OBSERVED_EVENTS)
+    for name in ("user_added", "posted", "typing", "user_removed", "channel_viewed", "leave_team",
+                 "channel_member_updated", "post_edited"):
+        await stream._handle_event(json.dumps({"event": name, "data": {"user_id": ALICE}, "broadcast": {}}))
+    assert seen_by_some == ["user_added", "user_removed", "leave_team", "channel_member_updated"]
+    # An observer of every event gets every event.
+    stream.observe(lambda event: seen_by_all.append(event.event))
+    await stream._handle_event(json.dumps({"event": "typing", "data": {}, "broadcast": {}}))
+    assert seen_by_all == ["typing"] and seen_by_some[-1] == "channel_member_updated"

@@ -202,3 +202,30 @@ async def test_hostile_events_change_nothing_and_raise_nothing():
     client.calls.clear()
     assert await directory.is_channel_member(CHANNEL, DAVE)
     assert client.calls == []
+
+
+async def test_the_directory_learns_from_the_events_it_names_and_from_no_other():
+    """The stream hands the directory only ``OBSERVED_EVENTS``: any other event, even one shaped like a
+    removal, must change nothing it knows."""
+    def shaped(name: str, user_id: str) -> WebSocketEvent:
+        return WebSocketEvent.model_validate({"event": name, "data": {"user_id": user_id, "channel_id": CHANNEL,
+                                                                      "team_id": "t" * 26},
+                                              "broadcast": {"channel_id": CHANNEL, "user_id": ""}})
+
+    for name in ("posted", "post_edited", "channel_created", "channel_updated", "channel_deleted", "channel_viewed",
+                 "reaction_added", "user_updated", "typing", "status_change", "new_user", "added_to_team"):
+        directory, client = live({CHANNEL: {BOT, ALICE, DAVE}})
+        assert await directory.is_channel_member(CHANNEL, DAVE)
+        versions = dict(directory._versions)
+        directory.observe(shaped(name, DAVE))
+        directory.observe(shaped(name, BOT))
+        client.calls.clear()
+        assert await directory.is_channel_member(CHANNEL, DAVE), name
+        assert client.calls == [] and directory._versions == versions, name
+    for name in ("user_removed", "leave_team"):
+        assert name in Directory.OBSERVED_EVENTS
+        directory, client = live({CHANNEL: {BOT, ALICE, DAVE}})
+        assert await directory.is_channel_member(CHANNEL, DAVE)
+        versions = dict(directory._versions)
+        directory.observe(shaped(name, DAVE))
+        assert directory._versions != versions, name
