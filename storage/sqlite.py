@@ -22,7 +22,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -120,6 +120,10 @@ CACHE_KIB = 32 * 1024
 INLINE_CACHE_KIB = 2 * 1024
 #: Commits between two background WAL checkpoints.
 CHECKPOINT_EVERY = 250
+# A write run on the event loop's thread that takes longer than this (a slow disk's fsync) sends the
+# writes of the next INLINE_PAUSE_S seconds to the writer's own thread (SqliteStore._writer_trip).
+INLINE_WRITE_BUDGET_S = 0.005
+INLINE_PAUSE_S = 60
 #: List counts remembered (see ``_Count``): a few filters per team, and the searches people repeat.
 COUNT_CACHE_SIZE = 512
 #: Bytes the WAL file is truncated to after a checkpoint lets it restart.
@@ -415,6 +419,16 @@ def _claim_key(conn: sqlite3.Connection, kind: str, key: str, expires_at: int, n
     conn.execute("DELETE FROM single_use_keys WHERE kind = ? AND key = ? AND expires_at < ?", (kind, key, now))
     return conn.execute("INSERT OR IGNORE INTO single_use_keys (kind, key, expires_at) VALUES (?, ?, ?)",
                         (kind, key, expires_at)).rowcount == 1
+
+
+def _begin_immediate(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY / SQLITE_LOCKED: another connection holds the lock asked for."""
+    text = str(error)
+    return "locked" in text or "busy" in text
 
 
 def _rollback_quietly(conn: sqlite3.Connection) -> None:
@@ -786,6 +800,7 @@ class SqliteStore(Store):
         synchronous: str = "full",
         readers: int = 2,
         busy_timeout_ms: int = 10_000,
+        inline_writes: bool = True,
     ) -> None:
         if synchronous.lower() not in _SYNCHRONOUS:
             raise StorageError(f"synchronous must be one of {sorted(_SYNCHRONOUS)}, not {synchronous!r}")
@@ -800,6 +815,18 @@ class SqliteStore(Store):
         #: A reader on the event loop's own thread, for point reads (see :meth:`_fetch_point`).
         self._inline: sqlite3.Connection | None = None
         self._inline_thread = 0
+        #: Small writes run on the event loop's thread (see :meth:`_writer_trip`); False: always on the
+        #: writer's own thread. ``_loop_thread``: the thread that opened the store (its event loop's).
+        self._inline_writes = inline_writes
+        self._loop_thread = 0
+        #: Calls handed to the writer's thread, and those it has finished (each counted by one thread
+        #: only): equal when that thread is idle and the loop's thread may use the connection itself.
+        self._writer_sent = 0
+        self._writer_done = 0
+        #: Inline writes pause until this time (monotonic s) after one took too long (a slow disk).
+        self._inline_paused_until = 0.0
+        #: Writer trips made so far, on either thread (tests and benchmarks count them).
+        self.writer_trips = 0
         self._write_lock = asyncio.Lock()
         self._checkpointer: aiosqlite.Connection | None = None
         self._checkpoint_task: asyncio.Task | None = None
@@ -811,8 +838,13 @@ class SqliteStore(Store):
 
     # -- connections --------------------------------------------------------------------
     async def _connect(self, *, writer: bool) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(self.path, isolation_level=None, timeout=self._busy_timeout_ms / 1000)
+        # The writer is used by the event loop's thread too (inline writes), never while its own
+        # thread is busy with it: see _writer_trip.
+        conn = await aiosqlite.connect(self.path, isolation_level=None, timeout=self._busy_timeout_ms / 1000,
+                                       check_same_thread=not writer)
         conn.row_factory = sqlite3.Row
+        if writer:
+            self._track_writer_thread(conn)
         try:
             # Every PRAGMA is fetched to the end: one that answers a row and is left unread
             # stays an active statement on the connection and makes a later COMMIT fail.
@@ -835,10 +867,28 @@ class SqliteStore(Store):
             raise
         return conn
 
+    def _track_writer_thread(self, conn: aiosqlite.Connection) -> None:
+        """Count every call handed to the writer's thread, and each it has finished (counted on that
+        thread, when the call is over: a caller cancelled meanwhile does not end it). aiosqlite queues
+        all of a connection's work through ``Connection._execute``, looked up at each call here."""
+        def tracked(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Awaitable[Any]:
+            self._writer_sent += 1
+
+            def run() -> Any:
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    self._writer_done += 1
+
+            return aiosqlite.Connection._execute(conn, run)
+
+        conn._execute = tracked  # type: ignore[method-assign, assignment]
+
     async def open(self, *, schema_version: int | None = None) -> None:
         """Connect, migrate to the latest schema (or ``schema_version``, for tests), open readers."""
         if self._writer is not None:
             return
+        self._loop_thread = threading.get_ident()
         self._counts.clear()  # counted from another database, or from this one before a restore
         if not self._memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -939,7 +989,7 @@ class SqliteStore(Store):
                 elif tx.begun or queued:
                     # The writes still queued go with the COMMIT (and the BEGIN, if nothing ran yet).
                     begin, tx.begun = not tx.begun, True
-                    await _on_thread(writer, _finish(queued, begin=begin, relax=tx.begin_relaxed(begin),
+                    await self._writer_trip(_finish(queued, begin=begin, relax=tx.begin_relaxed(begin),
                                                      restore=tx.restore))  # rolled back there if it fails
                     self._count_commit()
             finally:
@@ -980,11 +1030,11 @@ class SqliteStore(Store):
         if not tx.begun:
             tx.begun = True  # queued: it runs even if this task is cancelled while waiting
             if not queued and tx.relaxed is None:
-                await tx.conn.execute("BEGIN IMMEDIATE")
+                await self._writer_trip(_begin_immediate)
                 return
-            await _on_thread(tx.conn, _then(queued, lambda conn: None, begin=True, relax=tx.begin_relaxed(True)))
+            await self._writer_trip(_then(queued, lambda conn: None, begin=True, relax=tx.begin_relaxed(True)))
         elif queued:
-            await _on_thread(tx.conn, _then(queued, lambda conn: None))
+            await self._writer_trip(_then(queued, lambda conn: None))
 
     async def _in_tx(self, tx: _Tx, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """``work`` inside the open transaction ``tx``, in one trip (with its BEGIN when it is the first,
@@ -994,11 +1044,11 @@ class SqliteStore(Store):
         if tx.finishing:
             # Marked before the trip: it commits or rolls back on the thread even if this task is cancelled.
             tx.finishing, tx.finished = False, True
-            result = await _on_thread(tx.conn, _finish(tx.take_queued(), begin=begin, work=work,
+            result = await self._writer_trip(_finish(tx.take_queued(), begin=begin, work=work,
                                                        relax=tx.begin_relaxed(begin), restore=tx.restore))
             self._count_commit()
             return cast(_T, result)
-        return await _on_thread(tx.conn, _then(tx.take_queued(), work, begin=begin, relax=tx.begin_relaxed(begin)))
+        return await self._writer_trip(_then(tx.take_queued(), work, begin=begin, relax=tx.begin_relaxed(begin)))
 
     async def _write_later(self, work: Callable[[sqlite3.Connection], None]) -> None:
         """A small write whose caller needs no answer: inside a transaction it is queued and goes with
@@ -1050,8 +1100,48 @@ class SqliteStore(Store):
             await self._begin(tx)
             yield tx.conn
 
+    async def _writer_trip(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """``work`` with the writer's connection: a small write of a transaction (a few statements, all
+        of them prepared and cached), on the event loop's own thread when it may, else on the writer's.
+
+        A trip to the writer's thread costs ≈90 µs of CPU (a hand-off, waking the loop again, and the
+        GIL passed back and forth around every statement while the loop runs other work); a start makes
+        four. The statements themselves take microseconds and their COMMIT's fsync well under a
+        millisecond on a local disk, so the loop runs them itself, unless:
+
+        - the writer's thread is still busy with this connection (work queued before, e.g. by a caller
+          cancelled meanwhile): the work queues behind it, in order;
+        - another process holds the write lock (a replica): the loop never waits for a lock (busy
+          timeout 0); only a BEGIN can meet one, so nothing of the work ran, and it goes to the writer's
+          thread, which waits for the lock as every write did;
+        - an inline write took longer than ``INLINE_WRITE_BUDGET_S`` (a slow disk): every write goes to
+          the writer's thread for ``INLINE_PAUSE_S``, so a slow fsync never holds the loop for long;
+        - the store was made with ``inline_writes=False``, or is used from another thread.
+        """
+        self.writer_trips += 1
+        writer = self._require_open()
+        if (self._inline_writes and self._writer_sent == self._writer_done
+                and threading.get_ident() == self._loop_thread and time.monotonic() >= self._inline_paused_until):
+            raw = writer._conn
+            started = time.perf_counter()
+            raw.execute("PRAGMA busy_timeout = 0")
+            try:
+                return work(raw)
+            except sqlite3.OperationalError as error:
+                if not _is_busy(error) or raw.in_transaction:
+                    raise
+                log.debug("%s is locked by another connection; this write waits on the writer's thread", self.path)
+            finally:
+                raw.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+                elapsed = time.perf_counter() - started
+                if elapsed > INLINE_WRITE_BUDGET_S:
+                    self._inline_paused_until = time.monotonic() + INLINE_PAUSE_S
+                    log.info("a write to %s took %.1f ms on the event loop; writes go to the writer's thread "
+                             "for the next %d s", self.path, elapsed * 1000, INLINE_PAUSE_S)
+        return await _on_thread(writer, work)
+
     async def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        """A small write (a few statements) in one hop to the writer's thread, BEGIN and COMMIT included.
+        """A small write (a few statements) in one trip to the writer, BEGIN and COMMIT included.
 
         ``transaction()`` costs a hop per statement plus two (BEGIN, COMMIT); each hop is a
         thread hand-off and an event-loop wake-up, which is most of a small write's CPU. Inside an
@@ -1060,9 +1150,9 @@ class SqliteStore(Store):
         tx = self._current_tx()
         if tx is not None:
             return await self._in_tx(tx, work)
-        writer = self._require_open()
+        self._require_open()
         async with self._write_lock:
-            result = await _on_thread(writer, lambda conn: _in_transaction(conn, work))
+            result = await self._writer_trip(lambda conn: _in_transaction(conn, work))
             self._count_commit()
         return result
 
@@ -1381,11 +1471,11 @@ class SqliteStore(Store):
         if tx is not None:
             saved, events, _ = await self._in_tx(tx, lambda conn: _apply(conn, incident_id, operation))
             return saved, events
-        writer = self._require_open()
+        self._require_open()
         async with self._write_lock:
             # Cancelling the caller leaves the work queued: it still commits or rolls back
             # before anything queued after it, exactly like a cancelled transaction().
-            saved, events, wrote = await _on_thread(writer, lambda conn: _mutate(conn, incident_id, operation))
+            saved, events, wrote = await self._writer_trip(lambda conn: _mutate(conn, incident_id, operation))
             if wrote:
                 self._count_commit()
         return saved, events

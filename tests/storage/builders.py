@@ -40,3 +40,11 @@ def incident(
         now=now,
         public=public,
     )
+
+
+def writes_on_the_writers_thread(store) -> None:
+    """Make a SQLite store hand every write to its writer's thread (as it does when that thread is busy,
+    the file is locked by another process, or the disk is slow), so a test can cancel a caller while its
+    write is under way there; other backends have no such thread."""
+    if hasattr(store, "_inline_writes"):
+        store._inline_writes = False

@@ -77,3 +77,14 @@ async def store(store_factory) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture(autouse=True)
+def no_pause_for_slow_writes(monkeypatch) -> None:
+    """A loaded test machine may take more than SQLite's inline-write budget (5 ms) for one write, and
+    the store would then hand its writes to the writer's thread for a minute: both paths are correct,
+    but tests that count hand-offs need to know which one runs. tests/storage/test_inline_writes.py
+    lowers the budget itself to test the pause."""
+    from storage import sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "INLINE_WRITE_BUDGET_S", 60.0)

@@ -19,18 +19,18 @@ from .builders import T0, incident
 
 @pytest.fixture
 def hops(store):
-    """Counts the calls queued on the writer's thread."""
-    writer = store._writer
-    original = writer._execute
+    """Counts the writer's trips: each a call on the writer's connection, run on the event loop's thread
+    or handed to the writer's own (``SqliteStore._writer_trip``)."""
     counted = []
+    original = store._writer_trip
 
-    async def counting(fn, *args, **kwargs):
-        counted.append(fn)
-        return await original(fn, *args, **kwargs)
+    async def counting(work):
+        counted.append(work)
+        return await original(work)
 
-    writer._execute = counting
+    store._writer_trip = counting
     yield counted
-    writer._execute = original
+    del store._writer_trip
 
 
 async def test_delete_settings_removes_each_key_and_a_claim_only_from_its_holder(store):

@@ -18,7 +18,7 @@ from domain.models import EventKind, IncidentStatus, StepRef
 from storage import IncidentRef
 from storage.base import REFS_PER_PAGE_MAX, IncidentSort
 
-from .builders import T0, incident, playbook
+from .builders import T0, incident, playbook, writes_on_the_writers_thread
 
 
 @pytest.fixture
@@ -40,13 +40,22 @@ async def test_a_toggle_is_one_hop_to_the_writer(store, hops):
     inc, events = incident()
     await store.create_incident(inc, events)
     hops.clear()
+    trips = store.writer_trips
     saved, new_events = await store.mutate_incident(
         inc.id, lambda i: checklist.check_step(i, StepRef(0, 0), "bob", T0 + 1)
     )
-    assert len(hops) == 1, hops  # BEGIN, SELECT, UPDATE, INSERT and COMMIT together
+    # BEGIN, SELECT, UPDATE, INSERT and COMMIT together, in one trip, which the loop's thread runs
+    # itself: no hand-off at all.
+    assert store.writer_trips - trips == 1 and hops == [], hops
     assert saved.version == inc.version + 1 and [e.kind for e in new_events] == [EventKind.STEP_CHECKED]
     assert await store.get_incident(inc.id) == saved
     assert [e.kind for e in await store.timeline(inc.id)][-1] == EventKind.STEP_CHECKED
+    # On the writer's own thread the same toggle is one hand-off.
+    writes_on_the_writers_thread(store)
+    hops.clear()
+    saved, _ = await store.mutate_incident(inc.id, lambda i: checklist.check_step(i, StepRef(0, 1), "bob", T0 + 2))
+    assert len(hops) == 1 and saved.version == inc.version + 2, hops
+    assert await store.get_incident(inc.id) == saved
 
 
 @pytest.mark.backends("sqlite", reason="counts hand-offs to aiosqlite threads")
@@ -64,8 +73,9 @@ async def test_a_noop_toggle_writes_nothing_and_is_one_hop(store, hops):
     inc, events = incident()
     await store.create_incident(inc, events)
     hops.clear()
+    trips = store.writer_trips
     same, none = await store.mutate_incident(inc.id, lambda i: (i, []))
-    assert len(hops) == 1 and none == [] and same.version == inc.version
+    assert store.writer_trips - trips == 1 and hops == [] and none == [] and same.version == inc.version
     assert len(await store.timeline(inc.id)) == 1
 
 
@@ -85,6 +95,7 @@ async def test_a_failing_operation_writes_nothing_and_frees_the_writer(store):
 
 
 async def test_a_cancelled_toggle_commits_whole_or_not_at_all_and_later_writes_go_on(store):
+    writes_on_the_writers_thread(store)  # a write the loop's thread runs itself is over before any cancel
     inc, events = incident()
     await store.create_incident(inc, events)
     task = asyncio.create_task(

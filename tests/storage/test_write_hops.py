@@ -13,23 +13,23 @@ import pytest
 
 from domain.errors import Conflict
 
-from .builders import T0, incident
+from .builders import T0, incident, writes_on_the_writers_thread
 
 
 @pytest.fixture
 def hops(store):
-    """Counts the calls queued on the writer's thread."""
-    writer = store._writer
-    original = writer._execute
+    """Counts the writer's trips: each a call on the writer's connection, run on the event loop's thread
+    or handed to the writer's own (``SqliteStore._writer_trip``)."""
     counted = []
+    original = store._writer_trip
 
-    async def counting(fn, *args, **kwargs):
-        counted.append(fn)
-        return await original(fn, *args, **kwargs)
+    async def counting(work):
+        counted.append(work)
+        return await original(work)
 
-    writer._execute = counting
+    store._writer_trip = counting
     yield counted
-    writer._execute = original
+    del store._writer_trip
 
 
 @pytest.mark.backends("sqlite", reason="counts hand-offs to the writer's aiosqlite thread")
@@ -96,6 +96,7 @@ async def test_a_failed_one_trip_write_leaves_nothing_and_the_store_keeps_workin
 
 
 async def test_a_cancelled_one_trip_write_is_whole_or_absent_and_blocks_nothing(store):
+    writes_on_the_writers_thread(store)  # a write the loop's thread runs itself is over before any cancel
     inc, events = incident()
     task = asyncio.create_task(store.create_incident(inc, events))
     await asyncio.sleep(0)  # let it queue its work (a scheduling point, not a wait for time)
