@@ -26,6 +26,7 @@ import logging
 import random
 import ssl
 import time
+from bisect import bisect_left, insort
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Hashable
 from dataclasses import dataclass
@@ -87,25 +88,40 @@ class Checkpoint(Protocol):
 
 
 class _Seen:
-    """A bounded set of recently handled keys (with the server time they carry), oldest forgotten first."""
+    """A bounded set of recently handled keys (with the server time they carry), oldest forgotten first.
+
+    The checkpoint asks for the keys of the last few seconds every second: they are kept in stamp order
+    too, so that costs what those keys cost, not what all of the ``size`` remembered do."""
 
     def __init__(self, size: int) -> None:
-        self._keys: OrderedDict[Hashable, int] = OrderedDict()
+        #: key -> (stamp, insertion number), in insertion order (the oldest is forgotten first).
+        self._keys: OrderedDict[Hashable, tuple[int, int]] = OrderedDict()
         self._size = size
+        #: (stamp, insertion number, key) sorted; entries of forgotten keys are dropped now and then.
+        self._by_stamp: list[tuple[int, int, Hashable]] = []
+        self._added = 0
 
     def add(self, key: Hashable, at: int = 0) -> bool:
         """Remember ``key``; False when it was already known."""
         if key in self._keys:
             return False
-        self._keys[key] = at
+        self._added += 1
+        self._keys[key] = (at, self._added)
+        # The insertion number breaks ties, so keys are never compared; stamps mostly grow, so this
+        # is an append, and a late event (a catch-up) moves only the newer entries.
+        insort(self._by_stamp, (at, self._added, key))
         if len(self._keys) > self._size:
             self._keys.popitem(last=False)
+            if len(self._by_stamp) > 2 * self._size:
+                self._by_stamp = sorted((stamp, n, k) for k, (stamp, n) in self._keys.items())
         return True
 
     def since(self, at: int) -> list[list[Any]]:
-        """The keys stamped at or after ``at`` (server ms), as JSON-friendly lists."""
+        """The keys stamped at or after ``at`` (server ms), as JSON-friendly lists, oldest stamp first."""
+        keys = self._keys
         return [[list(key) if isinstance(key, tuple) else key, stamp]
-                for key, stamp in self._keys.items() if stamp >= at]
+                for stamp, n, key in self._by_stamp[bisect_left(self._by_stamp, (at,)):]
+                if keys.get(key) == (stamp, n)]
 
 
 # The checkpoint is written at most this often (seconds); before, every event cost a store write.
