@@ -120,10 +120,12 @@ CACHE_KIB = 32 * 1024
 INLINE_CACHE_KIB = 2 * 1024
 #: Commits between two background WAL checkpoints.
 CHECKPOINT_EVERY = 250
-# A write run on the event loop's thread that takes longer than this (a slow disk's fsync) sends the
-# writes of the next INLINE_PAUSE_S seconds to the writer's own thread (SqliteStore._writer_trip).
+# INLINE_SLOW_WRITES writes in a row run on the event loop's thread that each took longer than
+# INLINE_WRITE_BUDGET_S (a slow disk's fsync; one late write alone is a hiccup) send the writes of the
+# next INLINE_PAUSE_S seconds to the writer's own thread (SqliteStore._writer_trip).
 INLINE_WRITE_BUDGET_S = 0.005
-INLINE_PAUSE_S = 60
+INLINE_SLOW_WRITES = 3
+INLINE_PAUSE_S = 30
 #: List counts remembered (see ``_Count``): a few filters per team, and the searches people repeat.
 COUNT_CACHE_SIZE = 512
 #: Bytes the WAL file is truncated to after a checkpoint lets it restart.
@@ -823,8 +825,10 @@ class SqliteStore(Store):
         #: only): equal when that thread is idle and the loop's thread may use the connection itself.
         self._writer_sent = 0
         self._writer_done = 0
-        #: Inline writes pause until this time (monotonic s) after one took too long (a slow disk).
+        #: Inline writes pause until this time (monotonic s) after several in a row took too long (a
+        #: slow disk); ``_slow_inline_writes`` counts that row.
         self._inline_paused_until = 0.0
+        self._slow_inline_writes = 0
         #: Writer trips made so far, on either thread (tests and benchmarks count them).
         self.writer_trips = 0
         self._write_lock = asyncio.Lock()
@@ -1114,8 +1118,9 @@ class SqliteStore(Store):
         - another process holds the write lock (a replica): the loop never waits for a lock (busy
           timeout 0); only a BEGIN can meet one, so nothing of the work ran, and it goes to the writer's
           thread, which waits for the lock as every write did;
-        - an inline write took longer than ``INLINE_WRITE_BUDGET_S`` (a slow disk): every write goes to
-          the writer's thread for ``INLINE_PAUSE_S``, so a slow fsync never holds the loop for long;
+        - ``INLINE_SLOW_WRITES`` inline writes in a row took longer than ``INLINE_WRITE_BUDGET_S`` each (a
+          slow disk, not a hiccup): every write goes to the writer's thread for ``INLINE_PAUSE_S``, so a
+          slow fsync never holds the loop for long;
         - the store was made with ``inline_writes=False``, or is used from another thread.
         """
         self.writer_trips += 1
@@ -1134,10 +1139,16 @@ class SqliteStore(Store):
             finally:
                 raw.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
                 elapsed = time.perf_counter() - started
-                if elapsed > INLINE_WRITE_BUDGET_S:
-                    self._inline_paused_until = time.monotonic() + INLINE_PAUSE_S
-                    log.info("a write to %s took %.1f ms on the event loop; writes go to the writer's thread "
-                             "for the next %d s", self.path, elapsed * 1000, INLINE_PAUSE_S)
+                if elapsed <= INLINE_WRITE_BUDGET_S:
+                    self._slow_inline_writes = 0
+                else:
+                    self._slow_inline_writes += 1
+                    if self._slow_inline_writes >= INLINE_SLOW_WRITES:
+                        self._slow_inline_writes = 0
+                        self._inline_paused_until = time.monotonic() + INLINE_PAUSE_S
+                        log.info("%d writes in a row to %s took over %.0f ms each on the event loop (the last "
+                                 "%.1f ms); writes go to the writer's thread for the next %d s", INLINE_SLOW_WRITES,
+                                 self.path, INLINE_WRITE_BUDGET_S * 1000, elapsed * 1000, INLINE_PAUSE_S)
         return await _on_thread(writer, work)
 
     async def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
