@@ -683,7 +683,11 @@ class IncidentService:
         without it (recovering) it is read again."""
         # A fresh start's incident id was made with its journal just now: nothing is stored under it.
         incident = await self.store.get_incident(journal.incident_id) if recovering else None
-        posted_nothing = incident is None  # the opening post and card are made only once it is stored
+        # The opening post and card are made only once the incident is stored, so a fresh start has
+        # posted nothing. A recovering one may have posted both even without a stored incident: its
+        # commit does not wait for the disk (commit_without_sync), and a power loss can take it while
+        # the posts stay; so a recovery always looks in the channel.
+        posted_nothing = not recovering
         if incident is None:
             channel = await self._channel_for(journal, recovering=recovering, claimed=claimed)
             journal.channel_name = channel.name or journal.channel_name
@@ -843,8 +847,9 @@ class IncidentService:
                                        then: Callable[[], Awaitable[None]] | None = None) -> Incident:
         """Post the opening message and the card, pin it and remember it — skipping what exists.
 
-        ``posted_nothing``: the incident was stored by this very call, so neither post can exist yet
-        (both are made only after it is stored, and carry its id): the channel is not read for them.
+        ``posted_nothing``: a fresh start, which has posted nothing yet (both posts are made only after
+        the incident is stored, and carry its id): the channel is not read for them. A card found there
+        (a recovery) is drawn again from the stored incident.
         ``then``: more writes, committed with the card's post id (or on their own when it was known)."""
         if incident.card_post_id:  # recorded only after it was pinned
             if then is not None:
@@ -862,8 +867,11 @@ class IncidentService:
             await self.ctx.client.create_post(incident.channel_id, await self._opening_text(incident),
                                               props={_OPENING_MARK: incident.id})
         rendered = await self.cards.render(incident)
+        found: Post | None = None
         if card is None:
             card = await self.ctx.client.create_post(incident.channel_id, rendered["message"], props=rendered["props"])
+        else:
+            found = card
         if not card.is_pinned:
             await self.ctx.client.pin_post(card.id)
         card_id = card.id
@@ -873,6 +881,11 @@ class IncidentService:
             self.store.commit_with_next()  # the card's post id is the last write: one trip with the COMMIT
             incident, _ = await self.store.mutate_incident(incident.id, lambda current: (
                 ops.set_card_post(current, card_id), []))
+        if found is not None:
+            # Posted by an earlier attempt (a recovery), perhaps for an incident lost with its unsynced
+            # commit and made again since, with other stage and step ids: drawn again from what is stored.
+            _, drawn = await self.cards.refresh(incident.id, saved=incident)
+            return drawn or incident
         self.cards.posted(incident, card, rendered)
         return incident
 

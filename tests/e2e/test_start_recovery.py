@@ -139,3 +139,62 @@ async def test_sigkill_during_start_is_repaired_on_restart(sandbox, tmp_path, wh
     assert len(openings) == 1 and len(cards) == 1
     assert [p["id"] for p in sandbox.pinned(channel["id"])] == [incident.card_post_id] == [cards[0]["id"]]
     assert sandbox.user_id("alice") in sandbox.channel_members(channel["id"])
+
+
+async def test_a_card_posted_for_an_incident_lost_with_its_unsynced_commit_is_drawn_again(sandbox, tmp_path):
+    """The incident's commit does not wait for the disk (Store.commit_without_sync): a power loss right
+    after the card was posted can lose it while the journal, committed synchronously before, survives.
+    The restarted bot then makes the incident again — with new stage and step ids — and must not keep a
+    card whose buttons name the lost incident's steps: the card found in the channel is drawn again."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    database = f"sqlite:///{data_dir / 'command-center.db'}"
+    first = BotProcess(sandbox, data_dir, tmp_path / "bot.log")
+    await first.start()
+    second = None
+    try:
+        await create_playbook(sandbox)
+        alice = sandbox.user("alice")
+        result = await alice.command("town-square", "/incident start Disk full")
+        playbook_id = result.dialog["dialog"]["elements"][0]["options"][0]["value"]
+        gate = sandbox.gates.hold("POST", r"^/api/v4/posts/[a-z0-9]{26}/pin$", after=True,
+                                  token=sandbox.token_of(BOT_TOKEN_USER))
+        submission = asyncio.create_task(alice.submit_dialog({"playbook": playbook_id, "name": "Disk full",
+                                                              "description": None}))
+        await asyncio.wait_for(gate.reached.wait(), 30)
+        await first.kill()
+        await submission
+        gate.release()
+        store = await open_store(database)
+        try:  # what the power loss took: the incident's unsynced commit (its row, timeline, summary)
+            (lost,) = (await store.list_incidents(sandbox.team("acme")["id"], is_admin=True)).items
+            await store.delete_incident(lost.id)
+            assert list(await store.settings_with_prefix("start:")) == [f"start:{lost.id}"]  # the journal survived
+        finally:
+            await store.close()
+        second = BotProcess(sandbox, data_dir, tmp_path / "bot.log")
+        dm = await alice.dm_channel("incident")
+        await second.start()
+        await sandbox.wait_for(lambda: [p for p in sandbox.posts(dm) if "restarted while starting" in p["message"]],
+                               timeout=30)
+    finally:
+        for bot in (first, second):
+            if bot is not None:
+                await bot.stop()
+    assert "Traceback" not in (tmp_path / "bot.log").read_text()
+    store = await open_store(database)
+    try:
+        (incident,) = (await store.list_incidents(sandbox.team("acme")["id"], is_admin=True)).items
+        assert incident.id == lost.id and await store.settings_with_prefix("start:") == {}
+        steps = {step.id for stage in incident.stages for step in stage.steps}
+        assert steps.isdisjoint({step.id for stage in lost.stages for step in stage.steps})
+    finally:
+        await store.close()
+    bot_id = sandbox.user_id(BOT_TOKEN_USER)
+    cards = [p for p in sandbox.posts(incident.channel_id) if p["user_id"] == bot_id
+             and p["props"].get("command_center_card")]
+    assert [c["id"] for c in cards] == [incident.card_post_id] == [p["id"] for p in sandbox.pinned(incident.channel_id)]
+    shown = {action["id"] for attachment in cards[0]["props"]["attachments"] for action in attachment.get("actions", [])
+             if action["id"].startswith("check")}
+    active = incident.stages[incident.active_stage]
+    assert shown == {f"check{step.id}" for step in active.steps}  # the stored incident's steps, not the lost one's
