@@ -22,9 +22,11 @@ Cost figures, from the one-user phase (the sandbox records every REST exchange t
                            before: the sandbox then has no events to push to the bare bot at all)
 
 What the figures are made of (same runs):
-  bot_main_cpu_ms_per_start    the bot's event-loop thread (REST, inbound HTTP, WebSocket, rendering, rules)
+  bot_main_cpu_ms_per_start    the bot's event-loop thread (REST, inbound HTTP, WebSocket, rendering, rules,
+                               and SQLite's small writes, which that thread runs itself: storage/README.md)
   bot_store_cpu_ms_per_start   the bot's other threads: SQLite's (aiosqlite runs each connection on its own
-                               thread; a committed write is an fsync), which the bare bot does not have
+                               thread: the writes it is handed, reads of lists; a committed write is an
+                               fsync), which the bare bot does not have
   sandbox_cpu_ms_per_start_c20 / bare_sandbox_cpu_ms_per_start_c20   CPU of this process (the sandbox and
                                the simulated users) per start at 20 users, with our bot and with the bare
                                one: the sandbox shares the machine's cores with the bot it serves, so its

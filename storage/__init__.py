@@ -2,7 +2,9 @@
 
 ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` (SQLAlchemy's
 convention: the path is everything after ``sqlite:///``) or ``sqlite:///:memory:``.
-Options go in the query string: ``?synchronous=normal``.
+Options go in the query string: ``?synchronous=normal``; ``?writes=thread`` hands every write to the
+writer's own thread instead of running small ones on the event loop's (``SqliteStore._writer_trip``:
+for a disk whose fsync takes milliseconds, or many writers at once; it costs CPU per write).
 
 ``postgresql://user:password@host:5432/database`` (or ``postgres://``) is PostgreSQL (asyncpg;
 ``storage/postgres.py``); the URL goes to the driver as it is, so ``?sslmode=require`` and the like
@@ -83,15 +85,18 @@ def _sqlite_store(url: str) -> Store:
     if not path:
         raise UnsupportedDatabaseURL("the SQLite URL has no file path; use sqlite:///data/command-center.db")
     options = dict(parse_qsl(parts.query))
-    unknown = set(options) - {"synchronous"}
+    unknown = set(options) - {"synchronous", "writes"}
     if unknown:
         raise UnsupportedDatabaseURL(f"unknown SQLite URL option(s): {', '.join(sorted(unknown))}")
+    writes = options.get("writes", "inline")
+    if writes not in ("inline", "thread"):
+        raise UnsupportedDatabaseURL(f"writes must be inline or thread, not {writes!r} (SQLite URL option)")
 
     from .sqlite import (
         SqliteStore,  # imported here so other backends need not load aiosqlite
     )
 
-    return SqliteStore(path, synchronous=options.get("synchronous", "full"))
+    return SqliteStore(path, synchronous=options.get("synchronous", "full"), inline_writes=writes == "inline")
 
 
 def _postgres_store(url: str, pool_size: int | None) -> Store:

@@ -16,6 +16,9 @@ def test_sqlite_paths():
     assert create_store("sqlite:////var/lib/cc.db").path == "/var/lib/cc.db"
     assert create_store("sqlite:///:memory:").path == ":memory:"
     assert isinstance(create_store("SQLITE:///x.db?synchronous=normal"), SqliteStore)
+    assert create_store("sqlite:///x.db")._inline_writes is True
+    assert create_store("sqlite:///x.db?writes=thread&synchronous=normal")._inline_writes is False
+    assert create_store("sqlite:///x.db?writes=inline")._inline_writes is True
 
 
 def test_postgres_urls_choose_the_postgres_store_with_its_pool_size():
@@ -42,6 +45,7 @@ def test_passwords_are_redacted_from_urls_shown_to_people():
         ("sqlite://host/cc.db", "three slashes"),
         ("sqlite:///", "no file path"),
         ("sqlite:///x.db?cache=big", "unknown SQLite URL option"),
+        ("sqlite:///x.db?writes=async", "writes must be inline or thread"),
     ],
 )
 def test_bad_urls_are_explained(url, message):
