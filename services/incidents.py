@@ -712,8 +712,8 @@ class IncidentService:
             joined = [journal.actor_id, commander_id, *(u for u in playbook.invited_user_ids if u not in refused)]
             events = [*events, *joined_at_start(incident, joined, journal.actor_id, journal.created_at)]
             async with self.store.transaction():
-                # Need not wait for the disk: until the card's commit (synchronous) makes it durable,
-                # the journal committed before it redoes all of it after a power loss (recover()).
+                # Need not wait for the disk: until a later synchronous commit makes it durable, the
+                # journal committed before it redoes all of it after a power loss (recover()).
                 self.store.commit_without_sync()
                 incident = await self.store.create_incident(incident, events, conflict_at_commit=True)
                 await self._in_transaction(incident, events)
@@ -726,7 +726,8 @@ class IncidentService:
                                               self._claim_key(journal): journal.incident_id})
 
         # The journal goes in the card post id's commit: a crash before it leaves both to recover.
-        incident = await self._ensure_opening_and_card(incident, posted_nothing=posted_nothing, then=done)
+        incident = await self._ensure_opening_and_card(incident, posted_nothing=posted_nothing, then=done,
+                                                       journaled=True)
         log.info("incident %s started by %s in channel %s", incident.id, journal.actor_id, incident.channel_id)
         return incident
 
@@ -844,13 +845,16 @@ class IncidentService:
                               field="name")
 
     async def _ensure_opening_and_card(self, incident: Incident, *, posted_nothing: bool = False,
-                                       then: Callable[[], Awaitable[None]] | None = None) -> Incident:
+                                       then: Callable[[], Awaitable[None]] | None = None,
+                                       journaled: bool = False) -> Incident:
         """Post the opening message and the card, pin it and remember it — skipping what exists.
 
         ``posted_nothing``: a fresh start, which has posted nothing yet (both posts are made only after
         the incident is stored, and carry its id): the channel is not read for them. A card found there
         (a recovery) is drawn again from the stored incident.
-        ``then``: more writes, committed with the card's post id (or on their own when it was known)."""
+        ``then``: more writes, committed with the card's post id (or on their own when it was known).
+        ``journaled``: a start's journal (removed by ``then``) redoes all of it after a power loss, so
+        that commit does not wait for the disk."""
         if incident.card_post_id:  # recorded only after it was pinned
             if then is not None:
                 async with self.store.transaction():
@@ -876,6 +880,10 @@ class IncidentService:
             await self.ctx.client.pin_post(card.id)
         card_id = card.id
         async with self.store.transaction():  # joined by mutate_incident: one commit when there is more
+            if journaled:
+                # Need not wait for the disk either: a power loss before the next synchronous commit
+                # brings the journal back, and recover() redoes the start, finding these posts.
+                self.store.commit_without_sync()
             if then is not None:
                 await then()
             self.store.commit_with_next()  # the card's post id is the last write: one trip with the COMMIT
