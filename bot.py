@@ -327,6 +327,9 @@ class CommandCenter:
                                      channel_teams=ChannelTeams(client, known=self._incident_team),
                                      trigger=settings.command_trigger,
                                      alerts=self.alerts, alert_secrets=settings.alert_secrets())
+        inbound = self.inbound
+        # Several requests at once: a write that waits for the disk leaves the event loop to them.
+        store.busy_when(lambda: inbound.requests_in_flight > 1)
         self.build_backstage(self.ctx).mount(self.inbound.app)
         try:
             port = await self.inbound.start(settings.listen_host, settings.listen_port)

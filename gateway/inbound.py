@@ -173,6 +173,8 @@ class InboundServer:
                               (Route.ALERTS_GRAFANA, AlertSource.GRAFANA), (Route.ALERTS_GENERIC, AlertSource.GENERIC)):
             self.app.router.add_post(route.value, self._alerts_handler(source))
         self._runner: web.AppRunner | None = None
+        #: Requests being handled right now (the store's ``busy_when`` probe: several at once).
+        self.requests_in_flight = 0
         self.port = 0
 
     async def start(self, host: str, port: int) -> int:
@@ -203,6 +205,7 @@ class InboundServer:
         request[WHAT] = request.path
         request[WHO] = "-"
         request[OUTCOME] = "ok"
+        self.requests_in_flight += 1
         try:
             response = await handler(request)
         except _Refused as exc:
@@ -218,6 +221,8 @@ class InboundServer:
             log.exception("unhandled error for %s %s", request.method, request.path)
             request[OUTCOME] = "error"
             response = _json({"error": "internal error"}, 500)
+        finally:
+            self.requests_in_flight -= 1
         elapsed_ms = (time.perf_counter() - started) * 1000
         if request.path != Route.HEALTH.value or response.status != 200:
             log.info("%s user=%s status=%d %.1fms %s", request[WHAT], request[WHO], response.status,

@@ -229,6 +229,13 @@ class Store(abc.ABC):
         start's incident: its journal, services/incidents.py). Elsewhere, and by default, a no-op."""
         return None  # a hint: stores that always wait for the disk, or never, ignore it
 
+    def busy_when(self, probe: Callable[[], bool]) -> None:
+        """``probe()`` says whether the process is busy with several things at once (the bot: several
+        requests in flight). A store that would run a write waiting for the disk on the event loop's own
+        thread (SQLite) hands such writes to its own thread while it is, so the loop serves the others
+        during the wait. By default a no-op."""
+        return None  # a hint: stores whose writes never hold the event loop ignore it
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once what the caller wrote is visible to every other connection: at once
         here (SQLite's and memory's other readers of a write queue behind the single writer); after the

@@ -831,6 +831,8 @@ class SqliteStore(Store):
         self._slow_inline_writes = 0
         #: Writer trips made so far, on either thread (tests and benchmarks count them).
         self.writer_trips = 0
+        #: True while the process is busy with several things at once (``busy_when``).
+        self._busy: Callable[[], bool] | None = None
         self._write_lock = asyncio.Lock()
         self._checkpointer: aiosqlite.Connection | None = None
         self._checkpoint_task: asyncio.Task | None = None
@@ -994,7 +996,8 @@ class SqliteStore(Store):
                     # The writes still queued go with the COMMIT (and the BEGIN, if nothing ran yet).
                     begin, tx.begun = not tx.begun, True
                     await self._writer_trip(_finish(queued, begin=begin, relax=tx.begin_relaxed(begin),
-                                                     restore=tx.restore))  # rolled back there if it fails
+                                                    restore=tx.restore),  # rolled back there if it fails
+                                            syncs=tx.relaxed is None)
                     self._count_commit()
             finally:
                 tx.active = False
@@ -1049,7 +1052,8 @@ class SqliteStore(Store):
             # Marked before the trip: it commits or rolls back on the thread even if this task is cancelled.
             tx.finishing, tx.finished = False, True
             result = await self._writer_trip(_finish(tx.take_queued(), begin=begin, work=work,
-                                                       relax=tx.begin_relaxed(begin), restore=tx.restore))
+                                                     relax=tx.begin_relaxed(begin), restore=tx.restore),
+                                             syncs=tx.relaxed is None)
             self._count_commit()
             return cast(_T, result)
         return await self._writer_trip(_then(tx.take_queued(), work, begin=begin, relax=tx.begin_relaxed(begin)))
@@ -1104,7 +1108,10 @@ class SqliteStore(Store):
             await self._begin(tx)
             yield tx.conn
 
-    async def _writer_trip(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    def busy_when(self, probe: Callable[[], bool]) -> None:
+        self._busy = probe
+
+    async def _writer_trip(self, work: Callable[[sqlite3.Connection], _T], *, syncs: bool = False) -> _T:
         """``work`` with the writer's connection: a small write of a transaction (a few statements, all
         of them prepared and cached), on the event loop's own thread when it may, else on the writer's.
 
@@ -1118,6 +1125,9 @@ class SqliteStore(Store):
         - another process holds the write lock (a replica): the loop never waits for a lock (busy
           timeout 0); only a BEGIN can meet one, so nothing of the work ran, and it goes to the writer's
           thread, which waits for the lock as every write did;
+        - ``syncs`` (the work commits, and the commit waits for the disk) while the process is busy with
+          several things at once (``busy_when``: several requests in flight): the loop serves the others
+          while the writer's thread waits for the disk, instead of waiting itself;
         - ``INLINE_SLOW_WRITES`` inline writes in a row took longer than ``INLINE_WRITE_BUDGET_S`` each (a
           slow disk, not a hiccup): every write goes to the writer's thread for ``INLINE_PAUSE_S``, so a
           slow fsync never holds the loop for long;
@@ -1126,7 +1136,8 @@ class SqliteStore(Store):
         self.writer_trips += 1
         writer = self._require_open()
         if (self._inline_writes and self._writer_sent == self._writer_done
-                and threading.get_ident() == self._loop_thread and time.monotonic() >= self._inline_paused_until):
+                and threading.get_ident() == self._loop_thread and time.monotonic() >= self._inline_paused_until
+                and not (syncs and self._busy is not None and self._synchronous in ("FULL", "EXTRA") and self._busy())):
             raw = writer._conn
             started = time.perf_counter()
             raw.execute("PRAGMA busy_timeout = 0")
@@ -1163,7 +1174,7 @@ class SqliteStore(Store):
             return await self._in_tx(tx, work)
         self._require_open()
         async with self._write_lock:
-            result = await self._writer_trip(lambda conn: _in_transaction(conn, work))
+            result = await self._writer_trip(lambda conn: _in_transaction(conn, work), syncs=True)
             self._count_commit()
         return result
 
@@ -1486,7 +1497,8 @@ class SqliteStore(Store):
         async with self._write_lock:
             # Cancelling the caller leaves the work queued: it still commits or rolls back
             # before anything queued after it, exactly like a cancelled transaction().
-            saved, events, wrote = await self._writer_trip(lambda conn: _mutate(conn, incident_id, operation))
+            saved, events, wrote = await self._writer_trip(lambda conn: _mutate(conn, incident_id, operation),
+                                                           syncs=True)
             if wrote:
                 self._count_commit()
         return saved, events

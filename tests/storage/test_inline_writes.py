@@ -155,3 +155,28 @@ async def test_a_store_made_without_inline_writes_hands_every_write_over(tmp_pat
         assert threaded._writer_sent - sent == 2 and await threaded.get_setting("a") == "1"
     finally:
         await threaded.close()
+
+
+async def test_while_busy_a_write_that_waits_for_the_disk_goes_to_the_writers_thread(store, handoffs):
+    busy = [True]
+    store.busy_when(lambda: busy[0])
+    inc, events = incident()
+    await store.create_incident(inc, events)  # one write with its COMMIT, synchronous: handed over
+    assert len(handoffs) == 1
+    async with store.transaction():  # a commit that need not wait for the disk: still the loop's own
+        store.commit_without_sync()
+        await store.set_setting("relaxed", "1")
+        assert await store.setting_or_default("claim", "x") == "x"
+    assert len(handoffs) == 1
+    async with store.transaction():  # its statements on the loop's thread, its synchronous COMMIT handed over
+        await store.set_setting("a", "1")
+        assert await store.setting_or_default("b", "2") == "2"
+        store.commit_with_next()
+        await store.set_setting("c", "3")
+    assert len(handoffs) == 2
+    busy[0] = False
+    await store.mutate_incident(inc.id, lambda current: (current.model_copy(update={"name": "Renamed"}), []))
+    assert len(handoffs) == 2  # not busy: the loop runs it itself
+    assert (await store.get_incident(inc.id)).name == "Renamed"
+    assert {k: await store.get_setting(k) for k in ("relaxed", "claim", "a", "b", "c")} == {
+        "relaxed": "1", "claim": "x", "a": "1", "b": "2", "c": "3"}
