@@ -79,6 +79,24 @@ async def create_playbook(sandbox) -> None:
     assert result.dialog is not None and outcome.closed
 
 
+async def start_killed_at(sandbox, bot: BotProcess, method: str, path: str, *, after: bool, skip: int = 0):
+    """alice starts "Disk full" and submits the dialog; ``bot`` is killed when its request ``method path``
+    is held (``after``: once the sandbox has handled it; ``skip``: matching requests let through first).
+    Returns what alice saw of her submission."""
+    alice = sandbox.user("alice")
+    result = await alice.command("town-square", "/incident start Disk full")
+    assert result.dialog is not None
+    playbook_id = result.dialog["dialog"]["elements"][0]["options"][0]["value"]
+    gate = sandbox.gates.hold(method, path, after=after, skip=skip, token=sandbox.token_of(BOT_TOKEN_USER))
+    submission = asyncio.create_task(alice.submit_dialog({"playbook": playbook_id, "name": "Disk full",
+                                                          "description": "The database disk is full"}))
+    await asyncio.wait_for(gate.reached.wait(), 30)
+    await bot.kill()
+    outcome = await submission
+    gate.release()
+    return outcome
+
+
 @pytest.mark.parametrize(("where", "method", "path", "after", "skip"), CRASH_POINTS,
                          ids=[point[0].replace(" ", "-") for point in CRASH_POINTS])
 async def test_sigkill_during_start_is_repaired_on_restart(sandbox, tmp_path, where, method, path, after, skip,
@@ -91,17 +109,8 @@ async def test_sigkill_during_start_is_repaired_on_restart(sandbox, tmp_path, wh
     try:
         await create_playbook(sandbox)
         alice = sandbox.user("alice")
-        result = await alice.command("town-square", "/incident start Disk full")
-        assert result.dialog is not None
-        playbook_id = result.dialog["dialog"]["elements"][0]["options"][0]["value"]
-        gate = sandbox.gates.hold(method, path, after=after, skip=skip, token=sandbox.token_of(BOT_TOKEN_USER))
-        submission = asyncio.create_task(alice.submit_dialog({"playbook": playbook_id, "name": "Disk full",
-                                                              "description": "The database disk is full"}))
-        await asyncio.wait_for(gate.reached.wait(), 30)
-        await first.kill()
-        outcome = await submission
+        outcome = await start_killed_at(sandbox, first, method, path, after=after, skip=skip)
         assert not outcome.closed  # the user saw the submission fail
-        gate.release()
 
         second = BotProcess(sandbox, data_dir, tmp_path / "bot.log", e2e_database)
         dm = await alice.dm_channel("incident")
@@ -155,16 +164,7 @@ async def test_a_card_posted_for_an_incident_lost_with_its_unsynced_commit_is_dr
     try:
         await create_playbook(sandbox)
         alice = sandbox.user("alice")
-        result = await alice.command("town-square", "/incident start Disk full")
-        playbook_id = result.dialog["dialog"]["elements"][0]["options"][0]["value"]
-        gate = sandbox.gates.hold("POST", r"^/api/v4/posts/[a-z0-9]{26}/pin$", after=True,
-                                  token=sandbox.token_of(BOT_TOKEN_USER))
-        submission = asyncio.create_task(alice.submit_dialog({"playbook": playbook_id, "name": "Disk full",
-                                                              "description": None}))
-        await asyncio.wait_for(gate.reached.wait(), 30)
-        await first.kill()
-        await submission
-        gate.release()
+        await start_killed_at(sandbox, first, "POST", r"^/api/v4/posts/[a-z0-9]{26}/pin$", after=True)
         store = await open_store(database)
         try:  # what the power loss took: the incident's unsynced commit (its row, timeline, summary)
             (lost,) = (await store.list_incidents(sandbox.team("acme")["id"], is_admin=True)).items

@@ -18,9 +18,9 @@ async def test_a_start_costs_few_store_trips_and_reads_no_incident_back(sandbox,
     trips, reads = [], []
     original_trip, original_get = store._writer_trip, store.get_incident
 
-    async def counting(work):  # a trip to the writer, on the event loop's thread or the writer's own
+    async def counting(work, **options):  # a trip to the writer, on the event loop's thread or the writer's own
         trips.append(work)
-        return await original_trip(work)
+        return await original_trip(work, **options)
 
     async def get_incident(incident_id):
         reads.append(incident_id)

@@ -88,3 +88,19 @@ def no_pause_for_slow_writes(monkeypatch) -> None:
     from storage import sqlite as sqlite_store
 
     monkeypatch.setattr(sqlite_store, "INLINE_WRITE_BUDGET_S", 60.0)
+
+
+@pytest.fixture
+def hops(store):
+    """Counts the writer's trips: each a call on the writer's connection, run on the event loop's thread
+    or handed to the writer's own (``SqliteStore._writer_trip``). For SQLite stores only."""
+    counted = []
+    original = store._writer_trip
+
+    async def counting(work, **options):
+        counted.append(work)
+        return await original(work, **options)
+
+    store._writer_trip = counting
+    yield counted
+    del store._writer_trip

@@ -23,22 +23,6 @@ from storage import sqlite as sqlite_store
 from .builders import T0, incident
 
 
-@pytest.fixture
-def hops(store):
-    """Counts the writer's trips: each a call on the writer's connection, run on the event loop's thread
-    or handed to the writer's own (``SqliteStore._writer_trip``)."""
-    counted = []
-    original = store._writer_trip
-
-    async def counting(work):
-        counted.append(work)
-        return await original(work)
-
-    store._writer_trip = counting
-    yield counted
-    del store._writer_trip
-
-
 async def test_the_last_write_commits_everything_before_it(store):
     inc, events = incident()
     await store.create_incident(inc, events)

@@ -20,22 +20,6 @@ class Replayed(Exception):
     pass
 
 
-@pytest.fixture
-def hops(store):
-    """Counts the writer's trips: each a call on the writer's connection, run on the event loop's thread
-    or handed to the writer's own (``SqliteStore._writer_trip``)."""
-    counted = []
-    original = store._writer_trip
-
-    async def counting(work):
-        counted.append(work)
-        return await original(work)
-
-    store._writer_trip = counting
-    yield counted
-    del store._writer_trip
-
-
 async def dialog_transaction(store, key: str, incident_id: str, refusals: list[str]) -> str:
     """The start's first transaction: the dialog's key, the journal, the name's claim with the COMMIT."""
     def taken() -> BaseException:

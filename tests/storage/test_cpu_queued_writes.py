@@ -17,22 +17,6 @@ from domain import incidents as ops
 from .builders import T0, incident
 
 
-@pytest.fixture
-def hops(store):
-    """Counts the writer's trips: each a call on the writer's connection, run on the event loop's thread
-    or handed to the writer's own (``SqliteStore._writer_trip``)."""
-    counted = []
-    original = store._writer_trip
-
-    async def counting(work):
-        counted.append(work)
-        return await original(work)
-
-    store._writer_trip = counting
-    yield counted
-    del store._writer_trip
-
-
 async def test_delete_settings_removes_each_key_and_a_claim_only_from_its_holder(store):
     await store.set_setting("start:a", "journal")
     await store.set_setting("start-channel:t:x", "a")

@@ -16,22 +16,6 @@ from domain.errors import Conflict
 from .builders import T0, incident, writes_on_the_writers_thread
 
 
-@pytest.fixture
-def hops(store):
-    """Counts the writer's trips: each a call on the writer's connection, run on the event loop's thread
-    or handed to the writer's own (``SqliteStore._writer_trip``)."""
-    counted = []
-    original = store._writer_trip
-
-    async def counting(work):
-        counted.append(work)
-        return await original(work)
-
-    store._writer_trip = counting
-    yield counted
-    del store._writer_trip
-
-
 @pytest.mark.backends("sqlite", reason="counts hand-offs to the writer's aiosqlite thread")
 async def test_each_small_write_is_one_trip_to_the_writer(store, hops):
     inc, events = incident()
