@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import statistics
 import tempfile
 import time
@@ -36,8 +35,8 @@ from pathlib import Path
 import aiohttp
 
 from backstage.app import COOKIE
-from bench.harness import found, percentiles
-from bench.list import SEED, bot_calls, build_world
+from bench.harness import found, percentiles, quiet_logging
+from bench.list import SEED, bot_calls, build_world, world_arguments
 from bot import CommandCenter
 from sandbox import Sandbox, SandboxConfig
 from settings import Settings
@@ -65,9 +64,7 @@ async def sample(sandbox: Sandbox, http: aiohttp.ClientSession, url: str, header
 
 
 async def main(args: argparse.Namespace) -> None:
-    logging.basicConfig(level=logging.WARNING)
-    for noisy in ("mattermostautodriver", "mattermostautodriver.websocket", "command_center", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    quiet_logging()
     results: dict[str, tuple[list[float], list[int]]] = {}
     with tempfile.TemporaryDirectory(prefix="cc-bench-backstage-") as data_dir:
         async with Sandbox(SEED, config=SandboxConfig(record=True)) as sandbox:
@@ -129,12 +126,7 @@ async def _json(http: aiohttp.ClientSession, url: str, headers: dict[str, str]) 
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--public", type=int, default=8000)
-    parser.add_argument("--shared", type=int, default=1000)
-    parser.add_argument("--hidden", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=30)
-    return parser.parse_args()
+    return world_arguments(__doc__.splitlines()[0], public=8000).parse_args()
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import statistics
 import subprocess
@@ -133,6 +134,13 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def quiet_logging() -> None:
+    """Warnings only, and nothing from the libraries' and the in-process bot's chatty loggers."""
+    logging.basicConfig(level=logging.WARNING)
+    for noisy in ("mattermostautodriver", "mattermostautodriver.websocket", "command_center", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
 
 
 def percentiles(samples_ms: list[float]) -> tuple[float, float]:

@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import random
 import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import found, percentiles
+from bench.harness import found, percentiles, quiet_logging
 from bot import CommandCenter
 from domain import incidents as ops
 from domain.playbooks import StageDraft, StepDraft, new_playbook
@@ -107,9 +106,7 @@ async def measure(sandbox: Sandbox, user, text: str, rounds: int) -> tuple[list[
 
 
 async def main(args: argparse.Namespace) -> None:
-    logging.basicConfig(level=logging.WARNING)
-    for noisy in ("mattermostautodriver", "mattermostautodriver.websocket", "command_center", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    quiet_logging()
     with tempfile.TemporaryDirectory(prefix="cc-bench-list-") as data_dir:
         async with Sandbox(SEED, config=SandboxConfig(record=True)) as sandbox:
             settings = Settings(mattermost_url=sandbox.url, bot_token=sandbox.token_of("incident"),
@@ -159,13 +156,18 @@ async def main(args: argparse.Namespace) -> None:
           f"list_page1_p99_ms={percentiles(page1[0])[1]:.1f} list_page50_p99_ms={percentiles(page50[0])[1]:.1f}")
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--public", type=int, default=9000)
+def world_arguments(description: str, *, public: int) -> argparse.ArgumentParser:
+    """The options of a benchmark on :func:`build_world`'s world: its three kinds of incidents, rounds."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--public", type=int, default=public)
     parser.add_argument("--shared", type=int, default=1000)
     parser.add_argument("--hidden", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=30)
-    return parser.parse_args()
+    return parser
+
+
+def parse_args() -> argparse.Namespace:
+    return world_arguments(__doc__.splitlines()[0], public=9000).parse_args()
 
 
 if __name__ == "__main__":
