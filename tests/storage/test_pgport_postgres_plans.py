@@ -6,42 +6,28 @@ serve the statement (a table this small would otherwise be read whole)."""
 
 from __future__ import annotations
 
-import asyncpg
 import pytest
 
 from storage.base import IncidentQuery
-from storage.postgres import _list_condition, _Params
+
+from .pg_plans import explain, page_sql
 
 pytestmark = pytest.mark.backends("postgresql", reason="PostgreSQL's query plans")
 
 
 async def _plan(url: str, sql: str, *args) -> str:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute("SET enable_seqscan = off")
-        await conn.execute("ANALYZE")
-        rows = await conn.fetch(f"EXPLAIN {sql}", *args)
-        return "\n".join(row[0] for row in rows)
-    finally:
-        await conn.close()
-
-
-def _page_sql(query: IncidentQuery) -> tuple[str, list]:
-    p = _Params()
-    condition = _list_condition(query, p)
-    return (f"SELECT seq FROM incidents WHERE {condition} ORDER BY created_at DESC, seq DESC"
-            f" LIMIT {p(query.per_page)} OFFSET {p(query.offset)}", p.values)
+    return await explain(url, sql, args)
 
 
 async def test_the_severity_filter_walks_its_index(store, store_url):
-    sql, args = _page_sql(IncidentQuery.of("team1", viewer_channel_ids=["c1"], field_values={"severity": "SEV1"}))
+    sql, args = page_sql(IncidentQuery.of("team1", viewer_channel_ids=["c1"], field_values={"severity": "SEV1"}))
     plan = await _plan(store_url, sql, *args)
     assert "incidents_list_severity" in plan, plan
     assert "Sort" not in plan, plan  # newest first straight from the index
 
 
 async def test_another_field_reads_the_partial_fields_index(store, store_url):
-    sql, args = _page_sql(IncidentQuery.of("team1", is_admin=True, field_values={"customer": "ACME"}))
+    sql, args = page_sql(IncidentQuery.of("team1", is_admin=True, field_values={"customer": "ACME"}))
     plan = await _plan(store_url, sql, *args)
     assert "incidents_list_fields" in plan, plan
 

@@ -11,10 +11,11 @@ import asyncpg
 import pytest
 
 from storage.base import IncidentQuery
-from storage.postgres import PostgresStore, _count_statement, _list_condition, _Params, _private_count
+from storage.postgres import PostgresStore, _count_statement, _Params, _private_count
 from storage.sqlite import _INCIDENT_COLUMNS
 
 from .builders import T0, incident, playbook
+from .pg_plans import explain, page_sql
 
 pytestmark = pytest.mark.backends("postgresql", reason="PostgreSQL's query plans and prepared statements")
 
@@ -44,27 +45,12 @@ async def many(store, store_url):
 
 
 async def _plan(url: str, statement: tuple[str, list]) -> str:
-    sql, args = statement
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute("VACUUM (ANALYZE) incidents")  # what autovacuum would have done: visibility map set
-        await conn.execute("SET enable_seqscan = off")
-        rows = await conn.fetch(f"EXPLAIN {sql}", *args)
-        return "\n".join(row[0] for row in rows)
-    finally:
-        await conn.close()
-
-
-def _page_sql(query: IncidentQuery) -> tuple[str, list]:
-    p = _Params()
-    condition = _list_condition(query, p)
-    return (f"SELECT seq FROM incidents WHERE {condition} ORDER BY created_at DESC, seq DESC"
-            f" LIMIT {p(query.per_page)} OFFSET {p(query.offset)}", p.values)
+    return await explain(url, *statement, prepare="VACUUM (ANALYZE) incidents")
 
 
 async def test_a_rare_term_takes_its_candidates_from_the_trigram_index(many, store_url):
     query = IncidentQuery.of("team1", viewer_channel_ids=["c1"], search="DISK FULL")
-    page = await _plan(store_url, _page_sql(query))
+    page = await _plan(store_url, page_sql(query))
     assert "incidents_name_trgm" in page, page
     count = await _plan(store_url, _count_statement(query))
     assert "incidents_name_trgm" in count, count
@@ -73,7 +59,7 @@ async def test_a_rare_term_takes_its_candidates_from_the_trigram_index(many, sto
 async def test_short_terms_and_the_private_count_test_each_rows_name(many, store_url):
     for term in ("d", "db", "7"):
         query = IncidentQuery.of("team1", viewer_channel_ids=["c1"], search=term)
-        for statement in (_page_sql(query), _count_statement(query)):
+        for statement in (page_sql(query), _count_statement(query)):
             plan = await _plan(store_url, statement)
             # No LIKE the trigram index could take the name's candidates for: a test of each row.
             assert "~~" not in plan and "strpos" in plan, (term, plan)
